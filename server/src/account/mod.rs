@@ -1,0 +1,6 @@
+//! Accounts: who someone is (role, clinic), the input types that describe them, the `/v1/me`
+//! endpoint and enabling or disabling an account.
+
+pub mod handlers;
+pub mod model;
+pub mod store;

@@ -1,0 +1,172 @@
+//! `App`, the one piece of shared state (configuration, database pool, clock, keys, limiters),
+//! and the HTTP router assembled from every domain. Tests build their own `App`; there are no
+//! globals.
+
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+
+use crate::auth::tokens::TokenKeys;
+use crate::clock::Clock;
+use crate::config::{Config, KeySource, Secret, SigningKey};
+use crate::db::Db;
+use crate::http::rate_limit::RateLimiter;
+
+/// Rate limiters for the credential endpoints.
+#[derive(Debug)]
+pub struct AuthLimits {
+    /// Login attempts per email address.
+    pub login_per_account: RateLimiter,
+    /// Login attempts per client address (generous: many users may share a proxy).
+    pub login_per_client: RateLimiter,
+    /// Refreshes per client address.
+    pub refresh_per_client: RateLimiter,
+    /// Invitation acceptances per client address (codes are short enough to guess at scale).
+    pub accept_per_client: RateLimiter,
+}
+
+impl AuthLimits {
+    fn new(per_minute: u32) -> Self {
+        Self {
+            login_per_account: RateLimiter::new(per_minute),
+            login_per_client: RateLimiter::new(per_minute.saturating_mul(10)),
+            refresh_per_client: RateLimiter::new(per_minute.saturating_mul(10)),
+            accept_per_client: RateLimiter::new(per_minute),
+        }
+    }
+}
+
+/// Everything a request or a worker needs.
+#[derive(Debug)]
+pub struct App {
+    /// The validated configuration.
+    pub config: Config,
+    /// The database pool.
+    pub db: Db,
+    /// The source of `now`.
+    pub clock: Arc<dyn Clock>,
+    /// Access-token keys.
+    pub tokens: TokenKeys,
+    /// Credential endpoint limiters.
+    pub limits: AuthLimits,
+    /// A hash to verify against when an email is unknown, so that the response time does not
+    /// reveal which addresses have accounts.
+    pub(crate) decoy_hash: tokio::sync::OnceCell<String>,
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+impl App {
+    /// Builds the application from its configuration. Opens no database connection yet.
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let keys = match &config.keys {
+            KeySource::Configured(keys) => keys.clone(),
+            KeySource::DevelopmentFile(path) => vec![load_or_create_dev_key(path)?],
+        };
+        let tokens = TokenKeys::new(&keys, &config.jwt_issuer, &config.jwt_audience)
+            .context("COMPANION_JWT_KEYS holds no key")?;
+        let db = Db::new(&config.database, config.db_pool_size).map_err(anyhow::Error::msg)?;
+        let limits = AuthLimits::new(config.auth_rate_limit_per_minute);
+        Ok(Self {
+            config,
+            db,
+            clock,
+            tokens,
+            limits,
+            decoy_hash: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The current instant from the application clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+/// The state handed to every handler: a cheap clone of the shared `App`.
+#[derive(Clone, Debug)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The complete HTTP service: every documented route plus `/openapi.json`, `/docs` and the
+/// middleware stack.
+pub fn router(state: AppState) -> Router {
+    let (api, document) = crate::openapi::api_router().split_for_parts();
+    let docs = crate::openapi::docs_router(document);
+    let router = api.merge(docs);
+    crate::http::middleware::apply(router, &state.config).with_state(state)
+}
+
+/// Reads the development signing key, generating it on first use. Never used in production
+/// (the configuration refuses to start without `COMPANION_JWT_KEYS` there).
+fn load_or_create_dev_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    if path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the development key {}", path.display()))?;
+        let secret = engine
+            .decode(text.trim())
+            .ok()
+            .filter(|s| s.len() >= 32)
+            .with_context(|| {
+                format!(
+                    "the development key {} is corrupt; delete it",
+                    path.display()
+                )
+            })?;
+        return Ok(SigningKey {
+            id: "dev".into(),
+            secret: Secret::new(secret),
+        });
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut secret = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    write_private(path, engine.encode(&secret).as_bytes())
+        .with_context(|| format!("cannot write the development key {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "no COMPANION_JWT_KEYS configured: generated a development signing key (never do this in production)"
+    );
+    Ok(SigningKey {
+        id: "dev".into(),
+        secret: Secret::new(secret),
+    })
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}

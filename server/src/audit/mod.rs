@@ -1,0 +1,73 @@
+//! The audit trail: who read or changed patient data or accounts, and when. Rows are written in
+//! the same transaction as the read or change they describe, so none is lost.
+
+use chrono::NaiveDateTime;
+use companion_schema::ids::AuditEventId;
+use companion_schema::schema::audit_events;
+use diesel::prelude::*;
+
+use crate::auth::extract::Caller;
+use crate::db::DbConnection;
+
+/// One audited action.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// Who.
+    pub actor_id: String,
+    /// What, as a stable verb such as `patient_roster.read`.
+    pub action: &'static str,
+    /// The clinic concerned.
+    pub clinic_id: Option<String>,
+    /// The patient concerned.
+    pub patient_id: Option<String>,
+    /// The record concerned.
+    pub subject_id: Option<String>,
+    /// The request that did it.
+    pub request_id: Option<String>,
+    /// When.
+    pub at: NaiveDateTime,
+}
+
+impl AuditEntry {
+    /// An entry for `caller` doing `action` at `at`.
+    pub fn by(caller: &Caller, action: &'static str, at: NaiveDateTime) -> Self {
+        Self {
+            actor_id: caller.account_id.to_string(),
+            action,
+            clinic_id: caller.clinic_id.as_ref().map(ToString::to_string),
+            patient_id: None,
+            subject_id: None,
+            request_id: caller.request_id.clone(),
+            at,
+        }
+    }
+
+    /// Names the clinic concerned.
+    pub fn clinic(mut self, clinic_id: &str) -> Self {
+        self.clinic_id = Some(clinic_id.to_owned());
+        self
+    }
+
+    /// Names the record concerned.
+    pub fn subject(mut self, subject_id: &str) -> Self {
+        self.subject_id = Some(subject_id.to_owned());
+        self
+    }
+}
+
+/// Writes an audit row.
+pub fn record(conn: &mut DbConnection, entry: &AuditEntry) -> QueryResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::id.eq(AuditEventId::generate().into_string()),
+            audit_events::at.eq(entry.at),
+            audit_events::actor_id.eq(&entry.actor_id),
+            audit_events::action.eq(entry.action),
+            audit_events::clinic_id.eq(&entry.clinic_id),
+            audit_events::patient_id.eq(&entry.patient_id),
+            audit_events::subject_id.eq(&entry.subject_id),
+            audit_events::request_id.eq(&entry.request_id),
+        ))
+        .execute(conn)
+        .map(drop)
+}

@@ -1,0 +1,280 @@
+//! `/v1/auth`: sign in, refresh, sign out.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, TimeDelta, Utc};
+use companion_schema::ids::SessionId;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::account::model::Email;
+use crate::account::store as accounts;
+use crate::app::{App, AppState};
+use crate::auth::extract::Caller;
+use crate::auth::password;
+use crate::auth::refresh::{digest, new_refresh_token};
+use crate::auth::store::{self, Rotation};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{ApiJson, ClientAddr};
+
+/// Credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The account's email address.
+    #[schema(example = "ann@example.org")]
+    pub email: String,
+    /// The password.
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// A refresh token to exchange.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last sign-in or refresh. It is spent by this call.
+    pub refresh_token: String,
+}
+
+/// A token pair.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// Bearer token for `Authorization`; short-lived.
+    pub access_token: String,
+    /// Single-use token for `POST /v1/auth/refresh`; keep it secret.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: u64,
+}
+
+/// A fresh refresh token and the stored form of it.
+pub struct NewRefresh {
+    /// Given to the client.
+    pub token: String,
+    /// Stored.
+    pub hash: String,
+    /// When it lapses.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Generates the next refresh token.
+pub fn new_refresh(app: &App, now: DateTime<Utc>) -> NewRefresh {
+    let token = new_refresh_token();
+    let hash = digest(&token);
+    let ttl = TimeDelta::from_std(app.config.refresh_token_ttl).unwrap_or(TimeDelta::days(30));
+    NewRefresh {
+        token,
+        hash,
+        expires_at: now + ttl,
+    }
+}
+
+/// Signs the access token for a session and pairs it with its refresh token.
+pub fn token_response(
+    app: &App,
+    account_id: &str,
+    session_id: &str,
+    refresh: NewRefresh,
+    now: DateTime<Utc>,
+) -> ApiResult<TokenResponse> {
+    let ttl = app.config.access_token_ttl.as_secs();
+    let access_token = app
+        .tokens
+        .issue(account_id, session_id, now, ttl as i64)
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(TokenResponse {
+        access_token,
+        refresh_token: refresh.token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+    })
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "The email or password is wrong.")
+}
+
+/// Sign in with email and password
+///
+/// Starts a session and returns its first token pair. Limited per account and per client.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 403, description = "The account is disabled (code `account_disabled`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let now = state.now();
+    state
+        .limits
+        .login_per_client
+        .check(&client.key(), now)
+        .map_err(ApiError::rate_limited)?;
+    let email = Email::parse(&body.email).map_err(|p| ApiError::invalid_field("email", p))?;
+    state
+        .limits
+        .login_per_account
+        .check(email.as_str(), now)
+        .map_err(ApiError::rate_limited)?;
+    if body.password.is_empty() || body.password.len() > 1024 {
+        return Err(ApiError::invalid_field(
+            "password",
+            "must be 1 to 1024 bytes",
+        ));
+    }
+
+    let lookup = email.as_str().to_owned();
+    let account = state
+        .db
+        .run(move |conn| accounts::find_by_email(conn, &lookup))
+        .await?;
+    let Some(account) = account else {
+        let decoy = state
+            .decoy_hash
+            .get_or_try_init(|| async {
+                let throwaway = crate::account::model::NewPassword::parse(&new_refresh_token())
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                password::hash_blocking(throwaway).await
+            })
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        password::verify_blocking(body.password, decoy.clone()).await;
+        return Err(invalid_credentials());
+    };
+    if !password::verify_blocking(body.password, account.password_hash.clone()).await {
+        return Err(invalid_credentials());
+    }
+    if account.disabled_at.is_some() {
+        return Err(ApiError::forbidden_because(
+            "account_disabled",
+            "This account is disabled.",
+        ));
+    }
+
+    let session_id = SessionId::generate();
+    let refresh = new_refresh(&state, now);
+    let (sid, aid, hash) = (
+        session_id.to_string(),
+        account.id.clone(),
+        refresh.hash.clone(),
+    );
+    let (now_db, expires_db) = (now.naive_utc(), refresh.expires_at.naive_utc());
+    state
+        .db
+        .write(move |conn| store::start_session(conn, &sid, &aid, &hash, now_db, expires_db))
+        .await?;
+    tracing::info!(account_id = %account.id, session_id = %session_id, "signed in");
+    token_response(&state, &account.id, session_id.as_str(), refresh, now).map(Json)
+}
+
+/// Exchange a refresh token for a new token pair
+///
+/// The presented token is spent. Presenting a spent token again revokes the whole session
+/// (someone else holds a copy), and both holders must sign in again.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    operation_id = "refresh_session",
+    security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token (code `refresh_token_reused` when reuse revoked the session)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let now = state.now();
+    state
+        .limits
+        .refresh_per_client
+        .check(&client.key(), now)
+        .map_err(ApiError::rate_limited)?;
+    if body.refresh_token.is_empty() || body.refresh_token.len() > 512 {
+        return Err(ApiError::invalid_field(
+            "refresh_token",
+            "must be 1 to 512 characters",
+        ));
+    }
+    let presented = digest(&body.refresh_token);
+    let next = new_refresh(&state, now);
+    let next_hash = next.hash.clone();
+    let (now_db, expires_db) = (now.naive_utc(), next.expires_at.naive_utc());
+    let outcome = state
+        .db
+        .write(move |conn| store::rotate(conn, &presented, &next_hash, now_db, expires_db))
+        .await?;
+    match outcome {
+        Rotation::Rotated {
+            account_id,
+            session_id,
+        } => token_response(&state, &account_id, &session_id, next, now).map(Json),
+        Rotation::Reused => {
+            tracing::warn!("spent refresh token presented again: session revoked");
+            Err(ApiError::unauthorized(
+                "refresh_token_reused",
+                "This refresh token was already used; the session has been ended. Sign in again.",
+            ))
+        }
+        Rotation::Refused => Err(ApiError::unauthorized(
+            "invalid_refresh_token",
+            "The refresh token is unknown, expired or revoked.",
+        )),
+    }
+}
+
+/// Sign out
+///
+/// Ends the caller's session: its refresh tokens and access tokens stop working at once.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    let now = state.now().naive_utc();
+    let sid = caller.session_id.to_string();
+    state
+        .db
+        .write(move |conn| store::revoke_session(conn, &sid, now, "logout"))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,9 @@
+//! Authentication: password hashing, access tokens (JWT), rotating refresh tokens with reuse
+//! detection, the extractors that identify and authorise the caller, and the `/v1/auth` endpoints.
+
+pub mod extract;
+pub mod handlers;
+pub mod password;
+pub mod refresh;
+pub mod store;
+pub mod tokens;

@@ -1,0 +1,200 @@
+//! Sessions (refresh-token families) and their tokens. A family is one sign-in on one device;
+//! each refresh spends the presented token and issues the next one in the same family.
+
+use chrono::NaiveDateTime;
+use companion_schema::schema::{accounts, refresh_families, refresh_tokens};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+
+/// Starts a session for `account_id` with its first refresh token.
+pub fn start_session(
+    conn: &mut DbConnection,
+    session_id: &str,
+    account_id: &str,
+    token_hash: &str,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(refresh_families::table)
+        .values((
+            refresh_families::id.eq(session_id),
+            refresh_families::account_id.eq(account_id),
+            refresh_families::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    insert_token(conn, session_id, token_hash, now, expires_at)
+}
+
+fn insert_token(
+    conn: &mut DbConnection,
+    session_id: &str,
+    token_hash: &str,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(token_hash),
+            refresh_tokens::family_id.eq(session_id),
+            refresh_tokens::issued_at.eq(now),
+            refresh_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live: it is spent and `next_hash` now continues the session.
+    Rotated {
+        /// The account.
+        account_id: String,
+        /// The session.
+        session_id: String,
+    },
+    /// The token had already been spent: someone holds a copy. The whole session is revoked.
+    Reused,
+    /// Unknown, expired, or its session was revoked or its account disabled.
+    Refused,
+}
+
+/// Spends `presented_hash` and stores `next_hash` in its place, detecting reuse. Run inside a
+/// write transaction: the revocation on reuse must commit even though the caller answers 401.
+pub fn rotate(
+    conn: &mut DbConnection,
+    presented_hash: &str,
+    next_hash: &str,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<Rotation> {
+    let found: Option<(
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        String,
+        Option<NaiveDateTime>,
+    )> = refresh_tokens::table
+        .inner_join(refresh_families::table.inner_join(accounts::table))
+        .filter(refresh_tokens::token_hash.eq(presented_hash))
+        .select((
+            refresh_tokens::family_id,
+            refresh_tokens::expires_at,
+            refresh_tokens::spent_at,
+            refresh_families::revoked_at,
+            refresh_families::account_id,
+            accounts::disabled_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((session_id, token_expires, spent_at, revoked_at, account_id, disabled_at)) = found
+    else {
+        return Ok(Rotation::Refused);
+    };
+    if revoked_at.is_some() || disabled_at.is_some() {
+        return Ok(Rotation::Refused);
+    }
+    if spent_at.is_some() {
+        revoke_session(conn, &session_id, now, "refresh_token_reused")?;
+        return Ok(Rotation::Reused);
+    }
+    if token_expires <= now {
+        return Ok(Rotation::Refused);
+    }
+    // Conditional on still being unspent, so two concurrent refreshes cannot both win.
+    let spent = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(presented_hash))
+            .filter(refresh_tokens::spent_at.is_null()),
+    )
+    .set(refresh_tokens::spent_at.eq(now))
+    .execute(conn)?;
+    if spent == 0 {
+        revoke_session(conn, &session_id, now, "refresh_token_reused")?;
+        return Ok(Rotation::Reused);
+    }
+    insert_token(conn, &session_id, next_hash, now, expires_at)?;
+    Ok(Rotation::Rotated {
+        account_id,
+        session_id,
+    })
+}
+
+/// Revokes one session (logout, or reuse detected).
+pub fn revoke_session(
+    conn: &mut DbConnection,
+    session_id: &str,
+    now: NaiveDateTime,
+    reason: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        refresh_families::table
+            .filter(refresh_families::id.eq(session_id))
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set((
+        refresh_families::revoked_at.eq(now),
+        refresh_families::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+}
+
+/// Revokes every session of an account (disabling it).
+pub fn revoke_all_sessions(
+    conn: &mut DbConnection,
+    account_id: &str,
+    now: NaiveDateTime,
+    reason: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        refresh_families::table
+            .filter(refresh_families::account_id.eq(account_id))
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set((
+        refresh_families::revoked_at.eq(now),
+        refresh_families::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+}
+
+/// What the request extractor needs to know about a live session.
+#[derive(Debug, Clone, Queryable)]
+pub struct SessionState {
+    /// Role name.
+    pub role: String,
+    /// Clinic.
+    pub clinic_id: Option<String>,
+    /// Set if the account is disabled.
+    pub disabled_at: Option<NaiveDateTime>,
+    /// Set if the session was revoked.
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// Looks up the session behind an access token (one indexed join per request).
+pub fn session_state(
+    conn: &mut DbConnection,
+    session_id: &str,
+    account_id: &str,
+) -> QueryResult<Option<SessionState>> {
+    refresh_families::table
+        .inner_join(accounts::table)
+        .filter(refresh_families::id.eq(session_id))
+        .filter(refresh_families::account_id.eq(account_id))
+        .select((
+            accounts::role,
+            accounts::clinic_id,
+            accounts::disabled_at,
+            refresh_families::revoked_at,
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Deletes refresh tokens that expired before `before` (housekeeping).
+pub fn purge_expired_tokens(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(before)))
+        .execute(conn)
+}

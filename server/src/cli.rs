@@ -1,0 +1,209 @@
+//! The `companion` command line: `serve`, `work`, `migrate`, `openapi` and `admin`.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, AppState};
+use crate::clock::SystemClock;
+use crate::config::{Config, LogFormat};
+
+/// Companion: the backend that keeps patients connected to their ketamine or esketamine clinic
+/// between treatment sessions.
+#[derive(Debug, Parser)]
+#[command(name = "companion", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (and, unless --no-workers, run the background workers in-process).
+    Serve {
+        /// Serve the API only; run `companion work` elsewhere.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run the background workers only.
+    Work,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Administrative tasks.
+    Admin {
+        /// The task.
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+}
+
+/// Administrative tasks.
+#[derive(Debug, Subcommand)]
+pub enum AdminTask {
+    /// Create an organisation admin (a fresh installation's first account). The password is read
+    /// from COMPANION_ADMIN_PASSWORD or, if unset, from the first line of standard input.
+    CreateOrgAdmin {
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// Runs the command line; the process exit code follows from the result.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        print!("{}", crate::openapi::document_json());
+        return Ok(());
+    }
+    let config = Config::from_env()?;
+    init_logging(&config);
+    let app = Arc::new(App::new(config, Arc::new(SystemClock))?);
+    connect(&app).await?;
+    match cli.command {
+        Command::Serve { no_workers } => {
+            if app.config.migrate_on_start {
+                migrate(&app).await?;
+            }
+            serve(app, !no_workers).await
+        }
+        Command::Work => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            crate::worker::run(app, shutdown).await;
+            Ok(())
+        }
+        Command::Migrate => migrate(&app).await,
+        Command::Admin {
+            task: AdminTask::CreateOrgAdmin { email },
+        } => {
+            migrate(&app).await?;
+            let password = admin_password()?;
+            let id =
+                crate::account::handlers::create_org_admin(&app.db, &email, &password, app.now())
+                    .await?;
+            eprintln!("created organisation admin {id}");
+            Ok(())
+        }
+        Command::Openapi => Ok(()),
+    }
+}
+
+/// Opens one connection first, directly, so a wrong URL or a server that is down is reported
+/// with its real cause in one line.
+async fn connect(app: &App) -> anyhow::Result<()> {
+    let target = app.config.database.clone();
+    tokio::task::spawn_blocking(move || crate::db::establish(&target).map(drop))
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!(database = %app.config.database.describe(), "database reachable");
+    Ok(())
+}
+
+async fn migrate(app: &App) -> anyhow::Result<()> {
+    let applied = app.db.migrate().await.context("migrations failed")?;
+    for name in &applied {
+        tracing::info!(migration = %name, "migration applied");
+    }
+    Ok(())
+}
+
+async fn serve(app: Arc<App>, with_workers: bool) -> anyhow::Result<()> {
+    let addr = app.config.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (COMPANION_ADDR)"))?;
+    let shutdown = CancellationToken::new();
+    let worker =
+        with_workers.then(|| tokio::spawn(crate::worker::run(app.clone(), shutdown.clone())));
+    tracing::info!(%addr, workers = with_workers, "serving");
+    let router = crate::app::router(AppState(app));
+    let stop = shutdown.clone();
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        cancel_on_signal(stop).await;
+    })
+    .await
+    .context("server failed")?;
+    shutdown.cancel();
+    if let Some(worker) = worker {
+        worker.await.ok();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    ctrl_c.await.ok();
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.ok();
+    tracing::info!("shutdown requested");
+    token.cancel();
+}
+
+fn admin_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("COMPANION_ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password for the new organisation admin: ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(
+        !password.is_empty(),
+        "no password given: set COMPANION_ADMIN_PASSWORD or pipe it on standard input"
+    );
+    Ok(password)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match config.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    if result.is_err() {
+        eprintln!("logging was already initialised");
+    }
+}

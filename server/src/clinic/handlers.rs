@@ -1,0 +1,258 @@
+//! `/v1/clinics`: create and read clinics, and the patient roster.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use companion_schema::ids::ClinicId;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::account::model::{Role, parse_timezone};
+use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::{Caller, OrgAdmin, Staff};
+use crate::clinic::store::{self, ClinicRow, RosterRow};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::pagination::{PageParams, Paginated};
+use crate::time::utc;
+
+/// A new clinic.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClinic {
+    /// Name, 1 to 200 characters.
+    #[schema(example = "Lakeside Ketamine Clinic")]
+    pub name: String,
+    /// The clinic's IANA time zone.
+    #[schema(example = "America/Chicago")]
+    pub timezone: String,
+}
+
+/// A clinic.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Clinic {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// IANA time zone.
+    pub timezone: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ClinicRow> for Clinic {
+    fn from(row: ClinicRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            timezone: row.timezone,
+            created_at: utc(row.created_at),
+        }
+    }
+}
+
+/// A patient on the roster.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RosterPatient {
+    /// The patient's account id.
+    pub id: String,
+    /// Display name, if given.
+    pub display_name: Option<String>,
+    /// Email.
+    pub email: String,
+    /// IANA time zone.
+    pub timezone: String,
+    /// When the patient enrolled.
+    pub enrolled_at: DateTime<Utc>,
+    /// Whether the account is disabled.
+    pub disabled: bool,
+}
+
+impl From<RosterRow> for RosterPatient {
+    fn from(row: RosterRow) -> Self {
+        Self {
+            id: row.id,
+            display_name: row.display_name,
+            email: row.email,
+            timezone: row.timezone,
+            enrolled_at: utc(row.created_at),
+            disabled: row.disabled_at.is_some(),
+        }
+    }
+}
+
+/// Create a clinic
+#[utoipa::path(
+    post,
+    path = "/v1/clinics",
+    tag = "clinics",
+    operation_id = "create_clinic",
+    security(("bearer" = [])),
+    request_body = CreateClinic,
+    responses(
+        (status = 201, description = "Created", body = Clinic),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not an organisation admin", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn create_clinic(
+    State(state): State<AppState>,
+    OrgAdmin(caller): OrgAdmin,
+    ApiJson(body): ApiJson<CreateClinic>,
+) -> ApiResult<(StatusCode, Json<Clinic>)> {
+    let mut problems = std::collections::BTreeMap::new();
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        problems.insert(
+            "name".into(),
+            "must be 1 to 200 printable characters".into(),
+        );
+    }
+    let timezone = parse_timezone(&body.timezone)
+        .map_err(|p| problems.insert("timezone".into(), p.into()))
+        .ok();
+    let Some(timezone) = timezone.filter(|_| problems.is_empty()) else {
+        return Err(ApiError::validation(problems));
+    };
+    let now = state.now().naive_utc();
+    let row = ClinicRow {
+        id: ClinicId::generate().into_string(),
+        name,
+        timezone: timezone.name().to_owned(),
+        created_at: now,
+    };
+    let stored = row.clone();
+    let entry = AuditEntry::by(&caller, "clinic.create", now).clinic(&row.id);
+    state
+        .db
+        .write(move |conn| {
+            store::insert(conn, &stored)?;
+            audit::record(conn, &entry)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// List clinics
+///
+/// Organisation admins see every clinic; staff see their own.
+#[utoipa::path(
+    get,
+    path = "/v1/clinics",
+    tag = "clinics",
+    operation_id = "list_clinics",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of clinics", body = Paginated<Clinic>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Patients cannot list clinics", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_clinics(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<Clinic>>> {
+    let page = params.parse()?;
+    let only = match caller.role {
+        Role::OrgAdmin => None,
+        Role::ClinicAdmin | Role::Clinician => caller.clinic_id.as_ref().map(ToString::to_string),
+        Role::Patient => return Err(ApiError::forbidden("Patients cannot list clinics.")),
+    };
+    let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
+    let rows = state
+        .db
+        .run(move |conn| store::list(conn, only.as_deref(), after.as_deref(), limit))
+        .await?;
+    let rows: Vec<Clinic> = rows.into_iter().map(Clinic::from).collect();
+    Ok(Json(Paginated::from_rows(rows, &page, |c| c.id.as_str())))
+}
+
+/// Get a clinic
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}",
+    tag = "clinics",
+    operation_id = "get_clinic",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    responses(
+        (status = 200, description = "The clinic", body = Clinic),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Patients cannot read clinics", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_clinic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(clinic_id): Path<String>,
+) -> ApiResult<Json<Clinic>> {
+    let clinic_id = ClinicId::parse(&clinic_id).ok_or_else(|| ApiError::not_found("clinic"))?;
+    match caller.role {
+        Role::OrgAdmin => {}
+        Role::Patient => return Err(ApiError::forbidden("Patients cannot read clinics.")),
+        Role::ClinicAdmin | Role::Clinician => caller.ensure_staff_of(&clinic_id)?,
+    }
+    let id = clinic_id.to_string();
+    state
+        .db
+        .run(move |conn| store::find(conn, &id))
+        .await?
+        .map(|row| Json(row.into()))
+        .ok_or_else(|| ApiError::not_found("clinic"))
+}
+
+/// List a clinic's patients
+///
+/// The roster, in enrolment order. Every read is recorded in the audit trail.
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/patients",
+    tag = "clinics",
+    operation_id = "list_clinic_patients",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic"), PageParams),
+    responses(
+        (status = 200, description = "A page of the roster", body = Paginated<RosterPatient>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_clinic_patients(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(clinic_id): Path<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<RosterPatient>>> {
+    let clinic_id = ClinicId::parse(&clinic_id).ok_or_else(|| ApiError::not_found("clinic"))?;
+    caller.ensure_staff_of(&clinic_id)?;
+    let page = params.parse()?;
+    let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
+    let entry = AuditEntry::by(&caller, "patient_roster.read", state.now().naive_utc())
+        .clinic(clinic_id.as_str());
+    let id = clinic_id.to_string();
+    let rows = state
+        .db
+        .write(move |conn| {
+            audit::record(conn, &entry)?;
+            store::roster(conn, &id, after.as_deref(), limit)
+        })
+        .await?;
+    let rows: Vec<RosterPatient> = rows.into_iter().map(RosterPatient::from).collect();
+    Ok(Json(Paginated::from_rows(rows, &page, |p| p.id.as_str())))
+}

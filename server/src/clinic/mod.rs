@@ -1,0 +1,4 @@
+//! Clinics and their patient roster.
+
+pub mod handlers;
+pub mod store;

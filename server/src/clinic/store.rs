@@ -1,0 +1,103 @@
+//! Clinic rows and roster queries.
+
+use chrono::NaiveDateTime;
+use companion_schema::schema::{accounts, clinics};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+
+/// A clinic as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = clinics)]
+pub struct ClinicRow {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// IANA zone.
+    pub timezone: String,
+    /// Created.
+    pub created_at: NaiveDateTime,
+}
+
+/// Inserts a clinic.
+pub fn insert(conn: &mut DbConnection, clinic: &ClinicRow) -> QueryResult<()> {
+    diesel::insert_into(clinics::table)
+        .values(clinic)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Finds a clinic.
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ClinicRow>> {
+    clinics::table
+        .find(id)
+        .select(ClinicRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A page of clinics in id order, optionally only one.
+pub fn list(
+    conn: &mut DbConnection,
+    only: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ClinicRow>> {
+    let mut query = clinics::table
+        .select(ClinicRow::as_select())
+        .order(clinics::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(id) = only {
+        query = query.filter(clinics::id.eq(id.to_owned()));
+    }
+    if let Some(after) = after {
+        query = query.filter(clinics::id.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// One patient on a clinic roster.
+#[derive(Debug, Clone, Queryable)]
+pub struct RosterRow {
+    /// Account id.
+    pub id: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Email.
+    pub email: String,
+    /// IANA zone.
+    pub timezone: String,
+    /// Enrolled.
+    pub created_at: NaiveDateTime,
+    /// Disabled.
+    pub disabled_at: Option<NaiveDateTime>,
+}
+
+/// A page of a clinic's patients in enrolment (id) order.
+pub fn roster(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<RosterRow>> {
+    let mut query = accounts::table
+        .filter(accounts::clinic_id.eq(clinic_id.to_owned()))
+        .filter(accounts::role.eq("patient"))
+        .select((
+            accounts::id,
+            accounts::display_name,
+            accounts::email,
+            accounts::timezone,
+            accounts::created_at,
+            accounts::disabled_at,
+        ))
+        .order(accounts::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(accounts::id.gt(after.to_owned()));
+    }
+    query.load(conn)
+}

@@ -1,0 +1,551 @@
+//! Typed configuration read from `COMPANION_*` environment variables (plus `DATABASE_URL`), with an
+//! optional `KEY=VALUE` file named by `COMPANION_CONFIG_FILE` underneath them. Everything is
+//! validated at start; an error names the offending key. Secrets print as `[redacted]`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret value.
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Development (forgiving defaults, generated signing key) or production (strict).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    /// A developer's machine or a test.
+    Development,
+    /// A real deployment.
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (the default; what log pipelines ingest).
+    Json,
+    /// Human-readable lines for a terminal.
+    Text,
+}
+
+/// Which database backend a URL selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A PostgreSQL server, by libpq connection URL.
+    Postgres(Secret<String>),
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseTarget {
+    /// Picks the backend from the URL scheme: `postgres://`/`postgresql://` or `sqlite://PATH`
+    /// (`sqlite:PATH` is accepted too).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url::Url::parse(url).map_err(|e| format!("not a valid PostgreSQL URL ({e})"))?;
+            return Ok(Self::Postgres(Secret::new(url.to_owned())));
+        }
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                return Err("the SQLite URL names no file (expected sqlite://PATH)".into());
+            }
+            if rest == ":memory:" {
+                return Err(
+                    "an in-memory SQLite database cannot be shared by a connection pool; name a file"
+                        .into(),
+                );
+            }
+            return Ok(Self::Sqlite(PathBuf::from(rest)));
+        }
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(format!(
+            "unsupported scheme '{scheme}' (expected postgres://... or sqlite://PATH)"
+        ))
+    }
+
+    /// A description safe to log: host and database for PostgreSQL (never the password), the
+    /// path for SQLite.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Postgres(url) => match url::Url::parse(url.expose()) {
+                Ok(u) => format!(
+                    "PostgreSQL at {}:{}{}",
+                    u.host_str().unwrap_or("localhost"),
+                    u.port().unwrap_or(5432),
+                    u.path()
+                ),
+                Err(_) => "PostgreSQL".into(),
+            },
+            Self::Sqlite(path) => format!("SQLite at {}", path.display()),
+        }
+    }
+}
+
+/// One access-token signing key (HMAC-SHA256) with the id put in the token header.
+#[derive(Clone, Debug)]
+pub struct SigningKey {
+    /// The key id (`kid`).
+    pub id: String,
+    /// At least 32 bytes of key material.
+    pub secret: Secret<Vec<u8>>,
+}
+
+/// Where the signing keys came from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// `COMPANION_JWT_KEYS`: the first key signs, all of them verify (rotation).
+    Configured(Vec<SigningKey>),
+    /// Nothing configured (development only): a key generated once into the data folder.
+    DevelopmentFile(PathBuf),
+}
+
+/// The whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Development or production.
+    pub environment: Environment,
+    /// `COMPANION_ADDR`: listen address.
+    pub addr: SocketAddr,
+    /// `COMPANION_DATA_DIR`: SQLite database and development key.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL` (default: SQLite in the data folder).
+    pub database: DatabaseTarget,
+    /// `COMPANION_DB_POOL_SIZE`.
+    pub db_pool_size: usize,
+    /// `COMPANION_MIGRATE_ON_START`: `serve` applies pending migrations first.
+    pub migrate_on_start: bool,
+    /// Signing keys for access tokens.
+    pub keys: KeySource,
+    /// `COMPANION_JWT_ISSUER`.
+    pub jwt_issuer: String,
+    /// `COMPANION_JWT_AUDIENCE`.
+    pub jwt_audience: String,
+    /// `COMPANION_ACCESS_TOKEN_TTL` (seconds).
+    pub access_token_ttl: Duration,
+    /// `COMPANION_REFRESH_TOKEN_TTL` (seconds).
+    pub refresh_token_ttl: Duration,
+    /// `COMPANION_INVITATION_TTL` (seconds): default lifetime of an invitation code.
+    pub invitation_ttl: Duration,
+    /// `COMPANION_AUTH_RATE_LIMIT`: attempts per minute per client on login, refresh and
+    /// invitation acceptance.
+    pub auth_rate_limit_per_minute: u32,
+    /// `COMPANION_CORS_ORIGINS`: allowed browser origins (empty: no cross-origin access).
+    pub cors_origins: Vec<String>,
+    /// `COMPANION_REQUEST_TIMEOUT` (seconds).
+    pub request_timeout: Duration,
+    /// `COMPANION_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// `COMPANION_LOG_FORMAT`: `json` or `text`.
+    pub log_format: LogFormat,
+    /// `COMPANION_LOG`: a tracing filter such as `info` or `companion=debug`.
+    pub log_filter: String,
+    /// `COMPANION_WORKER_INTERVAL` (seconds): how often housekeeping runs.
+    pub worker_interval: Duration,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {problem}")]
+pub struct ConfigError {
+    /// The setting at fault.
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn err(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// Every key this program reads; anything else starting with `COMPANION_` (other than the test
+/// suite's `COMPANION_TEST_*`) is reported, since a misspelt setting silently ignored is a classic
+/// production outage.
+pub const KEYS: &[&str] = &[
+    "COMPANION_ENV",
+    "COMPANION_ADDR",
+    "COMPANION_DATA_DIR",
+    "COMPANION_CONFIG_FILE",
+    "COMPANION_DB_POOL_SIZE",
+    "COMPANION_MIGRATE_ON_START",
+    "COMPANION_JWT_KEYS",
+    "COMPANION_JWT_ISSUER",
+    "COMPANION_JWT_AUDIENCE",
+    "COMPANION_ACCESS_TOKEN_TTL",
+    "COMPANION_REFRESH_TOKEN_TTL",
+    "COMPANION_INVITATION_TTL",
+    "COMPANION_AUTH_RATE_LIMIT",
+    "COMPANION_CORS_ORIGINS",
+    "COMPANION_REQUEST_TIMEOUT",
+    "COMPANION_MAX_BODY_BYTES",
+    "COMPANION_LOG_FORMAT",
+    "COMPANION_LOG",
+    "COMPANION_WORKER_INTERVAL",
+    "COMPANION_ADMIN_PASSWORD",
+    "DATABASE_URL",
+];
+
+impl Config {
+    /// Reads the process environment, with the optional configuration file beneath it.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut source: BTreeMap<String, String> = BTreeMap::new();
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("COMPANION_") || k == "DATABASE_URL")
+            .collect();
+        if let Some(file) = env.get("COMPANION_CONFIG_FILE") {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| err("COMPANION_CONFIG_FILE", format!("cannot read {file}: {e}")))?;
+            source.extend(parse_env_file(&text).map_err(|p| err("COMPANION_CONFIG_FILE", p))?);
+        }
+        source.extend(env);
+        Self::from_source(&source)
+    }
+
+    /// Builds and validates a configuration from key/value pairs (the environment's shape).
+    pub fn from_source(source: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        if let Some(unknown) = source.keys().find(|k| {
+            k.starts_with("COMPANION_")
+                && !k.starts_with("COMPANION_TEST_")
+                && !KEYS.contains(&k.as_str())
+        }) {
+            return Err(err(unknown, "unknown setting (misspelt?)"));
+        }
+        let get = |key: &str| source.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let environment = match get("COMPANION_ENV") {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(err(
+                    "COMPANION_ENV",
+                    format!("'{other}' is neither 'development' nor 'production'"),
+                ));
+            }
+        };
+        let addr = get("COMPANION_ADDR")
+            .unwrap_or("127.0.0.1:8080")
+            .parse::<SocketAddr>()
+            .map_err(|e| err("COMPANION_ADDR", format!("not a socket address ({e})")))?;
+        let data_dir = PathBuf::from(get("COMPANION_DATA_DIR").unwrap_or("./data"));
+        let database = match get("DATABASE_URL") {
+            Some(url) => DatabaseTarget::parse(url).map_err(|p| err("DATABASE_URL", p))?,
+            None => DatabaseTarget::Sqlite(data_dir.join("companion.db")),
+        };
+        let db_pool_size = number(get, "COMPANION_DB_POOL_SIZE", 16, 1, 1024)? as usize;
+        let migrate_on_start = boolean(get, "COMPANION_MIGRATE_ON_START", true)?;
+        let keys = match get("COMPANION_JWT_KEYS") {
+            Some(text) => KeySource::Configured(parse_keys(text)?),
+            None if environment == Environment::Production => {
+                return Err(err(
+                    "COMPANION_JWT_KEYS",
+                    "required when COMPANION_ENV=production (format: kid=base64secret[,kid=base64secret...])",
+                ));
+            }
+            None => KeySource::DevelopmentFile(data_dir.join("jwt-dev.key")),
+        };
+        let jwt_issuer = get("COMPANION_JWT_ISSUER")
+            .unwrap_or("companion")
+            .to_owned();
+        let jwt_audience = get("COMPANION_JWT_AUDIENCE")
+            .unwrap_or("companion-api")
+            .to_owned();
+        let access_token_ttl = seconds(get, "COMPANION_ACCESS_TOKEN_TTL", 900, 30, 86_400)?;
+        let refresh_token_ttl = seconds(
+            get,
+            "COMPANION_REFRESH_TOKEN_TTL",
+            30 * 86_400,
+            300,
+            365 * 86_400,
+        )?;
+        let invitation_ttl = seconds(get, "COMPANION_INVITATION_TTL", 7 * 86_400, 60, 90 * 86_400)?;
+        let auth_rate_limit_per_minute =
+            number(get, "COMPANION_AUTH_RATE_LIMIT", 10, 1, 100_000)? as u32;
+        let cors_origins = match get("COMPANION_CORS_ORIGINS") {
+            None => Vec::new(),
+            Some(text) => {
+                let mut origins = Vec::new();
+                for origin in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                    let parsed = url::Url::parse(origin).map_err(|e| {
+                        err(
+                            "COMPANION_CORS_ORIGINS",
+                            format!("'{origin}' is not an origin ({e})"),
+                        )
+                    })?;
+                    if !matches!(parsed.scheme(), "http" | "https") || parsed.path() != "/" {
+                        return Err(err(
+                            "COMPANION_CORS_ORIGINS",
+                            format!("'{origin}' must be scheme://host[:port]"),
+                        ));
+                    }
+                    origins.push(origin.trim_end_matches('/').to_owned());
+                }
+                origins
+            }
+        };
+        let request_timeout = seconds(get, "COMPANION_REQUEST_TIMEOUT", 30, 1, 600)?;
+        let max_body_bytes = number(
+            get,
+            "COMPANION_MAX_BODY_BYTES",
+            64 * 1024,
+            1024,
+            16 * 1024 * 1024,
+        )? as usize;
+        let log_format = match get("COMPANION_LOG_FORMAT") {
+            None | Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(err(
+                    "COMPANION_LOG_FORMAT",
+                    format!("'{other}' is neither 'json' nor 'text'"),
+                ));
+            }
+        };
+        let log_filter = get("COMPANION_LOG").unwrap_or("info").to_owned();
+        tracing_subscriber::EnvFilter::try_new(&log_filter)
+            .map_err(|e| err("COMPANION_LOG", format!("not a log filter ({e})")))?;
+        let worker_interval = seconds(get, "COMPANION_WORKER_INTERVAL", 60, 1, 86_400)?;
+
+        Ok(Self {
+            environment,
+            addr,
+            data_dir,
+            database,
+            db_pool_size,
+            migrate_on_start,
+            keys,
+            jwt_issuer,
+            jwt_audience,
+            access_token_ttl,
+            refresh_token_ttl,
+            invitation_ttl,
+            auth_rate_limit_per_minute,
+            cors_origins,
+            request_timeout,
+            max_body_bytes,
+            log_format,
+            log_filter,
+            worker_interval,
+        })
+    }
+
+    /// Where the SQLite file lives, if SQLite is the backend.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.database {
+            DatabaseTarget::Sqlite(path) => Some(path),
+            DatabaseTarget::Postgres(_) => None,
+        }
+    }
+}
+
+fn number<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(text) = get(key) else {
+        return Ok(default);
+    };
+    let value: u64 = text
+        .parse()
+        .map_err(|_| err(key, format!("'{text}' is not a whole number")))?;
+    if !(min..=max).contains(&value) {
+        return Err(err(key, format!("{value} is outside {min}..={max}")));
+    }
+    Ok(value)
+}
+
+fn seconds<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    number(get, key, default, min, max).map(Duration::from_secs)
+}
+
+fn boolean<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(key) {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(err(key, format!("'{other}' is not true or false"))),
+    }
+}
+
+fn parse_keys(text: &str) -> Result<Vec<SigningKey>, ConfigError> {
+    const KEY: &str = "COMPANION_JWT_KEYS";
+    let mut keys: Vec<SigningKey> = Vec::new();
+    for (index, entry) in text.split(',').map(str::trim).enumerate() {
+        let Some((id, encoded)) = entry.split_once('=') else {
+            return Err(err(
+                KEY,
+                format!("entry {} is not kid=base64secret", index + 1),
+            ));
+        };
+        let id = id.trim();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(err(
+                KEY,
+                format!("entry {}: key id must be [A-Za-z0-9-_.]+", index + 1),
+            ));
+        }
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim()))
+            .map_err(|_| err(KEY, format!("key '{id}' is not base64")))?;
+        if secret.len() < 32 {
+            return Err(err(KEY, format!("key '{id}' is shorter than 32 bytes")));
+        }
+        if keys.iter().any(|k| k.id == id) {
+            return Err(err(KEY, format!("key id '{id}' appears twice")));
+        }
+        keys.push(SigningKey {
+            id: id.to_owned(),
+            secret: Secret::new(secret),
+        });
+    }
+    Ok(keys)
+}
+
+/// Parses `KEY=VALUE` lines; blank lines and `#` comments are skipped, values may be quoted.
+pub fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("line {} is not KEY=VALUE", number + 1));
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        out.insert(key.trim().to_owned(), value.to_owned());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn no_settings_mean_sqlite_in_the_data_folder_and_a_development_key() {
+        let config = Config::from_source(&BTreeMap::new()).unwrap();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.database,
+            DatabaseTarget::Sqlite(PathBuf::from("./data/companion.db"))
+        );
+        assert!(matches!(config.keys, KeySource::DevelopmentFile(_)));
+    }
+
+    #[test]
+    fn production_without_signing_keys_is_refused_naming_the_key() {
+        let error = Config::from_source(&source(&[("COMPANION_ENV", "production")])).unwrap_err();
+        assert_eq!(error.key, "COMPANION_JWT_KEYS");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        for (key, value) in [
+            ("COMPANION_ADDR", "nowhere"),
+            ("COMPANION_DB_POOL_SIZE", "0"),
+            ("COMPANION_ACCESS_TOKEN_TTL", "ten"),
+            ("COMPANION_JWT_KEYS", "k1=c2hvcnQ="),
+            ("COMPANION_CORS_ORIGINS", "ftp://x"),
+            ("COMPANION_LOG_FORMAT", "xml"),
+            ("DATABASE_URL", "mysql://localhost/db"),
+            ("COMPANION_TYPO", "1"),
+        ] {
+            let error = Config::from_source(&source(&[(key, value)])).unwrap_err();
+            assert_eq!(error.key, key, "{value}");
+        }
+    }
+
+    #[test]
+    fn database_url_scheme_picks_the_backend() {
+        assert!(matches!(
+            DatabaseTarget::parse("postgres://u:pw@db:5433/companion").unwrap(),
+            DatabaseTarget::Postgres(_)
+        ));
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:///var/lib/c.db").unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("/var/lib/c.db"))
+        );
+        assert!(DatabaseTarget::parse("sqlite://:memory:").is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let target = DatabaseTarget::parse("postgres://u:hunter2@db:5433/companion").unwrap();
+        assert!(!format!("{target:?}").contains("hunter2"));
+        assert!(!target.describe().contains("hunter2"));
+        let config = Config::from_source(&source(&[(
+            "COMPANION_JWT_KEYS",
+            "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+        )]))
+        .unwrap();
+        assert!(!format!("{config:?}").contains("MDEy"));
+        assert!(!format!("{config:?}").contains("48, 49"));
+    }
+
+    #[test]
+    fn env_file_lines_are_parsed() {
+        let parsed = parse_env_file("# c\nexport A=1\nB = \"two words\"\n\n").unwrap();
+        assert_eq!(parsed["A"], "1");
+        assert_eq!(parsed["B"], "two words");
+        assert!(parse_env_file("oops").is_err());
+    }
+}

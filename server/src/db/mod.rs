@@ -1,0 +1,284 @@
+//! The database: one diesel connection type over PostgreSQL and SQLite, a pool that runs queries
+//! on the blocking threads, transactions that behave the same on both backends, and migrations.
+//!
+//! The backend is chosen from the URL scheme here (not by `MultiConnection::establish`, which
+//! tries each backend in turn and reports only a generic error), so a bad URL or an unreachable
+//! server is reported with its real cause.
+
+use std::time::Duration;
+
+use deadpool::Runtime;
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use deadpool_sync::SyncWrapper;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel_migrations::MigrationHarness;
+
+use crate::config::DatabaseTarget;
+
+mod connection;
+
+pub use connection::DbConnection;
+
+/// Which backend a pool talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+/// Why a query could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had (server down, pool exhausted past its wait timeout).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The query itself failed.
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+/// Opens one connection to the configured database, with the per-connection SQLite settings.
+pub fn establish(target: &DatabaseTarget) -> Result<DbConnection, String> {
+    match target {
+        DatabaseTarget::Postgres(url) => diesel::PgConnection::establish(url.expose())
+            .map(DbConnection::Pg)
+            .map_err(|e| {
+                format!(
+                    "cannot connect to {}: {}",
+                    target.describe(),
+                    e.to_string().trim()
+                )
+            }),
+        DatabaseTarget::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    format!(
+                        "cannot create the folder {} for SQLite: {e}",
+                        parent.display()
+                    )
+                })?;
+            }
+            let path_text = path
+                .to_str()
+                .ok_or_else(|| format!("the SQLite path {} is not UTF-8", path.display()))?;
+            let mut conn = diesel::SqliteConnection::establish(path_text)
+                .map_err(|e| format!("cannot open {}: {e}", target.describe()))?;
+            // WAL lets readers run beside the writer; the busy timeout makes a writer wait for
+            // the lock instead of failing; foreign keys are off by default in SQLite.
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(|e| format!("cannot configure {}: {e}", target.describe()))?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// Creates pooled connections for deadpool.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    target: DatabaseTarget,
+}
+
+impl managed::Manager for ConnectionManager {
+    type Type = SyncWrapper<DbConnection>;
+    type Error = DbError;
+
+    async fn create(&self) -> Result<Self::Type, Self::Error> {
+        let target = self.target.clone();
+        SyncWrapper::new(Runtime::Tokio1, move || {
+            establish(&target).map_err(DbError::Unavailable)
+        })
+        .await
+    }
+
+    async fn recycle(&self, conn: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {
+        if conn.is_mutex_poisoned() {
+            return Err(RecycleError::message("a query panicked on this connection"));
+        }
+        let healthy = conn
+            .interact(|conn| {
+                !<DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+                    conn,
+                )
+            })
+            .await
+            .unwrap_or(false);
+        if healthy {
+            Ok(())
+        } else {
+            Err(RecycleError::message(
+                "connection left in a broken transaction",
+            ))
+        }
+    }
+}
+
+type Pool = managed::Pool<ConnectionManager>;
+
+/// The pooled database handle held by `App`.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+impl Db {
+    /// Builds a pool; no connection is opened until first use (see [`Db::check`]).
+    pub fn new(target: &DatabaseTarget, size: usize) -> Result<Self, String> {
+        let backend = match target {
+            DatabaseTarget::Postgres(_) => Backend::Postgres,
+            DatabaseTarget::Sqlite(_) => Backend::Sqlite,
+        };
+        let pool = Pool::builder(ConnectionManager {
+            target: target.clone(),
+        })
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| format!("cannot build the connection pool: {e}"))?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The backend behind this pool.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` on a pooled connection without a transaction (single statements, reads).
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let conn = self.pool.get().await.map_err(|e| match e {
+            managed::PoolError::Backend(inner) => inner,
+            other => DbError::Unavailable(other.to_string()),
+        })?;
+        conn.interact(f)
+            .await
+            .map_err(|e| DbError::Unavailable(format!("query task failed: {e}")))?
+            .map_err(DbError::from)
+    }
+
+    /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so two writers queue on the
+    /// lock instead of one failing mid-transaction), a plain transaction on PostgreSQL.
+    /// Everything `f` writes commits together or not at all.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| write_transaction(conn, f)).await
+    }
+
+    /// Checks that a connection can be had and answers a trivial query.
+    pub async fn check(&self) -> Result<(), DbError> {
+        self.run(|conn| conn.batch_execute("SELECT 1")).await
+    }
+
+    /// Applies pending migrations. On PostgreSQL an advisory lock serialises replicas that start
+    /// at the same moment.
+    pub async fn migrate(&self) -> Result<Vec<String>, DbError> {
+        self.run(|conn| {
+            migrate(conn).map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))
+        })
+        .await
+    }
+
+    /// Pending migrations, by name (empty when the schema is current).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, DbError> {
+        self.run(|conn| {
+            pending_migrations(conn).map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))
+        })
+        .await
+    }
+}
+
+/// See [`Db::write`]; usable where a connection is already at hand.
+pub fn write_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    if let DbConnection::Pg(_) = conn {
+        return conn.transaction(f);
+    }
+    if let DbConnection::Sqlite(inner) = conn {
+        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+    }
+    let result = f(conn);
+    let DbConnection::Sqlite(inner) = conn else {
+        return result;
+    };
+    match result {
+        Ok(value) => match AnsiTransactionManager::commit_transaction(inner) {
+            Ok(()) => Ok(value),
+            Err(commit_error) => {
+                let _ = AnsiTransactionManager::rollback_transaction(inner);
+                Err(commit_error)
+            }
+        },
+        Err(error) => {
+            AnsiTransactionManager::rollback_transaction(inner)?;
+            Err(error)
+        }
+    }
+}
+
+type MigrationError = Box<dyn std::error::Error + Send + Sync>;
+
+fn migrate(conn: &mut DbConnection) -> Result<Vec<String>, MigrationError> {
+    match conn {
+        DbConnection::Pg(pg) => {
+            // Any constant works as the lock key, as long as it is always the same one.
+            pg.batch_execute("SELECT pg_advisory_lock(7220149101)")?;
+            let applied = pg
+                .run_pending_migrations(companion_schema::POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect());
+            pg.batch_execute("SELECT pg_advisory_unlock(7220149101)")?;
+            applied
+        }
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(companion_schema::SQLITE_MIGRATIONS)
+            .map(|v| v.iter().map(ToString::to_string).collect()),
+    }
+}
+
+fn pending_migrations(conn: &mut DbConnection) -> Result<Vec<String>, MigrationError> {
+    Ok(match conn {
+        DbConnection::Pg(pg) => pg
+            .pending_migrations(companion_schema::POSTGRES_MIGRATIONS)?
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect(),
+        DbConnection::Sqlite(sqlite) => sqlite
+            .pending_migrations(companion_schema::SQLITE_MIGRATIONS)?
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect(),
+    })
+}
+
+/// True when `error` is a unique-constraint violation (a duplicate email, a replayed id).
+pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

@@ -1,0 +1,74 @@
+//! Invitation rows.
+
+use chrono::NaiveDateTime;
+use companion_schema::schema::invitations;
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+
+/// An invitation as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = invitations)]
+pub struct InvitationRow {
+    /// Id.
+    pub id: String,
+    /// The clinic joined.
+    pub clinic_id: String,
+    /// The role granted.
+    pub role: String,
+    /// Digest of the normalised code.
+    pub code_hash: String,
+    /// If set, only this email may accept.
+    pub email: Option<String>,
+    /// Who invited.
+    pub created_by: String,
+    /// Created.
+    pub created_at: NaiveDateTime,
+    /// Lapses.
+    pub expires_at: NaiveDateTime,
+    /// Accepted.
+    pub accepted_at: Option<NaiveDateTime>,
+    /// The account it created.
+    pub accepted_account_id: Option<String>,
+}
+
+/// Inserts an invitation.
+pub fn insert(conn: &mut DbConnection, row: &InvitationRow) -> QueryResult<()> {
+    diesel::insert_into(invitations::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Finds an invitation by code digest.
+pub fn find_by_code(
+    conn: &mut DbConnection,
+    code_hash: &str,
+) -> QueryResult<Option<InvitationRow>> {
+    invitations::table
+        .filter(invitations::code_hash.eq(code_hash))
+        .select(InvitationRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Marks an invitation accepted if it is still open at `now`; returns whether it was.
+pub fn claim(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    diesel::update(
+        invitations::table
+            .filter(invitations::id.eq(id))
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::expires_at.gt(now)),
+    )
+    .set(invitations::accepted_at.eq(now))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Records the account an invitation created.
+pub fn set_account(conn: &mut DbConnection, id: &str, account_id: &str) -> QueryResult<()> {
+    diesel::update(invitations::table.find(id))
+        .set(invitations::accepted_account_id.eq(account_id))
+        .execute(conn)
+        .map(drop)
+}

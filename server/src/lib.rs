@@ -1,0 +1,22 @@
+//! Companion: the backend for a phone app that keeps patients with treatment-resistant
+//! depression connected to their ketamine or esketamine clinic between treatment sessions.
+//!
+//! Each domain has a folder (handlers for HTTP, a store for the database, pure rules beside
+//! them); `app` holds the one shared state, `openapi` registers every route.
+
+pub mod account;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clinic;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod invitation;
+pub mod openapi;
+pub mod time;
+pub mod worker;

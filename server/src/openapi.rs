@@ -1,0 +1,100 @@
+//! The OpenAPI document. Routes are registered only here, through `OpenApiRouter` and `routes!`,
+//! so no endpoint can exist without being documented; `openapi/openapi.json` is this document,
+//! committed, and a test fails when the two differ.
+
+use axum::Router;
+use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::AppState;
+use crate::{account, auth, clinic, health, invitation};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Companion API",
+        version = "1.0.0",
+        description = "Keeps patients with treatment-resistant depression connected to their \
+            ketamine or esketamine clinic between treatment sessions.\n\n\
+            JSON in and out, snake_case fields, RFC 3339 UTC timestamps, opaque string ids. \
+            Errors are `{\"error\": {\"code\", \"message\", \"fields\"}}`. Lists take `limit` \
+            (default 50, at most 200) and `cursor`, and answer `{\"items\", \"next_cursor\"}`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    servers((url = "/", description = "This server")),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Sign in, refresh and sign out"),
+        (name = "accounts", description = "The signed-in account and account administration"),
+        (name = "clinics", description = "Clinics and their patient rosters"),
+        (name = "invitations", description = "How staff and patients join a clinic"),
+        (name = "operations", description = "Health probes"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from /v1/auth/login, /v1/auth/refresh or \
+                         /v1/invitations/accept.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every API route, with its documentation.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::handlers::login))
+        .routes(routes!(auth::handlers::refresh))
+        .routes(routes!(auth::handlers::logout))
+        .routes(routes!(account::handlers::get_me))
+        .routes(routes!(account::handlers::disable_account))
+        .routes(routes!(account::handlers::enable_account))
+        .routes(routes!(
+            clinic::handlers::create_clinic,
+            clinic::handlers::list_clinics
+        ))
+        .routes(routes!(clinic::handlers::get_clinic))
+        .routes(routes!(clinic::handlers::list_clinic_patients))
+        .routes(routes!(invitation::handlers::create_invitation))
+        .routes(routes!(invitation::handlers::accept_invitation))
+        .routes(routes!(health::get_liveness))
+        .routes(routes!(health::get_readiness))
+}
+
+/// The document as served.
+pub fn document() -> Document {
+    api_router().into_openapi()
+}
+
+/// The document as pretty JSON with a final newline (the committed file's form).
+pub fn document_json() -> String {
+    let mut text = document()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+/// `/openapi.json` and the offline documentation page at `/docs` (Swagger UI, vendored into
+/// the binary: no network access needed).
+pub fn docs_router(document: Document) -> Router<AppState> {
+    Router::from(SwaggerUi::new("/docs").url("/openapi.json", document))
+}

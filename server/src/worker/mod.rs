@@ -1,0 +1,40 @@
+//! Background work run by `companion work` (and by `companion serve` unless told otherwise):
+//! periodic housekeeping for now. Every pass is idempotent, so any number of replicas may run it.
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::auth::store as sessions;
+
+/// Runs until `shutdown` is cancelled; a pass in progress is finished first.
+pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(app.config.worker_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!("worker started");
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {
+                match housekeeping(&app).await {
+                    Ok(purged) if purged > 0 => tracing::info!(purged, "expired refresh tokens purged"),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "housekeeping failed; will retry"),
+                }
+            }
+        }
+    }
+    tracing::info!("worker stopped");
+}
+
+/// One housekeeping pass: deletes refresh tokens that expired more than a day ago (kept a day so
+/// a late reuse of a just-expired token is still recognised). Returns how many were deleted.
+pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
+    let cutoff = (app.now() - TimeDelta::days(1)).naive_utc();
+    Ok(app
+        .db
+        .write(move |conn| sessions::purge_expired_tokens(conn, cutoff))
+        .await?)
+}
