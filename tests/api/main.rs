@@ -1,1 +1,17 @@
-fn main() {}
+//! Black-box tests of the HTTP API and the command line. Every API test runs twice, on SQLite
+//! (`sqlite::` in its name) and on PostgreSQL (`postgres::`).
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers should fail loudly at the point of failure"
+)]
+
+mod harness;
+
+mod access;
+mod auth;
+mod cli;
+mod http;
+mod invitations;
+mod openapi;
+mod schema;

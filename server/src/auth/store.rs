@@ -60,6 +60,17 @@ pub enum Rotation {
     Refused,
 }
 
+/// A presented refresh token with its session and account: (session id, token expiry, spent at,
+/// session revoked at, account id, account disabled at).
+type PresentedToken = (
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    String,
+    Option<NaiveDateTime>,
+);
+
 /// Spends `presented_hash` and stores `next_hash` in its place, detecting reuse. Run inside a
 /// write transaction: the revocation on reuse must commit even though the caller answers 401.
 pub fn rotate(
@@ -69,14 +80,7 @@ pub fn rotate(
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
 ) -> QueryResult<Rotation> {
-    let found: Option<(
-        String,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        String,
-        Option<NaiveDateTime>,
-    )> = refresh_tokens::table
+    let found: Option<PresentedToken> = refresh_tokens::table
         .inner_join(refresh_families::table.inner_join(accounts::table))
         .filter(refresh_tokens::token_hash.eq(presented_hash))
         .select((

@@ -196,18 +196,14 @@ impl Db {
     /// Applies pending migrations. On PostgreSQL an advisory lock serialises replicas that start
     /// at the same moment.
     pub async fn migrate(&self) -> Result<Vec<String>, DbError> {
-        self.run(|conn| {
-            migrate(conn).map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))
-        })
-        .await
+        self.run(|conn| migrate(conn).map_err(diesel::result::Error::QueryBuilderError))
+            .await
     }
 
     /// Pending migrations, by name (empty when the schema is current).
     pub async fn pending_migrations(&self) -> Result<Vec<String>, DbError> {
-        self.run(|conn| {
-            pending_migrations(conn).map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))
-        })
-        .await
+        self.run(|conn| pending_migrations(conn).map_err(diesel::result::Error::QueryBuilderError))
+            .await
     }
 }
 

@@ -57,7 +57,12 @@ where
 }
 
 /// Parses a JSON document into `T`, with the error mapping of [`ApiJson`].
+/// Every request body of this API is an object; serde would otherwise also fill a struct from
+/// an array of its fields in order, which no client means to send.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
         Ok(value) => value,
@@ -95,7 +100,8 @@ fn field_error(path: &str, message: &str) -> ApiError {
         .unwrap_or(message)
         .to_owned();
     let quoted = message.split('`').nth(1).map(str::to_owned);
-    let field = if message.starts_with("missing field") || message.starts_with("unknown field") {
+    // A missing field is reported at its parent's path; an unknown one at its own.
+    let field = if message.starts_with("missing field") {
         match (path, quoted) {
             (".", Some(name)) => name,
             (parent, Some(name)) => format!("{parent}.{name}"),

@@ -1,0 +1,232 @@
+//! The real `companion` binary: a newcomer's first run on SQLite, the same on PostgreSQL, and
+//! start-up errors that name their cause.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_companion");
+
+fn companion(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("COMPANION_LOG_FORMAT", "json");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A minimal HTTP/1.1 client over a real socket.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response[9..12].parse().unwrap();
+    let payload = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(dir: &std::path::Path, addr: SocketAddr, env: &[(&str, &str)]) -> Server {
+    let addr_text = addr.to_string();
+    let mut all = env.to_vec();
+    all.push(("COMPANION_ADDR", &addr_text));
+    let child = companion(dir, &all)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if TcpStream::connect(addr).is_ok()
+            && http(addr, "GET", "/health/ready", None, None).0 == 200
+        {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "server did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn create_org_admin(dir: &std::path::Path, env: &[(&str, &str)], email: &str, password: &str) {
+    let mut child = companion(dir, env)
+        .args(["admin", "create-org-admin", "--email", email])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The walk-through of API.md: admin, clinic, invitations, acceptance, `/v1/me`.
+fn first_run(dir: &std::path::Path, env: &[(&str, &str)]) {
+    let password = "a long admin passphrase";
+    create_org_admin(dir, env, "root@example.org", password);
+    let addr = free_addr();
+    let _server = start_server(dir, addr, env);
+    let (status, tokens) = http(
+        addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(&json!({"email": "root@example.org", "password": password})),
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let admin = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, clinic) = http(
+        addr,
+        "POST",
+        "/v1/clinics",
+        Some(&admin),
+        Some(&json!({"name": "Lakeside", "timezone": "America/Chicago"})),
+    );
+    assert_eq!(status, 201, "{clinic}");
+    let clinic_id = clinic["id"].as_str().unwrap();
+    for (role, email) in [
+        ("clinician", "doc@example.org"),
+        ("patient", "pat@example.org"),
+    ] {
+        let (status, invitation) = http(
+            addr,
+            "POST",
+            &format!("/v1/clinics/{clinic_id}/invitations"),
+            Some(&admin),
+            Some(&json!({"role": role})),
+        );
+        assert_eq!(status, 201, "{invitation}");
+        let (status, tokens) = http(
+            addr,
+            "POST",
+            "/v1/invitations/accept",
+            None,
+            Some(
+                &json!({"code": invitation["code"], "email": email, "password": "another long passphrase"}),
+            ),
+        );
+        assert_eq!(status, 201, "{tokens}");
+        let (status, me) = http(addr, "GET", "/v1/me", tokens["access_token"].as_str(), None);
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["role"], role);
+        assert_eq!(me["clinic_id"], clinic_id);
+    }
+}
+
+#[test]
+fn a_fresh_folder_runs_on_sqlite_with_no_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    first_run(dir.path(), &[]);
+    assert!(dir.path().join("data/companion.db").exists());
+    assert!(dir.path().join("data/jwt-dev.key").exists());
+}
+
+#[test]
+fn the_same_first_run_works_on_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, url) = TestDb::empty_postgres();
+    first_run(dir.path(), &[("DATABASE_URL", &url)]);
+}
+
+#[test]
+fn an_unreachable_database_fails_at_start_with_the_real_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = companion(
+        dir.path(),
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/companion")],
+    )
+    .arg("migrate")
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("PostgreSQL at 127.0.0.1:1/companion"),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+    assert!(!stderr.contains("invalid connection url"), "{stderr}");
+}
+
+#[test]
+fn bad_settings_fail_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (env, key) in [
+        (
+            vec![("DATABASE_URL", "mysql://localhost/x")],
+            "DATABASE_URL",
+        ),
+        (vec![("COMPANION_ADDR", "nowhere")], "COMPANION_ADDR"),
+        (vec![("COMPANION_ENV", "production")], "COMPANION_JWT_KEYS"),
+        (
+            vec![("COMPANION_ACESS_TOKEN_TTL", "60")],
+            "COMPANION_ACESS_TOKEN_TTL",
+        ),
+    ] {
+        let output = companion(dir.path(), &env).arg("migrate").output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key), "{key}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn the_openapi_command_prints_the_committed_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = companion(dir.path(), &[]).arg("openapi").output().unwrap();
+    assert!(output.status.success());
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../openapi/openapi.json"
+    ))
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
+}

@@ -1,0 +1,51 @@
+//! The two migration trees give the same behaviour: the same constraints hold on both.
+
+use diesel::RunQueryDsl;
+
+use crate::both;
+use crate::harness::{Backend, TestApp};
+
+both!(constraints_behave_the_same_on_both_backends);
+
+async fn constraints_behave_the_same_on_both_backends(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let run = |sql: &'static str| {
+        let db = app.app.db.clone();
+        async move {
+            db.run(move |conn| diesel::sql_query(sql).execute(conn))
+                .await
+        }
+    };
+    run("INSERT INTO clinics (id, name, timezone, created_at) VALUES ('c1', 'C', 'UTC', '2026-01-01 00:00:00')")
+        .await
+        .expect("a valid clinic");
+    run("INSERT INTO accounts (id, email, password_hash, role, clinic_id, timezone, created_at, updated_at) \
+         VALUES ('a1', 'a@x.org', 'h', 'patient', 'c1', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+        .await
+        .expect("a valid account");
+    let refused = [
+        // duplicate email
+        "INSERT INTO accounts (id, email, password_hash, role, clinic_id, timezone, created_at, updated_at) \
+         VALUES ('a2', 'a@x.org', 'h', 'patient', 'c1', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        // unknown role
+        "INSERT INTO accounts (id, email, password_hash, role, clinic_id, timezone, created_at, updated_at) \
+         VALUES ('a3', 'b@x.org', 'h', 'root', 'c1', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        // clinic that does not exist
+        "INSERT INTO accounts (id, email, password_hash, role, clinic_id, timezone, created_at, updated_at) \
+         VALUES ('a4', 'c@x.org', 'h', 'patient', 'nope', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        // a patient without a clinic
+        "INSERT INTO accounts (id, email, password_hash, role, clinic_id, timezone, created_at, updated_at) \
+         VALUES ('a5', 'd@x.org', 'h', 'patient', NULL, 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        // an org admin inside a clinic
+        "INSERT INTO accounts (id, email, password_hash, role, clinic_id, timezone, created_at, updated_at) \
+         VALUES ('a6', 'e@x.org', 'h', 'org_admin', 'c1', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        // a session for an account that does not exist
+        "INSERT INTO refresh_families (id, account_id, created_at) VALUES ('f1', 'ghost', '2026-01-01 00:00:00')",
+        // an invitation granting org_admin
+        "INSERT INTO invitations (id, clinic_id, role, code_hash, created_by, created_at, expires_at) \
+         VALUES ('i1', 'c1', 'org_admin', 'h1', 'a1', '2026-01-01 00:00:00', '2026-01-02 00:00:00')",
+    ];
+    for sql in refused {
+        assert!(run(sql).await.is_err(), "{backend:?} accepted: {sql}");
+    }
+}
