@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints a PostgreSQL URL the test suite can create databases on (as user postgres).
 # Uses the server at 127.0.0.1:5432 when one answers; otherwise starts (or reuses) a throwaway
-# cluster from the installed PostgreSQL binaries under /tmp and prints its URL.
+# cluster from the installed PostgreSQL binaries under /tmp and prints its URL. The cluster is
+# left running for later runs; stop it with: pg_ctl -D /tmp/companion-test-pg/data stop
 set -euo pipefail
 
 if [ -n "${COMPANION_TEST_PG_URL:-}" ]; then
@@ -9,7 +10,9 @@ if [ -n "${COMPANION_TEST_PG_URL:-}" ]; then
   exit 0
 fi
 
-if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432 -U postgres; then
+# COMPANION_TEST_PG_THROWAWAY=1 skips the shared server (e.g. when 5432 is someone else's).
+if [ "${COMPANION_TEST_PG_THROWAWAY:-0}" != "1" ] && command -v pg_isready >/dev/null 2>&1 \
+   && pg_isready -q -h 127.0.0.1 -p 5432 -U postgres; then
   echo "postgres://postgres@127.0.0.1:5432/postgres"
   exit 0
 fi
