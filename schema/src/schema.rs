@@ -11,6 +11,8 @@ diesel::table! {
         name -> Text,
         timezone -> Text,
         created_at -> Timestamp,
+        country -> Nullable<Text>,
+        crisis_phone -> Nullable<Text>,
     }
 }
 
@@ -77,6 +79,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    check_ins (id) {
+        id -> Text,
+        patient_id -> Text,
+        clinic_id -> Text,
+        instrument -> Text,
+        instrument_version -> Integer,
+        answers -> Text,
+        total -> Nullable<Integer>,
+        severity -> Nullable<Text>,
+        item9 -> Nullable<Integer>,
+        completed_at -> Timestamp,
+        received_at -> Timestamp,
+        prompt_id -> Nullable<Text>,
+        content_hash -> Text,
+    }
+}
+
+diesel::table! {
+    treatment_sessions (id) {
+        id -> Text,
+        patient_id -> Text,
+        clinic_id -> Text,
+        modality -> Text,
+        status -> Text,
+        scheduled_at -> Timestamp,
+        observations -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
 diesel::joinable!(invitations -> clinics (clinic_id));
 diesel::joinable!(refresh_families -> accounts (account_id));
@@ -89,4 +124,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_families,
     refresh_tokens,
     audit_events,
+    check_ins,
+    treatment_sessions,
 );

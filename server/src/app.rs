@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::{Config, KeySource, Secret, SigningKey};
 use crate::db::Db;
 use crate::http::rate_limit::RateLimiter;
+use crate::instrument::catalogue::Catalogue;
 
 /// Rate limiters for the credential endpoints.
 #[derive(Debug)]
@@ -55,6 +56,8 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Credential endpoint limiters.
     pub limits: AuthLimits,
+    /// Every instrument definition.
+    pub catalogue: Catalogue,
     /// A hash to verify against when an email is unknown, so that the response time does not
     /// reveal which addresses have accounts.
     pub(crate) decoy_hash: tokio::sync::OnceCell<String>,
@@ -83,6 +86,7 @@ impl App {
             clock,
             tokens,
             limits,
+            catalogue: Catalogue::default(),
             decoy_hash: tokio::sync::OnceCell::new(),
         })
     }

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
-use crate::{account, auth, clinic, health, invitation};
+use crate::{account, auth, check_in, clinic, health, instrument, invitation, treatment};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,8 @@ use crate::{account, auth, clinic, health, invitation};
         (name = "accounts", description = "The signed-in account and account administration"),
         (name = "clinics", description = "Clinics and their patient rosters"),
         (name = "invitations", description = "How staff and patients join a clinic"),
+        (name = "check-ins", description = "Instruments, check-in submission, history and trends"),
+        (name = "sessions", description = "Treatment sessions"),
         (name = "operations", description = "Health probes"),
     )
 )]
@@ -75,6 +77,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(clinic::handlers::list_clinic_patients))
         .routes(routes!(invitation::handlers::create_invitation))
         .routes(routes!(invitation::handlers::accept_invitation))
+        .routes(routes!(instrument::handlers::list_instruments))
+        .routes(routes!(check_in::handlers::create_check_in))
+        .routes(routes!(check_in::handlers::list_my_check_ins))
+        .routes(routes!(check_in::handlers::list_patient_check_ins))
+        .routes(routes!(check_in::handlers::get_patient_trends))
+        .routes(routes!(
+            treatment::handlers::create_session,
+            treatment::handlers::list_patient_sessions
+        ))
+        .routes(routes!(
+            treatment::handlers::update_session,
+            treatment::handlers::cancel_session
+        ))
+        .routes(routes!(treatment::handlers::list_my_sessions))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
 }

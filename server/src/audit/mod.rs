@@ -48,6 +48,12 @@ impl AuditEntry {
         self
     }
 
+    /// Names the patient concerned.
+    pub fn patient(mut self, patient_id: &str) -> Self {
+        self.patient_id = Some(patient_id.to_owned());
+        self
+    }
+
     /// Names the record concerned.
     pub fn subject(mut self, subject_id: &str) -> Self {
         self.subject_id = Some(subject_id.to_owned());

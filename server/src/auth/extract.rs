@@ -156,3 +156,9 @@ role_extractor!(
     |role| role != Role::Patient,
     "Patients cannot invite others."
 );
+role_extractor!(
+    /// A patient.
+    PatientCaller,
+    |role| role == Role::Patient,
+    "Only patients may do this."
+);

@@ -28,6 +28,14 @@ pub struct CreateClinic {
     /// The clinic's IANA time zone.
     #[schema(example = "America/Chicago")]
     pub timezone: String,
+    /// ISO 3166-1 alpha-2 country; decides the crisis lines patients are shown (US, CA, GB, IE,
+    /// AU and NZ have specific lines; elsewhere patients are told to call their local emergency
+    /// number).
+    #[schema(example = "US")]
+    pub country: Option<String>,
+    /// The clinic's own number for patients in crisis, listed first.
+    #[schema(example = "+1 312 555 0100")]
+    pub crisis_phone: Option<String>,
 }
 
 /// A clinic.
@@ -39,6 +47,10 @@ pub struct Clinic {
     pub name: String,
     /// IANA time zone.
     pub timezone: String,
+    /// ISO 3166-1 alpha-2 country.
+    pub country: Option<String>,
+    /// The clinic's own crisis number.
+    pub crisis_phone: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
 }
@@ -49,6 +61,8 @@ impl From<ClinicRow> for Clinic {
             id: row.id,
             name: row.name,
             timezone: row.timezone,
+            country: row.country,
+            crisis_phone: row.crisis_phone,
             created_at: utc(row.created_at),
         }
     }
@@ -118,6 +132,35 @@ pub async fn create_clinic(
     let timezone = parse_timezone(&body.timezone)
         .map_err(|p| problems.insert("timezone".into(), p.into()))
         .ok();
+    let country = body
+        .country
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_uppercase);
+    if country
+        .as_deref()
+        .is_some_and(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()))
+    {
+        problems.insert(
+            "country".into(),
+            "must be an ISO 3166-1 alpha-2 code such as US".into(),
+        );
+    }
+    let crisis_phone = body
+        .crisis_phone
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_owned);
+    if crisis_phone.as_deref().is_some_and(|p| {
+        p.is_empty()
+            || p.len() > 32
+            || !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
+    }) {
+        problems.insert(
+            "crisis_phone".into(),
+            "must be a phone number (digits, spaces, + - ( ))".into(),
+        );
+    }
     let Some(timezone) = timezone.filter(|_| problems.is_empty()) else {
         return Err(ApiError::validation(problems));
     };
@@ -127,6 +170,8 @@ pub async fn create_clinic(
         name,
         timezone: timezone.name().to_owned(),
         created_at: now,
+        country,
+        crisis_phone,
     };
     let stored = row.clone();
     let entry = AuditEntry::by(&caller, "clinic.create", now).clinic(&row.id);
@@ -175,7 +220,7 @@ pub async fn list_clinics(
         .run(move |conn| store::list(conn, only.as_deref(), after.as_deref(), limit))
         .await?;
     let rows: Vec<Clinic> = rows.into_iter().map(Clinic::from).collect();
-    Ok(Json(Paginated::from_rows(rows, &page, |c| c.id.as_str())))
+    Ok(Json(Paginated::from_rows(rows, &page, |c| c.id.clone())))
 }
 
 /// Get a clinic
@@ -254,5 +299,5 @@ pub async fn list_clinic_patients(
         })
         .await?;
     let rows: Vec<RosterPatient> = rows.into_iter().map(RosterPatient::from).collect();
-    Ok(Json(Paginated::from_rows(rows, &page, |p| p.id.as_str())))
+    Ok(Json(Paginated::from_rows(rows, &page, |p| p.id.clone())))
 }

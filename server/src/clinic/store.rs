@@ -18,6 +18,10 @@ pub struct ClinicRow {
     pub timezone: String,
     /// Created.
     pub created_at: NaiveDateTime,
+    /// ISO 3166-1 alpha-2 country (decides the crisis resources patients are shown).
+    pub country: Option<String>,
+    /// The clinic's own number for patients in crisis.
+    pub crisis_phone: Option<String>,
 }
 
 /// Inserts a clinic.

@@ -29,7 +29,7 @@ pub struct PageParams {
 pub struct Page {
     /// Items to return.
     pub limit: u32,
-    /// Return items whose id sorts after this one.
+    /// The position after which to continue (the list's own key, decoded from the cursor).
     pub after: Option<String>,
 }
 
@@ -63,13 +63,13 @@ pub struct Paginated<T> {
 }
 
 impl<T> Paginated<T> {
-    /// Builds a page from up to `limit + 1` rows fetched in id order; the extra row, if any,
-    /// only says that another page exists.
-    pub fn from_rows(mut rows: Vec<T>, page: &Page, id_of: impl Fn(&T) -> &str) -> Self {
+    /// Builds a page from up to `limit + 1` rows fetched in list order; the extra row, if any,
+    /// only says that another page exists. `key_of` gives the position the next page starts after.
+    pub fn from_rows(mut rows: Vec<T>, page: &Page, key_of: impl Fn(&T) -> String) -> Self {
         let has_more = rows.len() > page.limit as usize;
         rows.truncate(page.limit as usize);
         let next_cursor = if has_more {
-            rows.last().map(|last| encode_cursor(id_of(last)))
+            rows.last().map(|last| encode_cursor(&key_of(last)))
         } else {
             None
         };
@@ -77,6 +77,33 @@ impl<T> Paginated<T> {
             items: rows,
             next_cursor,
         }
+    }
+}
+
+/// The position of a row in a list ordered by (time, id): used as a cursor key.
+pub fn time_key(at: chrono::DateTime<chrono::Utc>, id: &str) -> String {
+    format!("{}|{id}", at.timestamp_micros())
+}
+
+/// Reads a [`time_key`]; the id must be a UUID.
+pub fn parse_time_key(key: &str) -> Option<(chrono::NaiveDateTime, String)> {
+    let (micros, id) = key.split_once('|')?;
+    let at = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(micros.parse().ok()?)?;
+    let id = uuid::Uuid::try_parse(id).ok()?;
+    Some((at.naive_utc(), id.hyphenated().to_string()))
+}
+
+impl Page {
+    /// The cursor position as a [`time_key`], or a 422 naming `cursor`.
+    pub fn after_time_key(&self) -> Result<Option<(chrono::NaiveDateTime, String)>, ApiError> {
+        self.after
+            .as_deref()
+            .map(|key| {
+                parse_time_key(key).ok_or_else(|| {
+                    ApiError::invalid_field("cursor", "not a cursor returned by this list")
+                })
+            })
+            .transpose()
     }
 }
 
@@ -89,9 +116,8 @@ fn decode_cursor(cursor: &str) -> Option<String> {
         .decode(cursor)
         .ok()?;
     let text = String::from_utf8(bytes).ok()?;
-    let id = text.strip_prefix("v1:")?;
-    uuid::Uuid::try_parse(id).ok()?;
-    Some(id.to_owned())
+    let key = text.strip_prefix("v1:")?;
+    (!key.is_empty()).then(|| key.to_owned())
 }
 
 #[cfg(test)]
@@ -116,7 +142,7 @@ mod tests {
         let cursor = encode_cursor(&id);
         assert_eq!(decode_cursor(&cursor), Some(id));
         assert_eq!(decode_cursor("garbage!"), None);
-        assert_eq!(decode_cursor(&encode_cursor("not-a-uuid")), None);
+        assert_eq!(decode_cursor(&encode_cursor("")), None);
     }
 
     #[test]
@@ -126,13 +152,13 @@ mod tests {
             after: None,
         };
         let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::now_v7().to_string()).collect();
-        let full = Paginated::from_rows(ids.clone(), &page, |s| s.as_str());
+        let full = Paginated::from_rows(ids.clone(), &page, Clone::clone);
         assert_eq!(full.items.len(), 2);
         assert_eq!(
             decode_cursor(full.next_cursor.as_deref().unwrap()),
             Some(ids[1].clone())
         );
-        let last = Paginated::from_rows(ids[..2].to_vec(), &page, |s| s.as_str());
+        let last = Paginated::from_rows(ids[..2].to_vec(), &page, Clone::clone);
         assert_eq!(last.next_cursor, None);
     }
 }

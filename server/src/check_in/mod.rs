@@ -1,0 +1,6 @@
+//! Check-ins: submission (idempotent by the client's id, scored on the server, crisis resources
+//! on a safety signal), history, and trends.
+
+pub mod handlers;
+pub mod store;
+pub mod trends;

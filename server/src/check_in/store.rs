@@ -1,0 +1,130 @@
+//! Check-in rows.
+
+use chrono::NaiveDateTime;
+use companion_schema::schema::check_ins;
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+
+/// A check-in as stored.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = check_ins)]
+pub struct CheckInRow {
+    /// The client's id.
+    pub id: String,
+    /// The patient.
+    pub patient_id: String,
+    /// The patient's clinic when submitted.
+    pub clinic_id: String,
+    /// Catalogue key.
+    pub instrument: String,
+    /// Catalogue version answered.
+    pub instrument_version: i32,
+    /// Validated answers, canonical JSON.
+    pub answers: String,
+    /// Total score, if the instrument has one.
+    pub total: Option<i32>,
+    /// Severity band key.
+    pub severity: Option<String>,
+    /// PHQ-9 item 9 answer.
+    pub item9: Option<i32>,
+    /// When the patient completed it (their device's clock).
+    pub completed_at: NaiveDateTime,
+    /// When the server stored it.
+    pub received_at: NaiveDateTime,
+    /// The prompt it answered, if any.
+    pub prompt_id: Option<String>,
+    /// Digest of the submitted content, to tell a replay from a conflicting reuse of the id.
+    pub content_hash: String,
+}
+
+/// Finds a check-in by id (whoever it belongs to).
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CheckInRow>> {
+    check_ins::table
+        .find(id)
+        .select(CheckInRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Inserts a check-in.
+pub fn insert(conn: &mut DbConnection, row: &CheckInRow) -> QueryResult<()> {
+    diesel::insert_into(check_ins::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// History filters.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// Only this instrument.
+    pub instrument: Option<String>,
+    /// Completed at or after.
+    pub from: Option<NaiveDateTime>,
+    /// Completed before.
+    pub to: Option<NaiveDateTime>,
+    /// Continue after this (completed_at, id), newest first.
+    pub before: Option<(NaiveDateTime, String)>,
+}
+
+/// A page of a patient's check-ins, newest first.
+pub fn history(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    filter: &HistoryFilter,
+    limit: i64,
+) -> QueryResult<Vec<CheckInRow>> {
+    let mut query = check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id.to_owned()))
+        .select(CheckInRow::as_select())
+        .order((check_ins::completed_at.desc(), check_ins::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(instrument) = &filter.instrument {
+        query = query.filter(check_ins::instrument.eq(instrument.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(check_ins::completed_at.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(check_ins::completed_at.lt(to));
+    }
+    if let Some((at, id)) = &filter.before {
+        query = query.filter(
+            check_ins::completed_at.lt(*at).or(check_ins::completed_at
+                .eq(*at)
+                .and(check_ins::id.lt(id.clone()))),
+        );
+    }
+    query.load(conn)
+}
+
+/// Every check-in of a patient completed at or after `since`, oldest first (for trends).
+pub fn since(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    since: NaiveDateTime,
+) -> QueryResult<Vec<CheckInRow>> {
+    check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .filter(check_ins::completed_at.ge(since))
+        .select(CheckInRow::as_select())
+        .order((check_ins::completed_at.asc(), check_ins::id.asc()))
+        .load(conn)
+}
+
+/// The first scored check-in of each instrument (the pre-treatment reference for response).
+pub fn first_of(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    instrument: &str,
+) -> QueryResult<Option<CheckInRow>> {
+    check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .filter(check_ins::instrument.eq(instrument))
+        .select(CheckInRow::as_select())
+        .order((check_ins::completed_at.asc(), check_ins::id.asc()))
+        .first(conn)
+        .optional()
+}

@@ -1,0 +1,450 @@
+//! Treatment-session endpoints.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, TimeDelta, Utc};
+use companion_schema::ids::TreatmentSessionId;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::{Caller, PatientCaller, Staff};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::pagination::{PageParams, Paginated, time_key};
+use crate::patient::{self, SelfAccess};
+use crate::time::utc;
+use crate::treatment::model::{Change, Modality, Observations, Refusal, SessionStatus, may_change};
+use crate::treatment::store::{self, SessionRow, When};
+
+/// A treatment session.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TreatmentSession {
+    /// Id.
+    pub id: String,
+    /// The patient.
+    pub patient_id: String,
+    /// The clinic.
+    pub clinic_id: String,
+    /// How the treatment is given.
+    pub modality: Modality,
+    /// Where it stands.
+    pub status: SessionStatus,
+    /// When it is (or was) planned.
+    pub scheduled_at: DateTime<Utc>,
+    /// In-clinic observations; shown to staff only (null for patients).
+    pub observations: Option<Observations>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+fn view(row: &SessionRow, for_staff: bool) -> ApiResult<TreatmentSession> {
+    let modality = Modality::parse(&row.modality)
+        .ok_or_else(|| ApiError::internal(&"stored modality is not known"))?;
+    let status = SessionStatus::parse(&row.status)
+        .ok_or_else(|| ApiError::internal(&"stored status is not known"))?;
+    let observations = match (&row.observations, for_staff) {
+        (Some(text), true) => serde_json::from_str(text).ok(),
+        _ => None,
+    };
+    Ok(TreatmentSession {
+        id: row.id.clone(),
+        patient_id: row.patient_id.clone(),
+        clinic_id: row.clinic_id.clone(),
+        modality,
+        status,
+        scheduled_at: utc(row.scheduled_at),
+        observations,
+        created_at: utc(row.created_at),
+        updated_at: utc(row.updated_at),
+    })
+}
+
+/// Sessions may be recorded up to two years either side of now.
+const SCHEDULE_RANGE: TimeDelta = TimeDelta::days(730);
+
+fn check_time(at: DateTime<Utc>, now: DateTime<Utc>, problems: &mut BTreeMap<String, String>) {
+    if (at - now).abs() > SCHEDULE_RANGE {
+        problems.insert(
+            "scheduled_at".into(),
+            "must be within two years of today".into(),
+        );
+    }
+}
+
+fn check_observations(
+    observations: Option<&Observations>,
+    problems: &mut BTreeMap<String, String>,
+) {
+    if let Some(observations) = observations {
+        problems.extend(observations.problems());
+    }
+}
+
+/// A new session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// How the treatment is given.
+    pub modality: Modality,
+    /// When it is planned.
+    pub scheduled_at: DateTime<Utc>,
+    /// Observations, when recording a session after the fact.
+    pub observations: Option<Observations>,
+}
+
+/// Schedule a treatment session
+#[utoipa::path(
+    post,
+    path = "/v1/patients/{patient_id}/sessions",
+    tag = "sessions",
+    operation_id = "create_session",
+    security(("bearer" = [])),
+    params(("patient_id" = String, Path, description = "The patient")),
+    request_body = CreateSession,
+    responses(
+        (status = 201, description = "Scheduled", body = TreatmentSession),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such patient in the caller's clinic", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn create_session(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(patient_id): Path<String>,
+    ApiJson(body): ApiJson<CreateSession>,
+) -> ApiResult<(StatusCode, Json<TreatmentSession>)> {
+    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOnly).await?;
+    let now = state.now();
+    let mut problems = BTreeMap::new();
+    check_time(body.scheduled_at, now, &mut problems);
+    check_observations(body.observations.as_ref(), &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let row = SessionRow {
+        id: TreatmentSessionId::generate().into_string(),
+        patient_id: patient.id.to_string(),
+        clinic_id: patient.clinic_id.to_string(),
+        modality: body.modality.as_str().to_owned(),
+        status: SessionStatus::Scheduled.as_str().to_owned(),
+        scheduled_at: body.scheduled_at.naive_utc(),
+        observations: body
+            .observations
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| ApiError::internal(&e))?,
+        created_by: caller.account_id.to_string(),
+        created_at: now.naive_utc(),
+        updated_at: now.naive_utc(),
+    };
+    let stored = row.clone();
+    let entry = AuditEntry::by(&caller, "session.create", now.naive_utc())
+        .clinic(&row.clinic_id)
+        .patient(&row.patient_id)
+        .subject(&row.id);
+    state
+        .db
+        .write(move |conn| {
+            store::insert(conn, &stored)?;
+            audit::record(conn, &entry)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&row, true)?)))
+}
+
+/// A change to a session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSession {
+    /// Move it (scheduled sessions only).
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// `completed` records that it took place (cancel with DELETE).
+    pub status: Option<SessionStatus>,
+    /// Replace the observations (scheduled or completed sessions).
+    pub observations: Option<Observations>,
+}
+
+async fn staff_session(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<SessionRow> {
+    let id = TreatmentSessionId::parse(raw_id).ok_or_else(|| ApiError::not_found("session"))?;
+    let lookup = id.to_string();
+    let row = state
+        .db
+        .run(move |conn| store::find(conn, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    if caller.clinic_id.as_ref().map(|c| c.as_str()) != Some(row.clinic_id.as_str()) {
+        return Err(ApiError::not_found("session"));
+    }
+    Ok(row)
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::Cancelled => {
+            ApiError::conflict("session_cancelled", "This session was cancelled.")
+        }
+        Refusal::Completed => ApiError::conflict(
+            "session_completed",
+            "This session has taken place; only its observations can change.",
+        ),
+    }
+}
+
+async fn save(
+    state: &AppState,
+    caller: &Caller,
+    row: SessionRow,
+    action: &'static str,
+) -> ApiResult<()> {
+    let entry = AuditEntry::by(caller, action, state.now().naive_utc())
+        .clinic(&row.clinic_id)
+        .patient(&row.patient_id)
+        .subject(&row.id);
+    state
+        .db
+        .write(move |conn| {
+            store::update(conn, &row)?;
+            audit::record(conn, &entry)
+        })
+        .await?;
+    Ok(())
+}
+
+/// Move, complete or annotate a session
+#[utoipa::path(
+    patch,
+    path = "/v1/sessions/{session_id}",
+    tag = "sessions",
+    operation_id = "update_session",
+    security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "The session")),
+    request_body = UpdateSession,
+    responses(
+        (status = 200, description = "Updated", body = TreatmentSession),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such session in the caller's clinic", body = ErrorBody),
+        (status = 409, description = "The session is cancelled (`session_cancelled`) or completed (`session_completed`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn update_session(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(session_id): Path<String>,
+    ApiJson(body): ApiJson<UpdateSession>,
+) -> ApiResult<Json<TreatmentSession>> {
+    let mut row = staff_session(&state, &caller, &session_id).await?;
+    let now = state.now();
+    let mut problems = BTreeMap::new();
+    if let Some(at) = body.scheduled_at {
+        check_time(at, now, &mut problems);
+    }
+    if matches!(
+        body.status,
+        Some(SessionStatus::Scheduled | SessionStatus::Cancelled)
+    ) {
+        problems.insert(
+            "status".into(),
+            "may only be set to completed (cancel with DELETE)".into(),
+        );
+    }
+    check_observations(body.observations.as_ref(), &mut problems);
+    if body.scheduled_at.is_none() && body.status.is_none() && body.observations.is_none() {
+        problems.insert("body".into(), "names nothing to change".into());
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let status = SessionStatus::parse(&row.status)
+        .ok_or_else(|| ApiError::internal(&"stored status is not known"))?;
+    let changes = [
+        body.scheduled_at.map(|_| Change::Move),
+        body.status.map(|_| Change::Complete),
+        body.observations.as_ref().map(|_| Change::Observe),
+    ];
+    for change in changes.into_iter().flatten() {
+        may_change(status, change).map_err(refused)?;
+    }
+    if let Some(at) = body.scheduled_at {
+        row.scheduled_at = at.naive_utc();
+    }
+    if body.status.is_some() {
+        row.status = SessionStatus::Completed.as_str().to_owned();
+    }
+    if let Some(observations) = &body.observations {
+        row.observations =
+            Some(serde_json::to_string(observations).map_err(|e| ApiError::internal(&e))?);
+    }
+    row.updated_at = now.naive_utc();
+    save(&state, &caller, row.clone(), "session.update").await?;
+    Ok(Json(view(&row, true)?))
+}
+
+/// Cancel a session
+///
+/// Cancelling again is harmless; a completed session cannot be cancelled.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/{session_id}",
+    tag = "sessions",
+    operation_id = "cancel_session",
+    security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "The session")),
+    responses(
+        (status = 200, description = "Cancelled", body = TreatmentSession),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such session in the caller's clinic", body = ErrorBody),
+        (status = 409, description = "The session has taken place (`session_completed`)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn cancel_session(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(session_id): Path<String>,
+) -> ApiResult<Json<TreatmentSession>> {
+    let mut row = staff_session(&state, &caller, &session_id).await?;
+    let status = SessionStatus::parse(&row.status)
+        .ok_or_else(|| ApiError::internal(&"stored status is not known"))?;
+    may_change(status, Change::Cancel).map_err(refused)?;
+    if status != SessionStatus::Cancelled {
+        row.status = SessionStatus::Cancelled.as_str().to_owned();
+        row.updated_at = state.now().naive_utc();
+        save(&state, &caller, row.clone(), "session.cancel").await?;
+    }
+    Ok(Json(view(&row, true)?))
+}
+
+/// Which sessions to list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SessionListParams {
+    /// `upcoming` (from now on), `past`, or `all` (default).
+    pub when: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+async fn list(
+    state: &AppState,
+    patient_id: String,
+    params: SessionListParams,
+    for_staff: bool,
+    audit_entry: Option<AuditEntry>,
+) -> ApiResult<Json<Paginated<TreatmentSession>>> {
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .parse()?;
+    let after = page.after_time_key()?;
+    let now = state.now().naive_utc();
+    let when = match params.when.as_deref() {
+        None | Some("all") => When::All,
+        Some("upcoming") => When::Upcoming(now),
+        Some("past") => When::Past(now),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "when",
+                "must be upcoming, past or all",
+            ));
+        }
+    };
+    let limit = i64::from(page.limit) + 1;
+    let rows = state
+        .db
+        .write(move |conn| {
+            if let Some(entry) = &audit_entry {
+                audit::record(conn, entry)?;
+            }
+            store::list(conn, &patient_id, when, after, limit)
+        })
+        .await?;
+    let items = rows
+        .iter()
+        .map(|r| view(r, for_staff))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Paginated::from_rows(items, &page, |s| {
+        time_key(s.scheduled_at, &s.id)
+    })))
+}
+
+/// A patient's sessions
+///
+/// In time order. Staff of the patient's clinic; every read is audited.
+#[utoipa::path(
+    get,
+    path = "/v1/patients/{patient_id}/sessions",
+    tag = "sessions",
+    operation_id = "list_patient_sessions",
+    security(("bearer" = [])),
+    params(("patient_id" = String, Path, description = "The patient"), SessionListParams),
+    responses(
+        (status = 200, description = "A page of sessions", body = Paginated<TreatmentSession>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such patient in the caller's clinic", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_patient_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(patient_id): Path<String>,
+    ApiQuery(params): ApiQuery<SessionListParams>,
+) -> ApiResult<Json<Paginated<TreatmentSession>>> {
+    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOnly).await?;
+    let entry = AuditEntry::by(&caller, "sessions.read", state.now().naive_utc())
+        .clinic(patient.clinic_id.as_str())
+        .patient(patient.id.as_str());
+    list(&state, patient.id.to_string(), params, true, Some(entry)).await
+}
+
+/// My sessions
+///
+/// In time order; `?when=upcoming` for what is next.
+#[utoipa::path(
+    get,
+    path = "/v1/me/sessions",
+    tag = "sessions",
+    operation_id = "list_my_sessions",
+    security(("bearer" = [])),
+    params(SessionListParams),
+    responses(
+        (status = 200, description = "A page of sessions (without staff observations)", body = Paginated<TreatmentSession>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a patient", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_my_sessions(
+    State(state): State<AppState>,
+    PatientCaller(caller): PatientCaller,
+    ApiQuery(params): ApiQuery<SessionListParams>,
+) -> ApiResult<Json<Paginated<TreatmentSession>>> {
+    list(&state, caller.account_id.to_string(), params, false, None).await
+}
