@@ -10,8 +10,10 @@ mod harness;
 
 mod access;
 mod auth;
+mod check_ins;
 mod cli;
 mod http;
 mod invitations;
 mod openapi;
 mod schema;
+mod sessions;
