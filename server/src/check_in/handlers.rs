@@ -19,7 +19,7 @@ use crate::auth::extract::{Caller, PatientCaller};
 use crate::check_in::store::{self, CheckInRow, HistoryFilter};
 use crate::check_in::trends::{self, DailyMood, InstrumentTrend, Record};
 use crate::clinic::store as clinics;
-use crate::db::{DbError, is_unique_violation};
+use crate::db::DbError;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{Page, PageParams, Paginated, time_key};
@@ -270,12 +270,7 @@ pub async fn create_check_in(
         prompt_id,
     };
 
-    let outcome = store_once(&state, row.clone()).await;
-    let outcome = match outcome {
-        // Two submissions of the same id raced; the loser reads what the winner stored.
-        Err(DbError::Query(e)) if is_unique_violation(&e) => store_once(&state, row).await?,
-        other => other?,
-    };
+    let outcome = store_once(&state, row).await?;
     let (status, stored) = match outcome {
         Stored::Created(row) => (StatusCode::CREATED, row),
         Stored::Replayed(row) => (StatusCode::OK, row),
@@ -309,18 +304,19 @@ pub async fn create_check_in(
 async fn store_once(state: &AppState, row: CheckInRow) -> Result<Stored, DbError> {
     state
         .db
-        .write(move |conn| match store::find(conn, &row.id)? {
-            Some(existing)
-                if existing.patient_id == row.patient_id
-                    && existing.content_hash == row.content_hash =>
-            {
-                Ok(Stored::Replayed(existing))
+        .run(move |conn| {
+            if store::insert_if_new(conn, &row)? {
+                return Ok(Stored::Created(row));
             }
-            Some(_) => Ok(Stored::Conflict),
-            None => {
-                store::insert(conn, &row)?;
-                Ok(Stored::Created(row))
-            }
+            Ok(match store::find(conn, &row.id)? {
+                Some(existing)
+                    if existing.patient_id == row.patient_id
+                        && existing.content_hash == row.content_hash =>
+                {
+                    Stored::Replayed(existing)
+                }
+                _ => Stored::Conflict,
+            })
         })
         .await
 }

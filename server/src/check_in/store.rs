@@ -47,12 +47,14 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CheckInRow>
         .optional()
 }
 
-/// Inserts a check-in.
-pub fn insert(conn: &mut DbConnection, row: &CheckInRow) -> QueryResult<()> {
-    diesel::insert_into(check_ins::table)
+/// Inserts a check-in unless one with its id exists; true when it was inserted. One statement,
+/// so a first submission costs a single round trip and concurrent replays cannot both insert.
+pub fn insert_if_new(conn: &mut DbConnection, row: &CheckInRow) -> QueryResult<bool> {
+    let inserted = crate::per_backend!(conn, |c| diesel::insert_into(check_ins::table)
         .values(row)
-        .execute(conn)
-        .map(drop)
+        .on_conflict_do_nothing()
+        .execute(c)?);
+    Ok(inserted == 1)
 }
 
 /// History filters.

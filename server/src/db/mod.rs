@@ -271,6 +271,19 @@ fn pending_migrations(conn: &mut DbConnection) -> Result<Vec<String>, MigrationE
     })
 }
 
+/// Runs `$body` with `$c` bound to the concrete backend connection: the escape for the few
+/// statements diesel cannot build for both backends at once (upserts, `ON CONFLICT`,
+/// `FOR UPDATE SKIP LOCKED`). Every such statement goes through here, so they are easy to find.
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Pg($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
 /// True when `error` is a unique-constraint violation (a duplicate email, a replayed id).
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(
