@@ -307,7 +307,7 @@ async fn run(
     );
     let client = reqwest::Client::new();
 
-    let addr = start_server(settings(db_url, data, max_clients)).await?;
+    let addr = start_server(settings(db_url, data, pool_size())).await?;
     let base = format!("http://{addr}");
     let tokens = enrol(&client, &base, max_clients).await?;
     {
@@ -332,4 +332,12 @@ async fn run(
         print("SQLite", clients, &figures, None);
     }
     Ok(())
+}
+
+/// Server connection-pool size: `LOAD_POOL_SIZE`, default 8.
+fn pool_size() -> usize {
+    std::env::var("LOAD_POOL_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
 }
