@@ -76,6 +76,18 @@ id_type!(
     /// A treatment session.
     TreatmentSessionId
 );
+id_type!(
+    /// A job in the queue.
+    JobId
+);
+id_type!(
+    /// A registered device.
+    DeviceId
+);
+id_type!(
+    /// A push notification to one device.
+    NotificationId
+);
 
 #[cfg(test)]
 mod tests {

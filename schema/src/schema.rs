@@ -112,7 +112,71 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        kind -> Text,
+        payload -> Text,
+        dedupe_key -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        run_at -> Timestamp,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> Text,
+        account_id -> Text,
+        platform -> Text,
+        token -> Text,
+        app_version -> Nullable<Text>,
+        locale -> Nullable<Text>,
+        active -> Bool,
+        invalid_argument_count -> Integer,
+        deactivated_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        account_id -> Text,
+        device_id -> Text,
+        kind -> Text,
+        ref_id -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+        opened_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notification_attempts (id) {
+        id -> Text,
+        notification_id -> Text,
+        attempt -> Integer,
+        at -> Timestamp,
+        outcome -> Text,
+        provider_status -> Nullable<Integer>,
+        provider_reason -> Nullable<Text>,
+        latency_ms -> Integer,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
+diesel::joinable!(notifications -> devices (device_id));
 diesel::joinable!(invitations -> clinics (clinic_id));
 diesel::joinable!(refresh_families -> accounts (account_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
@@ -126,4 +190,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     check_ins,
     treatment_sessions,
+    jobs,
+    devices,
+    notifications,
+    notification_attempts,
 );

@@ -14,10 +14,13 @@ use rand::RngCore;
 
 use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
-use crate::config::{Config, KeySource, Secret, SigningKey};
+use crate::config::{Config, KeySource, PushSettings, Secret, SigningKey};
 use crate::db::Db;
 use crate::http::rate_limit::RateLimiter;
 use crate::instrument::catalogue::Catalogue;
+use crate::push::apns::ApnsGateway;
+use crate::push::fcm::FcmGateway;
+use crate::push::gateway::{LoggingGateway, PushGateway};
 
 /// Rate limiters for the credential endpoints.
 #[derive(Debug)]
@@ -43,6 +46,35 @@ impl AuthLimits {
     }
 }
 
+/// The push gateway for each platform.
+#[derive(Debug, Clone)]
+pub struct PushGateways {
+    /// iOS.
+    pub apns: Arc<dyn PushGateway>,
+    /// Android.
+    pub fcm: Arc<dyn PushGateway>,
+    /// Per-attempt time limit.
+    pub timeout: std::time::Duration,
+}
+
+impl PushGateways {
+    fn from_settings(settings: &PushSettings) -> anyhow::Result<Self> {
+        let apns: Arc<dyn PushGateway> = match &settings.apns {
+            Some(apns) => Arc::new(ApnsGateway::new(apns)?),
+            None => Arc::new(LoggingGateway { platform: "apns" }),
+        };
+        let fcm: Arc<dyn PushGateway> = match &settings.fcm {
+            Some(fcm) => Arc::new(FcmGateway::new(fcm.clone())?),
+            None => Arc::new(LoggingGateway { platform: "fcm" }),
+        };
+        Ok(Self {
+            apns,
+            fcm,
+            timeout: settings.timeout,
+        })
+    }
+}
+
 /// Everything a request or a worker needs.
 #[derive(Debug)]
 pub struct App {
@@ -58,6 +90,10 @@ pub struct App {
     pub limits: AuthLimits,
     /// Every instrument definition.
     pub catalogue: Catalogue,
+    /// Push gateways.
+    pub push: PushGateways,
+    /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
+    pub job_wake: tokio::sync::Notify,
     /// A hash to verify against when an email is unknown, so that the response time does not
     /// reveal which addresses have accounts.
     pub(crate) decoy_hash: tokio::sync::OnceCell<String>,
@@ -80,6 +116,7 @@ impl App {
             .context("COMPANION_JWT_KEYS holds no key")?;
         let db = Db::new(&config.database, config.db_pool_size).map_err(anyhow::Error::msg)?;
         let limits = AuthLimits::new(config.auth_rate_limit_per_minute);
+        let push = PushGateways::from_settings(&config.push)?;
         Ok(Self {
             config,
             db,
@@ -87,8 +124,15 @@ impl App {
             tokens,
             limits,
             catalogue: Catalogue::default(),
+            push,
+            job_wake: tokio::sync::Notify::new(),
             decoy_hash: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Wakes the workers of this process: call after committing a transaction that enqueued jobs.
+    pub fn jobs_enqueued(&self) {
+        self.job_wake.notify_one();
     }
 
     /// The current instant from the application clock.

@@ -167,6 +167,37 @@ pub struct Config {
     pub log_filter: String,
     /// `COMPANION_WORKER_INTERVAL` (seconds): how often housekeeping runs.
     pub worker_interval: Duration,
+    /// The job queue.
+    pub jobs: JobSettings,
+    /// Push services.
+    pub push: PushSettings,
+}
+
+/// Job-queue settings.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    /// `COMPANION_JOB_LEASE` (seconds): how long a claimed job is held before another worker may
+    /// take it over.
+    pub lease: Duration,
+    /// `COMPANION_JOB_POLL_INTERVAL` (milliseconds): the fallback when no wake-up arrives.
+    pub poll_interval: Duration,
+    /// `COMPANION_WORKER_CONCURRENCY`: jobs a worker runs at once.
+    pub concurrency: usize,
+    /// First retry delay (doubles per attempt).
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+}
+
+/// Push-service settings; a service left unconfigured is replaced by a logging stand-in.
+#[derive(Clone, Debug)]
+pub struct PushSettings {
+    /// FCM, when `COMPANION_FCM_SERVICE_ACCOUNT_FILE` is set.
+    pub fcm: Option<crate::push::fcm::FcmSettings>,
+    /// APNs, when `COMPANION_APNS_KEY_FILE` is set.
+    pub apns: Option<crate::push::apns::ApnsSettings>,
+    /// `COMPANION_PUSH_TIMEOUT` (seconds) per delivery attempt.
+    pub timeout: Duration,
 }
 
 /// A configuration problem, naming the key.
@@ -210,6 +241,20 @@ pub const KEYS: &[&str] = &[
     "COMPANION_LOG",
     "COMPANION_WORKER_INTERVAL",
     "COMPANION_ADMIN_PASSWORD",
+    "COMPANION_JOB_LEASE",
+    "COMPANION_JOB_POLL_INTERVAL",
+    "COMPANION_WORKER_CONCURRENCY",
+    "COMPANION_JOB_RETRY_BASE",
+    "COMPANION_PUSH_TIMEOUT",
+    "COMPANION_FCM_SERVICE_ACCOUNT_FILE",
+    "COMPANION_FCM_PROJECT_ID",
+    "COMPANION_FCM_BASE_URL",
+    "COMPANION_FCM_TOKEN_URL",
+    "COMPANION_APNS_KEY_FILE",
+    "COMPANION_APNS_KEY_ID",
+    "COMPANION_APNS_TEAM_ID",
+    "COMPANION_APNS_TOPIC",
+    "COMPANION_APNS_ENVIRONMENT",
     "DATABASE_URL",
 ];
 
@@ -332,6 +377,26 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&log_filter)
             .map_err(|e| err("COMPANION_LOG", format!("not a log filter ({e})")))?;
         let worker_interval = seconds(get, "COMPANION_WORKER_INTERVAL", 60, 1, 86_400)?;
+        let jobs = JobSettings {
+            lease: seconds(get, "COMPANION_JOB_LEASE", 60, 1, 3600)?,
+            poll_interval: Duration::from_millis(number(
+                get,
+                "COMPANION_JOB_POLL_INTERVAL",
+                1000,
+                10,
+                60_000,
+            )?),
+            concurrency: number(get, "COMPANION_WORKER_CONCURRENCY", 32, 1, 1024)? as usize,
+            retry_base: Duration::from_millis(number(
+                get,
+                "COMPANION_JOB_RETRY_BASE",
+                2000,
+                1,
+                600_000,
+            )?),
+            retry_cap: Duration::from_secs(600),
+        };
+        let push = push_settings(get)?;
 
         Ok(Self {
             environment,
@@ -353,6 +418,8 @@ impl Config {
             log_format,
             log_filter,
             worker_interval,
+            jobs,
+            push,
         })
     }
 
@@ -405,6 +472,77 @@ fn boolean<'a>(
         Some("false" | "0" | "no") => Ok(false),
         Some(other) => Err(err(key, format!("'{other}' is not true or false"))),
     }
+}
+
+fn push_settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<PushSettings, ConfigError> {
+    let timeout = seconds(&get, "COMPANION_PUSH_TIMEOUT", 10, 1, 120)?;
+    let fcm = match get("COMPANION_FCM_SERVICE_ACCOUNT_FILE") {
+        None => None,
+        Some(path) => {
+            const KEY: &str = "COMPANION_FCM_SERVICE_ACCOUNT_FILE";
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| err(KEY, format!("cannot read {path}: {e}")))?;
+            let mut account: crate::push::fcm::ServiceAccount = serde_json::from_str(&text)
+                .map_err(|e| err(KEY, format!("not a service-account key file ({e})")))?;
+            if let Some(project) = get("COMPANION_FCM_PROJECT_ID") {
+                account.project_id = project.to_owned();
+            }
+            let token_url = get("COMPANION_FCM_TOKEN_URL")
+                .map(str::to_owned)
+                .or_else(|| account.token_uri.clone())
+                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".to_owned());
+            let base_url = get("COMPANION_FCM_BASE_URL")
+                .unwrap_or("https://fcm.googleapis.com")
+                .to_owned();
+            for (key, value) in [
+                ("COMPANION_FCM_TOKEN_URL", &token_url),
+                ("COMPANION_FCM_BASE_URL", &base_url),
+            ] {
+                url::Url::parse(value).map_err(|e| err(key, format!("not a URL ({e})")))?;
+            }
+            Some(crate::push::fcm::FcmSettings {
+                account,
+                base_url,
+                token_url,
+                timeout,
+            })
+        }
+    };
+    let apns = match get("COMPANION_APNS_KEY_FILE") {
+        None => None,
+        Some(path) => {
+            let key_pem = std::fs::read_to_string(path).map_err(|e| {
+                err(
+                    "COMPANION_APNS_KEY_FILE",
+                    format!("cannot read {path}: {e}"),
+                )
+            })?;
+            let required = |key: &str| {
+                get(key)
+                    .map(str::to_owned)
+                    .ok_or_else(|| err(key, "required when COMPANION_APNS_KEY_FILE is set"))
+            };
+            let sandbox = match get("COMPANION_APNS_ENVIRONMENT") {
+                None | Some("production") => false,
+                Some("sandbox") => true,
+                Some(other) => {
+                    return Err(err(
+                        "COMPANION_APNS_ENVIRONMENT",
+                        format!("'{other}' is neither 'production' nor 'sandbox'"),
+                    ));
+                }
+            };
+            Some(crate::push::apns::ApnsSettings {
+                key_pem: Secret::new(key_pem),
+                key_id: required("COMPANION_APNS_KEY_ID")?,
+                team_id: required("COMPANION_APNS_TEAM_ID")?,
+                topic: required("COMPANION_APNS_TOPIC")?,
+                sandbox,
+                timeout,
+            })
+        }
+    };
+    Ok(PushSettings { fcm, apns, timeout })
 }
 
 fn parse_keys(text: &str) -> Result<Vec<SigningKey>, ConfigError> {

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
-use crate::{account, auth, check_in, clinic, health, instrument, invitation, treatment};
+use crate::{account, auth, check_in, clinic, health, instrument, invitation, push, treatment};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,7 @@ use crate::{account, auth, check_in, clinic, health, instrument, invitation, tre
         (name = "invitations", description = "How staff and patients join a clinic"),
         (name = "check-ins", description = "Instruments, check-in submission, history and trends"),
         (name = "sessions", description = "Treatment sessions"),
+        (name = "devices", description = "Push devices and notification delivery"),
         (name = "operations", description = "Health probes"),
     )
 )]
@@ -91,6 +92,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             treatment::handlers::cancel_session
         ))
         .routes(routes!(treatment::handlers::list_my_sessions))
+        .routes(routes!(push::handlers::register_device))
+        .routes(routes!(push::handlers::delete_device))
+        .routes(routes!(push::handlers::test_device))
+        .routes(routes!(push::handlers::get_notification))
+        .routes(routes!(push::handlers::open_notification))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
 }

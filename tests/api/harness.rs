@@ -207,6 +207,7 @@ pub struct TestApp {
     pub app: Arc<App>,
     pub clock: Arc<ManualClock>,
     router: Router,
+    source: BTreeMap<String, String>,
     _data_dir: tempfile::TempDir,
     _db: TestDb,
 }
@@ -246,6 +247,16 @@ impl TestApp {
 
     /// An app with extra configuration settings (environment-variable names and values).
     pub async fn with_settings(backend: Backend, settings: &[(&str, &str)]) -> Self {
+        Self::build(backend, settings, |_| {}).await
+    }
+
+    /// An app with extra settings, adjusted by `customize` before it starts (e.g. to put a
+    /// scripted push gateway in place).
+    pub async fn build(
+        backend: Backend,
+        settings: &[(&str, &str)],
+        customize: impl FnOnce(&mut App),
+    ) -> Self {
         let (db, url, data_dir) = TestDb::create(backend);
         let mut source: BTreeMap<String, String> = BTreeMap::from([
             ("DATABASE_URL".into(), url),
@@ -263,9 +274,8 @@ impl TestApp {
         for (key, value) in settings {
             source.insert((*key).into(), (*value).into());
         }
-        let config = Config::from_source(&source).expect("test configuration");
         let clock = Arc::new(ManualClock::new(Utc::now()));
-        let app = Arc::new(App::new(config, clock.clone()).expect("app"));
+        let app = Self::app_on(&source, clock.clone(), customize);
         if backend == Backend::Sqlite {
             app.db.migrate().await.expect("migrations");
         }
@@ -274,9 +284,62 @@ impl TestApp {
             app,
             clock,
             router,
+            source,
             _data_dir: data_dir,
             _db: db,
         }
+    }
+
+    fn app_on(
+        source: &BTreeMap<String, String>,
+        clock: Arc<ManualClock>,
+        customize: impl FnOnce(&mut App),
+    ) -> Arc<App> {
+        let config = Config::from_source(source).expect("test configuration");
+        let mut app = App::new(config, clock).expect("app");
+        customize(&mut app);
+        Arc::new(app)
+    }
+
+    /// Another application on the same database and clock: a second process, as far as the
+    /// database can tell (its own pool, its own workers).
+    pub fn another_process(&self, customize: impl FnOnce(&mut App)) -> Arc<App> {
+        Self::app_on(&self.source, self.clock.clone(), customize)
+    }
+
+    /// An app whose FCM gateway talks to a fake FCM server over HTTP.
+    pub async fn with_fake_fcm(
+        backend: Backend,
+        settings: &[(&str, &str)],
+    ) -> (Self, companion_fake_push::FakeFcm) {
+        let fake = companion_fake_push::FakeFcm::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap().keep();
+        let key_file = dir.join("service-account.json");
+        let account = json!({
+            "type": "service_account",
+            "project_id": "fake-project",
+            "client_email": "push@fake-project.iam.example",
+            "private_key": std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/fcm-test-key.pem")).unwrap(),
+            "token_uri": fake.token_url(),
+        });
+        std::fs::write(&key_file, account.to_string()).unwrap();
+        let key_path = key_file.display().to_string();
+        let base = fake.base_url();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("COMPANION_FCM_SERVICE_ACCOUNT_FILE", &key_path),
+            ("COMPANION_FCM_BASE_URL", &base),
+        ];
+        all.extend_from_slice(settings);
+        (Self::with_settings(backend, &all).await, fake)
+    }
+
+    /// Runs the job worker until nothing is due (at the test clock's time); returns the number of
+    /// jobs run.
+    pub async fn run_jobs(&self) -> usize {
+        companion::jobs::runner::Runner::new(self.app.clone())
+            .drain()
+            .await
+            .expect("worker")
     }
 
     /// Sends a request built by the caller.

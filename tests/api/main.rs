@@ -15,5 +15,6 @@ mod cli;
 mod http;
 mod invitations;
 mod openapi;
+mod push;
 mod schema;
 mod sessions;

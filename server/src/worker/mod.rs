@@ -1,5 +1,5 @@
-//! Background work run by `companion work` (and by `companion serve` unless told otherwise):
-//! periodic housekeeping for now. Every pass is idempotent, so any number of replicas may run it.
+//! Background work run by `companion work` (and by `companion serve` unless told otherwise): the
+//! job queue's worker and periodic housekeeping. Both are safe to run in any number of replicas.
 
 use std::sync::Arc;
 
@@ -9,11 +9,18 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::auth::store as sessions;
 
-/// Runs until `shutdown` is cancelled; a pass in progress is finished first.
+/// Runs the job worker and housekeeping until `shutdown` is cancelled; work in progress is
+/// finished first.
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+    let runner = crate::jobs::runner::Runner::new(app.clone());
+    let jobs = tokio::spawn(runner.run(shutdown.clone()));
+    housekeeping_loop(app, shutdown).await;
+    jobs.await.ok();
+}
+
+async fn housekeeping_loop(app: Arc<App>, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(app.config.worker_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tracing::info!("worker started");
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -26,7 +33,6 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             }
         }
     }
-    tracing::info!("worker stopped");
 }
 
 /// One housekeeping pass: deletes refresh tokens that expired more than a day ago (kept a day so

@@ -1,0 +1,16 @@
+//! The durable job queue, one implementation over both backends. Jobs are enqueued inside the
+//! caller's transaction (they commit with the write that causes them or not at all), claimed with
+//! a lease (a worker that dies lets its jobs be reclaimed when the lease lapses), retried with
+//! exponential backoff and jitter, and parked as `dead` after their last attempt.
+
+pub mod backoff;
+pub mod runner;
+pub mod store;
+
+pub use store::{Claimed, NewJob, enqueue};
+
+/// Job kinds.
+pub mod kinds {
+    /// Deliver one push notification to one device. Payload: `{"notification_id": "..."}`.
+    pub const PUSH_DELIVER: &str = "push.deliver";
+}

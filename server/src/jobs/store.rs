@@ -1,0 +1,204 @@
+//! Job rows: enqueue, claim with a lease, complete, retry or bury, release.
+
+use chrono::NaiveDateTime;
+use companion_schema::ids::JobId;
+use companion_schema::schema::jobs;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+
+use crate::db::DbConnection;
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Kind (see [`super::kinds`]).
+    pub kind: &'static str,
+    /// JSON payload; opaque ids only, never health information.
+    pub payload: serde_json::Value,
+    /// At most one job with this key is ever enqueued.
+    pub dedupe_key: Option<String>,
+    /// Not before.
+    pub run_at: NaiveDateTime,
+    /// Attempts before the job is parked as dead.
+    pub max_attempts: i32,
+}
+
+/// Enqueues a job on `conn`, normally inside the caller's transaction so that it commits with
+/// the write that causes it. Returns false when a job with the same dedupe key exists. On
+/// PostgreSQL a `NOTIFY` wakes workers in other processes as soon as the transaction commits.
+pub fn enqueue(conn: &mut DbConnection, job: &NewJob, now: NaiveDateTime) -> QueryResult<bool> {
+    let id = JobId::generate().into_string();
+    let payload = job.payload.to_string();
+    let row = (
+        jobs::id.eq(&id),
+        jobs::kind.eq(job.kind),
+        jobs::payload.eq(&payload),
+        jobs::dedupe_key.eq(job.dedupe_key.as_deref()),
+        jobs::status.eq("queued"),
+        jobs::attempts.eq(0),
+        jobs::max_attempts.eq(job.max_attempts),
+        jobs::run_at.eq(job.run_at),
+        jobs::created_at.eq(now),
+        jobs::updated_at.eq(now),
+    );
+    let inserted = crate::per_backend!(conn, |c| diesel::insert_into(jobs::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c)?);
+    if inserted == 1
+        && let DbConnection::Pg(pg) = conn
+    {
+        diesel::sql_query("SELECT pg_notify('companion_jobs', '')").execute(pg)?;
+    }
+    Ok(inserted == 1)
+}
+
+/// A claimed job.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Claimed {
+    /// Id.
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    /// Kind.
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    /// JSON payload.
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    /// Attempts including this one.
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+    /// Attempts allowed.
+    #[diesel(sql_type = Integer)]
+    pub max_attempts: i32,
+}
+
+/// The claim: due queued jobs, and running jobs whose lease has lapsed (their worker died),
+/// oldest first. `SKIP LOCKED` lets PostgreSQL workers claim side by side without waiting or
+/// double-claiming; SQLite runs the statement alone under its write lock.
+const CLAIM: &str = "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
+     attempts = attempts + 1, updated_at = $3 \
+     WHERE id IN (SELECT id FROM jobs \
+       WHERE (status = 'queued' AND run_at <= $3) OR (status = 'running' AND locked_until < $3) \
+       ORDER BY run_at, id LIMIT $4 SKIP_LOCKED) \
+     RETURNING id, kind, payload, attempts, max_attempts";
+
+/// Claims up to `limit` jobs for `worker` until `lease_until`.
+pub fn claim(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Claimed>> {
+    match conn {
+        DbConnection::Pg(c) => {
+            diesel::sql_query(CLAIM.replace("SKIP_LOCKED", "FOR UPDATE SKIP LOCKED"))
+                .bind::<Text, _>(worker)
+                .bind::<Timestamp, _>(lease_until)
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(limit)
+                .load(c)
+        }
+        DbConnection::Sqlite(c) => {
+            diesel::sql_query(CLAIM.replace("SKIP_LOCKED", "").replace('$', "?"))
+                .bind::<Text, _>(worker)
+                .bind::<Timestamp, _>(lease_until)
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(limit)
+                .load(c)
+        }
+    }
+}
+
+/// Marks a job done, if `worker` still holds it. False when the lease was lost meanwhile.
+pub fn complete(
+    conn: &mut DbConnection,
+    id: &str,
+    worker: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::locked_by.eq(worker))
+            .filter(jobs::status.eq("running")),
+    )
+    .set((
+        jobs::status.eq("done"),
+        jobs::finished_at.eq(now),
+        jobs::locked_by.eq(None::<String>),
+        jobs::locked_until.eq(None::<NaiveDateTime>),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Schedules a retry at `retry_at`, or parks the job as dead when `dead` is set.
+pub fn fail(
+    conn: &mut DbConnection,
+    id: &str,
+    worker: &str,
+    error: &str,
+    retry_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let (status, run_at, finished) = match retry_at {
+        Some(at) => ("queued", Some(at), None),
+        None => ("dead", None, Some(now)),
+    };
+    let target = jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::locked_by.eq(worker))
+        .filter(jobs::status.eq("running"));
+    let error: String = error.chars().take(500).collect();
+    let changed = match run_at {
+        Some(run_at) => diesel::update(target)
+            .set((
+                jobs::status.eq(status),
+                jobs::run_at.eq(run_at),
+                jobs::last_error.eq(error),
+                jobs::locked_by.eq(None::<String>),
+                jobs::locked_until.eq(None::<NaiveDateTime>),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                jobs::status.eq(status),
+                jobs::finished_at.eq(finished),
+                jobs::last_error.eq(error),
+                jobs::locked_by.eq(None::<String>),
+                jobs::locked_until.eq(None::<NaiveDateTime>),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    };
+    Ok(changed == 1)
+}
+
+/// Puts `worker`'s running jobs back in the queue without counting the attempt (shutdown).
+pub fn release(conn: &mut DbConnection, worker: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        jobs::table
+            .filter(jobs::locked_by.eq(worker))
+            .filter(jobs::status.eq("running")),
+    )
+    .set((
+        jobs::status.eq("queued"),
+        jobs::attempts.eq(jobs::attempts - 1),
+        jobs::locked_by.eq(None::<String>),
+        jobs::locked_until.eq(None::<NaiveDateTime>),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
+/// Counts jobs by status (for operators and tests).
+pub fn count_by_status(conn: &mut DbConnection, status: &str) -> QueryResult<i64> {
+    jobs::table
+        .filter(jobs::status.eq(status))
+        .count()
+        .get_result(conn)
+}

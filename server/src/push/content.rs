@@ -1,0 +1,225 @@
+//! What a push notification says. Lock screens and Apple's and Google's servers see it, so it
+//! carries no health information: a fixed text per kind and opaque ids, nothing else. The types
+//! below cannot hold anything but an id, so no caller can put a score, an instrument name or a
+//! clinic name into a payload.
+
+use serde_json::{Value, json};
+
+/// The kinds of push message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushMessage {
+    /// A patient's check-in is due.
+    CheckInPrompt {
+        /// The prompt, for the app to fetch.
+        prompt_id: String,
+    },
+    /// A clinician must look at an alert (time-sensitive on iOS).
+    ClinicianAlert {
+        /// The alert, for the app to fetch.
+        alert_id: String,
+    },
+    /// The user asked to test their notifications.
+    Test {
+        /// The notification.
+        notification_id: String,
+    },
+}
+
+impl PushMessage {
+    /// The stored kind name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PushMessage::CheckInPrompt { .. } => "check_in_prompt",
+            PushMessage::ClinicianAlert { .. } => "clinician_alert",
+            PushMessage::Test { .. } => "test",
+        }
+    }
+
+    /// Rebuilds a message from its stored kind and id.
+    pub fn from_stored(kind: &str, ref_id: &str) -> Option<Self> {
+        let id = ref_id.to_owned();
+        match kind {
+            "check_in_prompt" => Some(PushMessage::CheckInPrompt { prompt_id: id }),
+            "clinician_alert" => Some(PushMessage::ClinicianAlert { alert_id: id }),
+            "test" => Some(PushMessage::Test {
+                notification_id: id,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The opaque id the message refers to.
+    pub fn ref_id(&self) -> &str {
+        match self {
+            PushMessage::CheckInPrompt { prompt_id } => prompt_id,
+            PushMessage::ClinicianAlert { alert_id } => alert_id,
+            PushMessage::Test { notification_id } => notification_id,
+        }
+    }
+
+    /// Title and body shown on the device.
+    pub fn text(&self) -> (&'static str, &'static str) {
+        match self {
+            PushMessage::CheckInPrompt { .. } => ("Check-in", "Time for your check-in"),
+            PushMessage::ClinicianAlert { .. } => ("Alert", "A patient alert needs your attention"),
+            PushMessage::Test { .. } => ("Notifications", "Notifications are working"),
+        }
+    }
+
+    /// The data the app receives with the notification: kind and opaque id only.
+    pub fn data(&self) -> Value {
+        let key = match self {
+            PushMessage::CheckInPrompt { .. } => "prompt_id",
+            PushMessage::ClinicianAlert { .. } => "alert_id",
+            PushMessage::Test { .. } => "notification_id",
+        };
+        json!({"kind": self.kind(), key: self.ref_id()})
+    }
+
+    /// Clinician alerts break through Focus modes (iOS time-sensitive, Android high priority).
+    pub fn is_urgent(&self) -> bool {
+        matches!(self, PushMessage::ClinicianAlert { .. })
+    }
+
+    /// How long the push services should keep trying, in seconds.
+    pub fn time_to_live_secs(&self) -> u64 {
+        match self {
+            PushMessage::CheckInPrompt { .. } => 4 * 3600,
+            PushMessage::ClinicianAlert { .. } => 3600,
+            PushMessage::Test { .. } => 600,
+        }
+    }
+}
+
+/// The APNs JSON body for `message` (headers are set by the gateway).
+pub fn apns_body(message: &PushMessage) -> Value {
+    let (title, body) = message.text();
+    let mut aps = json!({"alert": {"title": title, "body": body}, "sound": "default"});
+    if message.is_urgent() {
+        aps["interruption-level"] = json!("time-sensitive");
+    }
+    let mut payload = json!({"aps": aps});
+    if let (Value::Object(target), Value::Object(data)) = (&mut payload, message.data()) {
+        target.extend(data);
+    }
+    payload
+}
+
+/// The FCM HTTP v1 `message` object for `message` sent to `token`.
+pub fn fcm_message(message: &PushMessage, token: &str) -> Value {
+    let (title, body) = message.text();
+    let data: serde_json::Map<String, Value> = match message.data() {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    json!({
+        "message": {
+            "token": token,
+            "notification": {"title": title, "body": body},
+            "data": data,
+            "android": {
+                // Every message here shows a visible notification, so high priority is allowed.
+                "priority": "high",
+                "ttl": format!("{}s", message.time_to_live_secs()),
+                "collapse_key": message.ref_id(),
+            },
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_kind() -> Vec<PushMessage> {
+        vec![
+            PushMessage::CheckInPrompt {
+                prompt_id: "0190c1c2-0000-7000-8000-000000000001".into(),
+            },
+            PushMessage::ClinicianAlert {
+                alert_id: "0190c1c2-0000-7000-8000-000000000002".into(),
+            },
+            PushMessage::Test {
+                notification_id: "0190c1c2-0000-7000-8000-000000000003".into(),
+            },
+        ]
+    }
+
+    /// Words that would reveal health information if they reached a lock screen.
+    const FORBIDDEN: &[&str] = &[
+        "phq",
+        "gad",
+        "mood",
+        "score",
+        "depress",
+        "anxi",
+        "suicid",
+        "self-harm",
+        "ketamine",
+        "esketamine",
+        "infusion",
+        "dose",
+        "clinic",
+        "severe",
+        "item",
+        "risk",
+        "crisis",
+        "988",
+    ];
+
+    #[test]
+    fn no_payload_can_carry_health_information() {
+        for message in every_kind() {
+            let apns = apns_body(&message).to_string().to_lowercase();
+            let fcm = fcm_message(&message, "device-token")
+                .to_string()
+                .to_lowercase();
+            for text in [&apns, &fcm] {
+                for word in FORBIDDEN {
+                    assert!(!text.contains(word), "{word} in {text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn payloads_carry_the_fixed_text_and_the_opaque_id_only() {
+        let alert = PushMessage::ClinicianAlert {
+            alert_id: "a1".into(),
+        };
+        let body = apns_body(&alert);
+        assert_eq!(
+            body["aps"]["alert"]["body"],
+            "A patient alert needs your attention"
+        );
+        assert_eq!(body["aps"]["interruption-level"], "time-sensitive");
+        assert_eq!(body["alert_id"], "a1");
+        assert_eq!(body["kind"], "clinician_alert");
+        assert_eq!(body.as_object().unwrap().len(), 3);
+        let prompt = PushMessage::CheckInPrompt {
+            prompt_id: "p1".into(),
+        };
+        assert!(
+            apns_body(&prompt)["aps"]
+                .get("interruption-level")
+                .is_none()
+        );
+        let fcm = fcm_message(&prompt, "tok");
+        assert_eq!(fcm["message"]["token"], "tok");
+        assert_eq!(
+            fcm["message"]["notification"]["body"],
+            "Time for your check-in"
+        );
+        assert_eq!(
+            fcm["message"]["data"],
+            json!({"kind": "check_in_prompt", "prompt_id": "p1"})
+        );
+        assert_eq!(fcm["message"]["android"]["priority"], "high");
+        for message in every_kind() {
+            assert_eq!(
+                PushMessage::from_stored(message.kind(), message.ref_id()),
+                Some(message)
+            );
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The `push.deliver` job: send one notification to one device, record the attempt, and act on
+//! the outcome (deactivate a dead token at once, a device after repeated malformed-request
+//! answers, retry what the provider asks to retry).
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::jobs::runner::JobResult;
+use crate::jobs::store::Claimed;
+
+use super::content::PushMessage;
+use super::gateway::{Outcome, Target};
+use super::store::{self, AttemptRecord};
+
+/// Malformed-request answers in a row after which a device is deactivated.
+pub const INVALID_ARGUMENT_LIMIT: i32 = 3;
+
+#[derive(Deserialize)]
+struct Payload {
+    notification_id: String,
+}
+
+/// Runs one delivery attempt.
+pub async fn run(app: &App, job: &Claimed) -> JobResult {
+    let Ok(payload) = serde_json::from_str::<Payload>(&job.payload) else {
+        return JobResult::Dead("payload is not a push.deliver payload".into());
+    };
+    let id = payload.notification_id.clone();
+    let found = match app
+        .db
+        .run(move |conn| store::find_notification(conn, &id))
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return JobResult::retry(format!("database: {e}")),
+    };
+    let Some((notification, device)) = found else {
+        return JobResult::Dead("notification not found".into());
+    };
+    if notification.status != "pending" {
+        // Already settled by an earlier run (a redelivered job): nothing to send twice.
+        return JobResult::Done;
+    }
+    let Some(message) = PushMessage::from_stored(
+        &notification.kind,
+        notification.ref_id.as_deref().unwrap_or_default(),
+    ) else {
+        return JobResult::Dead(format!("unknown notification kind {}", notification.kind));
+    };
+    if !device.active {
+        let record = record(
+            &notification.id,
+            job.attempts,
+            app,
+            "device_inactive",
+            None,
+            None,
+            0,
+        );
+        let result = app
+            .db
+            .write(move |conn| store::record_attempt(conn, &record, "failed"))
+            .await;
+        return match result {
+            Ok(()) => JobResult::Done,
+            Err(e) => JobResult::retry(format!("database: {e}")),
+        };
+    }
+    let gateway = match device.platform.as_str() {
+        "ios" => app.push.apns.clone(),
+        _ => app.push.fcm.clone(),
+    };
+    let target = Target {
+        notification_id: notification.id.clone(),
+        token: device.token.clone(),
+    };
+    let started = Instant::now();
+    let attempt =
+        match tokio::time::timeout(app.push.timeout, gateway.send(&target, &message)).await {
+            Ok(attempt) => attempt,
+            Err(_) => super::gateway::Attempt {
+                outcome: Outcome::RetryLater {
+                    reason: "timed out".into(),
+                    after: None,
+                },
+                status: None,
+            },
+        };
+    let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    let last_attempt = job.attempts >= job.max_attempts;
+    let (status, result) = match &attempt.outcome {
+        Outcome::Delivered => ("delivered", JobResult::Done),
+        Outcome::TokenDead { .. } => ("token_dead", JobResult::Done),
+        Outcome::Rejected { .. } => ("rejected", JobResult::Done),
+        Outcome::RetryLater { reason, .. } if last_attempt => (
+            "failed",
+            JobResult::Dead(format!("gave up after {} attempts: {reason}", job.attempts)),
+        ),
+        Outcome::RetryLater { reason, after } => (
+            "pending",
+            JobResult::Retry {
+                reason: reason.clone(),
+                after: *after,
+            },
+        ),
+    };
+    let reason = match &attempt.outcome {
+        Outcome::Delivered => None,
+        Outcome::TokenDead { reason }
+        | Outcome::RetryLater { reason, .. }
+        | Outcome::Rejected { reason, .. } => Some(reason.clone()),
+    };
+    tracing::info!(
+        notification_id = %notification.id,
+        attempt = job.attempts,
+        outcome = attempt.outcome.name(),
+        latency_ms,
+        "push attempt"
+    );
+    let record = record(
+        &notification.id,
+        job.attempts,
+        app,
+        attempt.outcome.name(),
+        attempt.status.map(i32::from),
+        reason,
+        latency_ms,
+    );
+    let outcome = attempt.outcome.clone();
+    let device_id = device.id.clone();
+    let saved = app
+        .db
+        .write(move |conn| {
+            store::record_attempt(conn, &record, status)?;
+            match outcome {
+                Outcome::TokenDead { .. } => {
+                    store::deactivate(conn, &device_id, "token_dead")?;
+                }
+                Outcome::Rejected {
+                    invalid_argument: true,
+                    ..
+                } => {
+                    let count = store::count_invalid_argument(conn, &device_id)?;
+                    if count >= INVALID_ARGUMENT_LIMIT {
+                        store::deactivate(conn, &device_id, "invalid_argument")?;
+                    }
+                }
+                Outcome::Delivered => store::reset_invalid_argument(conn, &device_id)?,
+                _ => {}
+            }
+            Ok(())
+        })
+        .await;
+    match saved {
+        Ok(()) => result,
+        // The provider already has the message; the retry sees the notification still pending
+        // only if this write was lost, which is the at-least-once edge of any push system.
+        Err(e) => JobResult::retry(format!("database: {e}")),
+    }
+}
+
+fn record(
+    notification_id: &str,
+    attempt: i32,
+    app: &App,
+    outcome: &'static str,
+    provider_status: Option<i32>,
+    provider_reason: Option<String>,
+    latency_ms: i32,
+) -> AttemptRecord {
+    AttemptRecord {
+        notification_id: notification_id.to_owned(),
+        attempt,
+        at: app.now().naive_utc(),
+        outcome,
+        provider_status,
+        provider_reason,
+        latency_ms,
+    }
+}
+
+/// How long a delivery may take before it counts as timed out.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

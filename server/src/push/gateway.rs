@@ -1,0 +1,136 @@
+//! The gateway trait every push service implements, the classification of outcomes, and the
+//! logging (development) and in-memory (tests) gateways.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::content::PushMessage;
+
+/// Where to send.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The notification id (the only thing ever logged about a delivery).
+    pub notification_id: String,
+    /// The device token. Never logged.
+    pub token: String,
+}
+
+/// What came of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the push service.
+    Delivered,
+    /// The token is dead (app uninstalled, token rotated): deactivate the device now.
+    TokenDead {
+        /// The provider's reason.
+        reason: String,
+    },
+    /// Worth retrying later, after the provider's `Retry-After` if it gave one.
+    RetryLater {
+        /// The provider's reason.
+        reason: String,
+        /// The provider's requested delay.
+        after: Option<Duration>,
+    },
+    /// The provider refused this message for good.
+    Rejected {
+        /// The provider's reason.
+        reason: String,
+        /// True for a malformed-request answer (FCM `INVALID_ARGUMENT`, APNs `BadDeviceToken`):
+        /// repeated ones deactivate the device.
+        invalid_argument: bool,
+    },
+}
+
+impl Outcome {
+    /// A short stable name for attempt rows and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::TokenDead { .. } => "token_dead",
+            Outcome::RetryLater { .. } => "retry_later",
+            Outcome::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+/// A provider's answer to one attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// What it means.
+    pub outcome: Outcome,
+    /// The HTTP status, when there was one.
+    pub status: Option<u16>,
+}
+
+/// A push service.
+#[async_trait::async_trait]
+pub trait PushGateway: Send + Sync + std::fmt::Debug {
+    /// Sends `message` to `target`. Never fails: every failure is an [`Outcome`].
+    async fn send(&self, target: &Target, message: &PushMessage) -> Attempt;
+}
+
+/// Logs a line per delivery (notification id only) and reports it delivered: the development
+/// default when no credentials are configured.
+#[derive(Debug, Default)]
+pub struct LoggingGateway {
+    /// `apns` or `fcm`, for the log line.
+    pub platform: &'static str,
+}
+
+#[async_trait::async_trait]
+impl PushGateway for LoggingGateway {
+    async fn send(&self, target: &Target, message: &PushMessage) -> Attempt {
+        tracing::info!(
+            platform = self.platform,
+            notification_id = %target.notification_id,
+            kind = message.kind(),
+            "push not configured: delivery logged only"
+        );
+        Attempt {
+            outcome: Outcome::Delivered,
+            status: None,
+        }
+    }
+}
+
+/// Records what it was asked to send and answers with scripted outcomes (tests).
+#[derive(Debug, Default)]
+pub struct MemoryGateway {
+    sent: Mutex<Vec<(String, PushMessage)>>,
+    script: Mutex<Vec<Outcome>>,
+}
+
+impl MemoryGateway {
+    /// Answers `outcomes` in order, then `Delivered`.
+    pub fn scripted(outcomes: Vec<Outcome>) -> Self {
+        Self {
+            sent: Mutex::new(Vec::new()),
+            script: Mutex::new(outcomes),
+        }
+    }
+
+    /// Every (token, message) sent so far.
+    pub fn sent(&self) -> Vec<(String, PushMessage)> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl PushGateway for MemoryGateway {
+    async fn send(&self, target: &Target, message: &PushMessage) -> Attempt {
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.push((target.token.clone(), message.clone()));
+        }
+        let outcome = self
+            .script
+            .lock()
+            .ok()
+            .and_then(|mut s| (!s.is_empty()).then(|| s.remove(0)))
+            .unwrap_or(Outcome::Delivered);
+        Attempt {
+            outcome,
+            status: None,
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! `/v1/devices` and `/v1/notifications`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use companion_schema::ids::{DeviceId, NotificationId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::auth::extract::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::ApiJson;
+use crate::time::utc;
+
+use super::content::PushMessage;
+use super::store::{self, DeviceRow};
+
+/// A device to register.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDevice {
+    /// `ios` (APNs) or `android` (FCM).
+    pub platform: Platform,
+    /// The push token from APNs or FCM.
+    pub token: String,
+    /// The app's version.
+    pub app_version: Option<String>,
+    /// The device's BCP 47 locale, e.g. `en-US`.
+    pub locale: Option<String>,
+}
+
+/// A push platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// Apple (APNs).
+    Ios,
+    /// Android (FCM).
+    Android,
+}
+
+impl Platform {
+    fn as_str(self) -> &'static str {
+        match self {
+            Platform::Ios => "ios",
+            Platform::Android => "android",
+        }
+    }
+}
+
+/// A registered device (the token is never echoed back).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Device {
+    /// Id.
+    pub id: String,
+    /// `ios` or `android`.
+    pub platform: String,
+    /// App version.
+    pub app_version: Option<String>,
+    /// Locale.
+    pub locale: Option<String>,
+    /// False once unregistered or found dead by the push service.
+    pub active: bool,
+    /// Registered.
+    pub created_at: DateTime<Utc>,
+    /// Last registered or refreshed.
+    pub last_seen_at: DateTime<Utc>,
+}
+
+impl From<DeviceRow> for Device {
+    fn from(row: DeviceRow) -> Self {
+        Self {
+            id: row.id,
+            platform: row.platform,
+            app_version: row.app_version,
+            locale: row.locale,
+            active: row.active,
+            created_at: utc(row.created_at),
+            last_seen_at: utc(row.last_seen_at),
+        }
+    }
+}
+
+/// Register a device for push notifications
+///
+/// Idempotent by token: registering a known token refreshes it (and moves it to the caller if
+/// another account had it, as when a phone changes hands).
+#[utoipa::path(
+    post,
+    path = "/v1/devices",
+    tag = "devices",
+    operation_id = "register_device",
+    security(("bearer" = [])),
+    request_body = RegisterDevice,
+    responses(
+        (status = 201, description = "Registered", body = Device),
+        (status = 200, description = "Already registered; refreshed", body = Device),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn register_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RegisterDevice>,
+) -> ApiResult<(StatusCode, Json<Device>)> {
+    let mut problems = std::collections::BTreeMap::new();
+    let token = body.token.trim().to_owned();
+    if token.is_empty() || token.len() > 4096 || !token.chars().all(|c| c.is_ascii_graphic()) {
+        problems.insert(
+            "token".to_owned(),
+            "must be a push token (printable ASCII, at most 4096)".to_owned(),
+        );
+    }
+    let short = |v: &Option<String>,
+                 field: &str,
+                 problems: &mut std::collections::BTreeMap<String, String>| {
+        if v.as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > 64 || v.chars().any(char::is_control))
+        {
+            problems.insert(field.to_owned(), "must be 1 to 64 characters".to_owned());
+        }
+    };
+    short(&body.app_version, "app_version", &mut problems);
+    short(&body.locale, "locale", &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let now = state.now().naive_utc();
+    let device = DeviceRow {
+        id: store::new_device_id(),
+        account_id: caller.account_id.to_string(),
+        platform: body.platform.as_str().to_owned(),
+        token,
+        app_version: body.app_version,
+        locale: body.locale,
+        active: true,
+        invalid_argument_count: 0,
+        deactivated_reason: None,
+        created_at: now,
+        last_seen_at: now,
+    };
+    let (row, created) = state
+        .db
+        .write(move |conn| store::register(conn, device))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(row.into())))
+}
+
+async fn own_device(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<DeviceRow> {
+    let id = DeviceId::parse(raw_id).ok_or_else(|| ApiError::not_found("device"))?;
+    let lookup = id.to_string();
+    state
+        .db
+        .run(move |conn| store::find_device(conn, &lookup))
+        .await?
+        .filter(|d| d.account_id == caller.account_id.as_str())
+        .ok_or_else(|| ApiError::not_found("device"))
+}
+
+/// Unregister a device
+#[utoipa::path(
+    delete,
+    path = "/v1/devices/{device_id}",
+    tag = "devices",
+    operation_id = "delete_device",
+    security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The device")),
+    responses(
+        (status = 204, description = "Unregistered; nothing more is sent to it"),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 404, description = "No such device of the caller's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn delete_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(device_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let device = own_device(&state, &caller, &device_id).await?;
+    state
+        .db
+        .write(move |conn| store::deactivate(conn, &device.id, "unregistered"))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A notification's delivery state.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    /// Id (also in the push payload).
+    pub id: String,
+    /// `check_in_prompt`, `clinician_alert` or `test`.
+    pub kind: String,
+    /// The device.
+    pub device_id: String,
+    /// `pending`, `delivered`, `token_dead`, `rejected` or `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Accepted by the push service.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Opened, as the app reported.
+    pub opened_at: Option<DateTime<Utc>>,
+}
+
+/// Send a test notification to one of my devices
+///
+/// Queues a notification with the fixed text "Notifications are working", so an app can check
+/// its push set-up end to end. Follow it with `GET /v1/notifications/{id}`.
+#[utoipa::path(
+    post,
+    path = "/v1/devices/{device_id}/test",
+    tag = "devices",
+    operation_id = "test_device",
+    security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The device")),
+    responses(
+        (status = 202, description = "Queued", body = Notification),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 404, description = "No such device of the caller's", body = ErrorBody),
+        (status = 409, description = "The device is inactive (`device_inactive`)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn test_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(device_id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Notification>)> {
+    let device = own_device(&state, &caller, &device_id).await?;
+    if !device.active {
+        return Err(ApiError::conflict(
+            "device_inactive",
+            "This device is not registered for notifications.",
+        ));
+    }
+    let now = state.now().naive_utc();
+    let id = state
+        .db
+        .write(move |conn| {
+            store::notify_device(
+                conn,
+                &device,
+                |id| PushMessage::Test {
+                    notification_id: id.to_owned(),
+                },
+                now,
+            )
+        })
+        .await?;
+    state.jobs_enqueued();
+    let notification = notification(&state, &caller, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(notification)))
+}
+
+async fn notification(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<Notification> {
+    let id = NotificationId::parse(raw_id).ok_or_else(|| ApiError::not_found("notification"))?;
+    let lookup = id.to_string();
+    let (row, _) = state
+        .db
+        .run(move |conn| store::find_notification(conn, &lookup))
+        .await?
+        .filter(|(n, _)| n.account_id == caller.account_id.as_str())
+        .ok_or_else(|| ApiError::not_found("notification"))?;
+    Ok(Notification {
+        id: row.id,
+        kind: row.kind,
+        device_id: row.device_id,
+        status: row.status,
+        attempts: row.attempts,
+        created_at: utc(row.created_at),
+        delivered_at: row.delivered_at.map(utc),
+        opened_at: row.opened_at.map(utc),
+    })
+}
+
+/// A notification's delivery state
+#[utoipa::path(
+    get,
+    path = "/v1/notifications/{notification_id}",
+    tag = "devices",
+    operation_id = "get_notification",
+    security(("bearer" = [])),
+    params(("notification_id" = String, Path, description = "The notification")),
+    responses(
+        (status = 200, description = "The notification", body = Notification),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 404, description = "No such notification of the caller's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_notification(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(notification_id): Path<String>,
+) -> ApiResult<Json<Notification>> {
+    notification(&state, &caller, &notification_id)
+        .await
+        .map(Json)
+}
+
+/// Report that a notification was opened
+#[utoipa::path(
+    post,
+    path = "/v1/notifications/{notification_id}/opened",
+    tag = "devices",
+    operation_id = "open_notification",
+    security(("bearer" = [])),
+    params(("notification_id" = String, Path, description = "The notification")),
+    responses(
+        (status = 200, description = "Recorded (the first report counts)", body = Notification),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 404, description = "No such notification of the caller's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn open_notification(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(notification_id): Path<String>,
+) -> ApiResult<Json<Notification>> {
+    let found = notification(&state, &caller, &notification_id).await?;
+    let now = state.now().naive_utc();
+    let id = found.id.clone();
+    state
+        .db
+        .write(move |conn| store::mark_opened(conn, &id, now))
+        .await?;
+    notification(&state, &caller, &found.id).await.map(Json)
+}

@@ -1,0 +1,11 @@
+//! Push notifications: devices, the fixed PHI-free message content, the gateways (APNs through
+//! `a2`, FCM through its HTTP v1 API, a logging one for development, an in-memory one for tests),
+//! and delivery as one job per notification with a row per attempt.
+
+pub mod apns;
+pub mod content;
+pub mod deliver;
+pub mod fcm;
+pub mod gateway;
+pub mod handlers;
+pub mod store;

@@ -1,0 +1,267 @@
+//! Device, notification and attempt rows.
+
+use chrono::NaiveDateTime;
+use companion_schema::ids::{DeviceId, NotificationId};
+use companion_schema::schema::{devices, notification_attempts, notifications};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::jobs::{self, NewJob, kinds};
+
+use super::content::PushMessage;
+
+/// A device as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = devices)]
+pub struct DeviceRow {
+    /// Id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// `ios` or `android`.
+    pub platform: String,
+    /// Push token. Never logged.
+    pub token: String,
+    /// App version.
+    pub app_version: Option<String>,
+    /// BCP 47 locale.
+    pub locale: Option<String>,
+    /// False once unregistered or found dead.
+    pub active: bool,
+    /// Consecutive malformed-request answers.
+    pub invalid_argument_count: i32,
+    /// Why it was deactivated.
+    pub deactivated_reason: Option<String>,
+    /// Registered.
+    pub created_at: NaiveDateTime,
+    /// Last registration or refresh.
+    pub last_seen_at: NaiveDateTime,
+}
+
+/// Registers `device` for its account, idempotently by token: a known token is refreshed,
+/// reactivated and moved to this account. Returns the stored row and whether it was new.
+pub fn register(conn: &mut DbConnection, device: DeviceRow) -> QueryResult<(DeviceRow, bool)> {
+    let existing: Option<DeviceRow> = devices::table
+        .filter(devices::token.eq(&device.token))
+        .select(DeviceRow::as_select())
+        .first(conn)
+        .optional()?;
+    match existing {
+        Some(mut row) => {
+            row.account_id = device.account_id;
+            row.platform = device.platform;
+            row.app_version = device.app_version;
+            row.locale = device.locale;
+            row.active = true;
+            row.invalid_argument_count = 0;
+            row.deactivated_reason = None;
+            row.last_seen_at = device.last_seen_at;
+            diesel::update(devices::table.find(&row.id))
+                .set((
+                    devices::account_id.eq(&row.account_id),
+                    devices::platform.eq(&row.platform),
+                    devices::app_version.eq(&row.app_version),
+                    devices::locale.eq(&row.locale),
+                    devices::active.eq(true),
+                    devices::invalid_argument_count.eq(0),
+                    devices::deactivated_reason.eq(None::<String>),
+                    devices::last_seen_at.eq(row.last_seen_at),
+                ))
+                .execute(conn)?;
+            Ok((row, false))
+        }
+        None => {
+            diesel::insert_into(devices::table)
+                .values(&device)
+                .execute(conn)?;
+            Ok((device, true))
+        }
+    }
+}
+
+/// Finds a device.
+pub fn find_device(conn: &mut DbConnection, id: &str) -> QueryResult<Option<DeviceRow>> {
+    devices::table
+        .find(id)
+        .select(DeviceRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Deactivates a device with a reason.
+pub fn deactivate(conn: &mut DbConnection, id: &str, reason: &str) -> QueryResult<usize> {
+    diesel::update(devices::table.find(id))
+        .set((
+            devices::active.eq(false),
+            devices::deactivated_reason.eq(reason),
+        ))
+        .execute(conn)
+}
+
+/// A notification as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notifications)]
+pub struct NotificationRow {
+    /// Id.
+    pub id: String,
+    /// Recipient.
+    pub account_id: String,
+    /// Device.
+    pub device_id: String,
+    /// Message kind.
+    pub kind: String,
+    /// The prompt, alert or notification the message refers to.
+    pub ref_id: Option<String>,
+    /// `pending`, `delivered`, `token_dead`, `rejected` or `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Created.
+    pub created_at: NaiveDateTime,
+    /// Accepted by the push service.
+    pub delivered_at: Option<NaiveDateTime>,
+    /// Opened on the device, as the app reported.
+    pub opened_at: Option<NaiveDateTime>,
+}
+
+/// Attempts per delivery before it is given up.
+pub const MAX_DELIVERY_ATTEMPTS: i32 = 8;
+
+/// Creates a notification of `message` for one device and enqueues its delivery, on `conn`
+/// (inside the caller's transaction). `message` is built from the new notification's id.
+pub fn notify_device(
+    conn: &mut DbConnection,
+    device: &DeviceRow,
+    message: impl FnOnce(&str) -> PushMessage,
+    now: NaiveDateTime,
+) -> QueryResult<String> {
+    let id = NotificationId::generate().into_string();
+    let message = message(&id);
+    diesel::insert_into(notifications::table)
+        .values(&NotificationRow {
+            id: id.clone(),
+            account_id: device.account_id.clone(),
+            device_id: device.id.clone(),
+            kind: message.kind().to_owned(),
+            ref_id: Some(message.ref_id().to_owned()),
+            status: "pending".into(),
+            attempts: 0,
+            created_at: now,
+            delivered_at: None,
+            opened_at: None,
+        })
+        .execute(conn)?;
+    jobs::enqueue(
+        conn,
+        &NewJob {
+            kind: kinds::PUSH_DELIVER,
+            payload: serde_json::json!({"notification_id": id}),
+            dedupe_key: Some(format!("push:{id}")),
+            run_at: now,
+            max_attempts: MAX_DELIVERY_ATTEMPTS,
+        },
+        now,
+    )?;
+    Ok(id)
+}
+
+/// Finds a notification with its device.
+pub fn find_notification(
+    conn: &mut DbConnection,
+    id: &str,
+) -> QueryResult<Option<(NotificationRow, DeviceRow)>> {
+    notifications::table
+        .inner_join(devices::table)
+        .filter(notifications::id.eq(id))
+        .select((NotificationRow::as_select(), DeviceRow::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// One attempt's record.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// The notification.
+    pub notification_id: String,
+    /// Attempt number.
+    pub attempt: i32,
+    /// When.
+    pub at: NaiveDateTime,
+    /// Outcome name.
+    pub outcome: &'static str,
+    /// HTTP status.
+    pub provider_status: Option<i32>,
+    /// Provider reason.
+    pub provider_reason: Option<String>,
+    /// Round-trip time.
+    pub latency_ms: i32,
+}
+
+/// Records an attempt and the notification's new status (`delivered_at` set when delivered).
+pub fn record_attempt(
+    conn: &mut DbConnection,
+    record: &AttemptRecord,
+    status: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(notification_attempts::table)
+        .values((
+            notification_attempts::id.eq(uuid::Uuid::now_v7().to_string()),
+            notification_attempts::notification_id.eq(&record.notification_id),
+            notification_attempts::attempt.eq(record.attempt),
+            notification_attempts::at.eq(record.at),
+            notification_attempts::outcome.eq(record.outcome),
+            notification_attempts::provider_status.eq(record.provider_status),
+            notification_attempts::provider_reason.eq(&record.provider_reason),
+            notification_attempts::latency_ms.eq(record.latency_ms),
+        ))
+        .execute(conn)?;
+    let delivered_at = (status == "delivered").then_some(record.at);
+    diesel::update(notifications::table.find(&record.notification_id))
+        .set((
+            notifications::status.eq(status),
+            notifications::attempts.eq(record.attempt),
+            notifications::delivered_at.eq(delivered_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Adds one malformed-request answer to a device; returns the new count.
+pub fn count_invalid_argument(conn: &mut DbConnection, device_id: &str) -> QueryResult<i32> {
+    diesel::update(devices::table.find(device_id))
+        .set(devices::invalid_argument_count.eq(devices::invalid_argument_count + 1))
+        .execute(conn)?;
+    devices::table
+        .find(device_id)
+        .select(devices::invalid_argument_count)
+        .first(conn)
+}
+
+/// Resets the malformed-request count after a delivery.
+pub fn reset_invalid_argument(conn: &mut DbConnection, device_id: &str) -> QueryResult<()> {
+    diesel::update(
+        devices::table
+            .find(device_id)
+            .filter(devices::invalid_argument_count.gt(0)),
+    )
+    .set(devices::invalid_argument_count.eq(0))
+    .execute(conn)
+    .map(drop)
+}
+
+/// Marks a notification opened (first time only).
+pub fn mark_opened(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(
+        notifications::table
+            .find(id)
+            .filter(notifications::opened_at.is_null()),
+    )
+    .set(notifications::opened_at.eq(now))
+    .execute(conn)
+    .map(drop)
+}
+
+/// A new device id.
+pub fn new_device_id() -> String {
+    DeviceId::generate().into_string()
+}

@@ -1,0 +1,195 @@
+//! A fake Firebase Cloud Messaging server speaking the HTTP v1 API and the OAuth2 token
+//! endpoint, on a loopback port. How it answers a message depends on the device token's prefix:
+//!
+//! | prefix | answer |
+//! |---|---|
+//! | `unregistered-` | 404 `UNREGISTERED` |
+//! | `invalid-` | 400 `INVALID_ARGUMENT` |
+//! | `ratelimited-` | first 429 with `Retry-After: 1`, then 200 |
+//! | `flaky-` | first 500 `INTERNAL`, then 200 |
+//! | `hang-` | first never answers, then 200 |
+//! | anything else | 200 |
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// A message the fake accepted or refused.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The device token.
+    pub token: String,
+    /// The whole request body.
+    pub body: Value,
+    /// When it arrived.
+    pub at: Instant,
+    /// The status answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Inner {
+    received: Mutex<Vec<Received>>,
+    seen: Mutex<HashMap<String, usize>>,
+    token_requests: AtomicUsize,
+}
+
+/// A running fake.
+#[derive(Clone)]
+pub struct FakeFcm {
+    /// Its address.
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+}
+
+impl FakeFcm {
+    /// Starts the fake on 127.0.0.1 on a free port.
+    pub async fn start() -> std::io::Result<Self> {
+        let inner = Arc::new(Inner::default());
+        let router = Router::new()
+            .route("/token", post(token))
+            .route("/v1/projects/{project}/messages:send", post(send))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.ok();
+        });
+        Ok(Self { addr, inner })
+    }
+
+    /// The base URL for `COMPANION_FCM_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token URL for `COMPANION_FCM_TOKEN_URL`.
+    pub fn token_url(&self) -> String {
+        format!("http://{}/token", self.addr)
+    }
+
+    /// Every message received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.inner
+            .received
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// Messages accepted (answered 200) so far.
+    pub fn delivered(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .collect()
+    }
+
+    /// OAuth token requests so far.
+    pub fn token_requests(&self) -> usize {
+        self.inner.token_requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn token(
+    State(inner): State<Arc<Inner>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let grant_ok = form.get("grant_type").map(String::as_str)
+        == Some("urn:ietf:params:oauth:grant-type:jwt-bearer");
+    let assertion_ok = form
+        .get("assertion")
+        .is_some_and(|a| a.split('.').count() == 3);
+    if !grant_ok || !assertion_ok {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response();
+    }
+    let n = inner.token_requests.fetch_add(1, Ordering::SeqCst);
+    axum::Json(json!({"access_token": format!("fake-access-{n}"), "expires_in": 3600, "token_type": "Bearer"}))
+        .into_response()
+}
+
+fn error(status: StatusCode, error_status: &str, code: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": status.as_u16(), "message": code, "status": error_status,
+            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]}})),
+    )
+        .into_response()
+}
+
+async fn send(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    let authorised = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer fake-access-"));
+    if !authorised {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "THIRD_PARTY_AUTH_ERROR",
+        );
+    }
+    let token = body["message"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let seen = {
+        let mut seen = inner.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let count = seen.entry(token.clone()).or_insert(0);
+        *count += 1;
+        *count
+    };
+    let first = seen == 1;
+    let response = if token.starts_with("unregistered-") {
+        error(StatusCode::NOT_FOUND, "NOT_FOUND", "UNREGISTERED")
+    } else if token.starts_with("invalid-") {
+        error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "INVALID_ARGUMENT",
+        )
+    } else if token.starts_with("ratelimited-") && first {
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RESOURCE_EXHAUSTED",
+            "QUOTA_EXCEEDED",
+        );
+        response
+            .headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        response
+    } else if token.starts_with("flaky-") && first {
+        error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "INTERNAL")
+    } else if token.starts_with("hang-") && first {
+        std::future::pending::<()>().await;
+        StatusCode::OK.into_response()
+    } else {
+        axum::Json(json!({"name": format!("projects/fake/messages/{seen}")})).into_response()
+    };
+    if let Ok(mut received) = inner.received.lock() {
+        received.push(Received {
+            token,
+            body: body.0,
+            at: Instant::now(),
+            status: response.status().as_u16(),
+        });
+    }
+    response
+}
