@@ -93,7 +93,7 @@ pub struct App {
     /// Push gateways.
     pub push: PushGateways,
     /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
-    pub job_wake: tokio::sync::Notify,
+    pub job_wake: Arc<tokio::sync::Notify>,
     /// A hash to verify against when an email is unknown, so that the response time does not
     /// reveal which addresses have accounts.
     pub(crate) decoy_hash: tokio::sync::OnceCell<String>,
@@ -125,7 +125,7 @@ impl App {
             limits,
             catalogue: Catalogue::default(),
             push,
-            job_wake: tokio::sync::Notify::new(),
+            job_wake: Arc::new(tokio::sync::Notify::new()),
             decoy_hash: tokio::sync::OnceCell::new(),
         })
     }

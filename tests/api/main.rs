@@ -14,6 +14,7 @@ mod check_ins;
 mod cli;
 mod http;
 mod invitations;
+mod jobs;
 mod openapi;
 mod push;
 mod schema;

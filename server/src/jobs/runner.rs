@@ -194,15 +194,16 @@ impl Runner {
             return None;
         };
         let url = url.expose().clone();
-        let app = self.app.clone();
+        // The wake handle only: the thread must not keep the whole App (and its pool) alive.
+        let wake = self.app.job_wake.clone();
         std::thread::Builder::new()
             .name("job-listener".into())
-            .spawn(move || listen(&url, &app, &shutdown))
+            .spawn(move || listen(&url, &wake, &shutdown))
             .ok()
     }
 }
 
-fn listen(url: &str, app: &App, shutdown: &CancellationToken) {
+fn listen(url: &str, wake: &tokio::sync::Notify, shutdown: &CancellationToken) {
     use diesel::{Connection, RunQueryDsl};
     while !shutdown.is_cancelled() {
         let mut conn = match diesel::PgConnection::establish(url) {
@@ -228,7 +229,7 @@ fn listen(url: &str, app: &App, shutdown: &CancellationToken) {
                 }
             }
             if woke {
-                app.job_wake.notify_one();
+                wake.notify_one();
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -239,7 +239,7 @@ mod tests {
                     "sound": "default",
                     "interruption-level": "time-sensitive"
                 },
-                "kind": "clinician_alert",
+                "kind": "care_alert",
                 "alert_id": "0190c1c2-0000-7000-8000-00000000000a"
             })
         );

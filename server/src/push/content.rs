@@ -30,7 +30,7 @@ impl PushMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             PushMessage::CheckInPrompt { .. } => "check_in_prompt",
-            PushMessage::ClinicianAlert { .. } => "clinician_alert",
+            PushMessage::ClinicianAlert { .. } => "care_alert",
             PushMessage::Test { .. } => "test",
         }
     }
@@ -40,7 +40,7 @@ impl PushMessage {
         let id = ref_id.to_owned();
         match kind {
             "check_in_prompt" => Some(PushMessage::CheckInPrompt { prompt_id: id }),
-            "clinician_alert" => Some(PushMessage::ClinicianAlert { alert_id: id }),
+            "care_alert" => Some(PushMessage::ClinicianAlert { alert_id: id }),
             "test" => Some(PushMessage::Test {
                 notification_id: id,
             }),
@@ -194,7 +194,7 @@ mod tests {
         );
         assert_eq!(body["aps"]["interruption-level"], "time-sensitive");
         assert_eq!(body["alert_id"], "a1");
-        assert_eq!(body["kind"], "clinician_alert");
+        assert_eq!(body["kind"], "care_alert");
         assert_eq!(body.as_object().unwrap().len(), 3);
         let prompt = PushMessage::CheckInPrompt {
             prompt_id: "p1".into(),

@@ -201,7 +201,7 @@ pub async fn delete_device(
 pub struct Notification {
     /// Id (also in the push payload).
     pub id: String,
-    /// `check_in_prompt`, `clinician_alert` or `test`.
+    /// `check_in_prompt`, `care_alert` or `test`.
     pub kind: String,
     /// The device.
     pub device_id: String,

@@ -1,0 +1,366 @@
+//! The job queue: atomic enqueue, leases that survive a dead worker, several workers without
+//! double runs, retries that end in a dead job, and prompt wake-ups.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use chrono::TimeDelta;
+use companion::jobs::runner::Runner;
+use companion::push::content::PushMessage;
+use companion::push::gateway::{Attempt, MemoryGateway, Outcome, PushGateway, Target};
+use companion::push::store as push_store;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::both;
+use crate::harness::{Actor, Backend, TestApp};
+
+both!(
+    a_job_commits_with_its_transaction_or_not_at_all,
+    a_dedupe_key_admits_one_job,
+    a_worker_killed_mid_job_leaves_it_to_another_after_the_lease,
+    two_workers_share_a_thousand_jobs_running_each_exactly_once,
+    a_job_that_keeps_failing_is_parked_as_dead_after_its_last_attempt,
+    a_job_enqueued_in_this_process_starts_at_once,
+);
+
+/// Hangs forever on its first delivery (a worker that dies mid-job), delivers the rest.
+#[derive(Debug, Default)]
+struct HangsFirst {
+    calls: Mutex<usize>,
+    delivered: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl PushGateway for HangsFirst {
+    async fn send(&self, target: &Target, _message: &PushMessage) -> Attempt {
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            *calls == 1
+        };
+        if first {
+            std::future::pending::<()>().await;
+        }
+        self.delivered
+            .lock()
+            .unwrap()
+            .push(target.notification_id.clone());
+        Attempt {
+            outcome: Outcome::Delivered,
+            status: Some(200),
+        }
+    }
+}
+
+async fn device_of(app: &TestApp, who: &Actor) -> push_store::DeviceRow {
+    let reply = app
+        .post(
+            "/v1/devices",
+            &who.access,
+            json!({"platform": "android", "token": format!("ok-{}", uuid::Uuid::new_v4())}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    app.app
+        .db
+        .run(move |conn| push_store::find_device(conn, &id))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn queue(app: &TestApp, device: &push_store::DeviceRow, count: usize) {
+    let device = device.clone();
+    let now = app.app.now().naive_utc();
+    app.app
+        .db
+        .write(move |conn| {
+            for _ in 0..count {
+                push_store::notify_device(
+                    conn,
+                    &device,
+                    |id| PushMessage::Test {
+                        notification_id: id.to_owned(),
+                    },
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+async fn jobs_with_status(app: &TestApp, status: &'static str) -> i64 {
+    app.app
+        .db
+        .run(move |conn| companion::jobs::store::count_by_status(conn, status))
+        .await
+        .unwrap()
+}
+
+async fn a_job_commits_with_its_transaction_or_not_at_all(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    let now = app.app.now().naive_utc();
+    let result = app
+        .app
+        .db
+        .write(move |conn| {
+            push_store::notify_device(
+                conn,
+                &device,
+                |id| PushMessage::Test {
+                    notification_id: id.to_owned(),
+                },
+                now,
+            )?;
+            Err::<(), _>(diesel::result::Error::RollbackTransaction)
+        })
+        .await;
+    assert!(result.is_err());
+    assert_eq!(jobs_with_status(&app, "queued").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM notifications").await,
+        0
+    );
+}
+
+async fn a_dedupe_key_admits_one_job(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let now = app.app.now().naive_utc();
+    let job = companion::jobs::NewJob {
+        kind: companion::jobs::kinds::PUSH_DELIVER,
+        payload: json!({"notification_id": "x"}),
+        dedupe_key: Some("once".into()),
+        run_at: now,
+        max_attempts: 3,
+    };
+    let (first, second) = app
+        .app
+        .db
+        .write(move |conn| {
+            Ok((
+                companion::jobs::enqueue(conn, &job, now)?,
+                companion::jobs::enqueue(conn, &job, now)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(first && !second);
+    assert_eq!(jobs_with_status(&app, "queued").await, 1);
+}
+
+async fn a_worker_killed_mid_job_leaves_it_to_another_after_the_lease(backend: Backend) {
+    let gateway = Arc::new(HangsFirst::default());
+    let installed = gateway.clone();
+    let app = TestApp::build(backend, &[("COMPANION_JOB_LEASE", "30")], move |a| {
+        a.push.fcm = installed
+    })
+    .await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    let sent = app
+        .call(
+            Method::POST,
+            &format!("/v1/devices/{}/test", device.id),
+            Some(&admin.access),
+            None,
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let doomed = Runner::new(app.app.clone());
+    let task = tokio::spawn(async move { doomed.run_once().await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *gateway.calls.lock().unwrap() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first worker never reached the gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    task.abort(); // the worker dies holding the job
+    let _ = task.await;
+    assert_eq!(jobs_with_status(&app, "running").await, 1);
+    // Its lease still holds: nobody else may take the job yet.
+    app.clock.advance(TimeDelta::seconds(29));
+    assert_eq!(app.run_jobs().await, 0);
+    app.clock.advance(TimeDelta::seconds(2));
+    assert_eq!(app.run_jobs().await, 1);
+    assert_eq!(
+        *gateway.delivered.lock().unwrap(),
+        vec![sent.clone()],
+        "delivered exactly once"
+    );
+    let status = app
+        .get(&format!("/v1/notifications/{sent}"), &admin.access)
+        .await
+        .body;
+    assert_eq!(
+        (status["status"].as_str(), status["attempts"].as_i64()),
+        (Some("delivered"), Some(2))
+    );
+    assert_eq!(jobs_with_status(&app, "done").await, 1);
+    assert_eq!(app.run_jobs().await, 0);
+}
+
+async fn two_workers_share_a_thousand_jobs_running_each_exactly_once(backend: Backend) {
+    let first = Arc::new(MemoryGateway::default());
+    let second = Arc::new(MemoryGateway::default());
+    let installed = first.clone();
+    let app = TestApp::build(
+        backend,
+        &[("COMPANION_WORKER_CONCURRENCY", "16")],
+        move |a| a.push.fcm = installed,
+    )
+    .await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    queue(&app, &device, 1000).await;
+    let installed = second.clone();
+    let other_process = app.another_process(move |a| a.push.fcm = installed);
+    let (runner_a, runner_b) = (Runner::new(app.app.clone()), Runner::new(other_process));
+    let (a, b) = tokio::join!(runner_a.drain(), runner_b.drain());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a + b, 1000, "each job claimed once ({a} + {b})");
+    let mut ids: Vec<String> = first
+        .sent()
+        .into_iter()
+        .chain(second.sent())
+        .map(|(_, message)| message.ref_id().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1000, "every job ran once");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1000, "no job ran twice");
+    assert_eq!(jobs_with_status(&app, "done").await, 1000);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM notifications WHERE status = 'delivered'")
+            .await,
+        1000
+    );
+}
+
+async fn a_job_that_keeps_failing_is_parked_as_dead_after_its_last_attempt(backend: Backend) {
+    let failing: Vec<Outcome> = (0..20)
+        .map(|_| Outcome::RetryLater {
+            reason: "UNAVAILABLE".into(),
+            after: None,
+        })
+        .collect();
+    let gateway = Arc::new(MemoryGateway::scripted(failing));
+    let installed = gateway.clone();
+    let app = TestApp::build(backend, &[], move |a| a.push.fcm = installed).await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    queue(&app, &device, 1).await;
+    let max = push_store::MAX_DELIVERY_ATTEMPTS as usize;
+    for attempt in 1..=max {
+        assert_eq!(app.run_jobs().await, 1, "attempt {attempt}");
+        app.clock.advance(TimeDelta::minutes(11));
+    }
+    assert_eq!(app.run_jobs().await, 0, "no attempt after the last");
+    assert_eq!(gateway.sent().len(), max);
+    assert_eq!(jobs_with_status(&app, "dead").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM notifications WHERE status = 'failed'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM notification_attempts")
+            .await,
+        max as i64
+    );
+}
+
+async fn a_job_enqueued_in_this_process_starts_at_once(backend: Backend) {
+    // Polling every minute: only a wake-up can explain a prompt delivery.
+    let app = TestApp::with_settings(backend, &[("COMPANION_JOB_POLL_INTERVAL", "60000")]).await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(Runner::new(app.app.clone()).run(shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = app
+        .call(
+            Method::POST,
+            &format!("/v1/devices/{}/test", device.id),
+            Some(&admin.access),
+            None,
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = Instant::now();
+    loop {
+        let status = app
+            .get(&format!("/v1/notifications/{sent}"), &admin.access)
+            .await
+            .body;
+        if status["status"] == "delivered" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker was not woken"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    worker.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wakes_a_worker_in_another_process_through_listen_notify() {
+    let app = TestApp::with_settings(
+        Backend::Postgres,
+        &[("COMPANION_JOB_POLL_INTERVAL", "60000")],
+    )
+    .await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    let other_process = app.another_process(|_| {});
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(Runner::new(other_process).run(shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = app
+        .call(
+            Method::POST,
+            &format!("/v1/devices/{}/test", device.id),
+            Some(&admin.access),
+            None,
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = Instant::now();
+    loop {
+        let status = app
+            .get(&format!("/v1/notifications/{sent}"), &admin.access)
+            .await
+            .body;
+        if status["status"] == "delivered" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the other process was not woken"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    worker.await.unwrap();
+}
