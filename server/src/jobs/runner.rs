@@ -31,6 +31,8 @@ pub enum JobResult {
     },
     /// Never try again.
     Dead(String),
+    /// Finished, and already marked done by the handler in its own transaction.
+    Completed,
 }
 
 impl JobResult {
@@ -64,19 +66,23 @@ impl Runner {
         &self.id
     }
 
-    /// Claims one batch and runs it; returns how many jobs were claimed.
-    pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let settings = &self.app.config.jobs;
+    /// Claims up to `limit` due jobs.
+    async fn claim(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
         let now = self.app.now();
-        let lease_until = (now + TimeDelta::from_std(settings.lease)?).naive_utc();
+        let lease_until = (now + TimeDelta::from_std(self.app.config.jobs.lease)?).naive_utc();
         let worker = self.id.clone();
-        let limit = settings.concurrency as i64;
         let now_db = now.naive_utc();
-        let claimed = self
+        let limit = limit as i64;
+        Ok(self
             .app
             .db
             .run(move |conn| store::claim(conn, &worker, now_db, lease_until, limit))
-            .await?;
+            .await?)
+    }
+
+    /// Claims one batch and runs it to the end; returns how many jobs were claimed.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let claimed = self.claim(self.app.config.jobs.concurrency).await?;
         let count = claimed.len();
         let mut tasks = tokio::task::JoinSet::new();
         for job in claimed {
@@ -91,7 +97,7 @@ impl Runner {
         Ok(count)
     }
 
-    /// Runs batches until none is due.
+    /// Runs batches until none is due (tests and tools; the service uses [`Runner::run`]).
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut total = 0;
         loop {
@@ -108,7 +114,7 @@ impl Runner {
             JobResult::Dead("lease lapsed on every attempt".into())
         } else {
             match job.kind.as_str() {
-                kinds::PUSH_DELIVER => crate::push::deliver::run(&self.app, &job).await,
+                kinds::PUSH_DELIVER => crate::push::deliver::run(&self.app, &job, &self.id).await,
                 other => JobResult::Dead(format!("unknown job kind {other}")),
             }
         };
@@ -116,6 +122,7 @@ impl Runner {
         let (id, worker) = (job.id.clone(), self.id.clone());
         let settings = &self.app.config.jobs;
         let saved = match result {
+            JobResult::Completed => Ok(true),
             JobResult::Done => {
                 let now = now.naive_utc();
                 self.app
@@ -158,22 +165,53 @@ impl Runner {
         }
     }
 
-    /// Runs until `shutdown`; then returns jobs it has not started to the queue.
+    /// Runs until `shutdown`, then lets running jobs finish and returns anything still held to
+    /// the queue. Jobs run side by side up to the configured concurrency, and a free slot is
+    /// refilled at once, so one slow delivery never holds up the others.
     pub async fn run(self, shutdown: CancellationToken) {
         let listener = self.spawn_listener(shutdown.clone());
-        let poll = self.app.config.jobs.poll_interval;
+        let settings = self.app.config.jobs.clone();
+        let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
         tracing::info!(worker = %self.id, "worker started");
         loop {
-            match self.drain().await {
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "claiming jobs failed; will retry"),
+            if shutdown.is_cancelled() {
+                break;
             }
+            // Wait for a free slot, then claim as many jobs as there are free slots.
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = self.app.job_wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
+                permit = slots.clone().acquire_owned() => drop(permit),
+            }
+            let free = slots.available_permits();
+            let claimed = match self.claim(free).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming jobs failed; will retry");
+                    Vec::new()
+                }
+            };
+            let full = claimed.len() == free;
+            for job in claimed {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                let runner = self.clone();
+                tokio::spawn(async move {
+                    runner.execute(job).await;
+                    drop(permit);
+                });
+            }
+            if !full {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = self.app.job_wake.notified() => {}
+                    () = tokio::time::sleep(settings.poll_interval) => {}
+                }
             }
         }
+        // Let running jobs finish, then hand back anything this worker still holds.
+        let all = u32::try_from(settings.concurrency).unwrap_or(u32::MAX);
+        let _ = slots.acquire_many(all).await;
         let worker = self.id.clone();
         let now = self.app.now().naive_utc();
         if let Err(e) = self

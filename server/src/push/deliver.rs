@@ -22,8 +22,9 @@ struct Payload {
     notification_id: String,
 }
 
-/// Runs one delivery attempt.
-pub async fn run(app: &App, job: &Claimed) -> JobResult {
+/// Runs one delivery attempt for `worker`. A settled attempt is recorded and the job marked done
+/// in one transaction.
+pub async fn run(app: &App, job: &Claimed, worker: &str) -> JobResult {
     let Ok(payload) = serde_json::from_str::<Payload>(&job.payload) else {
         return JobResult::Dead("payload is not a push.deliver payload".into());
     };
@@ -91,9 +92,9 @@ pub async fn run(app: &App, job: &Claimed) -> JobResult {
     let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
     let last_attempt = job.attempts >= job.max_attempts;
     let (status, result) = match &attempt.outcome {
-        Outcome::Delivered => ("delivered", JobResult::Done),
-        Outcome::TokenDead { .. } => ("token_dead", JobResult::Done),
-        Outcome::Rejected { .. } => ("rejected", JobResult::Done),
+        Outcome::Delivered => ("delivered", JobResult::Completed),
+        Outcome::TokenDead { .. } => ("token_dead", JobResult::Completed),
+        Outcome::Rejected { .. } => ("rejected", JobResult::Completed),
         Outcome::RetryLater { reason, .. } if last_attempt => (
             "failed",
             JobResult::Dead(format!("gave up after {} attempts: {reason}", job.attempts)),
@@ -130,10 +131,16 @@ pub async fn run(app: &App, job: &Claimed) -> JobResult {
     );
     let outcome = attempt.outcome.clone();
     let device_id = device.id.clone();
+    let had_invalid_arguments = device.invalid_argument_count > 0;
+    let settled = result == JobResult::Completed;
+    let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
     let saved = app
         .db
         .write(move |conn| {
             store::record_attempt(conn, &record, status)?;
+            if settled {
+                crate::jobs::store::complete(conn, &job_id, &worker, now)?;
+            }
             match outcome {
                 Outcome::TokenDead { .. } => {
                     store::deactivate(conn, &device_id, "token_dead")?;
@@ -147,7 +154,9 @@ pub async fn run(app: &App, job: &Claimed) -> JobResult {
                         store::deactivate(conn, &device_id, "invalid_argument")?;
                     }
                 }
-                Outcome::Delivered => store::reset_invalid_argument(conn, &device_id)?,
+                Outcome::Delivered if had_invalid_arguments => {
+                    store::reset_invalid_argument(conn, &device_id)?;
+                }
                 _ => {}
             }
             Ok(())

@@ -41,6 +41,7 @@ struct Inner {
     received: Mutex<Vec<Received>>,
     seen: Mutex<HashMap<String, usize>>,
     token_requests: AtomicUsize,
+    accepted: AtomicUsize,
 }
 
 /// A running fake.
@@ -92,6 +93,11 @@ impl FakeFcm {
             .into_iter()
             .filter(|r| r.status == 200)
             .collect()
+    }
+
+    /// How many messages were accepted (cheap: no copying).
+    pub fn delivered_count(&self) -> usize {
+        self.inner.accepted.load(Ordering::SeqCst)
     }
 
     /// OAuth token requests so far.
@@ -183,6 +189,9 @@ async fn send(
     } else {
         axum::Json(json!({"name": format!("projects/fake/messages/{seen}")})).into_response()
     };
+    if response.status() == StatusCode::OK {
+        inner.accepted.fetch_add(1, Ordering::SeqCst);
+    }
     if let Ok(mut received) = inner.received.lock() {
         received.push(Received {
             token,

@@ -1,0 +1,227 @@
+//! Push delivery load: notifications enqueued and delivered through the job queue and the FCM
+//! gateway to a fake FCM server over HTTP, on PostgreSQL and on SQLite.
+//!
+//! ```sh
+//! cargo run --release -p companion-load --bin push-load -- [COUNT] [PACED_PER_SECOND]
+//! ```
+//! Throughput: COUNT notifications (default 10,000) enqueued first, then drained by one worker.
+//! Latency: notifications enqueued one per transaction at PACED_PER_SECOND (default 200, below
+//! capacity) for 10 s while the worker runs; enqueue-to-gateway p50/p99. Prints figures only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use companion::app::App;
+use companion::clock::SystemClock;
+use companion::config::Config;
+use companion::jobs::runner::Runner;
+use companion::push::content::PushMessage;
+use companion::push::store::{self as push_store, DeviceRow};
+use companion_fake_push::FakeFcm;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = include_str!("../../fixtures/fcm-test-key.pem");
+
+async fn app_on(
+    database_url: &str,
+    dir: &std::path::Path,
+    fake: &FakeFcm,
+) -> anyhow::Result<Arc<App>> {
+    let account = serde_json::json!({
+        "project_id": "load", "client_email": "load@example.iam", "private_key": KEY, "token_uri": fake.token_url(),
+    });
+    let key_file = dir.join("service-account.json");
+    std::fs::write(&key_file, account.to_string())?;
+    let settings = BTreeMap::from([
+        ("DATABASE_URL".to_owned(), database_url.to_owned()),
+        ("COMPANION_DATA_DIR".to_owned(), dir.display().to_string()),
+        (
+            "COMPANION_DB_POOL_SIZE".to_owned(),
+            std::env::var("LOAD_POOL_SIZE").unwrap_or_else(|_| "16".into()),
+        ),
+        (
+            "COMPANION_WORKER_CONCURRENCY".to_owned(),
+            std::env::var("LOAD_CONCURRENCY").unwrap_or_else(|_| "64".into()),
+        ),
+        ("COMPANION_LOG".to_owned(), "warn".to_owned()),
+        (
+            "COMPANION_FCM_SERVICE_ACCOUNT_FILE".to_owned(),
+            key_file.display().to_string(),
+        ),
+        ("COMPANION_FCM_BASE_URL".to_owned(), fake.base_url()),
+    ]);
+    let app = Arc::new(App::new(
+        Config::from_source(&settings)?,
+        Arc::new(SystemClock),
+    )?);
+    app.db.migrate().await?;
+    Ok(app)
+}
+
+async fn device(app: &App) -> anyhow::Result<DeviceRow> {
+    let account = companion::account::handlers::create_org_admin(
+        &app.db,
+        &format!("push-{}@example.org", uuid::Uuid::new_v4().simple()),
+        "load test passphrase",
+        app.now(),
+    )
+    .await?;
+    let now = app.now().naive_utc();
+    let row = DeviceRow {
+        id: push_store::new_device_id(),
+        account_id: account,
+        platform: "android".into(),
+        token: "ok-load".into(),
+        app_version: None,
+        locale: None,
+        active: true,
+        invalid_argument_count: 0,
+        deactivated_reason: None,
+        created_at: now,
+        last_seen_at: now,
+    };
+    Ok(app
+        .db
+        .write(move |conn| push_store::register(conn, row))
+        .await?
+        .0)
+}
+
+async fn enqueue(app: &App, device: &DeviceRow, count: usize) -> anyhow::Result<Vec<String>> {
+    let device = device.clone();
+    let now = app.now().naive_utc();
+    let ids = app
+        .db
+        .write(move |conn| {
+            (0..count)
+                .map(|_| {
+                    push_store::notify_device(
+                        conn,
+                        &device,
+                        |id| PushMessage::Test {
+                            notification_id: id.to_owned(),
+                        },
+                        now,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    app.jobs_enqueued();
+    Ok(ids)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+async fn wait_for(fake: &FakeFcm, count: usize, limit: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while fake.delivered_count() < count {
+        anyhow::ensure!(
+            started.elapsed() < limit,
+            "only {} of {count} delivered",
+            fake.delivered_count()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+async fn measure(label: &str, database_url: &str, count: usize, paced: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let fake = FakeFcm::start().await?;
+    let app = app_on(database_url, dir.path(), &fake).await?;
+    let device = device(&app).await?;
+
+    // Throughput: a backlog of `count`, drained by one worker.
+    for _ in 0..count / 500 {
+        enqueue(&app, &device, 500).await?;
+    }
+    enqueue(&app, &device, count % 500).await?;
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let worker = tokio::spawn(Runner::new(app.clone()).run(shutdown.clone()));
+    wait_for(&fake, count, Duration::from_secs(600)).await?;
+    let elapsed = started.elapsed();
+    println!(
+        "{label:<10} backlog of {count}: {:>7.0} notifications/s ({elapsed:.2?})",
+        count as f64 / elapsed.as_secs_f64()
+    );
+
+    // Latency below saturation: one notification per transaction at a steady pace.
+    let before = fake.delivered_count();
+    let mut sent_at: HashMap<String, Instant> = HashMap::new();
+    let interval = Duration::from_secs_f64(1.0 / paced as f64);
+    let total = (paced * 10) as usize;
+    let mut next = Instant::now();
+    for _ in 0..total {
+        let ids = enqueue(&app, &device, 1).await?;
+        let now = Instant::now();
+        for id in ids {
+            sent_at.insert(id, now);
+        }
+        next += interval;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    wait_for(&fake, before + total, Duration::from_secs(120)).await?;
+    let mut latencies: Vec<Duration> = fake
+        .delivered()
+        .iter()
+        .filter_map(|r| {
+            let id = r.body["message"]["data"]["notification_id"].as_str()?;
+            Some(r.at.saturating_duration_since(*sent_at.get(id)?))
+        })
+        .collect();
+    latencies.sort();
+    println!(
+        "{label:<10} paced at {paced}/s: enqueue-to-gateway p50 {:.1} ms, p99 {:.1} ms ({} notifications)",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.len()
+    );
+    shutdown.cancel();
+    worker.await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let count: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let paced: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(200);
+    println!(
+        "push load: fake FCM over HTTP/1.1 on loopback, one worker (64 jobs at once), all on this machine"
+    );
+    let server_url = std::env::var("COMPANION_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("companion_push_load_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::establish(&server_url).context("connect to PostgreSQL")?;
+    admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+    let mut url = reqwest::Url::parse(&server_url)?;
+    url.set_path(&format!("/{name}"));
+    let result = measure("PostgreSQL", url.as_str(), count, paced).await;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    result?;
+    let dir = tempfile::tempdir()?;
+    measure(
+        "SQLite",
+        &format!("sqlite://{}", dir.path().join("push.db").display()),
+        count,
+        paced,
+    )
+    .await
+}
