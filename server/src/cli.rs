@@ -55,6 +55,8 @@ pub enum AdminTask {
         #[arg(long)]
         email: String,
     },
+    /// Show the job queue: jobs by status, and the most recent dead jobs with their last error.
+    Jobs,
 }
 
 /// Runs the command line; the process exit code follows from the result.
@@ -92,8 +94,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("created organisation admin {id}");
             Ok(())
         }
+        Command::Admin {
+            task: AdminTask::Jobs,
+        } => {
+            migrate(&app).await?;
+            print_jobs(&app).await
+        }
         Command::Openapi => Ok(()),
     }
+}
+
+async fn print_jobs(app: &App) -> anyhow::Result<()> {
+    use crate::jobs::store;
+    for status in ["queued", "running", "done", "dead"] {
+        let count = app
+            .db
+            .run(move |conn| store::count_by_status(conn, status))
+            .await?;
+        println!("{status:<8} {count}");
+    }
+    let dead = app.db.run(|conn| store::dead_jobs(conn, 20)).await?;
+    if !dead.is_empty() {
+        println!("\nmost recent dead jobs:");
+    }
+    for job in dead {
+        println!(
+            "{}  {}  {} attempts  {}  {}",
+            job.id,
+            job.kind,
+            job.attempts,
+            job.finished_at
+                .map(|t| t.and_utc().to_rfc3339())
+                .unwrap_or_default(),
+            job.last_error.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// Opens one connection first, directly, so a wrong URL or a server that is down is reported

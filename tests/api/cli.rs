@@ -230,3 +230,25 @@ fn the_openapi_command_prints_the_committed_document() {
     .unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
 }
+
+#[test]
+fn operators_see_the_job_queue_and_its_dead_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = companion(dir.path(), &[])
+        .args(["admin", "jobs"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    for status in ["queued", "running", "done", "dead"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(status) && l.ends_with(" 0")),
+            "{text}"
+        );
+    }
+}

@@ -364,3 +364,68 @@ async fn postgres_wakes_a_worker_in_another_process_through_listen_notify() {
     shutdown.cancel();
     worker.await.unwrap();
 }
+
+/// Takes a while per delivery, so a shutdown finds jobs in flight.
+#[derive(Debug, Default)]
+struct Slow {
+    delivered: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl PushGateway for Slow {
+    async fn send(&self, target: &Target, _message: &PushMessage) -> Attempt {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.delivered
+            .lock()
+            .unwrap()
+            .push(target.notification_id.clone());
+        Attempt {
+            outcome: Outcome::Delivered,
+            status: Some(200),
+        }
+    }
+}
+
+mod shutdown {
+    use super::*;
+    both!(shutdown_finishes_jobs_in_flight_and_leaves_none_held);
+}
+
+async fn shutdown_finishes_jobs_in_flight_and_leaves_none_held(backend: Backend) {
+    let gateway = Arc::new(Slow::default());
+    let installed = gateway.clone();
+    let app = TestApp::build(
+        backend,
+        &[("COMPANION_WORKER_CONCURRENCY", "2")],
+        move |a| a.push.fcm = installed,
+    )
+    .await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    queue(&app, &device, 5).await;
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(Runner::new(app.app.clone()).run(shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown.cancel();
+    worker.await.unwrap();
+    let finished = gateway.delivered.lock().unwrap().len();
+    assert_eq!(
+        finished, 2,
+        "the two jobs in flight were finished, no new one started"
+    );
+    assert_eq!(
+        jobs_with_status(&app, "running").await,
+        0,
+        "nothing is left held"
+    );
+    assert_eq!(jobs_with_status(&app, "done").await, 2);
+    assert_eq!(jobs_with_status(&app, "queued").await, 3);
+    // Another worker picks up the rest at once.
+    let installed = Arc::new(MemoryGateway::default());
+    let other = app.another_process({
+        let installed = installed.clone();
+        move |a| a.push.fcm = installed
+    });
+    assert_eq!(Runner::new(other).drain().await.unwrap(), 3);
+    assert_eq!(installed.sent().len(), 3);
+}

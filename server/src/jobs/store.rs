@@ -202,3 +202,34 @@ pub fn count_by_status(conn: &mut DbConnection, status: &str) -> QueryResult<i64
         .count()
         .get_result(conn)
 }
+
+/// A parked job, for operators.
+#[derive(Debug, Clone, Queryable)]
+pub struct DeadJob {
+    /// Id.
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When it was parked.
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// The most recently parked jobs, newest first.
+pub fn dead_jobs(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<DeadJob>> {
+    jobs::table
+        .filter(jobs::status.eq("dead"))
+        .select((
+            jobs::id,
+            jobs::kind,
+            jobs::attempts,
+            jobs::last_error,
+            jobs::finished_at,
+        ))
+        .order(jobs::finished_at.desc())
+        .limit(limit)
+        .load(conn)
+}
