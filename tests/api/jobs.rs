@@ -94,6 +94,38 @@ async fn queue(app: &TestApp, device: &push_store::DeviceRow, count: usize) {
         .unwrap();
 }
 
+async fn send_test(app: &TestApp, who: &Actor, device: &push_store::DeviceRow) -> String {
+    app.call(
+        Method::POST,
+        &format!("/v1/devices/{}/test", device.id),
+        Some(&who.access),
+        None,
+    )
+    .await
+    .expect(StatusCode::ACCEPTED)
+    .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Polls the notification until it is delivered; fails with `why` after 10 s (the workers in
+/// these tests poll once a minute, so only a wake-up delivers sooner).
+async fn wait_until_delivered(app: &TestApp, who: &Actor, sent: &str, why: &str) {
+    let started = Instant::now();
+    loop {
+        let status = app
+            .get(&format!("/v1/notifications/{sent}"), &who.access)
+            .await
+            .body;
+        if status["status"] == "delivered" {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{why}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn jobs_with_status(app: &TestApp, status: &'static str) -> i64 {
     app.app
         .db
@@ -290,33 +322,8 @@ async fn a_job_enqueued_in_this_process_starts_at_once(backend: Backend) {
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(Runner::new(app.app.clone()).run(shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let sent = app
-        .call(
-            Method::POST,
-            &format!("/v1/devices/{}/test", device.id),
-            Some(&admin.access),
-            None,
-        )
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let started = Instant::now();
-    loop {
-        let status = app
-            .get(&format!("/v1/notifications/{sent}"), &admin.access)
-            .await
-            .body;
-        if status["status"] == "delivered" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the worker was not woken"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let sent = send_test(&app, &admin, &device).await;
+    wait_until_delivered(&app, &admin, &sent, "the worker was not woken").await;
     shutdown.cancel();
     worker.await.unwrap();
 }
@@ -334,33 +341,8 @@ async fn postgres_wakes_a_worker_in_another_process_through_listen_notify() {
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(Runner::new(other_process).run(shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let sent = app
-        .call(
-            Method::POST,
-            &format!("/v1/devices/{}/test", device.id),
-            Some(&admin.access),
-            None,
-        )
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let started = Instant::now();
-    loop {
-        let status = app
-            .get(&format!("/v1/notifications/{sent}"), &admin.access)
-            .await
-            .body;
-        if status["status"] == "delivered" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the other process was not woken"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let sent = send_test(&app, &admin, &device).await;
+    wait_until_delivered(&app, &admin, &sent, "the other process was not woken").await;
     shutdown.cancel();
     worker.await.unwrap();
 }

@@ -290,7 +290,6 @@ pub async fn create_check_in(
         let (country, phone) = clinic
             .map(|c| (c.country, c.crisis_phone))
             .unwrap_or_default();
-        tracing::warn!(check_in_id = %stored.id, "safety signal in check-in");
         Some(SafetyNotice {
             message: SAFETY_MESSAGE.to_owned(),
             crisis_resources: resources_for(country.as_deref(), phone.as_deref()),

@@ -6,13 +6,21 @@ use std::time::Duration;
 
 use super::content::PushMessage;
 
-/// Where to send.
-#[derive(Debug, Clone)]
+/// Where to send. Its `Debug` leaves the token out.
+#[derive(Clone)]
 pub struct Target {
     /// The notification id (the only thing ever logged about a delivery).
     pub notification_id: String,
     /// The device token. Never logged.
     pub token: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("notification_id", &self.notification_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What came of one attempt.
@@ -132,5 +140,34 @@ impl PushGateway for MemoryGateway {
             outcome,
             status: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_tokens_never_reach_debug_output() {
+        let target = Target {
+            notification_id: "n1".into(),
+            token: "secret-device-token".into(),
+        };
+        assert!(!format!("{target:?}").contains("secret-device-token"));
+        let now = chrono::Utc::now().naive_utc();
+        let device = crate::push::store::DeviceRow {
+            id: "d".into(),
+            account_id: "a".into(),
+            platform: "ios".into(),
+            token: "secret-device-token".into(),
+            app_version: None,
+            locale: None,
+            active: true,
+            invalid_argument_count: 0,
+            deactivated_reason: None,
+            created_at: now,
+            last_seen_at: now,
+        };
+        assert!(!format!("{device:?}").contains("secret-device-token"));
     }
 }

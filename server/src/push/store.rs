@@ -10,8 +10,8 @@ use crate::jobs::{self, NewJob, kinds};
 
 use super::content::PushMessage;
 
-/// A device as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// A device as stored. Its `Debug` leaves the token out.
+#[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = devices)]
 pub struct DeviceRow {
     /// Id.
@@ -36,6 +36,17 @@ pub struct DeviceRow {
     pub created_at: NaiveDateTime,
     /// Last registration or refresh.
     pub last_seen_at: NaiveDateTime,
+}
+
+impl std::fmt::Debug for DeviceRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceRow")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("platform", &self.platform)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Registers `device` for its account, idempotently by token: a known token is refreshed,
