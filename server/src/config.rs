@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -421,14 +421,6 @@ impl Config {
             jobs,
             push,
         })
-    }
-
-    /// Where the SQLite file lives, if SQLite is the backend.
-    pub fn sqlite_path(&self) -> Option<&Path> {
-        match &self.database {
-            DatabaseTarget::Sqlite(path) => Some(path),
-            DatabaseTarget::Postgres(_) => None,
-        }
     }
 }
 

@@ -188,11 +188,6 @@ impl Db {
         self.run(move |conn| write_transaction(conn, f)).await
     }
 
-    /// Checks that a connection can be had and answers a trivial query.
-    pub async fn check(&self) -> Result<(), DbError> {
-        self.run(|conn| conn.batch_execute("SELECT 1")).await
-    }
-
     /// Applies pending migrations. On PostgreSQL an advisory lock serialises replicas that start
     /// at the same moment.
     pub async fn migrate(&self) -> Result<Vec<String>, DbError> {

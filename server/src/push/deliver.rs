@@ -2,7 +2,7 @@
 //! the outcome (deactivate a dead token at once, a device after repeated malformed-request
 //! answers, retry what the provider asks to retry).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Deserialize;
 
@@ -189,6 +189,3 @@ fn record(
         latency_ms,
     }
 }
-
-/// How long a delivery may take before it counts as timed out.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
