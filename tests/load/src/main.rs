@@ -195,6 +195,33 @@ async fn drive(
     })
 }
 
+/// The same clients fetching `/health/live` (no database): the ceiling that HTTP, the client and
+/// the server's middleware put on any endpoint on this machine.
+async fn ceiling(base: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let url = format!("{base}/health/live");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut done = 0usize;
+            while Instant::now() < deadline {
+                if let Ok(r) = client.get(&url).send().await {
+                    let _ = r.bytes().await;
+                    done += 1;
+                }
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await?;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
 /// `pgbench` inserting single rows into a table shaped like `check_ins` (with the same indexes).
 fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
@@ -320,6 +347,11 @@ async fn run(
         let reference = pgbench(db_url, clients, seconds)?;
         let figures = drive(&base, &tokens, clients, seconds).await?;
         print("PostgreSQL", clients, &figures, Some(reference));
+        let ceiling = ceiling(&base, clients, seconds).await?;
+        println!(
+            "{:<10} {clients:>3} clients  {ceiling:>8.0} GET /health/live/s (HTTP ceiling, no database)",
+            ""
+        );
     }
 
     let sqlite_dir = tempfile::tempdir()?;
