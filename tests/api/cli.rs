@@ -69,11 +69,20 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &std::path::Path, addr: SocketAddr, env: &[(&str, &str)]) -> Server {
+    start_server_with(dir, addr, env, &["serve"])
+}
+
+fn start_server_with(
+    dir: &std::path::Path,
+    addr: SocketAddr,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Server {
     let addr_text = addr.to_string();
     let mut all = env.to_vec();
     all.push(("COMPANION_ADDR", &addr_text));
     let child = companion(dir, &all)
-        .arg("serve")
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -157,6 +166,41 @@ fn first_run(dir: &std::path::Path, env: &[(&str, &str)]) {
         assert_eq!(status, 200, "{me}");
         assert_eq!(me["role"], role);
         assert_eq!(me["clinic_id"], clinic_id);
+        assert_push_is_delivered(addr, tokens["access_token"].as_str().unwrap());
+    }
+}
+
+/// Registers a device and sends it a test notification; the workers `serve` runs in-process
+/// deliver it (through the logging gateway: no push credentials here).
+fn assert_push_is_delivered(addr: SocketAddr, token: &str) {
+    let (status, device) = http(
+        addr,
+        "POST",
+        "/v1/devices",
+        Some(token),
+        Some(&json!({"platform": "android", "token": format!("tok-{}", uuid::Uuid::new_v4())})),
+    );
+    assert_eq!(status, 201, "{device}");
+    let (status, sent) = http(
+        addr,
+        "POST",
+        &format!("/v1/devices/{}/test", device["id"].as_str().unwrap()),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 202, "{sent}");
+    let path = format!("/v1/notifications/{}", sent["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, state) = http(addr, "GET", &path, Some(token), None);
+        if state["status"] == "delivered" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the in-process worker did not deliver: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -251,4 +295,37 @@ fn operators_see_the_job_queue_and_its_dead_jobs() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn an_api_process_and_a_worker_process_share_one_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, url) = TestDb::empty_postgres();
+    // The worker polls once a minute: only LISTEN/NOTIFY can make it deliver promptly.
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("COMPANION_JOB_POLL_INTERVAL", "60000"),
+    ];
+    let password = "a long admin passphrase";
+    create_org_admin(dir.path(), &env, "ops@example.org", password);
+    let addr = free_addr();
+    let _api = start_server_with(dir.path(), addr, &env, &["serve", "--no-workers"]);
+    let _worker = Server(
+        companion(dir.path(), &env)
+            .arg("work")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, tokens) = http(
+        addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(&json!({"email": "ops@example.org", "password": password})),
+    );
+    assert_eq!(status, 200, "{tokens}");
+    assert_push_is_delivered(addr, tokens["access_token"].as_str().unwrap());
 }
