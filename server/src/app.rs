@@ -117,6 +117,19 @@ impl App {
         let db = Db::new(&config.database, config.db_pool_size).map_err(anyhow::Error::msg)?;
         let limits = AuthLimits::new(config.auth_rate_limit_per_minute);
         let push = PushGateways::from_settings(&config.push)?;
+        if config.environment == crate::config::Environment::Production {
+            for (platform, missing) in [
+                ("APNs", config.push.apns.is_none()),
+                ("FCM", config.push.fcm.is_none()),
+            ] {
+                if missing {
+                    tracing::warn!(
+                        platform,
+                        "no credentials configured: notifications to these devices are only logged, never sent"
+                    );
+                }
+            }
+        }
         Ok(Self {
             config,
             db,
