@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod escalation;
 pub mod health;
 pub mod http;
 pub mod instrument;
