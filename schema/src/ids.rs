@@ -88,6 +88,10 @@ id_type!(
     /// A push notification to one device.
     NotificationId
 );
+id_type!(
+    /// An alert for the care team.
+    AlertId
+);
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@ diesel::table! {
         disabled_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        on_call -> Bool,
     }
 }
 
@@ -175,7 +176,45 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    alerts (id) {
+        id -> Text,
+        clinic_id -> Text,
+        patient_id -> Text,
+        rule -> Text,
+        severity -> Text,
+        status -> Text,
+        explanation -> Text,
+        inputs -> Text,
+        check_in_id -> Nullable<Text>,
+        signal_count -> Integer,
+        tier -> Integer,
+        escalations -> Integer,
+        opened_at -> Timestamp,
+        last_signal_at -> Timestamp,
+        ack_deadline -> Timestamp,
+        acknowledged_at -> Nullable<Timestamp>,
+        acknowledged_by -> Nullable<Text>,
+        assigned_to -> Nullable<Text>,
+        resolved_at -> Nullable<Timestamp>,
+        resolved_by -> Nullable<Text>,
+        resolution_note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    alert_events (id) {
+        id -> Text,
+        alert_id -> Text,
+        at -> Timestamp,
+        kind -> Text,
+        actor_id -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
+diesel::joinable!(alert_events -> alerts (alert_id));
 diesel::joinable!(notifications -> devices (device_id));
 diesel::joinable!(invitations -> clinics (clinic_id));
 diesel::joinable!(refresh_families -> accounts (account_id));
@@ -194,4 +233,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     devices,
     notifications,
     notification_attempts,
+    alerts,
+    alert_events,
 );

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
-use crate::{account, auth, check_in, clinic, health, instrument, invitation, push, treatment};
+use crate::{account, auth, check_in, clinic, escalation, health, instrument, invitation, push, treatment};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,7 @@ use crate::{account, auth, check_in, clinic, health, instrument, invitation, pus
         (name = "check-ins", description = "Instruments, check-in submission, history and trends"),
         (name = "sessions", description = "Treatment sessions"),
         (name = "devices", description = "Push devices and notification delivery"),
+        (name = "alerts", description = "The care team's alert inbox and on-call status"),
         (name = "operations", description = "Health probes"),
     )
 )]
@@ -97,6 +98,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(push::handlers::test_device))
         .routes(routes!(push::handlers::get_notification))
         .routes(routes!(push::handlers::open_notification))
+        .routes(routes!(escalation::handlers::list_alerts))
+        .routes(routes!(escalation::handlers::get_alert))
+        .routes(routes!(escalation::handlers::acknowledge_alert))
+        .routes(routes!(escalation::handlers::assign_alert))
+        .routes(routes!(escalation::handlers::resolve_alert))
+        .routes(routes!(escalation::handlers::set_on_call))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
 }

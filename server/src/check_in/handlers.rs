@@ -104,9 +104,10 @@ pub struct SafetyNotice {
     pub crisis_resources: CrisisResources,
 }
 
-const SAFETY_MESSAGE: &str = "Thank you for telling us. Your care team can see this answer, but they may not be watching in real time.";
+const SAFETY_MESSAGE: &str = "Thank you for telling us. Your care team has been notified, but they may not be watching in real time.";
 
-fn view(row: &CheckInRow, state: &AppState, safety: Option<SafetyNotice>) -> CheckIn {
+/// The API view of a stored check-in.
+pub fn view(row: &CheckInRow, state: &AppState, safety: Option<SafetyNotice>) -> CheckIn {
     let answers: Value = serde_json::from_str(&row.answers).unwrap_or(Value::Null);
     let max = state
         .catalogue
@@ -270,7 +271,8 @@ pub async fn create_check_in(
         prompt_id,
     };
 
-    let outcome = store_once(&state, row).await?;
+    let outcome = store_once(&state, row, scored.answers.clone()).await?;
+    state.jobs_enqueued();
     let (status, stored) = match outcome {
         Stored::Created(row) => (StatusCode::CREATED, row),
         Stored::Replayed(row) => (StatusCode::OK, row),
@@ -300,11 +302,18 @@ pub async fn create_check_in(
     Ok((status, Json(view(&stored, &state, safety))))
 }
 
-async fn store_once(state: &AppState, row: CheckInRow) -> Result<Stored, DbError> {
+async fn store_once(
+    state: &AppState,
+    row: CheckInRow,
+    answers: BTreeMap<String, Value>,
+) -> Result<Stored, DbError> {
+    // One transaction: the check-in, the alerts its answers raise and the jobs that notify the
+    // care team commit together or not at all.
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             if store::insert_if_new(conn, &row)? {
+                crate::escalation::intake::on_check_in(conn, &row, &answers)?;
                 return Ok(Stored::Created(row));
             }
             Ok(match store::find(conn, &row.id)? {

@@ -1,4 +1,9 @@
-//! Escalation: the rules that turn a patient's answers into alerts for the care team. So far the
-//! pure rule evaluation; alerts, tiers and delivery build on it.
+//! Escalation: the rules that turn a patient's answers into alerts for the care team, the alerts
+//! themselves, and the jobs that notify the care team and climb tiers until someone acknowledges.
 
+pub mod handlers;
+pub mod intake;
+pub mod policy;
 pub mod rules;
+pub mod store;
+pub mod worker;

@@ -115,6 +115,12 @@ impl Runner {
         } else {
             match job.kind.as_str() {
                 kinds::PUSH_DELIVER => crate::push::deliver::run(&self.app, &job, &self.id).await,
+                crate::escalation::store::kinds::NOTIFY => {
+                    crate::escalation::worker::notify(&self.app, &job, &self.id).await
+                }
+                crate::escalation::store::kinds::DEADLINE => {
+                    crate::escalation::worker::deadline(&self.app, &job, &self.id).await
+                }
                 other => JobResult::Dead(format!("unknown job kind {other}")),
             }
         };

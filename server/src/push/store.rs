@@ -99,6 +99,16 @@ pub fn find_device(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Devi
         .optional()
 }
 
+/// The active devices of an account.
+pub fn active_devices(conn: &mut DbConnection, account_id: &str) -> QueryResult<Vec<DeviceRow>> {
+    devices::table
+        .filter(devices::account_id.eq(account_id))
+        .filter(devices::active.eq(true))
+        .select(DeviceRow::as_select())
+        .order(devices::id.asc())
+        .load(conn)
+}
+
 /// Deactivates a device with a reason.
 pub fn deactivate(conn: &mut DbConnection, id: &str, reason: &str) -> QueryResult<usize> {
     diesel::update(devices::table.find(id))

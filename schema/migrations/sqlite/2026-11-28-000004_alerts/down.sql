@@ -1,0 +1,3 @@
+DROP TABLE alert_events;
+DROP TABLE alerts;
+ALTER TABLE accounts DROP COLUMN on_call;

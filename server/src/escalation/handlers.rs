@@ -1,0 +1,505 @@
+//! The care team's alert inbox: list, read (with the explanation, history and recent check-ins),
+//! acknowledge, assign, resolve; and staff marking themselves on call. Every action is audited.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use companion_schema::ids::{AccountId, AlertId};
+use companion_schema::schema::{accounts, alert_events, alerts};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::{Caller, Staff};
+use crate::check_in::store::{self as check_ins, HistoryFilter};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::pagination::{PageParams, Paginated, time_key};
+use crate::time::utc;
+
+use super::store::{self, AlertRow};
+
+/// An alert.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Alert {
+    /// Id.
+    pub id: String,
+    /// The patient.
+    pub patient_id: String,
+    /// The rule that raised it (e.g. `safety_item9`, `phq9_deterioration`).
+    pub rule: String,
+    /// `urgent`, `high`, `medium` or `low`.
+    pub severity: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: String,
+    /// Why, from the latest signal (e.g. "PHQ-9 17, baseline 9, +8 >= 5").
+    pub explanation: String,
+    /// The numbers behind the explanation.
+    #[schema(value_type = Object)]
+    pub inputs: serde_json::Value,
+    /// Signals folded into this alert.
+    pub signal_count: i32,
+    /// The escalation tier last notified (0: on call, 1: clinicians, 2: clinic admins).
+    pub tier: i32,
+    /// Opened.
+    pub opened_at: DateTime<Utc>,
+    /// Latest signal.
+    pub last_signal_at: DateTime<Utc>,
+    /// Acknowledge by this time, or it escalates.
+    pub ack_deadline: DateTime<Utc>,
+    /// Acknowledged.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// By whom.
+    pub acknowledged_by: Option<String>,
+    /// Assigned clinician.
+    pub assigned_to: Option<String>,
+    /// Resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Resolution note.
+    pub resolution_note: Option<String>,
+}
+
+impl From<AlertRow> for Alert {
+    fn from(row: AlertRow) -> Self {
+        Self {
+            id: row.id,
+            patient_id: row.patient_id,
+            rule: row.rule,
+            severity: row.severity,
+            status: row.status,
+            explanation: row.explanation,
+            inputs: serde_json::from_str(&row.inputs).unwrap_or_default(),
+            signal_count: row.signal_count,
+            tier: row.tier,
+            opened_at: utc(row.opened_at),
+            last_signal_at: utc(row.last_signal_at),
+            ack_deadline: utc(row.ack_deadline),
+            acknowledged_at: row.acknowledged_at.map(utc),
+            acknowledged_by: row.acknowledged_by,
+            assigned_to: row.assigned_to,
+            resolved_at: row.resolved_at.map(utc),
+            resolution_note: row.resolution_note,
+        }
+    }
+}
+
+/// One step in an alert's history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AlertEvent {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `opened`, `repeated`, `notified`, `escalated`, `acknowledged`, `assigned`, `resolved`, ...
+    pub kind: String,
+    /// Who, for staff actions.
+    pub actor_id: Option<String>,
+    /// Details.
+    pub detail: String,
+}
+
+/// An alert with its history and the patient's recent check-ins.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AlertDetail {
+    /// The alert.
+    pub alert: Alert,
+    /// Its history, oldest first.
+    pub events: Vec<AlertEvent>,
+    /// The patient's ten most recent check-ins.
+    pub recent_check_ins: Vec<crate::check_in::handlers::CheckIn>,
+}
+
+/// Inbox filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AlertListParams {
+    /// `open`, `acknowledged` or `resolved` (default: all).
+    pub status: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The clinic's alert inbox
+///
+/// Newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/alerts",
+    tag = "alerts",
+    operation_id = "list_alerts",
+    security(("bearer" = [])),
+    params(AlertListParams),
+    responses(
+        (status = 200, description = "A page of alerts, newest first", body = Paginated<Alert>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    ApiQuery(params): ApiQuery<AlertListParams>,
+) -> ApiResult<Json<Paginated<Alert>>> {
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .parse()?;
+    let before = page.after_time_key()?;
+    if let Some(status) = &params.status
+        && !["open", "acknowledged", "resolved"].contains(&status.as_str())
+    {
+        return Err(ApiError::invalid_field("status", "must be open, acknowledged or resolved"));
+    }
+    let clinic = caller.clinic_id.clone().map(|c| c.to_string()).unwrap_or_default();
+    let limit = i64::from(page.limit) + 1;
+    let status = params.status.clone();
+    let entry = AuditEntry::by(&caller, "alerts.read", state.now().naive_utc());
+    let rows: Vec<AlertRow> = state
+        .db
+        .write(move |conn| {
+            audit::record(conn, &entry)?;
+            let mut query = alerts::table
+                .filter(alerts::clinic_id.eq(clinic))
+                .select(AlertRow::as_select())
+                .order((alerts::opened_at.desc(), alerts::id.desc()))
+                .limit(limit)
+                .into_boxed();
+            if let Some(status) = status {
+                query = query.filter(alerts::status.eq(status));
+            }
+            if let Some((at, id)) = before {
+                query = query.filter(
+                    alerts::opened_at
+                        .lt(at)
+                        .or(alerts::opened_at.eq(at).and(alerts::id.lt(id))),
+                );
+            }
+            query.load(conn)
+        })
+        .await?;
+    let items: Vec<Alert> = rows.into_iter().map(Alert::from).collect();
+    Ok(Json(Paginated::from_rows(items, &page, |a| time_key(a.opened_at, &a.id))))
+}
+
+async fn clinic_alert(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<AlertRow> {
+    let id = AlertId::parse(raw_id).ok_or_else(|| ApiError::not_found("alert"))?;
+    let lookup = id.to_string();
+    state
+        .db
+        .run(move |conn| store::find(conn, &lookup))
+        .await?
+        .filter(|a| caller.clinic_id.as_ref().map(|c| c.as_str()) == Some(a.clinic_id.as_str()))
+        .ok_or_else(|| ApiError::not_found("alert"))
+}
+
+/// An alert with its explanation, history and the patient's recent check-ins
+#[utoipa::path(
+    get,
+    path = "/v1/alerts/{alert_id}",
+    tag = "alerts",
+    operation_id = "get_alert",
+    security(("bearer" = [])),
+    params(("alert_id" = String, Path, description = "The alert")),
+    responses(
+        (status = 200, description = "The alert", body = AlertDetail),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such alert in the caller's clinic", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_alert(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(alert_id): Path<String>,
+) -> ApiResult<Json<AlertDetail>> {
+    let alert = clinic_alert(&state, &caller, &alert_id).await?;
+    let entry = AuditEntry::by(&caller, "alert.read", state.now().naive_utc())
+        .patient(&alert.patient_id)
+        .subject(&alert.id);
+    let (id, patient) = (alert.id.clone(), alert.patient_id.clone());
+    let (events, recent) = state
+        .db
+        .write(move |conn| {
+            audit::record(conn, &entry)?;
+            let events: Vec<(chrono::NaiveDateTime, String, Option<String>, String)> = alert_events::table
+                .filter(alert_events::alert_id.eq(&id))
+                .select((alert_events::at, alert_events::kind, alert_events::actor_id, alert_events::detail))
+                .order((alert_events::at.asc(), alert_events::id.asc()))
+                .load(conn)?;
+            let recent = check_ins::history(conn, &patient, &HistoryFilter::default(), 10)?;
+            Ok((events, recent))
+        })
+        .await?;
+    Ok(Json(AlertDetail {
+        alert: alert.into(),
+        events: events
+            .into_iter()
+            .map(|(at, kind, actor_id, detail)| AlertEvent {
+                at: utc(at),
+                kind,
+                actor_id,
+                detail,
+            })
+            .collect(),
+        recent_check_ins: recent
+            .iter()
+            .map(|r| crate::check_in::handlers::view(r, &state, None))
+            .collect(),
+    }))
+}
+
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    action: &'static str,
+    change: impl FnOnce(&mut crate::db::DbConnection, &AlertRow, chrono::NaiveDateTime) -> QueryResult<Result<(), ApiError>>
+        + Send
+        + 'static,
+) -> ApiResult<Json<Alert>> {
+    let alert = clinic_alert(state, caller, raw_id).await?;
+    let now = state.now().naive_utc();
+    let entry = AuditEntry::by(caller, action, now)
+        .patient(&alert.patient_id)
+        .subject(&alert.id);
+    let id = alert.id.clone();
+    let outcome = state
+        .db
+        .write(move |conn| {
+            let outcome = change(conn, &alert, now)?;
+            if outcome.is_ok() {
+                audit::record(conn, &entry)?;
+            }
+            Ok(outcome)
+        })
+        .await?;
+    outcome?;
+    let row = state
+        .db
+        .run(move |conn| store::find(conn, &id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("alert"))?;
+    Ok(Json(row.into()))
+}
+
+fn resolved_conflict() -> ApiError {
+    ApiError::conflict("alert_resolved", "This alert is resolved.")
+}
+
+/// Acknowledge an alert
+///
+/// Stops its escalation. Acknowledging again is harmless.
+#[utoipa::path(
+    post,
+    path = "/v1/alerts/{alert_id}/acknowledge",
+    tag = "alerts",
+    operation_id = "acknowledge_alert",
+    security(("bearer" = [])),
+    params(("alert_id" = String, Path, description = "The alert")),
+    responses(
+        (status = 200, description = "Acknowledged", body = Alert),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such alert in the caller's clinic", body = ErrorBody),
+        (status = 409, description = "Already resolved (`alert_resolved`)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn acknowledge_alert(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(alert_id): Path<String>,
+) -> ApiResult<Json<Alert>> {
+    let who = caller.account_id.to_string();
+    act(&state, &caller, &alert_id, "alert.acknowledge", move |conn, alert, now| {
+        match alert.status.as_str() {
+            "resolved" => return Ok(Err(resolved_conflict())),
+            "acknowledged" => return Ok(Ok(())),
+            _ => {}
+        }
+        diesel::update(alerts::table.filter(alerts::id.eq(&alert.id)).filter(alerts::status.eq("open")))
+            .set((
+                alerts::status.eq("acknowledged"),
+                alerts::acknowledged_at.eq(now),
+                alerts::acknowledged_by.eq(&who),
+            ))
+            .execute(conn)?;
+        store::event(conn, &alert.id, "acknowledged", Some(&who), "", now)?;
+        Ok(Ok(()))
+    })
+    .await
+}
+
+/// Who to assign.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignAlert {
+    /// A clinician or clinic admin of the clinic.
+    pub assignee_id: String,
+}
+
+/// Assign an alert to a member of the care team
+#[utoipa::path(
+    post,
+    path = "/v1/alerts/{alert_id}/assign",
+    tag = "alerts",
+    operation_id = "assign_alert",
+    security(("bearer" = [])),
+    params(("alert_id" = String, Path, description = "The alert")),
+    request_body = AssignAlert,
+    responses(
+        (status = 200, description = "Assigned", body = Alert),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such alert in the caller's clinic", body = ErrorBody),
+        (status = 409, description = "Already resolved (`alert_resolved`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "The assignee is not staff of this clinic", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn assign_alert(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(alert_id): Path<String>,
+    ApiJson(body): ApiJson<AssignAlert>,
+) -> ApiResult<Json<Alert>> {
+    let assignee = AccountId::parse(&body.assignee_id)
+        .ok_or_else(|| ApiError::invalid_field("assignee_id", "is not staff of this clinic"))?
+        .to_string();
+    let who = caller.account_id.to_string();
+    act(&state, &caller, &alert_id, "alert.assign", move |conn, alert, now| {
+        if alert.status == "resolved" {
+            return Ok(Err(resolved_conflict()));
+        }
+        let staff: i64 = accounts::table
+            .filter(accounts::id.eq(&assignee))
+            .filter(accounts::clinic_id.eq(&alert.clinic_id))
+            .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))
+            .filter(accounts::disabled_at.is_null())
+            .count()
+            .get_result(conn)?;
+        if staff == 0 {
+            return Ok(Err(ApiError::invalid_field("assignee_id", "is not staff of this clinic")));
+        }
+        diesel::update(alerts::table.find(&alert.id))
+            .set(alerts::assigned_to.eq(&assignee))
+            .execute(conn)?;
+        store::event(conn, &alert.id, "assigned", Some(&who), &assignee, now)?;
+        Ok(Ok(()))
+    })
+    .await
+}
+
+/// How it was resolved.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveAlert {
+    /// What was done, 1 to 2000 characters.
+    pub note: String,
+}
+
+/// Resolve an alert with a note
+#[utoipa::path(
+    post,
+    path = "/v1/alerts/{alert_id}/resolve",
+    tag = "alerts",
+    operation_id = "resolve_alert",
+    security(("bearer" = [])),
+    params(("alert_id" = String, Path, description = "The alert")),
+    request_body = ResolveAlert,
+    responses(
+        (status = 200, description = "Resolved", body = Alert),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such alert in the caller's clinic", body = ErrorBody),
+        (status = 409, description = "Already resolved (`alert_resolved`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid note", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn resolve_alert(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(alert_id): Path<String>,
+    ApiJson(body): ApiJson<ResolveAlert>,
+) -> ApiResult<Json<Alert>> {
+    let note = body.note.trim().to_owned();
+    if note.is_empty() || note.chars().count() > 2000 {
+        return Err(ApiError::invalid_field("note", "must be 1 to 2000 characters"));
+    }
+    let who = caller.account_id.to_string();
+    act(&state, &caller, &alert_id, "alert.resolve", move |conn, alert, now| {
+        if alert.status == "resolved" {
+            return Ok(Err(resolved_conflict()));
+        }
+        diesel::update(alerts::table.find(&alert.id))
+            .set((
+                alerts::status.eq("resolved"),
+                alerts::resolved_at.eq(now),
+                alerts::resolved_by.eq(&who),
+                alerts::resolution_note.eq(&note),
+                alerts::acknowledged_at.eq(alert.acknowledged_at.unwrap_or(now)),
+                alerts::acknowledged_by.eq(alert.acknowledged_by.clone().unwrap_or_else(|| who.clone())),
+            ))
+            .execute(conn)?;
+        store::event(conn, &alert.id, "resolved", Some(&who), &note, now)?;
+        Ok(Ok(()))
+    })
+    .await
+}
+
+/// On-call status.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnCall {
+    /// Whether the caller is on call (first tier of escalation).
+    pub on_call: bool,
+}
+
+/// Mark myself on or off call
+#[utoipa::path(
+    put,
+    path = "/v1/me/on-call",
+    tag = "alerts",
+    operation_id = "set_on_call",
+    security(("bearer" = [])),
+    request_body = OnCall,
+    responses(
+        (status = 200, description = "Updated", body = OnCall),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn set_on_call(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    ApiJson(body): ApiJson<OnCall>,
+) -> ApiResult<Json<OnCall>> {
+    let id = caller.account_id.to_string();
+    let on_call = body.on_call;
+    state
+        .db
+        .write(move |conn| {
+            diesel::update(accounts::table.find(&id))
+                .set(accounts::on_call.eq(on_call))
+                .execute(conn)
+        })
+        .await?;
+    Ok(Json(OnCall { on_call }))
+}

@@ -1,0 +1,116 @@
+//! Runs the rules on a newly stored check-in, inside the check-in's transaction: the alerts it
+//! opens, and the jobs that notify the care team, commit with the check-in or not at all.
+
+use std::collections::BTreeMap;
+
+use chrono::TimeDelta;
+use companion_schema::schema::{accounts, check_ins, treatment_sessions};
+use diesel::prelude::*;
+use serde_json::Value;
+
+use crate::check_in::store::CheckInRow;
+use crate::check_in::trends::{self, Record};
+use crate::db::DbConnection;
+use crate::time::utc;
+
+use super::rules::{self, History, NewCheckIn, ScoredAnswer, Thresholds};
+use super::store;
+
+/// Evaluates the rules for `row` (already inserted on `conn`) and opens or updates alerts.
+/// Returns the ids of the alerts touched and whether each is new.
+pub fn on_check_in(
+    conn: &mut DbConnection,
+    row: &CheckInRow,
+    answers: &BTreeMap<String, Value>,
+) -> QueryResult<Vec<(String, bool)>> {
+    let completed = utc(row.completed_at);
+    let timezone: String = accounts::table
+        .find(&row.patient_id)
+        .select(accounts::timezone)
+        .first(conn)?;
+    let tz = timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC);
+    // Scored history reaches back 90 days for baselines (and to the first score); mood 22 days.
+    let earlier: Vec<CheckInRow> = check_ins::table
+        .filter(check_ins::patient_id.eq(&row.patient_id))
+        .filter(check_ins::completed_at.le(row.completed_at))
+        .filter(check_ins::id.ne(&row.id))
+        .filter(
+            check_ins::instrument
+                .eq_any(["phq9", "gad7"])
+                .or(check_ins::completed_at.ge(row.completed_at - TimeDelta::days(22))),
+        )
+        .select(CheckInRow::as_select())
+        .load(conn)?;
+    let scored = |instrument: &str| -> Vec<ScoredAnswer> {
+        earlier
+            .iter()
+            .filter(|c| c.instrument == instrument)
+            .filter_map(|c| {
+                c.total.map(|t| ScoredAnswer {
+                    total: i64::from(t),
+                    completed_at: utc(c.completed_at),
+                })
+            })
+            .collect()
+    };
+    let mood_of = |c: &CheckInRow| -> Option<f64> {
+        (c.instrument == "daily_mood")
+            .then(|| serde_json::from_str::<Value>(&c.answers).ok())
+            .flatten()
+            .and_then(|a| a["mood"].as_f64())
+    };
+    let records: Vec<Record> = earlier
+        .iter()
+        .chain(std::iter::once(row))
+        .filter_map(|c| {
+            mood_of(c).map(|mood| Record {
+                id: c.id.clone(),
+                instrument: c.instrument.clone(),
+                total: None,
+                mood: Some(mood),
+                completed_at: utc(c.completed_at),
+            })
+        })
+        .collect();
+    let daily = trends::daily_mood(&records, tz, completed - TimeDelta::days(22))
+        .into_iter()
+        .map(|d| (d.date, d.mean))
+        .collect();
+    let last_session: Option<chrono::NaiveDateTime> = treatment_sessions::table
+        .filter(treatment_sessions::patient_id.eq(&row.patient_id))
+        .filter(treatment_sessions::status.eq("completed"))
+        .filter(treatment_sessions::scheduled_at.le(row.completed_at))
+        .select(diesel::dsl::max(treatment_sessions::scheduled_at))
+        .first(conn)?;
+    let history = History {
+        phq9: scored("phq9"),
+        gad7: scored("gad7"),
+        daily_mood: daily,
+        last_session_at: last_session.map(utc),
+        clinic_baseline_phq9: None,
+        clinic_baseline_gad7: None,
+    };
+    let int = |key: &str| answers.get(key).and_then(Value::as_i64);
+    let new = NewCheckIn {
+        instrument: row.instrument.clone(),
+        completed_at: Some(completed),
+        total: row.total.map(i64::from),
+        item9: row.item9.map(i64::from),
+        blood_pressure: int("bp_systolic").zip(int("bp_diastolic")),
+        still_detached: answers.get("still_detached").and_then(Value::as_bool),
+    };
+    let today = completed.with_timezone(&tz).date_naive();
+    let firings = rules::evaluate(&new, &history, &Thresholds::default(), today);
+    let mut touched = Vec::new();
+    for firing in &firings {
+        touched.push(store::open_or_repeat(
+            conn,
+            &row.clinic_id,
+            &row.patient_id,
+            Some(&row.id),
+            firing,
+            row.received_at,
+        )?);
+    }
+    Ok(touched)
+}
