@@ -11,7 +11,9 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
-use crate::{account, auth, check_in, clinic, escalation, health, instrument, invitation, push, treatment};
+use crate::{
+    account, auth, check_in, clinic, escalation, health, instrument, invitation, push, treatment,
+};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -155,9 +155,16 @@ pub async fn list_alerts(
     if let Some(status) = &params.status
         && !["open", "acknowledged", "resolved"].contains(&status.as_str())
     {
-        return Err(ApiError::invalid_field("status", "must be open, acknowledged or resolved"));
+        return Err(ApiError::invalid_field(
+            "status",
+            "must be open, acknowledged or resolved",
+        ));
     }
-    let clinic = caller.clinic_id.clone().map(|c| c.to_string()).unwrap_or_default();
+    let clinic = caller
+        .clinic_id
+        .clone()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     let limit = i64::from(page.limit) + 1;
     let status = params.status.clone();
     let entry = AuditEntry::by(&caller, "alerts.read", state.now().naive_utc());
@@ -185,7 +192,9 @@ pub async fn list_alerts(
         })
         .await?;
     let items: Vec<Alert> = rows.into_iter().map(Alert::from).collect();
-    Ok(Json(Paginated::from_rows(items, &page, |a| time_key(a.opened_at, &a.id))))
+    Ok(Json(Paginated::from_rows(items, &page, |a| {
+        time_key(a.opened_at, &a.id)
+    })))
 }
 
 async fn clinic_alert(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<AlertRow> {
@@ -229,11 +238,17 @@ pub async fn get_alert(
         .db
         .write(move |conn| {
             audit::record(conn, &entry)?;
-            let events: Vec<(chrono::NaiveDateTime, String, Option<String>, String)> = alert_events::table
-                .filter(alert_events::alert_id.eq(&id))
-                .select((alert_events::at, alert_events::kind, alert_events::actor_id, alert_events::detail))
-                .order((alert_events::at.asc(), alert_events::id.asc()))
-                .load(conn)?;
+            let events: Vec<(chrono::NaiveDateTime, String, Option<String>, String)> =
+                alert_events::table
+                    .filter(alert_events::alert_id.eq(&id))
+                    .select((
+                        alert_events::at,
+                        alert_events::kind,
+                        alert_events::actor_id,
+                        alert_events::detail,
+                    ))
+                    .order((alert_events::at.asc(), alert_events::id.asc()))
+                    .load(conn)?;
             let recent = check_ins::history(conn, &patient, &HistoryFilter::default(), 10)?;
             Ok((events, recent))
         })
@@ -261,9 +276,13 @@ async fn act(
     caller: &Caller,
     raw_id: &str,
     action: &'static str,
-    change: impl FnOnce(&mut crate::db::DbConnection, &AlertRow, chrono::NaiveDateTime) -> QueryResult<Result<(), ApiError>>
-        + Send
-        + 'static,
+    change: impl FnOnce(
+        &mut crate::db::DbConnection,
+        &AlertRow,
+        chrono::NaiveDateTime,
+    ) -> QueryResult<Result<(), ApiError>>
+    + Send
+    + 'static,
 ) -> ApiResult<Json<Alert>> {
     let alert = clinic_alert(state, caller, raw_id).await?;
     let now = state.now().naive_utc();
@@ -319,22 +338,32 @@ pub async fn acknowledge_alert(
     Path(alert_id): Path<String>,
 ) -> ApiResult<Json<Alert>> {
     let who = caller.account_id.to_string();
-    act(&state, &caller, &alert_id, "alert.acknowledge", move |conn, alert, now| {
-        match alert.status.as_str() {
-            "resolved" => return Ok(Err(resolved_conflict())),
-            "acknowledged" => return Ok(Ok(())),
-            _ => {}
-        }
-        diesel::update(alerts::table.filter(alerts::id.eq(&alert.id)).filter(alerts::status.eq("open")))
+    act(
+        &state,
+        &caller,
+        &alert_id,
+        "alert.acknowledge",
+        move |conn, alert, now| {
+            match alert.status.as_str() {
+                "resolved" => return Ok(Err(resolved_conflict())),
+                "acknowledged" => return Ok(Ok(())),
+                _ => {}
+            }
+            diesel::update(
+                alerts::table
+                    .filter(alerts::id.eq(&alert.id))
+                    .filter(alerts::status.eq("open")),
+            )
             .set((
                 alerts::status.eq("acknowledged"),
                 alerts::acknowledged_at.eq(now),
                 alerts::acknowledged_by.eq(&who),
             ))
             .execute(conn)?;
-        store::event(conn, &alert.id, "acknowledged", Some(&who), "", now)?;
-        Ok(Ok(()))
-    })
+            store::event(conn, &alert.id, "acknowledged", Some(&who), "", now)?;
+            Ok(Ok(()))
+        },
+    )
     .await
 }
 
@@ -377,26 +406,35 @@ pub async fn assign_alert(
         .ok_or_else(|| ApiError::invalid_field("assignee_id", "is not staff of this clinic"))?
         .to_string();
     let who = caller.account_id.to_string();
-    act(&state, &caller, &alert_id, "alert.assign", move |conn, alert, now| {
-        if alert.status == "resolved" {
-            return Ok(Err(resolved_conflict()));
-        }
-        let staff: i64 = accounts::table
-            .filter(accounts::id.eq(&assignee))
-            .filter(accounts::clinic_id.eq(&alert.clinic_id))
-            .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))
-            .filter(accounts::disabled_at.is_null())
-            .count()
-            .get_result(conn)?;
-        if staff == 0 {
-            return Ok(Err(ApiError::invalid_field("assignee_id", "is not staff of this clinic")));
-        }
-        diesel::update(alerts::table.find(&alert.id))
-            .set(alerts::assigned_to.eq(&assignee))
-            .execute(conn)?;
-        store::event(conn, &alert.id, "assigned", Some(&who), &assignee, now)?;
-        Ok(Ok(()))
-    })
+    act(
+        &state,
+        &caller,
+        &alert_id,
+        "alert.assign",
+        move |conn, alert, now| {
+            if alert.status == "resolved" {
+                return Ok(Err(resolved_conflict()));
+            }
+            let staff: i64 = accounts::table
+                .filter(accounts::id.eq(&assignee))
+                .filter(accounts::clinic_id.eq(&alert.clinic_id))
+                .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))
+                .filter(accounts::disabled_at.is_null())
+                .count()
+                .get_result(conn)?;
+            if staff == 0 {
+                return Ok(Err(ApiError::invalid_field(
+                    "assignee_id",
+                    "is not staff of this clinic",
+                )));
+            }
+            diesel::update(alerts::table.find(&alert.id))
+                .set(alerts::assigned_to.eq(&assignee))
+                .execute(conn)?;
+            store::event(conn, &alert.id, "assigned", Some(&who), &assignee, now)?;
+            Ok(Ok(()))
+        },
+    )
     .await
 }
 
@@ -437,26 +475,36 @@ pub async fn resolve_alert(
 ) -> ApiResult<Json<Alert>> {
     let note = body.note.trim().to_owned();
     if note.is_empty() || note.chars().count() > 2000 {
-        return Err(ApiError::invalid_field("note", "must be 1 to 2000 characters"));
+        return Err(ApiError::invalid_field(
+            "note",
+            "must be 1 to 2000 characters",
+        ));
     }
     let who = caller.account_id.to_string();
-    act(&state, &caller, &alert_id, "alert.resolve", move |conn, alert, now| {
-        if alert.status == "resolved" {
-            return Ok(Err(resolved_conflict()));
-        }
-        diesel::update(alerts::table.find(&alert.id))
-            .set((
-                alerts::status.eq("resolved"),
-                alerts::resolved_at.eq(now),
-                alerts::resolved_by.eq(&who),
-                alerts::resolution_note.eq(&note),
-                alerts::acknowledged_at.eq(alert.acknowledged_at.unwrap_or(now)),
-                alerts::acknowledged_by.eq(alert.acknowledged_by.clone().unwrap_or_else(|| who.clone())),
-            ))
-            .execute(conn)?;
-        store::event(conn, &alert.id, "resolved", Some(&who), &note, now)?;
-        Ok(Ok(()))
-    })
+    act(
+        &state,
+        &caller,
+        &alert_id,
+        "alert.resolve",
+        move |conn, alert, now| {
+            if alert.status == "resolved" {
+                return Ok(Err(resolved_conflict()));
+            }
+            diesel::update(alerts::table.find(&alert.id))
+                .set((
+                    alerts::status.eq("resolved"),
+                    alerts::resolved_at.eq(now),
+                    alerts::resolved_by.eq(&who),
+                    alerts::resolution_note.eq(&note),
+                    alerts::acknowledged_at.eq(alert.acknowledged_at.unwrap_or(now)),
+                    alerts::acknowledged_by
+                        .eq(alert.acknowledged_by.clone().unwrap_or_else(|| who.clone())),
+                ))
+                .execute(conn)?;
+            store::event(conn, &alert.id, "resolved", Some(&who), &note, now)?;
+            Ok(Ok(()))
+        },
+    )
     .await
 }
 

@@ -27,7 +27,11 @@ pub enum Audience {
 }
 
 /// The default tiers, in order.
-pub const TIERS: [Audience; 3] = [Audience::OnCall, Audience::Clinicians, Audience::ClinicAdmins];
+pub const TIERS: [Audience; 3] = [
+    Audience::OnCall,
+    Audience::Clinicians,
+    Audience::ClinicAdmins,
+];
 
 /// The tier notified after `escalations` missed deadlines: each miss climbs one tier, and the
 /// last tier is notified again at every further miss, until someone acknowledges.
@@ -48,7 +52,14 @@ mod tests {
         let climbed: Vec<Audience> = (0..6).map(|n| TIERS[tier(n)]).collect();
         assert_eq!(
             climbed,
-            [Audience::OnCall, Audience::Clinicians, Audience::ClinicAdmins, Audience::ClinicAdmins, Audience::ClinicAdmins, Audience::ClinicAdmins]
+            [
+                Audience::OnCall,
+                Audience::Clinicians,
+                Audience::ClinicAdmins,
+                Audience::ClinicAdmins,
+                Audience::ClinicAdmins,
+                Audience::ClinicAdmins
+            ]
         );
     }
 }

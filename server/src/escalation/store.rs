@@ -118,7 +118,12 @@ pub fn event(
         .map(drop)
 }
 
-fn escalation_job(kind: &'static str, alert_id: &str, escalation: i32, run_at: NaiveDateTime) -> NewJob {
+fn escalation_job(
+    kind: &'static str,
+    alert_id: &str,
+    escalation: i32,
+    run_at: NaiveDateTime,
+) -> NewJob {
     NewJob {
         kind,
         payload: serde_json::json!({"alert_id": alert_id, "escalation": escalation}),
@@ -192,7 +197,11 @@ pub fn open_or_repeat(
         .execute(conn)?;
     event(conn, &id, "opened", None, &firing.explanation, now)?;
     jobs::enqueue(conn, &escalation_job(kinds::NOTIFY, &id, 0, now), now)?;
-    jobs::enqueue(conn, &escalation_job(kinds::DEADLINE, &id, 0, deadline), now)?;
+    jobs::enqueue(
+        conn,
+        &escalation_job(kinds::DEADLINE, &id, 0, deadline),
+        now,
+    )?;
     Ok((id, true))
 }
 
@@ -207,7 +216,12 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<AlertRow>> 
 
 /// Escalates an open alert whose deadline passed: one tier up (or the last tier again), a new
 /// deadline, and the notification and next deadline jobs. False if it is no longer open.
-pub fn escalate(conn: &mut DbConnection, alert: &AlertRow, escalation: i32, now: NaiveDateTime) -> QueryResult<bool> {
+pub fn escalate(
+    conn: &mut DbConnection,
+    alert: &AlertRow,
+    escalation: i32,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
     let next = escalation + 1;
     let tier = policy::tier(next as usize) as i32;
     let deadline = now + policy::ack_window(parse_severity(&alert.severity));
@@ -217,14 +231,33 @@ pub fn escalate(conn: &mut DbConnection, alert: &AlertRow, escalation: i32, now:
             .filter(alerts::status.eq("open"))
             .filter(alerts::escalations.eq(escalation)),
     )
-    .set((alerts::escalations.eq(next), alerts::tier.eq(tier), alerts::ack_deadline.eq(deadline)))
+    .set((
+        alerts::escalations.eq(next),
+        alerts::tier.eq(tier),
+        alerts::ack_deadline.eq(deadline),
+    ))
     .execute(conn)?;
     if changed == 0 {
         return Ok(false);
     }
-    event(conn, &alert.id, "escalated", None, &format!("not acknowledged in time; tier {tier}"), now)?;
-    jobs::enqueue(conn, &escalation_job(kinds::NOTIFY, &alert.id, next, now), now)?;
-    jobs::enqueue(conn, &escalation_job(kinds::DEADLINE, &alert.id, next, deadline), now)?;
+    event(
+        conn,
+        &alert.id,
+        "escalated",
+        None,
+        &format!("not acknowledged in time; tier {tier}"),
+        now,
+    )?;
+    jobs::enqueue(
+        conn,
+        &escalation_job(kinds::NOTIFY, &alert.id, next, now),
+        now,
+    )?;
+    jobs::enqueue(
+        conn,
+        &escalation_job(kinds::DEADLINE, &alert.id, next, deadline),
+        now,
+    )?;
     Ok(true)
 }
 

@@ -30,7 +30,9 @@ async fn in_transaction(
     app: &App,
     job: &Claimed,
     worker: &str,
-    step: impl FnOnce(&mut DbConnection, &Payload, chrono::NaiveDateTime) -> diesel::QueryResult<Step> + Send + 'static,
+    step: impl FnOnce(&mut DbConnection, &Payload, chrono::NaiveDateTime) -> diesel::QueryResult<Step>
+    + Send
+    + 'static,
 ) -> JobResult {
     let Ok(payload) = serde_json::from_str::<Payload>(&job.payload) else {
         return JobResult::Dead("payload is not an escalation payload".into());
@@ -69,14 +71,28 @@ pub async fn notify(app: &App, job: &Claimed, worker: &str) -> JobResult {
         for (tier, audience) in TIERS.iter().enumerate().skip(first) {
             let staff = store::audience(conn, &alert.clinic_id, *audience)?;
             if staff.is_empty() {
-                store::event(conn, &alert.id, "tier_empty", None, &format!("tier {tier} has nobody"), now)?;
+                store::event(
+                    conn,
+                    &alert.id,
+                    "tier_empty",
+                    None,
+                    &format!("tier {tier} has nobody"),
+                    now,
+                )?;
                 continue;
             }
             reached = Some((tier, staff));
             break;
         }
         let Some((tier, staff)) = reached else {
-            store::event(conn, &alert.id, "nobody_notified", None, "no staff to notify in any tier", now)?;
+            store::event(
+                conn,
+                &alert.id,
+                "nobody_notified",
+                None,
+                "no staff to notify in any tier",
+                now,
+            )?;
             return Ok(Step::Done);
         };
         let mut devices = 0;

@@ -1,0 +1,548 @@
+//! Escalation through the API: safety signals and declines open alerts in the check-in's own
+//! request, the care team is pushed PHI-free notices, and unacknowledged alerts climb tiers at
+//! their deadlines until someone acknowledges.
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use chrono::{SecondsFormat, TimeDelta};
+use companion::push::content::PushMessage;
+use companion::push::gateway::MemoryGateway;
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{Actor, Backend, TestApp, World, assert_error};
+
+both!(
+    an_item_nine_answer_opens_an_urgent_alert_and_a_clinician_push_in_the_same_request,
+    a_repeat_signal_updates_the_open_alert_instead_of_opening_another,
+    an_unacknowledged_alert_climbs_tiers_at_its_deadlines_and_stops_once_acknowledged,
+    a_worker_killed_before_notifying_leaves_the_clinician_notified_once_after_the_lease,
+    a_decline_explains_itself,
+    the_care_team_works_the_inbox_and_nobody_else_can,
+);
+
+fn phq9(values: [i64; 9]) -> Value {
+    let mut answers = serde_json::Map::new();
+    for (i, v) in values.iter().enumerate() {
+        answers.insert(format!("q{}", i + 1), json!(v));
+    }
+    Value::Object(answers)
+}
+
+async fn submit(app: &TestApp, patient: &Actor, instrument: &str, answers: Value) -> Value {
+    let at = app.app.now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    app.post(
+        "/v1/check-ins",
+        &patient.access,
+        json!({"id": uuid::Uuid::new_v4().to_string(), "instrument": instrument, "answers": answers, "completed_at": at}),
+    )
+    .await
+    .expect(StatusCode::CREATED)
+    .body
+}
+
+async fn device(app: &TestApp, who: &Actor) -> String {
+    let token = format!("tok-{}", uuid::Uuid::new_v4());
+    app.post(
+        "/v1/devices",
+        &who.access,
+        json!({"platform": "android", "token": token}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    token
+}
+
+async fn on_call(app: &TestApp, who: &Actor) {
+    app.call(
+        Method::PUT,
+        "/v1/me/on-call",
+        Some(&who.access),
+        Some(json!({"on_call": true})),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
+/// Alert pushes that reached each token.
+fn alert_pushes(gateway: &MemoryGateway, token: &str) -> Vec<String> {
+    gateway
+        .sent()
+        .into_iter()
+        .filter(|(t, _)| t == token)
+        .filter_map(|(_, m)| match m {
+            PushMessage::ClinicianAlert { alert_id } => Some(alert_id),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn app_with_gateway(backend: Backend) -> (TestApp, Arc<MemoryGateway>, World) {
+    let gateway = Arc::new(MemoryGateway::default());
+    let installed = gateway.clone();
+    // Day-long access tokens: these tests move the clock by hours.
+    let app = TestApp::build(
+        backend,
+        &[("COMPANION_ACCESS_TOKEN_TTL", "86400")],
+        move |a| a.push.fcm = installed,
+    )
+    .await;
+    let world = app.world().await;
+    (app, gateway, world)
+}
+
+async fn alerts_of(app: &TestApp, staff: &Actor) -> Vec<Value> {
+    app.get("/v1/alerts", &staff.access)
+        .await
+        .expect(StatusCode::OK)
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn an_item_nine_answer_opens_an_urgent_alert_and_a_clinician_push_in_the_same_request(
+    backend: Backend,
+) {
+    let (app, gateway, world) = app_with_gateway(backend).await;
+    on_call(&app, &world.clinician_a).await;
+    let clinician_phone = device(&app, &world.clinician_a).await;
+    let patient_phone = device(&app, &world.patient_a).await;
+    let reply = submit(
+        &app,
+        &world.patient_a,
+        "phq9",
+        phq9([1, 1, 0, 0, 0, 0, 0, 0, 1]),
+    )
+    .await;
+    assert!(
+        reply["safety"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("care team has been notified")
+    );
+    // Before any worker runs: the alert and its notification job exist already.
+    let alerts = alerts_of(&app, &world.clinician_a).await;
+    assert_eq!(alerts.len(), 1);
+    let alert = &alerts[0];
+    assert_eq!(
+        (
+            alert["rule"].as_str(),
+            alert["severity"].as_str(),
+            alert["status"].as_str()
+        ),
+        (Some("safety_item9"), Some("urgent"), Some("open"))
+    );
+    assert_eq!(alert["patient_id"], world.patient_a.id.as_str());
+    assert_eq!(alert["explanation"], "PHQ-9 item 9 answered 1 of 3");
+    let opened: chrono::DateTime<chrono::Utc> =
+        alert["opened_at"].as_str().unwrap().parse().unwrap();
+    let deadline: chrono::DateTime<chrono::Utc> =
+        alert["ack_deadline"].as_str().unwrap().parse().unwrap();
+    assert_eq!(deadline - opened, TimeDelta::minutes(15));
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) AS n FROM jobs WHERE kind = 'alert.notify' AND status = 'queued'"
+        )
+        .await,
+        1
+    );
+    app.run_jobs().await;
+    let id = alert["id"].as_str().unwrap().to_owned();
+    assert_eq!(alert_pushes(&gateway, &clinician_phone), vec![id.clone()]);
+    assert!(
+        gateway.sent().iter().all(|(t, _)| *t != patient_phone),
+        "the patient is not pushed"
+    );
+    // The other clinic sees nothing.
+    assert!(alerts_of(&app, &world.clinician_b).await.is_empty());
+}
+
+async fn a_repeat_signal_updates_the_open_alert_instead_of_opening_another(backend: Backend) {
+    let (app, gateway, world) = app_with_gateway(backend).await;
+    let phone = device(&app, &world.clinician_a).await;
+    submit(
+        &app,
+        &world.patient_a,
+        "phq9",
+        phq9([0, 0, 0, 0, 0, 0, 0, 0, 1]),
+    )
+    .await;
+    app.run_jobs().await;
+    app.clock.advance(TimeDelta::minutes(5));
+    submit(
+        &app,
+        &world.patient_a,
+        "phq9",
+        phq9([0, 0, 0, 0, 0, 0, 0, 0, 3]),
+    )
+    .await;
+    app.run_jobs().await;
+    let alerts = alerts_of(&app, &world.clinician_a).await;
+    assert_eq!(alerts.len(), 1, "one open alert per patient and rule");
+    assert_eq!(alerts[0]["signal_count"], 2);
+    assert_eq!(alerts[0]["explanation"], "PHQ-9 item 9 answered 3 of 3");
+    assert_eq!(
+        alert_pushes(&gateway, &phone).len(),
+        1,
+        "no second push for a repeat"
+    );
+    let detail = app
+        .get(
+            &format!("/v1/alerts/{}", alerts[0]["id"].as_str().unwrap()),
+            &world.clinician_a.access,
+        )
+        .await
+        .body;
+    let kinds: Vec<&str> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    // Nobody is on call, so the first tier is empty and the clinicians are told at once.
+    assert_eq!(kinds, ["opened", "tier_empty", "notified", "repeated"]);
+    // Another patient's signal is another alert.
+    submit(
+        &app,
+        &world.patient_a2,
+        "phq9",
+        phq9([0, 0, 0, 0, 0, 0, 0, 0, 1]),
+    )
+    .await;
+    assert_eq!(alerts_of(&app, &world.clinician_a).await.len(), 2);
+}
+
+async fn an_unacknowledged_alert_climbs_tiers_at_its_deadlines_and_stops_once_acknowledged(
+    backend: Backend,
+) {
+    let (app, gateway, world) = app_with_gateway(backend).await;
+    on_call(&app, &world.clinician_a).await;
+    let on_call_phone = device(&app, &world.clinician_a).await;
+    let colleague = app.join(&world.admin_a, &world.clinic_a, "clinician").await;
+    let colleague_phone = device(&app, &colleague).await;
+    let admin_phone = device(&app, &world.admin_a).await;
+    submit(
+        &app,
+        &world.patient_a,
+        "phq9",
+        phq9([2, 2, 2, 2, 2, 2, 2, 2, 2]),
+    )
+    .await;
+    app.run_jobs().await;
+    let pushes = |token: &str| alert_pushes(&gateway, token).len();
+    assert_eq!(
+        (
+            pushes(&on_call_phone),
+            pushes(&colleague_phone),
+            pushes(&admin_phone)
+        ),
+        (1, 0, 0)
+    );
+    // One second before the deadline: nothing moves.
+    app.clock
+        .advance(TimeDelta::minutes(15) - TimeDelta::seconds(1));
+    app.run_jobs().await;
+    assert_eq!(
+        (
+            pushes(&on_call_phone),
+            pushes(&colleague_phone),
+            pushes(&admin_phone)
+        ),
+        (1, 0, 0)
+    );
+    // At the deadline: tier 1, every clinician.
+    app.clock.advance(TimeDelta::seconds(1));
+    app.run_jobs().await;
+    assert_eq!(
+        (
+            pushes(&on_call_phone),
+            pushes(&colleague_phone),
+            pushes(&admin_phone)
+        ),
+        (2, 1, 0)
+    );
+    // Fifteen minutes later still nobody: tier 2, the clinic admins; then again at every deadline.
+    app.clock.advance(TimeDelta::minutes(15));
+    app.run_jobs().await;
+    assert_eq!(pushes(&admin_phone), 1);
+    let alert = &alerts_of(&app, &world.admin_a).await[0];
+    assert_eq!(alert["tier"], 2);
+    app.clock.advance(TimeDelta::minutes(15));
+    app.run_jobs().await;
+    assert_eq!(pushes(&admin_phone), 2);
+    // Acknowledged: no further escalation, ever.
+    let id = alert["id"].as_str().unwrap().to_owned();
+    let acked = app
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{id}/acknowledge"),
+            Some(&colleague.access),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(acked.body["status"], "acknowledged");
+    assert_eq!(acked.body["acknowledged_by"], colleague.id.as_str());
+    let before = gateway.sent().len();
+    for _ in 0..4 {
+        app.clock.advance(TimeDelta::minutes(15));
+        app.run_jobs().await;
+    }
+    assert_eq!(
+        gateway.sent().len(),
+        before,
+        "escalation stopped at acknowledgement"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running')")
+            .await,
+        0
+    );
+}
+
+async fn a_worker_killed_before_notifying_leaves_the_clinician_notified_once_after_the_lease(
+    backend: Backend,
+) {
+    let gateway = Arc::new(MemoryGateway::default());
+    let installed = gateway.clone();
+    let app = TestApp::build(backend, &[("COMPANION_JOB_LEASE", "30")], move |a| {
+        a.push.fcm = installed
+    })
+    .await;
+    let world = app.world().await;
+    let phone = device(&app, &world.clinician_a).await;
+    submit(
+        &app,
+        &world.patient_a,
+        "phq9",
+        phq9([0, 0, 0, 0, 0, 0, 0, 0, 2]),
+    )
+    .await;
+    // A worker claims the notification job and dies before doing anything.
+    let now = app.app.now().naive_utc();
+    let lease = now + TimeDelta::seconds(30);
+    let claimed = app
+        .app
+        .db
+        .run(move |conn| companion::jobs::store::claim(conn, "worker-that-died", now, lease, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().filter(|j| j.kind == "alert.notify").count(),
+        1
+    );
+    assert_eq!(
+        app.run_jobs().await,
+        0,
+        "the dead worker's lease still holds"
+    );
+    assert!(alert_pushes(&gateway, &phone).is_empty());
+    app.clock.advance(TimeDelta::seconds(31));
+    app.run_jobs().await;
+    app.run_jobs().await;
+    assert_eq!(
+        alert_pushes(&gateway, &phone).len(),
+        1,
+        "notified exactly once"
+    );
+}
+
+async fn a_decline_explains_itself(backend: Backend) {
+    let (app, _gateway, world) = app_with_gateway(backend).await;
+    submit(
+        &app,
+        &world.patient_a,
+        "phq9",
+        phq9([1, 1, 1, 1, 1, 1, 1, 2, 0]),
+    )
+    .await;
+    app.clock.advance(TimeDelta::hours(20));
+    submit(
+        &app,
+        &world.patient_a,
+        "phq9",
+        phq9([2, 2, 2, 2, 2, 2, 2, 3, 0]),
+    )
+    .await;
+    let alerts = alerts_of(&app, &world.clinician_a).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["rule"], "phq9_deterioration");
+    assert_eq!(alerts[0]["severity"], "high");
+    assert_eq!(alerts[0]["explanation"], "PHQ-9 17, baseline 9, +8 >= 5");
+    assert_eq!(alerts[0]["inputs"]["baseline"], 9);
+    let opened: chrono::DateTime<chrono::Utc> =
+        alerts[0]["opened_at"].as_str().unwrap().parse().unwrap();
+    let deadline: chrono::DateTime<chrono::Utc> =
+        alerts[0]["ack_deadline"].as_str().unwrap().parse().unwrap();
+    assert_eq!(deadline - opened, TimeDelta::hours(2));
+    // Home blood pressure in the crisis range.
+    submit(
+        &app,
+        &world.patient_a2,
+        "daily_mood",
+        json!({"mood": 6, "bp_systolic": 185, "bp_diastolic": 95}),
+    )
+    .await;
+    let rules: Vec<String> = alerts_of(&app, &world.clinician_a)
+        .await
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(rules.contains(&"blood_pressure".to_owned()), "{rules:?}");
+}
+
+async fn the_care_team_works_the_inbox_and_nobody_else_can(backend: Backend) {
+    let (app, _gateway, world) = app_with_gateway(backend).await;
+    submit(
+        &app,
+        &world.patient_a,
+        "phq9",
+        phq9([0, 0, 0, 0, 0, 0, 0, 0, 1]),
+    )
+    .await;
+    let id = alerts_of(&app, &world.clinician_a).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/alerts/{id}");
+    let detail = app
+        .get(&path, &world.clinician_a.access)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(
+        detail["alert"]["explanation"],
+        "PHQ-9 item 9 answered 1 of 3"
+    );
+    assert_eq!(detail["recent_check_ins"][0]["safety_signal"], true);
+    // Nobody outside the clinic's staff.
+    assert_error(
+        &app.get(&path, &world.clinician_b.access).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &app.get(&path, &world.patient_a.access).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &app.get("/v1/alerts", &world.org_admin.access).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &app.call(
+            Method::POST,
+            &format!("{path}/acknowledge"),
+            Some(&world.admin_b.access),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    // Assign to a colleague; not to a patient or another clinic's clinician.
+    for bad in [
+        world.patient_a.id.as_str(),
+        world.clinician_b.id.as_str(),
+        "nobody",
+    ] {
+        let reply = app
+            .post(
+                &format!("{path}/assign"),
+                &world.admin_a.access,
+                json!({"assignee_id": bad}),
+            )
+            .await;
+        assert_error(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+    }
+    let assigned = app
+        .post(
+            &format!("{path}/assign"),
+            &world.admin_a.access,
+            json!({"assignee_id": world.clinician_a.id}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(assigned.body["assigned_to"], world.clinician_a.id.as_str());
+    let empty = app
+        .post(
+            &format!("{path}/resolve"),
+            &world.clinician_a.access,
+            json!({"note": "  "}),
+        )
+        .await;
+    assert_error(
+        &empty,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let resolved = app
+        .post(
+            &format!("{path}/resolve"),
+            &world.clinician_a.access,
+            json!({"note": "Called the patient; safety plan reviewed."}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(resolved.body["status"], "resolved");
+    assert!(
+        resolved.body["acknowledged_at"].is_string(),
+        "resolving acknowledges"
+    );
+    let again = app
+        .call(
+            Method::POST,
+            &format!("{path}/acknowledge"),
+            Some(&world.clinician_a.access),
+            None,
+        )
+        .await;
+    assert_error(&again, StatusCode::CONFLICT, "alert_resolved");
+    // Filters.
+    let open = app
+        .get("/v1/alerts?status=open", &world.clinician_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(open.body["items"], json!([]));
+    let done = app
+        .get("/v1/alerts?status=resolved", &world.clinician_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(done.body["items"].as_array().unwrap().len(), 1);
+    let bad = app
+        .get("/v1/alerts?status=closed", &world.clinician_a.access)
+        .await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    // A signal after resolution opens a new alert.
+    submit(
+        &app,
+        &world.patient_a,
+        "phq9",
+        phq9([0, 0, 0, 0, 0, 0, 0, 0, 1]),
+    )
+    .await;
+    assert_eq!(alerts_of(&app, &world.clinician_a).await.len(), 2);
+    // Every action is audited.
+    let audited = app
+        .count("SELECT COUNT(*) AS n FROM audit_events WHERE action IN ('alert.read', 'alert.assign', 'alert.resolve')")
+        .await;
+    assert_eq!(audited, 3);
+    // Patients cannot mark themselves on call.
+    let reply = app
+        .call(
+            Method::PUT,
+            "/v1/me/on-call",
+            Some(&world.patient_a.access),
+            Some(json!({"on_call": true})),
+        )
+        .await;
+    assert_error(&reply, StatusCode::FORBIDDEN, "forbidden");
+}
