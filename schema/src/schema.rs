@@ -13,6 +13,7 @@ diesel::table! {
         created_at -> Timestamp,
         country -> Nullable<Text>,
         crisis_phone -> Nullable<Text>,
+        alert_thresholds -> Nullable<Text>,
     }
 }
 

@@ -106,6 +106,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(escalation::handlers::assign_alert))
         .routes(routes!(escalation::handlers::resolve_alert))
         .routes(routes!(escalation::handlers::set_on_call))
+        .routes(routes!(
+            escalation::handlers::get_alert_thresholds,
+            escalation::handlers::set_alert_thresholds
+        ))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
 }

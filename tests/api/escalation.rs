@@ -546,3 +546,95 @@ async fn the_care_team_works_the_inbox_and_nobody_else_can(backend: Backend) {
         .await;
     assert_error(&reply, StatusCode::FORBIDDEN, "forbidden");
 }
+
+mod thresholds {
+    use super::*;
+
+    both!(a_clinic_sets_its_own_thresholds_within_range);
+
+    async fn a_clinic_sets_its_own_thresholds_within_range(backend: Backend) {
+        let (app, _gateway, world) = app_with_gateway(backend).await;
+        let path = format!("/v1/clinics/{}/alert-thresholds", world.clinic_a);
+        let defaults = app
+            .get(&path, &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK)
+            .body;
+        assert_eq!(
+            (
+                defaults["phq9_rise"].as_i64(),
+                defaults["phq9_floor"].as_i64()
+            ),
+            (Some(5), Some(10))
+        );
+        let bad = app
+            .call(
+                Method::PUT,
+                &path,
+                Some(&world.admin_a.access),
+                Some(json!({"phq9_rise": 0, "systolic": 400})),
+            )
+            .await;
+        assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let fields: Vec<&String> = bad.body["error"]["fields"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(fields, ["phq9_rise", "systolic"]);
+        let typo = app
+            .call(
+                Method::PUT,
+                &path,
+                Some(&world.admin_a.access),
+                Some(json!({"phq9_raise": 3})),
+            )
+            .await;
+        assert_error(&typo, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let clinician = app
+            .call(
+                Method::PUT,
+                &path,
+                Some(&world.clinician_a.access),
+                Some(json!({"phq9_rise": 3})),
+            )
+            .await;
+        assert_error(&clinician, StatusCode::FORBIDDEN, "forbidden");
+        let other = app
+            .call(
+                Method::PUT,
+                &path,
+                Some(&world.admin_b.access),
+                Some(json!({"phq9_rise": 3})),
+            )
+            .await;
+        assert_error(&other, StatusCode::NOT_FOUND, "not_found");
+        app.call(
+            Method::PUT,
+            &path,
+            Some(&world.admin_a.access),
+            Some(json!({"phq9_rise": 3})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        // +3 to 12 now escalates in clinic A, not under clinic B's defaults.
+        for (patient, staff) in [
+            (&world.patient_a, &world.clinician_a),
+            (&world.patient_b, &world.clinician_b),
+        ] {
+            submit(&app, patient, "phq9", phq9([1, 1, 1, 1, 1, 1, 1, 2, 0])).await;
+            app.clock.advance(TimeDelta::hours(1));
+            submit(&app, patient, "phq9", phq9([2, 2, 1, 1, 1, 1, 1, 3, 0])).await;
+            let rules: Vec<String> = alerts_of(&app, staff)
+                .await
+                .iter()
+                .map(|a| a["rule"].as_str().unwrap().to_owned())
+                .collect();
+            if staff.id == world.clinician_a.id {
+                assert_eq!(rules, ["phq9_deterioration"]);
+            } else {
+                assert!(rules.is_empty(), "{rules:?}");
+            }
+        }
+    }
+}

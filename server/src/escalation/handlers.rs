@@ -551,3 +551,92 @@ pub async fn set_on_call(
         .await?;
     Ok(Json(OnCall { on_call }))
 }
+
+/// A clinic's alert thresholds
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/alert-thresholds",
+    tag = "alerts",
+    operation_id = "get_alert_thresholds",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    responses(
+        (status = 200, description = "The thresholds in force", body = super::rules::Thresholds),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_alert_thresholds(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(clinic_id): Path<String>,
+) -> ApiResult<Json<super::rules::Thresholds>> {
+    let clinic = companion_schema::ids::ClinicId::parse(&clinic_id)
+        .ok_or_else(|| ApiError::not_found("clinic"))?;
+    caller.ensure_staff_of(&clinic)?;
+    let id = clinic.to_string();
+    let thresholds = state
+        .db
+        .run(move |conn| super::intake::clinic_thresholds(conn, &id))
+        .await?;
+    Ok(Json(thresholds))
+}
+
+/// Change a clinic's alert thresholds
+///
+/// Clinic admins only. Fields left out return to their defaults. Each value is range-checked.
+#[utoipa::path(
+    put,
+    path = "/v1/clinics/{clinic_id}/alert-thresholds",
+    tag = "alerts",
+    operation_id = "set_alert_thresholds",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    request_body = super::rules::Thresholds,
+    responses(
+        (status = 200, description = "The thresholds now in force", body = super::rules::Thresholds),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Values out of range, each named", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn set_alert_thresholds(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(clinic_id): Path<String>,
+    ApiJson(body): ApiJson<super::rules::Thresholds>,
+) -> ApiResult<Json<super::rules::Thresholds>> {
+    let clinic = companion_schema::ids::ClinicId::parse(&clinic_id)
+        .ok_or_else(|| ApiError::not_found("clinic"))?;
+    caller.ensure_staff_of(&clinic)?;
+    if caller.role != crate::account::model::Role::ClinicAdmin {
+        return Err(ApiError::forbidden(
+            "Only a clinic admin may change alert thresholds.",
+        ));
+    }
+    let problems = body.problems();
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let text = serde_json::to_string(&body).map_err(|e| ApiError::internal(&e))?;
+    let entry = AuditEntry::by(&caller, "alert_thresholds.update", state.now().naive_utc())
+        .clinic(clinic.as_str());
+    let id = clinic.to_string();
+    state
+        .db
+        .write(move |conn| {
+            use companion_schema::schema::clinics;
+            diesel::update(clinics::table.find(&id))
+                .set(clinics::alert_thresholds.eq(Some(text)))
+                .execute(conn)?;
+            audit::record(conn, &entry)
+        })
+        .await?;
+    Ok(Json(body))
+}

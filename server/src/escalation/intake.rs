@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::TimeDelta;
-use companion_schema::schema::{accounts, check_ins, treatment_sessions};
+use companion_schema::schema::{accounts, check_ins, clinics, treatment_sessions};
 use diesel::prelude::*;
 use serde_json::Value;
 
@@ -100,7 +100,8 @@ pub fn on_check_in(
         still_detached: answers.get("still_detached").and_then(Value::as_bool),
     };
     let today = completed.with_timezone(&tz).date_naive();
-    let firings = rules::evaluate(&new, &history, &Thresholds::default(), today);
+    let thresholds = clinic_thresholds(conn, &row.clinic_id)?;
+    let firings = rules::evaluate(&new, &history, &thresholds, today);
     let mut touched = Vec::new();
     for firing in &firings {
         touched.push(store::open_or_repeat(
@@ -113,4 +114,17 @@ pub fn on_check_in(
         )?);
     }
     Ok(touched)
+}
+
+/// The clinic's alert thresholds (validated when they were set), or the defaults.
+pub fn clinic_thresholds(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Thresholds> {
+    let stored: Option<String> = clinics::table
+        .find(clinic_id)
+        .select(clinics::alert_thresholds)
+        .first(conn)
+        .optional()?
+        .flatten();
+    Ok(stored
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default())
 }

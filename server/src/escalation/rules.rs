@@ -65,8 +65,8 @@ pub struct Firing {
     pub inputs: Value,
 }
 
-/// Per-clinic thresholds (defaults from CLINICAL.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Per-clinic thresholds (defaults from CLINICAL.md). Fields left out keep their default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// PHQ-9 points above baseline for reliable deterioration.

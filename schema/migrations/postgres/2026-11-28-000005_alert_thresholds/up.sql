@@ -1,0 +1,1 @@
+ALTER TABLE clinics ADD COLUMN alert_thresholds TEXT;
