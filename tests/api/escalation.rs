@@ -638,3 +638,78 @@ mod thresholds {
         }
     }
 }
+
+mod roster {
+    use super::*;
+
+    both!(the_roster_puts_the_patients_most_at_risk_first);
+
+    async fn the_roster_puts_the_patients_most_at_risk_first(backend: Backend) {
+        let (app, _gateway, world) = app_with_gateway(backend).await;
+        let third = app
+            .join(&world.clinician_a, &world.clinic_a, "patient")
+            .await;
+        // patient_a2: a high alert (blood pressure); third: an urgent one; patient_a: none.
+        submit(
+            &app,
+            &world.patient_a2,
+            "daily_mood",
+            json!({"mood": 6, "bp_systolic": 190, "bp_diastolic": 100}),
+        )
+        .await;
+        submit(&app, &third, "phq9", phq9([0, 0, 0, 0, 0, 0, 0, 0, 2])).await;
+        let path = format!("/v1/clinics/{}/patients", world.clinic_a);
+        let roster = app
+            .get(&path, &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK)
+            .body;
+        let order: Vec<(&str, Option<&str>, i64)> = roster["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap(),
+                    p["risk"].as_str(),
+                    p["open_alerts"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (third.id.as_str(), Some("urgent"), 1),
+                (world.patient_a2.id.as_str(), Some("high"), 1),
+                (world.patient_a.id.as_str(), None, 0)
+            ]
+        );
+        // The same order, one page at a time.
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{path}?limit=1&cursor={c}"),
+                None => format!("{path}?limit=1"),
+            };
+            let page = app
+                .get(&url, &world.clinician_a.access)
+                .await
+                .expect(StatusCode::OK)
+                .body;
+            seen.push(page["items"][0]["id"].as_str().unwrap().to_owned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                third.id.clone(),
+                world.patient_a2.id.clone(),
+                world.patient_a.id.clone()
+            ]
+        );
+    }
+}

@@ -83,10 +83,14 @@ pub struct RosterPatient {
     pub enrolled_at: DateTime<Utc>,
     /// Whether the account is disabled.
     pub disabled: bool,
+    /// Unresolved alerts.
+    pub open_alerts: i64,
+    /// The most severe unresolved alert (`urgent`, `high`, `medium`, `low`), or null.
+    pub risk: Option<String>,
 }
 
-impl From<RosterRow> for RosterPatient {
-    fn from(row: RosterRow) -> Self {
+impl RosterPatient {
+    fn new(row: RosterRow, open_alerts: i64, risk: Option<String>) -> Self {
         Self {
             id: row.id,
             display_name: row.display_name,
@@ -94,7 +98,20 @@ impl From<RosterRow> for RosterPatient {
             timezone: row.timezone,
             enrolled_at: utc(row.created_at),
             disabled: row.disabled_at.is_some(),
+            open_alerts,
+            risk,
         }
+    }
+}
+
+/// Sort rank of a severity: higher is more urgent.
+fn risk_rank(severity: Option<&str>) -> u8 {
+    match severity {
+        Some("urgent") => 4,
+        Some("high") => 3,
+        Some("medium") => 2,
+        Some("low") => 1,
+        _ => 0,
     }
 }
 
@@ -259,9 +276,10 @@ pub async fn get_clinic(
         .ok_or_else(|| ApiError::not_found("clinic"))
 }
 
-/// List a clinic's patients
+/// List a clinic's patients, most at risk first
 ///
-/// The roster, in enrolment order. Every read is recorded in the audit trail.
+/// Patients with an unresolved urgent alert come first, then high, medium and low, then the rest;
+/// within a level, in enrolment order. Every read is recorded in the audit trail.
 #[utoipa::path(
     get,
     path = "/v1/clinics/{clinic_id}/patients",
@@ -287,17 +305,65 @@ pub async fn list_clinic_patients(
     let clinic_id = ClinicId::parse(&clinic_id).ok_or_else(|| ApiError::not_found("clinic"))?;
     caller.ensure_staff_of(&clinic_id)?;
     let page = params.parse()?;
-    let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
+    // The cursor is "rank|id" of the last patient shown.
+    let after = match &page.after {
+        None => None,
+        Some(key) => Some(
+            key.split_once('|')
+                .and_then(|(rank, id)| Some((rank.parse::<u8>().ok()?, id.to_owned())))
+                .ok_or_else(|| {
+                    ApiError::invalid_field("cursor", "not a cursor returned by this list")
+                })?,
+        ),
+    };
     let entry = AuditEntry::by(&caller, "patient_roster.read", state.now().naive_utc())
         .clinic(clinic_id.as_str());
     let id = clinic_id.to_string();
-    let rows = state
+    let (rows, open) = state
         .db
         .write(move |conn| {
             audit::record(conn, &entry)?;
-            store::roster(conn, &id, after.as_deref(), limit)
+            let rows = store::roster(conn, &id, None, i64::MAX)?;
+            let open = store::open_alert_severities(conn, &id)?;
+            Ok((rows, open))
         })
         .await?;
-    let rows: Vec<RosterPatient> = rows.into_iter().map(RosterPatient::from).collect();
-    Ok(Json(Paginated::from_rows(rows, &page, |p| p.id.clone())))
+    let mut by_patient: std::collections::HashMap<String, (i64, Option<String>)> =
+        std::collections::HashMap::new();
+    for (patient, severity) in open {
+        let entry = by_patient.entry(patient).or_insert((0, None));
+        entry.0 += 1;
+        if risk_rank(Some(&severity)) > risk_rank(entry.1.as_deref()) {
+            entry.1 = Some(severity);
+        }
+    }
+    let mut roster: Vec<(u8, RosterPatient)> = rows
+        .into_iter()
+        .map(|row| {
+            let (count, risk) = by_patient.remove(&row.id).unwrap_or((0, None));
+            (
+                risk_rank(risk.as_deref()),
+                RosterPatient::new(row, count, risk),
+            )
+        })
+        .collect();
+    roster.sort_by(|(ra, a), (rb, b)| rb.cmp(ra).then_with(|| a.id.cmp(&b.id)));
+    let items: Vec<(u8, RosterPatient)> = roster
+        .into_iter()
+        .filter(|(rank, p)| match &after {
+            None => true,
+            Some((after_rank, after_id)) => {
+                rank < after_rank || (rank == after_rank && &p.id > after_id)
+            }
+        })
+        .take(page.limit as usize + 1)
+        .collect();
+    let ranks: std::collections::HashMap<String, u8> = items
+        .iter()
+        .map(|(rank, p)| (p.id.clone(), *rank))
+        .collect();
+    let items: Vec<RosterPatient> = items.into_iter().map(|(_, p)| p).collect();
+    Ok(Json(Paginated::from_rows(items, &page, |p| {
+        format!("{}|{}", ranks.get(&p.id).copied().unwrap_or(0), p.id)
+    })))
 }

@@ -1,7 +1,7 @@
 //! Clinic rows and roster queries.
 
 use chrono::NaiveDateTime;
-use companion_schema::schema::{accounts, clinics};
+use companion_schema::schema::{accounts, alerts, clinics};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -104,4 +104,16 @@ pub fn roster(
         query = query.filter(accounts::id.gt(after.to_owned()));
     }
     query.load(conn)
+}
+
+/// (patient id, severity) of every unresolved alert of a clinic.
+pub fn open_alert_severities(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> QueryResult<Vec<(String, String)>> {
+    alerts::table
+        .filter(alerts::clinic_id.eq(clinic_id))
+        .filter(alerts::status.ne("resolved"))
+        .select((alerts::patient_id, alerts::severity))
+        .load(conn)
 }
