@@ -16,6 +16,10 @@ use crate::time::utc;
 use super::rules::{self, History, NewCheckIn, ScoredAnswer, Thresholds};
 use super::store;
 
+/// At most this many mood answers are read for the mood rules (22 days at a few a day is far
+/// fewer).
+const MOOD_ROWS: i64 = 200;
+
 /// Evaluates the rules for `row` (already inserted on `conn`) and opens or updates alerts.
 /// Returns the ids of the alerts touched and whether each is new.
 pub fn on_check_in(
@@ -24,23 +28,39 @@ pub fn on_check_in(
     answers: &BTreeMap<String, Value>,
 ) -> QueryResult<Vec<(String, bool)>> {
     let completed = utc(row.completed_at);
-    let timezone: String = accounts::table
-        .find(&row.patient_id)
-        .select(accounts::timezone)
+    // One read for the patient's zone and the clinic's thresholds.
+    let (timezone, stored_thresholds): (String, Option<String>) = accounts::table
+        .inner_join(clinics::table)
+        .filter(accounts::id.eq(&row.patient_id))
+        .select((accounts::timezone, clinics::alert_thresholds))
         .first(conn)?;
+    let thresholds: Thresholds = stored_thresholds
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
     let tz = timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC);
-    // Scored history reaches back 90 days for baselines (and to the first score); mood 22 days.
-    let earlier: Vec<CheckInRow> = check_ins::table
-        .filter(check_ins::patient_id.eq(&row.patient_id))
-        .filter(check_ins::completed_at.le(row.completed_at))
-        .filter(check_ins::id.ne(&row.id))
-        .filter(
-            check_ins::instrument
-                .eq_any(["phq9", "gad7"])
-                .or(check_ins::completed_at.ge(row.completed_at - TimeDelta::days(22))),
-        )
-        .select(CheckInRow::as_select())
-        .load(conn)?;
+    // Only what the rules for this instrument look at: earlier scores of the same questionnaire
+    // (baselines reach back to the first score), or the last 22 days of mood, capped so a flood
+    // of submissions cannot make each one slower.
+    let earlier: Vec<CheckInRow> = match row.instrument.as_str() {
+        "phq9" | "gad7" => check_ins::table
+            .filter(check_ins::patient_id.eq(&row.patient_id))
+            .filter(check_ins::instrument.eq(&row.instrument))
+            .filter(check_ins::completed_at.le(row.completed_at))
+            .filter(check_ins::id.ne(&row.id))
+            .select(CheckInRow::as_select())
+            .load(conn)?,
+        "daily_mood" => check_ins::table
+            .filter(check_ins::patient_id.eq(&row.patient_id))
+            .filter(check_ins::instrument.eq("daily_mood"))
+            .filter(check_ins::completed_at.le(row.completed_at))
+            .filter(check_ins::completed_at.ge(row.completed_at - TimeDelta::days(22)))
+            .filter(check_ins::id.ne(&row.id))
+            .select(CheckInRow::as_select())
+            .order(check_ins::completed_at.desc())
+            .limit(MOOD_ROWS)
+            .load(conn)?,
+        _ => Vec::new(),
+    };
     let scored = |instrument: &str| -> Vec<ScoredAnswer> {
         earlier
             .iter()
@@ -76,12 +96,17 @@ pub fn on_check_in(
         .into_iter()
         .map(|d| (d.date, d.mean))
         .collect();
-    let last_session: Option<chrono::NaiveDateTime> = treatment_sessions::table
-        .filter(treatment_sessions::patient_id.eq(&row.patient_id))
-        .filter(treatment_sessions::status.eq("completed"))
-        .filter(treatment_sessions::scheduled_at.le(row.completed_at))
-        .select(diesel::dsl::max(treatment_sessions::scheduled_at))
-        .first(conn)?;
+    let still_detached = answers.get("still_detached").and_then(Value::as_bool);
+    let last_session: Option<chrono::NaiveDateTime> = if still_detached == Some(true) {
+        treatment_sessions::table
+            .filter(treatment_sessions::patient_id.eq(&row.patient_id))
+            .filter(treatment_sessions::status.eq("completed"))
+            .filter(treatment_sessions::scheduled_at.le(row.completed_at))
+            .select(diesel::dsl::max(treatment_sessions::scheduled_at))
+            .first(conn)?
+    } else {
+        None
+    };
     let history = History {
         phq9: scored("phq9"),
         gad7: scored("gad7"),
@@ -97,10 +122,9 @@ pub fn on_check_in(
         total: row.total.map(i64::from),
         item9: row.item9.map(i64::from),
         blood_pressure: int("bp_systolic").zip(int("bp_diastolic")),
-        still_detached: answers.get("still_detached").and_then(Value::as_bool),
+        still_detached,
     };
     let today = completed.with_timezone(&tz).date_naive();
-    let thresholds = clinic_thresholds(conn, &row.clinic_id)?;
     let firings = rules::evaluate(&new, &history, &thresholds, today);
     let mut touched = Vec::new();
     for firing in &firings {

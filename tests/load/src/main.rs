@@ -10,190 +10,14 @@
 //! dropped. Prints figures; asserts nothing about speed.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
-use chrono::{SecondsFormat, Utc};
-use companion::app::{App, AppState};
-use companion::clock::SystemClock;
-use companion::config::Config;
+use anyhow::Context as _;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
-use serde_json::{Value, json};
 
-const PASSWORD: &str = "load test passphrase";
-
-struct Figures {
-    requests: usize,
-    errors: usize,
-    elapsed: Duration,
-    p50: Duration,
-    p99: Duration,
-}
-
-impl Figures {
-    fn throughput(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-}
-
-/// Starts the API in this process on a loopback port; returns its address.
-async fn start_server(settings: BTreeMap<String, String>) -> anyhow::Result<SocketAddr> {
-    let config = Config::from_source(&settings)?;
-    let app = Arc::new(App::new(config, Arc::new(SystemClock))?);
-    app.db.migrate().await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let router = companion::app::router(AppState(app.clone()));
-    companion::account::handlers::create_org_admin(
-        &app.db,
-        "load-admin@example.org",
-        PASSWORD,
-        app.now(),
-    )
-    .await?;
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .ok();
-    });
-    Ok(addr)
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    token: Option<&str>,
-    body: Value,
-) -> anyhow::Result<(u16, Value)> {
-    let mut request = client.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Ok((status, body))
-}
-
-/// Creates a clinic and `count` enrolled patients; returns their access tokens.
-async fn enrol(client: &reqwest::Client, base: &str, count: usize) -> anyhow::Result<Vec<String>> {
-    let (_, admin) = post(
-        client,
-        format!("{base}/v1/auth/login"),
-        None,
-        json!({"email": "load-admin@example.org", "password": PASSWORD}),
-    )
-    .await?;
-    let admin = admin["access_token"]
-        .as_str()
-        .context("admin login")?
-        .to_owned();
-    let (_, clinic) = post(
-        client,
-        format!("{base}/v1/clinics"),
-        Some(&admin),
-        json!({"name": "Load", "timezone": "America/Chicago", "country": "US"}),
-    )
-    .await?;
-    let clinic = clinic["id"].as_str().context("clinic")?.to_owned();
-    let mut tokens = Vec::new();
-    for n in 0..count {
-        let (_, invitation) = post(
-            client,
-            format!("{base}/v1/clinics/{clinic}/invitations"),
-            Some(&admin),
-            json!({"role": "patient"}),
-        )
-        .await?;
-        let (status, accepted) = post(client, format!("{base}/v1/invitations/accept"), None,
-            json!({"code": invitation["code"], "email": format!("p{n}@example.org"), "password": PASSWORD})).await?;
-        if status != 201 {
-            bail!("enrolment failed: {status} {accepted}");
-        }
-        tokens.push(
-            accepted["access_token"]
-                .as_str()
-                .context("token")?
-                .to_owned(),
-        );
-    }
-    Ok(tokens)
-}
-
-/// `clients` concurrent patients each submitting daily check-ins back to back for `seconds`.
-async fn drive(
-    base: &str,
-    tokens: &[String],
-    clients: usize,
-    seconds: u64,
-) -> anyhow::Result<Figures> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for token in tokens.iter().take(clients) {
-        let token = token.clone();
-        let url = format!("{base}/v1/check-ins");
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut latencies = Vec::new();
-            let mut errors = 0usize;
-            let mut mood = 0;
-            while Instant::now() < deadline {
-                mood = (mood + 1) % 11;
-                let body = json!({
-                    "id": uuid::Uuid::new_v4().to_string(),
-                    "instrument": "daily_mood",
-                    "answers": {"mood": mood, "sleep_hours": 7.5, "anxiety": 3},
-                    "completed_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-                });
-                let t = Instant::now();
-                match client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await
-                {
-                    Ok(r) if r.status().as_u16() == 201 => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (l, e) = task.await?;
-        latencies.extend(l);
-        errors += e;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok(Figures {
-        requests: latencies.len(),
-        errors,
-        elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
-    })
-}
+use companion_load::{Figures, drive, enrol, start_server};
 
 /// The same clients fetching `/health/live` (no database): the ceiling that HTTP, the client and
 /// the server's middleware put on any endpoint on this machine.
@@ -336,7 +160,7 @@ async fn run(
 
     let addr = start_server(settings(db_url, data, pool_size())).await?;
     let base = format!("http://{addr}");
-    let tokens = enrol(&client, &base, max_clients).await?;
+    let tokens = enrol(&client, &base, max_clients * PATIENTS_PER_CLIENT).await?;
     {
         let mut conn = PgConnection::establish(db_url)?;
         conn.batch_execute(
@@ -358,13 +182,16 @@ async fn run(
     let sqlite_url = format!("sqlite://{}", sqlite_dir.path().join("load.db").display());
     let addr = start_server(settings(&sqlite_url, sqlite_dir.path(), max_clients.min(8))).await?;
     let base = format!("http://{addr}");
-    let tokens = enrol(&client, &base, max_clients).await?;
+    let tokens = enrol(&client, &base, max_clients * PATIENTS_PER_CLIENT).await?;
     for &clients in levels {
         let figures = drive(&base, &tokens, clients, seconds).await?;
         print("SQLite", clients, &figures, None);
     }
     Ok(())
 }
+
+/// Patients each load client speaks for.
+const PATIENTS_PER_CLIENT: usize = 8;
 
 /// Server connection-pool size: `LOAD_POOL_SIZE`, default 8.
 fn pool_size() -> usize {

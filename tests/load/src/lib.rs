@@ -1,0 +1,216 @@
+//! Shared pieces of the load tools: an in-process server, enrolment over HTTP, and a check-in
+//! load driver.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::{SecondsFormat, Utc};
+use companion::app::{App, AppState};
+use companion::clock::SystemClock;
+use companion::config::Config;
+use serde_json::{Value, json};
+
+/// The password of every account the tools create.
+pub const PASSWORD: &str = "load test passphrase";
+
+/// Figures of one load run.
+pub struct Figures {
+    /// Check-ins stored.
+    pub requests: usize,
+    /// Failed requests.
+    pub errors: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+impl Figures {
+    /// Check-ins per second.
+    pub fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Starts the API in this process on a loopback port; returns its address.
+pub async fn start_server(settings: BTreeMap<String, String>) -> anyhow::Result<SocketAddr> {
+    start_app(settings).await.map(|(addr, _)| addr)
+}
+
+/// Like [`start_server`], also returning the application (to run workers on).
+pub async fn start_app(
+    settings: BTreeMap<String, String>,
+) -> anyhow::Result<(SocketAddr, Arc<App>)> {
+    let config = Config::from_source(&settings)?;
+    let app = Arc::new(App::new(config, Arc::new(SystemClock))?);
+    app.db.migrate().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let router = companion::app::router(AppState(app.clone()));
+    companion::account::handlers::create_org_admin(
+        &app.db,
+        "load-admin@example.org",
+        PASSWORD,
+        app.now(),
+    )
+    .await?;
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .ok();
+    });
+    Ok((addr, app))
+}
+
+/// POSTs JSON; returns status and body.
+pub async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// Creates a clinic and `count` enrolled patients; returns their access tokens.
+pub async fn enrol(
+    client: &reqwest::Client,
+    base: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let (_, admin) = post(
+        client,
+        format!("{base}/v1/auth/login"),
+        None,
+        json!({"email": "load-admin@example.org", "password": PASSWORD}),
+    )
+    .await?;
+    let admin = admin["access_token"]
+        .as_str()
+        .context("admin login")?
+        .to_owned();
+    let (_, clinic) = post(
+        client,
+        format!("{base}/v1/clinics"),
+        Some(&admin),
+        json!({"name": "Load", "timezone": "America/Chicago", "country": "US"}),
+    )
+    .await?;
+    let clinic = clinic["id"].as_str().context("clinic")?.to_owned();
+    let mut tokens = Vec::new();
+    for n in 0..count {
+        let (_, invitation) = post(
+            client,
+            format!("{base}/v1/clinics/{clinic}/invitations"),
+            Some(&admin),
+            json!({"role": "patient"}),
+        )
+        .await?;
+        let (status, accepted) = post(client, format!("{base}/v1/invitations/accept"), None,
+            json!({"code": invitation["code"], "email": format!("p{n}@example.org"), "password": PASSWORD})).await?;
+        if status != 201 {
+            bail!("enrolment failed: {status} {accepted}");
+        }
+        tokens.push(
+            accepted["access_token"]
+                .as_str()
+                .context("token")?
+                .to_owned(),
+        );
+    }
+    Ok(tokens)
+}
+
+/// `clients` concurrent clients submitting daily check-ins back to back for `seconds`, each on
+/// behalf of its share of the patients in `tokens`.
+pub async fn drive(
+    base: &str,
+    tokens: &[String],
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<Figures> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    // Each client speaks for several patients in turn, as a real population of patients who each
+    // check in a few times a day would.
+    for first in 0..clients.min(tokens.len()) {
+        let patients: Vec<String> = tokens
+            .iter()
+            .skip(first)
+            .step_by(clients)
+            .cloned()
+            .collect();
+        let url = format!("{base}/v1/check-ins");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            let mut mood = 0;
+            let mut turn = 0usize;
+            while Instant::now() < deadline {
+                mood = (mood + 1) % 11;
+                let token = &patients[turn % patients.len()];
+                turn += 1;
+                let body = json!({
+                    "id": uuid::Uuid::new_v4().to_string(),
+                    "instrument": "daily_mood",
+                    "answers": {"mood": mood, "sleep_hours": 7.5, "anxiety": 3},
+                    "completed_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+                });
+                let t = Instant::now();
+                match client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().as_u16() == 201 => {
+                        let _ = r.bytes().await;
+                        latencies.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Figures {
+        requests: latencies.len(),
+        errors,
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    })
+}
