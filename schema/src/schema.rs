@@ -214,6 +214,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        clinic_id -> Text,
+        url -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_expires_at -> Nullable<Timestamp>,
+        active -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
 diesel::joinable!(alert_events -> alerts (alert_id));
 diesel::joinable!(notifications -> devices (device_id));
@@ -236,4 +249,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     notification_attempts,
     alerts,
     alert_events,
+    webhook_endpoints,
 );

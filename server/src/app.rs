@@ -92,6 +92,8 @@ pub struct App {
     pub catalogue: Catalogue,
     /// Push gateways.
     pub push: PushGateways,
+    /// HTTP client for webhook deliveries.
+    pub webhook_client: reqwest::Client,
     /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
     pub job_wake: Arc<tokio::sync::Notify>,
     /// A hash to verify against when an email is unknown, so that the response time does not
@@ -139,6 +141,10 @@ impl App {
             catalogue: Catalogue::default(),
             push,
             job_wake: Arc::new(tokio::sync::Notify::new()),
+            webhook_client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .context("cannot build the webhook HTTP client")?,
             decoy_hash: tokio::sync::OnceCell::new(),
         })
     }

@@ -713,3 +713,186 @@ mod roster {
         );
     }
 }
+
+mod webhooks {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A clinic's receiver: answers 500 to its first `fail` requests, then 200.
+    #[derive(Default)]
+    struct Receiver {
+        requests: Mutex<Vec<(axum::http::HeaderMap, String)>>,
+    }
+
+    async fn start_receiver(fail: usize) -> (String, Arc<Receiver>) {
+        let receiver = Arc::new(Receiver::default());
+        let state = receiver.clone();
+        let router = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let state = state.clone();
+                async move {
+                    let mut requests = state.requests.lock().unwrap();
+                    requests.push((headers, body));
+                    if requests.len() <= fail {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+        (url, receiver)
+    }
+
+    fn verifies(headers: &axum::http::HeaderMap, body: &str, secret: &str) -> bool {
+        let timestamp: i64 = headers["companion-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let signature = headers["companion-signature"].to_str().unwrap();
+        companion::escalation::webhooks::verify(signature, secret, timestamp, body.as_bytes())
+    }
+
+    both!(signed_webhooks_survive_a_receiver_that_fails_twice_and_rotate_secrets);
+
+    async fn signed_webhooks_survive_a_receiver_that_fails_twice_and_rotate_secrets(
+        backend: Backend,
+    ) {
+        let (app, _gateway, world) = app_with_gateway(backend).await;
+        let (url, receiver) = start_receiver(2).await;
+        let path = format!("/v1/clinics/{}/webhooks", world.clinic_a);
+        for (who, status) in [
+            (&world.clinician_a, StatusCode::FORBIDDEN),
+            (&world.admin_b, StatusCode::NOT_FOUND),
+        ] {
+            assert_eq!(
+                app.post(&path, &who.access, json!({"url": url}))
+                    .await
+                    .status,
+                status
+            );
+        }
+        let bad = app
+            .post(
+                &path,
+                &world.admin_a.access,
+                json!({"url": "ftp://example.org"}),
+            )
+            .await;
+        assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let created = app
+            .post(&path, &world.admin_a.access, json!({"url": url}))
+            .await
+            .expect(StatusCode::CREATED);
+        let secret = created.body["secret"].as_str().unwrap().to_owned();
+        let hook = created.body["id"].as_str().unwrap().to_owned();
+
+        submit(
+            &app,
+            &world.patient_a,
+            "phq9",
+            phq9([0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        )
+        .await;
+        app.run_jobs().await;
+        assert_eq!(
+            receiver.requests.lock().unwrap().len(),
+            1,
+            "first attempt (refused)"
+        );
+        for attempt in 2..=3 {
+            app.clock.advance(TimeDelta::seconds(5));
+            app.run_jobs().await;
+            assert_eq!(receiver.requests.lock().unwrap().len(), attempt);
+        }
+        app.clock.advance(TimeDelta::seconds(10));
+        app.run_jobs().await;
+        let requests = receiver.requests.lock().unwrap().clone();
+        assert_eq!(
+            requests.len(),
+            3,
+            "accepted on the third try, not sent again"
+        );
+        let alert_id = alerts_of(&app, &world.clinician_a).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (headers, body) in &requests {
+            assert!(verifies(headers, body, &secret), "signature");
+            let body: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(
+                (
+                    body["type"].as_str(),
+                    body["alert_id"].as_str(),
+                    body["severity"].as_str()
+                ),
+                (
+                    Some("alert.opened"),
+                    Some(alert_id.as_str()),
+                    Some("urgent")
+                )
+            );
+            assert!(
+                body.get("explanation").is_none(),
+                "no clinical detail leaves in a webhook"
+            );
+        }
+        assert!(!verifies(&requests[0].0, &requests[0].1, "whsec_wrong"));
+
+        // Rotation: deliveries carry both signatures while the old secret lasts.
+        let rotated = app
+            .call(
+                Method::POST,
+                &format!("/v1/webhooks/{hook}/rotate-secret"),
+                Some(&world.admin_a.access),
+                None,
+            )
+            .await
+            .expect(StatusCode::OK);
+        let new_secret = rotated.body["secret"].as_str().unwrap().to_owned();
+        assert_ne!(new_secret, secret);
+        submit(
+            &app,
+            &world.patient_a2,
+            "phq9",
+            phq9([0, 0, 0, 0, 0, 0, 0, 0, 2]),
+        )
+        .await;
+        app.run_jobs().await;
+        let (headers, body) = receiver.requests.lock().unwrap().last().cloned().unwrap();
+        assert!(verifies(&headers, &body, &new_secret) && verifies(&headers, &body, &secret));
+        // Removed: nothing more is sent.
+        assert_eq!(
+            app.call(
+                Method::DELETE,
+                &format!("/v1/webhooks/{hook}"),
+                Some(&world.admin_a.access),
+                None
+            )
+            .await
+            .status,
+            StatusCode::NO_CONTENT
+        );
+        let before = receiver.requests.lock().unwrap().len();
+        submit(
+            &app,
+            &third_patient(&app, &world).await,
+            "phq9",
+            phq9([0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        )
+        .await;
+        app.run_jobs().await;
+        assert_eq!(receiver.requests.lock().unwrap().len(), before);
+    }
+
+    async fn third_patient(app: &TestApp, world: &World) -> Actor {
+        app.join(&world.clinician_a, &world.clinic_a, "patient")
+            .await
+    }
+}

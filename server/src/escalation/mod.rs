@@ -6,4 +6,5 @@ pub mod intake;
 pub mod policy;
 pub mod rules;
 pub mod store;
+pub mod webhooks;
 pub mod worker;

@@ -109,12 +109,27 @@ pub async fn notify(app: &App, job: &Claimed, worker: &str) -> JobResult {
                 devices += 1;
             }
         }
+        let hooks = super::webhooks::enqueue_for_alert(
+            conn,
+            &alert.clinic_id,
+            &alert.id,
+            if payload.escalation == 0 {
+                "alert.opened"
+            } else {
+                "alert.escalated"
+            },
+            payload.escalation,
+            now,
+        )?;
         store::event(
             conn,
             &alert.id,
             "notified",
             None,
-            &format!("tier {tier}: {} staff, {devices} devices", staff.len()),
+            &format!(
+                "tier {tier}: {} staff, {devices} devices, {hooks} webhooks",
+                staff.len()
+            ),
             now,
         )?;
         Ok(Step::Done)

@@ -118,6 +118,9 @@ impl Runner {
                 crate::escalation::store::kinds::NOTIFY => {
                     crate::escalation::worker::notify(&self.app, &job, &self.id).await
                 }
+                crate::escalation::webhooks::DELIVER => {
+                    crate::escalation::webhooks::deliver(&self.app, &job).await
+                }
                 crate::escalation::store::kinds::DEADLINE => {
                     crate::escalation::worker::deadline(&self.app, &job, &self.id).await
                 }
