@@ -55,14 +55,9 @@ async fn device(app: &TestApp, who: &Actor) -> String {
 }
 
 async fn on_call(app: &TestApp, who: &Actor) {
-    app.call(
-        Method::PUT,
-        "/v1/me/on-call",
-        Some(&who.access),
-        Some(json!({"on_call": true})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    app.put("/v1/me/on-call", &who.access, json!({"on_call": true}))
+        .await
+        .expect(StatusCode::OK);
 }
 
 /// Alert pushes that reached each token.
@@ -537,11 +532,10 @@ async fn the_care_team_works_the_inbox_and_nobody_else_can(backend: Backend) {
     assert_eq!(audited, 3);
     // Patients cannot mark themselves on call.
     let reply = app
-        .call(
-            Method::PUT,
+        .put(
             "/v1/me/on-call",
-            Some(&world.patient_a.access),
-            Some(json!({"on_call": true})),
+            &world.patient_a.access,
+            json!({"on_call": true}),
         )
         .await;
     assert_error(&reply, StatusCode::FORBIDDEN, "forbidden");
@@ -568,11 +562,10 @@ mod thresholds {
             (Some(5), Some(10))
         );
         let bad = app
-            .call(
-                Method::PUT,
+            .put(
                 &path,
-                Some(&world.admin_a.access),
-                Some(json!({"phq9_rise": 0, "systolic": 400})),
+                &world.admin_a.access,
+                json!({"phq9_rise": 0, "systolic": 400}),
             )
             .await;
         assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
@@ -583,40 +576,20 @@ mod thresholds {
             .collect();
         assert_eq!(fields, ["phq9_rise", "systolic"]);
         let typo = app
-            .call(
-                Method::PUT,
-                &path,
-                Some(&world.admin_a.access),
-                Some(json!({"phq9_raise": 3})),
-            )
+            .put(&path, &world.admin_a.access, json!({"phq9_raise": 3}))
             .await;
         assert_error(&typo, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
         let clinician = app
-            .call(
-                Method::PUT,
-                &path,
-                Some(&world.clinician_a.access),
-                Some(json!({"phq9_rise": 3})),
-            )
+            .put(&path, &world.clinician_a.access, json!({"phq9_rise": 3}))
             .await;
         assert_error(&clinician, StatusCode::FORBIDDEN, "forbidden");
         let other = app
-            .call(
-                Method::PUT,
-                &path,
-                Some(&world.admin_b.access),
-                Some(json!({"phq9_rise": 3})),
-            )
+            .put(&path, &world.admin_b.access, json!({"phq9_rise": 3}))
             .await;
         assert_error(&other, StatusCode::NOT_FOUND, "not_found");
-        app.call(
-            Method::PUT,
-            &path,
-            Some(&world.admin_a.access),
-            Some(json!({"phq9_rise": 3})),
-        )
-        .await
-        .expect(StatusCode::OK);
+        app.put(&path, &world.admin_a.access, json!({"phq9_rise": 3}))
+            .await
+            .expect(StatusCode::OK);
         // +3 to 12 now escalates in clinic A, not under clinic B's defaults.
         for (patient, staff) in [
             (&world.patient_a, &world.clinician_a),

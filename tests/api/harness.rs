@@ -387,6 +387,10 @@ impl TestApp {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
     pub async fn post_anonymous(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, None, Some(body)).await
     }
