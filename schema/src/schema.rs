@@ -14,6 +14,7 @@ diesel::table! {
         country -> Nullable<Text>,
         crisis_phone -> Nullable<Text>,
         alert_thresholds -> Nullable<Text>,
+        escalation_policy -> Nullable<Text>,
     }
 }
 

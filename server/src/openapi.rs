@@ -106,6 +106,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(escalation::handlers::assign_alert))
         .routes(routes!(escalation::handlers::resolve_alert))
         .routes(routes!(escalation::handlers::set_on_call))
+        .routes(routes!(
+            escalation::handlers::get_escalation_policy,
+            escalation::handlers::set_escalation_policy
+        ))
         .routes(routes!(escalation::webhooks::create_webhook))
         .routes(routes!(escalation::webhooks::rotate_webhook_secret))
         .routes(routes!(escalation::webhooks::delete_webhook))

@@ -869,3 +869,72 @@ mod webhooks {
             .await
     }
 }
+
+mod policy {
+    use super::*;
+
+    both!(a_clinic_policy_decides_who_is_told_and_when);
+
+    async fn a_clinic_policy_decides_who_is_told_and_when(backend: Backend) {
+        let (app, gateway, world) = app_with_gateway(backend).await;
+        let path = format!("/v1/clinics/{}/escalation-policy", world.clinic_a);
+        let default = app
+            .get(&path, &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK)
+            .body;
+        assert_eq!(default["tiers"].as_array().unwrap().len(), 3);
+        let bad = app
+            .put(&path, &world.admin_a.access, json!({"tiers": []}))
+            .await;
+        assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let clinician = app
+            .put(
+                &path,
+                &world.clinician_a.access,
+                json!({"tiers": [{"audience": "clinicians"}]}),
+            )
+            .await;
+        assert_error(&clinician, StatusCode::FORBIDDEN, "forbidden");
+        // Admins first, with five minutes each round.
+        app.put(
+            &path,
+            &world.admin_a.access,
+            json!({"tiers": [{"audience": "clinic_admins", "delay_minutes": 5}]}),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let admin_phone = device(&app, &world.admin_a).await;
+        let clinician_phone = device(&app, &world.clinician_a).await;
+        submit(
+            &app,
+            &world.patient_a,
+            "phq9",
+            phq9([0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        )
+        .await;
+        app.run_jobs().await;
+        assert_eq!(
+            (
+                alert_pushes(&gateway, &admin_phone).len(),
+                alert_pushes(&gateway, &clinician_phone).len()
+            ),
+            (1, 0)
+        );
+        let alert = &alerts_of(&app, &world.admin_a).await[0];
+        let opened: chrono::DateTime<chrono::Utc> =
+            alert["opened_at"].as_str().unwrap().parse().unwrap();
+        let deadline: chrono::DateTime<chrono::Utc> =
+            alert["ack_deadline"].as_str().unwrap().parse().unwrap();
+        assert_eq!(deadline - opened, TimeDelta::minutes(5));
+        app.clock.advance(TimeDelta::minutes(5));
+        app.run_jobs().await;
+        assert_eq!(
+            (
+                alert_pushes(&gateway, &admin_phone).len(),
+                alert_pushes(&gateway, &clinician_phone).len()
+            ),
+            (2, 0)
+        );
+    }
+}

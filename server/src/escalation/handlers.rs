@@ -640,3 +640,93 @@ pub async fn set_alert_thresholds(
         .await?;
     Ok(Json(body))
 }
+
+/// A clinic's escalation policy
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/escalation-policy",
+    tag = "alerts",
+    operation_id = "get_escalation_policy",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    responses(
+        (status = 200, description = "The policy in force", body = super::policy::EscalationPolicy),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_escalation_policy(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(clinic_id): Path<String>,
+) -> ApiResult<Json<super::policy::EscalationPolicy>> {
+    let clinic = companion_schema::ids::ClinicId::parse(&clinic_id)
+        .ok_or_else(|| ApiError::not_found("clinic"))?;
+    caller.ensure_staff_of(&clinic)?;
+    let id = clinic.to_string();
+    Ok(Json(
+        state
+            .db
+            .run(move |conn| store::clinic_policy(conn, &id))
+            .await?,
+    ))
+}
+
+/// Change a clinic's escalation policy
+///
+/// Clinic admins only. The tiers an unacknowledged alert climbs, each with an optional delay.
+#[utoipa::path(
+    put,
+    path = "/v1/clinics/{clinic_id}/escalation-policy",
+    tag = "alerts",
+    operation_id = "set_escalation_policy",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    request_body = super::policy::EscalationPolicy,
+    responses(
+        (status = 200, description = "The policy now in force", body = super::policy::EscalationPolicy),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid tiers, each named", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn set_escalation_policy(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    Path(clinic_id): Path<String>,
+    ApiJson(body): ApiJson<super::policy::EscalationPolicy>,
+) -> ApiResult<Json<super::policy::EscalationPolicy>> {
+    let clinic = companion_schema::ids::ClinicId::parse(&clinic_id)
+        .ok_or_else(|| ApiError::not_found("clinic"))?;
+    caller.ensure_staff_of(&clinic)?;
+    if caller.role != crate::account::model::Role::ClinicAdmin {
+        return Err(ApiError::forbidden(
+            "Only a clinic admin may change the escalation policy.",
+        ));
+    }
+    let problems = body.problems();
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let text = serde_json::to_string(&body).map_err(|e| ApiError::internal(&e))?;
+    let entry = AuditEntry::by(&caller, "escalation_policy.update", state.now().naive_utc())
+        .clinic(clinic.as_str());
+    let id = clinic.to_string();
+    state
+        .db
+        .write(move |conn| {
+            use companion_schema::schema::clinics;
+            diesel::update(clinics::table.find(&id))
+                .set(clinics::escalation_policy.eq(Some(text)))
+                .execute(conn)?;
+            audit::record(conn, &entry)
+        })
+        .await?;
+    Ok(Json(body))
+}

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDateTime;
 use companion_schema::ids::AlertId;
-use companion_schema::schema::{accounts, alert_events, alerts};
+use companion_schema::schema::{accounts, alert_events, alerts, clinics};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -169,7 +169,7 @@ pub fn open_or_repeat(
         return Ok((alert.id, false));
     }
     let id = AlertId::generate().into_string();
-    let deadline = now + policy::ack_window(firing.severity);
+    let deadline = now + clinic_policy(conn, clinic_id)?.delay(0, firing.severity);
     diesel::insert_into(alerts::table)
         .values(&AlertRow {
             id: id.clone(),
@@ -214,6 +214,22 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<AlertRow>> 
         .optional()
 }
 
+/// The clinic's escalation policy (validated when set), or the default.
+pub fn clinic_policy(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> QueryResult<policy::EscalationPolicy> {
+    let stored: Option<String> = clinics::table
+        .find(clinic_id)
+        .select(clinics::escalation_policy)
+        .first(conn)
+        .optional()?
+        .flatten();
+    Ok(stored
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default())
+}
+
 /// Escalates an open alert whose deadline passed: one tier up (or the last tier again), a new
 /// deadline, and the notification and next deadline jobs. False if it is no longer open.
 pub fn escalate(
@@ -223,8 +239,10 @@ pub fn escalate(
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
     let next = escalation + 1;
-    let tier = policy::tier(next as usize) as i32;
-    let deadline = now + policy::ack_window(parse_severity(&alert.severity));
+    let policy = clinic_policy(conn, &alert.clinic_id)?;
+    let index = policy.tier_index(next as usize);
+    let tier = index as i32;
+    let deadline = now + policy.delay(index, parse_severity(&alert.severity));
     let changed = diesel::update(
         alerts::table
             .filter(alerts::id.eq(&alert.id))

@@ -12,7 +12,6 @@ use crate::jobs::store::{self as job_store, Claimed};
 use crate::push::content::PushMessage;
 use crate::push::store as push_store;
 
-use super::policy::{self, TIERS};
 use super::store;
 
 #[derive(Deserialize)]
@@ -66,10 +65,11 @@ pub async fn notify(app: &App, job: &Claimed, worker: &str) -> JobResult {
         if alert.status != "open" {
             return Ok(Step::Done);
         }
-        let first = policy::tier(payload.escalation.max(0) as usize);
+        let policy = store::clinic_policy(conn, &alert.clinic_id)?;
+        let first = policy.tier_index(payload.escalation.max(0) as usize);
         let mut reached = None;
-        for (tier, audience) in TIERS.iter().enumerate().skip(first) {
-            let staff = store::audience(conn, &alert.clinic_id, *audience)?;
+        for (tier, step) in policy.tiers.iter().enumerate().skip(first) {
+            let staff = store::audience(conn, &alert.clinic_id, step.audience)?;
             if staff.is_empty() {
                 store::event(
                     conn,
