@@ -37,6 +37,19 @@ impl Caller {
             Err(ApiError::not_found("clinic"))
         }
     }
+
+    /// Like [`Caller::ensure_staff_of`], and the caller must be that clinic's admin (403 for
+    /// its clinicians).
+    pub fn ensure_admin_of(&self, clinic: &ClinicId, what: &str) -> Result<(), ApiError> {
+        self.ensure_staff_of(clinic)?;
+        if self.role == Role::ClinicAdmin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "Only a clinic admin may {what}."
+            )))
+        }
+    }
 }
 
 fn invalid_token() -> ApiError {

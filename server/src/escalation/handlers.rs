@@ -19,7 +19,7 @@ use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{PageParams, Paginated, time_key};
 use crate::time::utc;
 
-use super::store::{self, AlertRow};
+use super::store::{self, AlertRow, ClinicSetting};
 
 /// An alert.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -573,15 +573,7 @@ pub async fn get_alert_thresholds(
     Staff(caller): Staff,
     Path(clinic_id): Path<String>,
 ) -> ApiResult<Json<super::rules::Thresholds>> {
-    let clinic = companion_schema::ids::ClinicId::parse(&clinic_id)
-        .ok_or_else(|| ApiError::not_found("clinic"))?;
-    caller.ensure_staff_of(&clinic)?;
-    let id = clinic.to_string();
-    let thresholds = state
-        .db
-        .run(move |conn| super::intake::clinic_thresholds(conn, &id))
-        .await?;
-    Ok(Json(thresholds))
+    read_clinic_setting(&state, &caller, &clinic_id, ClinicSetting::AlertThresholds).await
 }
 
 /// Change a clinic's alert thresholds
@@ -612,33 +604,17 @@ pub async fn set_alert_thresholds(
     Path(clinic_id): Path<String>,
     ApiJson(body): ApiJson<super::rules::Thresholds>,
 ) -> ApiResult<Json<super::rules::Thresholds>> {
-    let clinic = companion_schema::ids::ClinicId::parse(&clinic_id)
-        .ok_or_else(|| ApiError::not_found("clinic"))?;
-    caller.ensure_staff_of(&clinic)?;
-    if caller.role != crate::account::model::Role::ClinicAdmin {
-        return Err(ApiError::forbidden(
-            "Only a clinic admin may change alert thresholds.",
-        ));
-    }
     let problems = body.problems();
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
-    }
-    let text = serde_json::to_string(&body).map_err(|e| ApiError::internal(&e))?;
-    let entry = AuditEntry::by(&caller, "alert_thresholds.update", state.now().naive_utc())
-        .clinic(clinic.as_str());
-    let id = clinic.to_string();
-    state
-        .db
-        .write(move |conn| {
-            use companion_schema::schema::clinics;
-            diesel::update(clinics::table.find(&id))
-                .set(clinics::alert_thresholds.eq(Some(text)))
-                .execute(conn)?;
-            audit::record(conn, &entry)
-        })
-        .await?;
-    Ok(Json(body))
+    update_clinic_setting(
+        &state,
+        &caller,
+        &clinic_id,
+        ClinicSetting::AlertThresholds,
+        "change alert thresholds",
+        problems,
+        body,
+    )
+    .await
 }
 
 /// A clinic's escalation policy
@@ -662,16 +638,7 @@ pub async fn get_escalation_policy(
     Staff(caller): Staff,
     Path(clinic_id): Path<String>,
 ) -> ApiResult<Json<super::policy::EscalationPolicy>> {
-    let clinic = companion_schema::ids::ClinicId::parse(&clinic_id)
-        .ok_or_else(|| ApiError::not_found("clinic"))?;
-    caller.ensure_staff_of(&clinic)?;
-    let id = clinic.to_string();
-    Ok(Json(
-        state
-            .db
-            .run(move |conn| store::clinic_policy(conn, &id))
-            .await?,
-    ))
+    read_clinic_setting(&state, &caller, &clinic_id, ClinicSetting::EscalationPolicy).await
 }
 
 /// Change a clinic's escalation policy
@@ -702,31 +669,68 @@ pub async fn set_escalation_policy(
     Path(clinic_id): Path<String>,
     ApiJson(body): ApiJson<super::policy::EscalationPolicy>,
 ) -> ApiResult<Json<super::policy::EscalationPolicy>> {
-    let clinic = companion_schema::ids::ClinicId::parse(&clinic_id)
+    let problems = body.problems();
+    update_clinic_setting(
+        &state,
+        &caller,
+        &clinic_id,
+        ClinicSetting::EscalationPolicy,
+        "change the escalation policy",
+        problems,
+        body,
+    )
+    .await
+}
+
+async fn read_clinic_setting<T>(
+    state: &AppState,
+    caller: &Caller,
+    clinic_id: &str,
+    setting: ClinicSetting,
+) -> ApiResult<Json<T>>
+where
+    T: serde::de::DeserializeOwned + Default + Send + 'static,
+{
+    let clinic = companion_schema::ids::ClinicId::parse(clinic_id)
         .ok_or_else(|| ApiError::not_found("clinic"))?;
     caller.ensure_staff_of(&clinic)?;
-    if caller.role != crate::account::model::Role::ClinicAdmin {
-        return Err(ApiError::forbidden(
-            "Only a clinic admin may change the escalation policy.",
-        ));
-    }
-    let problems = body.problems();
+    let id = clinic.to_string();
+    Ok(Json(
+        state
+            .db
+            .run(move |conn| store::read_setting(conn, &id, setting))
+            .await?,
+    ))
+}
+
+async fn update_clinic_setting<T: Serialize>(
+    state: &AppState,
+    caller: &Caller,
+    clinic_id: &str,
+    setting: ClinicSetting,
+    what: &str,
+    problems: std::collections::BTreeMap<String, String>,
+    value: T,
+) -> ApiResult<Json<T>> {
+    let clinic = companion_schema::ids::ClinicId::parse(clinic_id)
+        .ok_or_else(|| ApiError::not_found("clinic"))?;
+    caller.ensure_admin_of(&clinic, what)?;
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let text = serde_json::to_string(&body).map_err(|e| ApiError::internal(&e))?;
-    let entry = AuditEntry::by(&caller, "escalation_policy.update", state.now().naive_utc())
-        .clinic(clinic.as_str());
+    let json = serde_json::to_string(&value).map_err(|e| ApiError::internal(&e))?;
+    let action = match setting {
+        ClinicSetting::AlertThresholds => "alert_thresholds.update",
+        ClinicSetting::EscalationPolicy => "escalation_policy.update",
+    };
+    let entry = AuditEntry::by(caller, action, state.now().naive_utc()).clinic(clinic.as_str());
     let id = clinic.to_string();
     state
         .db
         .write(move |conn| {
-            use companion_schema::schema::clinics;
-            diesel::update(clinics::table.find(&id))
-                .set(clinics::escalation_policy.eq(Some(text)))
-                .execute(conn)?;
+            store::write_setting(conn, &id, setting, json)?;
             audit::record(conn, &entry)
         })
         .await?;
-    Ok(Json(body))
+    Ok(Json(value))
 }

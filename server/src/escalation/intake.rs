@@ -139,16 +139,3 @@ pub fn on_check_in(
     }
     Ok(touched)
 }
-
-/// The clinic's alert thresholds (validated when they were set), or the defaults.
-pub fn clinic_thresholds(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Thresholds> {
-    let stored: Option<String> = clinics::table
-        .find(clinic_id)
-        .select(clinics::alert_thresholds)
-        .first(conn)
-        .optional()?
-        .flatten();
-    Ok(stored
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default())
-}

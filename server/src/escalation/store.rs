@@ -214,20 +214,58 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<AlertRow>> 
         .optional()
 }
 
-/// The clinic's escalation policy (validated when set), or the default.
+/// A per-clinic setting stored as JSON on the clinic row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClinicSetting {
+    /// [`super::rules::Thresholds`].
+    AlertThresholds,
+    /// [`policy::EscalationPolicy`].
+    EscalationPolicy,
+}
+
+/// Reads a clinic setting (validated when it was set), or its default.
+pub fn read_setting<T: serde::de::DeserializeOwned + Default>(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    setting: ClinicSetting,
+) -> QueryResult<T> {
+    let query = clinics::table.find(clinic_id);
+    let stored: Option<Option<String>> = match setting {
+        ClinicSetting::AlertThresholds => query.select(clinics::alert_thresholds).first(conn),
+        ClinicSetting::EscalationPolicy => query.select(clinics::escalation_policy).first(conn),
+    }
+    .optional()?;
+    Ok(stored
+        .flatten()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default())
+}
+
+/// Stores a clinic setting (already validated).
+pub fn write_setting(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    setting: ClinicSetting,
+    json: String,
+) -> QueryResult<()> {
+    let target = clinics::table.find(clinic_id);
+    match setting {
+        ClinicSetting::AlertThresholds => diesel::update(target)
+            .set(clinics::alert_thresholds.eq(Some(json)))
+            .execute(conn),
+        ClinicSetting::EscalationPolicy => diesel::update(target)
+            .set(clinics::escalation_policy.eq(Some(json)))
+            .execute(conn),
+    }
+    .map(drop)
+}
+
+/// The clinic's escalation policy.
 pub fn clinic_policy(
     conn: &mut DbConnection,
     clinic_id: &str,
 ) -> QueryResult<policy::EscalationPolicy> {
-    let stored: Option<String> = clinics::table
-        .find(clinic_id)
-        .select(clinics::escalation_policy)
-        .first(conn)
-        .optional()?
-        .flatten();
-    Ok(stored
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default())
+    read_setting(conn, clinic_id, ClinicSetting::EscalationPolicy)
 }
 
 /// Escalates an open alert whose deadline passed: one tier up (or the last tier again), a new

@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::ToSchema;
 
-use crate::account::model::Role;
 use crate::app::{App, AppState};
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::{Admin, Caller};
@@ -222,13 +221,7 @@ pub struct Webhook {
 }
 
 fn require_clinic_admin(caller: &Caller, clinic: &ClinicId) -> ApiResult<()> {
-    caller.ensure_staff_of(clinic)?;
-    if caller.role != Role::ClinicAdmin {
-        return Err(ApiError::forbidden(
-            "Only a clinic admin may manage webhooks.",
-        ));
-    }
-    Ok(())
+    caller.ensure_admin_of(clinic, "manage webhooks")
 }
 
 /// Add a signed webhook endpoint
