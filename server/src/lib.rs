@@ -23,6 +23,7 @@ pub mod invitation;
 pub mod jobs;
 pub mod openapi;
 pub mod patient;
+pub mod prompt;
 pub mod push;
 pub mod safety;
 pub mod time;
