@@ -92,6 +92,10 @@ id_type!(
     /// An alert for the care team.
     AlertId
 );
+id_type!(
+    /// A check-in prompt.
+    PromptId
+);
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ diesel::table! {
         crisis_phone -> Nullable<Text>,
         alert_thresholds -> Nullable<Text>,
         escalation_policy -> Nullable<Text>,
+        care_plan -> Nullable<Text>,
     }
 }
 
@@ -228,7 +229,45 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    patient_schedules (patient_id) {
+        patient_id -> Text,
+        clinic_id -> Text,
+        window_start -> Text,
+        window_end -> Text,
+        quiet_start -> Text,
+        quiet_end -> Text,
+        care_plan -> Nullable<Text>,
+        planned_until -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    prompts (id) {
+        id -> Text,
+        patient_id -> Text,
+        clinic_id -> Text,
+        slot -> Text,
+        rule -> Text,
+        instrument -> Text,
+        session_id -> Nullable<Text>,
+        status -> Text,
+        local_time -> Text,
+        due_at -> Timestamp,
+        remind_at -> Nullable<Timestamp>,
+        expires_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        reminded_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        check_in_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
+diesel::joinable!(patient_schedules -> accounts (patient_id));
 diesel::joinable!(alert_events -> alerts (alert_id));
 diesel::joinable!(notifications -> devices (device_id));
 diesel::joinable!(invitations -> clinics (clinic_id));
@@ -251,4 +290,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     alert_events,
     webhook_endpoints,
+    patient_schedules,
+    prompts,
 );

@@ -171,6 +171,20 @@ pub struct Config {
     pub jobs: JobSettings,
     /// Push services.
     pub push: PushSettings,
+    /// Check-in prompts.
+    pub prompts: PromptSettings,
+}
+
+/// Check-in prompt settings.
+#[derive(Clone, Debug)]
+pub struct PromptSettings {
+    /// `COMPANION_PROMPT_INTERVAL` (seconds): how often workers plan ahead, send due prompts and
+    /// reminders, and expire missed ones.
+    pub interval: Duration,
+    /// `COMPANION_PROMPT_HORIZON_HOURS`: how far ahead prompts are materialised.
+    pub horizon: chrono::TimeDelta,
+    /// Rows handled per transaction by each step.
+    pub batch: i64,
 }
 
 /// Job-queue settings.
@@ -244,6 +258,8 @@ pub const KEYS: &[&str] = &[
     "COMPANION_JOB_LEASE",
     "COMPANION_JOB_POLL_INTERVAL",
     "COMPANION_WORKER_CONCURRENCY",
+    "COMPANION_PROMPT_INTERVAL",
+    "COMPANION_PROMPT_HORIZON_HOURS",
     "COMPANION_JOB_RETRY_BASE",
     "COMPANION_PUSH_TIMEOUT",
     "COMPANION_FCM_SERVICE_ACCOUNT_FILE",
@@ -397,6 +413,17 @@ impl Config {
             retry_cap: Duration::from_secs(600),
         };
         let push = push_settings(get)?;
+        let prompts = PromptSettings {
+            interval: seconds(get, "COMPANION_PROMPT_INTERVAL", 15, 1, 3600)?,
+            horizon: chrono::TimeDelta::hours(number(
+                get,
+                "COMPANION_PROMPT_HORIZON_HOURS",
+                48,
+                24,
+                336,
+            )? as i64),
+            batch: 500,
+        };
 
         Ok(Self {
             environment,
@@ -420,6 +447,7 @@ impl Config {
             worker_interval,
             jobs,
             push,
+            prompts,
         })
     }
 }

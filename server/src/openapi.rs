@@ -12,7 +12,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
 use crate::{
-    account, auth, check_in, clinic, escalation, health, instrument, invitation, push, treatment,
+    account, auth, check_in, clinic, escalation, health, instrument, invitation, prompt, push,
+    treatment,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +37,7 @@ use crate::{
         (name = "invitations", description = "How staff and patients join a clinic"),
         (name = "check-ins", description = "Instruments, check-in submission, history and trends"),
         (name = "sessions", description = "Treatment sessions"),
+        (name = "prompts", description = "Check-in prompts, preferences, care plans and adherence"),
         (name = "devices", description = "Push devices and notification delivery"),
         (name = "alerts", description = "The care team's alert inbox and on-call status"),
         (name = "operations", description = "Health probes"),
@@ -95,6 +97,22 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             treatment::handlers::cancel_session
         ))
         .routes(routes!(treatment::handlers::list_my_sessions))
+        .routes(routes!(prompt::handlers::list_my_prompts))
+        .routes(routes!(
+            prompt::handlers::get_my_preferences,
+            prompt::handlers::set_my_preferences
+        ))
+        .routes(routes!(prompt::handlers::list_patient_prompts))
+        .routes(routes!(
+            prompt::handlers::get_patient_care_plan,
+            prompt::handlers::set_patient_care_plan,
+            prompt::handlers::reset_patient_care_plan
+        ))
+        .routes(routes!(
+            prompt::handlers::get_clinic_care_plan,
+            prompt::handlers::set_clinic_care_plan
+        ))
+        .routes(routes!(prompt::handlers::get_patient_adherence))
         .routes(routes!(push::handlers::register_device))
         .routes(routes!(push::handlers::delete_device))
         .routes(routes!(push::handlers::test_device))

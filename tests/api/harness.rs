@@ -342,6 +342,17 @@ impl TestApp {
             .expect("worker")
     }
 
+    /// One pass of the workers at the test clock's time, as `companion work` makes every
+    /// `COMPANION_PROMPT_INTERVAL`: prompts (expire, send, remind, plan ahead), then jobs until
+    /// none is due.
+    pub async fn run_workers(&self) -> companion::prompt::lifecycle::TickReport {
+        let report = companion::prompt::lifecycle::tick(&self.app)
+            .await
+            .expect("prompt pass");
+        self.run_jobs().await;
+        report
+    }
+
     /// Sends a request built by the caller.
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
@@ -419,6 +430,16 @@ impl TestApp {
             json!({"email": email, "password": password}),
         )
         .await
+    }
+
+    /// A fresh access token for `who` (signs in again): for tests that move the clock past
+    /// the access-token lifetime.
+    pub async fn token(&self, who: &Actor) -> String {
+        let reply = self
+            .login(&who.email, PASSWORD)
+            .await
+            .expect(StatusCode::OK);
+        reply.body["access_token"].as_str().unwrap().to_owned()
     }
 
     pub async fn create_clinic(&self, admin: &Actor, name: &str) -> String {

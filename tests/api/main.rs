@@ -17,6 +17,7 @@ mod http;
 mod invitations;
 mod jobs;
 mod openapi;
+mod prompts;
 mod push;
 mod schema;
 mod sessions;

@@ -313,6 +313,15 @@ async fn store_once(
         .db
         .write(move |conn| {
             if store::insert_if_new(conn, &row)? {
+                crate::prompt::store::complete_for_check_in(
+                    conn,
+                    &row.patient_id,
+                    &row.id,
+                    &row.instrument,
+                    row.prompt_id.as_deref(),
+                    row.completed_at,
+                    row.received_at,
+                )?;
                 crate::escalation::intake::on_check_in(conn, &row, &answers)?;
                 return Ok(Stored::Created(row));
             }

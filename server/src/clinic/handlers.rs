@@ -87,6 +87,8 @@ pub struct RosterPatient {
     pub open_alerts: i64,
     /// The most severe unresolved alert (`urgent`, `high`, `medium`, `low`), or null.
     pub risk: Option<String>,
+    /// How reliably the patient answers prompts (last 30 days).
+    pub adherence: crate::prompt::adherence::Adherence,
 }
 
 impl RosterPatient {
@@ -100,6 +102,7 @@ impl RosterPatient {
             disabled: row.disabled_at.is_some(),
             open_alerts,
             risk,
+            adherence: crate::prompt::adherence::summarise(&[], None),
         }
     }
 }
@@ -362,7 +365,14 @@ pub async fn list_clinic_patients(
         .iter()
         .map(|(rank, p)| (p.id.clone(), *rank))
         .collect();
-    let items: Vec<RosterPatient> = items.into_iter().map(|(_, p)| p).collect();
+    let mut items: Vec<RosterPatient> = items.into_iter().map(|(_, p)| p).collect();
+    let ids = items.iter().map(|p| p.id.clone()).collect();
+    let mut adherence = crate::prompt::handlers::adherence_of(&state, ids, state.now()).await?;
+    for patient in &mut items {
+        if let Some(a) = adherence.remove(&patient.id) {
+            patient.adherence = a;
+        }
+    }
     Ok(Json(Paginated::from_rows(items, &page, |p| {
         format!("{}|{}", ranks.get(&p.id).copied().unwrap_or(0), p.id)
     })))

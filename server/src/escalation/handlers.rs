@@ -682,7 +682,7 @@ pub async fn set_escalation_policy(
     .await
 }
 
-async fn read_clinic_setting<T>(
+pub(crate) async fn read_clinic_setting<T>(
     state: &AppState,
     caller: &Caller,
     clinic_id: &str,
@@ -703,7 +703,7 @@ where
     ))
 }
 
-async fn update_clinic_setting<T: Serialize>(
+pub(crate) async fn update_clinic_setting<T: Serialize>(
     state: &AppState,
     caller: &Caller,
     clinic_id: &str,
@@ -722,6 +722,7 @@ async fn update_clinic_setting<T: Serialize>(
     let action = match setting {
         ClinicSetting::AlertThresholds => "alert_thresholds.update",
         ClinicSetting::EscalationPolicy => "escalation_policy.update",
+        ClinicSetting::CarePlan => "care_plan.update",
     };
     let entry = AuditEntry::by(caller, action, state.now().naive_utc()).clinic(clinic.as_str());
     let id = clinic.to_string();
@@ -729,6 +730,9 @@ async fn update_clinic_setting<T: Serialize>(
         .db
         .write(move |conn| {
             store::write_setting(conn, &id, setting, json)?;
+            if setting == ClinicSetting::CarePlan {
+                crate::prompt::store::enqueue_clinic_replan(conn, &id, entry.at)?;
+            }
             audit::record(conn, &entry)
         })
         .await?;

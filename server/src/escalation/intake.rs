@@ -139,3 +139,31 @@ pub fn on_check_in(
     }
     Ok(touched)
 }
+
+/// Runs the missed-check-in rule for a patient whose prompts just expired, inside the expiry's
+/// transaction: counts the expired prompts since the last completed one and opens (or adds to)
+/// the alert when the clinic's threshold is reached.
+pub fn on_prompts_expired(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    clinic_id: &str,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<Option<(String, bool)>> {
+    use companion_schema::schema::prompts;
+    let thresholds: Thresholds =
+        store::read_setting(conn, clinic_id, store::ClinicSetting::AlertThresholds)?;
+    let recent: Vec<String> = prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .filter(prompts::status.eq_any(["completed", "expired"]))
+        .order((prompts::due_at.desc(), prompts::id.desc()))
+        .select(prompts::status)
+        .limit(i64::from(thresholds.missed_prompts))
+        .load(conn)?;
+    let consecutive = recent.iter().take_while(|s| *s == "expired").count() as u32;
+    match rules::missed_check_ins(consecutive, &thresholds) {
+        Some(firing) => {
+            store::open_or_repeat(conn, clinic_id, patient_id, None, &firing, now).map(Some)
+        }
+        None => Ok(None),
+    }
+}

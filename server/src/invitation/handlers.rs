@@ -24,6 +24,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ClientAddr};
 use crate::invitation::code;
 use crate::invitation::store::{self, InvitationRow};
+use crate::prompt::store as prompts;
 use crate::time::utc;
 
 /// Who to invite.
@@ -284,6 +285,7 @@ pub async fn accept_invitation(
     let refresh_hash = refresh.hash.clone();
     let (now_db, refresh_expiry) = (now.naive_utc(), refresh.expires_at.naive_utc());
 
+    let horizon = state.config.prompts.horizon;
     let outcome = state
         .db
         .write(move |conn| {
@@ -327,6 +329,15 @@ pub async fn accept_invitation(
                 },
             )?;
             store::set_account(conn, &invitation.id, &account_id)?;
+            if invitation.role == Role::Patient.as_str() {
+                // Prompts start with the enrolment: the default window, quiet hours and the
+                // clinic's plan, planned ahead at once.
+                prompts::create_schedule(
+                    conn,
+                    &prompts::ScheduleRow::new(&account_id, &invitation.clinic_id, now_db),
+                )?;
+                prompts::replan(conn, &account_id, now, horizon)?;
+            }
             sessions::start_session(
                 conn,
                 &session_id,

@@ -124,6 +124,9 @@ impl Runner {
                 crate::escalation::store::kinds::DEADLINE => {
                     crate::escalation::worker::deadline(&self.app, &job, &self.id).await
                 }
+                crate::prompt::kinds::REPLAN_CLINIC => {
+                    crate::prompt::lifecycle::replan_clinic(&self.app, &job).await
+                }
                 other => JobResult::Dead(format!("unknown job kind {other}")),
             }
         };

@@ -25,6 +25,11 @@ impl ClockTime {
         (hour < 24 && minute < 60).then(|| Self((hour * 60 + minute) as u16))
     }
 
+    /// `minutes` after midnight (wrapping at a day).
+    pub const fn from_minutes(minutes: u16) -> Self {
+        Self(minutes % 1440)
+    }
+
     /// Minutes since midnight.
     pub fn minutes(self) -> u32 {
         u32::from(self.0)

@@ -2,6 +2,17 @@
 //! prompts and their lifecycle (scheduled -> sent -> reminded -> completed | expired |
 //! cancelled), and adherence.
 
+pub mod adherence;
+pub mod handlers;
+pub mod lifecycle;
 pub mod local_time;
 pub mod plan;
 pub mod planner;
+pub mod store;
+
+/// Job kinds.
+pub mod kinds {
+    /// Regenerate the prompts of a clinic's patients after its plan changed. Payload:
+    /// `{"clinic_id": "..."}`.
+    pub const REPLAN_CLINIC: &str = "prompt.replan_clinic";
+}

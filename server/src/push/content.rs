@@ -13,6 +13,11 @@ pub enum PushMessage {
         /// The prompt, for the app to fetch.
         prompt_id: String,
     },
+    /// The one reminder of a check-in not answered yet.
+    CheckInReminder {
+        /// The prompt, for the app to fetch.
+        prompt_id: String,
+    },
     /// A clinician must look at an alert (time-sensitive on iOS).
     ClinicianAlert {
         /// The alert, for the app to fetch.
@@ -30,6 +35,7 @@ impl PushMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             PushMessage::CheckInPrompt { .. } => "check_in_prompt",
+            PushMessage::CheckInReminder { .. } => "check_in_reminder",
             PushMessage::ClinicianAlert { .. } => "care_alert",
             PushMessage::Test { .. } => "test",
         }
@@ -40,6 +46,7 @@ impl PushMessage {
         let id = ref_id.to_owned();
         match kind {
             "check_in_prompt" => Some(PushMessage::CheckInPrompt { prompt_id: id }),
+            "check_in_reminder" => Some(PushMessage::CheckInReminder { prompt_id: id }),
             "care_alert" => Some(PushMessage::ClinicianAlert { alert_id: id }),
             "test" => Some(PushMessage::Test {
                 notification_id: id,
@@ -51,7 +58,8 @@ impl PushMessage {
     /// The opaque id the message refers to.
     pub fn ref_id(&self) -> &str {
         match self {
-            PushMessage::CheckInPrompt { prompt_id } => prompt_id,
+            PushMessage::CheckInPrompt { prompt_id }
+            | PushMessage::CheckInReminder { prompt_id } => prompt_id,
             PushMessage::ClinicianAlert { alert_id } => alert_id,
             PushMessage::Test { notification_id } => notification_id,
         }
@@ -61,6 +69,7 @@ impl PushMessage {
     pub fn text(&self) -> (&'static str, &'static str) {
         match self {
             PushMessage::CheckInPrompt { .. } => ("Check-in", "Time for your check-in"),
+            PushMessage::CheckInReminder { .. } => ("Check-in", "Your check-in is still open"),
             PushMessage::ClinicianAlert { .. } => ("Alert", "A patient alert needs your attention"),
             PushMessage::Test { .. } => ("Notifications", "Notifications are working"),
         }
@@ -69,7 +78,7 @@ impl PushMessage {
     /// The data the app receives with the notification: kind and opaque id only.
     pub fn data(&self) -> Value {
         let key = match self {
-            PushMessage::CheckInPrompt { .. } => "prompt_id",
+            PushMessage::CheckInPrompt { .. } | PushMessage::CheckInReminder { .. } => "prompt_id",
             PushMessage::ClinicianAlert { .. } => "alert_id",
             PushMessage::Test { .. } => "notification_id",
         };
@@ -84,7 +93,7 @@ impl PushMessage {
     /// How long the push services should keep trying, in seconds.
     pub fn time_to_live_secs(&self) -> u64 {
         match self {
-            PushMessage::CheckInPrompt { .. } => 4 * 3600,
+            PushMessage::CheckInPrompt { .. } | PushMessage::CheckInReminder { .. } => 4 * 3600,
             PushMessage::ClinicianAlert { .. } => 3600,
             PushMessage::Test { .. } => 600,
         }

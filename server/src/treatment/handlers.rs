@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{PageParams, Paginated, time_key};
 use crate::patient::{self, SelfAccess};
+use crate::prompt::store as prompts;
 use crate::time::utc;
 use crate::treatment::model::{Change, Modality, Observations, Refusal, SessionStatus, may_change};
 use crate::treatment::store::{self, SessionRow, When};
@@ -151,6 +152,7 @@ pub async fn create_session(
         updated_at: now.naive_utc(),
     };
     let stored = row.clone();
+    let horizon = state.config.prompts.horizon;
     let entry = AuditEntry::by(&caller, "session.create", now.naive_utc())
         .clinic(&row.clinic_id)
         .patient(&row.patient_id)
@@ -159,6 +161,7 @@ pub async fn create_session(
         .db
         .write(move |conn| {
             store::insert(conn, &stored)?;
+            prompts::replan(conn, &stored.patient_id, now, horizon)?;
             audit::record(conn, &entry)
         })
         .await?;
@@ -209,7 +212,9 @@ async fn save(
     row: SessionRow,
     action: &'static str,
 ) -> ApiResult<()> {
-    let entry = AuditEntry::by(caller, action, state.now().naive_utc())
+    let now = state.now();
+    let horizon = state.config.prompts.horizon;
+    let entry = AuditEntry::by(caller, action, now.naive_utc())
         .clinic(&row.clinic_id)
         .patient(&row.patient_id)
         .subject(&row.id);
@@ -217,6 +222,8 @@ async fn save(
         .db
         .write(move |conn| {
             store::update(conn, &row)?;
+            // A moved or cancelled session replaces its prompts in the same transaction.
+            prompts::replan(conn, &row.patient_id, now, horizon)?;
             audit::record(conn, &entry)
         })
         .await?;

@@ -14,8 +14,35 @@ use crate::auth::store as sessions;
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let runner = crate::jobs::runner::Runner::new(app.clone());
     let jobs = tokio::spawn(runner.run(shutdown.clone()));
+    let prompts = tokio::spawn(prompt_loop(app.clone(), shutdown.clone()));
     housekeeping_loop(app, shutdown).await;
+    prompts.await.ok();
     jobs.await.ok();
+}
+
+/// Expires, sends, reminds and plans prompts every `COMPANION_PROMPT_INTERVAL`.
+async fn prompt_loop(app: Arc<App>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(app.config.prompts.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {
+                match crate::prompt::lifecycle::tick(&app).await {
+                    Ok(report) if report != Default::default() => tracing::info!(
+                        sent = report.sent,
+                        reminded = report.reminded,
+                        expired = report.expired,
+                        postponed = report.postponed,
+                        planned = report.planned,
+                        "prompts"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "prompt pass failed; will retry"),
+                }
+            }
+        }
+    }
 }
 
 async fn housekeeping_loop(app: Arc<App>, shutdown: CancellationToken) {

@@ -1,0 +1,3 @@
+DROP TABLE prompts;
+DROP TABLE patient_schedules;
+ALTER TABLE clinics DROP COLUMN care_plan;

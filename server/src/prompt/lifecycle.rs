@@ -1,0 +1,339 @@
+//! The prompt lifecycle run by the workers: expire what was missed, send what is due, remind
+//! once, and plan ahead. Each step takes a batch of rows in one transaction and makes its state
+//! change together with the push jobs it causes, so a prompt is sent (or reminded) once whatever
+//! the number of workers: PostgreSQL workers skip rows another holds, SQLite runs one writer.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use companion_schema::schema::{accounts, devices, patient_schedules, prompts};
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::db::DbConnection;
+use crate::jobs::runner::JobResult;
+use crate::jobs::store::Claimed;
+use crate::push::content::PushMessage;
+use crate::push::store::{self as push_store, DeviceRow};
+
+use super::local_time::{self, DailySpan};
+use super::store::{self, PromptRow, ScheduleRow, status};
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Prompts expired (missed).
+    pub expired: usize,
+    /// Prompts sent.
+    pub sent: usize,
+    /// Prompts reminded.
+    pub reminded: usize,
+    /// Prompts held back by quiet hours.
+    pub postponed: usize,
+    /// Patients planned ahead.
+    pub planned: usize,
+}
+
+/// One pass over everything that is due at the app's current time: expiry first (so nothing
+/// expired is sent), then sending, reminders and planning ahead, batch after batch until each
+/// step runs dry.
+pub async fn tick(app: &App) -> anyhow::Result<TickReport> {
+    let settings = app.config.prompts.clone();
+    let batch = settings.batch;
+    let mut report = TickReport::default();
+    loop {
+        let now = app.now();
+        let n = app
+            .db
+            .write(move |conn| expire_due(conn, now, batch))
+            .await?;
+        report.expired += n;
+        if n < batch as usize {
+            break;
+        }
+    }
+    loop {
+        let now = app.now();
+        let step = app
+            .db
+            .write(move |conn| send_due(conn, now, batch, Step::Send))
+            .await?;
+        report.sent += step.done;
+        report.postponed += step.postponed;
+        if step.done > 0 {
+            app.jobs_enqueued();
+        }
+        if step.taken < batch as usize {
+            break;
+        }
+    }
+    loop {
+        let now = app.now();
+        let step = app
+            .db
+            .write(move |conn| send_due(conn, now, batch, Step::Remind))
+            .await?;
+        report.reminded += step.done;
+        report.postponed += step.postponed;
+        if step.done > 0 {
+            app.jobs_enqueued();
+        }
+        if step.taken < batch as usize {
+            break;
+        }
+    }
+    loop {
+        let now = app.now();
+        let horizon = settings.horizon;
+        let n = app
+            .db
+            .write(move |conn| store::plan_ahead(conn, now, horizon, batch))
+            .await?;
+        report.planned += n;
+        if n < batch as usize {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// Expires open prompts whose window closed, and runs the missed-check-in rule for their
+/// patients. Returns how many expired.
+pub fn expire_due(conn: &mut DbConnection, now: DateTime<Utc>, batch: i64) -> QueryResult<usize> {
+    let stamp = now.naive_utc();
+    let query = prompts::table
+        .filter(prompts::status.eq_any(status::OPEN))
+        .filter(prompts::expires_at.le(stamp))
+        .order(prompts::expires_at)
+        .select((prompts::id, prompts::patient_id, prompts::clinic_id))
+        .limit(batch);
+    let rows: Vec<(String, String, String)> = match conn {
+        DbConnection::Pg(pg) => query.for_update().skip_locked().load(pg)?,
+        DbConnection::Sqlite(sqlite) => query.load(sqlite)?,
+    };
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&String> = rows.iter().map(|(id, _, _)| id).collect();
+    diesel::update(prompts::table.filter(prompts::id.eq_any(ids)))
+        .set((
+            prompts::status.eq(status::EXPIRED),
+            prompts::closed_at.eq(Some(stamp)),
+            prompts::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    let patients: BTreeSet<(&String, &String)> = rows.iter().map(|(_, p, c)| (p, c)).collect();
+    for (patient, clinic) in patients {
+        crate::escalation::intake::on_prompts_expired(conn, patient, clinic, stamp)?;
+    }
+    Ok(rows.len())
+}
+
+/// Which push a sending pass makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The first push of a scheduled prompt.
+    Send,
+    /// The one reminder of a sent prompt.
+    Remind,
+}
+
+/// What a sending pass did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sent {
+    /// Rows taken.
+    pub taken: usize,
+    /// Rows pushed.
+    pub done: usize,
+    /// Rows held back by quiet hours.
+    pub postponed: usize,
+}
+
+/// Sends due prompts (or due reminders): each moves on one state and gets one notification per
+/// active device of its patient, in this transaction. One inside the patient's quiet hours (a
+/// worker that was down, say) waits for their end; a reminder that would then come after the
+/// expiry is dropped.
+pub fn send_due(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    batch: i64,
+    step: Step,
+) -> QueryResult<Sent> {
+    let stamp = now.naive_utc();
+    // Built once per backend: the selected row type is tied to the backend it is loaded on.
+    macro_rules! take {
+        ($state:expr, $at:expr) => {{
+            macro_rules! query {
+                () => {
+                    prompts::table
+                        .filter(prompts::expires_at.gt(stamp))
+                        .filter(prompts::status.eq($state))
+                        .filter($at.le(stamp))
+                        .order($at)
+                        .select(PromptRow::as_select())
+                        .limit(batch)
+                };
+            }
+            match conn {
+                DbConnection::Pg(pg) => query!().for_update().skip_locked().load(pg)?,
+                DbConnection::Sqlite(sqlite) => query!().load(sqlite)?,
+            }
+        }};
+    }
+    let rows: Vec<PromptRow> = match step {
+        Step::Send => take!(status::SCHEDULED, prompts::due_at),
+        Step::Remind => take!(status::SENT, prompts::remind_at),
+    };
+    let mut out = Sent {
+        taken: rows.len(),
+        ..Sent::default()
+    };
+    if rows.is_empty() {
+        return Ok(out);
+    }
+    let patients: Vec<String> = rows
+        .iter()
+        .map(|p| p.patient_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let quiet = quiet_hours(conn, &patients)?;
+    let mut devices: HashMap<String, Vec<DeviceRow>> = HashMap::new();
+    for device in devices::table
+        .filter(devices::account_id.eq_any(&patients))
+        .filter(devices::active.eq(true))
+        .select(DeviceRow::as_select())
+        .load::<DeviceRow>(conn)?
+    {
+        devices
+            .entry(device.account_id.clone())
+            .or_default()
+            .push(device);
+    }
+    let mut pushed = Vec::new();
+    for prompt in rows {
+        let expires = crate::time::utc(prompt.expires_at);
+        if let Some((tz, span)) = quiet.get(&prompt.patient_id)
+            && local_time::is_quiet(*tz, now, *span)
+        {
+            let later = local_time::next_allowed(*tz, now, *span);
+            postpone(conn, &prompt, step, later, expires, stamp)?;
+            out.postponed += 1;
+            continue;
+        }
+        for device in devices.get(&prompt.patient_id).into_iter().flatten() {
+            let id = prompt.id.clone();
+            push_store::notify_device(
+                conn,
+                device,
+                move |_| match step {
+                    Step::Send => PushMessage::CheckInPrompt { prompt_id: id },
+                    Step::Remind => PushMessage::CheckInReminder { prompt_id: id },
+                },
+                stamp,
+            )?;
+        }
+        pushed.push(prompt.id);
+    }
+    if !pushed.is_empty() {
+        let target = prompts::table.filter(prompts::id.eq_any(&pushed));
+        match step {
+            Step::Send => diesel::update(target)
+                .set((
+                    prompts::status.eq(status::SENT),
+                    prompts::sent_at.eq(Some(stamp)),
+                    prompts::updated_at.eq(stamp),
+                ))
+                .execute(conn)?,
+            Step::Remind => diesel::update(target)
+                .set((
+                    prompts::status.eq(status::REMINDED),
+                    prompts::reminded_at.eq(Some(stamp)),
+                    prompts::updated_at.eq(stamp),
+                ))
+                .execute(conn)?,
+        };
+    }
+    out.done = pushed.len();
+    Ok(out)
+}
+
+fn postpone(
+    conn: &mut DbConnection,
+    prompt: &PromptRow,
+    step: Step,
+    later: DateTime<Utc>,
+    expires: DateTime<Utc>,
+    stamp: NaiveDateTime,
+) -> QueryResult<()> {
+    let target = prompts::table.find(&prompt.id);
+    match step {
+        // A prompt not sent before it expires is left to expire (and counts as missed).
+        Step::Send => diesel::update(target)
+            .set((
+                prompts::due_at.eq(later.min(expires).naive_utc()),
+                prompts::updated_at.eq(stamp),
+            ))
+            .execute(conn)?,
+        Step::Remind => diesel::update(target)
+            .set((
+                prompts::remind_at.eq((later < expires).then(|| later.naive_utc())),
+                prompts::updated_at.eq(stamp),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+fn quiet_hours(
+    conn: &mut DbConnection,
+    patients: &[String],
+) -> QueryResult<HashMap<String, (Tz, DailySpan)>> {
+    let rows: Vec<(ScheduleRow, String)> = patient_schedules::table
+        .inner_join(accounts::table)
+        .filter(patient_schedules::patient_id.eq_any(patients))
+        .select((ScheduleRow::as_select(), accounts::timezone))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(schedule, zone)| {
+            let tz = zone.parse::<Tz>().unwrap_or(chrono_tz::UTC);
+            (schedule.patient_id.clone(), (tz, schedule.quiet()))
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct ReplanClinic {
+    clinic_id: String,
+}
+
+/// `prompt.replan_clinic`: regenerate the prompts of every patient who follows the clinic's
+/// plan, a batch per transaction.
+pub async fn replan_clinic(app: &App, job: &Claimed) -> JobResult {
+    let Ok(payload) = serde_json::from_str::<ReplanClinic>(&job.payload) else {
+        return JobResult::Dead("payload is not a prompt.replan_clinic payload".into());
+    };
+    let horizon = app.config.prompts.horizon;
+    let mut after = String::new();
+    loop {
+        let (clinic, start, now) = (payload.clinic_id.clone(), after.clone(), app.now());
+        let result = app
+            .db
+            .write(move |conn| {
+                let patients = store::clinic_plan_followers(conn, &clinic, &start, 200)?;
+                for patient in &patients {
+                    store::replan(conn, patient, now, horizon)?;
+                }
+                Ok(patients.last().cloned())
+            })
+            .await;
+        match result {
+            Ok(Some(last)) => after = last,
+            Ok(None) => return JobResult::Done,
+            Err(e) => return JobResult::retry(format!("database: {e}")),
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! Schedules and prompts as stored, and the writes of their lifecycle. Every function runs on a
+//! connection the caller holds (normally inside its transaction); the decisions come from the pure
+//! planner and local-time code.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use companion_schema::ids::PromptId;
+use companion_schema::schema::{accounts, clinics, patient_schedules, prompts, treatment_sessions};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::jobs::{self, NewJob};
+use crate::time::utc;
+
+use super::local_time::{ClockTime, DailySpan};
+use super::plan::CarePlan;
+use super::planner::{self, Planned, Session};
+
+/// Prompt states.
+pub mod status {
+    /// Planned, not sent yet.
+    pub const SCHEDULED: &str = "scheduled";
+    /// Pushed to the patient's devices.
+    pub const SENT: &str = "sent";
+    /// Reminded once.
+    pub const REMINDED: &str = "reminded";
+    /// Answered by a check-in.
+    pub const COMPLETED: &str = "completed";
+    /// Not answered in time; counts as missed.
+    pub const EXPIRED: &str = "expired";
+    /// Withdrawn because what it was planned for changed.
+    pub const CANCELLED: &str = "cancelled";
+    /// States in which a prompt can still be answered.
+    pub const OPEN: [&str; 3] = [SCHEDULED, SENT, REMINDED];
+}
+
+/// The check-in window a new patient starts with.
+pub const DEFAULT_WINDOW: DailySpan = DailySpan {
+    start: clock(9, 0),
+    end: clock(11, 0),
+};
+
+/// Quiet hours a new patient starts with (CLINICAL.md).
+pub const DEFAULT_QUIET: DailySpan = DailySpan {
+    start: clock(21, 0),
+    end: clock(8, 0),
+};
+
+const fn clock(hour: u16, minute: u16) -> ClockTime {
+    ClockTime::from_minutes(hour * 60 + minute)
+}
+
+/// A patient's prompt schedule.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = patient_schedules)]
+#[diesel(treat_none_as_null = true)]
+pub struct ScheduleRow {
+    /// The patient.
+    pub patient_id: String,
+    /// The patient's clinic.
+    pub clinic_id: String,
+    /// Check-in window start, `HH:MM`.
+    pub window_start: String,
+    /// Check-in window end.
+    pub window_end: String,
+    /// Quiet hours start.
+    pub quiet_start: String,
+    /// Quiet hours end.
+    pub quiet_end: String,
+    /// The patient's own plan (JSON), overriding the clinic's.
+    pub care_plan: Option<String>,
+    /// Prompts are planned up to here.
+    pub planned_until: NaiveDateTime,
+    /// Last changed.
+    pub updated_at: NaiveDateTime,
+}
+
+impl ScheduleRow {
+    /// A new patient's schedule with the defaults.
+    pub fn new(patient_id: &str, clinic_id: &str, now: NaiveDateTime) -> Self {
+        Self {
+            patient_id: patient_id.to_owned(),
+            clinic_id: clinic_id.to_owned(),
+            window_start: DEFAULT_WINDOW.start.to_string(),
+            window_end: DEFAULT_WINDOW.end.to_string(),
+            quiet_start: DEFAULT_QUIET.start.to_string(),
+            quiet_end: DEFAULT_QUIET.end.to_string(),
+            care_plan: None,
+            planned_until: now,
+            updated_at: now,
+        }
+    }
+
+    /// The check-in window (validated when stored).
+    pub fn window(&self) -> DailySpan {
+        span(&self.window_start, &self.window_end).unwrap_or(DEFAULT_WINDOW)
+    }
+
+    /// The quiet hours.
+    pub fn quiet(&self) -> DailySpan {
+        span(&self.quiet_start, &self.quiet_end).unwrap_or(DEFAULT_QUIET)
+    }
+}
+
+fn span(start: &str, end: &str) -> Option<DailySpan> {
+    Some(DailySpan::new(start.parse().ok()?, end.parse().ok()?))
+}
+
+/// A prompt as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = prompts)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct PromptRow {
+    /// Id.
+    pub id: String,
+    /// The patient.
+    pub patient_id: String,
+    /// The clinic.
+    pub clinic_id: String,
+    /// What it asks for (see the planner).
+    pub slot: String,
+    /// The rule that planned it.
+    pub rule: String,
+    /// Instrument key.
+    pub instrument: String,
+    /// The session of a before-session prompt.
+    pub session_id: Option<String>,
+    /// See [`status`].
+    pub status: String,
+    /// The local time aimed at, `YYYY-MM-DDTHH:MM`.
+    pub local_time: String,
+    /// When it is sent.
+    pub due_at: NaiveDateTime,
+    /// When it is reminded, if it is.
+    pub remind_at: Option<NaiveDateTime>,
+    /// When it expires.
+    pub expires_at: NaiveDateTime,
+    /// When it was sent.
+    pub sent_at: Option<NaiveDateTime>,
+    /// When it was reminded.
+    pub reminded_at: Option<NaiveDateTime>,
+    /// When it was completed, expired or cancelled.
+    pub closed_at: Option<NaiveDateTime>,
+    /// The check-in that completed it.
+    pub check_in_id: Option<String>,
+    /// Created.
+    pub created_at: NaiveDateTime,
+    /// Last changed.
+    pub updated_at: NaiveDateTime,
+}
+
+impl PromptRow {
+    fn planned(p: &Planned, patient_id: &str, clinic_id: &str, now: NaiveDateTime) -> Self {
+        Self {
+            id: PromptId::generate().into_string(),
+            patient_id: patient_id.to_owned(),
+            clinic_id: clinic_id.to_owned(),
+            slot: p.slot.clone(),
+            rule: p.rule.clone(),
+            instrument: p.instrument.clone(),
+            session_id: p.session_id.clone(),
+            status: status::SCHEDULED.into(),
+            local_time: p.local_time.format("%Y-%m-%dT%H:%M").to_string(),
+            due_at: p.due_at.naive_utc(),
+            remind_at: p.remind_at.map(|r| r.naive_utc()),
+            expires_at: p.expires_at.naive_utc(),
+            sent_at: None,
+            reminded_at: None,
+            closed_at: None,
+            check_in_id: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Whether this stored prompt is exactly what `p` plans.
+    fn matches(&self, p: &Planned) -> bool {
+        self.due_at == p.due_at.naive_utc()
+            && self.expires_at == p.expires_at.naive_utc()
+            && self.remind_at == p.remind_at.map(|r| r.naive_utc())
+            && self.instrument == p.instrument
+    }
+}
+
+/// Inserts a new patient's schedule (on enrolment).
+pub fn create_schedule(conn: &mut DbConnection, row: &ScheduleRow) -> QueryResult<()> {
+    diesel::insert_into(patient_schedules::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// A patient's schedule.
+pub fn find_schedule(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<Option<ScheduleRow>> {
+    patient_schedules::table
+        .find(patient_id)
+        .select(ScheduleRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Saves a changed schedule.
+pub fn save_schedule(conn: &mut DbConnection, row: &ScheduleRow) -> QueryResult<()> {
+    diesel::update(patient_schedules::table.find(&row.patient_id))
+        .set(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// What the planner needs for one patient, as read.
+struct Inputs {
+    schedule: ScheduleRow,
+    timezone: String,
+    clinic_plan: Option<String>,
+}
+
+fn load_inputs(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<Inputs>> {
+    let rows: Vec<(ScheduleRow, String, Option<String>)> = patient_schedules::table
+        .inner_join(accounts::table.inner_join(clinics::table))
+        .filter(patient_schedules::patient_id.eq_any(ids))
+        .filter(accounts::disabled_at.is_null())
+        .select((
+            ScheduleRow::as_select(),
+            accounts::timezone,
+            clinics::care_plan,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(schedule, timezone, clinic_plan)| Inputs {
+            schedule,
+            timezone,
+            clinic_plan,
+        })
+        .collect())
+}
+
+/// Sessions that can anchor prompts between `from` and `to`: not cancelled, from 61 days before
+/// (after-session rules reach 60 days) to 73 hours after (before-session rules reach 72 hours).
+fn load_sessions(
+    conn: &mut DbConnection,
+    ids: &[String],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<HashMap<String, Vec<Session>>> {
+    let rows: Vec<(String, String, String, NaiveDateTime)> = treatment_sessions::table
+        .filter(treatment_sessions::patient_id.eq_any(ids))
+        .filter(treatment_sessions::status.ne("cancelled"))
+        .filter(treatment_sessions::scheduled_at.ge((from - TimeDelta::days(61)).naive_utc()))
+        .filter(treatment_sessions::scheduled_at.le((to + TimeDelta::hours(73)).naive_utc()))
+        .select((
+            treatment_sessions::patient_id,
+            treatment_sessions::id,
+            treatment_sessions::status,
+            treatment_sessions::scheduled_at,
+        ))
+        .order((treatment_sessions::scheduled_at, treatment_sessions::id))
+        .load(conn)?;
+    let mut out: HashMap<String, Vec<Session>> = HashMap::new();
+    for (patient, id, status, at) in rows {
+        out.entry(patient).or_default().push(Session {
+            id,
+            at: utc(at),
+            scheduled: status == "scheduled",
+        });
+    }
+    Ok(out)
+}
+
+/// Parsed plans, shared across the patients of a batch.
+#[derive(Default)]
+struct Plans(HashMap<Option<String>, CarePlan>);
+
+impl Plans {
+    /// The plan in force: the patient's own, else the clinic's, else the default.
+    fn for_patient(&mut self, inputs: &Inputs) -> &CarePlan {
+        let key = inputs
+            .schedule
+            .care_plan
+            .clone()
+            .or_else(|| inputs.clinic_plan.clone());
+        self.0.entry(key).or_insert_with_key(|key| {
+            key.as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_default()
+        })
+    }
+}
+
+fn plan_patient(
+    inputs: &Inputs,
+    plans: &mut Plans,
+    sessions: &[Session],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Planned> {
+    let tz = inputs.timezone.parse::<Tz>().unwrap_or(chrono_tz::UTC);
+    let plan = plans.for_patient(inputs);
+    let patient = planner::Patient {
+        id: &inputs.schedule.patient_id,
+        tz,
+        window: inputs.schedule.window(),
+        quiet: inputs.schedule.quiet(),
+        plan,
+        sessions,
+    };
+    planner::plan(&patient, from, to)
+}
+
+/// What a regeneration changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replanned {
+    /// Prompts added.
+    pub added: usize,
+    /// Prompts withdrawn.
+    pub cancelled: usize,
+}
+
+/// Regenerates one patient's prompts from `now` to `now + horizon` after a change (session moved
+/// or cancelled, zone, window or plan changed). Idempotent: unchanged prompts stay as they are,
+/// scheduled prompts that no longer match the plan are cancelled and replaced, open prompts of a
+/// cancelled or moved session are withdrawn, completed and expired ones are never touched.
+pub fn replan(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    now: DateTime<Utc>,
+    horizon: TimeDelta,
+) -> QueryResult<Replanned> {
+    let ids = [patient_id.to_owned()];
+    let Some(inputs) = load_inputs(conn, &ids)?.into_iter().next() else {
+        return Ok(Replanned::default());
+    };
+    let (from, to) = (now - TimeDelta::days(2), now + horizon);
+    let sessions = load_sessions(conn, &ids, from, to)?
+        .remove(patient_id)
+        .unwrap_or_default();
+    let desired = plan_patient(&inputs, &mut Plans::default(), &sessions, from, to);
+    let by_slot: HashMap<&str, &Planned> = desired.iter().map(|p| (p.slot.as_str(), p)).collect();
+    let scheduled_sessions: BTreeSet<&str> = sessions
+        .iter()
+        .filter(|s| s.scheduled)
+        .map(|s| s.id.as_str())
+        .collect();
+    let open: Vec<PromptRow> = prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .filter(prompts::status.eq_any(status::OPEN))
+        .select(PromptRow::as_select())
+        .load(conn)?;
+    let mut cancel = Vec::new();
+    let mut live = BTreeSet::new();
+    for prompt in &open {
+        let wanted = by_slot.get(prompt.slot.as_str());
+        let keep = if prompt.status == status::SCHEDULED {
+            wanted.is_some_and(|p| prompt.matches(p))
+        } else {
+            // Sent: the patient has seen it. Withdraw it only if its session is gone or moved.
+            match &prompt.session_id {
+                Some(session) => {
+                    scheduled_sessions.contains(session.as_str())
+                        && wanted.is_none_or(|p| prompt.matches(p))
+                }
+                None => true,
+            }
+        };
+        if keep {
+            live.insert(prompt.slot.clone());
+        } else {
+            cancel.push(prompt.id.clone());
+        }
+    }
+    let stamp = now.naive_utc();
+    if !cancel.is_empty() {
+        diesel::update(prompts::table.filter(prompts::id.eq_any(&cancel)))
+            .set((
+                prompts::status.eq(status::CANCELLED),
+                prompts::closed_at.eq(Some(stamp)),
+                prompts::updated_at.eq(stamp),
+            ))
+            .execute(conn)?;
+    }
+    let new: Vec<PromptRow> = desired
+        .iter()
+        .filter(|p| p.due_at >= now && !live.contains(&p.slot))
+        .map(|p| PromptRow::planned(p, patient_id, &inputs.schedule.clinic_id, stamp))
+        .collect();
+    let added = insert_new(conn, &new)?;
+    diesel::update(patient_schedules::table.find(patient_id))
+        .set(patient_schedules::planned_until.eq(to.naive_utc()))
+        .execute(conn)?;
+    Ok(Replanned {
+        added,
+        cancelled: cancel.len(),
+    })
+}
+
+/// Inserts prompts, skipping any whose slot already has a live (or finished) prompt.
+fn insert_new(conn: &mut DbConnection, rows: &[PromptRow]) -> QueryResult<usize> {
+    let mut added = 0;
+    for chunk in rows.chunks(500) {
+        added += crate::per_backend!(conn, |c| diesel::insert_into(prompts::table)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .execute(c)?);
+    }
+    Ok(added)
+}
+
+/// Plans ahead for up to `batch` patients whose plans end within three quarters of `horizon`
+/// of `now`, extending them to `now + horizon`. Replicas can run it side by side (PostgreSQL
+/// skips schedules another worker holds). Returns how many patients were planned.
+pub fn plan_ahead(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    horizon: TimeDelta,
+    batch: i64,
+) -> QueryResult<usize> {
+    let to = now + horizon;
+    let threshold = (now + horizon * 3 / 4).naive_utc();
+    let due = patient_schedules::table
+        .filter(patient_schedules::planned_until.lt(threshold))
+        .order(patient_schedules::planned_until)
+        .select((
+            patient_schedules::patient_id,
+            patient_schedules::planned_until,
+        ))
+        .limit(batch);
+    let picked: Vec<(String, NaiveDateTime)> = match conn {
+        DbConnection::Pg(pg) => due.for_update().skip_locked().load(pg)?,
+        DbConnection::Sqlite(sqlite) => due.load(sqlite)?,
+    };
+    if picked.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = picked.iter().map(|(id, _)| id.clone()).collect();
+    let from_of: HashMap<&str, DateTime<Utc>> = picked
+        .iter()
+        .map(|(id, until)| (id.as_str(), utc(*until).max(now)))
+        .collect();
+    let earliest = from_of.values().min().copied().unwrap_or(now);
+    let inputs = load_inputs(conn, &ids)?;
+    let mut sessions = load_sessions(conn, &ids, earliest, to)?;
+    let mut plans = Plans::default();
+    let stamp = now.naive_utc();
+    let mut rows = Vec::new();
+    for input in &inputs {
+        let id = input.schedule.patient_id.as_str();
+        let from = from_of.get(id).copied().unwrap_or(now);
+        let own = sessions.remove(id).unwrap_or_default();
+        for p in plan_patient(input, &mut plans, &own, from, to) {
+            rows.push(PromptRow::planned(&p, id, &input.schedule.clinic_id, stamp));
+        }
+    }
+    insert_new(conn, &rows)?;
+    diesel::update(patient_schedules::table.filter(patient_schedules::patient_id.eq_any(&ids)))
+        .set(patient_schedules::planned_until.eq(to.naive_utc()))
+        .execute(conn)?;
+    Ok(picked.len())
+}
+
+/// Enqueues a regeneration of every patient of a clinic (after the clinic's plan changed).
+pub fn enqueue_clinic_replan(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    jobs::enqueue(
+        conn,
+        &NewJob {
+            kind: super::kinds::REPLAN_CLINIC,
+            payload: serde_json::json!({"clinic_id": clinic_id}),
+            dedupe_key: None,
+            run_at: now,
+            max_attempts: 10,
+        },
+        now,
+    )
+}
+
+/// A clinic's patients that follow the clinic's plan (no override of their own), after `after`.
+pub fn clinic_plan_followers(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    patient_schedules::table
+        .filter(patient_schedules::clinic_id.eq(clinic_id))
+        .filter(patient_schedules::care_plan.is_null())
+        .filter(patient_schedules::patient_id.gt(after))
+        .order(patient_schedules::patient_id)
+        .select(patient_schedules::patient_id)
+        .limit(limit)
+        .load(conn)
+}
+
+/// Prompts a patient can answer now: due, not expired, not answered, oldest first.
+pub fn open_prompts(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<PromptRow>> {
+    prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .filter(prompts::status.eq_any(status::OPEN))
+        .filter(prompts::due_at.le(now))
+        .filter(prompts::expires_at.gt(now))
+        .order((prompts::due_at, prompts::id))
+        .select(PromptRow::as_select())
+        .load(conn)
+}
+
+/// A patient's prompts due in `[from, to)`, any state, in time order.
+pub fn prompts_between(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<PromptRow>> {
+    prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .filter(prompts::due_at.ge(from))
+        .filter(prompts::due_at.lt(to))
+        .order((prompts::due_at, prompts::id))
+        .select(PromptRow::as_select())
+        .limit(limit)
+        .load(conn)
+}
+
+/// Completes the prompt a new check-in answers: the one it names, if open, for the same
+/// instrument and the same patient; otherwise the oldest open prompt for its instrument whose
+/// window holds the check-in's time. Returns the prompt completed, if any.
+pub fn complete_for_check_in(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    check_in_id: &str,
+    instrument: &str,
+    named: Option<&str>,
+    completed_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<Option<String>> {
+    let open = prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .filter(prompts::instrument.eq(instrument))
+        .filter(prompts::status.eq_any(status::OPEN))
+        .select(prompts::id)
+        .into_boxed();
+    let target: Option<String> = match named {
+        Some(id) => open
+            .filter(prompts::id.eq(id))
+            .filter(prompts::expires_at.gt(completed_at))
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    let target = match target {
+        Some(id) => Some(id),
+        None => prompts::table
+            .filter(prompts::patient_id.eq(patient_id))
+            .filter(prompts::instrument.eq(instrument))
+            .filter(prompts::status.eq_any(status::OPEN))
+            .filter(prompts::due_at.le(completed_at))
+            .filter(prompts::expires_at.gt(completed_at))
+            .order((prompts::due_at, prompts::id))
+            .select(prompts::id)
+            .first(conn)
+            .optional()?,
+    };
+    let Some(id) = target else {
+        return Ok(None);
+    };
+    diesel::update(prompts::table.find(&id))
+        .set((
+            prompts::status.eq(status::COMPLETED),
+            prompts::closed_at.eq(Some(now)),
+            prompts::check_in_id.eq(Some(check_in_id)),
+            prompts::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(Some(id))
+}
+
+/// The outcomes of a patient's closed prompts (completed or expired), newest first, since
+/// `since`: true for completed.
+pub fn recent_outcomes(
+    conn: &mut DbConnection,
+    patient_ids: &[String],
+    since: NaiveDateTime,
+) -> QueryResult<BTreeMap<String, Vec<bool>>> {
+    let rows: Vec<(String, String)> = prompts::table
+        .filter(prompts::patient_id.eq_any(patient_ids))
+        .filter(prompts::status.eq_any([status::COMPLETED, status::EXPIRED]))
+        .filter(prompts::due_at.ge(since))
+        .order((
+            prompts::patient_id,
+            prompts::due_at.desc(),
+            prompts::id.desc(),
+        ))
+        .select((prompts::patient_id, prompts::status))
+        .load(conn)?;
+    let mut out: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for (patient, state) in rows {
+        out.entry(patient)
+            .or_default()
+            .push(state == status::COMPLETED);
+    }
+    Ok(out)
+}
