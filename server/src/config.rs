@@ -413,6 +413,17 @@ impl Config {
             retry_cap: Duration::from_secs(600),
         };
         let push = push_settings(get)?;
+        if jobs.lease <= push.timeout {
+            // A delivery still waiting on the push service when its lease lapses would be
+            // claimed and sent again.
+            return Err(err(
+                "COMPANION_JOB_LEASE",
+                format!(
+                    "must be longer than COMPANION_PUSH_TIMEOUT ({} s)",
+                    push.timeout.as_secs()
+                ),
+            ));
+        }
         let prompts = PromptSettings {
             interval: seconds(get, "COMPANION_PROMPT_INTERVAL", 15, 1, 3600)?,
             horizon: chrono::TimeDelta::hours(number(
@@ -670,6 +681,23 @@ mod tests {
             let error = Config::from_source(&source(&[(key, value)])).unwrap_err();
             assert_eq!(error.key, key, "{value}");
         }
+    }
+
+    #[test]
+    fn a_job_lease_no_longer_than_the_push_timeout_is_refused() {
+        let error = Config::from_source(&source(&[
+            ("COMPANION_JOB_LEASE", "10"),
+            ("COMPANION_PUSH_TIMEOUT", "10"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.key, "COMPANION_JOB_LEASE");
+        assert!(
+            Config::from_source(&source(&[
+                ("COMPANION_JOB_LEASE", "5"),
+                ("COMPANION_PUSH_TIMEOUT", "2"),
+            ]))
+            .is_ok()
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ both!(
     nothing_is_sent_inside_quiet_hours_even_after_a_worker_outage,
     preferences_and_care_plans_are_validated_and_access_checked,
     a_clinic_plan_replans_its_patients_but_not_those_with_their_own,
+    two_workers_side_by_side_send_each_prompt_and_reminder_once,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -629,4 +630,50 @@ async fn a_clinic_plan_replans_its_patients_but_not_those_with_their_own(backend
         live(prompts_of(&app, &world.clinician_a, own).await),
         ["gad7"]
     );
+}
+
+async fn two_workers_side_by_side_send_each_prompt_and_reminder_once(backend: Backend) {
+    let (app, fcm) = TestApp::with_fake_fcm(backend, &[]).await;
+    app.clock.set(at("2026-06-01T06:00:00Z"));
+    let world = app.world().await;
+    let mut patients = vec![world.patient_a.clone(), world.patient_a2.clone()];
+    for _ in 0..6 {
+        patients.push(
+            app.join(&world.clinician_a, &world.clinic_a, "patient")
+                .await,
+        );
+    }
+    for (i, patient) in patients.iter().enumerate() {
+        device(&app, patient, &format!("ok-twin-{i}")).await;
+        set_plan(&app, &world.clinician_a, patient, daily_mood_only()).await;
+        preferences(&app, patient, json!({"timezone": "UTC"})).await;
+    }
+    let other = app.another_process(|_| {});
+    for when in ["2026-06-01T09:00:00Z", "2026-06-01T13:00:00Z"] {
+        app.clock.set(at(when));
+        let (a, b) = tokio::join!(
+            companion::prompt::lifecycle::tick(&app.app),
+            companion::prompt::lifecycle::tick(&other)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.sent + b.sent, if when.contains("T09") { 8 } else { 0 });
+        assert_eq!(
+            a.reminded + b.reminded,
+            if when.contains("T13") { 8 } else { 0 }
+        );
+        app.run_jobs().await;
+    }
+    assert_eq!(
+        fcm.delivered_count(),
+        16,
+        "one prompt and one reminder per device"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for message in fcm.delivered() {
+        let data = &message.body["message"]["data"];
+        assert!(
+            seen.insert((message.token.clone(), data["kind"].to_string())),
+            "sent twice: {data}"
+        );
+    }
 }

@@ -53,6 +53,45 @@ pub fn enqueue(conn: &mut DbConnection, job: &NewJob, now: NaiveDateTime) -> Que
     Ok(inserted == 1)
 }
 
+/// Enqueues many jobs in multi-row statements (one wake-up for them all); jobs whose dedupe
+/// key is taken are skipped. Returns how many were enqueued.
+pub fn enqueue_many(
+    conn: &mut DbConnection,
+    batch: &[NewJob],
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let mut inserted = 0;
+    for chunk in batch.chunks(500) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|job| {
+                (
+                    jobs::id.eq(JobId::generate().into_string()),
+                    jobs::kind.eq(job.kind),
+                    jobs::payload.eq(job.payload.to_string()),
+                    jobs::dedupe_key.eq(job.dedupe_key.clone()),
+                    jobs::status.eq("queued"),
+                    jobs::attempts.eq(0),
+                    jobs::max_attempts.eq(job.max_attempts),
+                    jobs::run_at.eq(job.run_at),
+                    jobs::created_at.eq(now),
+                    jobs::updated_at.eq(now),
+                )
+            })
+            .collect();
+        inserted += crate::per_backend!(conn, |c| diesel::insert_into(jobs::table)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .execute(c)?);
+    }
+    if inserted > 0
+        && let DbConnection::Pg(pg) = conn
+    {
+        diesel::sql_query("SELECT pg_notify('companion_jobs', '')").execute(pg)?;
+    }
+    Ok(inserted)
+}
+
 /// A claimed job.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Claimed {

@@ -213,6 +213,7 @@ pub fn send_due(
             .push(device);
     }
     let mut pushed = Vec::new();
+    let mut messages = Vec::new();
     for prompt in rows {
         let expires = crate::time::utc(prompt.expires_at);
         if let Some((tz, span)) = quiet.get(&prompt.patient_id)
@@ -224,19 +225,16 @@ pub fn send_due(
             continue;
         }
         for device in devices.get(&prompt.patient_id).into_iter().flatten() {
-            let id = prompt.id.clone();
-            push_store::notify_device(
-                conn,
-                device,
-                move |_| match step {
-                    Step::Send => PushMessage::CheckInPrompt { prompt_id: id },
-                    Step::Remind => PushMessage::CheckInReminder { prompt_id: id },
-                },
-                stamp,
-            )?;
+            let prompt_id = prompt.id.clone();
+            let message = match step {
+                Step::Send => PushMessage::CheckInPrompt { prompt_id },
+                Step::Remind => PushMessage::CheckInReminder { prompt_id },
+            };
+            messages.push((device, message));
         }
         pushed.push(prompt.id);
     }
+    push_store::notify_devices(conn, messages, stamp)?;
     if !pushed.is_empty() {
         let target = prompts::table.filter(prompts::id.eq_any(&pushed));
         match step {

@@ -122,6 +122,7 @@ pub fn deactivate(conn: &mut DbConnection, id: &str, reason: &str) -> QueryResul
 /// A notification as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = notifications)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NotificationRow {
     /// Id.
     pub id: String,
@@ -184,6 +185,47 @@ pub fn notify_device(
         now,
     )?;
     Ok(id)
+}
+
+/// Creates notifications of many messages, one per `(device, message)`, and enqueues their
+/// deliveries, in a few multi-row statements on `conn` (inside the caller's transaction): what
+/// [`notify_device`] does for one, for a batch of prompts at once. Returns the notification ids.
+pub fn notify_devices(
+    conn: &mut DbConnection,
+    items: Vec<(&DeviceRow, PushMessage)>,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let mut rows = Vec::with_capacity(items.len());
+    let mut deliveries = Vec::with_capacity(items.len());
+    for (device, message) in items {
+        let id = NotificationId::generate().into_string();
+        deliveries.push(NewJob {
+            kind: kinds::PUSH_DELIVER,
+            payload: serde_json::json!({"notification_id": id}),
+            dedupe_key: Some(format!("push:{id}")),
+            run_at: now,
+            max_attempts: MAX_DELIVERY_ATTEMPTS,
+        });
+        rows.push(NotificationRow {
+            id,
+            account_id: device.account_id.clone(),
+            device_id: device.id.clone(),
+            kind: message.kind().to_owned(),
+            ref_id: Some(message.ref_id().to_owned()),
+            status: "pending".into(),
+            attempts: 0,
+            created_at: now,
+            delivered_at: None,
+            opened_at: None,
+        });
+    }
+    for chunk in rows.chunks(500) {
+        crate::per_backend!(conn, |c| diesel::insert_into(notifications::table)
+            .values(chunk)
+            .execute(c)?);
+    }
+    jobs::store::enqueue_many(conn, &deliveries, now)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Finds a notification with its device.
