@@ -19,6 +19,7 @@ both!(
     preferences_and_care_plans_are_validated_and_access_checked,
     a_clinic_plan_replans_its_patients_but_not_those_with_their_own,
     two_workers_side_by_side_send_each_prompt_and_reminder_once,
+    disabling_a_patient_withdraws_their_prompts_and_enabling_plans_them_again,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -676,4 +677,47 @@ async fn two_workers_side_by_side_send_each_prompt_and_reminder_once(backend: Ba
             "sent twice: {data}"
         );
     }
+}
+
+async fn disabling_a_patient_withdraws_their_prompts_and_enabling_plans_them_again(
+    backend: Backend,
+) {
+    let app = TestApp::new(backend).await;
+    app.clock.set(at("2026-06-01T06:00:00Z"));
+    let world = app.world().await;
+    let patient = &world.patient_a;
+    let live = |prompts: &[Value]| {
+        prompts
+            .iter()
+            .filter(|p| p["status"] == "scheduled")
+            .count()
+    };
+    assert!(live(&prompts_of(&app, &world.clinician_a, patient).await) > 0);
+    app.call(
+        Method::POST,
+        &format!("/v1/accounts/{}/disable", patient.id),
+        Some(&world.admin_a.access),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        live(&prompts_of(&app, &world.clinician_a, patient).await),
+        0
+    );
+    // Nor does a worker pass plan any for a disabled patient.
+    run_at(&app, "2026-06-02T10:00:00Z").await;
+    assert_eq!(
+        live(&prompts_of(&app, &world.clinician_a, patient).await),
+        0
+    );
+    app.call(
+        Method::POST,
+        &format!("/v1/accounts/{}/enable", patient.id),
+        Some(&app.token(&world.admin_a).await),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert!(live(&prompts_of(&app, &world.clinician_a, patient).await) > 0);
 }

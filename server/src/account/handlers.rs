@@ -126,6 +126,7 @@ async fn set_disabled(
     let mut entry = AuditEntry::by(&caller, action, now).subject(&row.id);
     entry.clinic_id = row.clinic_id.clone();
     let id = row.id.clone();
+    let (instant, horizon) = (state.now(), state.config.prompts.horizon);
     state
         .db
         .write(move |conn| {
@@ -133,6 +134,8 @@ async fn set_disabled(
             if disable {
                 sessions::revoke_all_sessions(conn, &id, now, "account_disabled")?;
             }
+            // A disabled patient's open prompts are withdrawn; enabling plans them again.
+            crate::prompt::store::replan(conn, &id, instant, horizon)?;
             audit::record(conn, &entry)
         })
         .await?;

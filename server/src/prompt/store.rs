@@ -332,8 +332,24 @@ pub fn replan(
     horizon: TimeDelta,
 ) -> QueryResult<Replanned> {
     let ids = [patient_id.to_owned()];
+    let stamp = now.naive_utc();
     let Some(inputs) = load_inputs(conn, &ids)?.into_iter().next() else {
-        return Ok(Replanned::default());
+        // Not an enabled patient (disabled, or not a patient at all): nothing stays open.
+        let cancelled = diesel::update(
+            prompts::table
+                .filter(prompts::patient_id.eq(patient_id))
+                .filter(prompts::status.eq_any(status::OPEN)),
+        )
+        .set((
+            prompts::status.eq(status::CANCELLED),
+            prompts::closed_at.eq(Some(stamp)),
+            prompts::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+        return Ok(Replanned {
+            added: 0,
+            cancelled,
+        });
     };
     let (from, to) = (now - TimeDelta::days(2), now + horizon);
     let sessions = load_sessions(conn, &ids, from, to)?
@@ -373,7 +389,6 @@ pub fn replan(
             cancel.push(prompt.id.clone());
         }
     }
-    let stamp = now.naive_utc();
     if !cancel.is_empty() {
         diesel::update(prompts::table.filter(prompts::id.eq_any(&cancel)))
             .set((
