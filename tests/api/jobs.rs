@@ -23,6 +23,7 @@ both!(
     two_workers_share_a_thousand_jobs_running_each_exactly_once,
     a_job_that_keeps_failing_is_parked_as_dead_after_its_last_attempt,
     a_job_enqueued_in_this_process_starts_at_once,
+    housekeeping_deletes_finished_jobs_after_a_week_and_keeps_the_rest,
 );
 
 /// Hangs forever on its first delivery (a worker that dies mid-job), delivers the rest.
@@ -410,4 +411,31 @@ async fn shutdown_finishes_jobs_in_flight_and_leaves_none_held(backend: Backend)
     });
     assert_eq!(Runner::new(other).drain().await.unwrap(), 3);
     assert_eq!(installed.sent().len(), 3);
+}
+
+async fn housekeeping_deletes_finished_jobs_after_a_week_and_keeps_the_rest(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    queue(&app, &device, 3).await;
+    app.run_jobs().await;
+    assert_eq!(jobs_with_status(&app, "done").await, 3);
+    app.clock.advance(TimeDelta::days(6));
+    queue(&app, &device, 2).await;
+    companion::worker::housekeeping(&app.app).await.unwrap();
+    assert_eq!(jobs_with_status(&app, "done").await, 3, "a week is kept");
+    assert_eq!(jobs_with_status(&app, "queued").await, 2);
+    app.clock.advance(TimeDelta::days(2));
+    companion::worker::housekeeping(&app.app).await.unwrap();
+    assert_eq!(jobs_with_status(&app, "done").await, 0, "older than a week");
+    assert_eq!(
+        jobs_with_status(&app, "queued").await,
+        2,
+        "queued jobs stay"
+    );
+    // The deliveries' history stays with the notifications.
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM notifications").await,
+        5
+    );
 }

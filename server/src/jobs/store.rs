@@ -112,14 +112,20 @@ pub struct Claimed {
     pub max_attempts: i32,
 }
 
-/// The claim: due queued jobs, and running jobs whose lease has lapsed (their worker died),
-/// oldest first. `SKIP LOCKED` lets PostgreSQL workers claim side by side without waiting or
-/// double-claiming; SQLite runs the statement alone under its write lock.
-const CLAIM: &str = "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
+/// The claims: running jobs whose lease has lapsed (their worker died), then due queued jobs,
+/// oldest first. Two statements rather than one with an `OR`, so that each walks its own index
+/// (`(status, locked_until)`, `(status, run_at)`) and stops at the limit however long the backlog
+/// is. `SKIP LOCKED` lets PostgreSQL workers claim side by side without waiting or
+/// double-claiming; SQLite runs each statement alone under its write lock.
+const CLAIM_LAPSED: &str = "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
      attempts = attempts + 1, updated_at = $3 \
-     WHERE id IN (SELECT id FROM jobs \
-       WHERE (status = 'queued' AND run_at <= $3) OR (status = 'running' AND locked_until < $3) \
-       ORDER BY run_at, id LIMIT $4 SKIP_LOCKED) \
+     WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND locked_until < $3 \
+       ORDER BY locked_until LIMIT $4 SKIP_LOCKED) \
+     RETURNING id, kind, payload, attempts, max_attempts";
+const CLAIM_DUE: &str = "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
+     attempts = attempts + 1, updated_at = $3 \
+     WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $3 \
+       ORDER BY run_at LIMIT $4 SKIP_LOCKED) \
      RETURNING id, kind, payload, attempts, max_attempts";
 
 /// Claims up to `limit` jobs for `worker` until `lease_until`.
@@ -130,9 +136,25 @@ pub fn claim(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<Claimed>> {
+    let mut claimed = claim_with(conn, CLAIM_LAPSED, worker, now, lease_until, limit)?;
+    let left = limit - claimed.len() as i64;
+    if left > 0 {
+        claimed.extend(claim_with(conn, CLAIM_DUE, worker, now, lease_until, left)?);
+    }
+    Ok(claimed)
+}
+
+fn claim_with(
+    conn: &mut DbConnection,
+    sql: &str,
+    worker: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Claimed>> {
     match conn {
         DbConnection::Pg(c) => {
-            diesel::sql_query(CLAIM.replace("SKIP_LOCKED", "FOR UPDATE SKIP LOCKED"))
+            diesel::sql_query(sql.replace("SKIP_LOCKED", "FOR UPDATE SKIP LOCKED"))
                 .bind::<Text, _>(worker)
                 .bind::<Timestamp, _>(lease_until)
                 .bind::<Timestamp, _>(now)
@@ -140,7 +162,7 @@ pub fn claim(
                 .load(c)
         }
         DbConnection::Sqlite(c) => {
-            diesel::sql_query(CLAIM.replace("SKIP_LOCKED", "").replace('$', "?"))
+            diesel::sql_query(sql.replace("SKIP_LOCKED", "").replace('$', "?"))
                 .bind::<Text, _>(worker)
                 .bind::<Timestamp, _>(lease_until)
                 .bind::<Timestamp, _>(now)
@@ -148,6 +170,24 @@ pub fn claim(
                 .load(c)
         }
     }
+}
+
+/// Deletes up to `limit` finished jobs that were due before `before` (their history is kept on
+/// the rows they acted on: notifications, attempts, alert events). Dead jobs are kept for
+/// operators. Returns how many were deleted.
+pub fn purge_done(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<usize> {
+    let ids: Vec<String> = jobs::table
+        .filter(jobs::status.eq("done"))
+        .filter(jobs::run_at.lt(before))
+        .order(jobs::run_at)
+        .select(jobs::id)
+        .limit(limit)
+        .load(conn)?;
+    diesel::delete(jobs::table.filter(jobs::id.eq_any(&ids))).execute(conn)
 }
 
 /// Marks a job done, if `worker` still holds it. False when the lease was lost meanwhile.

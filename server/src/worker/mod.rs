@@ -53,7 +53,7 @@ async fn housekeeping_loop(app: Arc<App>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => break,
             _ = ticker.tick() => {
                 match housekeeping(&app).await {
-                    Ok(purged) if purged > 0 => tracing::info!(purged, "expired refresh tokens purged"),
+                    Ok(purged) if purged > 0 => tracing::info!(purged, "expired tokens and finished jobs purged"),
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "housekeeping failed; will retry"),
                 }
@@ -63,11 +63,26 @@ async fn housekeeping_loop(app: Arc<App>, shutdown: CancellationToken) {
 }
 
 /// One housekeeping pass: deletes refresh tokens that expired more than a day ago (kept a day so
-/// a late reuse of a just-expired token is still recognised). Returns how many were deleted.
+/// a late reuse of a just-expired token is still recognised) and finished jobs due more than
+/// [`JOB_RETENTION_DAYS`] ago, in batches. Returns how many rows were deleted.
 pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
     let cutoff = (app.now() - TimeDelta::days(1)).naive_utc();
-    Ok(app
+    let mut purged = app
         .db
         .write(move |conn| sessions::purge_expired_tokens(conn, cutoff))
-        .await?)
+        .await?;
+    let before = (app.now() - TimeDelta::days(JOB_RETENTION_DAYS)).naive_utc();
+    loop {
+        let n = app
+            .db
+            .write(move |conn| crate::jobs::store::purge_done(conn, before, 5000))
+            .await?;
+        purged += n;
+        if n < 5000 {
+            return Ok(purged);
+        }
+    }
 }
+
+/// Days a finished job is kept.
+pub const JOB_RETENTION_DAYS: i64 = 7;
