@@ -223,8 +223,9 @@ async fn measure(label: &str, database_url: &str, patients: usize) -> anyhow::Re
     let planned = began.elapsed();
     let prompts = count(&app, "SELECT COUNT(*) AS n FROM prompts").await?;
     println!(
-        "{label:<10} {patients} patients seeded in {seeded:.2?}; planned a day ({} patients, {prompts} prompts) in {planned:.2?}",
-        report.planned
+        "{label:<10} {patients} patients seeded in {seeded:.2?}; planned a day ({} patients, {prompts} prompts) in {planned:.2?}; peak resident memory {:.0} MiB",
+        report.planned,
+        peak_memory_mib()
     );
 
     // The day, fast-forwarded in 10-minute steps, with one worker delivering as it goes. The
@@ -315,7 +316,7 @@ async fn measure(label: &str, database_url: &str, patients: usize) -> anyhow::Re
         "{label:<10} {notifications} notifications stored; pushes delivered twice to a device: {twice}"
     );
     println!(
-        "{label:<10} peak resident memory so far: {:.0} MiB",
+        "{label:<10} peak resident memory so far: {:.0} MiB (includes the fake FCM's copy of every message)",
         peak_memory_mib()
     );
     Ok(())
