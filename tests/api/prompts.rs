@@ -342,12 +342,26 @@ async fn a_check_in_completes_its_prompt_and_counts_toward_adherence(backend: Ba
     )
     .await
     .expect(StatusCode::CREATED);
+    // The third day's check-in was made in time on a phone that was offline, and arrives after
+    // the prompt expired: it still counts as answered.
+    run_at(&app, "2026-06-03T09:00:00Z").await;
+    run_at(&app, "2026-06-03T22:00:00Z").await;
+    let third = open_prompts(&app, patient).await;
+    assert!(third.is_empty(), "expired at 21:00");
+    app.post(
+        "/v1/check-ins",
+        &app.token(patient).await,
+        json!({"id": uuid::Uuid::new_v4().to_string(), "instrument": "daily_mood",
+               "answers": {"mood": 7}, "completed_at": "2026-06-03T09:30:00Z"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
     let prompts = prompts_of(&app, &world.clinician_a, patient).await;
     let completed: Vec<&Value> = prompts
         .iter()
         .filter(|p| p["status"] == "completed")
         .collect();
-    assert_eq!(completed.len(), 2);
+    assert_eq!(completed.len(), 3);
     assert_eq!(completed[0]["check_in_id"], json!(check_in));
     let adherence = app
         .get(
@@ -357,10 +371,11 @@ async fn a_check_in_completes_its_prompt_and_counts_toward_adherence(backend: Ba
         .await
         .expect(StatusCode::OK)
         .body;
-    assert_eq!(adherence["completed"], 2);
+    assert_eq!(adherence["completed"], 3);
+    assert_eq!(adherence["expired"], 0);
     assert_eq!(adherence["completion_rate"], 1.0);
-    assert_eq!(adherence["current_streak"], 2);
-    assert_eq!(adherence["last_check_in_at"], "2026-06-02T10:00:00Z");
+    assert_eq!(adherence["current_streak"], 3);
+    assert_eq!(adherence["last_check_in_at"], "2026-06-03T09:30:00Z");
 }
 
 async fn three_missed_prompts_open_one_low_alert_for_the_care_team(backend: Backend) {

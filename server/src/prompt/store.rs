@@ -547,9 +547,11 @@ pub fn prompts_between(
         .load(conn)
 }
 
-/// Completes the prompt a new check-in answers: the one it names, if open, for the same
-/// instrument and the same patient; otherwise the oldest open prompt for its instrument whose
-/// window holds the check-in's time. Returns the prompt completed, if any.
+/// Completes the prompt a new check-in answers: the one it names, if it was answerable when the
+/// check-in was made (same patient and instrument); otherwise the oldest prompt for its
+/// instrument whose window held the check-in's time. A check-in made in time but synced late
+/// (a phone that was offline) completes its prompt even if it has expired meanwhile. Returns the
+/// prompt completed, if any.
 pub fn complete_for_check_in(
     conn: &mut DbConnection,
     patient_id: &str,
@@ -559,16 +561,20 @@ pub fn complete_for_check_in(
     completed_at: NaiveDateTime,
     now: NaiveDateTime,
 ) -> QueryResult<Option<String>> {
-    let open = prompts::table
-        .filter(prompts::patient_id.eq(patient_id))
-        .filter(prompts::instrument.eq(instrument))
-        .filter(prompts::status.eq_any(status::OPEN))
-        .select(prompts::id)
-        .into_boxed();
+    let answerable = [
+        status::SCHEDULED,
+        status::SENT,
+        status::REMINDED,
+        status::EXPIRED,
+    ];
     let target: Option<String> = match named {
-        Some(id) => open
+        Some(id) => prompts::table
             .filter(prompts::id.eq(id))
+            .filter(prompts::patient_id.eq(patient_id))
+            .filter(prompts::instrument.eq(instrument))
+            .filter(prompts::status.eq_any(answerable))
             .filter(prompts::expires_at.gt(completed_at))
+            .select(prompts::id)
             .first(conn)
             .optional()?,
         None => None,
@@ -578,7 +584,7 @@ pub fn complete_for_check_in(
         None => prompts::table
             .filter(prompts::patient_id.eq(patient_id))
             .filter(prompts::instrument.eq(instrument))
-            .filter(prompts::status.eq_any(status::OPEN))
+            .filter(prompts::status.eq_any(answerable))
             .filter(prompts::due_at.le(completed_at))
             .filter(prompts::expires_at.gt(completed_at))
             .order((prompts::due_at, prompts::id))
