@@ -96,6 +96,8 @@ pub struct App {
     pub webhook_client: reqwest::Client,
     /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
     pub job_wake: Arc<tokio::sync::Notify>,
+    /// This process's counters and histograms (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// A hash to verify against when an email is unknown, so that the response time does not
     /// reveal which addresses have accounts.
     pub(crate) decoy_hash: tokio::sync::OnceCell<String>,
@@ -141,6 +143,7 @@ impl App {
             catalogue: Catalogue::default(),
             push,
             job_wake: Arc::new(tokio::sync::Notify::new()),
+            metrics: Arc::default(),
             webhook_client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
@@ -178,7 +181,8 @@ pub fn router(state: AppState) -> Router {
     let (api, document) = crate::openapi::api_router().split_for_parts();
     let docs = crate::openapi::docs_router(document);
     let router = api.merge(docs);
-    crate::http::middleware::apply(router, &state.config).with_state(state)
+    let metrics = state.metrics.clone();
+    crate::http::middleware::apply(router, &state.config, metrics).with_state(state)
 }
 
 /// Reads the development signing key, generating it on first use. Never used in production

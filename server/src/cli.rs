@@ -79,7 +79,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Work => {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            crate::worker::run(app, shutdown).await;
+            let bound = app.config.shutdown_timeout;
+            let worker = tokio::spawn(crate::worker::run(app, shutdown.clone()));
+            shutdown.cancelled().await;
+            finish_within(bound, async {
+                worker.await.ok();
+            })
+            .await;
             Ok(())
         }
         Command::Migrate => migrate(&app).await,
@@ -157,26 +163,56 @@ async fn serve(app: Arc<App>, with_workers: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (COMPANION_ADDR)"))?;
     let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
     let worker =
         with_workers.then(|| tokio::spawn(crate::worker::run(app.clone(), shutdown.clone())));
     tracing::info!(%addr, workers = with_workers, "serving");
-    let router = crate::app::router(AppState(app));
+    let router = crate::app::router(AppState(app.clone()));
     let stop = shutdown.clone();
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        cancel_on_signal(stop).await;
-    })
-    .await
-    .context("server failed")?;
-    shutdown.cancel();
-    if let Some(worker) = worker {
-        worker.await.ok();
+    // On the signal the server stops accepting and lets in-flight requests finish, and the
+    // workers let running jobs finish and hand back the jobs they claimed but did not start.
+    let mut server = tokio::spawn(
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .into_future(),
+    );
+    let finished_early = tokio::select! {
+        result = &mut server => Some(result),
+        () = shutdown.cancelled() => None,
+    };
+    if let Some(result) = finished_early {
+        shutdown.cancel();
+        result
+            .context("server task failed")?
+            .context("server failed")?;
     }
-    tracing::info!("stopped");
+    finish_within(app.config.shutdown_timeout, async {
+        if !server.is_finished() {
+            server.await.ok();
+        }
+        if let Some(worker) = worker {
+            worker.await.ok();
+        }
+    })
+    .await;
     Ok(())
+}
+
+/// Waits for `work` (the drain after a shutdown signal) for at most `bound`
+/// (`COMPANION_SHUTDOWN_TIMEOUT`), then returns either way so that the process exits: requests
+/// still running are cut off, and jobs still running are left to their leases, after which
+/// another worker takes them over.
+async fn finish_within(bound: std::time::Duration, work: impl std::future::Future<Output = ()>) {
+    match tokio::time::timeout(bound, work).await {
+        Ok(()) => tracing::info!("stopped"),
+        Err(_) => tracing::warn!(
+            seconds = bound.as_secs(),
+            "shutdown took longer than COMPANION_SHUTDOWN_TIMEOUT; exiting with work in flight"
+        ),
+    }
 }
 
 async fn cancel_on_signal(token: CancellationToken) {

@@ -173,6 +173,11 @@ pub struct Config {
     pub push: PushSettings,
     /// Check-in prompts.
     pub prompts: PromptSettings,
+    /// `COMPANION_SHUTDOWN_TIMEOUT` (seconds): after SIGTERM, how long in-flight requests and
+    /// jobs may take before the process releases what it holds and exits.
+    pub shutdown_timeout: Duration,
+    /// `COMPANION_METRICS_TOKEN`: when set, `/metrics` requires it as a bearer token.
+    pub metrics_token: Option<Secret<String>>,
 }
 
 /// Check-in prompt settings.
@@ -258,6 +263,8 @@ pub const KEYS: &[&str] = &[
     "COMPANION_JOB_LEASE",
     "COMPANION_JOB_POLL_INTERVAL",
     "COMPANION_WORKER_CONCURRENCY",
+    "COMPANION_SHUTDOWN_TIMEOUT",
+    "COMPANION_METRICS_TOKEN",
     "COMPANION_PROMPT_INTERVAL",
     "COMPANION_PROMPT_HORIZON_HOURS",
     "COMPANION_JOB_RETRY_BASE",
@@ -435,6 +442,17 @@ impl Config {
             )? as i64),
             batch: 500,
         };
+        let shutdown_timeout = seconds(get, "COMPANION_SHUTDOWN_TIMEOUT", 25, 1, 3600)?;
+        let metrics_token = match get("COMPANION_METRICS_TOKEN") {
+            None | Some("") => None,
+            Some(token) if token.len() < 16 => {
+                return Err(err(
+                    "COMPANION_METRICS_TOKEN",
+                    "must be at least 16 characters",
+                ));
+            }
+            Some(token) => Some(Secret::new(token.to_owned())),
+        };
 
         Ok(Self {
             environment,
@@ -459,6 +477,8 @@ impl Config {
             jobs,
             push,
             prompts,
+            shutdown_timeout,
+            metrics_token,
         })
     }
 }

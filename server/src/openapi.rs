@@ -40,7 +40,7 @@ use crate::{
         (name = "prompts", description = "Check-in prompts, preferences, care plans and adherence"),
         (name = "devices", description = "Push devices and notification delivery"),
         (name = "alerts", description = "The care team's alert inbox and on-call status"),
-        (name = "operations", description = "Health probes"),
+        (name = "operations", description = "Health probes and metrics"),
     )
 )]
 struct ApiDoc;
@@ -137,6 +137,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
+        .routes(routes!(crate::metrics::get_metrics))
 }
 
 /// The document as served.

@@ -329,3 +329,49 @@ fn an_api_process_and_a_worker_process_share_one_postgresql() {
     assert_eq!(status, 200, "{tokens}");
     assert_push_is_delivered(addr, tokens["access_token"].as_str().unwrap());
 }
+
+/// Sends SIGTERM and waits for a clean exit; returns how long it took.
+fn terminate(child: &mut Child) -> Duration {
+    let started = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert!(exit.success(), "exited with {exit}");
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still running 15 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_stops_the_server_and_a_worker_cleanly_within_the_shutdown_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("COMPANION_SHUTDOWN_TIMEOUT", "5")];
+    let addr = free_addr();
+    let mut server = start_server(dir.path(), addr, &env);
+    let took = terminate(&mut server.0);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "no longer accepts connections"
+    );
+    let mut worker = Server(
+        companion(dir.path(), &env)
+            .arg("work")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let took = terminate(&mut worker.0);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}

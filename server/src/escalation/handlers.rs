@@ -338,7 +338,9 @@ pub async fn acknowledge_alert(
     Path(alert_id): Path<String>,
 ) -> ApiResult<Json<Alert>> {
     let who = caller.account_id.to_string();
-    act(
+    let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let record = acknowledged.clone();
+    let reply = act(
         &state,
         &caller,
         &alert_id,
@@ -349,7 +351,7 @@ pub async fn acknowledge_alert(
                 "acknowledged" => return Ok(Ok(())),
                 _ => {}
             }
-            diesel::update(
+            let changed = diesel::update(
                 alerts::table
                     .filter(alerts::id.eq(&alert.id))
                     .filter(alerts::status.eq("open")),
@@ -359,12 +361,21 @@ pub async fn acknowledge_alert(
                 alerts::acknowledged_at.eq(now),
                 alerts::acknowledged_by.eq(&who),
             ))
-            .execute(conn)?;
+            .execute(conn)?
+                == 1;
+            record.store(changed, std::sync::atomic::Ordering::Relaxed);
             store::event(conn, &alert.id, "acknowledged", Some(&who), "", now)?;
             Ok(Ok(()))
         },
     )
-    .await
+    .await?;
+    if acknowledged.load(std::sync::atomic::Ordering::Relaxed)
+        && let Some(at) = reply.acknowledged_at
+    {
+        let waited = (at - reply.opened_at).num_milliseconds().max(0) as f64 / 1000.0;
+        state.metrics.acknowledged(&reply.severity, waited);
+    }
+    Ok(reply)
 }
 
 /// Who to assign.

@@ -275,13 +275,14 @@ pub fn clinic_policy(
 }
 
 /// Escalates an open alert whose deadline passed: one tier up (or the last tier again), a new
-/// deadline, and the notification and next deadline jobs. False if it is no longer open.
+/// deadline, and the notification and next deadline jobs. Returns the tier reached, or none if
+/// the alert is no longer open (or this step was already taken).
 pub fn escalate(
     conn: &mut DbConnection,
     alert: &AlertRow,
     escalation: i32,
     now: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> QueryResult<Option<i32>> {
     let next = escalation + 1;
     let policy = clinic_policy(conn, &alert.clinic_id)?;
     let index = policy.tier_index(next as usize);
@@ -300,7 +301,7 @@ pub fn escalate(
     ))
     .execute(conn)?;
     if changed == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     event(
         conn,
@@ -320,7 +321,7 @@ pub fn escalate(
         &escalation_job(kinds::DEADLINE, &alert.id, next, deadline),
         now,
     )?;
-    Ok(true)
+    Ok(Some(tier))
 }
 
 /// Active staff of a clinic in `audience`.

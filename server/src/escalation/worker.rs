@@ -139,14 +139,23 @@ pub async fn notify(app: &App, job: &Claimed, worker: &str) -> JobResult {
 
 /// `alert.deadline`: if the alert is still open, escalate it.
 pub async fn deadline(app: &App, job: &Claimed, worker: &str) -> JobResult {
-    in_transaction(app, job, worker, |conn, payload, now| {
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(-1));
+    let record = reached.clone();
+    let result = in_transaction(app, job, worker, move |conn, payload, now| {
         let Some(alert) = store::find(conn, &payload.alert_id)? else {
             return Ok(Step::Missing);
         };
-        if alert.status == "open" {
-            store::escalate(conn, &alert, payload.escalation, now)?;
+        if alert.status == "open"
+            && let Some(tier) = store::escalate(conn, &alert, payload.escalation, now)?
+        {
+            record.store(tier, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(Step::Done)
     })
-    .await
+    .await;
+    let tier = reached.load(std::sync::atomic::Ordering::Relaxed);
+    if result == JobResult::Completed && tier >= 0 {
+        app.metrics.escalated(tier);
+    }
+    result
 }

@@ -2,6 +2,7 @@
 //! request (method, route template, status, latency: never bodies, queries or headers), a
 //! request timeout, the body size limit, CORS, and panics turned into our 500 body.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -16,12 +17,17 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// The header carrying the request id (set here when the client sent none).
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Wraps `router` in the stack; the outermost layer is listed last.
-pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Config) -> Router<S> {
+pub fn apply<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Router<S> {
     let timeout = config.request_timeout;
     let router = router
         .fallback(not_found)
@@ -33,7 +39,9 @@ pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Confi
         .layer(CatchPanicLayer::custom(|_panic| {
             ApiError::internal(&"a request handler panicked").into_response()
         }))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            log_request(req, next, metrics.clone())
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid));
     match cors(&config.cors_origins) {
@@ -82,7 +90,7 @@ async fn with_timeout(req: Request, next: Next, timeout: Duration) -> Response {
     }
 }
 
-async fn log_request(req: Request, next: Next) -> Response {
+async fn log_request(req: Request, next: Next, metrics: Arc<Metrics>) -> Response {
     let method = req.method().clone();
     let route = req
         .extensions()
@@ -99,7 +107,14 @@ async fn log_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    // Known methods only, so that odd requests cannot multiply the label sets.
+    let method_label = match method.as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    };
+    metrics.request(method_label, &route, status, elapsed);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_ms, "request failed");

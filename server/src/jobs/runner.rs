@@ -143,6 +143,7 @@ impl Runner {
                     .await
             }
             JobResult::Retry { reason, after } if job.attempts < job.max_attempts => {
+                self.app.metrics.job_failed(&job.kind, "retry");
                 let delay = after.unwrap_or_else(|| {
                     backoff::delay(
                         job.attempts as u32,
@@ -160,6 +161,7 @@ impl Runner {
                     .await
             }
             JobResult::Retry { reason, .. } | JobResult::Dead(reason) => {
+                self.app.metrics.job_failed(&job.kind, "dead");
                 tracing::error!(job_id = %job.id, kind = %job.kind, %reason, "job is dead");
                 let now = now.naive_utc();
                 self.app

@@ -90,6 +90,13 @@ pub async fn run(app: &App, job: &Claimed, worker: &str) -> JobResult {
             },
         };
     let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    let gateway_name = if device.platform == "ios" {
+        "apns"
+    } else {
+        "fcm"
+    };
+    app.metrics
+        .push_outcome(gateway_name, attempt.outcome.name());
     let last_attempt = job.attempts >= job.max_attempts;
     let (status, result) = match &attempt.outcome {
         Outcome::Delivered => ("delivered", JobResult::Completed),
