@@ -20,5 +20,6 @@ mod metrics;
 mod openapi;
 mod prompts;
 mod push;
+mod scale_out;
 mod schema;
 mod sessions;

@@ -1,0 +1,339 @@
+//! Scale-out on PostgreSQL with the real binary: two API processes and two worker processes on one
+//! database, check-ins (some with a PHQ-9 item 9 answer) through both APIs, one worker killed with
+//! SIGKILL mid-run. Every accepted check-in is stored and every alert reaches the on-call
+//! clinician's phone exactly once, through a fake FCM over HTTP.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_companion");
+const PASSWORD: &str = "a long admin passphrase";
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn companion(dir: &std::path::Path, env: &BTreeMap<String, String>, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/health/ready", self.base))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not become ready",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Invites someone with `role` and has them accept; returns (id, access token).
+    async fn join(&self, inviter: &str, clinic: &str, role: &str) -> (String, String) {
+        let (status, invite) = self
+            .post(
+                &format!("/v1/clinics/{clinic}/invitations"),
+                Some(inviter),
+                json!({"role": role}),
+            )
+            .await;
+        assert_eq!(status, 201, "{invite}");
+        let email = format!("{role}-{}@example.org", uuid::Uuid::new_v4().simple());
+        let (status, tokens) = self
+            .post(
+                "/v1/invitations/accept",
+                None,
+                json!({"code": invite["code"], "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 201, "{tokens}");
+        let token = tokens["access_token"].as_str().unwrap().to_owned();
+        let (_, me) = self
+            .call(reqwest::Method::GET, "/v1/me", Some(&token), None)
+            .await;
+        (me["id"].as_str().unwrap().to_owned(), token)
+    }
+}
+
+fn phq9(item9: i64) -> Value {
+    let mut answers = serde_json::Map::new();
+    for i in 1..=8 {
+        answers.insert(format!("q{i}"), json!(0));
+    }
+    answers.insert("q9".into(), json!(item9));
+    Value::Object(answers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_and_two_workers_deliver_every_alert_once_when_a_worker_is_killed() {
+    let fake = companion_fake_push::FakeFcm::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("service-account.json");
+    let account = json!({
+        "project_id": "fake-project", "client_email": "push@fake-project.iam.example",
+        "private_key": std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/fcm-test-key.pem")).unwrap(),
+        "token_uri": fake.token_url(),
+    });
+    std::fs::write(&key_file, account.to_string()).unwrap();
+    let (_db, url) = TestDb::empty_postgres();
+    let env: BTreeMap<String, String> = [
+        ("DATABASE_URL", url.as_str()),
+        ("COMPANION_DATA_DIR", &dir.path().display().to_string()),
+        (
+            "COMPANION_FCM_SERVICE_ACCOUNT_FILE",
+            &key_file.display().to_string(),
+        ),
+        ("COMPANION_FCM_BASE_URL", &fake.base_url()),
+        ("COMPANION_JOB_LEASE", "3"),
+        ("COMPANION_PUSH_TIMEOUT", "2"),
+        ("COMPANION_JOB_POLL_INTERVAL", "200"),
+        ("COMPANION_AUTH_RATE_LIMIT", "1000"),
+        ("COMPANION_LOG", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+
+    // The first administrator (this also migrates), then 2 API and 2 worker processes.
+    let mut admin = companion(
+        dir.path(),
+        &env,
+        &["admin", "create-org-admin", "--email", "root@example.org"],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    {
+        use std::io::Write as _;
+        writeln!(admin.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    }
+    assert!(admin.wait().unwrap().success());
+    let mut apis = Vec::new();
+    let mut processes = Vec::new();
+    for _ in 0..2 {
+        let port = free_port();
+        let mut with_addr = env.clone();
+        with_addr.insert("COMPANION_ADDR".into(), format!("127.0.0.1:{port}"));
+        processes.push(Process(
+            companion(dir.path(), &with_addr, &["serve", "--no-workers"])
+                .spawn()
+                .unwrap(),
+        ));
+        apis.push(Api {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        });
+    }
+    for api in &apis {
+        api.ready().await;
+    }
+    let mut workers: Vec<Process> = (0..2)
+        .map(|_| Process(companion(dir.path(), &env, &["work"]).spawn().unwrap()))
+        .collect();
+
+    // A clinic with an on-call clinician who has a phone, and twelve patients.
+    let (a, b) = (&apis[0], &apis[1]);
+    let (_, tokens) = a
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "root@example.org", "password": PASSWORD}),
+        )
+        .await;
+    let root = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, clinic) = a
+        .post(
+            "/v1/clinics",
+            Some(&root),
+            json!({"name": "Scale", "timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{clinic}");
+    let clinic = clinic["id"].as_str().unwrap().to_owned();
+    let (_, clinic_admin) = a.join(&root, &clinic, "clinic_admin").await;
+    let (_, clinician) = b.join(&clinic_admin, &clinic, "clinician").await;
+    let (status, _) = b
+        .call(
+            reqwest::Method::PUT,
+            "/v1/me/on-call",
+            Some(&clinician),
+            Some(json!({"on_call": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = a
+        .post(
+            "/v1/devices",
+            Some(&clinician),
+            json!({"platform": "android", "token": "ok-on-call-phone"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut patients = Vec::new();
+    for i in 0..12 {
+        patients.push(apis[i % 2].join(&clinician, &clinic, "patient").await);
+    }
+
+    // Check-ins through both servers; every third patient answers item 9. Halfway, one worker
+    // is killed without warning.
+    let mut accepted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut item9_patients = 0;
+    for (i, (patient, token)) in patients.iter().enumerate() {
+        if i == patients.len() / 2 {
+            let killed = workers.remove(0);
+            let sent = Command::new("kill")
+                .args(["-KILL", &killed.0.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            drop(killed);
+        }
+        let api = &apis[i % 2];
+        for day in 0..3 {
+            let id = uuid::Uuid::new_v4().to_string();
+            let (status, body) = api
+                .post(
+                    "/v1/check-ins",
+                    Some(token),
+                    json!({"id": id, "instrument": "daily_mood", "answers": {"mood": 5 + day},
+                           "completed_at": chrono::Utc::now().to_rfc3339()}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            accepted.entry(patient.clone()).or_default().push(id);
+        }
+        let item9 = if i % 3 == 0 { 2 } else { 0 };
+        item9_patients += usize::from(item9 > 0);
+        let id = uuid::Uuid::new_v4().to_string();
+        let (status, body) = apis[(i + 1) % 2]
+            .post(
+                "/v1/check-ins",
+                Some(token),
+                json!({"id": id, "instrument": "phq9", "answers": phq9(item9),
+                       "completed_at": chrono::Utc::now().to_rfc3339()}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        accepted.entry(patient.clone()).or_default().push(id);
+    }
+
+    // Every alert reaches the phone; then, after more than a lease, still once each.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fake.delivered_count() < item9_patients {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {item9_patients} alert pushes arrived",
+            fake.delivered_count()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut per_alert: BTreeMap<String, usize> = BTreeMap::new();
+    for message in fake.delivered() {
+        assert_eq!(message.token, "ok-on-call-phone");
+        let alert = message.body["message"]["data"]["alert_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        *per_alert.entry(alert).or_default() += 1;
+    }
+    assert_eq!(
+        per_alert.len(),
+        item9_patients,
+        "one alert per item-9 patient"
+    );
+    assert!(
+        per_alert.values().all(|n| *n == 1),
+        "an alert was pushed twice: {per_alert:?}"
+    );
+
+    // Every check-in answered 201 is stored, whichever server took it.
+    for (patient, ids) in &accepted {
+        let (status, page) = a
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/patients/{patient}/check-ins?limit=100"),
+                Some(&clinician),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let stored: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        for id in ids {
+            assert!(stored.contains(&id.as_str()), "check-in {id} was lost");
+        }
+    }
+    drop(processes);
+}
