@@ -18,6 +18,7 @@ mod invitations;
 mod jobs;
 mod metrics;
 mod openapi;
+mod outage;
 mod prompts;
 mod push;
 mod scale_out;

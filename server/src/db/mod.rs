@@ -171,10 +171,30 @@ impl Db {
             managed::PoolError::Backend(inner) => inner,
             other => DbError::Unavailable(other.to_string()),
         })?;
-        conn.interact(f)
+        let result = conn
+            .interact(f)
             .await
-            .map_err(|e| DbError::Unavailable(format!("query task failed: {e}")))?
-            .map_err(DbError::from)
+            .map_err(|e| DbError::Unavailable(format!("query task failed: {e}")))?;
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        // A PostgreSQL server that went away (restart, failover) leaves this connection dead:
+        // answer "unavailable" rather than a query error, and drop the connection so that the
+        // pool opens a fresh one once the server is back.
+        if self.backend == Backend::Postgres
+            && matches!(error, diesel::result::Error::DatabaseError(..))
+        {
+            let alive = conn
+                .interact(|c| c.batch_execute("SELECT 1").is_ok())
+                .await
+                .unwrap_or(false);
+            if !alive {
+                let _ = managed::Object::take(conn);
+                return Err(DbError::Unavailable(format!("connection lost: {error}")));
+            }
+        }
+        Err(DbError::Query(error))
     }
 
     /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so two writers queue on the
