@@ -185,6 +185,17 @@ pub fn router(state: AppState) -> Router {
     crate::http::middleware::apply(router, &state.config, metrics).with_state(state)
 }
 
+/// The operations endpoints alone (`/health/live`, `/health/ready`, `/metrics`): what a worker
+/// process serves on `COMPANION_WORKER_ADDR`.
+pub fn operations_router(state: AppState) -> Router {
+    use axum::routing::get;
+    Router::new()
+        .route("/health/live", get(crate::health::get_liveness))
+        .route("/health/ready", get(crate::health::get_readiness))
+        .route("/metrics", get(crate::metrics::get_metrics))
+        .with_state(state)
+}
+
 /// Reads the development signing key, generating it on first use. Never used in production
 /// (the configuration refuses to start without `COMPANION_JWT_KEYS` there).
 fn load_or_create_dev_key(path: &Path) -> anyhow::Result<SigningKey> {

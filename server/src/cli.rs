@@ -80,6 +80,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             let bound = app.config.shutdown_timeout;
+            if let Some(addr) = app.config.worker_addr {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (COMPANION_WORKER_ADDR)"))?;
+                let router = crate::app::operations_router(AppState(app.clone()));
+                let stop = shutdown.clone();
+                tracing::info!(%addr, "serving health and metrics");
+                tokio::spawn(async move {
+                    let served = axum::serve(listener, router)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await;
+                    if let Err(error) = served {
+                        tracing::warn!(%error, "the health and metrics listener failed");
+                    }
+                });
+            }
             let worker = tokio::spawn(crate::worker::run(app, shutdown.clone()));
             shutdown.cancelled().await;
             finish_within(bound, async {

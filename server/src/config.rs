@@ -132,6 +132,9 @@ pub struct Config {
     pub environment: Environment,
     /// `COMPANION_ADDR`: listen address.
     pub addr: SocketAddr,
+    /// `COMPANION_WORKER_ADDR`: where `companion work` answers `/health/live`, `/health/ready`
+    /// and `/metrics` (none when unset).
+    pub worker_addr: Option<SocketAddr>,
     /// `COMPANION_DATA_DIR`: SQLite database and development key.
     pub data_dir: PathBuf,
     /// `DATABASE_URL` (default: SQLite in the data folder).
@@ -242,6 +245,7 @@ fn err(key: &str, problem: impl Into<String>) -> ConfigError {
 pub const KEYS: &[&str] = &[
     "COMPANION_ENV",
     "COMPANION_ADDR",
+    "COMPANION_WORKER_ADDR",
     "COMPANION_DATA_DIR",
     "COMPANION_CONFIG_FILE",
     "COMPANION_DB_POOL_SIZE",
@@ -322,6 +326,16 @@ impl Config {
             .unwrap_or("127.0.0.1:8080")
             .parse::<SocketAddr>()
             .map_err(|e| err("COMPANION_ADDR", format!("not a socket address ({e})")))?;
+        let worker_addr = get("COMPANION_WORKER_ADDR")
+            .map(|text| {
+                text.parse::<SocketAddr>().map_err(|e| {
+                    err(
+                        "COMPANION_WORKER_ADDR",
+                        format!("not a socket address ({e})"),
+                    )
+                })
+            })
+            .transpose()?;
         let data_dir = PathBuf::from(get("COMPANION_DATA_DIR").unwrap_or("./data"));
         let database = match get("DATABASE_URL") {
             Some(url) => DatabaseTarget::parse(url).map_err(|p| err("DATABASE_URL", p))?,
@@ -457,6 +471,7 @@ impl Config {
         Ok(Self {
             environment,
             addr,
+            worker_addr,
             data_dir,
             database,
             db_pool_size,

@@ -363,15 +363,32 @@ fn sigterm_stops_the_server_and_a_worker_cleanly_within_the_shutdown_bound() {
         TcpStream::connect(addr).is_err(),
         "no longer accepts connections"
     );
+    // A worker answers health and metrics probes on COMPANION_WORKER_ADDR.
+    let ops = free_addr();
+    let ops_text = ops.to_string();
     let mut worker = Server(
-        companion(dir.path(), &env)
+        companion(dir.path(), &[env[0], ("COMPANION_WORKER_ADDR", &ops_text)])
             .arg("work")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(ops).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the worker's listener did not open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http(ops, "GET", "/health/ready", None, None).0, 200);
+    assert_eq!(http(ops, "GET", "/metrics", None, None).0, 200);
+    assert_eq!(
+        http(ops, "GET", "/v1/me", None, None).0,
+        404,
+        "no API on the worker"
+    );
     let took = terminate(&mut worker.0);
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }

@@ -502,6 +502,18 @@ fn kubernetes_probes_ask_paths_the_api_serves_on_a_port_the_container_declares()
     fail_on(&problems);
 }
 
+/// The port of a container's `COMPANION_WORKER_ADDR`, if it sets one.
+fn worker_port(container: &Value) -> Option<u16> {
+    container
+        .get("env")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .find(|e| yaml::str_at(e, &["name"]) == Some("COMPANION_WORKER_ADDR"))
+        .and_then(|e| yaml::str_at(e, &["value"]))
+        .and_then(port_of_address)
+}
+
 #[test]
 fn every_published_port_is_the_port_the_server_listens_on() {
     let mut problems = Vec::new();
@@ -514,6 +526,8 @@ fn every_published_port_is_the_port_the_server_listens_on() {
     let mut named_ports = BTreeMap::new();
     for (origin, _, spec) in kubernetes_pod_specs() {
         for container in invocation::kubernetes_containers(&spec) {
+            // A worker listens (for health and metrics) on COMPANION_WORKER_ADDR instead.
+            let port = worker_port(container).unwrap_or(port);
             for declared in container
                 .get("ports")
                 .and_then(Value::as_sequence)
@@ -543,11 +557,17 @@ fn every_published_port_is_the_port_the_server_listens_on() {
                 "prometheus.io/port",
             ],
         );
+        let expected = yaml::at(&document, &["spec", "template", "spec"])
+            .map(invocation::kubernetes_containers)
+            .into_iter()
+            .flatten()
+            .find_map(|c| worker_port(c))
+            .unwrap_or(port);
         if let Some(annotation) = annotation
-            && annotation != port.to_string()
+            && annotation != expected.to_string()
         {
             problems.push(format!(
-                "{file}: prometheus.io/port {annotation} is not {port}"
+                "{file}: prometheus.io/port {annotation} is not {expected}"
             ));
         }
         if kind(&document) == "Service" {
