@@ -561,7 +561,7 @@ fn every_published_port_is_the_port_the_server_listens_on() {
             .map(invocation::kubernetes_containers)
             .into_iter()
             .flatten()
-            .find_map(|c| worker_port(c))
+            .find_map(worker_port)
             .unwrap_or(port);
         if let Some(annotation) = annotation
             && annotation != expected.to_string()
