@@ -358,6 +358,7 @@ fn sigterm_stops_the_server_and_a_worker_cleanly_within_the_shutdown_bound() {
     let addr = free_addr();
     let mut server = start_server(dir.path(), addr, &env);
     let took = terminate(&mut server.0);
+    println!("serve stopped {took:?} after SIGTERM");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(
         TcpStream::connect(addr).is_err(),
@@ -390,5 +391,6 @@ fn sigterm_stops_the_server_and_a_worker_cleanly_within_the_shutdown_bound() {
         "no API on the worker"
     );
     let took = terminate(&mut worker.0);
+    println!("work stopped {took:?} after SIGTERM");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
