@@ -469,6 +469,14 @@ async fn nothing_is_sent_inside_quiet_hours_even_after_a_worker_outage(backend: 
     // Due at 20:30 BST (19:30 UTC), but no worker runs until 21:30 BST: too late tonight.
     run_at(&app, "2026-06-01T20:30:00Z").await;
     assert_eq!(fcm.delivered_count(), 0, "not inside quiet hours");
+    // A replan meanwhile (a session is booked) keeps the held-back prompt.
+    app.post(
+        &format!("/v1/patients/{}/sessions", patient.id),
+        &app.token(&world.clinician_a).await,
+        json!({"modality": "intranasal_esketamine", "scheduled_at": "2026-06-10T15:00:00Z"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
     run_at(&app, "2026-06-02T06:59:00Z").await;
     assert_eq!(fcm.delivered_count(), 0, "07:59 BST is still quiet");
     run_at(&app, "2026-06-02T07:00:00Z").await;

@@ -372,7 +372,11 @@ pub fn replan(
     for prompt in &open {
         let wanted = by_slot.get(prompt.slot.as_str());
         let keep = if prompt.status == status::SCHEDULED {
-            wanted.is_some_and(|p| prompt.matches(p))
+            // Unchanged, or already due by the plan (perhaps held back by quiet hours at
+            // sending time): the workers are about to send it as it is.
+            wanted.is_some_and(|p| {
+                prompt.matches(p) || (p.due_at <= now && p.instrument == prompt.instrument)
+            })
         } else {
             // Sent: the patient has seen it. Withdraw it only if its session is gone or moved.
             match &prompt.session_id {
