@@ -141,6 +141,27 @@ pub async fn run(app: &App, job: &Claimed, worker: &str) -> JobResult {
     let had_invalid_arguments = device.invalid_argument_count > 0;
     let settled = result == JobResult::Completed;
     let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
+    // The common case on PostgreSQL, delivered with nothing to adjust on the device: one
+    // statement instead of a five-round-trip transaction.
+    if settled
+        && matches!(attempt.outcome, Outcome::Delivered)
+        && !had_invalid_arguments
+        && app.db.backend() == crate::db::Backend::Postgres
+    {
+        let saved = app
+            .db
+            .run(move |conn| match conn {
+                crate::db::DbConnection::Pg(pg) => {
+                    store::settle_pg(pg, &record, status, &job_id, &worker, now)
+                }
+                crate::db::DbConnection::Sqlite(_) => Ok(false),
+            })
+            .await;
+        return match saved {
+            Ok(_) => result,
+            Err(e) => JobResult::retry(format!("database: {e}")),
+        };
+    }
     let saved = app
         .db
         .write(move |conn| {

@@ -289,6 +289,47 @@ pub fn record_attempt(
         .map(drop)
 }
 
+/// What [`record_attempt`] followed by [`crate::jobs::store::complete`] does, for PostgreSQL in a
+/// single statement (one round trip, atomic on its own): the common end of a delivery. The
+/// attempt and the notification's state are written whatever happens to the job, so that a
+/// worker that took the job over after a lapsed lease finds the notification settled and does
+/// not send it again. Returns whether the job was still held by `worker`.
+pub fn settle_pg(
+    conn: &mut diesel::PgConnection,
+    record: &AttemptRecord,
+    status: &str,
+    job_id: &str,
+    worker: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+    let settled = diesel::sql_query(
+        "WITH attempt AS (INSERT INTO notification_attempts \
+           (id, notification_id, attempt, at, outcome, provider_status, provider_reason, latency_ms) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)), \
+         notification AS (UPDATE notifications SET status = $9, attempts = $3, delivered_at = $10 \
+           WHERE id = $2) \
+         UPDATE jobs SET status = 'done', finished_at = $11, locked_by = NULL, \
+           locked_until = NULL, updated_at = $11 \
+         WHERE id = $12 AND locked_by = $13 AND status = 'running'",
+    )
+    .bind::<Text, _>(uuid::Uuid::now_v7().to_string())
+    .bind::<Text, _>(&record.notification_id)
+    .bind::<Integer, _>(record.attempt)
+    .bind::<Timestamp, _>(record.at)
+    .bind::<Text, _>(record.outcome)
+    .bind::<Nullable<Integer>, _>(record.provider_status)
+    .bind::<Nullable<Text>, _>(&record.provider_reason)
+    .bind::<Integer, _>(record.latency_ms)
+    .bind::<Text, _>(status)
+    .bind::<Nullable<Timestamp>, _>((status == "delivered").then_some(record.at))
+    .bind::<Timestamp, _>(now)
+    .bind::<Text, _>(job_id)
+    .bind::<Text, _>(worker)
+    .execute(conn)?;
+    Ok(settled == 1)
+}
+
 /// Adds one malformed-request answer to a device; returns the new count.
 pub fn count_invalid_argument(conn: &mut DbConnection, device_id: &str) -> QueryResult<i32> {
     diesel::update(devices::table.find(device_id))
