@@ -40,18 +40,38 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
+/// Seconds libpq may spend connecting (unless the URL sets its own `connect_timeout`). Its
+/// default waits as long as TCP does, which for a host that drops packets is minutes: a blocking
+/// thread held and a request hanging, where a 503 is the right answer.
+const CONNECT_TIMEOUT_SECS: u32 = 5;
+
+/// `url` with libpq's `connect_timeout` set, unless it sets one already.
+pub fn with_connect_timeout(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.query_pairs().any(|(k, _)| k == "connect_timeout") => {
+            parsed
+                .query_pairs_mut()
+                .append_pair("connect_timeout", &CONNECT_TIMEOUT_SECS.to_string());
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Opens one connection to the configured database, with the per-connection SQLite settings.
 pub fn establish(target: &DatabaseTarget) -> Result<DbConnection, String> {
     match target {
-        DatabaseTarget::Postgres(url) => diesel::PgConnection::establish(url.expose())
-            .map(DbConnection::Pg)
-            .map_err(|e| {
-                format!(
-                    "cannot connect to {}: {}",
-                    target.describe(),
-                    e.to_string().trim()
-                )
-            }),
+        DatabaseTarget::Postgres(url) => {
+            diesel::PgConnection::establish(&with_connect_timeout(url.expose()))
+                .map(DbConnection::Pg)
+                .map_err(|e| {
+                    format!(
+                        "cannot connect to {}: {}",
+                        target.describe(),
+                        e.to_string().trim()
+                    )
+                })
+        }
         DatabaseTarget::Sqlite(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(|e| {
@@ -305,4 +325,25 @@ pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
         error,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_connect_timeout;
+
+    #[test]
+    fn postgres_urls_get_a_connect_timeout_unless_they_set_one() {
+        assert_eq!(
+            with_connect_timeout("postgres://u:pw@db:5432/companion"),
+            "postgres://u:pw@db:5432/companion?connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://db/companion?sslmode=require"),
+            "postgres://db/companion?sslmode=require&connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://db/companion?connect_timeout=2"),
+            "postgres://db/companion?connect_timeout=2"
+        );
+    }
 }
