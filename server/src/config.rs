@@ -705,6 +705,10 @@ mod tests {
     fn a_bad_value_names_its_key() {
         for (key, value) in [
             ("COMPANION_ADDR", "nowhere"),
+            ("COMPANION_WORKER_ADDR", "nowhere"),
+            ("COMPANION_METRICS_TOKEN", "short"),
+            ("COMPANION_SHUTDOWN_TIMEOUT", "0"),
+            ("COMPANION_PROMPT_HORIZON_HOURS", "6"),
             ("COMPANION_DB_POOL_SIZE", "0"),
             ("COMPANION_ACCESS_TOKEN_TTL", "ten"),
             ("COMPANION_JWT_KEYS", "k1=c2hvcnQ="),

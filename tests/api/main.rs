@@ -19,6 +19,7 @@ mod jobs;
 mod metrics;
 mod openapi;
 mod outage;
+mod process;
 mod prompts;
 mod push;
 mod scale_out;

@@ -2,14 +2,13 @@
 //! the database is down, requests are answered 503 (never 500, never a hang), readiness says so,
 //! nothing answered 201 is lost, and the server recovers by itself when the database returns.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_companion");
-const PASSWORD: &str = "a long admin passphrase";
+use crate::process::{PASSWORD, Process, companion, create_org_admin, free_port};
 
 /// The PostgreSQL server binaries (initdb, pg_ctl); the test fails, never skips, without them.
 fn pg_bindir() -> PathBuf {
@@ -71,11 +70,7 @@ impl Cluster {
                     .success()
             );
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let cluster = Cluster { bindir, dir, port };
         let status = cluster
             .command("initdb")
@@ -148,28 +143,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn companion(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command
-}
-
 async fn call(
     client: &reqwest::Client,
     url: String,
@@ -204,11 +177,7 @@ async fn a_postgresql_outage_gets_503s_loses_nothing_accepted_and_recovers_witho
     }
     let dir = tempfile::tempdir().unwrap();
     let url = cluster.url("companion");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let env = [
         ("DATABASE_URL", url.as_str()),
@@ -216,20 +185,8 @@ async fn a_postgresql_outage_gets_503s_loses_nothing_accepted_and_recovers_witho
         ("COMPANION_AUTH_RATE_LIMIT", "1000"),
         ("COMPANION_LOG", "warn"),
     ];
-    let mut admin = companion(
-        dir.path(),
-        &env,
-        &["admin", "create-org-admin", "--email", "root@example.org"],
-    )
-    .stdin(Stdio::piped())
-    .spawn()
-    .unwrap();
-    {
-        use std::io::Write as _;
-        writeln!(admin.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    }
-    assert!(admin.wait().unwrap().success());
-    let _server = Process(companion(dir.path(), &env, &["serve"]).spawn().unwrap());
+    create_org_admin(dir.path(), env, "root@example.org");
+    let _server = Process(companion(dir.path(), env, &["serve"]).spawn().unwrap());
     let base = format!("http://{addr}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(40))

@@ -4,45 +4,13 @@
 //! clinician's phone exactly once, through a fake FCM over HTTP.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::harness::TestDb;
-
-const BIN: &str = env!("CARGO_BIN_EXE_companion");
-const PASSWORD: &str = "a long admin passphrase";
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn companion(dir: &std::path::Path, env: &BTreeMap<String, String>, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::process::{PASSWORD, Process, companion, create_org_admin, free_port};
 
 struct Api {
     base: String,
@@ -162,19 +130,7 @@ async fn two_servers_and_two_workers_deliver_every_alert_once_when_a_worker_is_k
     .collect();
 
     // The first administrator (this also migrates), then 2 API and 2 worker processes.
-    let mut admin = companion(
-        dir.path(),
-        &env,
-        &["admin", "create-org-admin", "--email", "root@example.org"],
-    )
-    .stdin(Stdio::piped())
-    .spawn()
-    .unwrap();
-    {
-        use std::io::Write as _;
-        writeln!(admin.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    }
-    assert!(admin.wait().unwrap().success());
+    create_org_admin(dir.path(), env.clone(), "root@example.org");
     let mut apis = Vec::new();
     let mut processes = Vec::new();
     for _ in 0..2 {

@@ -613,32 +613,32 @@ pub async fn adherence_of(
     now: DateTime<Utc>,
 ) -> ApiResult<BTreeMap<String, Adherence>> {
     let since = (now - TimeDelta::days(adherence::WINDOW_DAYS)).naive_utc();
-    let (outcomes, last) = state
+    let ids = patient_ids.clone();
+    let (mut outcomes, last) = state
         .db
         .run(move |conn| {
-            let outcomes = store::recent_outcomes(conn, &patient_ids, since)?;
+            let outcomes = store::recent_outcomes(conn, &ids, since)?;
             let last: Vec<(String, Option<chrono::NaiveDateTime>)> = check_ins::table
-                .filter(check_ins::patient_id.eq_any(&patient_ids))
+                .filter(check_ins::patient_id.eq_any(&ids))
                 .group_by(check_ins::patient_id)
                 .select((
                     check_ins::patient_id,
                     diesel::dsl::max(check_ins::completed_at),
                 ))
                 .load(conn)?;
-            let mut out = BTreeMap::new();
-            for id in &patient_ids {
-                out.insert(id.clone(), Vec::new());
-            }
-            Ok((outcomes, (out, last)))
+            Ok((outcomes, last))
         })
         .await?;
-    let (mut all, last) = last;
-    for (id, list) in outcomes {
-        all.insert(id, list);
-    }
     let last: BTreeMap<String, DateTime<Utc>> = last
         .into_iter()
         .filter_map(|(id, at)| at.map(|at| (id, utc(at))))
+        .collect();
+    let all: BTreeMap<String, Vec<bool>> = patient_ids
+        .into_iter()
+        .map(|id| {
+            let list = outcomes.remove(&id).unwrap_or_default();
+            (id, list)
+        })
         .collect();
     Ok(all
         .into_iter()

@@ -54,34 +54,24 @@ pub async fn tick(app: &App) -> anyhow::Result<TickReport> {
             break;
         }
     }
-    loop {
-        let now = app.now();
-        let step = app
-            .db
-            .write(move |conn| send_due(conn, now, batch, Step::Send))
-            .await?;
-        report.sent += step.done;
-        report.postponed += step.postponed;
-        if step.done > 0 {
-            app.jobs_enqueued();
-        }
-        if step.taken < batch as usize {
-            break;
-        }
-    }
-    loop {
-        let now = app.now();
-        let step = app
-            .db
-            .write(move |conn| send_due(conn, now, batch, Step::Remind))
-            .await?;
-        report.reminded += step.done;
-        report.postponed += step.postponed;
-        if step.done > 0 {
-            app.jobs_enqueued();
-        }
-        if step.taken < batch as usize {
-            break;
+    for step in [Step::Send, Step::Remind] {
+        loop {
+            let now = app.now();
+            let sent = app
+                .db
+                .write(move |conn| send_due(conn, now, batch, step))
+                .await?;
+            match step {
+                Step::Send => report.sent += sent.done,
+                Step::Remind => report.reminded += sent.done,
+            }
+            report.postponed += sent.postponed;
+            if sent.done > 0 {
+                app.jobs_enqueued();
+            }
+            if sent.taken < batch as usize {
+                break;
+            }
         }
     }
     loop {

@@ -157,34 +157,43 @@ pub fn notify_device(
     message: impl FnOnce(&str) -> PushMessage,
     now: NaiveDateTime,
 ) -> QueryResult<String> {
+    let (row, delivery) = pending(device, message, now);
+    diesel::insert_into(notifications::table)
+        .values(&row)
+        .execute(conn)?;
+    jobs::enqueue(conn, &delivery, now)?;
+    Ok(row.id)
+}
+
+/// A new pending notification of `message` (built from its id) for `device`, and the job that
+/// delivers it.
+fn pending(
+    device: &DeviceRow,
+    message: impl FnOnce(&str) -> PushMessage,
+    now: NaiveDateTime,
+) -> (NotificationRow, NewJob) {
     let id = NotificationId::generate().into_string();
     let message = message(&id);
-    diesel::insert_into(notifications::table)
-        .values(&NotificationRow {
-            id: id.clone(),
-            account_id: device.account_id.clone(),
-            device_id: device.id.clone(),
-            kind: message.kind().to_owned(),
-            ref_id: Some(message.ref_id().to_owned()),
-            status: "pending".into(),
-            attempts: 0,
-            created_at: now,
-            delivered_at: None,
-            opened_at: None,
-        })
-        .execute(conn)?;
-    jobs::enqueue(
-        conn,
-        &NewJob {
-            kind: kinds::PUSH_DELIVER,
-            payload: serde_json::json!({"notification_id": id}),
-            dedupe_key: Some(format!("push:{id}")),
-            run_at: now,
-            max_attempts: MAX_DELIVERY_ATTEMPTS,
-        },
-        now,
-    )?;
-    Ok(id)
+    let delivery = NewJob {
+        kind: kinds::PUSH_DELIVER,
+        payload: serde_json::json!({"notification_id": id}),
+        dedupe_key: Some(format!("push:{id}")),
+        run_at: now,
+        max_attempts: MAX_DELIVERY_ATTEMPTS,
+    };
+    let row = NotificationRow {
+        id,
+        account_id: device.account_id.clone(),
+        device_id: device.id.clone(),
+        kind: message.kind().to_owned(),
+        ref_id: Some(message.ref_id().to_owned()),
+        status: "pending".into(),
+        attempts: 0,
+        created_at: now,
+        delivered_at: None,
+        opened_at: None,
+    };
+    (row, delivery)
 }
 
 /// Creates notifications of many messages, one per `(device, message)`, and enqueues their
@@ -195,30 +204,10 @@ pub fn notify_devices(
     items: Vec<(&DeviceRow, PushMessage)>,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    let mut rows = Vec::with_capacity(items.len());
-    let mut deliveries = Vec::with_capacity(items.len());
-    for (device, message) in items {
-        let id = NotificationId::generate().into_string();
-        deliveries.push(NewJob {
-            kind: kinds::PUSH_DELIVER,
-            payload: serde_json::json!({"notification_id": id}),
-            dedupe_key: Some(format!("push:{id}")),
-            run_at: now,
-            max_attempts: MAX_DELIVERY_ATTEMPTS,
-        });
-        rows.push(NotificationRow {
-            id,
-            account_id: device.account_id.clone(),
-            device_id: device.id.clone(),
-            kind: message.kind().to_owned(),
-            ref_id: Some(message.ref_id().to_owned()),
-            status: "pending".into(),
-            attempts: 0,
-            created_at: now,
-            delivered_at: None,
-            opened_at: None,
-        });
-    }
+    let (rows, deliveries): (Vec<NotificationRow>, Vec<NewJob>) = items
+        .into_iter()
+        .map(|(device, message)| pending(device, |_| message, now))
+        .unzip();
     for chunk in rows.chunks(500) {
         crate::per_backend!(conn, |c| diesel::insert_into(notifications::table)
             .values(chunk)
