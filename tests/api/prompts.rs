@@ -313,6 +313,17 @@ async fn a_check_in_completes_its_prompt_and_counts_toward_adherence(backend: Ba
     run_at(&app, "2026-06-01T09:00:00Z").await;
     let open = open_prompts(&app, patient).await;
     let prompt_id = open[0]["id"].as_str().unwrap().to_owned();
+    app.clock.set(at("2026-06-01T09:05:00Z"));
+    // Another patient naming this prompt is stored, but completes nothing of someone else's.
+    app.post(
+        "/v1/check-ins",
+        &app.token(&world.patient_a2).await,
+        json!({"id": uuid::Uuid::new_v4().to_string(), "instrument": "daily_mood", "answers": {"mood": 4},
+               "completed_at": "2026-06-01T09:05:00Z", "prompt_id": prompt_id}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    assert_eq!(open_prompts(&app, patient).await.len(), 1, "still open");
     app.clock.set(at("2026-06-01T09:10:00Z"));
     let check_in = uuid::Uuid::new_v4().to_string();
     app.post(
