@@ -16,6 +16,7 @@ diesel::table! {
         alert_thresholds -> Nullable<Text>,
         escalation_policy -> Nullable<Text>,
         care_plan -> Nullable<Text>,
+        crisis_resources -> Nullable<Text>,
     }
 }
 
@@ -32,6 +33,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         on_call -> Bool,
+        working_hours -> Nullable<Text>,
     }
 }
 
@@ -98,6 +100,8 @@ diesel::table! {
         received_at -> Timestamp,
         prompt_id -> Nullable<Text>,
         content_hash -> Text,
+        device_completed_at -> Nullable<Timestamp>,
+        timing -> Text,
     }
 }
 
@@ -202,6 +206,12 @@ diesel::table! {
         resolved_at -> Nullable<Timestamp>,
         resolved_by -> Nullable<Text>,
         resolution_note -> Nullable<Text>,
+        round -> Integer,
+        new_signal_since_ack -> Bool,
+        unreachable_at -> Nullable<Timestamp>,
+        severity_rank -> Integer,
+        signal_completed_at -> Nullable<Timestamp>,
+        signal_received_at -> Nullable<Timestamp>,
     }
 }
 

@@ -90,6 +90,8 @@ pub struct App {
     pub limits: AuthLimits,
     /// Every instrument definition.
     pub catalogue: Catalogue,
+    /// The country of each time zone (crisis resources of clinics that set no country).
+    pub zones: Arc<crate::safety::zones::ZoneCountries>,
     /// Push gateways.
     pub push: PushGateways,
     /// HTTP client for webhook deliveries.
@@ -141,6 +143,7 @@ impl App {
             tokens,
             limits,
             catalogue: Catalogue::default(),
+            zones: Arc::new(crate::safety::zones::ZoneCountries::vendored()),
             push,
             job_wake: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::default(),

@@ -84,6 +84,7 @@ pub struct Metrics {
     push_outcomes: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     ack_seconds: Mutex<BTreeMap<String, Histogram>>,
     escalations: Mutex<BTreeMap<i32, u64>>,
+    unreachable: Mutex<BTreeMap<String, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -127,6 +128,13 @@ impl Metrics {
     /// An alert climbed to `tier` (0 is the first).
     pub fn escalated(&self, tier: i32) {
         *lock(&self.escalations).entry(tier).or_default() += 1;
+    }
+
+    /// An alert of `severity` found nobody to tell in any tier.
+    pub fn unreachable(&self, severity: &str) {
+        *lock(&self.unreachable)
+            .entry(severity.to_owned())
+            .or_default() += 1;
     }
 
     /// The exposition text: this process's counters, then the shared state read at scrape time.
@@ -176,6 +184,14 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "companion_alert_escalations_total{{tier=\"{tier}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP companion_alerts_unreachable_total Alerts that found nobody to tell in any tier (nobody on call, no device, no webhook), by severity.\n# TYPE companion_alerts_unreachable_total counter\n");
+        for (severity, n) in lock(&self.unreachable).iter() {
+            let _ = writeln!(
+                out,
+                "companion_alerts_unreachable_total{{severity=\"{}\"}} {n}",
+                escape(severity)
             );
         }
         out.push_str("# HELP companion_jobs_queued Queued jobs by kind.\n# TYPE companion_jobs_queued gauge\n");

@@ -79,7 +79,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             clinic::handlers::create_clinic,
             clinic::handlers::list_clinics
         ))
-        .routes(routes!(clinic::handlers::get_clinic))
+        .routes(routes!(
+            clinic::handlers::get_clinic,
+            clinic::handlers::update_clinic
+        ))
         .routes(routes!(clinic::handlers::list_clinic_patients))
         .routes(routes!(invitation::handlers::create_invitation))
         .routes(routes!(invitation::handlers::accept_invitation))
@@ -124,6 +127,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(escalation::handlers::assign_alert))
         .routes(routes!(escalation::handlers::resolve_alert))
         .routes(routes!(escalation::handlers::set_on_call))
+        .routes(routes!(
+            escalation::handlers::get_my_working_hours,
+            escalation::handlers::set_my_working_hours
+        ))
+        .routes(routes!(escalation::handlers::get_clinic_readiness))
+        .routes(routes!(crate::safety::handlers::get_my_crisis_resources))
         .routes(routes!(
             escalation::handlers::get_escalation_policy,
             escalation::handlers::set_escalation_policy

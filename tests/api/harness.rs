@@ -402,6 +402,11 @@ impl TestApp {
         self.call(Method::PUT, path, Some(token), Some(body)).await
     }
 
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
     pub async fn post_anonymous(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, None, Some(body)).await
     }

@@ -22,6 +22,8 @@ mod outage;
 mod process;
 mod prompts;
 mod push;
+mod safety;
+mod safety_property;
 mod scale_out;
 mod schema;
 mod sessions;

@@ -17,21 +17,16 @@ use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::{Caller, PatientCaller};
 use crate::check_in::store::{self, CheckInRow, HistoryFilter};
+use crate::check_in::timing;
 use crate::check_in::trends::{self, DailyMood, InstrumentTrend, Record};
-use crate::clinic::store as clinics;
 use crate::db::DbError;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{Page, PageParams, Paginated, time_key};
 use crate::instrument::scoring;
 use crate::patient::{self, SelfAccess};
-use crate::safety::crisis::{CrisisResources, resources_for};
+use crate::safety::crisis::CrisisResources;
 use crate::time::utc;
-
-/// How far ahead of the server's clock a device's `completed_at` may be.
-const CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
-/// How old a check-in may be when it arrives (a phone offline for a long time).
-const MAX_AGE: TimeDelta = TimeDelta::days(30);
 
 /// A completed check-in.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -48,7 +43,10 @@ pub struct SubmitCheckIn {
     /// Item id to value, as the catalogue defines them.
     #[schema(value_type = Object, example = json!({"mood": 6, "sleep_hours": 7.5}))]
     pub answers: Map<String, Value>,
-    /// When the patient finished, by the device's clock.
+    /// When the patient finished, by the device's clock. Never refused for its value: a time
+    /// more than 5 minutes ahead of the server is filed at receipt (the device's time is kept as
+    /// `device_completed_at`, `timing` is `clock_ahead`), and one more than 30 days old is stored
+    /// as `late` (rules about "today" leave it out; a safety answer still alerts, urgent).
     pub completed_at: DateTime<Utc>,
     /// The prompt answered, if any.
     pub prompt_id: Option<String>,
@@ -68,10 +66,18 @@ pub struct CheckIn {
     /// The validated answers.
     #[schema(value_type = Object)]
     pub answers: Value,
-    /// When the patient finished.
+    /// When the patient finished: the device's time, or the receipt when the device's clock was
+    /// ahead (`timing` says which).
     pub completed_at: DateTime<Utc>,
     /// When the server stored it.
     pub received_at: DateTime<Utc>,
+    /// `on_time`; `clock_ahead` (the device's time was more than 5 minutes ahead of the server:
+    /// filed at receipt, the device's time in `device_completed_at`); or `late` (completed more
+    /// than 30 days before it arrived).
+    #[schema(example = "on_time")]
+    pub timing: String,
+    /// The device's own `completed_at`, when it was not believed.
+    pub device_completed_at: Option<DateTime<Utc>>,
     /// The prompt answered, if any.
     pub prompt_id: Option<String>,
     /// The score, for scored instruments.
@@ -124,6 +130,8 @@ pub fn view(row: &CheckInRow, state: &AppState, safety: Option<SafetyNotice>) ->
         answers,
         completed_at: utc(row.completed_at),
         received_at: utc(row.received_at),
+        timing: row.timing.clone(),
+        device_completed_at: row.device_completed_at.map(utc),
         prompt_id: row.prompt_id.clone(),
         score: match (row.total, max) {
             (Some(total), Some(max)) => Some(ScoreView {
@@ -139,9 +147,11 @@ pub fn view(row: &CheckInRow, state: &AppState, safety: Option<SafetyNotice>) ->
     }
 }
 
+/// A submission's outcome, with the crisis resources when the stored answers carry a safety
+/// signal (read in the same transaction: nothing can fail between the commit and the notice).
 enum Stored {
-    Created(CheckInRow),
-    Replayed(CheckInRow),
+    Created(CheckInRow, Option<CrisisResources>),
+    Replayed(CheckInRow, Option<CrisisResources>),
     Conflict,
 }
 
@@ -209,12 +219,9 @@ pub async fn create_check_in(
             None
         }
     };
-    let completed_at = body.completed_at.trunc_subsecs(6);
-    if completed_at > now + CLOCK_SKEW {
-        problems.insert("completed_at".into(), "is in the future".into());
-    } else if completed_at < now - MAX_AGE {
-        problems.insert("completed_at".into(), "is more than 30 days ago".into());
-    }
+    // Never refused for its time: a fast clock is filed at receipt, a long-offline phone late.
+    let device_completed = body.completed_at.trunc_subsecs(6);
+    let placed = timing::place(device_completed, now);
     let instrument = state
         .catalogue
         .find(&body.instrument, body.instrument_version);
@@ -248,7 +255,7 @@ pub async fn create_check_in(
         .clinic_id
         .clone()
         .ok_or_else(|| ApiError::internal(&"patient without a clinic"))?;
-    let completed_db = completed_at.naive_utc();
+    let device_db = device_completed.naive_utc();
     let row = CheckInRow {
         id: id.to_string(),
         patient_id: caller.account_id.to_string(),
@@ -259,23 +266,26 @@ pub async fn create_check_in(
         total: scored.total.map(|t| t as i32),
         severity: scored.severity.clone(),
         item9: scored.item9.map(|v| v as i32),
-        completed_at: completed_db,
+        completed_at: placed.completed_at.naive_utc(),
         received_at: now.naive_utc(),
+        // The device's time, so that a replay of the same submission matches whenever it comes.
         content_hash: content_hash(
             &instrument.key,
             instrument.version,
             &scored.answers,
-            completed_db,
+            device_db,
             prompt_id.as_deref(),
         ),
         prompt_id,
+        device_completed_at: placed.device_completed_at.map(|t| t.naive_utc()),
+        timing: placed.timing.as_str().to_owned(),
     };
 
     let outcome = store_once(&state, row, scored.answers.clone()).await?;
     state.jobs_enqueued();
-    let (status, stored) = match outcome {
-        Stored::Created(row) => (StatusCode::CREATED, row),
-        Stored::Replayed(row) => (StatusCode::OK, row),
+    let (status, stored, resources) = match outcome {
+        Stored::Created(row, resources) => (StatusCode::CREATED, row, resources),
+        Stored::Replayed(row, resources) => (StatusCode::OK, row, resources),
         Stored::Conflict => {
             return Err(ApiError::conflict(
                 "check_in_conflict",
@@ -283,22 +293,10 @@ pub async fn create_check_in(
             ));
         }
     };
-    let safety = if stored.item9.is_some_and(|v| v >= 1) {
-        let clinic = clinic_id.to_string();
-        let clinic = state
-            .db
-            .run(move |conn| clinics::find(conn, &clinic))
-            .await?;
-        let (country, phone) = clinic
-            .map(|c| (c.country, c.crisis_phone))
-            .unwrap_or_default();
-        Some(SafetyNotice {
-            message: SAFETY_MESSAGE.to_owned(),
-            crisis_resources: resources_for(country.as_deref(), phone.as_deref()),
-        })
-    } else {
-        None
-    };
+    let safety = resources.map(|crisis_resources| SafetyNotice {
+        message: SAFETY_MESSAGE.to_owned(),
+        crisis_resources,
+    });
     Ok((status, Json(view(&stored, &state, safety))))
 }
 
@@ -308,7 +306,15 @@ async fn store_once(
     answers: BTreeMap<String, Value>,
 ) -> Result<Stored, DbError> {
     // One transaction: the check-in, the alerts its answers raise and the jobs that notify the
-    // care team commit together or not at all.
+    // care team commit together or not at all; the crisis notice is read inside it.
+    let zones = state.zones.clone();
+    let crisis = move |conn: &mut crate::db::DbConnection, row: &CheckInRow| {
+        if row.item9.is_some_and(|v| v >= 1) {
+            crate::safety::store::for_patient(conn, &row.patient_id, &zones)
+        } else {
+            Ok(None)
+        }
+    };
     state
         .db
         .write(move |conn| {
@@ -323,14 +329,16 @@ async fn store_once(
                     row.received_at,
                 )?;
                 crate::escalation::intake::on_check_in(conn, &row, &answers)?;
-                return Ok(Stored::Created(row));
+                let resources = crisis(conn, &row)?;
+                return Ok(Stored::Created(row, resources));
             }
             Ok(match store::find(conn, &row.id)? {
                 Some(existing)
                     if existing.patient_id == row.patient_id
                         && existing.content_hash == row.content_hash =>
                 {
-                    Stored::Replayed(existing)
+                    let resources = crisis(conn, &existing)?;
+                    Stored::Replayed(existing, resources)
                 }
                 _ => Stored::Conflict,
             })

@@ -3,4 +3,5 @@
 
 pub mod handlers;
 pub mod store;
+pub mod timing;
 pub mod trends;

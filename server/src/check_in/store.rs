@@ -28,7 +28,8 @@ pub struct CheckInRow {
     pub severity: Option<String>,
     /// PHQ-9 item 9 answer.
     pub item9: Option<i32>,
-    /// When the patient completed it (their device's clock).
+    /// When the patient completed it: the device's clock, or the receipt when that clock was
+    /// ahead beyond the allowed skew (see [`super::timing`]).
     pub completed_at: NaiveDateTime,
     /// When the server stored it.
     pub received_at: NaiveDateTime,
@@ -36,6 +37,10 @@ pub struct CheckInRow {
     pub prompt_id: Option<String>,
     /// Digest of the submitted content, to tell a replay from a conflicting reuse of the id.
     pub content_hash: String,
+    /// The device's own time, kept when it was not believed.
+    pub device_completed_at: Option<NaiveDateTime>,
+    /// `on_time`, `clock_ahead` or `late` (see [`super::timing::Timing`]).
+    pub timing: String,
 }
 
 /// Finds a check-in by id (whoever it belongs to).

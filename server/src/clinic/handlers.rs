@@ -12,10 +12,11 @@ use crate::account::model::{Role, parse_timezone};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::{Caller, OrgAdmin, Staff};
-use crate::clinic::store::{self, ClinicRow, RosterRow};
+use crate::clinic::store::{self, ClinicChanges, ClinicRow, RosterRow};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{PageParams, Paginated};
+use crate::safety::crisis::CrisisOverride;
 use crate::time::utc;
 
 /// A new clinic.
@@ -29,8 +30,9 @@ pub struct CreateClinic {
     #[schema(example = "America/Chicago")]
     pub timezone: String,
     /// ISO 3166-1 alpha-2 country; decides the crisis lines patients are shown (US, CA, GB, IE,
-    /// AU and NZ have specific lines; elsewhere patients are told to call their local emergency
-    /// number).
+    /// AU and NZ have specific lines; elsewhere patients are shown the clinic's number, told to
+    /// call their local emergency number and given an international directory). Left out: the
+    /// country of `timezone` (America/Chicago: US), else that of each patient's zone.
     #[schema(example = "US")]
     pub country: Option<String>,
     /// The clinic's own number for patients in crisis, listed first.
@@ -51,6 +53,9 @@ pub struct Clinic {
     pub country: Option<String>,
     /// The clinic's own crisis number.
     pub crisis_phone: Option<String>,
+    /// The clinic's own crisis resources, replacing its country's; null when it uses its
+    /// country's.
+    pub crisis_resources: Option<CrisisOverride>,
     /// Created.
     pub created_at: DateTime<Utc>,
 }
@@ -63,6 +68,9 @@ impl From<ClinicRow> for Clinic {
             timezone: row.timezone,
             country: row.country,
             crisis_phone: row.crisis_phone,
+            crisis_resources: row
+                .crisis_resources
+                .and_then(|text| serde_json::from_str(&text).ok()),
             created_at: utc(row.created_at),
         }
     }
@@ -118,6 +126,50 @@ fn risk_rank(severity: Option<&str>) -> u8 {
     }
 }
 
+fn checked<T>(
+    problems: &mut std::collections::BTreeMap<String, String>,
+    field: &str,
+    parsed: Result<T, &'static str>,
+) -> Option<T> {
+    parsed
+        .map_err(|problem| problems.insert(field.to_owned(), problem.to_owned()))
+        .ok()
+}
+
+fn parse_name(text: &str) -> Result<String, &'static str> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err("must be 1 to 200 printable characters");
+    }
+    Ok(name.to_owned())
+}
+
+fn parse_country(
+    text: &str,
+    zones: &crate::safety::zones::ZoneCountries,
+) -> Result<String, &'static str> {
+    let code = text.trim().to_ascii_uppercase();
+    if code.len() == 2 && zones.is_country(&code) {
+        Ok(code)
+    } else {
+        Err("must be an ISO 3166-1 alpha-2 code such as US")
+    }
+}
+
+fn parse_phone(text: &str) -> Result<String, &'static str> {
+    let phone = text.trim();
+    if phone.is_empty()
+        || phone.len() > 32
+        || !phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()".contains(c))
+        || !phone.chars().any(|c| c.is_ascii_digit())
+    {
+        return Err("must be a phone number (digits, spaces, + - ( ))");
+    }
+    Ok(phone.to_owned())
+}
+
 /// Create a clinic
 #[utoipa::path(
     post,
@@ -142,48 +194,22 @@ pub async fn create_clinic(
     ApiJson(body): ApiJson<CreateClinic>,
 ) -> ApiResult<(StatusCode, Json<Clinic>)> {
     let mut problems = std::collections::BTreeMap::new();
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        problems.insert(
-            "name".into(),
-            "must be 1 to 200 printable characters".into(),
-        );
-    }
-    let timezone = parse_timezone(&body.timezone)
-        .map_err(|p| problems.insert("timezone".into(), p.into()))
-        .ok();
+    let name = checked(&mut problems, "name", parse_name(&body.name));
+    let timezone = checked(&mut problems, "timezone", parse_timezone(&body.timezone));
     let country = body
         .country
         .as_deref()
-        .map(str::trim)
-        .map(str::to_ascii_uppercase);
-    if country
-        .as_deref()
-        .is_some_and(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()))
-    {
-        problems.insert(
-            "country".into(),
-            "must be an ISO 3166-1 alpha-2 code such as US".into(),
-        );
-    }
+        .and_then(|c| checked(&mut problems, "country", parse_country(c, &state.zones)));
     let crisis_phone = body
         .crisis_phone
         .as_deref()
-        .map(str::trim)
-        .map(str::to_owned);
-    if crisis_phone.as_deref().is_some_and(|p| {
-        p.is_empty()
-            || p.len() > 32
-            || !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
-    }) {
-        problems.insert(
-            "crisis_phone".into(),
-            "must be a phone number (digits, spaces, + - ( ))".into(),
-        );
-    }
-    let Some(timezone) = timezone.filter(|_| problems.is_empty()) else {
+        .and_then(|p| checked(&mut problems, "crisis_phone", parse_phone(p)));
+    let (Some(name), Some(timezone)) = (name, timezone) else {
         return Err(ApiError::validation(problems));
     };
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
     let now = state.now().naive_utc();
     let row = ClinicRow {
         id: ClinicId::generate().into_string(),
@@ -192,6 +218,7 @@ pub async fn create_clinic(
         created_at: now,
         country,
         crisis_phone,
+        crisis_resources: None,
     };
     let stored = row.clone();
     let entry = AuditEntry::by(&caller, "clinic.create", now).clinic(&row.id);
@@ -274,6 +301,127 @@ pub async fn get_clinic(
     state
         .db
         .run(move |conn| store::find(conn, &id))
+        .await?
+        .map(|row| Json(row.into()))
+        .ok_or_else(|| ApiError::not_found("clinic"))
+}
+
+/// Reads a field that may be absent (leave as is), null (clear) or a value (set).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Changes to a clinic; fields left out stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateClinic {
+    /// Name, 1 to 200 characters.
+    #[schema(example = "Lakeside Ketamine Clinic", min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    /// IANA time zone.
+    #[schema(example = "America/Chicago")]
+    pub timezone: Option<String>,
+    /// ISO 3166-1 alpha-2 country; null clears it (the zone's country is used).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "US")]
+    pub country: Option<Option<String>>,
+    /// The clinic's own crisis number, listed first; null clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "+1 312 555 0100")]
+    pub crisis_phone: Option<Option<String>>,
+    /// The clinic's own crisis resources, replacing (not adding to) its country's; null returns
+    /// to its country's.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<CrisisOverride>)]
+    pub crisis_resources: Option<Option<CrisisOverride>>,
+}
+
+/// Change a clinic
+///
+/// Clinic admins of the clinic. Name, zone, country, crisis number, and the crisis resources its
+/// patients are shown on a safety answer (the clinic's own list replaces its country's).
+#[utoipa::path(
+    patch,
+    path = "/v1/clinics/{clinic_id}",
+    tag = "clinics",
+    operation_id = "update_clinic",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    request_body = UpdateClinic,
+    responses(
+        (status = 200, description = "The clinic as changed", body = Clinic),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn update_clinic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(clinic_id): Path<String>,
+    ApiJson(body): ApiJson<UpdateClinic>,
+) -> ApiResult<Json<Clinic>> {
+    let clinic = ClinicId::parse(&clinic_id).ok_or_else(|| ApiError::not_found("clinic"))?;
+    caller.ensure_admin_of(&clinic, "change the clinic")?;
+    let mut problems = std::collections::BTreeMap::new();
+    let mut changes = ClinicChanges {
+        name: body
+            .name
+            .as_deref()
+            .and_then(|n| checked(&mut problems, "name", parse_name(n))),
+        timezone: body.timezone.as_deref().and_then(|t| {
+            checked(&mut problems, "timezone", parse_timezone(t)).map(|tz| tz.name().to_owned())
+        }),
+        ..ClinicChanges::default()
+    };
+    if let Some(country) = &body.country {
+        changes.country = Some(
+            country
+                .as_deref()
+                .and_then(|c| checked(&mut problems, "country", parse_country(c, &state.zones))),
+        );
+    }
+    if let Some(phone) = &body.crisis_phone {
+        changes.crisis_phone = Some(
+            phone
+                .as_deref()
+                .and_then(|p| checked(&mut problems, "crisis_phone", parse_phone(p))),
+        );
+    }
+    if let Some(own) = &body.crisis_resources {
+        if let Some(own) = own {
+            problems.extend(own.problems());
+        }
+        changes.crisis_resources = Some(
+            own.as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| ApiError::internal(&e))?,
+        );
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let entry =
+        AuditEntry::by(&caller, "clinic.update", state.now().naive_utc()).clinic(clinic.as_str());
+    let id = clinic.to_string();
+    state
+        .db
+        .write(move |conn| {
+            if !store::update(conn, &id, &changes)? {
+                return Ok(None);
+            }
+            audit::record(conn, &entry)?;
+            store::find(conn, &id)
+        })
         .await?
         .map(|row| Json(row.into()))
         .ok_or_else(|| ApiError::not_found("clinic"))

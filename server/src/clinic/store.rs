@@ -22,6 +22,8 @@ pub struct ClinicRow {
     pub country: Option<String>,
     /// The clinic's own number for patients in crisis.
     pub crisis_phone: Option<String>,
+    /// The clinic's own crisis resources (JSON), replacing its country's.
+    pub crisis_resources: Option<String>,
 }
 
 /// Inserts a clinic.
@@ -39,6 +41,38 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ClinicRow>>
         .select(ClinicRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// What a clinic admin changes: each field `Some` to change it.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = clinics)]
+pub struct ClinicChanges {
+    /// Name.
+    pub name: Option<String>,
+    /// Zone.
+    pub timezone: Option<String>,
+    /// Country (`Some(None)` clears it).
+    pub country: Option<Option<String>>,
+    /// Crisis number (`Some(None)` clears it).
+    pub crisis_phone: Option<Option<String>>,
+    /// Own crisis resources (`Some(None)` clears them).
+    pub crisis_resources: Option<Option<String>>,
+}
+
+/// Applies `changes` to a clinic; false when there is no such clinic.
+pub fn update(conn: &mut DbConnection, id: &str, changes: &ClinicChanges) -> QueryResult<bool> {
+    let exists = find(conn, id)?.is_some();
+    let nothing = changes.name.is_none()
+        && changes.timezone.is_none()
+        && changes.country.is_none()
+        && changes.crisis_phone.is_none()
+        && changes.crisis_resources.is_none();
+    if exists && !nothing {
+        diesel::update(clinics::table.find(id))
+            .set(changes)
+            .execute(conn)?;
+    }
+    Ok(exists)
 }
 
 /// A page of clinics in id order, optionally only one.

@@ -16,7 +16,7 @@ use crate::auth::extract::{Caller, Staff};
 use crate::check_in::store::{self as check_ins, HistoryFilter};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::http::pagination::{PageParams, Paginated, time_key};
+use crate::http::pagination::{PageParams, Paginated, parse_time_key, time_key};
 use crate::time::utc;
 
 use super::store::{self, AlertRow, ClinicSetting};
@@ -34,14 +34,31 @@ pub struct Alert {
     pub severity: String,
     /// `open`, `acknowledged` or `resolved`.
     pub status: String,
-    /// Why, from the latest signal (e.g. "PHQ-9 17, baseline 9, +8 >= 5").
+    /// Why, from the latest signal (e.g. "PHQ-9 17, baseline 9, +8 >= 5"); when the check-in
+    /// was answered well before it arrived, it says so ("answered 41 days ago, received now").
     pub explanation: String,
     /// The numbers behind the explanation.
     #[schema(value_type = Object)]
     pub inputs: serde_json::Value,
     /// Signals folded into this alert.
     pub signal_count: i32,
-    /// The escalation tier last notified (0: on call, 1: clinicians, 2: clinic admins).
+    /// The check-in that raised it last (none for missed check-ins).
+    pub check_in_id: Option<String>,
+    /// When that check-in was answered (by the device's clock, or its receipt when the device's
+    /// clock was ahead).
+    pub completed_at: Option<DateTime<Utc>>,
+    /// When the latest signal arrived; deadlines run from it.
+    pub received_at: DateTime<Utc>,
+    /// A medium or low signal arrived after the acknowledgement (the alert stays acknowledged
+    /// and moves up the inbox). Urgent and high signals re-open it instead.
+    pub new_signal_since_ack: bool,
+    /// How often a new urgent or high signal re-opened it after an acknowledgement.
+    pub reopen_count: i32,
+    /// Nobody in any tier could be told (nobody on call, no device, no webhook); the
+    /// organisation's admins were told. See `GET /v1/clinics/{clinic_id}/readiness`.
+    pub unreachable: bool,
+    /// The escalation tier last notified (0: on call, 1: clinicians, 2: clinic admins, with the
+    /// default policy); tiers nobody could receive are skipped.
     pub tier: i32,
     /// Opened.
     pub opened_at: DateTime<Utc>,
@@ -57,6 +74,8 @@ pub struct Alert {
     pub assigned_to: Option<String>,
     /// Resolved.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// By whom.
+    pub resolved_by: Option<String>,
     /// Resolution note.
     pub resolution_note: Option<String>,
 }
@@ -72,6 +91,12 @@ impl From<AlertRow> for Alert {
             explanation: row.explanation,
             inputs: serde_json::from_str(&row.inputs).unwrap_or_default(),
             signal_count: row.signal_count,
+            check_in_id: row.check_in_id,
+            completed_at: row.signal_completed_at.map(utc),
+            received_at: utc(row.signal_received_at.unwrap_or(row.last_signal_at)),
+            new_signal_since_ack: row.new_signal_since_ack,
+            reopen_count: row.round,
+            unreachable: row.unreachable_at.is_some(),
             tier: row.tier,
             opened_at: utc(row.opened_at),
             last_signal_at: utc(row.last_signal_at),
@@ -80,6 +105,7 @@ impl From<AlertRow> for Alert {
             acknowledged_by: row.acknowledged_by,
             assigned_to: row.assigned_to,
             resolved_at: row.resolved_at.map(utc),
+            resolved_by: row.resolved_by,
             resolution_note: row.resolution_note,
         }
     }
@@ -90,7 +116,9 @@ impl From<AlertRow> for Alert {
 pub struct AlertEvent {
     /// When.
     pub at: DateTime<Utc>,
-    /// `opened`, `repeated`, `notified`, `escalated`, `acknowledged`, `assigned`, `resolved`, ...
+    /// `opened`, `repeated`, `new_signal_since_ack`, `reopened`, `notified`, `tier_skipped`,
+    /// `unreachable`, `still_unreachable`, `escalated`, `acknowledged`, `assigned`, `resolved`,
+    /// `signal_after_resolve`.
     pub kind: String,
     /// Who, for staff actions.
     pub actor_id: Option<String>,
@@ -125,7 +153,8 @@ pub struct AlertListParams {
 
 /// The clinic's alert inbox
 ///
-/// Newest first.
+/// Most severe first (urgent, high, medium, low), then by the latest signal, newest first: an
+/// acknowledged alert that receives a new signal moves up.
 #[utoipa::path(
     get,
     path = "/v1/alerts",
@@ -134,7 +163,7 @@ pub struct AlertListParams {
     security(("bearer" = [])),
     params(AlertListParams),
     responses(
-        (status = 200, description = "A page of alerts, newest first", body = Paginated<Alert>),
+        (status = 200, description = "A page of alerts, most severe first, then by latest signal", body = Paginated<Alert>),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
         (status = 403, description = "Not clinic staff", body = ErrorBody),
         (status = 422, description = "Invalid query parameters", body = ErrorBody),
@@ -151,7 +180,17 @@ pub async fn list_alerts(
         cursor: params.cursor,
     }
     .parse()?;
-    let before = page.after_time_key()?;
+    let before = page
+        .after
+        .as_deref()
+        .map(|key| {
+            let (rank, rest) = key.split_once('/')?;
+            Some((rank.parse::<i32>().ok()?, parse_time_key(rest)?))
+        })
+        .map(|k| {
+            k.ok_or_else(|| ApiError::invalid_field("cursor", "not a cursor returned by this list"))
+        })
+        .transpose()?;
     if let Some(status) = &params.status
         && !["open", "acknowledged", "resolved"].contains(&status.as_str())
     {
@@ -175,17 +214,25 @@ pub async fn list_alerts(
             let mut query = alerts::table
                 .filter(alerts::clinic_id.eq(clinic))
                 .select(AlertRow::as_select())
-                .order((alerts::opened_at.desc(), alerts::id.desc()))
+                .order((
+                    alerts::severity_rank.desc(),
+                    alerts::last_signal_at.desc(),
+                    alerts::id.desc(),
+                ))
                 .limit(limit)
                 .into_boxed();
             if let Some(status) = status {
                 query = query.filter(alerts::status.eq(status));
             }
-            if let Some((at, id)) = before {
+            if let Some((rank, (at, id))) = before {
                 query = query.filter(
-                    alerts::opened_at
-                        .lt(at)
-                        .or(alerts::opened_at.eq(at).and(alerts::id.lt(id))),
+                    alerts::severity_rank
+                        .lt(rank)
+                        .or(alerts::severity_rank.eq(rank).and(
+                            alerts::last_signal_at
+                                .lt(at)
+                                .or(alerts::last_signal_at.eq(at).and(alerts::id.lt(id))),
+                        )),
                 );
             }
             query.load(conn)
@@ -193,7 +240,8 @@ pub async fn list_alerts(
         .await?;
     let items: Vec<Alert> = rows.into_iter().map(Alert::from).collect();
     Ok(Json(Paginated::from_rows(items, &page, |a| {
-        time_key(a.opened_at, &a.id)
+        let rank = store::severity_rank(store::parse_severity(&a.severity));
+        format!("{rank}/{}", time_key(a.last_signal_at, &a.id))
     })))
 }
 
@@ -271,6 +319,20 @@ pub async fn get_alert(
     }))
 }
 
+/// What an action decided, inside its transaction.
+enum Decision {
+    /// Changed; the audit row is written.
+    Changed,
+    /// Nothing to change (acknowledging an acknowledged alert).
+    Unchanged,
+    /// Refused.
+    Refused(ApiError),
+}
+
+/// Runs an action on an alert of the caller's clinic in one transaction: the alert is read, the
+/// action decides on the state it reads there and changes it with a guard on that state, the
+/// audit row is written, and the alert is read back for the answer. Of two staff acting at
+/// once, the second sees what the first did.
 async fn act(
     state: &AppState,
     caller: &Caller,
@@ -280,33 +342,43 @@ async fn act(
         &mut crate::db::DbConnection,
         &AlertRow,
         chrono::NaiveDateTime,
-    ) -> QueryResult<Result<(), ApiError>>
+    ) -> QueryResult<Decision>
     + Send
     + 'static,
-) -> ApiResult<Json<Alert>> {
-    let alert = clinic_alert(state, caller, raw_id).await?;
+) -> ApiResult<(Alert, bool)> {
+    let id = AlertId::parse(raw_id)
+        .ok_or_else(|| ApiError::not_found("alert"))?
+        .to_string();
+    let clinic = caller.clinic_id.as_ref().map(|c| c.to_string());
     let now = state.now().naive_utc();
-    let entry = AuditEntry::by(caller, action, now)
-        .patient(&alert.patient_id)
-        .subject(&alert.id);
-    let id = alert.id.clone();
-    let outcome = state
+    let entry = AuditEntry::by(caller, action, now);
+    state
         .db
         .write(move |conn| {
-            let outcome = change(conn, &alert, now)?;
-            if outcome.is_ok() {
-                audit::record(conn, &entry)?;
+            let Some(alert) =
+                store::find(conn, &id)?.filter(|a| Some(&a.clinic_id) == clinic.as_ref())
+            else {
+                return Ok(Err(ApiError::not_found("alert")));
+            };
+            let changed = match change(conn, &alert, now)? {
+                Decision::Refused(error) => return Ok(Err(error)),
+                Decision::Changed => true,
+                Decision::Unchanged => false,
+            };
+            if changed {
+                audit::record(conn, &entry.patient(&alert.patient_id).subject(&alert.id))?;
             }
-            Ok(outcome)
+            Ok(store::find(conn, &id)?
+                .map(|row| (Alert::from(row), changed))
+                .ok_or_else(|| ApiError::not_found("alert")))
         })
-        .await?;
-    outcome?;
-    let row = state
-        .db
-        .run(move |conn| store::find(conn, &id))
         .await?
-        .ok_or_else(|| ApiError::not_found("alert"))?;
-    Ok(Json(row.into()))
+}
+
+/// The alert's status now, read in the action's transaction after a guarded update changed
+/// nothing.
+fn status_now(conn: &mut crate::db::DbConnection, id: &str) -> QueryResult<String> {
+    alerts::table.find(id).select(alerts::status).first(conn)
 }
 
 fn resolved_conflict() -> ApiError {
@@ -315,7 +387,9 @@ fn resolved_conflict() -> ApiError {
 
 /// Acknowledge an alert
 ///
-/// Stops its escalation. Acknowledging again is harmless.
+/// Stops its escalation. Acknowledging again is harmless. Acknowledged is not resolved: a new
+/// urgent or high signal for the same patient and rule re-opens it (a fresh deadline, the first
+/// tier told again); a medium or low one marks it `new_signal_since_ack`.
 #[utoipa::path(
     post,
     path = "/v1/alerts/{alert_id}/acknowledge",
@@ -338,19 +412,12 @@ pub async fn acknowledge_alert(
     Path(alert_id): Path<String>,
 ) -> ApiResult<Json<Alert>> {
     let who = caller.account_id.to_string();
-    let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let record = acknowledged.clone();
-    let reply = act(
+    let (reply, changed) = act(
         &state,
         &caller,
         &alert_id,
         "alert.acknowledge",
         move |conn, alert, now| {
-            match alert.status.as_str() {
-                "resolved" => return Ok(Err(resolved_conflict())),
-                "acknowledged" => return Ok(Ok(())),
-                _ => {}
-            }
             let changed = diesel::update(
                 alerts::table
                     .filter(alerts::id.eq(&alert.id))
@@ -360,22 +427,26 @@ pub async fn acknowledge_alert(
                 alerts::status.eq("acknowledged"),
                 alerts::acknowledged_at.eq(now),
                 alerts::acknowledged_by.eq(&who),
+                alerts::new_signal_since_ack.eq(false),
             ))
             .execute(conn)?
                 == 1;
-            record.store(changed, std::sync::atomic::Ordering::Relaxed);
+            if !changed {
+                return Ok(match status_now(conn, &alert.id)?.as_str() {
+                    "resolved" => Decision::Refused(resolved_conflict()),
+                    _ => Decision::Unchanged,
+                });
+            }
             store::event(conn, &alert.id, "acknowledged", Some(&who), "", now)?;
-            Ok(Ok(()))
+            Ok(Decision::Changed)
         },
     )
     .await?;
-    if acknowledged.load(std::sync::atomic::Ordering::Relaxed)
-        && let Some(at) = reply.acknowledged_at
-    {
-        let waited = (at - reply.opened_at).num_milliseconds().max(0) as f64 / 1000.0;
+    if changed && let Some(at) = reply.acknowledged_at {
+        let waited = (at - reply.received_at).num_milliseconds().max(0) as f64 / 1000.0;
         state.metrics.acknowledged(&reply.severity, waited);
     }
-    Ok(reply)
+    Ok(Json(reply))
 }
 
 /// Who to assign.
@@ -417,15 +488,12 @@ pub async fn assign_alert(
         .ok_or_else(|| ApiError::invalid_field("assignee_id", "is not staff of this clinic"))?
         .to_string();
     let who = caller.account_id.to_string();
-    act(
+    let (reply, _) = act(
         &state,
         &caller,
         &alert_id,
         "alert.assign",
         move |conn, alert, now| {
-            if alert.status == "resolved" {
-                return Ok(Err(resolved_conflict()));
-            }
             let staff: i64 = accounts::table
                 .filter(accounts::id.eq(&assignee))
                 .filter(accounts::clinic_id.eq(&alert.clinic_id))
@@ -434,19 +502,27 @@ pub async fn assign_alert(
                 .count()
                 .get_result(conn)?;
             if staff == 0 {
-                return Ok(Err(ApiError::invalid_field(
+                return Ok(Decision::Refused(ApiError::invalid_field(
                     "assignee_id",
                     "is not staff of this clinic",
                 )));
             }
-            diesel::update(alerts::table.find(&alert.id))
-                .set(alerts::assigned_to.eq(&assignee))
-                .execute(conn)?;
+            let changed = diesel::update(
+                alerts::table
+                    .filter(alerts::id.eq(&alert.id))
+                    .filter(alerts::status.ne("resolved")),
+            )
+            .set(alerts::assigned_to.eq(&assignee))
+            .execute(conn)?;
+            if changed == 0 {
+                return Ok(Decision::Refused(resolved_conflict()));
+            }
             store::event(conn, &alert.id, "assigned", Some(&who), &assignee, now)?;
-            Ok(Ok(()))
+            Ok(Decision::Changed)
         },
     )
-    .await
+    .await?;
+    Ok(Json(reply))
 }
 
 /// How it was resolved.
@@ -492,31 +568,46 @@ pub async fn resolve_alert(
         ));
     }
     let who = caller.account_id.to_string();
-    act(
+    let (reply, _) = act(
         &state,
         &caller,
         &alert_id,
         "alert.resolve",
         move |conn, alert, now| {
-            if alert.status == "resolved" {
-                return Ok(Err(resolved_conflict()));
+            // Guarded: of two resolves at once, the second finds the alert resolved.
+            let changed = diesel::update(
+                alerts::table
+                    .filter(alerts::id.eq(&alert.id))
+                    .filter(alerts::status.ne("resolved")),
+            )
+            .set((
+                alerts::status.eq("resolved"),
+                alerts::resolved_at.eq(now),
+                alerts::resolved_by.eq(&who),
+                alerts::resolution_note.eq(&note),
+                alerts::new_signal_since_ack.eq(false),
+            ))
+            .execute(conn)?;
+            if changed == 0 {
+                return Ok(Decision::Refused(resolved_conflict()));
             }
-            diesel::update(alerts::table.find(&alert.id))
-                .set((
-                    alerts::status.eq("resolved"),
-                    alerts::resolved_at.eq(now),
-                    alerts::resolved_by.eq(&who),
-                    alerts::resolution_note.eq(&note),
-                    alerts::acknowledged_at.eq(alert.acknowledged_at.unwrap_or(now)),
-                    alerts::acknowledged_by
-                        .eq(alert.acknowledged_by.clone().unwrap_or_else(|| who.clone())),
-                ))
-                .execute(conn)?;
+            // Resolving acknowledges, unless someone already had.
+            diesel::update(
+                alerts::table
+                    .filter(alerts::id.eq(&alert.id))
+                    .filter(alerts::acknowledged_at.is_null()),
+            )
+            .set((
+                alerts::acknowledged_at.eq(now),
+                alerts::acknowledged_by.eq(&who),
+            ))
+            .execute(conn)?;
             store::event(conn, &alert.id, "resolved", Some(&who), &note, now)?;
-            Ok(Ok(()))
+            Ok(Decision::Changed)
         },
     )
-    .await
+    .await?;
+    Ok(Json(reply))
 }
 
 /// On-call status.
@@ -748,4 +839,207 @@ pub(crate) async fn update_clinic_setting<T: Serialize>(
         })
         .await?;
     Ok(Json(value))
+}
+
+/// What would leave a clinic's alerts unreachable
+///
+/// Nobody on call, tiers with nobody in them or nobody with an active device, staff without
+/// devices, no country for the crisis resources: what the clinic can fix before an alert finds
+/// nobody. Staff of the clinic and organisation admins.
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/readiness",
+    tag = "alerts",
+    operation_id = "get_clinic_readiness",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    responses(
+        (status = 200, description = "The clinic's readiness", body = super::readiness::Readiness),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Patients cannot read it", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_clinic_readiness(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(clinic_id): Path<String>,
+) -> ApiResult<Json<super::readiness::Readiness>> {
+    let clinic = companion_schema::ids::ClinicId::parse(&clinic_id)
+        .ok_or_else(|| ApiError::not_found("clinic"))?;
+    match caller.role {
+        crate::account::model::Role::OrgAdmin => {}
+        crate::account::model::Role::Patient => {
+            return Err(ApiError::forbidden(
+                "Patients cannot read a clinic's readiness.",
+            ));
+        }
+        _ => caller.ensure_staff_of(&clinic)?,
+    }
+    let id = clinic.to_string();
+    let zones = state.zones.clone();
+    state
+        .db
+        .run(move |conn| {
+            let Some(row) = crate::clinic::store::find(conn, &id)? else {
+                return Ok(None);
+            };
+            let (policy, tiers, webhook) = super::worker::reach_of(conn, &id)?;
+            let (country, source) = crate::safety::crisis::country_for(
+                &crate::safety::crisis::CrisisInputs {
+                    clinic_country: row.country.as_deref(),
+                    clinic_timezone: &row.timezone,
+                    patient_timezone: "",
+                    ..Default::default()
+                },
+                &zones,
+            );
+            Ok(Some(super::readiness::assess(
+                &id,
+                &policy,
+                &tiers,
+                webhook,
+                (country, source),
+            )))
+        })
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("clinic"))
+}
+
+/// Working hours as shown.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkingHoursView {
+    /// The zone they are in (the account's).
+    pub timezone: String,
+    /// The days a shift starts on.
+    pub days: Vec<super::working_hours::Day>,
+    /// Start, `HH:MM` local.
+    #[schema(example = "08:00")]
+    pub start: String,
+    /// End, `HH:MM` local (before `start` for a shift past midnight).
+    #[schema(example = "18:00")]
+    pub end: String,
+}
+
+/// New working hours.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetWorkingHours {
+    /// The account's IANA zone, if it changes.
+    #[schema(example = "America/Chicago")]
+    pub timezone: Option<String>,
+    /// The hours.
+    #[serde(flatten)]
+    pub hours: super::working_hours::WorkingHours,
+}
+
+fn hours_view(timezone: String, hours: &super::working_hours::WorkingHours) -> WorkingHoursView {
+    WorkingHoursView {
+        timezone,
+        days: hours.days.clone(),
+        start: hours.start.to_string(),
+        end: hours.end.to_string(),
+    }
+}
+
+/// My working hours
+///
+/// When routine alerts reach my phone: medium and low alerts (and high ones while I am not on
+/// call) wait for the start of my next shift; urgent alerts reach me at any hour. Unset: Monday
+/// to Friday, 08:00 to 18:00 in my zone.
+#[utoipa::path(
+    get,
+    path = "/v1/me/working-hours",
+    tag = "alerts",
+    operation_id = "get_my_working_hours",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The hours in force", body = WorkingHoursView),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_my_working_hours(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+) -> ApiResult<Json<WorkingHoursView>> {
+    let id = caller.account_id.to_string();
+    let (timezone, stored): (String, Option<String>) = state
+        .db
+        .run(move |conn| {
+            accounts::table
+                .find(&id)
+                .select((accounts::timezone, accounts::working_hours))
+                .first(conn)
+        })
+        .await?;
+    let hours: super::working_hours::WorkingHours = stored
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    Ok(Json(hours_view(timezone, &hours)))
+}
+
+/// Set my working hours
+#[utoipa::path(
+    put,
+    path = "/v1/me/working-hours",
+    tag = "alerts",
+    operation_id = "set_my_working_hours",
+    security(("bearer" = [])),
+    request_body = SetWorkingHours,
+    responses(
+        (status = 200, description = "The hours now in force", body = WorkingHoursView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn set_my_working_hours(
+    State(state): State<AppState>,
+    Staff(caller): Staff,
+    ApiJson(body): ApiJson<SetWorkingHours>,
+) -> ApiResult<Json<WorkingHoursView>> {
+    let mut problems = body.hours.problems();
+    let timezone = match body
+        .timezone
+        .as_deref()
+        .map(crate::account::model::parse_timezone)
+        .transpose()
+    {
+        Ok(tz) => tz.map(|tz| tz.name().to_owned()),
+        Err(problem) => {
+            problems.insert("timezone".into(), problem.into());
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let json = serde_json::to_string(&body.hours).map_err(|e| ApiError::internal(&e))?;
+    let id = caller.account_id.to_string();
+    let now = state.now().naive_utc();
+    let zone: String = state
+        .db
+        .write(move |conn| {
+            if let Some(tz) = &timezone {
+                diesel::update(accounts::table.find(&id))
+                    .set((accounts::timezone.eq(tz), accounts::updated_at.eq(now)))
+                    .execute(conn)?;
+            }
+            diesel::update(accounts::table.find(&id))
+                .set(accounts::working_hours.eq(Some(json)))
+                .execute(conn)?;
+            accounts::table
+                .find(&id)
+                .select(accounts::timezone)
+                .first(conn)
+        })
+        .await?;
+    Ok(Json(hours_view(zone, &body.hours)))
 }

@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::check_in::store::CheckInRow;
+use crate::check_in::timing;
 use crate::check_in::trends::{self, Record};
 use crate::db::DbConnection;
 use crate::time::utc;
@@ -21,12 +22,12 @@ use super::store;
 const MOOD_ROWS: i64 = 200;
 
 /// Evaluates the rules for `row` (already inserted on `conn`) and opens or updates alerts.
-/// Returns the ids of the alerts touched and whether each is new.
+/// Returns what each firing did.
 pub fn on_check_in(
     conn: &mut DbConnection,
     row: &CheckInRow,
     answers: &BTreeMap<String, Value>,
-) -> QueryResult<Vec<(String, bool)>> {
+) -> QueryResult<Vec<store::Raised>> {
     let completed = utc(row.completed_at);
     // One read for the patient's zone and the clinic's thresholds.
     let (timezone, stored_thresholds): (String, Option<String>) = accounts::table
@@ -123,47 +124,88 @@ pub fn on_check_in(
         item9: row.item9.map(i64::from),
         blood_pressure: int("bp_systolic").zip(int("bp_diastolic")),
         still_detached,
+        late: timing::Timing::parse(&row.timing) == timing::Timing::Late,
     };
     let today = completed.with_timezone(&tz).date_naive();
     let firings = rules::evaluate(&new, &history, &thresholds, today);
+    // Every alert says when its check-in was answered when that was not just now.
+    let placed = timing::Placed {
+        completed_at: completed,
+        device_completed_at: row.device_completed_at.map(utc),
+        timing: timing::Timing::parse(&row.timing),
+    };
+    let note = timing::note(&placed, utc(row.received_at));
+    let signal = store::Signal {
+        check_in_id: Some(&row.id),
+        completed_at: Some(row.completed_at),
+        received_at: row.received_at,
+    };
     let mut touched = Vec::new();
-    for firing in &firings {
-        touched.push(store::open_or_repeat(
+    for mut firing in firings {
+        if let Some(note) = &note {
+            firing.explanation = format!("{}; {note}", firing.explanation);
+        }
+        touched.push(store::raise(
             conn,
             &row.clinic_id,
             &row.patient_id,
-            Some(&row.id),
-            firing,
-            row.received_at,
+            signal,
+            &firing,
         )?);
     }
     Ok(touched)
 }
 
 /// Runs the missed-check-in rule for a patient whose prompts just expired, inside the expiry's
-/// transaction: counts the expired prompts since the last completed one and opens (or adds to)
-/// the alert when the clinic's threshold is reached.
+/// transaction: counts the prompts expired in a row since the patient's latest sign of
+/// engagement (a completed prompt, any check-in received, even one synced late) and since the
+/// latest resolve of this rule's alert, and opens (or adds to) the alert when the clinic's
+/// threshold is reached. So a resolve starts the count again rather than re-opening at every
+/// further expiry.
 pub fn on_prompts_expired(
     conn: &mut DbConnection,
     patient_id: &str,
     clinic_id: &str,
     now: chrono::NaiveDateTime,
-) -> QueryResult<Option<(String, bool)>> {
-    use companion_schema::schema::prompts;
+) -> QueryResult<Option<store::Raised>> {
+    use companion_schema::schema::{alerts, prompts};
     let thresholds: Thresholds =
         store::read_setting(conn, clinic_id, store::ClinicSetting::AlertThresholds)?;
-    let recent: Vec<String> = prompts::table
+    let last_check_in: Option<chrono::NaiveDateTime> = check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .select(diesel::dsl::max(check_ins::received_at))
+        .first(conn)?;
+    let last_resolve: Option<chrono::NaiveDateTime> = alerts::table
+        .filter(alerts::patient_id.eq(patient_id))
+        .filter(alerts::rule.eq("missed_check_ins"))
+        .select(diesel::dsl::max(alerts::resolved_at))
+        .first(conn)?;
+    let restart = last_check_in.max(last_resolve);
+    let mut query = prompts::table
         .filter(prompts::patient_id.eq(patient_id))
         .filter(prompts::status.eq_any(["completed", "expired"]))
         .order((prompts::due_at.desc(), prompts::id.desc()))
         .select(prompts::status)
         .limit(i64::from(thresholds.missed_prompts))
-        .load(conn)?;
+        .into_boxed();
+    if let Some(restart) = restart {
+        query = query.filter(prompts::expires_at.gt(restart));
+    }
+    let recent: Vec<String> = query.load(conn)?;
     let consecutive = recent.iter().take_while(|s| *s == "expired").count() as u32;
     match rules::missed_check_ins(consecutive, &thresholds) {
-        Some(firing) => {
-            store::open_or_repeat(conn, clinic_id, patient_id, None, &firing, now).map(Some)
-        }
+        Some(firing) => store::raise(
+            conn,
+            clinic_id,
+            patient_id,
+            store::Signal {
+                check_in_id: None,
+                completed_at: None,
+                received_at: now,
+            },
+            &firing,
+        )
+        .map(Some),
         None => Ok(None),
     }
 }

@@ -1,10 +1,13 @@
 //! Escalation: the rules that turn a patient's answers into alerts for the care team, the alerts
 //! themselves, and the jobs that notify the care team and climb tiers until someone acknowledges.
 
+pub mod decide;
 pub mod handlers;
 pub mod intake;
 pub mod policy;
+pub mod readiness;
 pub mod rules;
 pub mod store;
 pub mod webhooks;
 pub mod worker;
+pub mod working_hours;

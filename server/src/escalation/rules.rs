@@ -235,6 +235,9 @@ pub struct NewCheckIn {
     pub blood_pressure: Option<(i64, i64)>,
     /// "Still feel detached".
     pub still_detached: Option<bool>,
+    /// Completed long before it arrived (see `check_in::timing`): the rules about "today" (mood,
+    /// blood pressure, lingering dissociation) leave it out; item 9 never does.
+    pub late: bool,
 }
 
 /// The patient's recent history (excluding the new check-in).
@@ -327,6 +330,9 @@ pub fn evaluate(
             }
         }
         _ => {}
+    }
+    if new.late {
+        return out;
     }
     if let Some((systolic, diastolic)) = new.blood_pressure
         && (systolic >= thresholds.systolic || diastolic >= thresholds.diastolic)

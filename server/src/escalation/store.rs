@@ -8,8 +8,10 @@ use diesel::prelude::*;
 use crate::db::DbConnection;
 use crate::jobs::{self, NewJob};
 
+use super::decide::{self, OnSignal};
 use super::policy;
-use super::rules::{Firing, Severity};
+use super::rules::{Firing, Rule, Severity};
+use crate::time::utc;
 
 /// Job kinds of escalation.
 pub mod kinds {
@@ -68,14 +70,38 @@ pub struct AlertRow {
     pub resolved_by: Option<String>,
     /// Resolution note.
     pub resolution_note: Option<String>,
+    /// How often it was re-opened after an acknowledgement (each re-opening starts the tiers
+    /// again; its jobs carry it, so that those of an earlier round stand down).
+    pub round: i32,
+    /// A medium or low signal arrived after the acknowledgement.
+    pub new_signal_since_ack: bool,
+    /// Since when nobody in any tier could be reached; none while someone can.
+    pub unreachable_at: Option<NaiveDateTime>,
+    /// 4 urgent, 3 high, 2 medium, 1 low: the inbox's order.
+    pub severity_rank: i32,
+    /// When the check-in that raised it last was answered.
+    pub signal_completed_at: Option<NaiveDateTime>,
+    /// When the latest signal arrived.
+    pub signal_received_at: Option<NaiveDateTime>,
 }
 
-fn severity_name(severity: Severity) -> &'static str {
+/// The stored name of a severity.
+pub fn severity_name(severity: Severity) -> &'static str {
     match severity {
         Severity::Low => "low",
         Severity::Medium => "medium",
         Severity::High => "high",
         Severity::Urgent => "urgent",
+    }
+}
+
+/// The inbox rank of a severity (higher first).
+pub fn severity_rank(severity: Severity) -> i32 {
+    match severity {
+        Severity::Low => 1,
+        Severity::Medium => 2,
+        Severity::High => 3,
+        Severity::Urgent => 4,
     }
 }
 
@@ -89,8 +115,8 @@ pub fn parse_severity(text: &str) -> Severity {
     }
 }
 
-fn rule_name(firing: &Firing) -> String {
-    serde_json::to_value(firing.rule)
+fn rule_name(rule: Rule) -> String {
+    serde_json::to_value(rule)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
@@ -118,56 +144,250 @@ pub fn event(
         .map(drop)
 }
 
-fn escalation_job(
-    kind: &'static str,
-    alert_id: &str,
-    escalation: i32,
-    run_at: NaiveDateTime,
-) -> NewJob {
+/// The payload of the escalation jobs. `round` is absent (0) in jobs of alerts never re-opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Step {
+    /// Which re-opening of the alert.
+    #[serde(default)]
+    pub round: i32,
+    /// Deadlines missed in this round.
+    pub escalation: i32,
+}
+
+fn escalation_job(kind: &'static str, alert_id: &str, step: Step, run_at: NaiveDateTime) -> NewJob {
+    // Round 0 keeps the key jobs had before alerts could re-open, so none is enqueued twice.
+    let dedupe_key = match step.round {
+        0 => format!("{kind}:{alert_id}:{}", step.escalation),
+        round => format!("{kind}:{alert_id}:r{round}:{}", step.escalation),
+    };
     NewJob {
         kind,
-        payload: serde_json::json!({"alert_id": alert_id, "escalation": escalation}),
-        dedupe_key: Some(format!("{kind}:{alert_id}:{escalation}")),
+        payload: serde_json::json!({
+            "alert_id": alert_id, "round": step.round, "escalation": step.escalation
+        }),
+        dedupe_key: Some(dedupe_key),
         run_at,
         max_attempts: ESCALATION_ATTEMPTS,
     }
 }
 
-/// Opens an alert for `firing`, or folds the signal into the patient's open alert for the same
-/// rule (one open alert per patient and rule). A new alert's notification and its first deadline
-/// are enqueued here, in the caller's transaction. Returns the alert id and whether it is new.
-pub fn open_or_repeat(
+/// Enqueues the notification of `step` now and its deadline at `deadline`.
+fn enqueue_step(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    step: Step,
+    deadline: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    jobs::enqueue(
+        conn,
+        &escalation_job(kinds::NOTIFY, alert_id, step, now),
+        now,
+    )?;
+    jobs::enqueue(
+        conn,
+        &escalation_job(kinds::DEADLINE, alert_id, step, deadline),
+        now,
+    )?;
+    Ok(())
+}
+
+/// Where a signal came from: the check-in that raised it (none for missed check-ins), when it was
+/// answered and when it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Signal<'a> {
+    /// The check-in.
+    pub check_in_id: Option<&'a str>,
+    /// When it was answered.
+    pub completed_at: Option<NaiveDateTime>,
+    /// When it arrived (the signal's time: deadlines run from it).
+    pub received_at: NaiveDateTime,
+}
+
+/// What a signal did to the patient's alert for its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raised {
+    /// The alert.
+    pub alert_id: String,
+    /// What happened.
+    pub outcome: OnSignal,
+}
+
+fn total_of(inputs: &str) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(inputs)
+        .ok()
+        .and_then(|v| v["total"].as_i64())
+}
+
+/// Applies `firing` for a patient (CLINICAL.md, "Safety path guarantees"): opens an alert, folds
+/// the signal into the open one, re-opens an acknowledged one on an urgent or high signal, marks
+/// one on a medium or low signal, or (a severe PHQ-9 soon after a resolve without a rise) records
+/// it on the resolved one. Notification and deadline jobs are enqueued here, in the caller's
+/// transaction.
+pub fn raise(
     conn: &mut DbConnection,
     clinic_id: &str,
     patient_id: &str,
-    check_in_id: Option<&str>,
+    signal: Signal<'_>,
     firing: &Firing,
-    now: NaiveDateTime,
-) -> QueryResult<(String, bool)> {
-    let rule = rule_name(firing);
-    let existing: Option<AlertRow> = alerts::table
+) -> QueryResult<Raised> {
+    let now = signal.received_at;
+    let rule = rule_name(firing.rule);
+    let unresolved: Option<AlertRow> = alerts::table
         .filter(alerts::patient_id.eq(patient_id))
         .filter(alerts::rule.eq(&rule))
         .filter(alerts::status.ne("resolved"))
         .select(AlertRow::as_select())
         .first(conn)
         .optional()?;
+    let last_resolved: Option<AlertRow> = if unresolved.is_none() && firing.rule == Rule::Phq9Severe
+    {
+        alerts::table
+            .filter(alerts::patient_id.eq(patient_id))
+            .filter(alerts::rule.eq(&rule))
+            .filter(alerts::status.eq("resolved"))
+            .order(alerts::resolved_at.desc())
+            .select(AlertRow::as_select())
+            .first(conn)
+            .optional()?
+    } else {
+        None
+    };
+    let total = firing.inputs["total"].as_i64();
+    let outcome = decide::on_signal(
+        firing.rule,
+        firing.severity,
+        total,
+        unresolved.as_ref().map(|a| a.status.as_str()),
+        last_resolved.as_ref().and_then(|a| {
+            Some(decide::Resolved {
+                at: utc(a.resolved_at?),
+                total: total_of(&a.inputs),
+            })
+        }),
+        utc(now),
+    );
     let inputs = firing.inputs.to_string();
-    if let Some(alert) = existing {
-        let severity = parse_severity(&alert.severity).max(firing.severity);
-        diesel::update(alerts::table.find(&alert.id))
+    match (outcome, unresolved, last_resolved) {
+        (OnSignal::Suppress, _, Some(resolved)) => {
+            event(
+                conn,
+                &resolved.id,
+                "signal_after_resolve",
+                None,
+                &format!(
+                    "{}; not re-opened: no rise of {} within {} days of the resolve",
+                    firing.explanation,
+                    decide::SEVERE_RISE,
+                    decide::SEVERE_QUIET.num_days()
+                ),
+                now,
+            )?;
+            Ok(Raised {
+                alert_id: resolved.id,
+                outcome,
+            })
+        }
+        (OnSignal::Reopen, Some(alert), _) => {
+            let severity = parse_severity(&alert.severity).max(firing.severity);
+            let round = alert.round + 1;
+            let deadline = now + clinic_policy(conn, clinic_id)?.delay(0, severity);
+            let changed = diesel::update(
+                alerts::table
+                    .filter(alerts::id.eq(&alert.id))
+                    .filter(alerts::status.eq("acknowledged")),
+            )
             .set((
+                alerts::status.eq("open"),
+                alerts::round.eq(round),
+                alerts::tier.eq(0),
+                alerts::escalations.eq(0),
+                alerts::ack_deadline.eq(deadline),
+                alerts::acknowledged_at.eq(None::<NaiveDateTime>),
+                alerts::acknowledged_by.eq(None::<String>),
+                alerts::new_signal_since_ack.eq(false),
+                alerts::severity.eq(severity_name(severity)),
+                alerts::severity_rank.eq(severity_rank(severity)),
                 alerts::signal_count.eq(alerts::signal_count + 1),
                 alerts::last_signal_at.eq(now),
                 alerts::explanation.eq(&firing.explanation),
                 alerts::inputs.eq(&inputs),
-                alerts::check_in_id.eq(check_in_id),
-                alerts::severity.eq(severity_name(severity)),
+                alerts::check_in_id.eq(signal.check_in_id),
+                alerts::signal_completed_at.eq(signal.completed_at),
+                alerts::signal_received_at.eq(now),
             ))
             .execute(conn)?;
-        event(conn, &alert.id, "repeated", None, &firing.explanation, now)?;
-        return Ok((alert.id, false));
+            if changed == 1 {
+                event(
+                    conn,
+                    &alert.id,
+                    "reopened",
+                    None,
+                    &format!(
+                        "new {} signal after acknowledgement: {}",
+                        severity_name(firing.severity),
+                        firing.explanation
+                    ),
+                    now,
+                )?;
+                enqueue_step(
+                    conn,
+                    &alert.id,
+                    Step {
+                        round,
+                        escalation: 0,
+                    },
+                    deadline,
+                    now,
+                )?;
+            }
+            Ok(Raised {
+                alert_id: alert.id,
+                outcome,
+            })
+        }
+        (OnSignal::Fold | OnSignal::FoldSinceAck, Some(alert), _) => {
+            let severity = parse_severity(&alert.severity).max(firing.severity);
+            let marked = outcome == OnSignal::FoldSinceAck;
+            diesel::update(alerts::table.find(&alert.id))
+                .set((
+                    alerts::signal_count.eq(alerts::signal_count + 1),
+                    alerts::last_signal_at.eq(now),
+                    alerts::explanation.eq(&firing.explanation),
+                    alerts::inputs.eq(&inputs),
+                    alerts::check_in_id.eq(signal.check_in_id),
+                    alerts::signal_completed_at.eq(signal.completed_at),
+                    alerts::signal_received_at.eq(now),
+                    alerts::severity.eq(severity_name(severity)),
+                    alerts::severity_rank.eq(severity_rank(severity)),
+                    alerts::new_signal_since_ack.eq(marked || alert.new_signal_since_ack),
+                ))
+                .execute(conn)?;
+            let kind = if marked {
+                "new_signal_since_ack"
+            } else {
+                "repeated"
+            };
+            event(conn, &alert.id, kind, None, &firing.explanation, now)?;
+            Ok(Raised {
+                alert_id: alert.id,
+                outcome,
+            })
+        }
+        _ => open(conn, clinic_id, patient_id, signal, firing, rule, inputs),
     }
+}
+
+fn open(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    patient_id: &str,
+    signal: Signal<'_>,
+    firing: &Firing,
+    rule: String,
+    inputs: String,
+) -> QueryResult<Raised> {
+    let now = signal.received_at;
     let id = AlertId::generate().into_string();
     let deadline = now + clinic_policy(conn, clinic_id)?.delay(0, firing.severity);
     diesel::insert_into(alerts::table)
@@ -180,7 +400,7 @@ pub fn open_or_repeat(
             status: "open".into(),
             explanation: firing.explanation.clone(),
             inputs,
-            check_in_id: check_in_id.map(str::to_owned),
+            check_in_id: signal.check_in_id.map(str::to_owned),
             signal_count: 1,
             tier: 0,
             escalations: 0,
@@ -193,16 +413,29 @@ pub fn open_or_repeat(
             resolved_at: None,
             resolved_by: None,
             resolution_note: None,
+            round: 0,
+            new_signal_since_ack: false,
+            unreachable_at: None,
+            severity_rank: severity_rank(firing.severity),
+            signal_completed_at: signal.completed_at,
+            signal_received_at: Some(now),
         })
         .execute(conn)?;
     event(conn, &id, "opened", None, &firing.explanation, now)?;
-    jobs::enqueue(conn, &escalation_job(kinds::NOTIFY, &id, 0, now), now)?;
-    jobs::enqueue(
+    enqueue_step(
         conn,
-        &escalation_job(kinds::DEADLINE, &id, 0, deadline),
+        &id,
+        Step {
+            round: 0,
+            escalation: 0,
+        },
+        deadline,
         now,
     )?;
-    Ok((id, true))
+    Ok(Raised {
+        alert_id: id,
+        outcome: OnSignal::Open,
+    })
 }
 
 /// Finds an alert.
@@ -274,25 +507,27 @@ pub fn clinic_policy(
     read_setting(conn, clinic_id, ClinicSetting::EscalationPolicy)
 }
 
-/// Escalates an open alert whose deadline passed: one tier up (or the last tier again), a new
-/// deadline, and the notification and next deadline jobs. Returns the tier reached, or none if
-/// the alert is no longer open (or this step was already taken).
+/// Escalates an open alert whose deadline for `step` passed: the tier after the one last told
+/// (or the last tier again), a new deadline, and the next step's notification and deadline jobs.
+/// Returns the tier now targeted, or none if the alert is no longer open or this step was
+/// already taken (or belongs to an earlier round).
 pub fn escalate(
     conn: &mut DbConnection,
     alert: &AlertRow,
-    escalation: i32,
+    step: Step,
     now: NaiveDateTime,
 ) -> QueryResult<Option<i32>> {
-    let next = escalation + 1;
+    let next = step.escalation + 1;
     let policy = clinic_policy(conn, &alert.clinic_id)?;
-    let index = policy.tier_index(next as usize);
+    let index = (alert.tier.max(0) as usize + 1).min(policy.last_tier());
     let tier = index as i32;
     let deadline = now + policy.delay(index, parse_severity(&alert.severity));
     let changed = diesel::update(
         alerts::table
             .filter(alerts::id.eq(&alert.id))
             .filter(alerts::status.eq("open"))
-            .filter(alerts::escalations.eq(escalation)),
+            .filter(alerts::round.eq(step.round))
+            .filter(alerts::escalations.eq(step.escalation)),
     )
     .set((
         alerts::escalations.eq(next),
@@ -311,17 +546,30 @@ pub fn escalate(
         &format!("not acknowledged in time; tier {tier}"),
         now,
     )?;
-    jobs::enqueue(
+    enqueue_step(
         conn,
-        &escalation_job(kinds::NOTIFY, &alert.id, next, now),
-        now,
-    )?;
-    jobs::enqueue(
-        conn,
-        &escalation_job(kinds::DEADLINE, &alert.id, next, deadline),
+        &alert.id,
+        Step {
+            round: step.round,
+            escalation: next,
+        },
+        deadline,
         now,
     )?;
     Ok(Some(tier))
+}
+
+/// A member of staff who may be told.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Member {
+    /// The account.
+    pub id: String,
+    /// Whether they are on call.
+    pub on_call: bool,
+    /// Their zone.
+    pub timezone: String,
+    /// Their working hours (JSON), if they set them.
+    pub working_hours: Option<String>,
 }
 
 /// Active staff of a clinic in `audience`.
@@ -329,11 +577,16 @@ pub fn audience(
     conn: &mut DbConnection,
     clinic_id: &str,
     audience: policy::Audience,
-) -> QueryResult<Vec<String>> {
+) -> QueryResult<Vec<Member>> {
     let query = accounts::table
         .filter(accounts::clinic_id.eq(clinic_id))
         .filter(accounts::disabled_at.is_null())
-        .select(accounts::id)
+        .select((
+            accounts::id,
+            accounts::on_call,
+            accounts::timezone,
+            accounts::working_hours,
+        ))
         .into_boxed();
     let query = match audience {
         policy::Audience::OnCall => query

@@ -95,24 +95,26 @@ struct EndpointRow {
 /// the caller's transaction.
 pub fn enqueue_for_alert(
     conn: &mut DbConnection,
-    clinic_id: &str,
+    endpoints: &[String],
     alert_id: &str,
     event: &str,
-    escalation: i32,
+    step: super::store::Step,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let endpoints: Vec<String> = webhook_endpoints::table
-        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
-        .filter(webhook_endpoints::active.eq(true))
-        .select(webhook_endpoints::id)
-        .load(conn)?;
-    for endpoint in &endpoints {
+    let escalation = step.escalation;
+    let round = match step.round {
+        0 => String::new(),
+        r => format!("r{r}:"),
+    };
+    for endpoint in endpoints {
         jobs::enqueue(
             conn,
             &NewJob {
                 kind: DELIVER,
                 payload: serde_json::json!({"endpoint_id": endpoint, "alert_id": alert_id, "event": event, "escalation": escalation}),
-                dedupe_key: Some(format!("{DELIVER}:{endpoint}:{alert_id}:{escalation}")),
+                dedupe_key: Some(format!(
+                    "{DELIVER}:{endpoint}:{alert_id}:{round}{escalation}"
+                )),
                 run_at: now,
                 max_attempts: ATTEMPTS,
             },
@@ -128,6 +130,15 @@ struct Payload {
     alert_id: String,
     event: String,
     escalation: i32,
+}
+
+/// The clinic's active webhook endpoints.
+pub fn active_endpoints(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Vec<String>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
+        .filter(webhook_endpoints::active.eq(true))
+        .select(webhook_endpoints::id)
+        .load(conn)
 }
 
 /// The `webhook.deliver` job.

@@ -1,8 +1,13 @@
-//! The escalation jobs: notify the current tier about an alert, and at each missed deadline climb
+//! The escalation jobs: notify the tier an alert has reached, and at each missed deadline climb
 //! a tier. Each job's effects and its completion commit in one transaction, so a worker that dies
 //! midway leaves the job to be run again whole, and a notification is never sent twice for the
-//! same step (dedupe keys per alert and step).
+//! same step (dedupe keys per alert, round and step). A tier counts as told only when a push was
+//! queued to an active device of someone in it (or to the clinic's webhook); when nobody at all
+//! can be reached, the alert is marked unreachable, counted, logged by id, and the organisation's
+//! admins are told.
 
+use companion_schema::schema::{accounts, alerts};
+use diesel::prelude::*;
 use serde::Deserialize;
 
 use crate::app::App;
@@ -10,26 +15,35 @@ use crate::db::DbConnection;
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::{self as job_store, Claimed};
 use crate::push::content::PushMessage;
-use crate::push::store as push_store;
+use crate::push::store::{self as push_store, DeviceRow};
+use crate::time::utc;
 
-use super::store;
+use super::decide::{self, TierReach};
+use super::policy::EscalationPolicy;
+use super::rules::Severity;
+use super::store::{self, AlertRow, Member, Step};
+use super::working_hours::WorkingHours;
 
 #[derive(Deserialize)]
 struct Payload {
     alert_id: String,
-    escalation: i32,
+    #[serde(flatten)]
+    step: Step,
 }
 
-enum Step {
+/// What a job did, for the metrics recorded after its commit.
+enum Outcome {
     Done,
     Missing,
+    Escalated(i32),
+    Unreachable(String),
 }
 
 async fn in_transaction(
     app: &App,
     job: &Claimed,
     worker: &str,
-    step: impl FnOnce(&mut DbConnection, &Payload, chrono::NaiveDateTime) -> diesel::QueryResult<Step>
+    step: impl FnOnce(&mut DbConnection, &Payload, chrono::NaiveDateTime) -> QueryResult<Outcome>
     + Send
     + 'static,
 ) -> JobResult {
@@ -40,122 +54,279 @@ async fn in_transaction(
     let result = app
         .db
         .write(move |conn| {
-            let step = step(conn, &payload, now)?;
+            let outcome = step(conn, &payload, now)?;
             job_store::complete(conn, &job_id, &worker, now)?;
-            Ok(step)
+            Ok(outcome)
         })
         .await;
     match result {
-        Ok(Step::Done) => {
+        Ok(Outcome::Missing) => JobResult::Dead("alert not found".into()),
+        Ok(outcome) => {
+            match outcome {
+                Outcome::Escalated(tier) => app.metrics.escalated(tier),
+                Outcome::Unreachable(severity) => app.metrics.unreachable(&severity),
+                Outcome::Done | Outcome::Missing => {}
+            }
             app.jobs_enqueued();
             JobResult::Completed
         }
-        Ok(Step::Missing) => JobResult::Dead("alert not found".into()),
         Err(e) => JobResult::retry(format!("database: {e}")),
     }
 }
 
-/// `alert.notify`: push to every active device of the current tier's staff (the next tier with
-/// anyone in it, if the current one is empty).
-pub async fn notify(app: &App, job: &Claimed, worker: &str) -> JobResult {
-    in_transaction(app, job, worker, |conn, payload, now| {
-        let Some(alert) = store::find(conn, &payload.alert_id)? else {
-            return Ok(Step::Missing);
-        };
-        if alert.status != "open" {
-            return Ok(Step::Done);
-        }
-        let policy = store::clinic_policy(conn, &alert.clinic_id)?;
-        let first = policy.tier_index(payload.escalation.max(0) as usize);
-        let mut reached = None;
-        for (tier, step) in policy.tiers.iter().enumerate().skip(first) {
-            let staff = store::audience(conn, &alert.clinic_id, step.audience)?;
-            if staff.is_empty() {
-                store::event(
-                    conn,
-                    &alert.id,
-                    "tier_empty",
-                    None,
-                    &format!("tier {tier} has nobody"),
-                    now,
-                )?;
-                continue;
-            }
-            reached = Some((tier, staff));
-            break;
-        }
-        let Some((tier, staff)) = reached else {
-            store::event(
-                conn,
-                &alert.id,
-                "nobody_notified",
-                None,
-                "no staff to notify in any tier",
-                now,
-            )?;
-            return Ok(Step::Done);
-        };
-        let mut devices = 0;
-        for account in &staff {
-            for device in push_store::active_devices(conn, account)? {
-                push_store::notify_device(
-                    conn,
-                    &device,
-                    |_| PushMessage::ClinicianAlert {
-                        alert_id: alert.id.clone(),
-                    },
-                    now,
-                )?;
-                devices += 1;
-            }
-        }
-        let hooks = super::webhooks::enqueue_for_alert(
+/// Who is in each tier, and their active devices.
+struct Tiers {
+    members: Vec<Vec<Member>>,
+    devices: Vec<Vec<DeviceRow>>,
+    reach: Vec<TierReach>,
+}
+
+fn tiers(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    policy: &EscalationPolicy,
+    webhook: bool,
+) -> QueryResult<Tiers> {
+    let mut out = Tiers {
+        members: Vec::new(),
+        devices: Vec::new(),
+        reach: Vec::new(),
+    };
+    for tier in &policy.tiers {
+        let members = store::audience(conn, clinic_id, tier.audience)?;
+        let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+        let devices = push_store::active_devices_of(conn, &ids)?;
+        let with_device = members
+            .iter()
+            .filter(|m| devices.iter().any(|d| d.account_id == m.id))
+            .count();
+        out.reach.push(TierReach {
+            staff: members.len(),
+            with_device,
+            webhook,
+        });
+        out.members.push(members);
+        out.devices.push(devices);
+    }
+    Ok(out)
+}
+
+fn skipped_reason(reach: &TierReach) -> &'static str {
+    if reach.staff == 0 {
+        "nobody in it"
+    } else {
+        "nobody in it has an active device"
+    }
+}
+
+/// Tells the organisation's admins, once per alert, that an alert reached nobody.
+fn tell_org_admins(
+    conn: &mut DbConnection,
+    alert: &AlertRow,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<usize> {
+    let admins: Vec<String> = accounts::table
+        .filter(accounts::role.eq("org_admin"))
+        .filter(accounts::disabled_at.is_null())
+        .select(accounts::id)
+        .load(conn)?;
+    let devices = push_store::active_devices_of(conn, &admins)?;
+    for device in &devices {
+        push_store::notify_device(
             conn,
-            &alert.clinic_id,
-            &alert.id,
-            if payload.escalation == 0 {
-                "alert.opened"
-            } else {
-                "alert.escalated"
+            device,
+            |_| PushMessage::UnreachableAlert {
+                care_team_id: alert.clinic_id.clone(),
             },
-            payload.escalation,
             now,
         )?;
+    }
+    Ok(devices.len())
+}
+
+fn notify_step(
+    conn: &mut DbConnection,
+    payload: &Payload,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<Outcome> {
+    let Some(alert) = store::find(conn, &payload.alert_id)? else {
+        return Ok(Outcome::Missing);
+    };
+    // A step of an earlier round, or one the alert has moved past, stands down.
+    if alert.status != "open"
+        || alert.round != payload.step.round
+        || alert.escalations != payload.step.escalation
+    {
+        return Ok(Outcome::Done);
+    }
+    let policy = store::clinic_policy(conn, &alert.clinic_id)?;
+    let endpoints = super::webhooks::active_endpoints(conn, &alert.clinic_id)?;
+    let tiers = tiers(conn, &alert.clinic_id, &policy, !endpoints.is_empty())?;
+    let target = (alert.tier.max(0) as usize).min(policy.last_tier());
+    let severity = store::parse_severity(&alert.severity);
+    let event = match (payload.step.round, payload.step.escalation) {
+        (0, 0) => "alert.opened",
+        (_, 0) => "alert.reopened",
+        _ => "alert.escalated",
+    };
+    let hooks =
+        super::webhooks::enqueue_for_alert(conn, &endpoints, &alert.id, event, payload.step, now)?;
+    let Some(reached) = decide::choose_tier(&tiers.reach, target) else {
+        let summary = tiers
+            .reach
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                format!(
+                    "tier {i}: {} staff, {} with a device",
+                    r.staff, r.with_device
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        if alert.unreachable_at.is_some() {
+            store::event(conn, &alert.id, "still_unreachable", None, &summary, now)?;
+            return Ok(Outcome::Done);
+        }
+        diesel::update(alerts::table.find(&alert.id))
+            .set(alerts::unreachable_at.eq(now))
+            .execute(conn)?;
+        let told = tell_org_admins(conn, &alert, now)?;
         store::event(
             conn,
             &alert.id,
-            "notified",
+            "unreachable",
             None,
             &format!(
-                "tier {tier}: {} staff, {devices} devices, {hooks} webhooks",
-                staff.len()
+                "nobody in any tier can be told ({summary}); organisation admins' devices told: {told}"
             ),
             now,
         )?;
-        Ok(Step::Done)
+        tracing::error!(
+            alert_id = %alert.id,
+            clinic_id = %alert.clinic_id,
+            severity = %alert.severity,
+            "alert unreachable: nobody in any escalation tier has an active device or webhook"
+        );
+        return Ok(Outcome::Unreachable(alert.severity.clone()));
+    };
+    for skipped in (target..reached).chain(reached + 1..=target) {
+        if let Some(reach) = tiers.reach.get(skipped) {
+            store::event(
+                conn,
+                &alert.id,
+                "tier_skipped",
+                None,
+                &format!("tier {skipped}: {}", skipped_reason(reach)),
+                now,
+            )?;
+        }
+    }
+    if reached != target || alert.unreachable_at.is_some() {
+        diesel::update(alerts::table.find(&alert.id))
+            .set((
+                alerts::tier.eq(reached as i32),
+                alerts::unreachable_at.eq(None::<chrono::NaiveDateTime>),
+            ))
+            .execute(conn)?;
+    }
+    let mut sent = 0;
+    let mut deferred = 0;
+    let now_utc = utc(now);
+    for member in &tiers.members[reached] {
+        let hours: WorkingHours = member
+            .working_hours
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        let tz = member
+            .timezone
+            .parse::<chrono_tz::Tz>()
+            .unwrap_or(chrono_tz::UTC);
+        let at = decide::push_at(severity, member.on_call, now_utc, || {
+            hours.next_open(tz, now_utc)
+        });
+        for device in tiers.devices[reached]
+            .iter()
+            .filter(|d| d.account_id == member.id)
+        {
+            push_store::notify_device_at(
+                conn,
+                device,
+                |_| PushMessage::ClinicianAlert {
+                    alert_id: alert.id.clone(),
+                    urgent: severity == Severity::Urgent,
+                },
+                now,
+                at.naive_utc(),
+            )?;
+            sent += 1;
+            if at > now_utc {
+                deferred += 1;
+            }
+        }
+    }
+    store::event(
+        conn,
+        &alert.id,
+        "notified",
+        None,
+        &format!(
+            "tier {reached}: {} staff, {sent} devices ({deferred} held for working hours), {hooks} webhooks",
+            tiers.members[reached].len()
+        ),
+        now,
+    )?;
+    Ok(Outcome::Done)
+}
+
+/// `alert.notify`: push to the active devices of the tier the alert has reached (the next
+/// reachable one when nobody there can be told).
+pub async fn notify(app: &App, job: &Claimed, worker: &str) -> JobResult {
+    in_transaction(app, job, worker, notify_step).await
+}
+
+/// `alert.deadline`: if the alert is still open in this round and step, escalate it.
+pub async fn deadline(app: &App, job: &Claimed, worker: &str) -> JobResult {
+    in_transaction(app, job, worker, move |conn, payload, now| {
+        let Some(alert) = store::find(conn, &payload.alert_id)? else {
+            return Ok(Outcome::Missing);
+        };
+        if alert.status == "open"
+            && let Some(tier) = store::escalate(conn, &alert, payload.step, now)?
+        {
+            return Ok(Outcome::Escalated(tier));
+        }
+        Ok(Outcome::Done)
     })
     .await
 }
 
-/// `alert.deadline`: if the alert is still open, escalate it.
-pub async fn deadline(app: &App, job: &Claimed, worker: &str) -> JobResult {
-    let reached = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(-1));
-    let record = reached.clone();
-    let result = in_transaction(app, job, worker, move |conn, payload, now| {
-        let Some(alert) = store::find(conn, &payload.alert_id)? else {
-            return Ok(Step::Missing);
-        };
-        if alert.status == "open"
-            && let Some(tier) = store::escalate(conn, &alert, payload.escalation, now)?
-        {
-            record.store(tier, std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(Step::Done)
-    })
-    .await;
-    let tier = reached.load(std::sync::atomic::Ordering::Relaxed);
-    if result == JobResult::Completed && tier >= 0 {
-        app.metrics.escalated(tier);
-    }
-    result
+/// The members of each tier, each with whether they have an active device.
+pub type TierMembers = Vec<Vec<(Member, bool)>>;
+
+/// Who can be told in each tier of `clinic_id`'s policy (and whether it has a webhook), for the
+/// readiness check.
+pub fn reach_of(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> QueryResult<(EscalationPolicy, TierMembers, bool)> {
+    let policy = store::clinic_policy(conn, clinic_id)?;
+    let webhook = !super::webhooks::active_endpoints(conn, clinic_id)?.is_empty();
+    let tiers = tiers(conn, clinic_id, &policy, webhook)?;
+    let members = tiers
+        .members
+        .into_iter()
+        .zip(tiers.devices)
+        .map(|(members, devices)| {
+            members
+                .into_iter()
+                .map(|m| {
+                    let has = devices.iter().any(|d| d.account_id == m.id);
+                    (m, has)
+                })
+                .collect()
+        })
+        .collect();
+    Ok((policy, members, webhook))
 }

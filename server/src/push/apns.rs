@@ -228,6 +228,7 @@ mod tests {
     fn the_payload_json_has_the_fixed_alert_and_the_headers_are_set() {
         let alert = PushMessage::ClinicianAlert {
             alert_id: "0190c1c2-0000-7000-8000-00000000000a".into(),
+            urgent: true,
         };
         let payload = payload(&alert, "devtoken", "org.example.companion", 1_800_000_000);
         let json: Value = serde_json::from_str(&payload.to_json_string().unwrap()).unwrap();

@@ -18,10 +18,19 @@ pub enum PushMessage {
         /// The prompt, for the app to fetch.
         prompt_id: String,
     },
-    /// A clinician must look at an alert (time-sensitive on iOS).
+    /// A clinician must look at an alert; an urgent one is time-sensitive (breaks through
+    /// Focus modes), others are not.
     ClinicianAlert {
         /// The alert, for the app to fetch.
         alert_id: String,
+        /// Whether the alert is urgent (a safety signal).
+        urgent: bool,
+    },
+    /// To an organisation admin: an alert of a care team reached nobody (nobody on call, no
+    /// device, no webhook). Time-sensitive.
+    UnreachableAlert {
+        /// The care team (clinic) whose readiness needs fixing.
+        care_team_id: String,
     },
     /// The user asked to test their notifications.
     Test {
@@ -36,7 +45,9 @@ impl PushMessage {
         match self {
             PushMessage::CheckInPrompt { .. } => "check_in_prompt",
             PushMessage::CheckInReminder { .. } => "check_in_reminder",
-            PushMessage::ClinicianAlert { .. } => "care_alert",
+            PushMessage::ClinicianAlert { urgent: true, .. } => "care_alert",
+            PushMessage::ClinicianAlert { urgent: false, .. } => "care_alert_routine",
+            PushMessage::UnreachableAlert { .. } => "care_team_unreachable",
             PushMessage::Test { .. } => "test",
         }
     }
@@ -47,7 +58,15 @@ impl PushMessage {
         match kind {
             "check_in_prompt" => Some(PushMessage::CheckInPrompt { prompt_id: id }),
             "check_in_reminder" => Some(PushMessage::CheckInReminder { prompt_id: id }),
-            "care_alert" => Some(PushMessage::ClinicianAlert { alert_id: id }),
+            "care_alert" => Some(PushMessage::ClinicianAlert {
+                alert_id: id,
+                urgent: true,
+            }),
+            "care_alert_routine" => Some(PushMessage::ClinicianAlert {
+                alert_id: id,
+                urgent: false,
+            }),
+            "care_team_unreachable" => Some(PushMessage::UnreachableAlert { care_team_id: id }),
             "test" => Some(PushMessage::Test {
                 notification_id: id,
             }),
@@ -60,7 +79,8 @@ impl PushMessage {
         match self {
             PushMessage::CheckInPrompt { prompt_id }
             | PushMessage::CheckInReminder { prompt_id } => prompt_id,
-            PushMessage::ClinicianAlert { alert_id } => alert_id,
+            PushMessage::ClinicianAlert { alert_id, .. } => alert_id,
+            PushMessage::UnreachableAlert { care_team_id } => care_team_id,
             PushMessage::Test { notification_id } => notification_id,
         }
     }
@@ -71,6 +91,9 @@ impl PushMessage {
             PushMessage::CheckInPrompt { .. } => ("Check-in", "Time for your check-in"),
             PushMessage::CheckInReminder { .. } => ("Check-in", "Your check-in is still open"),
             PushMessage::ClinicianAlert { .. } => ("Alert", "A patient alert needs your attention"),
+            PushMessage::UnreachableAlert { .. } => {
+                ("Alert", "An alert could not reach its care team")
+            }
             PushMessage::Test { .. } => ("Notifications", "Notifications are working"),
         }
     }
@@ -80,21 +103,26 @@ impl PushMessage {
         let key = match self {
             PushMessage::CheckInPrompt { .. } | PushMessage::CheckInReminder { .. } => "prompt_id",
             PushMessage::ClinicianAlert { .. } => "alert_id",
+            PushMessage::UnreachableAlert { .. } => "care_team_id",
             PushMessage::Test { .. } => "notification_id",
         };
         json!({"kind": self.kind(), key: self.ref_id()})
     }
 
-    /// Clinician alerts break through Focus modes (iOS time-sensitive, Android high priority).
+    /// Urgent alerts break through Focus modes (iOS time-sensitive); routine ones do not, so
+    /// that the care team is not trained to ignore them.
     pub fn is_urgent(&self) -> bool {
-        matches!(self, PushMessage::ClinicianAlert { .. })
+        matches!(
+            self,
+            PushMessage::ClinicianAlert { urgent: true, .. } | PushMessage::UnreachableAlert { .. }
+        )
     }
 
     /// How long the push services should keep trying, in seconds.
     pub fn time_to_live_secs(&self) -> u64 {
         match self {
             PushMessage::CheckInPrompt { .. } | PushMessage::CheckInReminder { .. } => 4 * 3600,
-            PushMessage::ClinicianAlert { .. } => 3600,
+            PushMessage::ClinicianAlert { .. } | PushMessage::UnreachableAlert { .. } => 3600,
             PushMessage::Test { .. } => 600,
         }
     }
@@ -147,6 +175,14 @@ mod tests {
             },
             PushMessage::ClinicianAlert {
                 alert_id: "0190c1c2-0000-7000-8000-000000000002".into(),
+                urgent: true,
+            },
+            PushMessage::ClinicianAlert {
+                alert_id: "0190c1c2-0000-7000-8000-000000000004".into(),
+                urgent: false,
+            },
+            PushMessage::UnreachableAlert {
+                care_team_id: "0190c1c2-0000-7000-8000-000000000005".into(),
             },
             PushMessage::Test {
                 notification_id: "0190c1c2-0000-7000-8000-000000000003".into(),
@@ -195,7 +231,19 @@ mod tests {
     fn payloads_carry_the_fixed_text_and_the_opaque_id_only() {
         let alert = PushMessage::ClinicianAlert {
             alert_id: "a1".into(),
+            urgent: true,
         };
+        let routine = PushMessage::ClinicianAlert {
+            alert_id: "a2".into(),
+            urgent: false,
+        };
+        assert!(
+            apns_body(&routine)["aps"]
+                .get("interruption-level")
+                .is_none(),
+            "only urgent alerts are time-sensitive"
+        );
+        assert_eq!(apns_body(&routine)["kind"], "care_alert_routine");
         let body = apns_body(&alert);
         assert_eq!(
             body["aps"]["alert"]["body"],

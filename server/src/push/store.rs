@@ -109,6 +109,22 @@ pub fn active_devices(conn: &mut DbConnection, account_id: &str) -> QueryResult<
         .load(conn)
 }
 
+/// The active devices of many accounts, in one query (account, then device id order).
+pub fn active_devices_of(
+    conn: &mut DbConnection,
+    account_ids: &[String],
+) -> QueryResult<Vec<DeviceRow>> {
+    if account_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    devices::table
+        .filter(devices::account_id.eq_any(account_ids))
+        .filter(devices::active.eq(true))
+        .select(DeviceRow::as_select())
+        .order((devices::account_id.asc(), devices::id.asc()))
+        .load(conn)
+}
+
 /// Deactivates a device with a reason.
 pub fn deactivate(conn: &mut DbConnection, id: &str, reason: &str) -> QueryResult<usize> {
     diesel::update(devices::table.find(id))
@@ -157,7 +173,20 @@ pub fn notify_device(
     message: impl FnOnce(&str) -> PushMessage,
     now: NaiveDateTime,
 ) -> QueryResult<String> {
-    let (row, delivery) = pending(device, message, now);
+    notify_device_at(conn, device, message, now, now)
+}
+
+/// Like [`notify_device`], delivered not before `send_at` (a routine alert outside the
+/// recipient's working hours).
+pub fn notify_device_at(
+    conn: &mut DbConnection,
+    device: &DeviceRow,
+    message: impl FnOnce(&str) -> PushMessage,
+    now: NaiveDateTime,
+    send_at: NaiveDateTime,
+) -> QueryResult<String> {
+    let (row, mut delivery) = pending(device, message, now);
+    delivery.run_at = send_at.max(now);
     diesel::insert_into(notifications::table)
         .values(&row)
         .execute(conn)?;

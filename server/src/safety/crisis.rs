@@ -1,31 +1,165 @@
-//! Crisis resources by country (CLINICAL.md), with the clinic's own number where it has one.
-//! Pure data: the country and the clinic's number are passed in.
+//! Crisis resources (CLINICAL.md): the lines for the clinic's country, found from the clinic's
+//! country, else its time zone's, else the patient's zone's; for a country without listed lines,
+//! the clinic's own number, "call your local emergency number" and an international directory.
+//! A clinic may replace the list. Never empty. Pure: the inputs are passed in.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::zones::ZoneCountries;
+
+/// The international helpline directory listed where no national lines are known.
+pub const DIRECTORY_URL: &str = "https://findahelpline.com";
+
 /// Where to get help now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CrisisResources {
-    /// ISO 3166-1 alpha-2 country the resources are for; null when unknown.
+    /// ISO 3166-1 alpha-2 country the resources are for; null when no country could be found.
     pub country: Option<String>,
+    /// How the resources were chosen: `clinic_override` (the clinic's own list),
+    /// `clinic_country`, `clinic_timezone` (the country of the clinic's zone),
+    /// `patient_timezone`, or `unknown`.
+    #[schema(example = "clinic_timezone")]
+    pub source: String,
     /// What the app should show first, in plain words.
     pub message: String,
-    /// The emergency number, when the country is known.
+    /// The emergency number, when known.
     pub emergency_number: Option<String>,
-    /// Crisis lines to call or text.
+    /// Crisis lines to call, text or visit; never empty.
     pub lines: Vec<CrisisLine>,
 }
 
 /// One crisis line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CrisisLine {
-    /// Name of the service.
+    /// Name of the service, 1 to 100 characters.
+    #[schema(
+        example = "988 Suicide & Crisis Lifeline",
+        min_length = 1,
+        max_length = 100
+    )]
     pub name: String,
     /// Number to call, if calls are taken.
+    #[serde(default)]
+    #[schema(example = "988", max_length = 30)]
     pub call: Option<String>,
     /// Number to text, if texts are taken.
+    #[serde(default)]
+    #[schema(example = "988", max_length = 30)]
     pub text: Option<String>,
+    /// A web page, if the service is reached online.
+    #[serde(default)]
+    #[schema(example = "https://findahelpline.com", max_length = 300)]
+    pub url: Option<String>,
+}
+
+/// A clinic's own list, replacing the national one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrisisOverride {
+    /// The emergency number patients should call (digits, spaces, `+` and `-`; 1 to 20).
+    #[schema(example = "112", min_length = 1, max_length = 20)]
+    pub emergency_number: String,
+    /// One to ten lines, in the order shown.
+    #[schema(min_items = 1, max_items = 10)]
+    pub lines: Vec<CrisisLine>,
+}
+
+fn is_phone(text: &str, max: usize) -> bool {
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    digits >= 1
+        && text.chars().count() <= max
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.'))
+}
+
+impl CrisisOverride {
+    /// Problems, keyed by field (under `crisis_resources`).
+    pub fn problems(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if !is_phone(&self.emergency_number, 20) {
+            out.insert(
+                "crisis_resources.emergency_number".to_owned(),
+                "must be a phone number (digits, spaces, + and -), at most 20 characters"
+                    .to_owned(),
+            );
+        }
+        if self.lines.is_empty() || self.lines.len() > 10 {
+            out.insert(
+                "crisis_resources.lines".to_owned(),
+                "must list 1 to 10 lines".to_owned(),
+            );
+        }
+        for (i, line) in self.lines.iter().enumerate() {
+            let field = format!("crisis_resources.lines[{i}]");
+            let name = line.name.trim().chars().count();
+            if name == 0 || name > 100 {
+                out.insert(
+                    format!("{field}.name"),
+                    "must be 1 to 100 characters".into(),
+                );
+            }
+            if line.call.is_none() && line.text.is_none() && line.url.is_none() {
+                out.insert(
+                    field.clone(),
+                    "needs a number to call or text, or a url".into(),
+                );
+            }
+            for (key, value) in [("call", &line.call), ("text", &line.text)] {
+                if value.as_deref().is_some_and(|v| !is_phone(v, 30)) {
+                    out.insert(
+                        format!("{field}.{key}"),
+                        "must be a phone number, at most 30 characters".into(),
+                    );
+                }
+            }
+            if line.url.as_deref().is_some_and(|u| {
+                !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 300
+            }) {
+                out.insert(
+                    format!("{field}.url"),
+                    "must be an http(s) address, at most 300 characters".into(),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// What the resources are chosen from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CrisisInputs<'a> {
+    /// The clinic's country, if it set one.
+    pub clinic_country: Option<&'a str>,
+    /// The clinic's zone.
+    pub clinic_timezone: &'a str,
+    /// The clinic's own crisis number.
+    pub clinic_phone: Option<&'a str>,
+    /// The clinic's own list.
+    pub clinic_override: Option<&'a CrisisOverride>,
+    /// The patient's zone.
+    pub patient_timezone: &'a str,
+}
+
+/// The country the resources are for, and how it was found.
+pub fn country_for(
+    inputs: &CrisisInputs<'_>,
+    zones: &ZoneCountries,
+) -> (Option<String>, &'static str) {
+    if let Some(country) = inputs.clinic_country {
+        return (Some(country.to_ascii_uppercase()), "clinic_country");
+    }
+    if let Some(country) = zones.country_of(inputs.clinic_timezone) {
+        return (Some(country.to_owned()), "clinic_timezone");
+    }
+    if let Some(country) = zones.country_of(inputs.patient_timezone) {
+        return (Some(country.to_owned()), "patient_timezone");
+    }
+    (None, "unknown")
 }
 
 fn line(name: &str, call: Option<&str>, text: Option<&str>) -> CrisisLine {
@@ -33,57 +167,90 @@ fn line(name: &str, call: Option<&str>, text: Option<&str>) -> CrisisLine {
         name: name.to_owned(),
         call: call.map(str::to_owned),
         text: text.map(str::to_owned),
+        url: None,
     }
 }
 
-/// Resources for `country` (ISO alpha-2, any case), with the clinic's number first if given.
-pub fn resources_for(country: Option<&str>, clinic_phone: Option<&str>) -> CrisisResources {
-    let country = country.map(str::to_ascii_uppercase);
-    let (emergency, mut lines): (Option<&str>, Vec<CrisisLine>) = match country.as_deref() {
-        Some("US") => (
-            Some("911"),
+/// The national lines and emergency number of the countries CLINICAL.md lists.
+fn national(country: &str) -> Option<(&'static str, Vec<CrisisLine>)> {
+    Some(match country {
+        "US" => (
+            "911",
             vec![line(
                 "988 Suicide & Crisis Lifeline",
                 Some("988"),
                 Some("988"),
             )],
         ),
-        Some("CA") => (
-            Some("911"),
+        "CA" => (
+            "911",
             vec![line(
                 "9-8-8 Suicide Crisis Helpline",
                 Some("988"),
                 Some("988"),
             )],
         ),
-        Some("GB") => (
-            Some("999"),
+        "GB" => (
+            "999",
             vec![
                 line("Samaritans", Some("116 123"), None),
                 line("NHS 111", Some("111"), None),
             ],
         ),
-        Some("IE") => (Some("112"), vec![line("Samaritans", Some("116 123"), None)]),
-        Some("AU") => (Some("000"), vec![line("Lifeline", Some("13 11 14"), None)]),
-        Some("NZ") => (
-            Some("111"),
+        "IE" => ("112", vec![line("Samaritans", Some("116 123"), None)]),
+        "AU" => ("000", vec![line("Lifeline", Some("13 11 14"), None)]),
+        "NZ" => (
+            "111",
             vec![line("Need to talk? 1737", Some("1737"), Some("1737"))],
         ),
-        _ => (None, Vec::new()),
-    };
-    let known = emergency.is_some();
-    if let Some(phone) = clinic_phone {
-        lines.insert(0, line("Your clinic", Some(phone), None));
-    }
-    let message = match emergency {
+        _ => return None,
+    })
+}
+
+fn message(emergency: Option<&str>) -> String {
+    match emergency {
         Some(number) => format!(
             "If you might act on these thoughts or are in danger, call {number} now. You can also reach the lines below at any hour."
         ),
-        None => "If you might act on these thoughts or are in danger, call your local emergency number now.".to_owned(),
+        None => "If you might act on these thoughts or are in danger, call your local emergency number now. You can also reach the lines below.".to_owned(),
+    }
+}
+
+/// The resources a patient of this clinic is shown. Never without a line.
+pub fn resources(inputs: &CrisisInputs<'_>, zones: &ZoneCountries) -> CrisisResources {
+    let (country, found) = country_for(inputs, zones);
+    if let Some(own) = inputs.clinic_override {
+        return CrisisResources {
+            country,
+            source: "clinic_override".to_owned(),
+            message: message(Some(&own.emergency_number)),
+            emergency_number: Some(own.emergency_number.clone()),
+            lines: own.lines.clone(),
+        };
+    }
+    let listed = country.as_deref().and_then(national);
+    let clinic_line = inputs
+        .clinic_phone
+        .map(|phone| line("Your clinic", Some(phone), None));
+    let (emergency, mut lines) = match listed {
+        Some((number, lines)) => (Some(number), lines),
+        None => (
+            None,
+            vec![CrisisLine {
+                name: "Find A Helpline (international directory of crisis lines)".to_owned(),
+                call: None,
+                text: None,
+                url: Some(DIRECTORY_URL.to_owned()),
+            }],
+        ),
     };
+    if let Some(clinic) = clinic_line {
+        lines.insert(0, clinic);
+    }
     CrisisResources {
-        country: if known { country } else { None },
-        message,
+        country,
+        source: found.to_owned(),
+        message: message(emergency),
         emergency_number: emergency.map(str::to_owned),
         lines,
     }
@@ -93,40 +260,100 @@ pub fn resources_for(country: Option<&str>, clinic_phone: Option<&str>) -> Crisi
 mod tests {
     use super::*;
 
+    fn inputs<'a>(country: Option<&'a str>, zone: &'a str) -> CrisisInputs<'a> {
+        CrisisInputs {
+            clinic_country: country,
+            clinic_timezone: zone,
+            patient_timezone: "UTC",
+            ..CrisisInputs::default()
+        }
+    }
+
     #[test]
     fn each_listed_country_has_its_lines_and_emergency_number() {
-        let us = resources_for(Some("us"), None);
+        let zones = ZoneCountries::vendored();
+        let get = |c: &str| resources(&inputs(Some(c), "UTC"), &zones);
+        let us = get("us");
         assert_eq!(us.emergency_number.as_deref(), Some("911"));
         assert_eq!(us.lines[0].text.as_deref(), Some("988"));
+        assert_eq!(us.source, "clinic_country");
+        assert_eq!(get("GB").emergency_number.as_deref(), Some("999"));
+        assert_eq!(get("IE").emergency_number.as_deref(), Some("112"));
+        assert_eq!(get("AU").lines[0].call.as_deref(), Some("13 11 14"));
+        assert_eq!(get("NZ").lines[0].call.as_deref(), Some("1737"));
+        assert_eq!(get("CA").lines[0].call.as_deref(), Some("988"));
+    }
+
+    #[test]
+    fn the_country_comes_from_the_clinic_then_its_zone_then_the_patients_zone() {
+        let zones = ZoneCountries::vendored();
+        let chicago = resources(&inputs(None, "America/Chicago"), &zones);
         assert_eq!(
-            resources_for(Some("GB"), None).emergency_number.as_deref(),
-            Some("999")
+            (chicago.country.as_deref(), chicago.source.as_str()),
+            (Some("US"), "clinic_timezone")
         );
-        assert_eq!(
-            resources_for(Some("IE"), None).emergency_number.as_deref(),
-            Some("112")
+        assert!(
+            chicago
+                .lines
+                .iter()
+                .any(|l| l.call.as_deref() == Some("988"))
         );
+        let mut from_patient = inputs(None, "UTC");
+        from_patient.patient_timezone = "Pacific/Auckland";
+        let nz = resources(&from_patient, &zones);
         assert_eq!(
-            resources_for(Some("AU"), None).lines[0].call.as_deref(),
-            Some("13 11 14")
-        );
-        assert_eq!(
-            resources_for(Some("NZ"), None).lines[0].call.as_deref(),
-            Some("1737")
-        );
-        assert_eq!(
-            resources_for(Some("CA"), None).lines[0].call.as_deref(),
-            Some("988")
+            (nz.country.as_deref(), nz.source.as_str()),
+            (Some("NZ"), "patient_timezone")
         );
     }
 
     #[test]
-    fn an_unknown_country_gets_the_clinic_and_the_local_emergency_number() {
-        let unknown = resources_for(Some("FR"), Some("+33 1 23 45 67 89"));
-        assert_eq!(unknown.country, None);
-        assert_eq!(unknown.emergency_number, None);
-        assert!(unknown.message.contains("local emergency number"));
-        assert_eq!(unknown.lines[0].call.as_deref(), Some("+33 1 23 45 67 89"));
-        assert!(resources_for(None, None).lines.is_empty());
+    fn without_listed_lines_the_clinic_and_the_directory_are_shown_never_nothing() {
+        let zones = ZoneCountries::vendored();
+        let mut fr = inputs(None, "Europe/Paris");
+        fr.clinic_phone = Some("+33 1 23 45 67 89");
+        let fr = resources(&fr, &zones);
+        assert_eq!(fr.country.as_deref(), Some("FR"));
+        assert_eq!(fr.emergency_number, None);
+        assert!(fr.message.contains("local emergency number"));
+        assert_eq!(fr.lines[0].call.as_deref(), Some("+33 1 23 45 67 89"));
+        assert_eq!(fr.lines[1].url.as_deref(), Some(DIRECTORY_URL));
+        let nothing = resources(&inputs(None, "UTC"), &zones);
+        assert_eq!(nothing.source, "unknown");
+        assert_eq!(nothing.lines.len(), 1, "the directory, at least");
+    }
+
+    #[test]
+    fn a_clinic_list_replaces_the_national_one_and_is_validated() {
+        let zones = ZoneCountries::vendored();
+        let own = CrisisOverride {
+            emergency_number: "112".into(),
+            lines: vec![line("SOS Amitié", Some("09 72 39 40 50"), None)],
+        };
+        assert!(own.problems().is_empty());
+        let mut with = inputs(Some("US"), "UTC");
+        with.clinic_override = Some(&own);
+        with.clinic_phone = Some("555");
+        let shown = resources(&with, &zones);
+        assert_eq!(shown.lines, own.lines, "replaced, not added to");
+        assert_eq!(shown.emergency_number.as_deref(), Some("112"));
+        let bad = CrisisOverride {
+            emergency_number: "call us".into(),
+            lines: vec![CrisisLine {
+                name: String::new(),
+                call: None,
+                text: Some("x".into()),
+                url: Some("ftp://x".into()),
+            }],
+        };
+        let problems = bad.problems();
+        for field in [
+            "crisis_resources.emergency_number",
+            "crisis_resources.lines[0].name",
+            "crisis_resources.lines[0].text",
+            "crisis_resources.lines[0].url",
+        ] {
+            assert!(problems.contains_key(field), "{field}: {problems:?}");
+        }
     }
 }

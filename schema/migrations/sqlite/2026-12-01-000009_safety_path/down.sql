@@ -1,0 +1,12 @@
+ALTER TABLE accounts DROP COLUMN working_hours;
+ALTER TABLE clinics DROP COLUMN crisis_resources;
+DROP INDEX check_ins_patient_received_idx;
+ALTER TABLE check_ins DROP COLUMN timing;
+ALTER TABLE check_ins DROP COLUMN device_completed_at;
+DROP INDEX alerts_inbox_idx;
+ALTER TABLE alerts DROP COLUMN signal_received_at;
+ALTER TABLE alerts DROP COLUMN signal_completed_at;
+ALTER TABLE alerts DROP COLUMN severity_rank;
+ALTER TABLE alerts DROP COLUMN unreachable_at;
+ALTER TABLE alerts DROP COLUMN new_signal_since_ack;
+ALTER TABLE alerts DROP COLUMN round;
