@@ -617,6 +617,35 @@ async fn crisis_resources_are_never_empty_and_a_clinic_can_replace_them(backend:
         StatusCode::NOT_FOUND,
         "not_found",
     );
+    assert_error(
+        &app.patch(
+            &format!("/v1/clinics/{paris}"),
+            &paris_patient.access,
+            json!({"country": "US"}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    // The organisation admin who set the clinic up may change it too.
+    let by_org = app
+        .patch(
+            &format!("/v1/clinics/{utc}"),
+            &world.org_admin.access,
+            json!({"country": "NZ"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(by_org.body["country"], "NZ");
+    let nz = app
+        .get("/v1/me/crisis-resources", &londoner.access)
+        .await
+        .body;
+    assert_eq!(
+        nz["country"], "NZ",
+        "the clinic's country comes before the patient's zone"
+    );
+    assert_eq!(nz["source"], "clinic_country");
 }
 
 async fn scrape(app: &TestApp) -> String {

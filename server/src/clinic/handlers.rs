@@ -342,8 +342,9 @@ pub struct UpdateClinic {
 
 /// Change a clinic
 ///
-/// Clinic admins of the clinic. Name, zone, country, crisis number, and the crisis resources its
-/// patients are shown on a safety answer (the clinic's own list replaces its country's).
+/// Clinic admins of the clinic, and organisation admins. Name, zone, country, crisis number, and
+/// the crisis resources its patients are shown on a safety answer (the clinic's own list
+/// replaces its country's).
 #[utoipa::path(
     patch,
     path = "/v1/clinics/{clinic_id}",
@@ -356,7 +357,7 @@ pub struct UpdateClinic {
         (status = 200, description = "The clinic as changed", body = Clinic),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 403, description = "Not an admin of the clinic", body = ErrorBody),
         (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields, each named", body = ErrorBody),
@@ -370,7 +371,14 @@ pub async fn update_clinic(
     ApiJson(body): ApiJson<UpdateClinic>,
 ) -> ApiResult<Json<Clinic>> {
     let clinic = ClinicId::parse(&clinic_id).ok_or_else(|| ApiError::not_found("clinic"))?;
-    caller.ensure_admin_of(&clinic, "change the clinic")?;
+    // Organisation admins set up clinics, so they may change any; clinic admins their own.
+    match caller.role {
+        Role::OrgAdmin => {}
+        Role::Patient => return Err(ApiError::forbidden("Patients cannot change a clinic.")),
+        Role::ClinicAdmin | Role::Clinician => {
+            caller.ensure_admin_of(&clinic, "change the clinic")?
+        }
+    }
     let mut problems = std::collections::BTreeMap::new();
     let mut changes = ClinicChanges {
         name: body

@@ -120,19 +120,23 @@ impl managed::Manager for ConnectionManager {
         if conn.is_mutex_poisoned() {
             return Err(RecycleError::message("a query panicked on this connection"));
         }
-        let healthy = conn
-            .interact(|conn| {
+        // deadpool recycles on every checkout. The connection is idle here, so its lock is free:
+        // read the flag in place rather than through `interact`, which would cost a hop to the
+        // blocking pool (and back) on every request just to read it.
+        let healthy = match conn.try_lock() {
+            Ok(mut guard) => {
                 !<DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(
-                    conn,
+                    &mut *guard,
                 )
-            })
-            .await
-            .unwrap_or(false);
+            }
+            // Still held by a query that outlived its caller (a cancelled request): not reusable.
+            Err(_) => false,
+        };
         if healthy {
             Ok(())
         } else {
             Err(RecycleError::message(
-                "connection left in a broken transaction",
+                "connection left in a broken transaction, or still busy",
             ))
         }
     }

@@ -496,6 +496,42 @@ mod tests {
     }
 
     #[test]
+    fn late_data_is_left_out_of_the_rules_about_today_but_never_out_of_item_nine() {
+        let t = Thresholds::default();
+        let late_item9 = NewCheckIn {
+            late: true,
+            ..phq9(22, 3, 10)
+        };
+        let history = History {
+            phq9: vec![ScoredAnswer {
+                total: 5,
+                completed_at: at(1),
+            }],
+            ..History::default()
+        };
+        let fired = rules(&evaluate(&late_item9, &history, &t, date(10)));
+        assert!(fired.contains(&Rule::SafetyItem9), "{fired:?}");
+        let late_mood = NewCheckIn {
+            instrument: "daily_mood".into(),
+            completed_at: Some(at(10)),
+            blood_pressure: Some((200, 120)),
+            late: true,
+            ..Default::default()
+        };
+        let days = History {
+            daily_mood: vec![(date(9), 1.0), (date(10), 1.0)],
+            ..History::default()
+        };
+        assert!(evaluate(&late_mood, &days, &t, date(10)).is_empty());
+        let on_time = NewCheckIn {
+            late: false,
+            ..late_mood
+        };
+        let fired = rules(&evaluate(&on_time, &days, &t, date(10)));
+        assert!(fired.contains(&Rule::MoodFloor) && fired.contains(&Rule::BloodPressure));
+    }
+
+    #[test]
     fn the_phq9_table() {
         let t = Thresholds::default();
         let history = History {

@@ -5,7 +5,9 @@
 //! `Companion-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. During a secret
 //! rotation the header carries a second `v1=` made with the previous secret, for 24 hours, so a
 //! receiver can switch secrets without missing a delivery. Receivers should refuse timestamps
-//! more than five minutes old. Bodies carry opaque ids and the severity, never clinical details.
+//! more than five minutes old. Bodies carry opaque ids and the severity, never clinical details;
+//! `type` is `alert.opened`, `alert.reopened` (a new urgent or high signal after an
+//! acknowledgement) or `alert.escalated`.
 
 use axum::Json;
 use axum::extract::{Path, State};

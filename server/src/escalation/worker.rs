@@ -74,41 +74,80 @@ async fn in_transaction(
     }
 }
 
-/// Who is in each tier, and their active devices.
-struct Tiers {
-    members: Vec<Vec<Member>>,
-    devices: Vec<Vec<DeviceRow>>,
-    reach: Vec<TierReach>,
+/// One tier as read: its members, their active devices, and whether it can be told.
+type Tier = (Vec<Member>, Vec<DeviceRow>, TierReach);
+
+/// Who is in each tier, and their active devices, read only as far as needed: the notification
+/// reads from the targeted tier on until one can be told, the readiness check reads them all.
+struct Tiers<'a> {
+    clinic_id: &'a str,
+    policy: &'a EscalationPolicy,
+    webhook: bool,
+    loaded: Vec<Option<Tier>>,
 }
 
-fn tiers(
-    conn: &mut DbConnection,
-    clinic_id: &str,
-    policy: &EscalationPolicy,
-    webhook: bool,
-) -> QueryResult<Tiers> {
-    let mut out = Tiers {
-        members: Vec::new(),
-        devices: Vec::new(),
-        reach: Vec::new(),
-    };
-    for tier in &policy.tiers {
-        let members = store::audience(conn, clinic_id, tier.audience)?;
-        let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
-        let devices = push_store::active_devices_of(conn, &ids)?;
-        let with_device = members
-            .iter()
-            .filter(|m| devices.iter().any(|d| d.account_id == m.id))
-            .count();
-        out.reach.push(TierReach {
-            staff: members.len(),
-            with_device,
+impl<'a> Tiers<'a> {
+    fn new(clinic_id: &'a str, policy: &'a EscalationPolicy, webhook: bool) -> Self {
+        Self {
+            clinic_id,
+            policy,
             webhook,
-        });
-        out.members.push(members);
-        out.devices.push(devices);
+            loaded: vec![None; policy.tiers.len()],
+        }
     }
-    Ok(out)
+
+    fn load(
+        &mut self,
+        conn: &mut DbConnection,
+        index: usize,
+    ) -> QueryResult<&Tier> {
+        if self.loaded[index].is_none() {
+            let members = store::audience(conn, self.clinic_id, self.policy.tiers[index].audience)?;
+            let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+            let devices = push_store::active_devices_of(conn, &ids)?;
+            let with_device = members
+                .iter()
+                .filter(|m| devices.iter().any(|d| d.account_id == m.id))
+                .count();
+            let reach = TierReach {
+                staff: members.len(),
+                with_device,
+                webhook: self.webhook,
+            };
+            self.loaded[index] = Some((members, devices, reach));
+        }
+        Ok(
+            self.loaded[index]
+                .get_or_insert_with(|| (Vec::new(), Vec::new(), TierReach::default())),
+        )
+    }
+
+    /// The tier to tell when the policy targets `target` (see [`decide::choose_tier`]), reading
+    /// tiers in the order the choice needs them.
+    fn choose(&mut self, conn: &mut DbConnection, target: usize) -> QueryResult<Option<usize>> {
+        let order: Vec<usize> = (target..self.loaded.len())
+            .chain((0..target).rev())
+            .collect();
+        for index in order {
+            if self.load(conn, index)?.2.reachable() {
+                // Confirm with the pure rule over what has been read (unread tiers count as
+                // unreachable, and every tier the rule prefers has been read).
+                let reach: Vec<TierReach> = self
+                    .loaded
+                    .iter()
+                    .map(|t| t.as_ref().map(|t| t.2).unwrap_or_default())
+                    .collect();
+                return Ok(decide::choose_tier(&reach, target));
+            }
+        }
+        Ok(None)
+    }
+
+    fn reach(&mut self, conn: &mut DbConnection) -> QueryResult<Vec<TierReach>> {
+        (0..self.loaded.len())
+            .map(|i| self.load(conn, i).map(|t| t.2))
+            .collect()
+    }
 }
 
 fn skipped_reason(reach: &TierReach) -> &'static str {
@@ -161,7 +200,7 @@ fn notify_step(
     }
     let policy = store::clinic_policy(conn, &alert.clinic_id)?;
     let endpoints = super::webhooks::active_endpoints(conn, &alert.clinic_id)?;
-    let tiers = tiers(conn, &alert.clinic_id, &policy, !endpoints.is_empty())?;
+    let mut tiers = Tiers::new(&alert.clinic_id, &policy, !endpoints.is_empty());
     let target = (alert.tier.max(0) as usize).min(policy.last_tier());
     let severity = store::parse_severity(&alert.severity);
     let event = match (payload.step.round, payload.step.escalation) {
@@ -171,9 +210,9 @@ fn notify_step(
     };
     let hooks =
         super::webhooks::enqueue_for_alert(conn, &endpoints, &alert.id, event, payload.step, now)?;
-    let Some(reached) = decide::choose_tier(&tiers.reach, target) else {
+    let Some(reached) = tiers.choose(conn, target)? else {
         let summary = tiers
-            .reach
+            .reach(conn)?
             .iter()
             .enumerate()
             .map(|(i, r)| {
@@ -211,16 +250,15 @@ fn notify_step(
         return Ok(Outcome::Unreachable(alert.severity.clone()));
     };
     for skipped in (target..reached).chain(reached + 1..=target) {
-        if let Some(reach) = tiers.reach.get(skipped) {
-            store::event(
-                conn,
-                &alert.id,
-                "tier_skipped",
-                None,
-                &format!("tier {skipped}: {}", skipped_reason(reach)),
-                now,
-            )?;
-        }
+        let reach = tiers.load(conn, skipped)?.2;
+        store::event(
+            conn,
+            &alert.id,
+            "tier_skipped",
+            None,
+            &format!("tier {skipped}: {}", skipped_reason(&reach)),
+            now,
+        )?;
     }
     if reached != target || alert.unreachable_at.is_some() {
         diesel::update(alerts::table.find(&alert.id))
@@ -233,7 +271,8 @@ fn notify_step(
     let mut sent = 0;
     let mut deferred = 0;
     let now_utc = utc(now);
-    for member in &tiers.members[reached] {
+    let (members, devices, _) = tiers.load(conn, reached)?.clone();
+    for member in &members {
         let hours: WorkingHours = member
             .working_hours
             .as_deref()
@@ -246,10 +285,7 @@ fn notify_step(
         let at = decide::push_at(severity, member.on_call, now_utc, || {
             hours.next_open(tz, now_utc)
         });
-        for device in tiers.devices[reached]
-            .iter()
-            .filter(|d| d.account_id == member.id)
-        {
+        for device in devices.iter().filter(|d| d.account_id == member.id) {
             push_store::notify_device_at(
                 conn,
                 device,
@@ -273,7 +309,7 @@ fn notify_step(
         None,
         &format!(
             "tier {reached}: {} staff, {sent} devices ({deferred} held for working hours), {hooks} webhooks",
-            tiers.members[reached].len()
+            members.len()
         ),
         now,
     )?;
@@ -313,20 +349,16 @@ pub fn reach_of(
 ) -> QueryResult<(EscalationPolicy, TierMembers, bool)> {
     let policy = store::clinic_policy(conn, clinic_id)?;
     let webhook = !super::webhooks::active_endpoints(conn, clinic_id)?.is_empty();
-    let tiers = tiers(conn, clinic_id, &policy, webhook)?;
-    let members = tiers
-        .members
-        .into_iter()
-        .zip(tiers.devices)
-        .map(|(members, devices)| {
-            members
-                .into_iter()
-                .map(|m| {
-                    let has = devices.iter().any(|d| d.account_id == m.id);
-                    (m, has)
-                })
-                .collect()
-        })
-        .collect();
+    let mut tiers = Tiers::new(clinic_id, &policy, webhook);
+    let mut members = Vec::new();
+    for index in 0..policy.tiers.len() {
+        let (people, devices, _) = tiers.load(conn, index)?;
+        members.push(
+            people
+                .iter()
+                .map(|m| (m.clone(), devices.iter().any(|d| d.account_id == m.id)))
+                .collect(),
+        );
+    }
     Ok((policy, members, webhook))
 }
