@@ -943,11 +943,36 @@ async fn routine_alerts_wait_for_working_hours_and_only_urgent_ones_break_throug
     let pushes = pushes_with_urgency(&gateway, &on_call_phone);
     assert_eq!(pushes.len(), 3, "{pushes:?}");
     assert!(!pushes[2].1);
+    // A routine push held for the morning is withdrawn when someone acknowledges first.
+    app.clock.set(at("2026-06-04T03:00:00Z"));
+    let patient = refreshed(&app, &world.patient_a2).await;
+    let admin = refreshed(&app, &world.admin_a).await;
+    submit(&app, &patient, "gad7", gad7(2)).await;
+    app.clock.advance(TimeDelta::minutes(1));
+    submit(&app, &patient, "gad7", gad7(13)).await;
+    app.run_jobs().await;
+    let alerts = alerts_of(&app, &admin).await;
+    let held = of_rule(&alerts, "gad7_deterioration", &world.patient_a2)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    acknowledge(&app, &admin, &held)
+        .await
+        .expect(StatusCode::OK);
+    app.clock.set(at("2026-06-04T13:00:00Z"));
+    app.run_jobs().await;
+    assert!(
+        !pushes_with_urgency(&gateway, &on_call_phone)
+            .iter()
+            .any(|(id, _)| *id == held),
+        "nobody is woken for what was already seen to"
+    );
     // Working hours are the clinician's to set, and validated.
+    let clinician = refreshed(&app, &world.clinician_a).await;
     let set = app
         .put(
             "/v1/me/working-hours",
-            &world.clinician_a.access,
+            &clinician.access,
             json!({"timezone": "Europe/London", "days": ["mon", "sat"], "start": "07:30", "end": "12:00"}),
         )
         .await
@@ -961,7 +986,7 @@ async fn routine_alerts_wait_for_working_hours_and_only_urgent_ones_break_throug
         json!({"start": "08:00", "end": "12:00", "days": ["someday"]}),
     ] {
         let reply = app
-            .put("/v1/me/working-hours", &world.clinician_a.access, bad)
+            .put("/v1/me/working-hours", &clinician.access, bad)
             .await;
         assert_eq!(
             reply.status,
@@ -971,8 +996,7 @@ async fn routine_alerts_wait_for_working_hours_and_only_urgent_ones_break_throug
         );
     }
     assert_error(
-        &app.get("/v1/me/working-hours", &world.patient_a.access)
-            .await,
+        &app.get("/v1/me/working-hours", &patient.access).await,
         StatusCode::FORBIDDEN,
         "forbidden",
     );

@@ -437,7 +437,14 @@ pub async fn acknowledge_alert(
                     _ => Decision::Unchanged,
                 });
             }
-            store::event(conn, &alert.id, "acknowledged", Some(&who), "", now)?;
+            // A routine push held for someone's working hours is no longer needed.
+            let withdrawn =
+                crate::push::store::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
+            let detail = match withdrawn {
+                0 => String::new(),
+                n => format!("{n} held push(es) withdrawn"),
+            };
+            store::event(conn, &alert.id, "acknowledged", Some(&who), &detail, now)?;
             Ok(Decision::Changed)
         },
     )
@@ -602,6 +609,7 @@ pub async fn resolve_alert(
                 alerts::acknowledged_by.eq(&who),
             ))
             .execute(conn)?;
+            crate::push::store::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
             store::event(conn, &alert.id, "resolved", Some(&who), &note, now)?;
             Ok(Decision::Changed)
         },

@@ -96,11 +96,7 @@ impl<'a> Tiers<'a> {
         }
     }
 
-    fn load(
-        &mut self,
-        conn: &mut DbConnection,
-        index: usize,
-    ) -> QueryResult<&Tier> {
+    fn load(&mut self, conn: &mut DbConnection, index: usize) -> QueryResult<&Tier> {
         if self.loaded[index].is_none() {
             let members = store::audience(conn, self.clinic_id, self.policy.tiers[index].audience)?;
             let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();

@@ -246,6 +246,41 @@ pub fn notify_devices(
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
+/// Withdraws the notifications of `kind` about `ref_id` still waiting for their time (a routine
+/// alert held for working hours that someone acknowledged meanwhile): their delivery jobs and the
+/// notifications themselves are deleted, as if never queued. One already due or being sent is
+/// left to go. Returns how many were withdrawn.
+pub fn withdraw_waiting(
+    conn: &mut DbConnection,
+    kind: &str,
+    ref_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use companion_schema::schema::jobs;
+    let waiting: Vec<String> = notifications::table
+        .filter(notifications::ref_id.eq(ref_id))
+        .filter(notifications::kind.eq(kind))
+        .filter(notifications::status.eq("pending"))
+        .filter(notifications::attempts.eq(0))
+        .select(notifications::id)
+        .load(conn)?;
+    let mut withdrawn = 0;
+    for id in waiting {
+        let deleted = diesel::delete(
+            jobs::table
+                .filter(jobs::dedupe_key.eq(format!("push:{id}")))
+                .filter(jobs::status.eq("queued"))
+                .filter(jobs::run_at.gt(now)),
+        )
+        .execute(conn)?;
+        if deleted == 1 {
+            diesel::delete(notifications::table.find(&id)).execute(conn)?;
+            withdrawn += 1;
+        }
+    }
+    Ok(withdrawn)
+}
+
 /// Finds a notification with its device.
 pub fn find_notification(
     conn: &mut DbConnection,
