@@ -39,58 +39,46 @@ pub fn on_check_in(
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
     let tz = timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC);
-    // Only what the rules for this instrument look at: earlier scores of the same questionnaire
-    // (baselines reach back to the first score), or the last 22 days of mood, capped so a flood
-    // of submissions cannot make each one slower.
-    let earlier: Vec<CheckInRow> = match row.instrument.as_str() {
-        "phq9" | "gad7" => check_ins::table
-            .filter(check_ins::patient_id.eq(&row.patient_id))
-            .filter(check_ins::instrument.eq(&row.instrument))
-            .filter(check_ins::completed_at.le(row.completed_at))
-            .filter(check_ins::id.ne(&row.id))
-            .select(CheckInRow::as_select())
-            .load(conn)?,
-        "daily_mood" => check_ins::table
-            .filter(check_ins::patient_id.eq(&row.patient_id))
-            .filter(check_ins::instrument.eq("daily_mood"))
-            .filter(check_ins::completed_at.le(row.completed_at))
-            .filter(check_ins::completed_at.ge(row.completed_at - TimeDelta::days(22)))
-            .filter(check_ins::id.ne(&row.id))
-            .select(CheckInRow::as_select())
-            .order(check_ins::completed_at.desc())
-            .limit(MOOD_ROWS)
-            .load(conn)?,
-        _ => Vec::new(),
-    };
-    let scored = |instrument: &str| -> Vec<ScoredAnswer> {
-        earlier
-            .iter()
-            .filter(|c| c.instrument == instrument)
-            .filter_map(|c| {
-                c.total.map(|t| ScoredAnswer {
-                    total: i64::from(t),
-                    completed_at: utc(c.completed_at),
-                })
-            })
-            .collect()
-    };
-    let mood_of = |c: &CheckInRow| -> Option<f64> {
-        (c.instrument == "daily_mood")
-            .then(|| serde_json::from_str::<Value>(&c.answers).ok())
-            .flatten()
+    // Only what the rules for this instrument look at, in reads whose cost does not grow with the
+    // patient's history: for a questionnaire, its baseline's two candidates (the lowest score of
+    // the 90 days before, and the first score ever), each one indexed row; for mood, the last 22
+    // days, capped so that a flood of submissions cannot make each one slower.
+    let (scores, moods): (Vec<ScoredAnswer>, Vec<(chrono::NaiveDateTime, String)>) =
+        match row.instrument.as_str() {
+            "phq9" | "gad7" => (baseline_candidates(conn, row)?, Vec::new()),
+            "daily_mood" => (
+                Vec::new(),
+                check_ins::table
+                    .filter(check_ins::patient_id.eq(&row.patient_id))
+                    .filter(check_ins::instrument.eq("daily_mood"))
+                    .filter(check_ins::completed_at.le(row.completed_at))
+                    .filter(check_ins::completed_at.ge(row.completed_at - TimeDelta::days(22)))
+                    .filter(check_ins::id.ne(&row.id))
+                    .select((check_ins::completed_at, check_ins::answers))
+                    .order(check_ins::completed_at.desc())
+                    .limit(MOOD_ROWS)
+                    .load(conn)?,
+            ),
+            _ => (Vec::new(), Vec::new()),
+        };
+    let mood_in = |answers: &str| -> Option<f64> {
+        serde_json::from_str::<Value>(answers)
+            .ok()
             .and_then(|a| a["mood"].as_f64())
     };
-    let records: Vec<Record> = earlier
+    let own_mood = (row.instrument == "daily_mood")
+        .then(|| mood_in(&row.answers))
+        .flatten();
+    let records: Vec<Record> = moods
         .iter()
-        .chain(std::iter::once(row))
-        .filter_map(|c| {
-            mood_of(c).map(|mood| Record {
-                id: c.id.clone(),
-                instrument: c.instrument.clone(),
-                total: None,
-                mood: Some(mood),
-                completed_at: utc(c.completed_at),
-            })
+        .filter_map(|(at, answers)| Some((*at, mood_in(answers)?)))
+        .chain(own_mood.map(|m| (row.completed_at, m)))
+        .map(|(at, mood)| Record {
+            id: String::new(),
+            instrument: "daily_mood".to_owned(),
+            total: None,
+            mood: Some(mood),
+            completed_at: utc(at),
         })
         .collect();
     let daily = trends::daily_mood(&records, tz, completed - TimeDelta::days(22))
@@ -108,9 +96,14 @@ pub fn on_check_in(
     } else {
         None
     };
+    let (phq9, gad7) = match row.instrument.as_str() {
+        "phq9" => (scores, Vec::new()),
+        "gad7" => (Vec::new(), scores),
+        _ => (Vec::new(), Vec::new()),
+    };
     let history = History {
-        phq9: scored("phq9"),
-        gad7: scored("gad7"),
+        phq9,
+        gad7,
         daily_mood: daily,
         last_session_at: last_session.map(utc),
         clinic_baseline_phq9: None,
@@ -154,6 +147,44 @@ pub fn on_check_in(
         )?);
     }
     Ok(touched)
+}
+
+/// The earlier scores a questionnaire's baseline can come from (see [`rules::baseline`]): the
+/// lowest of the 90 days before `row`, and the first ever. Two single-row index reads, whatever
+/// the number of earlier scores.
+fn baseline_candidates(
+    conn: &mut DbConnection,
+    row: &CheckInRow,
+) -> QueryResult<Vec<ScoredAnswer>> {
+    let earlier = || {
+        check_ins::table
+            .filter(check_ins::patient_id.eq(&row.patient_id))
+            .filter(check_ins::instrument.eq(&row.instrument))
+            .filter(check_ins::completed_at.lt(row.completed_at))
+            .filter(check_ins::id.ne(&row.id))
+            .filter(check_ins::total.is_not_null())
+            .select((check_ins::completed_at, check_ins::total))
+            .into_boxed()
+    };
+    let lowest_recent: Option<(chrono::NaiveDateTime, Option<i32>)> = earlier()
+        .filter(check_ins::completed_at.ge(row.completed_at - TimeDelta::days(90)))
+        .order((check_ins::total.asc(), check_ins::completed_at.asc()))
+        .first(conn)
+        .optional()?;
+    let first: Option<(chrono::NaiveDateTime, Option<i32>)> = earlier()
+        .order(check_ins::completed_at.asc())
+        .first(conn)
+        .optional()?;
+    Ok(lowest_recent
+        .into_iter()
+        .chain(first)
+        .filter_map(|(at, total)| {
+            Some(ScoredAnswer {
+                total: i64::from(total?),
+                completed_at: utc(at),
+            })
+        })
+        .collect())
 }
 
 /// Runs the missed-check-in rule for a patient whose prompts just expired, inside the expiry's

@@ -1,5 +1,6 @@
 ALTER TABLE accounts DROP COLUMN working_hours;
 ALTER TABLE clinics DROP COLUMN crisis_resources;
+DROP INDEX check_ins_patient_instrument_total_idx;
 DROP INDEX check_ins_patient_received_idx;
 ALTER TABLE check_ins DROP COLUMN timing;
 ALTER TABLE check_ins DROP COLUMN device_completed_at;

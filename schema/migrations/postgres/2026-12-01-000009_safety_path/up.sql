@@ -20,6 +20,9 @@ ALTER TABLE check_ins ADD COLUMN device_completed_at TIMESTAMP;
 ALTER TABLE check_ins ADD COLUMN timing TEXT NOT NULL DEFAULT 'on_time'
     CHECK (timing IN ('on_time', 'clock_ahead', 'late'));
 CREATE INDEX check_ins_patient_received_idx ON check_ins (patient_id, received_at);
+-- A questionnaire's baseline (the lowest recent score) is read in score order, so its cost does
+-- not grow with the patient's history.
+CREATE INDEX check_ins_patient_instrument_total_idx ON check_ins (patient_id, instrument, total, completed_at);
 
 ALTER TABLE clinics ADD COLUMN crisis_resources TEXT;
 
