@@ -155,6 +155,59 @@ impl App {
         })
     }
 
+    /// One unit of work for a request that writes: one pooled connection and one hand-off to the
+    /// blocking pool run the session check of `bearer` and `work`, in one write transaction. A
+    /// refusal (the session's 401, or `work`'s own error) rolls everything back.
+    pub async fn write_as<T, F>(
+        &self,
+        bearer: crate::auth::extract::Bearer,
+        work: F,
+    ) -> crate::error::ApiResult<T>
+    where
+        F: FnOnce(
+                &mut crate::db::DbConnection,
+                &crate::auth::extract::Caller,
+            ) -> diesel::QueryResult<Result<T, crate::error::ApiError>>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        self.db
+            .write_or_refuse(move |conn| {
+                match crate::auth::extract::session_caller(conn, &bearer)? {
+                    Ok(caller) => work(conn, &caller),
+                    Err(refused) => Ok(Err(refused)),
+                }
+            })
+            .await?
+    }
+
+    /// Like [`App::write_as`] for a request that only reads: no transaction, so on SQLite it never
+    /// waits for the writer's lock.
+    pub async fn read_as<T, F>(
+        &self,
+        bearer: crate::auth::extract::Bearer,
+        work: F,
+    ) -> crate::error::ApiResult<T>
+    where
+        F: FnOnce(
+                &mut crate::db::DbConnection,
+                &crate::auth::extract::Caller,
+            ) -> diesel::QueryResult<Result<T, crate::error::ApiError>>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        self.db
+            .run(
+                move |conn| match crate::auth::extract::session_caller(conn, &bearer)? {
+                    Ok(caller) => work(conn, &caller),
+                    Err(refused) => Ok(Err(refused)),
+                },
+            )
+            .await?
+    }
+
     /// Wakes the workers of this process: call after committing a transaction that enqueued jobs.
     pub fn jobs_enqueued(&self) {
         self.job_wake.notify_one();

@@ -1,6 +1,10 @@
 //! Who is calling: the bearer token is verified, then its session and account are checked in
 //! the database on every request, so logging out or disabling an account takes effect at once.
 //! Role extractors refuse the wrong role with 403 before a handler runs.
+//!
+//! A handler on a hot path takes a [`Bearer`] instead (the token verified, nothing read yet) and
+//! runs the session check inside its own unit of work ([`crate::app::App::write_as`]): one pooled
+//! connection and one hand-off to the blocking pool for the check and the work together.
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
@@ -59,7 +63,16 @@ fn invalid_token() -> ApiError {
     )
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// A bearer token whose signature, expiry, issuer and audience are verified; its session is not
+/// checked yet. Only [`session_caller`] turns it into a [`Caller`].
+#[derive(Debug, Clone)]
+pub struct Bearer {
+    account_id: AccountId,
+    session_id: SessionId,
+    request_id: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -87,35 +100,61 @@ impl FromRequestParts<AppState> for Caller {
             tracing::debug!(%reason, "access token refused");
             invalid_token()
         })?;
-        let account_id = AccountId::parse(&claims.sub).ok_or_else(invalid_token)?;
-        let session_id = SessionId::parse(&claims.sid).ok_or_else(invalid_token)?;
-        let (sid, sub) = (session_id.to_string(), account_id.to_string());
+        Ok(Bearer {
+            account_id: AccountId::parse(&claims.sub).ok_or_else(invalid_token)?,
+            session_id: SessionId::parse(&claims.sid).ok_or_else(invalid_token)?,
+            request_id: request_id_of(parts),
+        })
+    }
+}
+
+/// Checks `bearer`'s session on `conn`: not revoked, the account not disabled. The caller, or the
+/// 401 to answer.
+pub fn session_caller(
+    conn: &mut crate::db::DbConnection,
+    bearer: &Bearer,
+) -> diesel::QueryResult<Result<Caller, ApiError>> {
+    let session =
+        store::session_state(conn, bearer.session_id.as_str(), bearer.account_id.as_str())?;
+    Ok(caller_of(bearer, session))
+}
+
+fn caller_of(bearer: &Bearer, session: Option<store::SessionState>) -> Result<Caller, ApiError> {
+    let session = session.ok_or_else(invalid_token)?;
+    if session.revoked_at.is_some() {
+        return Err(ApiError::unauthorized(
+            "session_revoked",
+            "This session has ended; sign in again.",
+        ));
+    }
+    if session.disabled_at.is_some() {
+        return Err(ApiError::unauthorized(
+            "account_disabled",
+            "This account is disabled.",
+        ));
+    }
+    let role = Role::parse(&session.role)
+        .ok_or_else(|| ApiError::internal(&"stored role is not a known role"))?;
+    Ok(Caller {
+        account_id: bearer.account_id.clone(),
+        session_id: bearer.session_id.clone(),
+        role,
+        clinic_id: session.clinic_id.map(ClinicId::from_db),
+        request_id: bearer.request_id.clone(),
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = Bearer::from_request_parts(parts, state).await?;
+        let (sid, sub) = (bearer.session_id.to_string(), bearer.account_id.to_string());
         let session = state
             .db
             .run(move |conn| store::session_state(conn, &sid, &sub))
-            .await?
-            .ok_or_else(invalid_token)?;
-        if session.revoked_at.is_some() {
-            return Err(ApiError::unauthorized(
-                "session_revoked",
-                "This session has ended; sign in again.",
-            ));
-        }
-        if session.disabled_at.is_some() {
-            return Err(ApiError::unauthorized(
-                "account_disabled",
-                "This account is disabled.",
-            ));
-        }
-        let role = Role::parse(&session.role)
-            .ok_or_else(|| ApiError::internal(&"stored role is not a known role"))?;
-        Ok(Caller {
-            account_id,
-            session_id,
-            role,
-            clinic_id: session.clinic_id.map(ClinicId::from_db),
-            request_id: request_id_of(parts),
-        })
+            .await?;
+        caller_of(&bearer, session)
     }
 }
 

@@ -15,11 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::account::model::{Role, parse_timezone};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
-use crate::auth::extract::{Caller, PatientCaller};
+use crate::auth::extract::{Bearer, Caller, PatientCaller};
 use crate::check_in::store::{self, CheckInRow, HistoryFilter};
 use crate::check_in::timing;
 use crate::check_in::trends::{self, DailyMood, InstrumentTrend, Record};
-use crate::db::DbError;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{Page, PageParams, Paginated, time_key};
@@ -198,7 +197,7 @@ fn content_hash(
 )]
 pub async fn create_check_in(
     State(state): State<AppState>,
-    PatientCaller(caller): PatientCaller,
+    bearer: Bearer,
     ApiJson(body): ApiJson<SubmitCheckIn>,
 ) -> ApiResult<(StatusCode, Json<CheckIn>)> {
     let now = state.now();
@@ -249,17 +248,21 @@ pub async fn create_check_in(
         },
     };
     let (Some(id), Some((instrument, scored)), true) = (id, scored, problems.is_empty()) else {
-        return Err(ApiError::validation(problems));
+        // Answered after the session and role checks, so that 401 and 403 come before 422.
+        return state
+            .read_as(bearer, move |_, caller| {
+                Ok(Err(only_patients(caller)
+                    .err()
+                    .unwrap_or_else(|| ApiError::validation(problems))))
+            })
+            .await;
     };
-    let clinic_id = caller
-        .clinic_id
-        .clone()
-        .ok_or_else(|| ApiError::internal(&"patient without a clinic"))?;
     let device_db = device_completed.naive_utc();
+    // The patient and clinic are filled in by the unit of work, from the checked session.
     let row = CheckInRow {
         id: id.to_string(),
-        patient_id: caller.account_id.to_string(),
-        clinic_id: clinic_id.to_string(),
+        patient_id: String::new(),
+        clinic_id: String::new(),
         instrument: instrument.key.clone(),
         instrument_version: instrument.version,
         answers: serde_json::to_string(&scored.answers).map_err(|e| ApiError::internal(&e))?,
@@ -281,7 +284,26 @@ pub async fn create_check_in(
         timing: placed.timing.as_str().to_owned(),
     };
 
-    let outcome = store_once(&state, row, scored.answers.clone()).await?;
+    let answers = scored.answers.clone();
+    let zones = state.zones.clone();
+    // One unit of work: the session check, the check-in, the alerts its answers raise, the jobs
+    // that notify the care team and the crisis notice, on one connection in one transaction.
+    let outcome = state
+        .write_as(bearer, move |conn, caller| {
+            if let Err(refused) = only_patients(caller) {
+                return Ok(Err(refused));
+            }
+            let Some(clinic_id) = caller.clinic_id.as_ref() else {
+                return Ok(Err(ApiError::internal(&"patient without a clinic")));
+            };
+            let row = CheckInRow {
+                patient_id: caller.account_id.to_string(),
+                clinic_id: clinic_id.to_string(),
+                ..row
+            };
+            store_once(conn, row, &answers, &zones).map(Ok)
+        })
+        .await?;
     state.jobs_enqueued();
     let (status, stored, resources) = match outcome {
         Stored::Created(row, resources) => (StatusCode::CREATED, row, resources),
@@ -300,50 +322,56 @@ pub async fn create_check_in(
     Ok((status, Json(view(&stored, &state, safety))))
 }
 
-async fn store_once(
-    state: &AppState,
+/// Patients only submit check-ins.
+fn only_patients(caller: &Caller) -> Result<(), ApiError> {
+    if caller.role == Role::Patient {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("Only patients may do this."))
+    }
+}
+
+/// Stores a check-in once, on `conn` inside the request's transaction: with the prompt it
+/// completes, the alerts its answers raise (and the jobs that notify the care team), and, on a
+/// safety signal, the crisis resources to show, read in the same transaction. A replay returns
+/// the stored check-in; the same id with other content is a conflict.
+fn store_once(
+    conn: &mut crate::db::DbConnection,
     row: CheckInRow,
-    answers: BTreeMap<String, Value>,
-) -> Result<Stored, DbError> {
-    // One transaction: the check-in, the alerts its answers raise and the jobs that notify the
-    // care team commit together or not at all; the crisis notice is read inside it.
-    let zones = state.zones.clone();
-    let crisis = move |conn: &mut crate::db::DbConnection, row: &CheckInRow| {
+    answers: &BTreeMap<String, Value>,
+    zones: &crate::safety::zones::ZoneCountries,
+) -> diesel::QueryResult<Stored> {
+    let crisis = |conn: &mut crate::db::DbConnection, row: &CheckInRow| {
         if row.item9.is_some_and(|v| v >= 1) {
-            crate::safety::store::for_patient(conn, &row.patient_id, &zones)
+            crate::safety::store::for_patient(conn, &row.patient_id, zones)
         } else {
             Ok(None)
         }
     };
-    state
-        .db
-        .write(move |conn| {
-            if store::insert_if_new(conn, &row)? {
-                crate::prompt::store::complete_for_check_in(
-                    conn,
-                    &row.patient_id,
-                    &row.id,
-                    &row.instrument,
-                    row.prompt_id.as_deref(),
-                    row.completed_at,
-                    row.received_at,
-                )?;
-                crate::escalation::intake::on_check_in(conn, &row, &answers)?;
-                let resources = crisis(conn, &row)?;
-                return Ok(Stored::Created(row, resources));
-            }
-            Ok(match store::find(conn, &row.id)? {
-                Some(existing)
-                    if existing.patient_id == row.patient_id
-                        && existing.content_hash == row.content_hash =>
-                {
-                    let resources = crisis(conn, &existing)?;
-                    Stored::Replayed(existing, resources)
-                }
-                _ => Stored::Conflict,
-            })
-        })
-        .await
+    if store::insert_if_new(conn, &row)? {
+        crate::prompt::store::complete_for_check_in(
+            conn,
+            &row.patient_id,
+            &row.id,
+            &row.instrument,
+            row.prompt_id.as_deref(),
+            row.completed_at,
+            row.received_at,
+        )?;
+        crate::escalation::intake::on_check_in(conn, &row, answers)?;
+        let resources = crisis(conn, &row)?;
+        return Ok(Stored::Created(row, resources));
+    }
+    Ok(match store::find(conn, &row.id)? {
+        Some(existing)
+            if existing.patient_id == row.patient_id
+                && existing.content_hash == row.content_hash =>
+        {
+            let resources = crisis(conn, &existing)?;
+            Stored::Replayed(existing, resources)
+        }
+        _ => Stored::Conflict,
+    })
 }
 
 /// History filters and paging.

@@ -232,6 +232,33 @@ impl Db {
         self.run(move |conn| write_transaction(conn, f)).await
     }
 
+    /// Like [`Db::write`], for work that may refuse: `Ok(Err(refusal))` from `f` rolls the
+    /// transaction back (nothing it wrote stays) and is handed back as it is, so a use case can
+    /// decide on what it reads and still leave no trace when it says no.
+    pub async fn write_or_refuse<T, E, F>(&self, f: F) -> Result<Result<T, E>, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> QueryResult<Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.run(move |conn| {
+            let mut refused = None;
+            let result = write_transaction(conn, |c| match f(c)? {
+                Ok(value) => Ok(value),
+                Err(refusal) => {
+                    refused = Some(refusal);
+                    Err(diesel::result::Error::RollbackTransaction)
+                }
+            });
+            match (result, refused) {
+                (Ok(value), _) => Ok(Ok(value)),
+                (Err(_), Some(refusal)) => Ok(Err(refusal)),
+                (Err(error), None) => Err(error),
+            }
+        })
+        .await
+    }
+
     /// Applies pending migrations. On PostgreSQL an advisory lock serialises replicas that start
     /// at the same moment.
     pub async fn migrate(&self) -> Result<Vec<String>, DbError> {
