@@ -173,12 +173,7 @@ impl App {
         T: Send + 'static,
     {
         self.db
-            .write_or_refuse(move |conn| {
-                match crate::auth::extract::session_caller(conn, &bearer)? {
-                    Ok(caller) => work(conn, &caller),
-                    Err(refused) => Ok(Err(refused)),
-                }
-            })
+            .write_or_refuse(crate::auth::extract::as_caller(bearer, work))
             .await?
     }
 
@@ -199,12 +194,7 @@ impl App {
         T: Send + 'static,
     {
         self.db
-            .run(
-                move |conn| match crate::auth::extract::session_caller(conn, &bearer)? {
-                    Ok(caller) => work(conn, &caller),
-                    Err(refused) => Ok(Err(refused)),
-                },
-            )
+            .run(crate::auth::extract::as_caller(bearer, work))
             .await?
     }
 

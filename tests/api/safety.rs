@@ -230,7 +230,7 @@ async fn a_routine_signal_after_acknowledgement_is_marked_and_moves_up_the_inbox
         submit(&app, patient, "gad7", gad7(12)).await;
         app.clock.advance(TimeDelta::minutes(1));
     }
-    // And an urgent one, older still than both mediums' latest signals? No: newest of all.
+    // And two urgent ones, the newest signals of all.
     submit(
         &app,
         &world.patient_b,
@@ -287,6 +287,35 @@ async fn a_routine_signal_after_acknowledgement_is_marked_and_moves_up_the_inbox
             (s("medium"), a2.clone())
         ],
         "the new signal moves it up"
+    );
+    // Paging one at a time walks the same order, and a made-up cursor is refused.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/alerts?limit=1&cursor={c}"),
+            None => "/v1/alerts?limit=1".to_owned(),
+        };
+        let page = app
+            .get(&path, &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK)
+            .body;
+        paged.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(order(&paged), order(&alerts));
+    assert_error(
+        &app.get(
+            "/v1/alerts?cursor=bm90LWEtY3Vyc29y",
+            &world.clinician_a.access,
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
     );
     let folded = &alerts[1];
     assert_eq!(folded["status"], "acknowledged", "a medium signal folds in");

@@ -119,6 +119,18 @@ pub fn session_caller(
     Ok(caller_of(bearer, session))
 }
 
+/// `work` run as `bearer`'s caller, after [`session_caller`] on the same connection; a refused
+/// session answers its 401 without running `work`.
+pub fn as_caller<T>(
+    bearer: Bearer,
+    work: impl FnOnce(&mut crate::db::DbConnection, &Caller) -> diesel::QueryResult<Result<T, ApiError>>,
+) -> impl FnOnce(&mut crate::db::DbConnection) -> diesel::QueryResult<Result<T, ApiError>> {
+    move |conn| match session_caller(conn, &bearer)? {
+        Ok(caller) => work(conn, &caller),
+        Err(refused) => Ok(Err(refused)),
+    }
+}
+
 fn caller_of(bearer: &Bearer, session: Option<store::SessionState>) -> Result<Caller, ApiError> {
     let session = session.ok_or_else(invalid_token)?;
     if session.revoked_at.is_some() {

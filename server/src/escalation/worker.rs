@@ -97,25 +97,22 @@ impl<'a> Tiers<'a> {
     }
 
     fn load(&mut self, conn: &mut DbConnection, index: usize) -> QueryResult<&Tier> {
-        if self.loaded[index].is_none() {
-            let members = store::audience(conn, self.clinic_id, self.policy.tiers[index].audience)?;
-            let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
-            let devices = push_store::active_devices_of(conn, &ids)?;
-            let with_device = members
-                .iter()
-                .filter(|m| devices.iter().any(|d| d.account_id == m.id))
-                .count();
-            let reach = TierReach {
-                staff: members.len(),
-                with_device,
-                webhook: self.webhook,
-            };
-            self.loaded[index] = Some((members, devices, reach));
+        if let Some(tier) = self.loaded[index].take() {
+            return Ok(self.loaded[index].insert(tier));
         }
-        Ok(
-            self.loaded[index]
-                .get_or_insert_with(|| (Vec::new(), Vec::new(), TierReach::default())),
-        )
+        let members = store::audience(conn, self.clinic_id, self.policy.tiers[index].audience)?;
+        let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+        let devices = push_store::active_devices_of(conn, &ids)?;
+        let with_device = members
+            .iter()
+            .filter(|m| devices.iter().any(|d| d.account_id == m.id))
+            .count();
+        let reach = TierReach {
+            staff: members.len(),
+            with_device,
+            webhook: self.webhook,
+        };
+        Ok(self.loaded[index].insert((members, devices, reach)))
     }
 
     /// The tier to tell when the policy targets `target` (see [`decide::choose_tier`]), reading
