@@ -102,6 +102,7 @@ diesel::table! {
         content_hash -> Text,
         device_completed_at -> Nullable<Timestamp>,
         timing -> Text,
+        mood -> Nullable<Double>,
     }
 }
 

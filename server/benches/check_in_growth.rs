@@ -113,7 +113,7 @@ async fn run(label: &str, url: String, earlier: usize, rounds: usize) {
     .unwrap();
     let app = Arc::new(App::new(config, Arc::new(SystemClock)).unwrap());
     app.db.migrate().await.unwrap();
-    companion::account::handlers::create_org_admin(&app.db, "g@example.org", PASSWORD, app.now())
+    companion::account::use_cases::create_org_admin(&app.db, "g@example.org", PASSWORD, app.now())
         .await
         .unwrap();
     let router = companion::app::router(AppState(app));

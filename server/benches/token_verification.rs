@@ -93,6 +93,7 @@ fn main() {
         .issue(
             &uuid::Uuid::now_v7().to_string(),
             &uuid::Uuid::now_v7().to_string(),
+            "patient",
             Utc::now(),
             900,
         )
@@ -154,7 +155,7 @@ fn whole_request() {
         .unwrap();
         let app = Arc::new(App::new(config, Arc::new(SystemClock)).unwrap());
         app.db.migrate().await.unwrap();
-        companion::account::handlers::create_org_admin(&app.db, "b@example.org", "bench password 123", app.now())
+        companion::account::use_cases::create_org_admin(&app.db, "b@example.org", "bench password 123", app.now())
             .await
             .unwrap();
         let router = companion::app::router(AppState(app));

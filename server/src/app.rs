@@ -156,46 +156,49 @@ impl App {
     }
 
     /// One unit of work for a request that writes: one pooled connection and one hand-off to the
-    /// blocking pool run the session check of `bearer` and `work`, in one write transaction. A
-    /// refusal (the session's 401, or `work`'s own error) rolls everything back.
+    /// blocking pool run the session check of `access` and `work`, in one write transaction. A
+    /// refusal (the session's 401 or 403, or `work`'s own) rolls everything back.
     pub async fn write_as<T, F>(
         &self,
-        bearer: crate::auth::extract::Bearer,
+        access: impl Into<crate::auth::extract::Bearer>,
         work: F,
     ) -> crate::error::ApiResult<T>
     where
         F: FnOnce(
                 &mut crate::db::DbConnection,
                 &crate::auth::extract::Caller,
-            ) -> diesel::QueryResult<Result<T, crate::error::ApiError>>
+            ) -> crate::error::Outcome<T>
             + Send
             + 'static,
         T: Send + 'static,
     {
-        self.db
-            .write_or_refuse(crate::auth::extract::as_caller(bearer, work))
-            .await?
+        Ok(self
+            .db
+            .write_or_refuse(crate::auth::extract::as_caller(access.into(), work))
+            .await??)
     }
 
     /// Like [`App::write_as`] for a request that only reads: no transaction, so on SQLite it never
-    /// waits for the writer's lock.
+    /// waits for the writer's lock. An audit row it writes is its own short statement, written
+    /// before the answer is given.
     pub async fn read_as<T, F>(
         &self,
-        bearer: crate::auth::extract::Bearer,
+        access: impl Into<crate::auth::extract::Bearer>,
         work: F,
     ) -> crate::error::ApiResult<T>
     where
         F: FnOnce(
                 &mut crate::db::DbConnection,
                 &crate::auth::extract::Caller,
-            ) -> diesel::QueryResult<Result<T, crate::error::ApiError>>
+            ) -> crate::error::Outcome<T>
             + Send
             + 'static,
         T: Send + 'static,
     {
-        self.db
-            .run(crate::auth::extract::as_caller(bearer, work))
-            .await?
+        Ok(self
+            .db
+            .run(crate::auth::extract::as_caller(access.into(), work))
+            .await??)
     }
 
     /// Wakes the workers of this process: call after committing a transaction that enqueued jobs.

@@ -111,7 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             migrate(&app).await?;
             let password = admin_password()?;
             let id =
-                crate::account::handlers::create_org_admin(&app.db, &email, &password, app.now())
+                crate::account::use_cases::create_org_admin(&app.db, &email, &password, app.now())
                     .await?;
             eprintln!("created organisation admin {id}");
             Ok(())

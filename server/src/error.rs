@@ -1,6 +1,8 @@
-//! The HTTP error type: a status, a stable machine-readable code, a human message and, for
-//! invalid input, the offending fields. Only handlers and extractors produce it. Internal causes
-//! are logged inside the request span and never sent to the client.
+//! Errors. [`Refusal`] is how a use case says no (not found, forbidden, invalid, conflict),
+//! with no HTTP in it, so that the JSON API, the console and FHIR each answer it in their own
+//! form. [`ApiError`] is the JSON API's form: a status, a stable machine-readable code, a human
+//! message and, for invalid input, the offending fields; only handlers and extractors produce it.
+//! Internal causes are logged inside the request span and never sent to the client.
 
 use std::collections::BTreeMap;
 
@@ -200,3 +202,148 @@ impl IntoResponse for ApiError {
 
 /// The result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// What kind of no a use case said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The caller's credentials no longer stand (session ended, account disabled).
+    Unauthenticated,
+    /// The caller may not do this.
+    Forbidden,
+    /// Unknown, or not visible to the caller (the two are never told apart).
+    NotFound,
+    /// Conflicts with the current state.
+    Conflict,
+    /// Invalid values, each named.
+    Invalid,
+    /// The request cannot be understood as asked.
+    BadRequest,
+    /// Stored data the use case cannot make sense of (a bug): logged, answered as a failure.
+    Broken,
+}
+
+/// A use case's refusal: what kind, a stable code, a human message and, for invalid input, each
+/// offending field. Nothing a refusing use case wrote is kept (see `Db::write_or_refuse`).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    kind: RefusalKind,
+    code: &'static str,
+    message: String,
+    fields: BTreeMap<String, String>,
+}
+
+/// The result of a use case: the database's own failure outside, the use case's refusal inside.
+pub type Outcome<T> = diesel::QueryResult<Result<T, Refusal>>;
+
+impl Refusal {
+    fn new(kind: RefusalKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code,
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// The caller's session no longer stands.
+    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(RefusalKind::Unauthenticated, code, message)
+    }
+
+    /// The caller's role may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(RefusalKind::Forbidden, "forbidden", message)
+    }
+
+    /// Forbidden, with a specific code.
+    pub fn forbidden_because(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(RefusalKind::Forbidden, code, message)
+    }
+
+    /// Unknown or not visible to the caller.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            RefusalKind::NotFound,
+            "not_found",
+            format!("No such {what}."),
+        )
+    }
+
+    /// Not found, with a specific code and message.
+    pub fn not_found_because(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(RefusalKind::NotFound, code, message)
+    }
+
+    /// Conflicts with the current state.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(RefusalKind::Conflict, code, message)
+    }
+
+    /// Invalid values, each named.
+    pub fn validation(fields: BTreeMap<String, String>) -> Self {
+        let mut refusal = Self::new(
+            RefusalKind::Invalid,
+            "validation_failed",
+            "Some fields are invalid.",
+        );
+        refusal.fields = fields;
+        refusal
+    }
+
+    /// One invalid field.
+    pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
+        Self::validation(BTreeMap::from([(field.to_owned(), problem.into())]))
+    }
+
+    /// The request cannot be understood as asked.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(RefusalKind::BadRequest, code, message)
+    }
+
+    /// Stored data that makes no sense (a bug). The cause is logged here and never shown.
+    pub fn broken(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            RefusalKind::Broken,
+            "internal",
+            "Something went wrong on our side.",
+        )
+    }
+
+    /// What kind of refusal.
+    pub fn kind(&self) -> RefusalKind {
+        self.kind
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The human message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The invalid fields.
+    pub fn fields(&self) -> &BTreeMap<String, String> {
+        &self.fields
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let status = match refusal.kind {
+            RefusalKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            RefusalKind::Forbidden => StatusCode::FORBIDDEN,
+            RefusalKind::NotFound => StatusCode::NOT_FOUND,
+            RefusalKind::Conflict => StatusCode::CONFLICT,
+            RefusalKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            RefusalKind::BadRequest => StatusCode::BAD_REQUEST,
+            RefusalKind::Broken => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut error = Self::new(status, refusal.code, refusal.message);
+        error.fields = refusal.fields;
+        error
+    }
+}

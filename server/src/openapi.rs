@@ -126,23 +126,27 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(escalation::handlers::acknowledge_alert))
         .routes(routes!(escalation::handlers::assign_alert))
         .routes(routes!(escalation::handlers::resolve_alert))
-        .routes(routes!(escalation::handlers::set_on_call))
+        .routes(routes!(escalation::handlers::settings::set_on_call))
         .routes(routes!(
-            escalation::handlers::get_my_working_hours,
-            escalation::handlers::set_my_working_hours
+            escalation::handlers::settings::get_my_working_hours,
+            escalation::handlers::settings::set_my_working_hours
         ))
-        .routes(routes!(escalation::handlers::get_clinic_readiness))
+        .routes(routes!(
+            escalation::handlers::settings::get_clinic_readiness
+        ))
         .routes(routes!(crate::safety::handlers::get_my_crisis_resources))
         .routes(routes!(
-            escalation::handlers::get_escalation_policy,
-            escalation::handlers::set_escalation_policy
+            escalation::handlers::settings::get_escalation_policy,
+            escalation::handlers::settings::set_escalation_policy
         ))
-        .routes(routes!(escalation::webhooks::create_webhook))
-        .routes(routes!(escalation::webhooks::rotate_webhook_secret))
-        .routes(routes!(escalation::webhooks::delete_webhook))
+        .routes(routes!(escalation::handlers::webhooks::create_webhook))
         .routes(routes!(
-            escalation::handlers::get_alert_thresholds,
-            escalation::handlers::set_alert_thresholds
+            escalation::handlers::webhooks::rotate_webhook_secret
+        ))
+        .routes(routes!(escalation::handlers::webhooks::delete_webhook))
+        .routes(routes!(
+            escalation::handlers::settings::get_alert_thresholds,
+            escalation::handlers::settings::set_alert_thresholds
         ))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))

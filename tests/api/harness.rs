@@ -417,7 +417,7 @@ impl TestApp {
     /// Creates an organisation admin the way the command line does, and signs it in.
     pub async fn org_admin(&self) -> Actor {
         let email = format!("admin-{}@example.org", uuid::Uuid::new_v4().simple());
-        let id = companion::account::handlers::create_org_admin(
+        let id = companion::account::use_cases::create_org_admin(
             &self.app.db,
             &email,
             PASSWORD,

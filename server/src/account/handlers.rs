@@ -3,17 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
-use companion_schema::ids::AccountId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::account::model::Role;
-use crate::account::store::{self, AccountRow};
+use crate::account::use_cases;
 use crate::app::AppState;
-use crate::audit::{self, AuditEntry};
-use crate::auth::extract::{Admin, Caller};
-use crate::auth::store as sessions;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::auth::extract::{Admin, Bearer};
+use crate::error::{ApiResult, ErrorBody};
 use crate::time::utc;
 
 /// The signed-in account.
@@ -61,16 +58,15 @@ pub struct AccountStatus {
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
-pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
-    let id = caller.account_id.to_string();
-    let row = state
-        .db
-        .run(move |conn| store::find(conn, &id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("account"))?;
+pub async fn get_me(State(state): State<AppState>, bearer: Bearer) -> ApiResult<Json<Me>> {
+    let (row, role) = state
+        .read_as(bearer, |conn, caller| {
+            Ok(use_cases::me(conn, caller)?.map(|row| (row, caller.role)))
+        })
+        .await?;
     Ok(Json(Me {
         id: row.id,
-        role: caller.role,
+        role,
         clinic_id: row.clinic_id,
         email: row.email,
         display_name: row.display_name,
@@ -79,68 +75,18 @@ pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<
     }))
 }
 
-/// Finds an account the admin may manage: a clinic admin manages accounts of their own clinic,
-/// an organisation admin any account; nobody manages themselves here.
-async fn managed_account(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<AccountRow> {
-    let id = AccountId::parse(raw_id).ok_or_else(|| ApiError::not_found("account"))?;
-    if id == caller.account_id {
-        return Err(ApiError::conflict(
-            "cannot_change_self",
-            "You cannot disable or enable your own account.",
-        ));
-    }
-    let lookup = id.to_string();
-    let row = state
-        .db
-        .run(move |conn| store::find(conn, &lookup))
-        .await?
-        .ok_or_else(|| ApiError::not_found("account"))?;
-    let visible = match caller.role {
-        Role::OrgAdmin => true,
-        _ => {
-            row.clinic_id.is_some()
-                && row.clinic_id.as_deref() == caller.clinic_id.as_ref().map(|c| c.as_str())
-                && row.role != Role::OrgAdmin.as_str()
-        }
-    };
-    if visible {
-        Ok(row)
-    } else {
-        Err(ApiError::not_found("account"))
-    }
-}
-
 async fn set_disabled(
     state: AppState,
-    caller: Caller,
+    admin: Admin,
     raw_id: String,
     disable: bool,
 ) -> ApiResult<Json<AccountStatus>> {
-    let row = managed_account(&state, &caller, &raw_id).await?;
-    let now = state.now().naive_utc();
-    let action = if disable {
-        "account.disable"
-    } else {
-        "account.enable"
-    };
-    let mut entry = AuditEntry::by(&caller, action, now).subject(&row.id);
-    entry.clinic_id = row.clinic_id.clone();
-    let id = row.id.clone();
-    let (instant, horizon) = (state.now(), state.config.prompts.horizon);
-    state
-        .db
-        .write(move |conn| {
-            store::set_disabled(conn, &id, disable.then_some(now), now)?;
-            if disable {
-                sessions::revoke_all_sessions(conn, &id, now, "account_disabled")?;
-            }
-            // A disabled patient's open prompts are withdrawn; enabling plans them again.
-            crate::prompt::store::replan(conn, &id, instant, horizon)?;
-            audit::record(conn, &entry)
+    let (now, horizon) = (state.now(), state.config.prompts.horizon);
+    let (row, role) = state
+        .write_as(admin, move |conn, caller| {
+            use_cases::set_disabled(conn, caller, &raw_id, disable, now, horizon)
         })
         .await?;
-    let role = Role::parse(&row.role)
-        .ok_or_else(|| ApiError::internal(&"stored role is not a known role"))?;
     Ok(Json(AccountStatus {
         id: row.id,
         role,
@@ -148,7 +94,6 @@ async fn set_disabled(
         disabled: disable,
     }))
 }
-
 /// Disable an account
 ///
 /// Its sessions end at once: access and refresh tokens stop working on the next request.
@@ -170,10 +115,10 @@ async fn set_disabled(
 )]
 pub async fn disable_account(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    admin: Admin,
     Path(account_id): Path<String>,
 ) -> ApiResult<Json<AccountStatus>> {
-    set_disabled(state, caller, account_id, true).await
+    set_disabled(state, admin, account_id, true).await
 }
 
 /// Enable a disabled account
@@ -197,50 +142,8 @@ pub async fn disable_account(
 )]
 pub async fn enable_account(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    admin: Admin,
     Path(account_id): Path<String>,
 ) -> ApiResult<Json<AccountStatus>> {
-    set_disabled(state, caller, account_id, false).await
-}
-
-/// Creates the first organisation admin (the `companion admin create-org-admin` command).
-pub async fn create_org_admin(
-    db: &crate::db::Db,
-    email: &str,
-    password: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<String> {
-    let email =
-        crate::account::model::Email::parse(email).map_err(|p| anyhow::anyhow!("email {p}"))?;
-    let password = crate::account::model::NewPassword::parse(password)
-        .map_err(|p| anyhow::anyhow!("password {p}"))?;
-    let hash = crate::auth::password::hash_blocking(password).await?;
-    let id = AccountId::generate().into_string();
-    let (account_id, now) = (id.clone(), now.naive_utc());
-    let stored_email = email.as_str().to_owned();
-    let result = db
-        .write(move |conn| {
-            store::insert(
-                conn,
-                &store::NewAccount {
-                    id: &account_id,
-                    email: &stored_email,
-                    password_hash: &hash,
-                    role: Role::OrgAdmin.as_str(),
-                    clinic_id: None,
-                    display_name: None,
-                    timezone: "UTC",
-                    created_at: now,
-                    updated_at: now,
-                },
-            )
-        })
-        .await;
-    match result {
-        Ok(()) => Ok(id),
-        Err(crate::db::DbError::Query(e)) if crate::db::is_unique_violation(&e) => {
-            anyhow::bail!("an account with email {} already exists", email.as_str())
-        }
-        Err(e) => Err(e.into()),
-    }
+    set_disabled(state, admin, account_id, false).await
 }

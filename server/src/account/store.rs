@@ -96,3 +96,68 @@ pub fn set_disabled(
         ))
         .execute(conn)
 }
+
+/// Marks a staff account on or off call.
+pub fn set_on_call(conn: &mut DbConnection, id: &str, on_call: bool) -> QueryResult<()> {
+    diesel::update(accounts::table.find(id))
+        .set(accounts::on_call.eq(on_call))
+        .execute(conn)
+        .map(drop)
+}
+
+/// An account's zone and stored working hours (JSON).
+pub fn working_hours_of(
+    conn: &mut DbConnection,
+    id: &str,
+) -> QueryResult<(String, Option<String>)> {
+    accounts::table
+        .find(id)
+        .select((accounts::timezone, accounts::working_hours))
+        .first(conn)
+}
+
+/// Stores an account's working hours (JSON) and, if given, its new zone; returns the zone now.
+pub fn set_working_hours(
+    conn: &mut DbConnection,
+    id: &str,
+    hours: &str,
+    timezone: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<String> {
+    if let Some(tz) = timezone {
+        diesel::update(accounts::table.find(id))
+            .set((accounts::timezone.eq(tz), accounts::updated_at.eq(now)))
+            .execute(conn)?;
+    }
+    diesel::update(accounts::table.find(id))
+        .set(accounts::working_hours.eq(Some(hours)))
+        .execute(conn)?;
+    accounts::table
+        .find(id)
+        .select(accounts::timezone)
+        .first(conn)
+}
+
+/// An account's IANA zone.
+pub fn timezone_of(conn: &mut DbConnection, id: &str) -> QueryResult<String> {
+    accounts::table
+        .find(id)
+        .select(accounts::timezone)
+        .first(conn)
+}
+
+/// Changes an account's IANA zone.
+pub fn set_timezone(
+    conn: &mut DbConnection,
+    id: &str,
+    timezone: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(accounts::table.find(id))
+        .set((
+            accounts::timezone.eq(timezone),
+            accounts::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}

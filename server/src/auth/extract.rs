@@ -1,10 +1,12 @@
-//! Who is calling: the bearer token is verified, then its session and account are checked in
-//! the database on every request, so logging out or disabling an account takes effect at once.
-//! Role extractors refuse the wrong role with 403 before a handler runs.
+//! Who is calling. Extractors verify the bearer token only (signature, expiry, issuer,
+//! audience, and the role it was signed for): they read nothing. The session itself (not
+//! revoked, the account not disabled, the role it holds now) is checked inside the request's
+//! unit of work ([`crate::app::App::read_as`], [`crate::app::App::write_as`]), on the same pooled
+//! connection and in the same hand-off to the blocking pool as the work, so logging out or
+//! disabling an account still takes effect at once.
 //!
-//! A handler on a hot path takes a [`Bearer`] instead (the token verified, nothing read yet) and
-//! runs the session check inside its own unit of work ([`crate::app::App::write_as`]): one pooled
-//! connection and one hand-off to the blocking pool for the check and the work together.
+//! Role extractors ([`Staff`], [`OrgAdmin`], ...) refuse a token signed for the wrong role with
+//! 403 before the body is read; the unit of work checks the stored role again.
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
@@ -13,7 +15,8 @@ use companion_schema::ids::{AccountId, ClinicId, SessionId};
 use crate::account::model::Role;
 use crate::app::AppState;
 use crate::auth::store;
-use crate::error::ApiError;
+use crate::db::DbConnection;
+use crate::error::{ApiError, Outcome, Refusal};
 use crate::http::extract::request_id_of;
 
 /// An authenticated caller.
@@ -29,30 +32,41 @@ pub struct Caller {
     pub clinic_id: Option<ClinicId>,
     /// The request id, for audit rows.
     pub request_id: Option<String>,
+    /// The account's IANA time zone.
+    pub timezone: String,
+    /// The clinic's alert thresholds as stored (JSON), read with the session.
+    pub clinic_alert_thresholds: Option<String>,
 }
 
 impl Caller {
     /// Staff may act on `clinic` only if it is their own; any other clinic answers 404, so
     /// that its existence is not revealed.
-    pub fn ensure_staff_of(&self, clinic: &ClinicId) -> Result<(), ApiError> {
+    pub fn ensure_staff_of(&self, clinic: &ClinicId) -> Result<(), Refusal> {
         if self.role.is_staff() && self.clinic_id.as_ref() == Some(clinic) {
             Ok(())
         } else {
-            Err(ApiError::not_found("clinic"))
+            Err(Refusal::not_found("clinic"))
         }
     }
 
     /// Like [`Caller::ensure_staff_of`], and the caller must be that clinic's admin (403 for
     /// its clinicians).
-    pub fn ensure_admin_of(&self, clinic: &ClinicId, what: &str) -> Result<(), ApiError> {
+    pub fn ensure_admin_of(&self, clinic: &ClinicId, what: &str) -> Result<(), Refusal> {
         self.ensure_staff_of(clinic)?;
         if self.role == Role::ClinicAdmin {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
+            Err(Refusal::forbidden(format!(
                 "Only a clinic admin may {what}."
             )))
         }
+    }
+
+    /// The caller's clinic; every account but an organisation admin has one.
+    pub fn own_clinic(&self) -> Result<&ClinicId, Refusal> {
+        self.clinic_id
+            .as_ref()
+            .ok_or_else(|| Refusal::broken(&"account without a clinic"))
     }
 }
 
@@ -63,13 +77,50 @@ fn invalid_token() -> ApiError {
     )
 }
 
-/// A bearer token whose signature, expiry, issuer and audience are verified; its session is not
-/// checked yet. Only [`session_caller`] turns it into a [`Caller`].
+/// Which roles may make a request, and what to say to the others.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleRule {
+    allows: fn(Role) -> bool,
+    refusal: &'static str,
+}
+
+impl RoleRule {
+    /// Any signed-in account.
+    pub const ANYONE: RoleRule = RoleRule {
+        allows: |_| true,
+        refusal: "",
+    };
+
+    fn check(&self, role: Role) -> Result<(), Refusal> {
+        if (self.allows)(role) {
+            Ok(())
+        } else {
+            Err(Refusal::forbidden(self.refusal))
+        }
+    }
+}
+
+/// A bearer token whose signature, expiry, issuer and audience are verified, with the roles the
+/// route admits; its session is not checked yet. Only [`session_caller`] turns it into a
+/// [`Caller`]. Taken as an extractor, it admits any role.
 #[derive(Debug, Clone)]
 pub struct Bearer {
     account_id: AccountId,
     session_id: SessionId,
     request_id: Option<String>,
+    signed_role: Option<Role>,
+    rule: RoleRule,
+}
+
+impl Bearer {
+    /// Narrows the roles admitted; a token signed for another role is refused at once.
+    fn admitting(mut self, rule: RoleRule) -> Result<Self, ApiError> {
+        if let Some(role) = self.signed_role {
+            rule.check(role).map_err(ApiError::from)?;
+        }
+        self.rule = rule;
+        Ok(self)
+    }
 }
 
 impl FromRequestParts<AppState> for Bearer {
@@ -104,77 +155,71 @@ impl FromRequestParts<AppState> for Bearer {
             account_id: AccountId::parse(&claims.sub).ok_or_else(invalid_token)?,
             session_id: SessionId::parse(&claims.sid).ok_or_else(invalid_token)?,
             request_id: request_id_of(parts),
+            signed_role: claims.role.as_deref().and_then(Role::parse),
+            rule: RoleRule::ANYONE,
         })
     }
 }
 
-/// Checks `bearer`'s session on `conn`: not revoked, the account not disabled. The caller, or the
-/// 401 to answer.
-pub fn session_caller(
-    conn: &mut crate::db::DbConnection,
-    bearer: &Bearer,
-) -> diesel::QueryResult<Result<Caller, ApiError>> {
+/// Checks `bearer`'s session on `conn`: not revoked, the account not disabled, its stored role
+/// admitted by the route. The caller, or the 401 or 403 to answer.
+pub fn session_caller(conn: &mut DbConnection, bearer: &Bearer) -> Outcome<Caller> {
     let session =
         store::session_state(conn, bearer.session_id.as_str(), bearer.account_id.as_str())?;
     Ok(caller_of(bearer, session))
 }
 
 /// `work` run as `bearer`'s caller, after [`session_caller`] on the same connection; a refused
-/// session answers its 401 without running `work`.
+/// session answers its 401 (or 403) without running `work`.
 pub fn as_caller<T>(
     bearer: Bearer,
-    work: impl FnOnce(&mut crate::db::DbConnection, &Caller) -> diesel::QueryResult<Result<T, ApiError>>,
-) -> impl FnOnce(&mut crate::db::DbConnection) -> diesel::QueryResult<Result<T, ApiError>> {
+    work: impl FnOnce(&mut DbConnection, &Caller) -> Outcome<T>,
+) -> impl FnOnce(&mut DbConnection) -> Outcome<T> {
     move |conn| match session_caller(conn, &bearer)? {
         Ok(caller) => work(conn, &caller),
         Err(refused) => Ok(Err(refused)),
     }
 }
 
-fn caller_of(bearer: &Bearer, session: Option<store::SessionState>) -> Result<Caller, ApiError> {
-    let session = session.ok_or_else(invalid_token)?;
+fn caller_of(bearer: &Bearer, session: Option<store::SessionState>) -> Result<Caller, Refusal> {
+    let invalid = || {
+        Refusal::unauthenticated(
+            "invalid_token",
+            "The access token is invalid or has expired.",
+        )
+    };
+    let session = session.ok_or_else(invalid)?;
     if session.revoked_at.is_some() {
-        return Err(ApiError::unauthorized(
+        return Err(Refusal::unauthenticated(
             "session_revoked",
             "This session has ended; sign in again.",
         ));
     }
     if session.disabled_at.is_some() {
-        return Err(ApiError::unauthorized(
+        return Err(Refusal::unauthenticated(
             "account_disabled",
             "This account is disabled.",
         ));
     }
     let role = Role::parse(&session.role)
-        .ok_or_else(|| ApiError::internal(&"stored role is not a known role"))?;
+        .ok_or_else(|| Refusal::broken(&"stored role is not a known role"))?;
+    bearer.rule.check(role)?;
     Ok(Caller {
         account_id: bearer.account_id.clone(),
         session_id: bearer.session_id.clone(),
         role,
         clinic_id: session.clinic_id.map(ClinicId::from_db),
         request_id: bearer.request_id.clone(),
+        timezone: session.timezone,
+        clinic_alert_thresholds: session.alert_thresholds,
     })
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let bearer = Bearer::from_request_parts(parts, state).await?;
-        let (sid, sub) = (bearer.session_id.to_string(), bearer.account_id.to_string());
-        let session = state
-            .db
-            .run(move |conn| store::session_state(conn, &sid, &sub))
-            .await?;
-        caller_of(&bearer, session)
-    }
 }
 
 macro_rules! role_extractor {
     ($(#[$doc:meta])* $name:ident, $allowed:expr, $message:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone)]
-        pub struct $name(pub Caller);
+        pub struct $name(pub Bearer);
 
         impl FromRequestParts<AppState> for $name {
             type Rejection = ApiError;
@@ -183,18 +228,22 @@ macro_rules! role_extractor {
                 parts: &mut Parts,
                 state: &AppState,
             ) -> Result<Self, ApiError> {
-                let caller = Caller::from_request_parts(parts, state).await?;
-                let allowed: fn(Role) -> bool = $allowed;
-                if allowed(caller.role) {
-                    Ok($name(caller))
-                } else {
-                    Err(ApiError::forbidden($message))
-                }
+                let bearer = Bearer::from_request_parts(parts, state).await?;
+                let rule = RoleRule {
+                    allows: $allowed,
+                    refusal: $message,
+                };
+                bearer.admitting(rule).map($name)
+            }
+        }
+
+        impl From<$name> for Bearer {
+            fn from(access: $name) -> Bearer {
+                access.0
             }
         }
     };
 }
-
 role_extractor!(
     /// An organisation admin.
     OrgAdmin,

@@ -3,17 +3,18 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, TimeDelta, Utc};
 use companion_schema::ids::SessionId;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::account::model::Email;
 use crate::account::store as accounts;
-use crate::app::{App, AppState};
-use crate::auth::extract::Caller;
+use crate::app::AppState;
+use crate::auth::extract::Bearer;
 use crate::auth::password;
 use crate::auth::refresh::{digest, new_refresh_token};
+pub use crate::auth::session::TokenResponse;
+use crate::auth::session::{new_refresh, token_response};
 use crate::auth::store::{self, Rotation};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ClientAddr};
@@ -36,64 +37,6 @@ pub struct LoginRequest {
 pub struct RefreshRequest {
     /// The refresh token from the last sign-in or refresh. It is spent by this call.
     pub refresh_token: String,
-}
-
-/// A token pair.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TokenResponse {
-    /// Bearer token for `Authorization`; short-lived.
-    pub access_token: String,
-    /// Single-use token for `POST /v1/auth/refresh`; keep it secret.
-    pub refresh_token: String,
-    /// Always `Bearer`.
-    #[schema(example = "Bearer")]
-    pub token_type: String,
-    /// Seconds until the access token expires.
-    #[schema(example = 900)]
-    pub expires_in: u64,
-}
-
-/// A fresh refresh token and the stored form of it.
-pub struct NewRefresh {
-    /// Given to the client.
-    pub token: String,
-    /// Stored.
-    pub hash: String,
-    /// When it lapses.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// Generates the next refresh token.
-pub fn new_refresh(app: &App, now: DateTime<Utc>) -> NewRefresh {
-    let token = new_refresh_token();
-    let hash = digest(&token);
-    let ttl = TimeDelta::from_std(app.config.refresh_token_ttl).unwrap_or(TimeDelta::days(30));
-    NewRefresh {
-        token,
-        hash,
-        expires_at: now + ttl,
-    }
-}
-
-/// Signs the access token for a session and pairs it with its refresh token.
-pub fn token_response(
-    app: &App,
-    account_id: &str,
-    session_id: &str,
-    refresh: NewRefresh,
-    now: DateTime<Utc>,
-) -> ApiResult<TokenResponse> {
-    let ttl = app.config.access_token_ttl.as_secs();
-    let access_token = app
-        .tokens
-        .issue(account_id, session_id, now, ttl as i64)
-        .map_err(|e| ApiError::internal(&e))?;
-    Ok(TokenResponse {
-        access_token,
-        refresh_token: refresh.token,
-        token_type: "Bearer".into(),
-        expires_in: ttl,
-    })
 }
 
 fn invalid_credentials() -> ApiError {
@@ -186,7 +129,15 @@ pub async fn login(
         .write(move |conn| store::start_session(conn, &sid, &aid, &hash, now_db, expires_db))
         .await?;
     tracing::info!(account_id = %account.id, session_id = %session_id, "signed in");
-    token_response(&state, &account.id, session_id.as_str(), refresh, now).map(Json)
+    token_response(
+        &state,
+        &account.id,
+        session_id.as_str(),
+        &account.role,
+        refresh,
+        now,
+    )
+    .map(Json)
 }
 
 /// Exchange a refresh token for a new token pair
@@ -239,7 +190,8 @@ pub async fn refresh(
         Rotation::Rotated {
             account_id,
             session_id,
-        } => token_response(&state, &account_id, &session_id, next, now).map(Json),
+            role,
+        } => token_response(&state, &account_id, &session_id, &role, next, now).map(Json),
         Rotation::Reused => {
             tracing::warn!("spent refresh token presented again: session revoked");
             Err(ApiError::unauthorized(
@@ -269,12 +221,13 @@ pub async fn refresh(
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
-pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+pub async fn logout(State(state): State<AppState>, bearer: Bearer) -> ApiResult<StatusCode> {
     let now = state.now().naive_utc();
-    let sid = caller.session_id.to_string();
     state
-        .db
-        .write(move |conn| store::revoke_session(conn, &sid, now, "logout"))
+        .write_as(bearer, move |conn, caller| {
+            store::revoke_session(conn, caller.session_id.as_str(), now, "logout")?;
+            Ok(Ok(()))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,5 +5,6 @@ pub mod extract;
 pub mod handlers;
 pub mod password;
 pub mod refresh;
+pub mod session;
 pub mod store;
 pub mod tokens;

@@ -2,7 +2,7 @@
 //! each refresh spends the presented token and issues the next one in the same family.
 
 use chrono::NaiveDateTime;
-use companion_schema::schema::{accounts, refresh_families, refresh_tokens};
+use companion_schema::schema::{accounts, clinics, refresh_families, refresh_tokens};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -53,6 +53,8 @@ pub enum Rotation {
         account_id: String,
         /// The session.
         session_id: String,
+        /// The account's role (named in the new access token).
+        role: String,
     },
     /// The token had already been spent: someone holds a copy. The whole session is revoked.
     Reused,
@@ -61,7 +63,7 @@ pub enum Rotation {
 }
 
 /// A presented refresh token with its session and account: (session id, token expiry, spent at,
-/// session revoked at, account id, account disabled at).
+/// session revoked at, account id, account disabled at, role).
 type PresentedToken = (
     String,
     NaiveDateTime,
@@ -69,6 +71,7 @@ type PresentedToken = (
     Option<NaiveDateTime>,
     String,
     Option<NaiveDateTime>,
+    String,
 );
 
 /// Spends `presented_hash` and stores `next_hash` in its place, detecting reuse. Run inside a
@@ -90,10 +93,12 @@ pub fn rotate(
             refresh_families::revoked_at,
             refresh_families::account_id,
             accounts::disabled_at,
+            accounts::role,
         ))
         .first(conn)
         .optional()?;
-    let Some((session_id, token_expires, spent_at, revoked_at, account_id, disabled_at)) = found
+    let Some((session_id, token_expires, spent_at, revoked_at, account_id, disabled_at, role)) =
+        found
     else {
         return Ok(Rotation::Refused);
     };
@@ -123,6 +128,7 @@ pub fn rotate(
     Ok(Rotation::Rotated {
         account_id,
         session_id,
+        role,
     })
 }
 
@@ -164,7 +170,10 @@ pub fn revoke_all_sessions(
     .execute(conn)
 }
 
-/// What the request extractor needs to know about a live session.
+/// What a unit of work needs to know about a live session: whether it still stands, who the
+/// caller is, and what a check-in's rules need of the caller's account and clinic (so that a
+/// check-in reads them with the session instead of in a statement of its own, and no cache can
+/// go stale across replicas).
 #[derive(Debug, Clone, Queryable)]
 pub struct SessionState {
     /// Role name.
@@ -175,16 +184,21 @@ pub struct SessionState {
     pub disabled_at: Option<NaiveDateTime>,
     /// Set if the session was revoked.
     pub revoked_at: Option<NaiveDateTime>,
+    /// The account's IANA time zone.
+    pub timezone: String,
+    /// The clinic's alert thresholds (JSON), if it set any.
+    pub alert_thresholds: Option<String>,
 }
 
-/// Looks up the session behind an access token (one indexed join per request).
+/// Looks up the session behind an access token (one indexed join per request, and the clinic by
+/// its key).
 pub fn session_state(
     conn: &mut DbConnection,
     session_id: &str,
     account_id: &str,
 ) -> QueryResult<Option<SessionState>> {
     refresh_families::table
-        .inner_join(accounts::table)
+        .inner_join(accounts::table.left_join(clinics::table))
         .filter(refresh_families::id.eq(session_id))
         .filter(refresh_families::account_id.eq(account_id))
         .select((
@@ -192,6 +206,8 @@ pub fn session_state(
             accounts::clinic_id,
             accounts::disabled_at,
             refresh_families::revoked_at,
+            accounts::timezone,
+            clinics::alert_thresholds.nullable(),
         ))
         .first(conn)
         .optional()

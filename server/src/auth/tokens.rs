@@ -29,6 +29,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (seconds since the epoch).
     pub exp: i64,
+    /// The account's role when the token was signed: lets a request be refused for its role
+    /// before anything is read. The stored role is checked again with the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// Why a token was refused. The reasons are for logs and tests; clients get one 401.
@@ -95,6 +99,7 @@ impl TokenKeys {
         &self,
         account_id: &str,
         session_id: &str,
+        role: &str,
         now: DateTime<Utc>,
         ttl_secs: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
@@ -107,6 +112,7 @@ impl TokenKeys {
             sid: session_id.to_owned(),
             iat: now.timestamp(),
             exp: now.timestamp() + ttl_secs,
+            role: Some(role.to_owned()),
         };
         jsonwebtoken::encode(&header, &claims, &self.signing)
     }
@@ -151,7 +157,7 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_until_it_expires() {
         let keys = TokenKeys::new(&[key("k1", 1)], "companion", "companion-api").unwrap();
-        let token = keys.issue("acct", "sess", now(), 900).unwrap();
+        let token = keys.issue("acct", "sess", "patient", now(), 900).unwrap();
         let claims = keys.verify(&token, now()).unwrap();
         assert_eq!((claims.sub.as_str(), claims.sid.as_str()), ("acct", "sess"));
         let later = now() + chrono::TimeDelta::seconds(900 + LEEWAY_SECS);
@@ -161,7 +167,7 @@ mod tests {
     #[test]
     fn a_rotated_out_signer_still_verifies_while_listed_and_not_after() {
         let old = TokenKeys::new(&[key("old", 1)], "companion", "companion-api").unwrap();
-        let token = old.issue("acct", "sess", now(), 900).unwrap();
+        let token = old.issue("acct", "sess", "patient", now(), 900).unwrap();
         let rotated = TokenKeys::new(
             &[key("new", 2), key("old", 1)],
             "companion",
@@ -180,7 +186,7 @@ mod tests {
         let other_aud = TokenKeys::new(&[key("k1", 1)], "companion", "other").unwrap();
         let other_key = TokenKeys::new(&[key("k1", 9)], "companion", "companion-api").unwrap();
         for signer in [other_iss, other_aud, other_key] {
-            let token = signer.issue("acct", "sess", now(), 900).unwrap();
+            let token = signer.issue("acct", "sess", "patient", now(), 900).unwrap();
             assert_eq!(keys.verify(&token, now()), Err(TokenError::Invalid));
         }
     }

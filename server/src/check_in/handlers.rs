@@ -5,27 +5,24 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use companion_schema::ids::CheckInId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::account::model::{Role, parse_timezone};
 use crate::app::AppState;
-use crate::audit::{self, AuditEntry};
-use crate::auth::extract::{Bearer, Caller, PatientCaller};
-use crate::check_in::store::{self, CheckInRow, HistoryFilter};
+use crate::auth::extract::{Bearer, PatientCaller, Staff};
+use crate::check_in::store::{CheckInRow, HistoryFilter};
 use crate::check_in::timing;
-use crate::check_in::trends::{self, DailyMood, InstrumentTrend, Record};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::check_in::trends::{DailyMood, InstrumentTrend};
+use crate::check_in::use_cases::{self, Stored};
+pub use crate::check_in::view::{CheckIn, SAFETY_MESSAGE, SafetyNotice, ScoreView, view};
+use crate::error::{ApiError, ApiResult, ErrorBody, Refusal};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{Page, PageParams, Paginated, time_key};
 use crate::instrument::scoring;
-use crate::patient::{self, SelfAccess};
-use crate::safety::crisis::CrisisResources;
-use crate::time::utc;
 
 /// A completed check-in.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -49,109 +46,6 @@ pub struct SubmitCheckIn {
     pub completed_at: DateTime<Utc>,
     /// The prompt answered, if any.
     pub prompt_id: Option<String>,
-}
-
-/// A stored check-in.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CheckIn {
-    /// The app's id.
-    pub id: String,
-    /// The patient.
-    pub patient_id: String,
-    /// Catalogue key.
-    pub instrument: String,
-    /// Catalogue version answered.
-    pub instrument_version: i32,
-    /// The validated answers.
-    #[schema(value_type = Object)]
-    pub answers: Value,
-    /// When the patient finished: the device's time, or the receipt when the device's clock was
-    /// ahead (`timing` says which).
-    pub completed_at: DateTime<Utc>,
-    /// When the server stored it.
-    pub received_at: DateTime<Utc>,
-    /// `on_time`; `clock_ahead` (the device's time was more than 5 minutes ahead of the server:
-    /// filed at receipt, the device's time in `device_completed_at`); or `late` (completed more
-    /// than 30 days before it arrived).
-    #[schema(example = "on_time")]
-    pub timing: String,
-    /// The device's own `completed_at`, when it was not believed.
-    pub device_completed_at: Option<DateTime<Utc>>,
-    /// The prompt answered, if any.
-    pub prompt_id: Option<String>,
-    /// The score, for scored instruments.
-    pub score: Option<ScoreView>,
-    /// True when PHQ-9 item 9 was answered 1 or more.
-    pub safety_signal: bool,
-    /// In the response to a submission with a safety signal: what to show the patient now.
-    pub safety: Option<SafetyNotice>,
-}
-
-/// A score.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ScoreView {
-    /// Total.
-    pub total: i64,
-    /// Highest possible total.
-    pub max: i64,
-    /// Severity band key (e.g. `moderately_severe`).
-    pub severity: Option<String>,
-    /// PHQ-2 total (items 1 and 2) for a PHQ-9.
-    pub phq2_total: Option<i64>,
-}
-
-/// Shown to a patient whose answers signal risk.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SafetyNotice {
-    /// An honest statement of who sees the answer and when.
-    pub message: String,
-    /// Crisis lines and the emergency number for the clinic's country.
-    pub crisis_resources: CrisisResources,
-}
-
-const SAFETY_MESSAGE: &str = "Thank you for telling us. Your care team has been notified, but they may not be watching in real time.";
-
-/// The API view of a stored check-in.
-pub fn view(row: &CheckInRow, state: &AppState, safety: Option<SafetyNotice>) -> CheckIn {
-    let answers: Value = serde_json::from_str(&row.answers).unwrap_or(Value::Null);
-    let max = state
-        .catalogue
-        .find(&row.instrument, Some(row.instrument_version))
-        .and_then(|i| i.scoring.as_ref())
-        .map(|s| s.max);
-    let phq2_total = (row.instrument == "phq9")
-        .then(|| answers["q1"].as_i64().unwrap_or(0) + answers["q2"].as_i64().unwrap_or(0));
-    CheckIn {
-        id: row.id.clone(),
-        patient_id: row.patient_id.clone(),
-        instrument: row.instrument.clone(),
-        instrument_version: row.instrument_version,
-        answers,
-        completed_at: utc(row.completed_at),
-        received_at: utc(row.received_at),
-        timing: row.timing.clone(),
-        device_completed_at: row.device_completed_at.map(utc),
-        prompt_id: row.prompt_id.clone(),
-        score: match (row.total, max) {
-            (Some(total), Some(max)) => Some(ScoreView {
-                total: i64::from(total),
-                max,
-                severity: row.severity.clone(),
-                phq2_total,
-            }),
-            _ => None,
-        },
-        safety_signal: row.item9.is_some_and(|v| v >= 1),
-        safety,
-    }
-}
-
-/// A submission's outcome, with the crisis resources when the stored answers carry a safety
-/// signal (read in the same transaction: nothing can fail between the commit and the notice).
-enum Stored {
-    Created(CheckInRow, Option<CrisisResources>),
-    Replayed(CheckInRow, Option<CrisisResources>),
-    Conflict,
 }
 
 fn content_hash(
@@ -197,7 +91,7 @@ fn content_hash(
 )]
 pub async fn create_check_in(
     State(state): State<AppState>,
-    bearer: Bearer,
+    patient: PatientCaller,
     ApiJson(body): ApiJson<SubmitCheckIn>,
 ) -> ApiResult<(StatusCode, Json<CheckIn>)> {
     let now = state.now();
@@ -248,17 +142,13 @@ pub async fn create_check_in(
         },
     };
     let (Some(id), Some((instrument, scored)), true) = (id, scored, problems.is_empty()) else {
-        // Answered after the session and role checks, so that 401 and 403 come before 422.
+        // Answered after the session check, so that a 401 comes before a 422.
         return state
-            .read_as(bearer, move |_, caller| {
-                Ok(Err(only_patients(caller)
-                    .err()
-                    .unwrap_or_else(|| ApiError::validation(problems))))
-            })
+            .read_as(patient, move |_, _| Ok(Err(Refusal::validation(problems))))
             .await;
     };
     let device_db = device_completed.naive_utc();
-    // The patient and clinic are filled in by the unit of work, from the checked session.
+    // The patient and clinic are the caller's, filled in by the use case.
     let row = CheckInRow {
         id: id.to_string(),
         patient_id: String::new(),
@@ -282,96 +172,28 @@ pub async fn create_check_in(
         prompt_id,
         device_completed_at: placed.device_completed_at.map(|t| t.naive_utc()),
         timing: placed.timing.as_str().to_owned(),
+        mood: None,
     };
 
-    let answers = scored.answers.clone();
+    let answers = scored.answers;
     let zones = state.zones.clone();
     // One unit of work: the session check, the check-in, the alerts its answers raise, the jobs
     // that notify the care team and the crisis notice, on one connection in one transaction.
     let outcome = state
-        .write_as(bearer, move |conn, caller| {
-            if let Err(refused) = only_patients(caller) {
-                return Ok(Err(refused));
-            }
-            let Some(clinic_id) = caller.clinic_id.as_ref() else {
-                return Ok(Err(ApiError::internal(&"patient without a clinic")));
-            };
-            let row = CheckInRow {
-                patient_id: caller.account_id.to_string(),
-                clinic_id: clinic_id.to_string(),
-                ..row
-            };
-            store_once(conn, row, &answers, &zones).map(Ok)
+        .write_as(patient, move |conn, caller| {
+            use_cases::submit(conn, caller, row, &answers, &zones)
         })
         .await?;
     state.jobs_enqueued();
     let (status, stored, resources) = match outcome {
         Stored::Created(row, resources) => (StatusCode::CREATED, row, resources),
         Stored::Replayed(row, resources) => (StatusCode::OK, row, resources),
-        Stored::Conflict => {
-            return Err(ApiError::conflict(
-                "check_in_conflict",
-                "A different check-in was already submitted with this id; generate a new id.",
-            ));
-        }
     };
     let safety = resources.map(|crisis_resources| SafetyNotice {
         message: SAFETY_MESSAGE.to_owned(),
         crisis_resources,
     });
-    Ok((status, Json(view(&stored, &state, safety))))
-}
-
-/// Patients only submit check-ins.
-fn only_patients(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role == Role::Patient {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("Only patients may do this."))
-    }
-}
-
-/// Stores a check-in once, on `conn` inside the request's transaction: with the prompt it
-/// completes, the alerts its answers raise (and the jobs that notify the care team), and, on a
-/// safety signal, the crisis resources to show, read in the same transaction. A replay returns
-/// the stored check-in; the same id with other content is a conflict.
-fn store_once(
-    conn: &mut crate::db::DbConnection,
-    row: CheckInRow,
-    answers: &BTreeMap<String, Value>,
-    zones: &crate::safety::zones::ZoneCountries,
-) -> diesel::QueryResult<Stored> {
-    let crisis = |conn: &mut crate::db::DbConnection, row: &CheckInRow| {
-        if row.item9.is_some_and(|v| v >= 1) {
-            crate::safety::store::for_patient(conn, &row.patient_id, zones)
-        } else {
-            Ok(None)
-        }
-    };
-    if store::insert_if_new(conn, &row)? {
-        crate::prompt::store::complete_for_check_in(
-            conn,
-            &row.patient_id,
-            &row.id,
-            &row.instrument,
-            row.prompt_id.as_deref(),
-            row.completed_at,
-            row.received_at,
-        )?;
-        crate::escalation::intake::on_check_in(conn, &row, answers)?;
-        let resources = crisis(conn, &row)?;
-        return Ok(Stored::Created(row, resources));
-    }
-    Ok(match store::find(conn, &row.id)? {
-        Some(existing)
-            if existing.patient_id == row.patient_id
-                && existing.content_hash == row.content_hash =>
-        {
-            let resources = crisis(conn, &existing)?;
-            Stored::Replayed(existing, resources)
-        }
-        _ => Stored::Conflict,
-    })
+    Ok((status, Json(view(&stored, &state.catalogue, safety))))
 }
 
 /// History filters and paging.
@@ -427,22 +249,22 @@ impl HistoryParams {
 
 async fn history(
     state: &AppState,
-    patient_id: String,
+    access: impl Into<Bearer>,
+    raw_patient: Option<String>,
     params: &HistoryParams,
-    audit_entry: Option<AuditEntry>,
 ) -> ApiResult<Json<Paginated<CheckIn>>> {
     let (page, filter) = params.parse(state)?;
     let limit = i64::from(page.limit) + 1;
+    let now = state.now().naive_utc();
     let rows = state
-        .db
-        .write(move |conn| {
-            if let Some(entry) = &audit_entry {
-                audit::record(conn, entry)?;
-            }
-            store::history(conn, &patient_id, &filter, limit)
+        .read_as(access, move |conn, caller| {
+            use_cases::history(conn, caller, raw_patient.as_deref(), &filter, limit, now)
         })
         .await?;
-    let items: Vec<CheckIn> = rows.iter().map(|r| view(r, state, None)).collect();
+    let items: Vec<CheckIn> = rows
+        .iter()
+        .map(|r| view(r, &state.catalogue, None))
+        .collect();
     Ok(Json(Paginated::from_rows(items, &page, |c| {
         time_key(c.completed_at, &c.id)
     })))
@@ -468,10 +290,10 @@ async fn history(
 )]
 pub async fn list_my_check_ins(
     State(state): State<AppState>,
-    PatientCaller(caller): PatientCaller,
+    patient: PatientCaller,
     ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> ApiResult<Json<Paginated<CheckIn>>> {
-    history(&state, caller.account_id.to_string(), &params, None).await
+    history(&state, patient, None, &params).await
 }
 
 /// A patient's check-ins
@@ -495,15 +317,11 @@ pub async fn list_my_check_ins(
 )]
 pub async fn list_patient_check_ins(
     State(state): State<AppState>,
-    caller: Caller,
+    staff: Staff,
     Path(patient_id): Path<String>,
     ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> ApiResult<Json<Paginated<CheckIn>>> {
-    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOnly).await?;
-    let entry = AuditEntry::by(&caller, "check_ins.read", state.now().naive_utc())
-        .clinic(patient.clinic_id.as_str())
-        .patient(patient.id.as_str());
-    history(&state, patient.id.to_string(), &params, Some(entry)).await
+    history(&state, staff, Some(patient_id), &params).await
 }
 
 /// Trend window.
@@ -556,64 +374,23 @@ pub struct Trends {
 )]
 pub async fn get_patient_trends(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     Path(patient_id): Path<String>,
     ApiQuery(params): ApiQuery<TrendParams>,
 ) -> ApiResult<Json<Trends>> {
     let days = params.days.unwrap_or(90);
-    if !(1..=365).contains(&days) {
-        return Err(ApiError::invalid_field("days", "must be between 1 and 365"));
-    }
-    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOrSelf).await?;
-    let tz = parse_timezone(&patient.timezone).unwrap_or(chrono_tz::UTC);
     let now = state.now();
-    let from = now - TimeDelta::days(i64::from(days));
-    let since = (now - TimeDelta::days(365)).min(from).naive_utc();
-    let entry = (caller.role != Role::Patient).then(|| {
-        AuditEntry::by(&caller, "trends.read", now.naive_utc())
-            .clinic(patient.clinic_id.as_str())
-            .patient(patient.id.as_str())
-    });
-    let id = patient.id.to_string();
-    let (rows, firsts) = state
-        .db
-        .write(move |conn| {
-            if let Some(entry) = &entry {
-                audit::record(conn, entry)?;
-            }
-            let rows = store::since(conn, &id, since)?;
-            let mut firsts = Vec::new();
-            for instrument in ["phq9", "gad7", "phq2"] {
-                firsts.push(store::first_of(conn, &id, instrument)?);
-            }
-            Ok((rows, firsts))
+    let trends = state
+        .read_as(bearer, move |conn, caller| {
+            use_cases::trends_of(conn, caller, &patient_id, days, now)
         })
         .await?;
-    let record = |r: &CheckInRow| Record {
-        id: r.id.clone(),
-        instrument: r.instrument.clone(),
-        total: r.total.map(i64::from),
-        mood: (r.instrument == "daily_mood")
-            .then(|| serde_json::from_str::<Value>(&r.answers).ok())
-            .flatten()
-            .and_then(|a| a["mood"].as_f64()),
-        completed_at: utc(r.completed_at),
-    };
-    let records: Vec<Record> = rows.iter().map(record).collect();
-    let instruments = ["phq9", "gad7", "phq2"]
-        .iter()
-        .zip(firsts.iter())
-        .filter_map(|(key, first)| {
-            let first = first.as_ref().map(record);
-            trends::instrument_trend(key, &records, first.as_ref())
-        })
-        .collect();
     Ok(Json(Trends {
-        patient_id: patient.id.to_string(),
-        timezone: tz.name().to_owned(),
-        from,
+        patient_id: trends.patient.id.to_string(),
+        timezone: trends.timezone.name().to_owned(),
+        from: trends.from,
         to: now,
-        daily_mood: trends::daily_mood(&records, tz, from),
-        instruments,
+        daily_mood: trends.daily_mood,
+        instruments: trends.instruments,
     }))
 }

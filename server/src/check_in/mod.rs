@@ -5,3 +5,5 @@ pub mod handlers;
 pub mod store;
 pub mod timing;
 pub mod trends;
+pub mod use_cases;
+pub mod view;

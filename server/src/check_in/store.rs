@@ -41,6 +41,8 @@ pub struct CheckInRow {
     pub device_completed_at: Option<NaiveDateTime>,
     /// `on_time`, `clock_ahead` or `late` (see [`super::timing::Timing`]).
     pub timing: String,
+    /// The mood answer of a daily mood check-in.
+    pub mood: Option<f64>,
 }
 
 /// Finds a check-in by id (whoever it belongs to).
@@ -134,4 +136,19 @@ pub fn first_of(
         .order((check_ins::completed_at.asc(), check_ins::id.asc()))
         .first(conn)
         .optional()
+}
+
+/// Each patient's latest completed check-in time, for those who have one.
+pub fn latest_completed(
+    conn: &mut DbConnection,
+    patient_ids: &[String],
+) -> QueryResult<Vec<(String, Option<NaiveDateTime>)>> {
+    check_ins::table
+        .filter(check_ins::patient_id.eq_any(patient_ids))
+        .group_by(check_ins::patient_id)
+        .select((
+            check_ins::patient_id,
+            diesel::dsl::max(check_ins::completed_at),
+        ))
+        .load(conn)
 }

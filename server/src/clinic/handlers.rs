@@ -8,11 +8,11 @@ use companion_schema::ids::ClinicId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::account::model::{Role, parse_timezone};
+use crate::account::model::parse_timezone;
 use crate::app::AppState;
-use crate::audit::{self, AuditEntry};
-use crate::auth::extract::{Caller, OrgAdmin, Staff};
-use crate::clinic::store::{self, ClinicChanges, ClinicRow, RosterRow};
+use crate::auth::extract::{Bearer, OrgAdmin, Staff};
+use crate::clinic::store::{ClinicChanges, ClinicRow};
+use crate::clinic::use_cases::{self, RosterEntry};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{PageParams, Paginated};
@@ -99,8 +99,9 @@ pub struct RosterPatient {
     pub adherence: crate::prompt::adherence::Adherence,
 }
 
-impl RosterPatient {
-    fn new(row: RosterRow, open_alerts: i64, risk: Option<String>) -> Self {
+impl From<RosterEntry> for RosterPatient {
+    fn from(entry: RosterEntry) -> Self {
+        let row = entry.row;
         Self {
             id: row.id,
             display_name: row.display_name,
@@ -108,21 +109,10 @@ impl RosterPatient {
             timezone: row.timezone,
             enrolled_at: utc(row.created_at),
             disabled: row.disabled_at.is_some(),
-            open_alerts,
-            risk,
-            adherence: crate::prompt::adherence::summarise(&[], None),
+            open_alerts: entry.open_alerts,
+            risk: entry.risk,
+            adherence: entry.adherence,
         }
-    }
-}
-
-/// Sort rank of a severity: higher is more urgent.
-fn risk_rank(severity: Option<&str>) -> u8 {
-    match severity {
-        Some("urgent") => 4,
-        Some("high") => 3,
-        Some("medium") => 2,
-        Some("low") => 1,
-        _ => 0,
     }
 }
 
@@ -190,7 +180,7 @@ fn parse_phone(text: &str) -> Result<String, &'static str> {
 )]
 pub async fn create_clinic(
     State(state): State<AppState>,
-    OrgAdmin(caller): OrgAdmin,
+    admin: OrgAdmin,
     ApiJson(body): ApiJson<CreateClinic>,
 ) -> ApiResult<(StatusCode, Json<Clinic>)> {
     let mut problems = std::collections::BTreeMap::new();
@@ -220,13 +210,9 @@ pub async fn create_clinic(
         crisis_phone,
         crisis_resources: None,
     };
-    let stored = row.clone();
-    let entry = AuditEntry::by(&caller, "clinic.create", now).clinic(&row.id);
-    state
-        .db
-        .write(move |conn| {
-            store::insert(conn, &stored)?;
-            audit::record(conn, &entry)
+    let row = state
+        .write_as(admin, move |conn, caller| {
+            use_cases::create(conn, caller, row)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(row.into())))
@@ -252,19 +238,15 @@ pub async fn create_clinic(
 )]
 pub async fn list_clinics(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Paginated<Clinic>>> {
     let page = params.parse()?;
-    let only = match caller.role {
-        Role::OrgAdmin => None,
-        Role::ClinicAdmin | Role::Clinician => caller.clinic_id.as_ref().map(ToString::to_string),
-        Role::Patient => return Err(ApiError::forbidden("Patients cannot list clinics.")),
-    };
     let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
     let rows = state
-        .db
-        .run(move |conn| store::list(conn, only.as_deref(), after.as_deref(), limit))
+        .read_as(bearer, move |conn, caller| {
+            use_cases::list(conn, caller, after.as_deref(), limit)
+        })
         .await?;
     let rows: Vec<Clinic> = rows.into_iter().map(Clinic::from).collect();
     Ok(Json(Paginated::from_rows(rows, &page, |c| c.id.clone())))
@@ -288,22 +270,15 @@ pub async fn list_clinics(
 )]
 pub async fn get_clinic(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     Path(clinic_id): Path<String>,
 ) -> ApiResult<Json<Clinic>> {
-    let clinic_id = ClinicId::parse(&clinic_id).ok_or_else(|| ApiError::not_found("clinic"))?;
-    match caller.role {
-        Role::OrgAdmin => {}
-        Role::Patient => return Err(ApiError::forbidden("Patients cannot read clinics.")),
-        Role::ClinicAdmin | Role::Clinician => caller.ensure_staff_of(&clinic_id)?,
-    }
-    let id = clinic_id.to_string();
     state
-        .db
-        .run(move |conn| store::find(conn, &id))
-        .await?
+        .read_as(bearer, move |conn, caller| {
+            use_cases::get(conn, caller, &clinic_id)
+        })
+        .await
         .map(|row| Json(row.into()))
-        .ok_or_else(|| ApiError::not_found("clinic"))
 }
 
 /// Reads a field that may be absent (leave as is), null (clear) or a value (set).
@@ -366,19 +341,10 @@ pub struct UpdateClinic {
 )]
 pub async fn update_clinic(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     Path(clinic_id): Path<String>,
     ApiJson(body): ApiJson<UpdateClinic>,
 ) -> ApiResult<Json<Clinic>> {
-    let clinic = ClinicId::parse(&clinic_id).ok_or_else(|| ApiError::not_found("clinic"))?;
-    // Organisation admins set up clinics, so they may change any; clinic admins their own.
-    match caller.role {
-        Role::OrgAdmin => {}
-        Role::Patient => return Err(ApiError::forbidden("Patients cannot change a clinic.")),
-        Role::ClinicAdmin | Role::Clinician => {
-            caller.ensure_admin_of(&clinic, "change the clinic")?
-        }
-    }
     let mut problems = std::collections::BTreeMap::new();
     let mut changes = ClinicChanges {
         name: body
@@ -415,24 +381,13 @@ pub async fn update_clinic(
                 .map_err(|e| ApiError::internal(&e))?,
         );
     }
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
-    }
-    let entry =
-        AuditEntry::by(&caller, "clinic.update", state.now().naive_utc()).clinic(clinic.as_str());
-    let id = clinic.to_string();
+    let now = state.now().naive_utc();
     state
-        .db
-        .write(move |conn| {
-            if !store::update(conn, &id, &changes)? {
-                return Ok(None);
-            }
-            audit::record(conn, &entry)?;
-            store::find(conn, &id)
+        .write_as(bearer, move |conn, caller| {
+            use_cases::update(conn, caller, &clinic_id, changes, problems, now)
         })
-        .await?
+        .await
         .map(|row| Json(row.into()))
-        .ok_or_else(|| ApiError::not_found("clinic"))
 }
 
 /// List a clinic's patients, most at risk first
@@ -457,12 +412,10 @@ pub async fn update_clinic(
 )]
 pub async fn list_clinic_patients(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    staff: Staff,
     Path(clinic_id): Path<String>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Paginated<RosterPatient>>> {
-    let clinic_id = ClinicId::parse(&clinic_id).ok_or_else(|| ApiError::not_found("clinic"))?;
-    caller.ensure_staff_of(&clinic_id)?;
     let page = params.parse()?;
     // The cursor is "rank|id" of the last patient shown.
     let after = match &page.after {
@@ -475,60 +428,15 @@ pub async fn list_clinic_patients(
                 })?,
         ),
     };
-    let entry = AuditEntry::by(&caller, "patient_roster.read", state.now().naive_utc())
-        .clinic(clinic_id.as_str());
-    let id = clinic_id.to_string();
-    let (rows, open) = state
-        .db
-        .write(move |conn| {
-            audit::record(conn, &entry)?;
-            let rows = store::roster(conn, &id, None, i64::MAX)?;
-            let open = store::open_alert_severities(conn, &id)?;
-            Ok((rows, open))
+    let (limit, now) = (page.limit as usize, state.now());
+    let entries = state
+        .read_as(staff, move |conn, caller| {
+            use_cases::roster(conn, caller, &clinic_id, after.as_ref(), limit, now)
         })
         .await?;
-    let mut by_patient: std::collections::HashMap<String, (i64, Option<String>)> =
-        std::collections::HashMap::new();
-    for (patient, severity) in open {
-        let entry = by_patient.entry(patient).or_insert((0, None));
-        entry.0 += 1;
-        if risk_rank(Some(&severity)) > risk_rank(entry.1.as_deref()) {
-            entry.1 = Some(severity);
-        }
-    }
-    let mut roster: Vec<(u8, RosterPatient)> = rows
-        .into_iter()
-        .map(|row| {
-            let (count, risk) = by_patient.remove(&row.id).unwrap_or((0, None));
-            (
-                risk_rank(risk.as_deref()),
-                RosterPatient::new(row, count, risk),
-            )
-        })
-        .collect();
-    roster.sort_by(|(ra, a), (rb, b)| rb.cmp(ra).then_with(|| a.id.cmp(&b.id)));
-    let items: Vec<(u8, RosterPatient)> = roster
-        .into_iter()
-        .filter(|(rank, p)| match &after {
-            None => true,
-            Some((after_rank, after_id)) => {
-                rank < after_rank || (rank == after_rank && &p.id > after_id)
-            }
-        })
-        .take(page.limit as usize + 1)
-        .collect();
-    let ranks: std::collections::HashMap<String, u8> = items
-        .iter()
-        .map(|(rank, p)| (p.id.clone(), *rank))
-        .collect();
-    let mut items: Vec<RosterPatient> = items.into_iter().map(|(_, p)| p).collect();
-    let ids = items.iter().map(|p| p.id.clone()).collect();
-    let mut adherence = crate::prompt::handlers::adherence_of(&state, ids, state.now()).await?;
-    for patient in &mut items {
-        if let Some(a) = adherence.remove(&patient.id) {
-            patient.adherence = a;
-        }
-    }
+    let ranks: std::collections::HashMap<String, u8> =
+        entries.iter().map(|e| (e.row.id.clone(), e.rank)).collect();
+    let items: Vec<RosterPatient> = entries.into_iter().map(RosterPatient::from).collect();
     Ok(Json(Paginated::from_rows(items, &page, |p| {
         format!("{}|{}", ranks.get(&p.id).copied().unwrap_or(0), p.id)
     })))

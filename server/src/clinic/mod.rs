@@ -2,3 +2,4 @@
 
 pub mod handlers;
 pub mod store;
+pub mod use_cases;

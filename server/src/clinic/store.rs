@@ -151,3 +151,13 @@ pub fn open_alert_severities(
         .select((alerts::patient_id, alerts::severity))
         .load(conn)
 }
+
+/// A clinic's own default care plan (JSON), if it set one.
+pub fn care_plan_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    clinics::table
+        .find(id)
+        .select(clinics::care_plan)
+        .first::<Option<String>>(conn)
+        .optional()
+        .map(Option::flatten)
+}

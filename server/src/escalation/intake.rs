@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use chrono::TimeDelta;
-use companion_schema::schema::{accounts, check_ins, clinics, treatment_sessions};
+use companion_schema::schema::{check_ins, treatment_sessions};
 use diesel::prelude::*;
 use serde_json::Value;
 
+use crate::auth::extract::Caller;
 use crate::check_in::store::CheckInRow;
 use crate::check_in::timing;
 use crate::check_in::trends::{self, Record};
@@ -21,29 +22,30 @@ use super::store;
 /// fewer).
 const MOOD_ROWS: i64 = 200;
 
-/// Evaluates the rules for `row` (already inserted on `conn`) and opens or updates alerts.
-/// Returns what each firing did.
+/// Evaluates the rules for `row` (already inserted on `conn` by `caller`, its patient) and opens
+/// or updates alerts. The patient's zone and the clinic's thresholds come with the caller, read
+/// with the session. Returns what each firing did.
 pub fn on_check_in(
     conn: &mut DbConnection,
+    caller: &Caller,
     row: &CheckInRow,
     answers: &BTreeMap<String, Value>,
 ) -> QueryResult<Vec<store::Raised>> {
     let completed = utc(row.completed_at);
-    // One read for the patient's zone and the clinic's thresholds.
-    let (timezone, stored_thresholds): (String, Option<String>) = accounts::table
-        .inner_join(clinics::table)
-        .filter(accounts::id.eq(&row.patient_id))
-        .select((accounts::timezone, clinics::alert_thresholds))
-        .first(conn)?;
-    let thresholds: Thresholds = stored_thresholds
-        .and_then(|text| serde_json::from_str(&text).ok())
+    let thresholds: Thresholds = caller
+        .clinic_alert_thresholds
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or_default();
-    let tz = timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC);
+    let tz = caller
+        .timezone
+        .parse::<chrono_tz::Tz>()
+        .unwrap_or(chrono_tz::UTC);
     // Only what the rules for this instrument look at, in reads whose cost does not grow with the
     // patient's history: for a questionnaire, its baseline's two candidates (the lowest score of
-    // the 90 days before, and the first score ever), each one indexed row; for mood, the last 22
-    // days, capped so that a flood of submissions cannot make each one slower.
-    let (scores, moods): (Vec<ScoredAnswer>, Vec<(chrono::NaiveDateTime, String)>) =
+    // the 90 days before, and the first score ever), each one indexed row; for mood, the numbers
+    // of the last 22 days, capped so that a flood of submissions cannot make each one slower.
+    let (scores, moods): (Vec<ScoredAnswer>, Vec<(chrono::NaiveDateTime, Option<f64>)>) =
         match row.instrument.as_str() {
             "phq9" | "gad7" => (baseline_candidates(conn, row)?, Vec::new()),
             "daily_mood" => (
@@ -54,25 +56,17 @@ pub fn on_check_in(
                     .filter(check_ins::completed_at.le(row.completed_at))
                     .filter(check_ins::completed_at.ge(row.completed_at - TimeDelta::days(22)))
                     .filter(check_ins::id.ne(&row.id))
-                    .select((check_ins::completed_at, check_ins::answers))
+                    .select((check_ins::completed_at, check_ins::mood))
                     .order(check_ins::completed_at.desc())
                     .limit(MOOD_ROWS)
                     .load(conn)?,
             ),
             _ => (Vec::new(), Vec::new()),
         };
-    let mood_in = |answers: &str| -> Option<f64> {
-        serde_json::from_str::<Value>(answers)
-            .ok()
-            .and_then(|a| a["mood"].as_f64())
-    };
-    let own_mood = (row.instrument == "daily_mood")
-        .then(|| mood_in(&row.answers))
-        .flatten();
     let records: Vec<Record> = moods
         .iter()
-        .filter_map(|(at, answers)| Some((*at, mood_in(answers)?)))
-        .chain(own_mood.map(|m| (row.completed_at, m)))
+        .filter_map(|(at, mood)| Some((*at, (*mood)?)))
+        .chain(row.mood.map(|m| (row.completed_at, m)))
         .map(|(at, mood)| Record {
             id: String::new(),
             instrument: "daily_mood".to_owned(),

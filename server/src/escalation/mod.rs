@@ -3,10 +3,12 @@
 
 pub mod decide;
 pub mod handlers;
+pub mod inbox;
 pub mod intake;
 pub mod policy;
 pub mod readiness;
 pub mod rules;
+pub mod settings;
 pub mod store;
 pub mod webhooks;
 pub mod worker;

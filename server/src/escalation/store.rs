@@ -597,3 +597,159 @@ pub fn audience(
     };
     query.order(accounts::id.asc()).load(conn)
 }
+
+/// Where an inbox page starts: after this (severity rank, last signal, id).
+pub type InboxCursor = (i32, (NaiveDateTime, String));
+
+/// One page of a clinic's inbox, most severe first, then by the latest signal (one more row than
+/// `limit` tells the caller a next page exists).
+pub fn inbox_page(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    status: Option<&str>,
+    after: Option<&InboxCursor>,
+    limit: i64,
+) -> QueryResult<Vec<AlertRow>> {
+    let mut query = alerts::table
+        .filter(alerts::clinic_id.eq(clinic_id))
+        .select(AlertRow::as_select())
+        .order((
+            alerts::severity_rank.desc(),
+            alerts::last_signal_at.desc(),
+            alerts::id.desc(),
+        ))
+        .limit(limit)
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(alerts::status.eq(status.to_owned()));
+    }
+    if let Some((rank, (at, id))) = after {
+        query = query.filter(
+            alerts::severity_rank
+                .lt(*rank)
+                .or(alerts::severity_rank.eq(*rank).and(
+                    alerts::last_signal_at.lt(*at).or(alerts::last_signal_at
+                        .eq(*at)
+                        .and(alerts::id.lt(id.clone()))),
+                )),
+        );
+    }
+    query.load(conn)
+}
+
+/// One step of an alert's history: when, what, who, details.
+pub type EventRow = (NaiveDateTime, String, Option<String>, String);
+
+/// An alert's history, oldest first.
+pub fn events_of(conn: &mut DbConnection, alert_id: &str) -> QueryResult<Vec<EventRow>> {
+    alert_events::table
+        .filter(alert_events::alert_id.eq(alert_id))
+        .select((
+            alert_events::at,
+            alert_events::kind,
+            alert_events::actor_id,
+            alert_events::detail,
+        ))
+        .order((alert_events::at.asc(), alert_events::id.asc()))
+        .load(conn)
+}
+
+/// An alert's status now.
+pub fn status_of(conn: &mut DbConnection, alert_id: &str) -> QueryResult<String> {
+    alerts::table
+        .find(alert_id)
+        .select(alerts::status)
+        .first(conn)
+}
+
+/// Acknowledges an open alert; false if it was not open.
+pub fn acknowledge_if_open(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    by: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        alerts::table
+            .filter(alerts::id.eq(alert_id))
+            .filter(alerts::status.eq("open")),
+    )
+    .set((
+        alerts::status.eq("acknowledged"),
+        alerts::acknowledged_at.eq(now),
+        alerts::acknowledged_by.eq(by),
+        alerts::new_signal_since_ack.eq(false),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// True if `account_id` is an enabled clinician or clinic admin of `clinic_id`.
+pub fn is_active_staff(
+    conn: &mut DbConnection,
+    account_id: &str,
+    clinic_id: &str,
+) -> QueryResult<bool> {
+    let count: i64 = accounts::table
+        .filter(accounts::id.eq(account_id))
+        .filter(accounts::clinic_id.eq(clinic_id))
+        .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))
+        .filter(accounts::disabled_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
+/// Assigns an unresolved alert; false if it is resolved.
+pub fn assign_if_unresolved(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    assignee: &str,
+) -> QueryResult<bool> {
+    diesel::update(
+        alerts::table
+            .filter(alerts::id.eq(alert_id))
+            .filter(alerts::status.ne("resolved")),
+    )
+    .set(alerts::assigned_to.eq(assignee))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Resolves an unresolved alert (and acknowledges it, unless someone had); false if it was
+/// resolved already. Guarded: of two resolves at once, the second finds it resolved.
+pub fn resolve_if_unresolved(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    by: &str,
+    note: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        alerts::table
+            .filter(alerts::id.eq(alert_id))
+            .filter(alerts::status.ne("resolved")),
+    )
+    .set((
+        alerts::status.eq("resolved"),
+        alerts::resolved_at.eq(now),
+        alerts::resolved_by.eq(by),
+        alerts::resolution_note.eq(note),
+        alerts::new_signal_since_ack.eq(false),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    diesel::update(
+        alerts::table
+            .filter(alerts::id.eq(alert_id))
+            .filter(alerts::acknowledged_at.is_null()),
+    )
+    .set((
+        alerts::acknowledged_at.eq(now),
+        alerts::acknowledged_by.eq(by),
+    ))
+    .execute(conn)?;
+    Ok(true)
+}

@@ -9,30 +9,24 @@
 //! `type` is `alert.opened`, `alert.reopened` (a new urgent or high signal after an
 //! acknowledgement) or `alert.escalated`.
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use chrono::{NaiveDateTime, TimeDelta};
 use companion_schema::ids::ClinicId;
 use companion_schema::schema::webhook_endpoints;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::Sha256;
-use utoipa::ToSchema;
 
-use crate::app::{App, AppState};
+use crate::app::App;
 use crate::audit::{self, AuditEntry};
-use crate::auth::extract::{Admin, Caller};
+use crate::auth::extract::Caller;
 use crate::db::DbConnection;
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::ApiJson;
+use crate::error::{Outcome, Refusal};
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::Claimed;
 use crate::jobs::{self, NewJob};
-use crate::time::utc;
 
 /// The job kind.
 pub const DELIVER: &str = "webhook.deliver";
@@ -80,17 +74,26 @@ fn new_secret() -> String {
     )
 }
 
+/// A stored endpoint.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_endpoints)]
-struct EndpointRow {
-    id: String,
-    clinic_id: String,
-    url: String,
-    secret: String,
-    previous_secret: Option<String>,
-    previous_expires_at: Option<NaiveDateTime>,
-    active: bool,
-    created_at: NaiveDateTime,
+pub struct EndpointRow {
+    /// Id.
+    pub id: String,
+    /// The clinic.
+    pub clinic_id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// The signing secret.
+    pub secret: String,
+    /// The secret before the last rotation, still signing until `previous_expires_at`.
+    pub previous_secret: Option<String>,
+    /// When the previous secret stops signing.
+    pub previous_expires_at: Option<NaiveDateTime>,
+    /// Whether deliveries are made.
+    pub active: bool,
+    /// Created.
+    pub created_at: NaiveDateTime,
 }
 
 /// Enqueues a delivery of `event` about `alert_id` to every active endpoint of the clinic, in
@@ -210,74 +213,29 @@ pub async fn deliver(app: &App, job: &Claimed) -> JobResult {
     }
 }
 
-/// A new endpoint.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateWebhook {
-    /// Where to POST (http or https).
-    pub url: String,
-}
-
-/// An endpoint. `secret` appears only when it is created or rotated.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Webhook {
-    /// Id.
-    pub id: String,
-    /// Where deliveries go.
-    pub url: String,
-    /// The signing secret (shown once).
-    pub secret: Option<String>,
-    /// Whether deliveries are made.
-    pub active: bool,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-}
-
-fn require_clinic_admin(caller: &Caller, clinic: &ClinicId) -> ApiResult<()> {
-    caller.ensure_admin_of(clinic, "manage webhooks")
-}
-
-/// Add a signed webhook endpoint
-///
-/// Every alert notification (and each escalation) is also POSTed here, signed with the secret in
-/// this response (`Companion-Signature: v1=HMAC-SHA256(secret, "<Companion-Timestamp>.<body>")`).
-#[utoipa::path(
-    post,
-    path = "/v1/clinics/{clinic_id}/webhooks",
-    tag = "alerts",
-    operation_id = "create_webhook",
-    security(("bearer" = [])),
-    params(("clinic_id" = String, Path, description = "The clinic")),
-    request_body = CreateWebhook,
-    responses(
-        (status = 201, description = "Created; the secret is shown only now", body = Webhook),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 403, description = "Not a clinic admin", body = ErrorBody),
-        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Not an http(s) URL", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
-    )
-)]
-pub async fn create_webhook(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(clinic_id): Path<String>,
-    ApiJson(body): ApiJson<CreateWebhook>,
-) -> ApiResult<(StatusCode, Json<Webhook>)> {
-    let clinic = ClinicId::parse(&clinic_id).ok_or_else(|| ApiError::not_found("clinic"))?;
-    require_clinic_admin(&caller, &clinic)?;
-    let valid = url::Url::parse(body.url.trim())
+/// Adds an endpoint to a clinic (its admins only): an http(s) URL, a fresh secret. Audited.
+pub fn create_endpoint(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    raw_url: &str,
+    now: NaiveDateTime,
+) -> Outcome<EndpointRow> {
+    let Some(clinic) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    if let Err(refused) = caller.ensure_admin_of(&clinic, "manage webhooks") {
+        return Ok(Err(refused));
+    }
+    let valid = url::Url::parse(raw_url.trim())
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     let Some(url) = valid else {
-        return Err(ApiError::invalid_field(
+        return Ok(Err(Refusal::invalid_field(
             "url",
             "must be an http or https URL",
-        ));
+        )));
     };
-    let now = state.now().naive_utc();
     let row = EndpointRow {
         id: uuid::Uuid::now_v7().to_string(),
         clinic_id: clinic.to_string(),
@@ -288,139 +246,90 @@ pub async fn create_webhook(
         active: true,
         created_at: now,
     };
-    let stored = row.clone();
-    let entry = AuditEntry::by(&caller, "webhook.create", now)
-        .clinic(clinic.as_str())
-        .subject(&row.id);
-    state
-        .db
-        .write(move |conn| {
-            diesel::insert_into(webhook_endpoints::table)
-                .values(&stored)
-                .execute(conn)?;
-            audit::record(conn, &entry)
-        })
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Webhook {
-            id: row.id,
-            url: row.url,
-            secret: Some(row.secret),
-            active: true,
-            created_at: utc(now),
-        }),
-    ))
+    diesel::insert_into(webhook_endpoints::table)
+        .values(&row)
+        .execute(conn)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "webhook.create", now)
+            .clinic(clinic.as_str())
+            .subject(&row.id),
+    )?;
+    Ok(Ok(row))
 }
 
-async fn own_endpoint(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<EndpointRow> {
-    let id = uuid::Uuid::try_parse(raw_id)
-        .map_err(|_| ApiError::not_found("webhook"))?
-        .to_string();
-    let row: Option<EndpointRow> = state
-        .db
-        .run(move |conn| {
-            webhook_endpoints::table
-                .find(&id)
-                .select(EndpointRow::as_select())
-                .first(conn)
-                .optional()
+/// An endpoint of a clinic the caller administers, or not found.
+fn own_endpoint(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<EndpointRow> {
+    let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
+        return Ok(Err(Refusal::not_found("webhook")));
+    };
+    let row: Option<EndpointRow> = webhook_endpoints::table
+        .find(id.to_string())
+        .select(EndpointRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row
+        .filter(|row| {
+            caller
+                .ensure_admin_of(&ClinicId::from_db(row.clinic_id.clone()), "manage webhooks")
+                .is_ok()
         })
-        .await?;
-    let row = row.ok_or_else(|| ApiError::not_found("webhook"))?;
-    require_clinic_admin(caller, &ClinicId::from_db(row.clinic_id.clone()))
-        .map_err(|_| ApiError::not_found("webhook"))?;
-    Ok(row)
+        .ok_or_else(|| Refusal::not_found("webhook")))
 }
 
-/// Rotate a webhook's signing secret
-///
-/// Returns the new secret. For 24 hours deliveries carry signatures with both secrets.
-#[utoipa::path(
-    post,
-    path = "/v1/webhooks/{webhook_id}/rotate-secret",
-    tag = "alerts",
-    operation_id = "rotate_webhook_secret",
-    security(("bearer" = [])),
-    params(("webhook_id" = String, Path, description = "The endpoint")),
-    responses(
-        (status = 200, description = "The new secret", body = Webhook),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 403, description = "Not an administrator", body = ErrorBody),
-        (status = 404, description = "No such endpoint of the caller's clinic", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
-    )
-)]
-pub async fn rotate_webhook_secret(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(webhook_id): Path<String>,
-) -> ApiResult<Json<Webhook>> {
-    let row = own_endpoint(&state, &caller, &webhook_id).await?;
-    let now = state.now().naive_utc();
+/// Gives an endpoint a new secret; the old one still signs for 24 hours. Audited.
+pub fn rotate_secret(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    now: NaiveDateTime,
+) -> Outcome<EndpointRow> {
+    let row = match own_endpoint(conn, caller, raw_id)? {
+        Ok(row) => row,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let secret = new_secret();
-    let (id, new, old) = (row.id.clone(), secret.clone(), row.secret.clone());
-    let entry = AuditEntry::by(&caller, "webhook.rotate", now)
-        .clinic(&row.clinic_id)
-        .subject(&row.id);
-    state
-        .db
-        .write(move |conn| {
-            diesel::update(webhook_endpoints::table.find(&id))
-                .set((
-                    webhook_endpoints::secret.eq(&new),
-                    webhook_endpoints::previous_secret.eq(Some(old)),
-                    webhook_endpoints::previous_expires_at.eq(Some(now + ROTATION_OVERLAP)),
-                ))
-                .execute(conn)?;
-            audit::record(conn, &entry)
-        })
-        .await?;
-    Ok(Json(Webhook {
-        id: row.id,
-        url: row.url,
-        secret: Some(secret),
-        active: row.active,
-        created_at: utc(row.created_at),
+    diesel::update(webhook_endpoints::table.find(&row.id))
+        .set((
+            webhook_endpoints::secret.eq(&secret),
+            webhook_endpoints::previous_secret.eq(Some(&row.secret)),
+            webhook_endpoints::previous_expires_at.eq(Some(now + ROTATION_OVERLAP)),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "webhook.rotate", now)
+            .clinic(&row.clinic_id)
+            .subject(&row.id),
+    )?;
+    Ok(Ok(EndpointRow {
+        previous_secret: Some(row.secret.clone()),
+        secret,
+        ..row
     }))
 }
 
-/// Remove a webhook endpoint
-#[utoipa::path(
-    delete,
-    path = "/v1/webhooks/{webhook_id}",
-    tag = "alerts",
-    operation_id = "delete_webhook",
-    security(("bearer" = [])),
-    params(("webhook_id" = String, Path, description = "The endpoint")),
-    responses(
-        (status = 204, description = "Removed; nothing more is sent to it"),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 403, description = "Not an administrator", body = ErrorBody),
-        (status = 404, description = "No such endpoint of the caller's clinic", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
-    )
-)]
-pub async fn delete_webhook(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(webhook_id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let row = own_endpoint(&state, &caller, &webhook_id).await?;
-    let now = state.now().naive_utc();
-    let entry = AuditEntry::by(&caller, "webhook.delete", now)
-        .clinic(&row.clinic_id)
-        .subject(&row.id);
-    state
-        .db
-        .write(move |conn| {
-            diesel::update(webhook_endpoints::table.find(&row.id))
-                .set(webhook_endpoints::active.eq(false))
-                .execute(conn)?;
-            audit::record(conn, &entry)
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+/// Stops deliveries to an endpoint. Audited.
+pub fn deactivate(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    now: NaiveDateTime,
+) -> Outcome<()> {
+    let row = match own_endpoint(conn, caller, raw_id)? {
+        Ok(row) => row,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    diesel::update(webhook_endpoints::table.find(&row.id))
+        .set(webhook_endpoints::active.eq(false))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "webhook.delete", now)
+            .clinic(&row.clinic_id)
+            .subject(&row.id),
+    )?;
+    Ok(Ok(()))
 }
 
 #[cfg(test)]

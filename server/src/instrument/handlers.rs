@@ -6,8 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::auth::extract::Caller;
-use crate::error::ErrorBody;
+use crate::auth::extract::Bearer;
+use crate::error::{ApiResult, ErrorBody};
 use crate::instrument::catalogue::Instrument;
 
 /// The current instrument definitions.
@@ -35,9 +35,11 @@ pub struct InstrumentList {
 )]
 pub async fn list_instruments(
     State(state): State<AppState>,
-    _caller: Caller,
-) -> Json<InstrumentList> {
-    Json(InstrumentList {
+    bearer: Bearer,
+) -> ApiResult<Json<InstrumentList>> {
+    // The session still has to stand; the catalogue itself is in memory.
+    state.read_as(bearer, |_, _| Ok(Ok(()))).await?;
+    Ok(Json(InstrumentList {
         items: state.catalogue.current().into_iter().cloned().collect(),
-    })
+    }))
 }

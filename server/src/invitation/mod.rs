@@ -4,3 +4,4 @@
 pub mod code;
 pub mod handlers;
 pub mod store;
+pub mod use_cases;

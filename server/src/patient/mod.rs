@@ -6,9 +6,9 @@ use companion_schema::schema::accounts;
 use diesel::prelude::*;
 
 use crate::account::model::Role;
-use crate::app::AppState;
 use crate::auth::extract::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::db::DbConnection;
+use crate::error::{Outcome, Refusal};
 
 /// A patient the caller may act on.
 #[derive(Debug, Clone)]
@@ -30,51 +30,63 @@ pub enum SelfAccess {
     StaffOrSelf,
 }
 
-/// Resolves `raw_id` to a patient visible to `caller`, or 404 (403 for a patient on a staff-only
-/// route, and for organisation admins, who read no patient data).
-pub async fn resolve(
-    state: &AppState,
+/// Resolves `raw_id` to a patient visible to `caller`, or not found (forbidden for a patient on
+/// a staff-only route, and for organisation admins, who read no patient data). Runs in the
+/// request's unit of work.
+pub fn resolve(
+    conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
     access: SelfAccess,
-) -> ApiResult<PatientRef> {
+) -> Outcome<PatientRef> {
     match (caller.role, access) {
         (Role::OrgAdmin, _) => {
-            return Err(ApiError::forbidden(
+            return Ok(Err(Refusal::forbidden(
                 "Organisation admins do not read patient data.",
-            ));
+            )));
         }
         (Role::Patient, SelfAccess::StaffOnly) => {
-            return Err(ApiError::forbidden("Only clinic staff may do this."));
+            return Ok(Err(Refusal::forbidden("Only clinic staff may do this.")));
         }
         _ => {}
     }
-    let id = AccountId::parse(raw_id).ok_or_else(|| ApiError::not_found("patient"))?;
+    let not_found = || Ok(Err(Refusal::not_found("patient")));
+    let Some(id) = AccountId::parse(raw_id) else {
+        return not_found();
+    };
     if caller.role == Role::Patient && id != caller.account_id {
-        return Err(ApiError::not_found("patient"));
+        return not_found();
     }
-    let lookup = id.to_string();
-    let row: Option<(Option<String>, String)> = state
-        .db
-        .run(move |conn| {
-            accounts::table
-                .filter(accounts::id.eq(&lookup))
-                .filter(accounts::role.eq(Role::Patient.as_str()))
-                .select((accounts::clinic_id, accounts::timezone))
-                .first(conn)
-                .optional()
-        })
-        .await?;
+    let row: Option<(Option<String>, String)> = accounts::table
+        .filter(accounts::id.eq(id.as_str()))
+        .filter(accounts::role.eq(Role::Patient.as_str()))
+        .select((accounts::clinic_id, accounts::timezone))
+        .first(conn)
+        .optional()?;
     let Some((Some(clinic_id), timezone)) = row else {
-        return Err(ApiError::not_found("patient"));
+        return not_found();
     };
     let clinic_id = ClinicId::from_db(clinic_id);
     if caller.role.is_staff() && caller.clinic_id.as_ref() != Some(&clinic_id) {
-        return Err(ApiError::not_found("patient"));
+        return not_found();
     }
-    Ok(PatientRef {
+    Ok(Ok(PatientRef {
         id,
         clinic_id,
         timezone,
-    })
+    }))
+}
+
+/// Runs `then` on the patient `raw_id` resolves to for `caller` (see [`resolve`]).
+pub fn with_patient<T>(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    access: SelfAccess,
+    then: impl FnOnce(&mut DbConnection, PatientRef) -> Outcome<T>,
+) -> Outcome<T> {
+    match resolve(conn, caller, raw_id, access)? {
+        Ok(patient) => then(conn, patient),
+        Err(refused) => Ok(Err(refused)),
+    }
 }

@@ -5,25 +5,24 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, TimeDelta, Utc};
-use companion_schema::schema::{accounts, check_ins};
-use diesel::prelude::*;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::audit::{self, AuditEntry};
-use crate::auth::extract::{Caller, PatientCaller, Staff};
+use crate::auth::extract::{Bearer, PatientCaller, Staff};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::escalation::settings;
 use crate::escalation::store::ClinicSetting;
 use crate::http::extract::ApiJson;
-use crate::patient::{self, SelfAccess};
 use crate::time::utc;
 
-use super::adherence::{self, Adherence};
+use super::adherence::Adherence;
 use super::local_time::DailySpan;
 use super::plan::CarePlan;
-use super::store::{self, PromptRow};
+use super::store::PromptRow;
+use super::use_cases;
+pub use super::use_cases::{PatientCarePlan, PlanSource, Preferences};
 
 /// A check-in prompt.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -97,12 +96,13 @@ pub struct PromptList {
 )]
 pub async fn list_my_prompts(
     State(state): State<AppState>,
-    PatientCaller(caller): PatientCaller,
+    patient: PatientCaller,
 ) -> ApiResult<Json<PromptList>> {
-    let (id, now) = (caller.account_id.to_string(), state.now().naive_utc());
+    let now = state.now();
     let rows = state
-        .db
-        .run(move |conn| store::open_prompts(conn, &id, now))
+        .read_as(patient, move |conn, caller| {
+            use_cases::open_prompts(conn, caller, now)
+        })
         .await?;
     Ok(Json(PromptList {
         items: rows.into_iter().map(Prompt::from).collect(),
@@ -130,40 +130,18 @@ pub async fn list_my_prompts(
 )]
 pub async fn list_patient_prompts(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     Path(patient_id): Path<String>,
 ) -> ApiResult<Json<PromptList>> {
-    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOrSelf).await?;
-    let now = state.now();
-    let entry = AuditEntry::by(&caller, "prompts.read", now.naive_utc())
-        .clinic(patient.clinic_id.as_str())
-        .patient(patient.id.as_str());
-    let from = (now - TimeDelta::days(14)).naive_utc();
-    let to = (now + state.config.prompts.horizon).naive_utc();
-    let id = patient.id.to_string();
+    let (now, horizon) = (state.now(), state.config.prompts.horizon);
     let rows = state
-        .db
-        .write(move |conn| {
-            audit::record(conn, &entry)?;
-            store::prompts_between(conn, &id, from, to, 1000)
+        .read_as(bearer, move |conn, caller| {
+            use_cases::patient_prompts(conn, caller, &patient_id, now, horizon)
         })
         .await?;
     Ok(Json(PromptList {
         items: rows.into_iter().map(Prompt::from).collect(),
     }))
-}
-
-/// When a patient is prompted.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Preferences {
-    /// IANA time zone; prompts follow its local clock, daylight saving included.
-    pub timezone: String,
-    /// Daily prompts are sent in this local window (at its start, or at a stable random minute
-    /// of it when the plan says so). At least 15 minutes.
-    pub check_in_window: DailySpan,
-    /// Nothing is sent to the patient in these local hours (default 21:00-08:00); equal start
-    /// and end means none.
-    pub quiet_hours: DailySpan,
 }
 
 /// A change of preferences; fields left out keep their value.
@@ -194,26 +172,12 @@ pub struct UpdatePreferences {
 )]
 pub async fn get_my_preferences(
     State(state): State<AppState>,
-    PatientCaller(caller): PatientCaller,
+    patient: PatientCaller,
 ) -> ApiResult<Json<Preferences>> {
-    let id = caller.account_id.to_string();
-    let (schedule, timezone) = state
-        .db
-        .run(move |conn| {
-            let schedule = store::find_schedule(conn, &id)?;
-            let zone: String = accounts::table
-                .find(&id)
-                .select(accounts::timezone)
-                .first(conn)?;
-            Ok((schedule, zone))
-        })
-        .await?;
-    let schedule = schedule.ok_or_else(|| ApiError::internal(&"patient without a schedule"))?;
-    Ok(Json(Preferences {
-        timezone,
-        check_in_window: schedule.window(),
-        quiet_hours: schedule.quiet(),
-    }))
+    state
+        .read_as(patient, use_cases::preferences)
+        .await
+        .map(Json)
 }
 
 /// Change my prompt preferences
@@ -239,7 +203,7 @@ pub async fn get_my_preferences(
 )]
 pub async fn set_my_preferences(
     State(state): State<AppState>,
-    PatientCaller(caller): PatientCaller,
+    patient: PatientCaller,
     ApiJson(body): ApiJson<UpdatePreferences>,
 ) -> ApiResult<Json<Preferences>> {
     let mut problems = BTreeMap::new();
@@ -266,77 +230,18 @@ pub async fn set_my_preferences(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let (id, now) = (caller.account_id.to_string(), state.now());
-    let horizon = state.config.prompts.horizon;
-    let entry = AuditEntry::by(&caller, "preferences.update", now.naive_utc()).subject(&id);
-    let (window, quiet) = (body.check_in_window, body.quiet_hours);
-    let saved = state
-        .db
-        .write(move |conn| {
-            let Some(mut schedule) = store::find_schedule(conn, &id)? else {
-                return Ok(Err("patient without a schedule"));
-            };
-            let window = window.unwrap_or_else(|| schedule.window());
-            let quiet = quiet.unwrap_or_else(|| schedule.quiet());
-            if !quiet.leaves_room_in(window) {
-                return Ok(Ok(None));
-            }
-            schedule.window_start = window.start.to_string();
-            schedule.window_end = window.end.to_string();
-            schedule.quiet_start = quiet.start.to_string();
-            schedule.quiet_end = quiet.end.to_string();
-            schedule.updated_at = now.naive_utc();
-            store::save_schedule(conn, &schedule)?;
-            if let Some(zone) = &timezone {
-                diesel::update(accounts::table.find(&id))
-                    .set((
-                        accounts::timezone.eq(zone),
-                        accounts::updated_at.eq(now.naive_utc()),
-                    ))
-                    .execute(conn)?;
-            }
-            store::replan(conn, &id, now, horizon)?;
-            audit::record(conn, &entry)?;
-            let zone: String = accounts::table
-                .find(&id)
-                .select(accounts::timezone)
-                .first(conn)?;
-            Ok(Ok(Some(Preferences {
-                timezone: zone,
-                check_in_window: window,
-                quiet_hours: quiet,
-            })))
+    let (now, horizon) = (state.now(), state.config.prompts.horizon);
+    let change = use_cases::PreferenceChange {
+        timezone,
+        check_in_window: body.check_in_window,
+        quiet_hours: body.quiet_hours,
+    };
+    state
+        .write_as(patient, move |conn, caller| {
+            use_cases::set_preferences(conn, caller, change, now, horizon)
         })
-        .await?;
-    match saved {
-        Ok(Some(preferences)) => Ok(Json(preferences)),
-        Ok(None) => Err(ApiError::invalid_field(
-            "check_in_window",
-            "lies entirely inside the quiet hours",
-        )),
-        Err(cause) => Err(ApiError::internal(&cause)),
-    }
-}
-
-/// Where a patient's plan comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanSource {
-    /// The patient's own override.
-    Patient,
-    /// The clinic's default.
-    Clinic,
-    /// The built-in default (the clinic has set none).
-    Default,
-}
-
-/// The care plan in force for a patient.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PatientCarePlan {
-    /// Where it comes from.
-    pub source: PlanSource,
-    /// The plan.
-    pub plan: CarePlan,
+        .await
+        .map(Json)
 }
 
 /// A patient's care plan
@@ -357,52 +262,15 @@ pub struct PatientCarePlan {
 )]
 pub async fn get_patient_care_plan(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    staff: Staff,
     Path(patient_id): Path<String>,
 ) -> ApiResult<Json<PatientCarePlan>> {
-    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOnly).await?;
-    let (id, clinic) = (patient.id.to_string(), patient.clinic_id.to_string());
-    let plan = state
-        .db
-        .run(move |conn| plan_in_force(conn, &id, &clinic))
-        .await?;
-    Ok(Json(plan))
-}
-
-fn plan_in_force(
-    conn: &mut crate::db::DbConnection,
-    patient_id: &str,
-    clinic_id: &str,
-) -> QueryResult<PatientCarePlan> {
-    let own = store::find_schedule(conn, patient_id)?
-        .and_then(|s| s.care_plan)
-        .and_then(|text| serde_json::from_str::<CarePlan>(&text).ok());
-    if let Some(plan) = own {
-        return Ok(PatientCarePlan {
-            source: PlanSource::Patient,
-            plan,
-        });
-    }
-    let clinic: Option<Option<String>> = companion_schema::schema::clinics::table
-        .find(clinic_id)
-        .select(companion_schema::schema::clinics::care_plan)
-        .first(conn)
-        .optional()?;
-    Ok(
-        match clinic
-            .flatten()
-            .and_then(|text| serde_json::from_str::<CarePlan>(&text).ok())
-        {
-            Some(plan) => PatientCarePlan {
-                source: PlanSource::Clinic,
-                plan,
-            },
-            None => PatientCarePlan {
-                source: PlanSource::Default,
-                plan: CarePlan::default(),
-            },
-        },
-    )
+    state
+        .read_as(staff, move |conn, caller| {
+            use_cases::patient_care_plan(conn, caller, &patient_id)
+        })
+        .await
+        .map(Json)
 }
 
 /// Give a patient their own care plan
@@ -429,17 +297,12 @@ fn plan_in_force(
 )]
 pub async fn set_patient_care_plan(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    staff: Staff,
     Path(patient_id): Path<String>,
     ApiJson(body): ApiJson<CarePlan>,
 ) -> ApiResult<Json<PatientCarePlan>> {
-    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOnly).await?;
     let problems = body.problems(|key| state.catalogue.find(key, None).is_some());
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
-    }
-    let json = serde_json::to_string(&body).map_err(|e| ApiError::internal(&e))?;
-    save_patient_plan(&state, &caller, &patient, Some(json), "care_plan.update").await
+    save_patient_plan(&state, staff, patient_id, Some((body, problems))).await
 }
 
 /// Return a patient to the clinic's care plan
@@ -460,42 +323,25 @@ pub async fn set_patient_care_plan(
 )]
 pub async fn reset_patient_care_plan(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    staff: Staff,
     Path(patient_id): Path<String>,
 ) -> ApiResult<Json<PatientCarePlan>> {
-    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOnly).await?;
-    save_patient_plan(&state, &caller, &patient, None, "care_plan.reset").await
+    save_patient_plan(&state, staff, patient_id, None).await
 }
 
 async fn save_patient_plan(
     state: &AppState,
-    caller: &Caller,
-    patient: &patient::PatientRef,
-    json: Option<String>,
-    action: &'static str,
+    staff: Staff,
+    patient_id: String,
+    plan: Option<(CarePlan, BTreeMap<String, String>)>,
 ) -> ApiResult<Json<PatientCarePlan>> {
-    let now = state.now();
-    let horizon = state.config.prompts.horizon;
-    let entry = AuditEntry::by(caller, action, now.naive_utc())
-        .clinic(patient.clinic_id.as_str())
-        .patient(patient.id.as_str());
-    let (id, clinic) = (patient.id.to_string(), patient.clinic_id.to_string());
-    let plan = state
-        .db
-        .write(move |conn| {
-            let Some(mut schedule) = store::find_schedule(conn, &id)? else {
-                return Ok(None);
-            };
-            schedule.care_plan = json;
-            schedule.updated_at = now.naive_utc();
-            store::save_schedule(conn, &schedule)?;
-            store::replan(conn, &id, now, horizon)?;
-            audit::record(conn, &entry)?;
-            plan_in_force(conn, &id, &clinic).map(Some)
+    let (now, horizon) = (state.now(), state.config.prompts.horizon);
+    state
+        .write_as(staff, move |conn, caller| {
+            use_cases::save_patient_plan(conn, caller, &patient_id, plan, now, horizon)
         })
-        .await?;
-    plan.map(Json)
-        .ok_or_else(|| ApiError::internal(&"patient without a schedule"))
+        .await
+        .map(Json)
 }
 
 /// A clinic's default care plan
@@ -516,16 +362,15 @@ async fn save_patient_plan(
 )]
 pub async fn get_clinic_care_plan(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    staff: Staff,
     Path(clinic_id): Path<String>,
 ) -> ApiResult<Json<CarePlan>> {
-    crate::escalation::handlers::read_clinic_setting(
-        &state,
-        &caller,
-        &clinic_id,
-        ClinicSetting::CarePlan,
-    )
-    .await
+    state
+        .read_as(staff, move |conn, caller| {
+            settings::read_setting(conn, caller, &clinic_id, ClinicSetting::CarePlan)
+        })
+        .await
+        .map(Json)
 }
 
 /// Change a clinic's default care plan
@@ -552,23 +397,25 @@ pub async fn get_clinic_care_plan(
 )]
 pub async fn set_clinic_care_plan(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    staff: Staff,
     Path(clinic_id): Path<String>,
     ApiJson(body): ApiJson<CarePlan>,
 ) -> ApiResult<Json<CarePlan>> {
     let problems = body.problems(|key| state.catalogue.find(key, None).is_some());
-    let response = crate::escalation::handlers::update_clinic_setting(
-        &state,
-        &caller,
-        &clinic_id,
-        ClinicSetting::CarePlan,
-        "change the clinic's care plan",
-        problems,
-        body,
-    )
-    .await;
+    let now = state.now().naive_utc();
+    let plan = state
+        .write_as(staff, move |conn, caller| {
+            let change = settings::SettingChange {
+                setting: ClinicSetting::CarePlan,
+                what: "change the clinic's care plan",
+                value: body,
+                problems,
+            };
+            settings::update_setting(conn, caller, &clinic_id, change, now)
+        })
+        .await?;
     state.jobs_enqueued();
-    response
+    Ok(Json(plan))
 }
 
 /// A patient's adherence
@@ -593,58 +440,14 @@ pub async fn set_clinic_care_plan(
 )]
 pub async fn get_patient_adherence(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     Path(patient_id): Path<String>,
 ) -> ApiResult<Json<Adherence>> {
-    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOrSelf).await?;
-    let ids = vec![patient.id.to_string()];
     let now = state.now();
-    let mut all = adherence_of(&state, ids, now).await?;
-    Ok(Json(
-        all.remove(patient.id.as_str())
-            .unwrap_or_else(|| adherence::summarise(&[], None)),
-    ))
-}
-
-/// Adherence of several patients, for the roster and the endpoint above.
-pub async fn adherence_of(
-    state: &AppState,
-    patient_ids: Vec<String>,
-    now: DateTime<Utc>,
-) -> ApiResult<BTreeMap<String, Adherence>> {
-    let since = (now - TimeDelta::days(adherence::WINDOW_DAYS)).naive_utc();
-    let ids = patient_ids.clone();
-    let (mut outcomes, last) = state
-        .db
-        .run(move |conn| {
-            let outcomes = store::recent_outcomes(conn, &ids, since)?;
-            let last: Vec<(String, Option<chrono::NaiveDateTime>)> = check_ins::table
-                .filter(check_ins::patient_id.eq_any(&ids))
-                .group_by(check_ins::patient_id)
-                .select((
-                    check_ins::patient_id,
-                    diesel::dsl::max(check_ins::completed_at),
-                ))
-                .load(conn)?;
-            Ok((outcomes, last))
+    state
+        .read_as(bearer, move |conn, caller| {
+            use_cases::patient_adherence(conn, caller, &patient_id, now)
         })
-        .await?;
-    let last: BTreeMap<String, DateTime<Utc>> = last
-        .into_iter()
-        .filter_map(|(id, at)| at.map(|at| (id, utc(at))))
-        .collect();
-    let all: BTreeMap<String, Vec<bool>> = patient_ids
-        .into_iter()
-        .map(|id| {
-            let list = outcomes.remove(&id).unwrap_or_default();
-            (id, list)
-        })
-        .collect();
-    Ok(all
-        .into_iter()
-        .map(|(id, list)| {
-            let summary = adherence::summarise(&list, last.get(&id).copied());
-            (id, summary)
-        })
-        .collect())
+        .await
+        .map(Json)
 }

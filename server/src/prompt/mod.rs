@@ -9,6 +9,7 @@ pub mod local_time;
 pub mod plan;
 pub mod planner;
 pub mod store;
+pub mod use_cases;
 
 /// Job kinds.
 pub mod kinds {

@@ -4,18 +4,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use companion_schema::ids::{DeviceId, NotificationId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::auth::extract::Caller;
+use crate::auth::extract::Bearer;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::time::utc;
 
-use super::content::PushMessage;
-use super::store::{self, DeviceRow};
+use super::store::{self, DeviceRow, NotificationRow};
+use super::use_cases;
 
 /// A device to register.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -106,7 +105,7 @@ impl From<DeviceRow> for Device {
 )]
 pub async fn register_device(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     ApiJson(body): ApiJson<RegisterDevice>,
 ) -> ApiResult<(StatusCode, Json<Device>)> {
     let mut problems = std::collections::BTreeMap::new();
@@ -134,7 +133,7 @@ pub async fn register_device(
     let now = state.now().naive_utc();
     let device = DeviceRow {
         id: store::new_device_id(),
-        account_id: caller.account_id.to_string(),
+        account_id: String::new(),
         platform: body.platform.as_str().to_owned(),
         token,
         app_version: body.app_version,
@@ -146,8 +145,9 @@ pub async fn register_device(
         last_seen_at: now,
     };
     let (row, created) = state
-        .db
-        .write(move |conn| store::register(conn, device))
+        .write_as(bearer, move |conn, caller| {
+            use_cases::register(conn, caller, device)
+        })
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -155,17 +155,6 @@ pub async fn register_device(
         StatusCode::OK
     };
     Ok((status, Json(row.into())))
-}
-
-async fn own_device(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<DeviceRow> {
-    let id = DeviceId::parse(raw_id).ok_or_else(|| ApiError::not_found("device"))?;
-    let lookup = id.to_string();
-    state
-        .db
-        .run(move |conn| store::find_device(conn, &lookup))
-        .await?
-        .filter(|d| d.account_id == caller.account_id.as_str())
-        .ok_or_else(|| ApiError::not_found("device"))
 }
 
 /// Unregister a device
@@ -185,13 +174,13 @@ async fn own_device(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResul
 )]
 pub async fn delete_device(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     Path(device_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let device = own_device(&state, &caller, &device_id).await?;
     state
-        .db
-        .write(move |conn| store::deactivate(conn, &device.id, "unregistered"))
+        .write_as(bearer, move |conn, caller| {
+            use_cases::unregister(conn, caller, &device_id)
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -238,54 +227,32 @@ pub struct Notification {
 )]
 pub async fn test_device(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     Path(device_id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Notification>)> {
-    let device = own_device(&state, &caller, &device_id).await?;
-    if !device.active {
-        return Err(ApiError::conflict(
-            "device_inactive",
-            "This device is not registered for notifications.",
-        ));
-    }
     let now = state.now().naive_utc();
-    let id = state
-        .db
-        .write(move |conn| {
-            store::notify_device(
-                conn,
-                &device,
-                |id| PushMessage::Test {
-                    notification_id: id.to_owned(),
-                },
-                now,
-            )
+    let row = state
+        .write_as(bearer, move |conn, caller| {
+            use_cases::send_test(conn, caller, &device_id, now)
         })
         .await?;
     state.jobs_enqueued();
-    let notification = notification(&state, &caller, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(notification)))
+    Ok((StatusCode::ACCEPTED, Json(row.into())))
 }
 
-async fn notification(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<Notification> {
-    let id = NotificationId::parse(raw_id).ok_or_else(|| ApiError::not_found("notification"))?;
-    let lookup = id.to_string();
-    let (row, _) = state
-        .db
-        .run(move |conn| store::find_notification(conn, &lookup))
-        .await?
-        .filter(|(n, _)| n.account_id == caller.account_id.as_str())
-        .ok_or_else(|| ApiError::not_found("notification"))?;
-    Ok(Notification {
-        id: row.id,
-        kind: row.kind,
-        device_id: row.device_id,
-        status: row.status,
-        attempts: row.attempts,
-        created_at: utc(row.created_at),
-        delivered_at: row.delivered_at.map(utc),
-        opened_at: row.opened_at.map(utc),
-    })
+impl From<NotificationRow> for Notification {
+    fn from(row: NotificationRow) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            device_id: row.device_id,
+            status: row.status,
+            attempts: row.attempts,
+            created_at: utc(row.created_at),
+            delivered_at: row.delivered_at.map(utc),
+            opened_at: row.opened_at.map(utc),
+        }
+    }
 }
 
 /// A notification's delivery state
@@ -305,12 +272,15 @@ async fn notification(state: &AppState, caller: &Caller, raw_id: &str) -> ApiRes
 )]
 pub async fn get_notification(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     Path(notification_id): Path<String>,
 ) -> ApiResult<Json<Notification>> {
-    notification(&state, &caller, &notification_id)
+    state
+        .read_as(bearer, move |conn, caller| {
+            use_cases::notification(conn, caller, &notification_id)
+        })
         .await
-        .map(Json)
+        .map(|row| Json(row.into()))
 }
 
 /// Report that a notification was opened
@@ -330,15 +300,14 @@ pub async fn get_notification(
 )]
 pub async fn open_notification(
     State(state): State<AppState>,
-    caller: Caller,
+    bearer: Bearer,
     Path(notification_id): Path<String>,
 ) -> ApiResult<Json<Notification>> {
-    let found = notification(&state, &caller, &notification_id).await?;
     let now = state.now().naive_utc();
-    let id = found.id.clone();
     state
-        .db
-        .write(move |conn| store::mark_opened(conn, &id, now))
-        .await?;
-    notification(&state, &caller, &found.id).await.map(Json)
+        .write_as(bearer, move |conn, caller| {
+            use_cases::mark_opened(conn, caller, &notification_id, now)
+        })
+        .await
+        .map(|row| Json(row.into()))
 }

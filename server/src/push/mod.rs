@@ -9,3 +9,4 @@ pub mod fcm;
 pub mod gateway;
 pub mod handlers;
 pub mod store;
+pub mod use_cases;

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 
 use crate::app::AppState;
 use crate::auth::extract::PatientCaller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody, Refusal};
 
 use super::crisis::CrisisResources;
 
@@ -39,14 +39,16 @@ pub const CACHE_CONTROL: &str = "private, max-age=86400";
 )]
 pub async fn get_my_crisis_resources(
     State(state): State<AppState>,
-    PatientCaller(caller): PatientCaller,
+    patient: PatientCaller,
 ) -> ApiResult<impl IntoResponse> {
-    let id = caller.account_id.to_string();
     let zones = state.zones.clone();
     let resources = state
-        .db
-        .run(move |conn| super::store::for_patient(conn, &id, &zones))
-        .await?
-        .ok_or_else(|| ApiError::internal(&"patient without a clinic"))?;
+        .read_as(patient, move |conn, caller| {
+            Ok(
+                super::store::for_patient(conn, caller.account_id.as_str(), &zones)?
+                    .ok_or_else(|| Refusal::broken(&"patient without a clinic")),
+            )
+        })
+        .await?;
     Ok(([(header::CACHE_CONTROL, CACHE_CONTROL)], Json(resources)))
 }

@@ -6,21 +6,18 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
-use companion_schema::ids::TreatmentSessionId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
-use crate::audit::{self, AuditEntry};
-use crate::auth::extract::{Caller, PatientCaller, Staff};
+use crate::auth::extract::{Bearer, PatientCaller, Staff};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{PageParams, Paginated, time_key};
-use crate::patient::{self, SelfAccess};
-use crate::prompt::store as prompts;
 use crate::time::utc;
-use crate::treatment::model::{Change, Modality, Observations, Refusal, SessionStatus, may_change};
-use crate::treatment::store::{self, SessionRow, When};
+use crate::treatment::model::{Modality, Observations, SessionStatus};
+use crate::treatment::store::{SessionRow, When};
+use crate::treatment::use_cases;
 
 /// A treatment session.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -122,47 +119,23 @@ pub struct CreateSession {
 )]
 pub async fn create_session(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    staff: Staff,
     Path(patient_id): Path<String>,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<TreatmentSession>)> {
-    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOnly).await?;
-    let now = state.now();
+    let (now, horizon) = (state.now(), state.config.prompts.horizon);
     let mut problems = BTreeMap::new();
     check_time(body.scheduled_at, now, &mut problems);
     check_observations(body.observations.as_ref(), &mut problems);
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
-    }
-    let row = SessionRow {
-        id: TreatmentSessionId::generate().into_string(),
-        patient_id: patient.id.to_string(),
-        clinic_id: patient.clinic_id.to_string(),
-        modality: body.modality.as_str().to_owned(),
-        status: SessionStatus::Scheduled.as_str().to_owned(),
-        scheduled_at: body.scheduled_at.naive_utc(),
-        observations: body
-            .observations
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| ApiError::internal(&e))?,
-        created_by: caller.account_id.to_string(),
-        created_at: now.naive_utc(),
-        updated_at: now.naive_utc(),
+    let new = use_cases::NewSession {
+        modality: body.modality,
+        scheduled_at: body.scheduled_at,
+        observations: body.observations,
+        problems,
     };
-    let stored = row.clone();
-    let horizon = state.config.prompts.horizon;
-    let entry = AuditEntry::by(&caller, "session.create", now.naive_utc())
-        .clinic(&row.clinic_id)
-        .patient(&row.patient_id)
-        .subject(&row.id);
-    state
-        .db
-        .write(move |conn| {
-            store::insert(conn, &stored)?;
-            prompts::replan(conn, &stored.patient_id, now, horizon)?;
-            audit::record(conn, &entry)
+    let row = state
+        .write_as(staff, move |conn, caller| {
+            use_cases::schedule(conn, caller, &patient_id, new, now, horizon)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(view(&row, true)?)))
@@ -178,56 +151,6 @@ pub struct UpdateSession {
     pub status: Option<SessionStatus>,
     /// Replace the observations (scheduled or completed sessions).
     pub observations: Option<Observations>,
-}
-
-async fn staff_session(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<SessionRow> {
-    let id = TreatmentSessionId::parse(raw_id).ok_or_else(|| ApiError::not_found("session"))?;
-    let lookup = id.to_string();
-    let row = state
-        .db
-        .run(move |conn| store::find(conn, &lookup))
-        .await?
-        .ok_or_else(|| ApiError::not_found("session"))?;
-    if caller.clinic_id.as_ref().map(|c| c.as_str()) != Some(row.clinic_id.as_str()) {
-        return Err(ApiError::not_found("session"));
-    }
-    Ok(row)
-}
-
-fn refused(refusal: Refusal) -> ApiError {
-    match refusal {
-        Refusal::Cancelled => {
-            ApiError::conflict("session_cancelled", "This session was cancelled.")
-        }
-        Refusal::Completed => ApiError::conflict(
-            "session_completed",
-            "This session has taken place; only its observations can change.",
-        ),
-    }
-}
-
-async fn save(
-    state: &AppState,
-    caller: &Caller,
-    row: SessionRow,
-    action: &'static str,
-) -> ApiResult<()> {
-    let now = state.now();
-    let horizon = state.config.prompts.horizon;
-    let entry = AuditEntry::by(caller, action, now.naive_utc())
-        .clinic(&row.clinic_id)
-        .patient(&row.patient_id)
-        .subject(&row.id);
-    state
-        .db
-        .write(move |conn| {
-            store::update(conn, &row)?;
-            // A moved or cancelled session replaces its prompts in the same transaction.
-            prompts::replan(conn, &row.patient_id, now, horizon)?;
-            audit::record(conn, &entry)
-        })
-        .await?;
-    Ok(())
 }
 
 /// Move, complete or annotate a session
@@ -253,12 +176,11 @@ async fn save(
 )]
 pub async fn update_session(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    staff: Staff,
     Path(session_id): Path<String>,
     ApiJson(body): ApiJson<UpdateSession>,
 ) -> ApiResult<Json<TreatmentSession>> {
-    let mut row = staff_session(&state, &caller, &session_id).await?;
-    let now = state.now();
+    let (now, horizon) = (state.now(), state.config.prompts.horizon);
     let mut problems = BTreeMap::new();
     if let Some(at) = body.scheduled_at {
         check_time(at, now, &mut problems);
@@ -276,31 +198,17 @@ pub async fn update_session(
     if body.scheduled_at.is_none() && body.status.is_none() && body.observations.is_none() {
         problems.insert("body".into(), "names nothing to change".into());
     }
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
-    }
-    let status = SessionStatus::parse(&row.status)
-        .ok_or_else(|| ApiError::internal(&"stored status is not known"))?;
-    let changes = [
-        body.scheduled_at.map(|_| Change::Move),
-        body.status.map(|_| Change::Complete),
-        body.observations.as_ref().map(|_| Change::Observe),
-    ];
-    for change in changes.into_iter().flatten() {
-        may_change(status, change).map_err(refused)?;
-    }
-    if let Some(at) = body.scheduled_at {
-        row.scheduled_at = at.naive_utc();
-    }
-    if body.status.is_some() {
-        row.status = SessionStatus::Completed.as_str().to_owned();
-    }
-    if let Some(observations) = &body.observations {
-        row.observations =
-            Some(serde_json::to_string(observations).map_err(|e| ApiError::internal(&e))?);
-    }
-    row.updated_at = now.naive_utc();
-    save(&state, &caller, row.clone(), "session.update").await?;
+    let change = use_cases::SessionChange {
+        scheduled_at: body.scheduled_at,
+        complete: body.status.is_some(),
+        observations: body.observations,
+        problems,
+    };
+    let row = state
+        .write_as(staff, move |conn, caller| {
+            use_cases::change(conn, caller, &session_id, change, now, horizon)
+        })
+        .await?;
     Ok(Json(view(&row, true)?))
 }
 
@@ -325,18 +233,15 @@ pub async fn update_session(
 )]
 pub async fn cancel_session(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    staff: Staff,
     Path(session_id): Path<String>,
 ) -> ApiResult<Json<TreatmentSession>> {
-    let mut row = staff_session(&state, &caller, &session_id).await?;
-    let status = SessionStatus::parse(&row.status)
-        .ok_or_else(|| ApiError::internal(&"stored status is not known"))?;
-    may_change(status, Change::Cancel).map_err(refused)?;
-    if status != SessionStatus::Cancelled {
-        row.status = SessionStatus::Cancelled.as_str().to_owned();
-        row.updated_at = state.now().naive_utc();
-        save(&state, &caller, row.clone(), "session.cancel").await?;
-    }
+    let (now, horizon) = (state.now(), state.config.prompts.horizon);
+    let row = state
+        .write_as(staff, move |conn, caller| {
+            use_cases::cancel(conn, caller, &session_id, now, horizon)
+        })
+        .await?;
     Ok(Json(view(&row, true)?))
 }
 
@@ -356,10 +261,9 @@ pub struct SessionListParams {
 
 async fn list(
     state: &AppState,
-    patient_id: String,
+    access: impl Into<Bearer>,
+    raw_patient: Option<String>,
     params: SessionListParams,
-    for_staff: bool,
-    audit_entry: Option<AuditEntry>,
 ) -> ApiResult<Json<Paginated<TreatmentSession>>> {
     let page = PageParams {
         limit: params.limit,
@@ -380,13 +284,18 @@ async fn list(
         }
     };
     let limit = i64::from(page.limit) + 1;
+    let for_staff = raw_patient.is_some();
     let rows = state
-        .db
-        .write(move |conn| {
-            if let Some(entry) = &audit_entry {
-                audit::record(conn, entry)?;
-            }
-            store::list(conn, &patient_id, when, after, limit)
+        .read_as(access, move |conn, caller| {
+            use_cases::list(
+                conn,
+                caller,
+                raw_patient.as_deref(),
+                when,
+                after,
+                limit,
+                now,
+            )
         })
         .await?;
     let items = rows
@@ -419,15 +328,11 @@ async fn list(
 )]
 pub async fn list_patient_sessions(
     State(state): State<AppState>,
-    caller: Caller,
+    staff: Staff,
     Path(patient_id): Path<String>,
     ApiQuery(params): ApiQuery<SessionListParams>,
 ) -> ApiResult<Json<Paginated<TreatmentSession>>> {
-    let patient = patient::resolve(&state, &caller, &patient_id, SelfAccess::StaffOnly).await?;
-    let entry = AuditEntry::by(&caller, "sessions.read", state.now().naive_utc())
-        .clinic(patient.clinic_id.as_str())
-        .patient(patient.id.as_str());
-    list(&state, patient.id.to_string(), params, true, Some(entry)).await
+    list(&state, staff, Some(patient_id), params).await
 }
 
 /// My sessions
@@ -450,8 +355,8 @@ pub async fn list_patient_sessions(
 )]
 pub async fn list_my_sessions(
     State(state): State<AppState>,
-    PatientCaller(caller): PatientCaller,
+    patient: PatientCaller,
     ApiQuery(params): ApiQuery<SessionListParams>,
 ) -> ApiResult<Json<Paginated<TreatmentSession>>> {
-    list(&state, caller.account_id.to_string(), params, false, None).await
+    list(&state, patient, None, params).await
 }

@@ -63,7 +63,7 @@ async fn app_on(
 }
 
 async fn device(app: &App) -> anyhow::Result<DeviceRow> {
-    let account = companion::account::handlers::create_org_admin(
+    let account = companion::account::use_cases::create_org_admin(
         &app.db,
         &format!("push-{}@example.org", uuid::Uuid::new_v4().simple()),
         "load test passphrase",

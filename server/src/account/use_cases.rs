@@ -1,0 +1,133 @@
+//! Account use cases: who I am, enabling and disabling accounts, the first organisation admin.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use companion_schema::ids::AccountId;
+
+use crate::account::model::Role;
+use crate::account::store::{self, AccountRow};
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::Caller;
+use crate::auth::store as sessions;
+use crate::db::DbConnection;
+use crate::error::{Outcome, Refusal};
+
+/// The caller's own account.
+pub fn me(conn: &mut DbConnection, caller: &Caller) -> Outcome<AccountRow> {
+    Ok(store::find(conn, caller.account_id.as_str())?.ok_or_else(|| Refusal::not_found("account")))
+}
+
+/// Finds an account the admin may manage: a clinic admin manages accounts of their own clinic,
+/// an organisation admin any account; nobody manages themselves here.
+fn managed_account(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<AccountRow> {
+    let Some(id) = AccountId::parse(raw_id) else {
+        return Ok(Err(Refusal::not_found("account")));
+    };
+    if id == caller.account_id {
+        return Ok(Err(Refusal::conflict(
+            "cannot_change_self",
+            "You cannot disable or enable your own account.",
+        )));
+    }
+    let Some(row) = store::find(conn, id.as_str())? else {
+        return Ok(Err(Refusal::not_found("account")));
+    };
+    let visible = match caller.role {
+        Role::OrgAdmin => true,
+        _ => {
+            row.clinic_id.is_some()
+                && row.clinic_id.as_deref() == caller.clinic_id.as_ref().map(|c| c.as_str())
+                && row.role != Role::OrgAdmin.as_str()
+        }
+    };
+    Ok(if visible {
+        Ok(row)
+    } else {
+        Err(Refusal::not_found("account"))
+    })
+}
+
+/// Disables (ending its sessions and withdrawing its open prompts) or enables an account, with
+/// its audit row. Returns the account as it now stands.
+pub fn set_disabled(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    disable: bool,
+    now: DateTime<Utc>,
+    horizon: chrono::TimeDelta,
+) -> Outcome<(AccountRow, Role)> {
+    let row = match managed_account(conn, caller, raw_id)? {
+        Ok(row) => row,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let Some(role) = Role::parse(&row.role) else {
+        return Ok(Err(Refusal::broken(&"stored role is not a known role")));
+    };
+    let at = now.naive_utc();
+    let action = if disable {
+        "account.disable"
+    } else {
+        "account.enable"
+    };
+    let mut entry = AuditEntry::by(caller, action, at).subject(&row.id);
+    entry.clinic_id = row.clinic_id.clone();
+    store::set_disabled(conn, &row.id, disable.then_some(at), at)?;
+    if disable {
+        sessions::revoke_all_sessions(conn, &row.id, at, "account_disabled")?;
+    }
+    // A disabled patient's open prompts are withdrawn; enabling plans them again.
+    crate::prompt::store::replan(conn, &row.id, now, horizon)?;
+    audit::record(conn, &entry)?;
+    Ok(Ok((row, role)))
+}
+
+/// Stores an organisation admin with an already hashed password; refuses a taken email.
+pub fn insert_org_admin(
+    conn: &mut DbConnection,
+    email: &str,
+    password_hash: &str,
+    now: NaiveDateTime,
+) -> Outcome<String> {
+    let id = AccountId::generate().into_string();
+    let inserted = store::insert(
+        conn,
+        &store::NewAccount {
+            id: &id,
+            email,
+            password_hash,
+            role: Role::OrgAdmin.as_str(),
+            clinic_id: None,
+            display_name: None,
+            timezone: "UTC",
+            created_at: now,
+            updated_at: now,
+        },
+    );
+    match inserted {
+        Ok(()) => Ok(Ok(id)),
+        Err(e) if crate::db::is_unique_violation(&e) => Ok(Err(Refusal::conflict(
+            "email_taken",
+            format!("an account with email {email} already exists"),
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the first organisation admin (the `companion admin create-org-admin` command).
+pub async fn create_org_admin(
+    db: &crate::db::Db,
+    email: &str,
+    password: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let email =
+        crate::account::model::Email::parse(email).map_err(|p| anyhow::anyhow!("email {p}"))?;
+    let password = crate::account::model::NewPassword::parse(password)
+        .map_err(|p| anyhow::anyhow!("password {p}"))?;
+    let hash = crate::auth::password::hash_blocking(password).await?;
+    let stored_email = email.as_str().to_owned();
+    let now = now.naive_utc();
+    db.write_or_refuse(move |conn| insert_org_admin(conn, &stored_email, &hash, now))
+        .await?
+        .map_err(|refused| anyhow::anyhow!("{}", refused.message()))
+}

@@ -1,0 +1,200 @@
+//! Check-in use cases: storing a submission once (with the prompt it completes, the alerts its
+//! answers raise and, on a safety signal, the crisis resources), a patient's history and trends.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use serde_json::Value;
+
+use crate::account::model::{Role, parse_timezone};
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::Caller;
+use crate::check_in::store::{self, CheckInRow, HistoryFilter};
+use crate::check_in::trends::{self, DailyMood, InstrumentTrend, Record};
+use crate::db::DbConnection;
+use crate::error::{Outcome, Refusal};
+use crate::patient::{self, PatientRef, SelfAccess};
+use crate::safety::crisis::CrisisResources;
+use crate::safety::zones::ZoneCountries;
+use crate::time::utc;
+
+/// A submission's outcome, with the crisis resources when the stored answers carry a safety
+/// signal (read in the same transaction: nothing can fail between the commit and the notice).
+#[derive(Debug)]
+pub enum Stored {
+    /// Stored now.
+    Created(CheckInRow, Option<CrisisResources>),
+    /// Stored before with the same content: the stored check-in.
+    Replayed(CheckInRow, Option<CrisisResources>),
+}
+
+/// Stores the caller's check-in once: `row` is the scored submission (its patient and clinic
+/// are the caller's). With it, in the same transaction: the prompt it completes, the alerts its
+/// answers raise (and the jobs that notify the care team) and, on a safety signal, the crisis
+/// resources to show. A replay returns the stored check-in; the same id with other content is a
+/// conflict.
+pub fn submit(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    row: CheckInRow,
+    answers: &BTreeMap<String, Value>,
+    zones: &ZoneCountries,
+) -> Outcome<Stored> {
+    let clinic_id = match caller.own_clinic() {
+        Ok(clinic) => clinic.to_string(),
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let row = CheckInRow {
+        patient_id: caller.account_id.to_string(),
+        clinic_id,
+        mood: mood_of(&row.instrument, answers),
+        ..row
+    };
+    let crisis = |conn: &mut DbConnection, row: &CheckInRow| {
+        if row.item9.is_some_and(|v| v >= 1) {
+            crate::safety::store::for_patient(conn, &row.patient_id, zones)
+        } else {
+            Ok(None)
+        }
+    };
+    if store::insert_if_new(conn, &row)? {
+        crate::prompt::store::complete_for_check_in(
+            conn,
+            &row.patient_id,
+            &row.id,
+            &row.instrument,
+            row.prompt_id.as_deref(),
+            row.completed_at,
+            row.received_at,
+        )?;
+        crate::escalation::intake::on_check_in(conn, caller, &row, answers)?;
+        let resources = crisis(conn, &row)?;
+        return Ok(Ok(Stored::Created(row, resources)));
+    }
+    Ok(match store::find(conn, &row.id)? {
+        Some(existing)
+            if existing.patient_id == row.patient_id
+                && existing.content_hash == row.content_hash =>
+        {
+            let resources = crisis(conn, &existing)?;
+            Ok(Stored::Replayed(existing, resources))
+        }
+        _ => Err(Refusal::conflict(
+            "check_in_conflict",
+            "A different check-in was already submitted with this id; generate a new id.",
+        )),
+    })
+}
+
+/// The daily mood answer of a check-in, kept in its own column so that the mood rules read
+/// numbers rather than every answer's JSON.
+pub fn mood_of(instrument: &str, answers: &BTreeMap<String, Value>) -> Option<f64> {
+    (instrument == "daily_mood")
+        .then(|| answers.get("mood").and_then(Value::as_f64))
+        .flatten()
+}
+
+/// A page of a patient's history (`limit` + 1 rows when there is a next page): the caller's own
+/// (`raw_patient` none), or, for staff of the patient's clinic, a patient's, audited.
+pub fn history(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_patient: Option<&str>,
+    filter: &HistoryFilter,
+    limit: i64,
+    now: NaiveDateTime,
+) -> Outcome<Vec<CheckInRow>> {
+    let Some(raw) = raw_patient else {
+        return store::history(conn, caller.account_id.as_str(), filter, limit).map(Ok);
+    };
+    patient::with_patient(conn, caller, raw, SelfAccess::StaffOnly, |conn, patient| {
+        let rows = store::history(conn, patient.id.as_str(), filter, limit)?;
+        audit::record(
+            conn,
+            &AuditEntry::by(caller, "check_ins.read", now)
+                .clinic(patient.clinic_id.as_str())
+                .patient(patient.id.as_str()),
+        )?;
+        Ok(Ok(rows))
+    })
+}
+
+/// A patient's trends over a window.
+#[derive(Debug)]
+pub struct PatientTrends {
+    /// The patient.
+    pub patient: PatientRef,
+    /// The zone the daily series uses.
+    pub timezone: chrono_tz::Tz,
+    /// Start of the daily series.
+    pub from: DateTime<Utc>,
+    /// Mean mood per local day.
+    pub daily_mood: Vec<DailyMood>,
+    /// Per scored instrument answered in the last year.
+    pub instruments: Vec<InstrumentTrend>,
+}
+
+/// The daily mood series of the last `days` and each scored instrument's trend: for staff of
+/// the patient's clinic (audited) or the patient.
+pub fn trends_of(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_patient: &str,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Outcome<PatientTrends> {
+    if !(1..=365).contains(&days) {
+        return Ok(Err(Refusal::invalid_field(
+            "days",
+            "must be between 1 and 365",
+        )));
+    }
+    patient::with_patient(
+        conn,
+        caller,
+        raw_patient,
+        SelfAccess::StaffOrSelf,
+        |conn, patient| {
+            let tz = parse_timezone(&patient.timezone).unwrap_or(chrono_tz::UTC);
+            let from = now - TimeDelta::days(i64::from(days));
+            let since = (now - TimeDelta::days(365)).min(from).naive_utc();
+            let id = patient.id.as_str();
+            let rows = store::since(conn, id, since)?;
+            let mut firsts = Vec::new();
+            for instrument in ["phq9", "gad7", "phq2"] {
+                firsts.push(store::first_of(conn, id, instrument)?);
+            }
+            if caller.role != Role::Patient {
+                audit::record(
+                    conn,
+                    &AuditEntry::by(caller, "trends.read", now.naive_utc())
+                        .clinic(patient.clinic_id.as_str())
+                        .patient(id),
+                )?;
+            }
+            let record = |r: &CheckInRow| Record {
+                id: r.id.clone(),
+                instrument: r.instrument.clone(),
+                total: r.total.map(i64::from),
+                mood: r.mood,
+                completed_at: utc(r.completed_at),
+            };
+            let records: Vec<Record> = rows.iter().map(record).collect();
+            let instruments = ["phq9", "gad7", "phq2"]
+                .iter()
+                .zip(firsts.iter())
+                .filter_map(|(key, first)| {
+                    let first = first.as_ref().map(record);
+                    trends::instrument_trend(key, &records, first.as_ref())
+                })
+                .collect();
+            Ok(Ok(PatientTrends {
+                daily_mood: trends::daily_mood(&records, tz, from),
+                timezone: tz,
+                from,
+                patient,
+                instruments,
+            }))
+        },
+    )
+}

@@ -1,0 +1,183 @@
+//! Clinic use cases: creating, listing, reading and changing clinics, and the patient roster
+//! ranked by risk.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use companion_schema::ids::ClinicId;
+
+use crate::account::model::Role;
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::Caller;
+use crate::db::DbConnection;
+use crate::error::{Outcome, Refusal};
+use crate::prompt::adherence::Adherence;
+
+use super::store::{self, ClinicChanges, ClinicRow, RosterRow};
+
+/// Stores a new clinic (organisation admins, checked by the route). Audited.
+pub fn create(conn: &mut DbConnection, caller: &Caller, row: ClinicRow) -> Outcome<ClinicRow> {
+    store::insert(conn, &row)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "clinic.create", row.created_at).clinic(&row.id),
+    )?;
+    Ok(Ok(row))
+}
+
+/// A page of clinics: every clinic for organisation admins, their own for staff.
+pub fn list(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    after: Option<&str>,
+    limit: i64,
+) -> Outcome<Vec<ClinicRow>> {
+    let only = match caller.role {
+        Role::OrgAdmin => None,
+        Role::ClinicAdmin | Role::Clinician => caller.clinic_id.as_ref().map(ToString::to_string),
+        Role::Patient => return Ok(Err(Refusal::forbidden("Patients cannot list clinics."))),
+    };
+    store::list(conn, only.as_deref(), after, limit).map(Ok)
+}
+
+/// One clinic: any for organisation admins, their own for staff.
+pub fn get(conn: &mut DbConnection, caller: &Caller, raw_clinic: &str) -> Outcome<ClinicRow> {
+    let Some(clinic) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    let allowed = match caller.role {
+        Role::OrgAdmin => Ok(()),
+        Role::Patient => Err(Refusal::forbidden("Patients cannot read clinics.")),
+        Role::ClinicAdmin | Role::Clinician => caller.ensure_staff_of(&clinic),
+    };
+    if let Err(refused) = allowed {
+        return Ok(Err(refused));
+    }
+    Ok(store::find(conn, clinic.as_str())?.ok_or_else(|| Refusal::not_found("clinic")))
+}
+
+/// Changes a clinic: organisation admins any, clinic admins their own. `problems` are the
+/// changes' own validation, answered after the role check. Audited.
+pub fn update(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    changes: ClinicChanges,
+    problems: BTreeMap<String, String>,
+    now: chrono::NaiveDateTime,
+) -> Outcome<ClinicRow> {
+    let Some(clinic) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    // Organisation admins set up clinics, so they may change any; clinic admins their own.
+    let allowed = match caller.role {
+        Role::OrgAdmin => Ok(()),
+        Role::Patient => Err(Refusal::forbidden("Patients cannot change a clinic.")),
+        Role::ClinicAdmin | Role::Clinician => caller.ensure_admin_of(&clinic, "change the clinic"),
+    };
+    if let Err(refused) = allowed {
+        return Ok(Err(refused));
+    }
+    if !problems.is_empty() {
+        return Ok(Err(Refusal::validation(problems)));
+    }
+    if !store::update(conn, clinic.as_str(), &changes)? {
+        return Ok(Err(Refusal::not_found("clinic")));
+    }
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "clinic.update", now).clinic(clinic.as_str()),
+    )?;
+    Ok(store::find(conn, clinic.as_str())?.ok_or_else(|| Refusal::not_found("clinic")))
+}
+
+/// A patient on the roster, with what ranks them.
+#[derive(Debug)]
+pub struct RosterEntry {
+    /// 4 for an unresolved urgent alert, 3 high, 2 medium, 1 low, 0 none.
+    pub rank: u8,
+    /// The patient.
+    pub row: RosterRow,
+    /// Unresolved alerts.
+    pub open_alerts: i64,
+    /// The most severe unresolved alert's severity.
+    pub risk: Option<String>,
+    /// The last 30 days of prompts.
+    pub adherence: Adherence,
+}
+
+/// Sort rank of a severity: higher is more urgent.
+pub fn risk_rank(severity: Option<&str>) -> u8 {
+    match severity {
+        Some("urgent") => 4,
+        Some("high") => 3,
+        Some("medium") => 2,
+        Some("low") => 1,
+        _ => 0,
+    }
+}
+
+/// A page of the clinic's patients, most at risk first, then in id order, after the `(rank,
+/// id)` cursor (`limit` + 1 entries when there is a next page). Staff of the clinic. Audited.
+pub fn roster(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    after: Option<&(u8, String)>,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Outcome<Vec<RosterEntry>> {
+    let Some(clinic) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    if let Err(refused) = caller.ensure_staff_of(&clinic) {
+        return Ok(Err(refused));
+    }
+    let id = clinic.as_str();
+    let rows = store::roster(conn, id, None, i64::MAX)?;
+    let open = store::open_alert_severities(conn, id)?;
+    let mut by_patient: HashMap<String, (i64, Option<String>)> = HashMap::new();
+    for (patient, severity) in open {
+        let entry = by_patient.entry(patient).or_insert((0, None));
+        entry.0 += 1;
+        if risk_rank(Some(&severity)) > risk_rank(entry.1.as_deref()) {
+            entry.1 = Some(severity);
+        }
+    }
+    let mut ranked: Vec<(u8, RosterRow, i64, Option<String>)> = rows
+        .into_iter()
+        .map(|row| {
+            let (count, risk) = by_patient.remove(&row.id).unwrap_or((0, None));
+            (risk_rank(risk.as_deref()), row, count, risk)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    let page: Vec<_> = ranked
+        .into_iter()
+        .filter(|(rank, row, ..)| match after {
+            None => true,
+            Some((after_rank, after_id)) => {
+                rank < after_rank || (rank == after_rank && &row.id > after_id)
+            }
+        })
+        .take(limit + 1)
+        .collect();
+    let ids = page.iter().map(|(_, row, ..)| row.id.clone()).collect();
+    let mut adherence = crate::prompt::use_cases::adherence_of(conn, ids, now)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "patient_roster.read", now.naive_utc()).clinic(id),
+    )?;
+    Ok(Ok(page
+        .into_iter()
+        .map(|(rank, row, open_alerts, risk)| RosterEntry {
+            adherence: adherence
+                .remove(&row.id)
+                .unwrap_or_else(|| crate::prompt::adherence::summarise(&[], None)),
+            rank,
+            row,
+            open_alerts,
+            risk,
+        })
+        .collect()))
+}

@@ -1,0 +1,154 @@
+//! Webhook endpoints over HTTP: add, rotate the secret, remove (use cases and delivery in
+//! `escalation::webhooks`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::auth::extract::Admin;
+use crate::error::{ApiResult, ErrorBody};
+use crate::escalation::webhooks;
+use crate::http::extract::ApiJson;
+use crate::time::utc;
+
+/// A new endpoint.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Where to POST (http or https).
+    pub url: String,
+}
+
+/// An endpoint. `secret` appears only when it is created or rotated.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Webhook {
+    /// Id.
+    pub id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// The signing secret (shown once).
+    pub secret: Option<String>,
+    /// Whether deliveries are made.
+    pub active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Add a signed webhook endpoint
+///
+/// Every alert notification (and each escalation) is also POSTed here, signed with the secret in
+/// this response (`Companion-Signature: v1=HMAC-SHA256(secret, "<Companion-Timestamp>.<body>")`).
+#[utoipa::path(
+    post,
+    path = "/v1/clinics/{clinic_id}/webhooks",
+    tag = "alerts",
+    operation_id = "create_webhook",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "Created; the secret is shown only now", body = Webhook),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Not an http(s) URL", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(clinic_id): Path<String>,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> ApiResult<(StatusCode, Json<Webhook>)> {
+    let now = state.now().naive_utc();
+    let row = state
+        .write_as(admin, move |conn, caller| {
+            webhooks::create_endpoint(conn, caller, &clinic_id, &body.url, now)
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Webhook {
+            id: row.id,
+            url: row.url,
+            secret: Some(row.secret),
+            active: true,
+            created_at: utc(row.created_at),
+        }),
+    ))
+}
+
+/// Rotate a webhook's signing secret
+///
+/// Returns the new secret. For 24 hours deliveries carry signatures with both secrets.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{webhook_id}/rotate-secret",
+    tag = "alerts",
+    operation_id = "rotate_webhook_secret",
+    security(("bearer" = [])),
+    params(("webhook_id" = String, Path, description = "The endpoint")),
+    responses(
+        (status = 200, description = "The new secret", body = Webhook),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such endpoint of the caller's clinic", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(webhook_id): Path<String>,
+) -> ApiResult<Json<Webhook>> {
+    let now = state.now().naive_utc();
+    let row = state
+        .write_as(admin, move |conn, caller| {
+            webhooks::rotate_secret(conn, caller, &webhook_id, now)
+        })
+        .await?;
+    Ok(Json(Webhook {
+        id: row.id,
+        url: row.url,
+        secret: Some(row.secret),
+        active: row.active,
+        created_at: utc(row.created_at),
+    }))
+}
+
+/// Remove a webhook endpoint
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{webhook_id}",
+    tag = "alerts",
+    operation_id = "delete_webhook",
+    security(("bearer" = [])),
+    params(("webhook_id" = String, Path, description = "The endpoint")),
+    responses(
+        (status = 204, description = "Removed; nothing more is sent to it"),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such endpoint of the caller's clinic", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(webhook_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = state.now().naive_utc();
+    state
+        .write_as(admin, move |conn, caller| {
+            webhooks::deactivate(conn, caller, &webhook_id, now)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,225 @@
+//! The care team's inbox use cases: list, read (with history and recent check-ins), acknowledge,
+//! assign and resolve. Each reads and changes the alert on the request's connection, guarded by
+//! the state it read, and writes its audit row.
+
+use chrono::NaiveDateTime;
+use companion_schema::ids::{AccountId, AlertId};
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::Caller;
+use crate::check_in::store::{self as check_ins, CheckInRow, HistoryFilter};
+use crate::db::DbConnection;
+use crate::error::{Outcome, Refusal};
+
+use super::store::{self, AlertRow, EventRow, InboxCursor};
+
+/// The statuses an inbox can be filtered by.
+pub const STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
+
+/// One page of the caller's clinic's inbox (`limit` + 1 rows when there is a next page). Audited.
+pub fn list(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    status: Option<&str>,
+    after: Option<&InboxCursor>,
+    limit: i64,
+    now: NaiveDateTime,
+) -> Outcome<Vec<AlertRow>> {
+    if let Some(status) = status
+        && !STATUSES.contains(&status)
+    {
+        return Ok(Err(Refusal::invalid_field(
+            "status",
+            "must be open, acknowledged or resolved",
+        )));
+    }
+    let clinic = match caller.own_clinic() {
+        Ok(clinic) => clinic.to_string(),
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let rows = store::inbox_page(conn, &clinic, status, after, limit)?;
+    audit::record(conn, &AuditEntry::by(caller, "alerts.read", now))?;
+    Ok(Ok(rows))
+}
+
+/// An alert of the caller's clinic, or not found.
+fn clinic_alert(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<AlertRow> {
+    let Some(id) = AlertId::parse(raw_id) else {
+        return Ok(Err(Refusal::not_found("alert")));
+    };
+    let clinic = caller.clinic_id.as_ref().map(|c| c.as_str());
+    Ok(store::find(conn, id.as_str())?
+        .filter(|a| Some(a.clinic_id.as_str()) == clinic)
+        .ok_or_else(|| Refusal::not_found("alert")))
+}
+
+/// An alert with its history and the patient's ten latest check-ins.
+#[derive(Debug)]
+pub struct Detail {
+    /// The alert.
+    pub alert: AlertRow,
+    /// Its history, oldest first.
+    pub events: Vec<EventRow>,
+    /// The patient's latest check-ins.
+    pub recent: Vec<CheckInRow>,
+}
+
+/// Reads one alert of the caller's clinic. Audited.
+pub fn detail(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    now: NaiveDateTime,
+) -> Outcome<Detail> {
+    let alert = match clinic_alert(conn, caller, raw_id)? {
+        Ok(alert) => alert,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let events = store::events_of(conn, &alert.id)?;
+    let recent = check_ins::history(conn, &alert.patient_id, &HistoryFilter::default(), 10)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "alert.read", now)
+            .patient(&alert.patient_id)
+            .subject(&alert.id),
+    )?;
+    Ok(Ok(Detail {
+        alert,
+        events,
+        recent,
+    }))
+}
+
+/// What an action decided, inside its transaction.
+enum Decision {
+    /// Changed; the audit row is written.
+    Changed,
+    /// Nothing to change (acknowledging an acknowledged alert).
+    Unchanged,
+}
+
+fn resolved_conflict() -> Refusal {
+    Refusal::conflict("alert_resolved", "This alert is resolved.")
+}
+
+/// Runs an action on an alert of the caller's clinic: the alert is read, the action decides on
+/// the state it reads and changes it with a guard on that state, the audit row is written, and
+/// the alert is read back for the answer. Of two staff acting at once, the second sees what the
+/// first did. Returns the alert and whether it changed.
+fn act(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    action: &'static str,
+    now: NaiveDateTime,
+    change: impl FnOnce(&mut DbConnection, &AlertRow) -> Outcome<Decision>,
+) -> Outcome<(AlertRow, bool)> {
+    let alert = match clinic_alert(conn, caller, raw_id)? {
+        Ok(alert) => alert,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let changed = match change(conn, &alert)? {
+        Ok(Decision::Changed) => true,
+        Ok(Decision::Unchanged) => false,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if changed {
+        audit::record(
+            conn,
+            &AuditEntry::by(caller, action, now)
+                .patient(&alert.patient_id)
+                .subject(&alert.id),
+        )?;
+    }
+    Ok(store::find(conn, &alert.id)?
+        .map(|row| (row, changed))
+        .ok_or_else(|| Refusal::not_found("alert")))
+}
+
+/// Acknowledges an alert: stops its escalation and withdraws routine pushes held for working
+/// hours. Acknowledging again changes nothing; a resolved alert is a conflict.
+pub fn acknowledge(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    now: NaiveDateTime,
+) -> Outcome<(AlertRow, bool)> {
+    let who = caller.account_id.to_string();
+    act(
+        conn,
+        caller,
+        raw_id,
+        "alert.acknowledge",
+        now,
+        |conn, alert| {
+            if !store::acknowledge_if_open(conn, &alert.id, &who, now)? {
+                return Ok(match store::status_of(conn, &alert.id)?.as_str() {
+                    "resolved" => Err(resolved_conflict()),
+                    _ => Ok(Decision::Unchanged),
+                });
+            }
+            let withdrawn =
+                crate::push::store::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
+            let detail = match withdrawn {
+                0 => String::new(),
+                n => format!("{n} held push(es) withdrawn"),
+            };
+            store::event(conn, &alert.id, "acknowledged", Some(&who), &detail, now)?;
+            Ok(Ok(Decision::Changed))
+        },
+    )
+}
+
+/// Assigns an alert to an enabled clinician or clinic admin of its clinic.
+pub fn assign(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    raw_assignee: &str,
+    now: NaiveDateTime,
+) -> Outcome<AlertRow> {
+    let not_staff = || Refusal::invalid_field("assignee_id", "is not staff of this clinic");
+    let Some(assignee) = AccountId::parse(raw_assignee) else {
+        return Ok(Err(not_staff()));
+    };
+    let assignee = assignee.to_string();
+    let who = caller.account_id.to_string();
+    let done = act(conn, caller, raw_id, "alert.assign", now, |conn, alert| {
+        if !store::is_active_staff(conn, &assignee, &alert.clinic_id)? {
+            return Ok(Err(not_staff()));
+        }
+        if !store::assign_if_unresolved(conn, &alert.id, &assignee)? {
+            return Ok(Err(resolved_conflict()));
+        }
+        store::event(conn, &alert.id, "assigned", Some(&who), &assignee, now)?;
+        Ok(Ok(Decision::Changed))
+    })?;
+    Ok(done.map(|(row, _)| row))
+}
+
+/// Resolves an alert with a note (1 to 2000 characters), acknowledging it if nobody had.
+pub fn resolve(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    note: &str,
+    now: NaiveDateTime,
+) -> Outcome<AlertRow> {
+    let note = note.trim();
+    if note.is_empty() || note.chars().count() > 2000 {
+        return Ok(Err(Refusal::invalid_field(
+            "note",
+            "must be 1 to 2000 characters",
+        )));
+    }
+    let who = caller.account_id.to_string();
+    let done = act(conn, caller, raw_id, "alert.resolve", now, |conn, alert| {
+        if !store::resolve_if_unresolved(conn, &alert.id, &who, note, now)? {
+            return Ok(Err(resolved_conflict()));
+        }
+        crate::push::store::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
+        store::event(conn, &alert.id, "resolved", Some(&who), note, now)?;
+        Ok(Ok(Decision::Changed))
+    })?;
+    Ok(done.map(|(row, _)| row))
+}

@@ -1,0 +1,184 @@
+//! Care-team settings use cases: a clinic's stored settings (alert thresholds, escalation policy,
+//! care plan), a clinic's readiness, and a staff member's on-call flag and working hours.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use companion_schema::ids::ClinicId;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::account::model::Role;
+use crate::account::store as accounts;
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::Caller;
+use crate::db::DbConnection;
+use crate::error::{Outcome, Refusal};
+use crate::safety::zones::ZoneCountries;
+
+use super::readiness::{self, Readiness};
+use super::store::{self, ClinicSetting};
+use super::working_hours::WorkingHours;
+
+fn clinic_of(raw: &str) -> Result<ClinicId, Refusal> {
+    ClinicId::parse(raw).ok_or_else(|| Refusal::not_found("clinic"))
+}
+
+/// A clinic's setting, for its staff.
+pub fn read_setting<T: DeserializeOwned + Default>(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    setting: ClinicSetting,
+) -> Outcome<T> {
+    let clinic = match clinic_of(raw_clinic).and_then(|c| caller.ensure_staff_of(&c).map(|()| c)) {
+        Ok(clinic) => clinic,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    store::read_setting(conn, clinic.as_str(), setting).map(Ok)
+}
+
+/// A new value for a clinic setting.
+#[derive(Debug)]
+pub struct SettingChange<T> {
+    /// Which setting.
+    pub setting: ClinicSetting,
+    /// What changing it is called, for the refusal ("change alert thresholds").
+    pub what: &'static str,
+    /// The value.
+    pub value: T,
+    /// The value's own validation, answered after the role check.
+    pub problems: BTreeMap<String, String>,
+}
+
+/// Replaces a clinic's setting (its admins only). A new care plan re-plans the clinic's
+/// patients. Audited.
+pub fn update_setting<T: Serialize>(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    change: SettingChange<T>,
+    now: NaiveDateTime,
+) -> Outcome<T> {
+    let SettingChange {
+        setting,
+        what,
+        value,
+        problems,
+    } = change;
+    let clinic =
+        match clinic_of(raw_clinic).and_then(|c| caller.ensure_admin_of(&c, what).map(|()| c)) {
+            Ok(clinic) => clinic,
+            Err(refused) => return Ok(Err(refused)),
+        };
+    if !problems.is_empty() {
+        return Ok(Err(Refusal::validation(problems)));
+    }
+    let json = match serde_json::to_string(&value) {
+        Ok(json) => json,
+        Err(e) => return Ok(Err(Refusal::broken(&e))),
+    };
+    let action = match setting {
+        ClinicSetting::AlertThresholds => "alert_thresholds.update",
+        ClinicSetting::EscalationPolicy => "escalation_policy.update",
+        ClinicSetting::CarePlan => "care_plan.update",
+    };
+    store::write_setting(conn, clinic.as_str(), setting, json)?;
+    if setting == ClinicSetting::CarePlan {
+        crate::prompt::store::enqueue_clinic_replan(conn, clinic.as_str(), now)?;
+    }
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, action, now).clinic(clinic.as_str()),
+    )?;
+    Ok(Ok(value))
+}
+
+/// What would leave a clinic's alerts unreachable: for its staff and organisation admins.
+pub fn clinic_readiness(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    zones: &ZoneCountries,
+) -> Outcome<Readiness> {
+    let clinic = match clinic_of(raw_clinic) {
+        Ok(clinic) => clinic,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let allowed = match caller.role {
+        Role::OrgAdmin => Ok(()),
+        Role::Patient => Err(Refusal::forbidden(
+            "Patients cannot read a clinic's readiness.",
+        )),
+        _ => caller.ensure_staff_of(&clinic),
+    };
+    if let Err(refused) = allowed {
+        return Ok(Err(refused));
+    }
+    let id = clinic.as_str();
+    let Some(row) = crate::clinic::store::find(conn, id)? else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    let (policy, tiers, webhook) = super::worker::reach_of(conn, id)?;
+    let found = crate::safety::crisis::country_for(
+        &crate::safety::crisis::CrisisInputs {
+            clinic_country: row.country.as_deref(),
+            clinic_timezone: &row.timezone,
+            patient_timezone: "",
+            ..Default::default()
+        },
+        zones,
+    );
+    Ok(Ok(readiness::assess(id, &policy, &tiers, webhook, found)))
+}
+
+/// Marks the caller on or off call.
+pub fn set_on_call(conn: &mut DbConnection, caller: &Caller, on_call: bool) -> Outcome<bool> {
+    accounts::set_on_call(conn, caller.account_id.as_str(), on_call)?;
+    Ok(Ok(on_call))
+}
+
+/// The caller's zone and working hours (the default when unset).
+pub fn working_hours(conn: &mut DbConnection, caller: &Caller) -> Outcome<(String, WorkingHours)> {
+    let (timezone, stored) = accounts::working_hours_of(conn, caller.account_id.as_str())?;
+    let hours = stored
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    Ok(Ok((timezone, hours)))
+}
+
+/// Sets the caller's working hours and, if given, zone (validated here); returns the zone now.
+pub fn set_working_hours(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    hours: &WorkingHours,
+    timezone: Option<&str>,
+    now: NaiveDateTime,
+) -> Outcome<String> {
+    let mut problems = hours.problems();
+    let timezone = match timezone
+        .map(crate::account::model::parse_timezone)
+        .transpose()
+    {
+        Ok(tz) => tz.map(|tz| tz.name().to_owned()),
+        Err(problem) => {
+            problems.insert("timezone".into(), problem.into());
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Ok(Err(Refusal::validation(problems)));
+    }
+    let json = match serde_json::to_string(hours) {
+        Ok(json) => json,
+        Err(e) => return Ok(Err(Refusal::broken(&e))),
+    };
+    accounts::set_working_hours(
+        conn,
+        caller.account_id.as_str(),
+        &json,
+        timezone.as_deref(),
+        now,
+    )
+    .map(Ok)
+}

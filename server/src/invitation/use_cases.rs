@@ -1,0 +1,250 @@
+//! Invitation use cases: inviting someone to a clinic, and accepting an invitation (which
+//! creates the account, plans a patient's prompts and starts the session, together).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use companion_schema::ids::{AccountId, ClinicId, InvitationId, SessionId};
+
+use crate::account::model::{Email, Role};
+use crate::account::store::{self as accounts, NewAccount};
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::Caller;
+use crate::auth::refresh::digest;
+use crate::auth::store as sessions;
+use crate::clinic::store as clinics;
+use crate::db::{DbConnection, is_unique_violation};
+use crate::error::{Outcome, Refusal};
+use crate::invitation::code;
+use crate::invitation::store::{self, InvitationRow};
+use crate::prompt::store as prompts;
+
+/// An invitation as asked for.
+#[derive(Debug, Clone)]
+pub struct Invite {
+    /// The role the new account gets.
+    pub role: Role,
+    /// The only email that may accept, unparsed.
+    pub email: Option<String>,
+    /// Hours until the code lapses, if not the default.
+    pub expires_in_hours: Option<u32>,
+    /// The default lifetime.
+    pub default_ttl: TimeDelta,
+}
+
+/// A stored invitation and its code (shown once; only its digest is kept).
+#[derive(Debug)]
+pub struct Invited {
+    /// The stored row.
+    pub row: InvitationRow,
+    /// The code to hand over.
+    pub code: String,
+}
+
+/// Invites someone to `raw_clinic`: clinic admins any role to their clinic, clinicians patients
+/// to theirs, organisation admins anyone anywhere. Audited.
+pub fn invite(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    invite: Invite,
+    now: DateTime<Utc>,
+) -> Outcome<Invited> {
+    let Some(clinic_id) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    let allowed = match caller.role {
+        Role::OrgAdmin => Ok(()),
+        Role::ClinicAdmin => caller.ensure_staff_of(&clinic_id),
+        Role::Clinician => caller.ensure_staff_of(&clinic_id).and_then(|()| {
+            if invite.role == Role::Patient {
+                Ok(())
+            } else {
+                Err(Refusal::forbidden("Clinicians may invite patients only."))
+            }
+        }),
+        Role::Patient => Err(Refusal::forbidden("Patients cannot invite others.")),
+    };
+    if let Err(refused) = allowed {
+        return Ok(Err(refused));
+    }
+    let mut problems = BTreeMap::new();
+    if invite.role == Role::OrgAdmin {
+        problems.insert(
+            "role".to_owned(),
+            "must be patient, clinician or clinic_admin".to_owned(),
+        );
+    }
+    let email = match invite.email.as_deref().map(Email::parse).transpose() {
+        Ok(email) => email,
+        Err(problem) => {
+            problems.insert("email".into(), problem.into());
+            None
+        }
+    };
+    let ttl = match invite.expires_in_hours {
+        None => invite.default_ttl,
+        Some(hours @ 1..=2160) => TimeDelta::hours(i64::from(hours)),
+        Some(_) => {
+            problems.insert(
+                "expires_in_hours".into(),
+                "must be between 1 and 2160".into(),
+            );
+            TimeDelta::zero()
+        }
+    };
+    if !problems.is_empty() {
+        return Ok(Err(Refusal::validation(problems)));
+    }
+    if clinics::find(conn, clinic_id.as_str())?.is_none() {
+        return Ok(Err(Refusal::not_found("clinic")));
+    }
+    let code = code::generate();
+    let Some(normalised) = code::normalise(&code) else {
+        return Ok(Err(Refusal::broken(&"generated an invalid code")));
+    };
+    let row = InvitationRow {
+        id: InvitationId::generate().into_string(),
+        clinic_id: clinic_id.to_string(),
+        role: invite.role.as_str().to_owned(),
+        code_hash: digest(&normalised),
+        email: email.map(|e| e.as_str().to_owned()),
+        created_by: caller.account_id.to_string(),
+        created_at: now.naive_utc(),
+        expires_at: (now + ttl).naive_utc(),
+        accepted_at: None,
+        accepted_account_id: None,
+    };
+    store::insert(conn, &row)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "invitation.create", now.naive_utc())
+            .clinic(&row.clinic_id)
+            .subject(&row.id),
+    )?;
+    Ok(Ok(Invited { row, code }))
+}
+
+/// An acceptance, validated.
+#[derive(Debug)]
+pub struct Acceptance {
+    /// The normalised code.
+    pub code: String,
+    /// The new account's email.
+    pub email: Email,
+    /// Its password, hashed.
+    pub password_hash: String,
+    /// Its display name.
+    pub display_name: Option<String>,
+    /// Its zone, if not the clinic's.
+    pub timezone: Option<String>,
+    /// The first refresh token's digest and expiry.
+    pub refresh_hash: String,
+    /// When the first refresh token lapses.
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// The account an acceptance created, signed in.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The new account.
+    pub account_id: String,
+    /// Its first session.
+    pub session_id: String,
+    /// Its role.
+    pub role: String,
+}
+
+/// Accepts an invitation: claims it, creates the account (role and clinic from the invitation),
+/// plans a patient's prompts and starts the first session, all or nothing.
+pub fn accept(
+    conn: &mut DbConnection,
+    acceptance: Acceptance,
+    now: DateTime<Utc>,
+    horizon: TimeDelta,
+) -> Outcome<Accepted> {
+    let now_db = now.naive_utc();
+    let Some(invitation) = store::find_by_code(conn, &digest(&acceptance.code))? else {
+        return Ok(Err(Refusal::not_found_because(
+            "invitation_not_found",
+            "No invitation has this code.",
+        )));
+    };
+    let used = || Refusal::conflict("invitation_used", "This invitation has already been used.");
+    if invitation.accepted_at.is_some() {
+        return Ok(Err(used()));
+    }
+    if invitation.expires_at <= now_db {
+        return Ok(Err(Refusal::conflict(
+            "invitation_expired",
+            "This invitation has expired; ask the clinic for a new one.",
+        )));
+    }
+    if invitation
+        .email
+        .as_deref()
+        .is_some_and(|e| e != acceptance.email.as_str())
+    {
+        return Ok(Err(Refusal::invalid_field(
+            "email",
+            "is not the address this invitation was sent to",
+        )));
+    }
+    if !store::claim(conn, &invitation.id, now_db)? {
+        return Ok(Err(used()));
+    }
+    let timezone = match acceptance.timezone {
+        Some(tz) => tz,
+        None => clinics::find(conn, &invitation.clinic_id)?
+            .map(|c| c.timezone)
+            .unwrap_or_else(|| "UTC".to_owned()),
+    };
+    let account_id = AccountId::generate().into_string();
+    let inserted = accounts::insert(
+        conn,
+        &NewAccount {
+            id: &account_id,
+            email: acceptance.email.as_str(),
+            password_hash: &acceptance.password_hash,
+            role: &invitation.role,
+            clinic_id: Some(&invitation.clinic_id),
+            display_name: acceptance.display_name.as_deref(),
+            timezone: &timezone,
+            created_at: now_db,
+            updated_at: now_db,
+        },
+    );
+    match inserted {
+        Err(e) if is_unique_violation(&e) => {
+            return Ok(Err(Refusal::conflict(
+                "email_taken",
+                "An account with this email already exists.",
+            )));
+        }
+        other => other?,
+    }
+    store::set_account(conn, &invitation.id, &account_id)?;
+    if invitation.role == Role::Patient.as_str() {
+        // Prompts start with the enrolment: the default window, quiet hours and the clinic's
+        // plan, planned ahead at once.
+        prompts::create_schedule(
+            conn,
+            &prompts::ScheduleRow::new(&account_id, &invitation.clinic_id, now_db),
+        )?;
+        prompts::replan(conn, &account_id, now, horizon)?;
+    }
+    let session_id = SessionId::generate().into_string();
+    sessions::start_session(
+        conn,
+        &session_id,
+        &account_id,
+        &acceptance.refresh_hash,
+        now_db,
+        acceptance.refresh_expires_at.naive_utc(),
+    )?;
+    Ok(Ok(Accepted {
+        account_id,
+        session_id,
+        role: invitation.role,
+    }))
+}
