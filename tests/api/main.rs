@@ -27,3 +27,4 @@ mod safety_property;
 mod scale_out;
 mod schema;
 mod sessions;
+mod statements;

@@ -98,10 +98,42 @@ pub fn establish(target: &DatabaseTarget) -> Result<DbConnection, String> {
     }
 }
 
+/// The SQL text of every statement the pool's connections send, in order, without their bound
+/// values: how a test compares what a request costs with what the benchmark replays. Off unless
+/// a pool is built with one ([`Db::with_statement_log`]).
+#[derive(Debug, Clone, Default)]
+pub struct StatementLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl StatementLog {
+    /// Everything logged so far, emptying the log.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn attach(&self, conn: &mut DbConnection) {
+        let log = self.0.clone();
+        let record = move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+                let text = query.to_string();
+                // Diesel appends the bound values after this marker; only the SQL is kept.
+                let sql = text.split(" -- binds: ").next().unwrap_or_default().trim();
+                log.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(sql.to_owned());
+            }
+        };
+        match conn {
+            DbConnection::Pg(c) => c.set_instrumentation(record),
+            DbConnection::Sqlite(c) => c.set_instrumentation(record),
+        }
+    }
+}
+
 /// Creates pooled connections for deadpool.
 #[derive(Debug)]
 pub struct ConnectionManager {
     target: DatabaseTarget,
+    log: Option<StatementLog>,
 }
 
 impl managed::Manager for ConnectionManager {
@@ -110,8 +142,13 @@ impl managed::Manager for ConnectionManager {
 
     async fn create(&self) -> Result<Self::Type, Self::Error> {
         let target = self.target.clone();
+        let log = self.log.clone();
         SyncWrapper::new(Runtime::Tokio1, move || {
-            establish(&target).map_err(DbError::Unavailable)
+            let mut conn = establish(&target).map_err(DbError::Unavailable)?;
+            if let Some(log) = &log {
+                log.attach(&mut conn);
+            }
+            Ok(conn)
         })
         .await
     }
@@ -163,12 +200,30 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Builds a pool; no connection is opened until first use (see [`Db::check`]).
     pub fn new(target: &DatabaseTarget, size: usize) -> Result<Self, String> {
+        Self::build(target, size, None)
+    }
+
+    /// Like [`Db::new`], every statement its connections send recorded in `log`.
+    pub fn with_statement_log(
+        target: &DatabaseTarget,
+        size: usize,
+        log: StatementLog,
+    ) -> Result<Self, String> {
+        Self::build(target, size, Some(log))
+    }
+
+    fn build(
+        target: &DatabaseTarget,
+        size: usize,
+        log: Option<StatementLog>,
+    ) -> Result<Self, String> {
         let backend = match target {
             DatabaseTarget::Postgres(_) => Backend::Postgres,
             DatabaseTarget::Sqlite(_) => Backend::Sqlite,
         };
         let pool = Pool::builder(ConnectionManager {
             target: target.clone(),
+            log,
         })
         .max_size(size)
         .runtime(Runtime::Tokio1)

@@ -571,43 +571,44 @@ pub fn complete_for_check_in(
         status::REMINDED,
         status::EXPIRED,
     ];
-    let target: Option<String> = match named {
-        Some(id) => prompts::table
-            .filter(prompts::id.eq(id))
-            .filter(prompts::patient_id.eq(patient_id))
-            .filter(prompts::instrument.eq(instrument))
+    // One statement: the update picks its prompt in a subquery (the named one first, if it is
+    // answerable; else the oldest whose window held the check-in) and says which it completed.
+    crate::per_backend!(conn, |c| {
+        let mut target = prompts::table
+            .filter(prompts::patient_id.eq(patient_id.to_owned()))
+            .filter(prompts::instrument.eq(instrument.to_owned()))
             .filter(prompts::status.eq_any(answerable))
             .filter(prompts::expires_at.gt(completed_at))
             .select(prompts::id)
-            .first(conn)
-            .optional()?,
-        None => None,
-    };
-    let target = match target {
-        Some(id) => Some(id),
-        None => prompts::table
-            .filter(prompts::patient_id.eq(patient_id))
-            .filter(prompts::instrument.eq(instrument))
-            .filter(prompts::status.eq_any(answerable))
-            .filter(prompts::due_at.le(completed_at))
-            .filter(prompts::expires_at.gt(completed_at))
-            .order((prompts::due_at, prompts::id))
-            .select(prompts::id)
-            .first(conn)
-            .optional()?,
-    };
-    let Some(id) = target else {
-        return Ok(None);
-    };
-    diesel::update(prompts::table.find(&id))
-        .set((
-            prompts::status.eq(status::COMPLETED),
-            prompts::closed_at.eq(Some(now)),
-            prompts::check_in_id.eq(Some(check_in_id)),
-            prompts::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(Some(id))
+            .limit(1)
+            .into_boxed();
+        target = match named {
+            Some(named) => target
+                .filter(
+                    prompts::id
+                        .eq(named.to_owned())
+                        .or(prompts::due_at.le(completed_at)),
+                )
+                .order((
+                    prompts::id.eq(named.to_owned()).desc(),
+                    prompts::due_at,
+                    prompts::id,
+                )),
+            None => target
+                .filter(prompts::due_at.le(completed_at))
+                .order((prompts::due_at, prompts::id)),
+        };
+        diesel::update(prompts::table.filter(prompts::id.nullable().eq(target.single_value())))
+            .set((
+                prompts::status.eq(status::COMPLETED),
+                prompts::closed_at.eq(Some(now)),
+                prompts::check_in_id.eq(Some(check_in_id)),
+                prompts::updated_at.eq(now),
+            ))
+            .returning(prompts::id)
+            .get_result::<String>(c)
+            .optional()
+    })
 }
 
 /// The outcomes of a patient's closed prompts (completed or expired), newest first, since

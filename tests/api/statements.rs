@@ -1,0 +1,119 @@
+//! What a check-in costs the database, statement by statement: the benchmark's pgbench replay
+//! (`tests/load/replay/daily_mood_check_in.sql`) must be exactly the SQL the server sends for a
+//! daily mood, so that "the API against its own SQL" compares like with like.
+
+use axum::http::StatusCode;
+use chrono::{SecondsFormat, Utc};
+use serde_json::json;
+
+use crate::harness::{Backend, TestApp};
+use companion::db::{Db, StatementLog};
+
+const REPLAY: &str = include_str!("../load/replay/daily_mood_check_in.sql");
+
+/// `sql` with its placeholders (`$1`, `?`, pgbench's `:name`) all written `?`, and its
+/// whitespace collapsed.
+fn shape(sql: &str) -> String {
+    let mut out = String::new();
+    let mut chars = sql.trim().trim_end_matches(';').chars().peekable();
+    while let Some(c) = chars.next() {
+        let placeholder = (c == '$' || c == ':')
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == '_');
+        if placeholder {
+            while chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == '_')
+            {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The replay's statements: every line that is not a pgbench meta-command or a comment.
+fn replay_statements() -> Vec<String> {
+    REPLAY
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('\\') && !l.starts_with("--"))
+        .map(shape)
+        .collect()
+}
+
+async fn logged_app(backend: Backend) -> (TestApp, StatementLog) {
+    let log = StatementLog::default();
+    let attached = log.clone();
+    let app = TestApp::build(backend, &[], move |app| {
+        app.db = Db::with_statement_log(&app.config.database, app.config.db_pool_size, attached)
+            .expect("pool");
+    })
+    .await;
+    (app, log)
+}
+
+async fn daily_mood(app: &TestApp, token: &str, mood: i64) {
+    let reply = app
+        .post(
+            "/v1/check-ins",
+            token,
+            json!({"id": uuid::Uuid::new_v4().to_string(), "instrument": "daily_mood",
+                   "answers": {"mood": mood, "sleep_hours": 7.5, "anxiety": 3},
+                   "completed_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn the_replay_script_is_the_sql_a_daily_mood_check_in_sends() {
+    let (app, log) = logged_app(Backend::Postgres).await;
+    let world = app.world().await;
+    daily_mood(&app, &world.patient_a.access, 6).await;
+    log.take();
+    daily_mood(&app, &world.patient_a.access, 5).await;
+    let sent: Vec<String> = log.take().iter().map(|s| shape(s)).collect();
+    let replay = replay_statements();
+    assert_eq!(
+        sent,
+        replay,
+        "the server's statements (left) and the replay script (right) differ: update \
+         tests/load/replay/daily_mood_check_in.sql to what the server now sends:\n{}",
+        sent.join(";\n")
+    );
+}
+
+#[tokio::test]
+async fn a_daily_mood_check_in_is_four_statements_and_its_transaction_on_both_backends() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (app, log) = logged_app(backend).await;
+        let world = app.world().await;
+        daily_mood(&app, &world.patient_a.access, 6).await;
+        log.take();
+        daily_mood(&app, &world.patient_a.access, 5).await;
+        let sent = log.take();
+        let work: Vec<&String> = sent
+            .iter()
+            .filter(|s| {
+                let s = s.trim().to_ascii_uppercase();
+                !(s.starts_with("BEGIN") || s.starts_with("COMMIT"))
+            })
+            .collect();
+        assert_eq!(
+            work.len(),
+            4,
+            "{backend:?}: a daily mood should take the session check, the insert, the prompt \
+             completion and the mood read, nothing more: {sent:#?}"
+        );
+        assert_eq!(
+            sent.len(),
+            6,
+            "{backend:?}: plus BEGIN and COMMIT: {sent:#?}"
+        );
+    }
+}
