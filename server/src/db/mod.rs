@@ -186,6 +186,11 @@ type Pool = managed::Pool<ConnectionManager>;
 pub struct Db {
     pool: Pool,
     backend: Backend,
+    /// SQLite has one writer at a time: write transactions of this process queue here, in order,
+    /// before they take a connection, instead of in SQLite's busy handler, which sleeps and
+    /// retries (tens of milliseconds of tail latency under load). The busy timeout still covers
+    /// other processes on the same file.
+    writer: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -232,7 +237,13 @@ impl Db {
         .recycle_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|e| format!("cannot build the connection pool: {e}"))?;
-        Ok(Self { pool, backend })
+        let writer = (backend == Backend::Sqlite)
+            .then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1)));
+        Ok(Self {
+            pool,
+            backend,
+            writer,
+        })
     }
 
     /// The backend behind this pool.
@@ -284,7 +295,20 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        let _turn = self.writer_turn().await?;
         self.run(move |conn| write_transaction(conn, f)).await
+    }
+
+    /// Waits for this process's turn to write (SQLite only).
+    async fn writer_turn(&self) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, DbError> {
+        match &self.writer {
+            None => Ok(None),
+            Some(writer) => writer
+                .acquire()
+                .await
+                .map(Some)
+                .map_err(|_| DbError::Unavailable("the writer queue is closed".into())),
+        }
     }
 
     /// Like [`Db::write`], for work that may refuse: `Ok(Err(refusal))` from `f` rolls the
@@ -296,6 +320,7 @@ impl Db {
         T: Send + 'static,
         E: Send + 'static,
     {
+        let _turn = self.writer_turn().await?;
         self.run(move |conn| {
             let mut refused = None;
             let result = write_transaction(conn, |c| match f(c)? {

@@ -93,6 +93,17 @@ pub async fn enrol(
     base: &str,
     count: usize,
 ) -> anyhow::Result<Vec<String>> {
+    enrol_as(client, base, count, "p").await
+}
+
+/// Like [`enrol`], the patients' emails starting with `prefix` (so that a second enrolment on
+/// the same server needs another prefix).
+pub async fn enrol_as(
+    client: &reqwest::Client,
+    base: &str,
+    count: usize,
+    prefix: &str,
+) -> anyhow::Result<Vec<String>> {
     let (_, admin) = post(
         client,
         format!("{base}/v1/auth/login"),
@@ -122,7 +133,7 @@ pub async fn enrol(
         )
         .await?;
         let (status, accepted) = post(client, format!("{base}/v1/invitations/accept"), None,
-            json!({"code": invitation["code"], "email": format!("p{n}@example.org"), "password": PASSWORD})).await?;
+            json!({"code": invitation["code"], "email": format!("{prefix}{n}@example.org"), "password": PASSWORD})).await?;
         if status != 201 {
             bail!("enrolment failed: {status} {accepted}");
         }
@@ -213,4 +224,141 @@ pub async fn drive(
         p50: pct(0.50),
         p99: pct(0.99),
     })
+}
+
+/// The `companion` server running as its own process (so that its memory is its own).
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl ServerProcess {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory now, in MiB (Linux; none elsewhere).
+    pub fn resident_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The release `companion` binary beside this tool (build it with
+/// `cargo build --release -p companion-server`), or `COMPANION_BIN`.
+pub fn companion_binary() -> anyhow::Result<std::path::PathBuf> {
+    if let Ok(path) = std::env::var("COMPANION_BIN") {
+        return Ok(path.into());
+    }
+    let exe = std::env::current_exe()?;
+    let path = exe
+        .parent()
+        .context("the tool's folder")?
+        .join(format!("companion{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `cargo build --release -p companion-server` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Starts `companion serve --no-workers` on a free loopback port with `settings` as its
+/// environment, after creating the load tools' organisation admin (which also migrates), and
+/// waits until it is ready.
+pub async fn spawn_server(settings: &BTreeMap<String, String>) -> anyhow::Result<ServerProcess> {
+    let bin = companion_binary()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let admin = std::process::Command::new(&bin)
+        .args([
+            "admin",
+            "create-org-admin",
+            "--email",
+            "load-admin@example.org",
+        ])
+        .envs(settings)
+        .env("COMPANION_ADMIN_PASSWORD", PASSWORD)
+        .output()
+        .context("run companion admin create-org-admin")?;
+    if !admin.status.success() {
+        bail!(
+            "creating the admin failed: {}",
+            String::from_utf8_lossy(&admin.stderr)
+        );
+    }
+    let child = std::process::Command::new(&bin)
+        .args(["serve", "--no-workers"])
+        .envs(settings)
+        .env("COMPANION_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("start companion serve")?;
+    let server = ServerProcess {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("{}/health/ready", server.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok(server);
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not become ready within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One daily mood check-in for `token`, completed at `at`; its latency, or none if it was not
+/// stored.
+pub async fn check_in_once(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    mood: i64,
+    at: chrono::DateTime<Utc>,
+) -> Option<Duration> {
+    let body = json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "instrument": "daily_mood",
+        "answers": {"mood": mood, "sleep_hours": 7.5, "anxiety": 3},
+        "completed_at": at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    });
+    let t = Instant::now();
+    let response = client
+        .post(format!("{base}/v1/check-ins"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let stored = response.status().as_u16() == 201;
+    let _ = response.bytes().await;
+    stored.then(|| t.elapsed())
+}
+
+/// The median of `samples`.
+pub fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
 }

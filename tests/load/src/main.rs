@@ -1,8 +1,19 @@
-//! Check-in load: authenticated `POST /v1/check-ins` from N concurrent clients over real HTTP
-//! against a server started in this process, on PostgreSQL and on SQLite, beside a `pgbench` of a
-//! plain single-row insert into an equivalent table on the same PostgreSQL server in the same run.
+//! Check-in load: authenticated `POST /v1/check-ins` (daily mood) from N concurrent clients over
+//! real HTTP against the release `companion` server running as its own process, on PostgreSQL
+//! and on SQLite. Beside each PostgreSQL figure, measured on the same server in the same run:
+//!
+//! - a `pgbench` replay of exactly the SQL the server sends per check-in
+//!   (`tests/load/replay/daily_mood_check_in.sql`, kept in step with the server by
+//!   `tests/api/statements.rs`), so "API / same SQL" is what the server adds on top of its SQL;
+//! - a `pgbench` of a single-row insert into a table shaped like `check_ins` (same indexes), the
+//!   cheapest write a check-in could be.
+//!
+//! Then the growth: the median latency of a patient's check-in with 0 and with 2,000 earlier
+//! check-ins, measured alternately in the same run. And the server's resident memory during
+//! each run.
 //!
 //! ```sh
+//! cargo build --release -p companion-server
 //! cargo run --release -p companion-load --bin checkin-load -- [SECONDS] [CLIENTS...]
 //! ```
 //! Defaults: 10 seconds per run, 8 and 32 clients. PostgreSQL comes from `COMPANION_TEST_PG_URL`
@@ -11,64 +22,304 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::{TimeDelta, Utc};
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
+use diesel::{Connection, PgConnection, RunQueryDsl};
 
-use companion_load::{Figures, drive, enrol, start_server};
+use companion_load::{
+    Figures, ServerProcess, check_in_once, drive, enrol, enrol_as, median, spawn_server,
+};
 
-/// The same clients fetching `/health/live` (no database): the ceiling that HTTP, the client and
-/// the server's middleware put on any endpoint on this machine.
-async fn ceiling(base: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let url = format!("{base}/health/live");
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut done = 0usize;
-            while Instant::now() < deadline {
-                if let Ok(r) = client.get(&url).send().await {
-                    let _ = r.bytes().await;
-                    done += 1;
-                }
-            }
-            done
-        }));
+/// Patients each load client speaks for.
+const PATIENTS_PER_CLIENT: usize = 8;
+/// Earlier check-ins of the long-history patient.
+const HISTORY: usize = 2000;
+/// Check-ins measured per patient for the growth figure.
+const GROWTH_SAMPLES: usize = 200;
+
+const REPLAY: &str = include_str!("../replay/daily_mood_check_in.sql");
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
+    let mut levels: Vec<usize> = args.map(|s| s.parse()).collect::<Result<_, _>>()?;
+    if levels.is_empty() {
+        levels = vec![8, 32];
     }
-    let mut total = 0;
-    for task in tasks {
-        total += task.await?;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    let server_url = std::env::var("COMPANION_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("companion_load_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::establish(&server_url).context("connect to PostgreSQL")?;
+    admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+    let mut db_url = reqwest::Url::parse(&server_url)?;
+    db_url.set_path(&format!("/{name}"));
+    let result = run(db_url.as_str(), seconds, &levels).await;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    result
 }
 
-/// `pgbench` inserting single rows into a table shaped like `check_ins` (with the same indexes).
-fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+fn settings(database_url: &str, data_dir: &std::path::Path) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("DATABASE_URL".to_owned(), database_url.to_owned()),
+        (
+            "COMPANION_DATA_DIR".to_owned(),
+            data_dir.display().to_string(),
+        ),
+        ("COMPANION_DB_POOL_SIZE".to_owned(), pool_size().to_string()),
+        ("COMPANION_AUTH_RATE_LIMIT".to_owned(), "100000".to_owned()),
+        ("COMPANION_LOG".to_owned(), "warn".to_owned()),
+    ])
+}
+
+async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "check-in load: daily mood over HTTP/1.1 keep-alive, {seconds} s a run, server pool {}, \
+         server in its own process, load tool and databases on the same {cores} cores",
+        pool_size()
+    );
+    let max_clients = levels.iter().copied().max().unwrap_or(1);
+    let client = reqwest::Client::new();
+
+    // PostgreSQL.
+    let data = tempfile::tempdir()?;
+    let server = spawn_server(&settings(db_url, data.path())).await?;
+    let tokens = enrol(&client, &server.base, max_clients * PATIENTS_PER_CLIENT).await?;
+    let mut conn = PgConnection::establish(db_url)?;
+    let replay_vars = prepare_replay(&mut conn, tokens.len())?;
+    println!();
+    println!("PostgreSQL");
+    println!(
+        "{:>7}  {:>9} {:>8} {:>8}  {:>13}  {:>13}  {:>9}  {:>9}  {:>8}",
+        "clients",
+        "API/s",
+        "p50 ms",
+        "p99 ms",
+        "same SQL/s",
+        "1-row insert/s",
+        "API/SQL",
+        "API/insert",
+        "RSS MiB"
+    );
+    for &clients in levels {
+        let replay = pgbench(
+            db_url,
+            clients,
+            seconds,
+            PgbenchScript::Replay(&replay_vars),
+        )?;
+        let insert = pgbench(db_url, clients, seconds, PgbenchScript::Insert)?;
+        let (figures, rss) = measured(&server, &tokens, clients, seconds).await?;
+        println!(
+            "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {replay:>13.0}  {insert:>13.0}  {:>8.0}%  {:>8.0}%  {:>8.1}{}",
+            figures.throughput(),
+            ms(figures.p50),
+            ms(figures.p99),
+            figures.throughput() / replay * 100.0,
+            figures.throughput() / insert * 100.0,
+            rss,
+            errors(&figures),
+        );
+    }
+    growth(&client, &server).await?;
+    drop(server);
+
+    // SQLite.
+    let sqlite_dir = tempfile::tempdir()?;
+    let sqlite_url = format!("sqlite://{}", sqlite_dir.path().join("load.db").display());
+    let server = spawn_server(&settings(&sqlite_url, sqlite_dir.path())).await?;
+    let tokens = enrol(&client, &server.base, max_clients * PATIENTS_PER_CLIENT).await?;
+    println!();
+    println!("SQLite");
+    println!(
+        "{:>7}  {:>9} {:>8} {:>8}  {:>8}",
+        "clients", "API/s", "p50 ms", "p99 ms", "RSS MiB"
+    );
+    for &clients in levels {
+        let (figures, rss) = measured(&server, &tokens, clients, seconds).await?;
+        println!(
+            "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {rss:>8.1}{}",
+            figures.throughput(),
+            ms(figures.p50),
+            ms(figures.p99),
+            errors(&figures),
+        );
+    }
+    growth(&client, &server).await?;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn errors(figures: &Figures) -> String {
+    match figures.errors {
+        0 => String::new(),
+        n => format!("  ({n} errors)"),
+    }
+}
+
+/// A load run, with the server's highest resident memory sampled during it.
+async fn measured(
+    server: &ServerProcess,
+    tokens: &[String],
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<(Figures, f64)> {
+    let done = Arc::new(AtomicBool::new(false));
+    let pid = server.pid();
+    let sampler = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut highest: f64 = 0.0;
+            while !done.load(Ordering::Relaxed) {
+                if let Some(rss) = resident_mib(pid) {
+                    highest = highest.max(rss);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            highest
+        })
+    };
+    let figures = drive(&server.base, tokens, clients, seconds).await?;
+    done.store(true, Ordering::Relaxed);
+    let rss = sampler.await?.max(server.resident_mib().unwrap_or(0.0));
+    Ok((figures, rss))
+}
+
+fn resident_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The median check-in of a new patient and of one with [`HISTORY`] earlier check-ins (a year
+/// and a half of four a day), measured alternately so that both see the same machine.
+async fn growth(client: &reqwest::Client, server: &ServerProcess) -> anyhow::Result<()> {
+    let tokens = enrol_as(client, &server.base, 1 + GROWTH_SAMPLES, "growth").await?;
+    let (long, fresh) = tokens.split_first().context("patients")?;
+    let now = Utc::now();
+    for n in 0..HISTORY {
+        let at = now - TimeDelta::hours(6 * (HISTORY - n) as i64);
+        check_in_once(client, &server.base, long, (n % 11) as i64, at)
+            .await
+            .context("a history check-in was not stored")?;
+    }
+    let (mut new_patient, mut with_history) = (Vec::new(), Vec::new());
+    for (n, first) in fresh.iter().take(GROWTH_SAMPLES).enumerate() {
+        let mood = (n % 11) as i64;
+        if let Some(t) = check_in_once(client, &server.base, first, mood, Utc::now()).await {
+            new_patient.push(t);
+        }
+        if let Some(t) = check_in_once(client, &server.base, long, mood, Utc::now()).await {
+            with_history.push(t);
+        }
+    }
+    let (a, b) = (median(&mut new_patient), median(&mut with_history));
+    println!(
+        "growth, one client, {GROWTH_SAMPLES} check-ins each: p50 {:.2} ms with no earlier \
+         check-in, {:.2} ms with {HISTORY} earlier: {:+.0}%",
+        ms(a),
+        ms(b),
+        (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0
+    );
+    Ok(())
+}
+
+/// The `-D` variables of the replay, after making patients `1..=patients` replay copies of an
+/// enrolled patient (account and session), and the single-row insert's table.
+fn prepare_replay(conn: &mut PgConnection, patients: usize) -> anyhow::Result<Vec<String>> {
+    conn.batch_execute(&format!(
+        "INSERT INTO accounts SELECT (jsonb_populate_record(NULL::accounts, to_jsonb(a) \
+           || jsonb_build_object('id', g::text, 'email', 'replay' || g || '@example.org'))).* \
+         FROM (SELECT * FROM accounts WHERE role = 'patient' ORDER BY id LIMIT 1) a, \
+              generate_series(1, {patients}) g; \
+         INSERT INTO refresh_families SELECT (jsonb_populate_record(NULL::refresh_families, \
+           to_jsonb(f) || jsonb_build_object('id', g::text, 'account_id', g::text))).* \
+         FROM (SELECT * FROM refresh_families ORDER BY id LIMIT 1) f, \
+              generate_series(1, {patients}) g; \
+         CREATE TABLE bench_check_ins (LIKE check_ins INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
+           INCLUDING INDEXES);"
+    ))?;
+    let clinic: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+        "(SELECT clinic_id FROM accounts WHERE id = '1')",
+    ))
+    .get_result(conn)?;
+    let at = Utc::now().naive_utc();
+    let stamp = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    Ok([
+        ("patients", patients.to_string()),
+        ("clinic", clinic),
+        ("instrument", "daily_mood".into()),
+        (
+            "answers",
+            r#"{"anxiety":3,"mood":5,"sleep_hours":7.5}"#.into(),
+        ),
+        ("at", stamp(at)),
+        ("since", stamp(at - TimeDelta::days(22))),
+        ("hash", "0".repeat(64)),
+        ("timing", "on_time".into()),
+        ("completed", "completed".into()),
+        ("answerable", "{scheduled,sent,reminded,expired}".into()),
+        ("one", "1".into()),
+        ("mood_rows", "200".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| format!("{k}={v}"))
+    .collect())
+}
+
+enum PgbenchScript<'a> {
+    /// The server's own statements, with these `-D` variables.
+    Replay(&'a [String]),
+    /// One row into `bench_check_ins`.
+    Insert,
+}
+
+/// Transactions per second of `pgbench` running `script` with `clients` clients, as prepared
+/// statements (as the server sends them).
+fn pgbench(url: &str, clients: usize, seconds: u64, script: PgbenchScript) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
-    let script = dir.path().join("insert.sql");
-    std::fs::write(
-        &script,
-        "\\set mood random(0, 10)\n\
-         INSERT INTO bench_check_ins (id, patient_id, clinic_id, instrument, instrument_version, answers, total, severity, item9, completed_at, received_at, prompt_id, content_hash) \
-         VALUES (gen_random_uuid()::text, 'p' || :client_id, 'c', 'daily_mood', 1, '{\"mood\":' || :mood || '}', NULL, NULL, NULL, now(), now(), NULL, md5(random()::text));\n",
-    )?;
+    let file = dir.path().join("script.sql");
+    let mut vars = Vec::new();
+    match script {
+        PgbenchScript::Replay(defines) => {
+            std::fs::write(&file, REPLAY)?;
+            for define in defines {
+                vars.push("-D".to_owned());
+                vars.push(define.clone());
+            }
+        }
+        PgbenchScript::Insert => std::fs::write(
+            &file,
+            "\\set mood random(0, 10)\n\
+             INSERT INTO bench_check_ins (id, patient_id, clinic_id, instrument, instrument_version, answers, total, severity, item9, completed_at, received_at, prompt_id, content_hash, timing) \
+             VALUES (gen_random_uuid()::text, 'p' || :client_id, 'c', 'daily_mood', 1, '{\"mood\":' || :mood || '}', NULL, NULL, NULL, now(), now(), NULL, md5(random()::text), 'on_time');\n",
+        )?,
+    }
     let jobs = clients.min(2).to_string();
     let output = Command::new("pgbench")
         .args([
             "-n",
+            "-M",
+            "prepared",
             "-c",
             &clients.to_string(),
             "-j",
             &jobs,
-            "-T",
-            &seconds.to_string(),
-            "-f",
         ])
-        .arg(&script)
+        .args(["-T", &seconds.to_string()])
+        .args(&vars)
+        .arg("-f")
+        .arg(&file)
         .arg(url)
         .output()
         .context("run pgbench (install postgresql-client)")?;
@@ -84,114 +335,6 @@ fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
             )
         })
 }
-
-fn settings(
-    database_url: &str,
-    data_dir: &std::path::Path,
-    pool: usize,
-) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("DATABASE_URL".to_owned(), database_url.to_owned()),
-        (
-            "COMPANION_DATA_DIR".to_owned(),
-            data_dir.display().to_string(),
-        ),
-        ("COMPANION_DB_POOL_SIZE".to_owned(), pool.to_string()),
-        ("COMPANION_AUTH_RATE_LIMIT".to_owned(), "100000".to_owned()),
-        ("COMPANION_LOG".to_owned(), "warn".to_owned()),
-    ])
-}
-
-fn print(label: &str, clients: usize, figures: &Figures, reference: Option<f64>) {
-    let ratio = reference
-        .map(|r| {
-            format!(
-                "{:>5.0}% of pgbench ({r:.0}/s)",
-                figures.throughput() / r * 100.0
-            )
-        })
-        .unwrap_or_default();
-    println!(
-        "{label:<10} {clients:>3} clients  {:>8.0} check-ins/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  {ratio}",
-        figures.throughput(),
-        figures.p50.as_secs_f64() * 1e3,
-        figures.p99.as_secs_f64() * 1e3,
-        figures.errors,
-    );
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
-    let mut levels: Vec<usize> = args.map(|s| s.parse()).collect::<Result<_, _>>()?;
-    if levels.is_empty() {
-        levels = vec![8, 32];
-    }
-    let max_clients = levels.iter().copied().max().unwrap_or(1);
-    let server_url = std::env::var("COMPANION_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("companion_load_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::establish(&server_url).context("connect to PostgreSQL")?;
-    admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
-    let mut db_url = reqwest::Url::parse(&server_url)?;
-    db_url.set_path(&format!("/{name}"));
-    let db_url = db_url.to_string();
-    let data = tempfile::tempdir()?;
-    let result = run(&db_url, data.path(), seconds, &levels, max_clients).await;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-    result
-}
-
-async fn run(
-    db_url: &str,
-    data: &std::path::Path,
-    seconds: u64,
-    levels: &[usize],
-    max_clients: usize,
-) -> anyhow::Result<()> {
-    println!(
-        "check-in load: {seconds} s per run, daily_mood submissions over HTTP/1.1 keep-alive, server in-process ({} cores)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
-    let client = reqwest::Client::new();
-
-    let addr = start_server(settings(db_url, data, pool_size())).await?;
-    let base = format!("http://{addr}");
-    let tokens = enrol(&client, &base, max_clients * PATIENTS_PER_CLIENT).await?;
-    {
-        let mut conn = PgConnection::establish(db_url)?;
-        conn.batch_execute(
-            "CREATE TABLE bench_check_ins (LIKE check_ins INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)",
-        )?;
-    }
-    for &clients in levels {
-        let reference = pgbench(db_url, clients, seconds)?;
-        let figures = drive(&base, &tokens, clients, seconds).await?;
-        print("PostgreSQL", clients, &figures, Some(reference));
-        let ceiling = ceiling(&base, clients, seconds).await?;
-        println!(
-            "{:<10} {clients:>3} clients  {ceiling:>8.0} GET /health/live/s (HTTP ceiling, no database)",
-            ""
-        );
-    }
-
-    let sqlite_dir = tempfile::tempdir()?;
-    let sqlite_url = format!("sqlite://{}", sqlite_dir.path().join("load.db").display());
-    let addr = start_server(settings(&sqlite_url, sqlite_dir.path(), max_clients.min(8))).await?;
-    let base = format!("http://{addr}");
-    let tokens = enrol(&client, &base, max_clients * PATIENTS_PER_CLIENT).await?;
-    for &clients in levels {
-        let figures = drive(&base, &tokens, clients, seconds).await?;
-        print("SQLite", clients, &figures, None);
-    }
-    Ok(())
-}
-
-/// Patients each load client speaks for.
-const PATIENTS_PER_CLIENT: usize = 8;
 
 /// Server connection-pool size: `LOAD_POOL_SIZE`, default 8.
 fn pool_size() -> usize {
