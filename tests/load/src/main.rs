@@ -32,7 +32,8 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use companion_load::{
-    Figures, ServerProcess, check_in_once, drive, enrol, enrol_as, median, spawn_server,
+    Figures, ServerProcess, check_in_once, drive, enrol, enrol_as, median, resident_mib,
+    spawn_server,
 };
 
 /// Patients each load client speaks for.
@@ -194,13 +195,6 @@ async fn measured(
     Ok((figures, rss))
 }
 
-fn resident_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 /// The median check-in of a new patient and of one with [`HISTORY`] earlier check-ins (a year
 /// and a half of four a day), measured alternately so that both see the same machine.
 async fn growth(client: &reqwest::Client, server: &ServerProcess) -> anyhow::Result<()> {
@@ -244,7 +238,8 @@ fn prepare_replay(conn: &mut PgConnection, patients: usize) -> anyhow::Result<Ve
               generate_series(1, {patients}) g; \
          INSERT INTO refresh_families SELECT (jsonb_populate_record(NULL::refresh_families, \
            to_jsonb(f) || jsonb_build_object('id', g::text, 'account_id', g::text))).* \
-         FROM (SELECT * FROM refresh_families ORDER BY id LIMIT 1) f, \
+         FROM (SELECT * FROM refresh_families WHERE revoked_at IS NULL AND account_id = \
+           (SELECT id FROM accounts WHERE role = 'patient' ORDER BY id LIMIT 1) LIMIT 1) f, \
               generate_series(1, {patients}) g; \
          CREATE TABLE bench_check_ins (LIKE check_ins INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
            INCLUDING INDEXES);"
