@@ -1,7 +1,6 @@
 //! The `companion` command line: `serve`, `work`, `migrate`, `openapi` and `admin`.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -184,26 +183,20 @@ async fn serve(app: Arc<App>, with_workers: bool) -> anyhow::Result<()> {
         with_workers.then(|| tokio::spawn(crate::worker::run(app.clone(), shutdown.clone())));
     tracing::info!(%addr, workers = with_workers, "serving");
     let router = crate::app::router(AppState(app.clone()));
-    let stop = shutdown.clone();
     // On the signal the server stops accepting and lets in-flight requests finish, and the
     // workers let running jobs finish and hand back the jobs they claimed but did not start.
-    let mut server = tokio::spawn(
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .into_future(),
-    );
+    let settings = app.config.connections.clone();
+    let stop = shutdown.clone();
+    let mut server = tokio::spawn(async move {
+        crate::http::serve::serve(listener, router, &settings, stop).await;
+    });
     let finished_early = tokio::select! {
         result = &mut server => Some(result),
         () = shutdown.cancelled() => None,
     };
     if let Some(result) = finished_early {
         shutdown.cancel();
-        result
-            .context("server task failed")?
-            .context("server failed")?;
+        result.context("server task failed")?;
     }
     finish_within(app.config.shutdown_timeout, async {
         if !server.is_finished() {

@@ -181,6 +181,24 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `COMPANION_METRICS_TOKEN`: when set, `/metrics` requires it as a bearer token.
     pub metrics_token: Option<Secret<String>>,
+    /// How `serve` accepts connections.
+    pub connections: ConnectionSettings,
+}
+
+/// Limits on the connections `serve` accepts, against clients that hold sockets open.
+#[derive(Clone, Debug)]
+pub struct ConnectionSettings {
+    /// `COMPANION_HEADER_TIMEOUT` (seconds): a request's headers must arrive within this long,
+    /// or the connection is closed.
+    pub header_timeout: Duration,
+    /// `COMPANION_BODY_TIMEOUT` (seconds): a request's body must arrive within this long after
+    /// its headers, or the request is answered 408.
+    pub body_timeout: Duration,
+    /// `COMPANION_MAX_CONNECTIONS`: open connections over all clients; more are closed at once.
+    pub max_connections: usize,
+    /// `COMPANION_MAX_CONNECTIONS_PER_CLIENT`: open connections from one client address; more
+    /// are closed at once.
+    pub max_connections_per_client: usize,
 }
 
 /// Check-in prompt settings.
@@ -282,6 +300,10 @@ pub const KEYS: &[&str] = &[
     "COMPANION_APNS_TEAM_ID",
     "COMPANION_APNS_TOPIC",
     "COMPANION_APNS_ENVIRONMENT",
+    "COMPANION_HEADER_TIMEOUT",
+    "COMPANION_BODY_TIMEOUT",
+    "COMPANION_MAX_CONNECTIONS",
+    "COMPANION_MAX_CONNECTIONS_PER_CLIENT",
     "DATABASE_URL",
 ];
 
@@ -467,6 +489,7 @@ impl Config {
             }
             Some(token) => Some(Secret::new(token.to_owned())),
         };
+        let connections = connection_settings(get, request_timeout)?;
 
         Ok(Self {
             environment,
@@ -494,8 +517,48 @@ impl Config {
             prompts,
             shutdown_timeout,
             metrics_token,
+            connections,
         })
     }
+}
+
+fn connection_settings<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    request_timeout: Duration,
+) -> Result<ConnectionSettings, ConfigError> {
+    let header_timeout = seconds(&get, "COMPANION_HEADER_TIMEOUT", 10, 1, 300)?;
+    let body_timeout = seconds(&get, "COMPANION_BODY_TIMEOUT", 10, 1, 600)?;
+    if body_timeout >= request_timeout {
+        // The request timeout would always answer first (503), and a slow body would never be
+        // told apart from a slow server.
+        return Err(err(
+            "COMPANION_BODY_TIMEOUT",
+            format!(
+                "must be shorter than COMPANION_REQUEST_TIMEOUT ({} s)",
+                request_timeout.as_secs()
+            ),
+        ));
+    }
+    let max_connections = number(&get, "COMPANION_MAX_CONNECTIONS", 10_000, 1, 1_000_000)? as usize;
+    let max_connections_per_client = number(
+        &get,
+        "COMPANION_MAX_CONNECTIONS_PER_CLIENT",
+        64,
+        1,
+        1_000_000,
+    )? as usize;
+    if max_connections_per_client > max_connections {
+        return Err(err(
+            "COMPANION_MAX_CONNECTIONS_PER_CLIENT",
+            format!("must not exceed COMPANION_MAX_CONNECTIONS ({max_connections})"),
+        ));
+    }
+    Ok(ConnectionSettings {
+        header_timeout,
+        body_timeout,
+        max_connections,
+        max_connections_per_client,
+    })
 }
 
 fn number<'a>(
@@ -716,6 +779,10 @@ mod tests {
             ("COMPANION_LOG_FORMAT", "xml"),
             ("DATABASE_URL", "mysql://localhost/db"),
             ("COMPANION_TYPO", "1"),
+            ("COMPANION_HEADER_TIMEOUT", "0"),
+            ("COMPANION_BODY_TIMEOUT", "30"),
+            ("COMPANION_MAX_CONNECTIONS", "none"),
+            ("COMPANION_MAX_CONNECTIONS_PER_CLIENT", "20000"),
         ] {
             let error = Config::from_source(&source(&[(key, value)])).unwrap_err();
             assert_eq!(error.key, key, "{value}");

@@ -42,7 +42,13 @@ pub struct ApiError {
     message: String,
     fields: BTreeMap<String, String>,
     retry_after_secs: Option<u64>,
+    database_unavailable: bool,
 }
+
+/// Marks a response refused because the database could not be reached, so that the request log
+/// line does not repeat, once per request, what the database layer already summarises.
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUnavailable;
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -52,6 +58,7 @@ impl ApiError {
             message: message.into(),
             fields: BTreeMap::new(),
             retry_after_secs: None,
+            database_unavailable: false,
         }
     }
 
@@ -161,9 +168,11 @@ impl ApiError {
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         match error {
-            DbError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                Self::unavailable()
+            // Logged by the database layer as a summary of the outage, not once per request.
+            DbError::Unavailable(_) => {
+                let mut error = Self::unavailable();
+                error.database_unavailable = true;
+                error
             }
             DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
                 // The message only: PostgreSQL's `detail` quotes the offending values.
@@ -195,6 +204,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.database_unavailable {
+            response.extensions_mut().insert(DatabaseUnavailable);
         }
         response
     }

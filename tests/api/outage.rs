@@ -35,7 +35,7 @@ fn pg_bindir() -> PathBuf {
 
 /// A throwaway cluster in a temporary folder, run as the `postgres` user when we are root
 /// (initdb refuses root).
-struct Cluster {
+pub(crate) struct Cluster {
     bindir: PathBuf,
     dir: PathBuf,
     port: u16,
@@ -53,7 +53,7 @@ impl Cluster {
         }
     }
 
-    fn create() -> Self {
+    pub(crate) fn create() -> Self {
         let bindir = pg_bindir();
         let dir = std::env::temp_dir().join(format!(
             "companion-outage-{}",
@@ -85,7 +85,7 @@ impl Cluster {
         cluster
     }
 
-    fn start(&self) {
+    pub(crate) fn start(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port,
@@ -104,7 +104,7 @@ impl Cluster {
         assert!(status.success(), "pg_ctl start failed");
     }
 
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let status = self
             .command("pg_ctl")
             .arg("-D")
@@ -116,7 +116,7 @@ impl Cluster {
         assert!(status.success(), "pg_ctl stop failed");
     }
 
-    fn url(&self, database: &str) -> String {
+    pub(crate) fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 }

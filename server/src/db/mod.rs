@@ -191,7 +191,13 @@ pub struct Db {
     /// retries (tens of milliseconds of tail latency under load). The busy timeout still covers
     /// other processes on the same file.
     writer: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// While the database cannot be reached, every query fails: one line when that starts, one
+    /// per interval with the count of failures, one when it answers again (not one per query).
+    outage: std::sync::Arc<crate::log_summary::LogSummary>,
 }
+
+/// How often a continuing outage is reported.
+const OUTAGE_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -243,6 +249,9 @@ impl Db {
             pool,
             backend,
             writer,
+            outage: std::sync::Arc::new(crate::log_summary::LogSummary::new(
+                OUTAGE_REPORT_INTERVAL,
+            )),
         })
     }
 
@@ -253,6 +262,55 @@ impl Db {
 
     /// Runs `f` on a pooled connection without a transaction (single statements, reads).
     pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let result = self.run_on_pool(f).await;
+        let now = std::time::Instant::now();
+        match &result {
+            Err(DbError::Unavailable(cause)) => self.report_unavailable(cause, now),
+            // A query error is an answer: the database is reachable.
+            Ok(_) | Err(DbError::Query(_)) => self.report_reachable(now),
+        }
+        result
+    }
+
+    fn report_unavailable(&self, cause: &str, now: std::time::Instant) {
+        use crate::log_summary::Report;
+        match self.outage.occurred(now) {
+            Some(Report::First) => tracing::warn!(
+                error = %cause,
+                "database unavailable: requests are answered 503 until it returns (summarised every {} s)",
+                OUTAGE_REPORT_INTERVAL.as_secs()
+            ),
+            Some(Report::Ongoing {
+                occurrences,
+                total,
+                lasted,
+            }) => tracing::warn!(
+                error = %cause,
+                failures = occurrences,
+                failures_in_outage = total,
+                outage_seconds = lasted.as_secs(),
+                "database still unavailable"
+            ),
+            None => {}
+        }
+    }
+
+    fn report_reachable(&self, now: std::time::Instant) {
+        if let Some(ended) = self.outage.ended(now) {
+            tracing::info!(
+                failures_in_outage = ended.total,
+                failures_since_last_report = ended.unreported,
+                outage_seconds = ended.lasted.as_secs(),
+                "database reachable again"
+            );
+        }
+    }
+
+    async fn run_on_pool<T, F>(&self, f: F) -> Result<T, DbError>
     where
         F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
         T: Send + 'static,

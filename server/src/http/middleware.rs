@@ -1,6 +1,7 @@
 //! The middleware stack around every route: request ids, a request span and one log line per
 //! request (method, route template, status, latency: never bodies, queries or headers), a
-//! request timeout, the body size limit, CORS, and panics turned into our 500 body.
+//! request timeout, the body size limit (a declared length over it answered before the body is
+//! read), a deadline for the body to arrive, CORS, and panics turned into our 500 body.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,10 +30,18 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
     metrics: Arc<Metrics>,
 ) -> Router<S> {
     let timeout = config.request_timeout;
+    let body_timeout = config.connections.body_timeout;
+    let max_body_bytes = config.max_body_bytes;
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            with_body_deadline(req, next, body_timeout)
+        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            refuse_declared_oversize(req, next, max_body_bytes)
+        }))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             with_timeout(req, next, timeout)
         }))
@@ -90,6 +99,126 @@ async fn with_timeout(req: Request, next: Next, timeout: Duration) -> Response {
     }
 }
 
+/// A request whose declared `Content-Length` is over the limit is answered 413 at once, before
+/// any of its body is read or any handler runs; the connection is then closed (the server's
+/// lingering close lets the client finish sending and read the answer rather than a reset). Any
+/// other 413 or 408 also closes the connection, since the rest of that body is never read.
+async fn refuse_declared_oversize(req: Request, next: Next, max_body_bytes: usize) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let closes = req.version() <= axum::http::Version::HTTP_11;
+    let mut response = match declared {
+        Some(length) if length > max_body_bytes as u64 => payload_too_large(max_body_bytes),
+        _ => next.run(req).await,
+    };
+    if closes
+        && matches!(
+            response.status(),
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE | axum::http::StatusCode::REQUEST_TIMEOUT
+        )
+    {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+fn payload_too_large(max_body_bytes: usize) -> Response {
+    ApiError::with_status(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("The request body is larger than {max_body_bytes} bytes."),
+    )
+    .into_response()
+}
+
+/// The body must arrive within `timeout` of the headers (`COMPANION_BODY_TIMEOUT`): a client
+/// that trickles it is answered 408 and its connection closed, instead of holding a connection
+/// and a request slot for as long as it likes.
+async fn with_body_deadline(req: Request, next: Next, timeout: Duration) -> Response {
+    use http_body::Body as _;
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let expired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = expired.clone();
+    let req = req.map(|body| axum::body::Body::new(DeadlineBody::new(body, timeout, flag)));
+    let response = next.run(req).await;
+    if expired.load(std::sync::atomic::Ordering::Relaxed) {
+        return ApiError::with_status(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "The request body did not arrive within {} seconds.",
+                timeout.as_secs()
+            ),
+        )
+        .into_response();
+    }
+    response
+}
+
+/// The body did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+struct BodyTimedOut;
+
+/// A request body that fails once its deadline passes, setting `expired` so that the answer is
+/// a 408 whatever the handler made of the failed read.
+struct DeadlineBody {
+    inner: axum::body::Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    expired: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DeadlineBody {
+    fn new(
+        inner: axum::body::Body,
+        timeout: Duration,
+        expired: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            expired,
+        }
+    }
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if let Poll::Ready(frame) = std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.expired
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 async fn log_request(req: Request, next: Next, metrics: Arc<Metrics>) -> Response {
     let method = req.method().clone();
     let route = req
@@ -115,8 +244,14 @@ async fn log_request(req: Request, next: Next, metrics: Arc<Metrics>) -> Respons
         _ => "other",
     };
     metrics.request(method_label, &route, status, elapsed);
+    // A refusal while the database is down is summarised by the database layer; a warning per
+    // request would bury everything else in the log (tens of thousands of lines a minute).
+    let summarised = response
+        .extensions()
+        .get::<crate::error::DatabaseUnavailable>()
+        .is_some();
     span.in_scope(|| {
-        if status >= 500 {
+        if status >= 500 && !summarised {
             tracing::warn!(status, latency_ms, "request failed");
         } else {
             tracing::info!(status, latency_ms, "request");

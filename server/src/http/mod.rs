@@ -1,7 +1,8 @@
 //! HTTP plumbing shared by every domain: input extractors that answer in our error format,
-//! list pagination, rate limiting and the middleware stack.
+//! list pagination, rate limiting, the middleware stack, and how connections are accepted.
 
 pub mod extract;
 pub mod middleware;
 pub mod pagination;
 pub mod rate_limit;
+pub mod serve;

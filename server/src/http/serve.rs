@@ -1,0 +1,426 @@
+//! How `companion serve` accepts connections. `axum::serve` offers no header read timeout and
+//! no connection limits, so connections are served here with hyper's own builder:
+//!
+//! - a client must send a request's headers within `COMPANION_HEADER_TIMEOUT`, or its
+//!   connection is closed (a client trickling its headers, or sending none, holds nothing for
+//!   long); the same bound applies to a kept-alive connection's wait for its next request;
+//! - at most `COMPANION_MAX_CONNECTIONS` connections are open at once, and at most
+//!   `COMPANION_MAX_CONNECTIONS_PER_CLIENT` from one address; one more is closed as soon as it
+//!   is accepted, and refusals are logged as a summary, not one line each;
+//! - after a response, a connection the server closes (a refused body, `Connection: close`)
+//!   is closed gracefully: the server stops writing, then reads and discards what the client is
+//!   still sending for a short while before closing. Closing a socket with unread data makes
+//!   the kernel send a reset, which can destroy the answer (a 413) before the client reads it;
+//! - on shutdown the listener closes and open connections finish their requests.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+use crate::config::ConnectionSettings;
+use crate::log_summary::{LogSummary, Report};
+
+/// How long a closing connection may keep reading and discarding what its client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// How often continuing connection refusals are reported.
+const REFUSAL_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting and returns
+/// once the open connections have finished (the caller bounds that wait).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: &ConnectionSettings,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Slots::new(
+        settings.max_connections,
+        settings.max_connections_per_client,
+    ));
+    let refusals = LogSummary::new(REFUSAL_REPORT_INTERVAL);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout);
+    // Every connection task holds a receiver; the server is drained when none is left.
+    let (drained, connection_alive) = tokio::sync::watch::channel(());
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // pause briefly rather than spin on the error.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let Some(slot) = slots.take(remote.ip()) else {
+            report_refusal(&refusals, &slots, Instant::now());
+            drop(stream);
+            continue;
+        };
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let io = TokioIo::new(Lingering::new(
+            stream,
+            slot,
+            settings.header_timeout,
+            in_flight.clone(),
+        ));
+        let router = router.clone();
+        let service =
+            TowerToHyperService::new(tower::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(remote));
+                let busy = InFlight::start(&in_flight);
+                let router = router.clone();
+                async move {
+                    let response = router.oneshot(req).await;
+                    drop(busy);
+                    response
+                }
+            }));
+        let builder = builder.clone();
+        let shutdown = shutdown.clone();
+        let alive = connection_alive.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            tokio::pin!(connection);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::debug!(error = %error, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = shutdown.cancelled(), if !stopping => {
+                        stopping = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(alive);
+        });
+    }
+    drop(listener);
+    drop(connection_alive);
+    drained.closed().await;
+}
+
+fn report_refusal(refusals: &LogSummary, slots: &Slots, now: Instant) {
+    let (open, limit, per_client) = slots.describe();
+    match refusals.occurred(now) {
+        Some(Report::First) => tracing::warn!(
+            open_connections = open,
+            max_connections = limit,
+            max_connections_per_client = per_client,
+            "connection refused: too many open connections (overall or from one client); summarised every {} s",
+            REFUSAL_REPORT_INTERVAL.as_secs()
+        ),
+        Some(Report::Ongoing {
+            occurrences,
+            total,
+            lasted,
+        }) => tracing::warn!(
+            refused = occurrences,
+            refused_in_episode = total,
+            episode_seconds = lasted.as_secs(),
+            open_connections = open,
+            "connections still being refused"
+        ),
+        None => {}
+    }
+}
+
+/// Open connections, overall and by client address.
+#[derive(Debug)]
+struct Slots {
+    max_total: usize,
+    max_per_client: usize,
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Debug, Default)]
+struct OpenConnections {
+    total: usize,
+    by_client: HashMap<IpAddr, usize>,
+}
+
+impl Slots {
+    fn new(max_total: usize, max_per_client: usize) -> Self {
+        Self {
+            max_total,
+            max_per_client,
+            open: Mutex::new(OpenConnections::default()),
+        }
+    }
+
+    /// A slot for one more connection from `client`, unless a limit is reached.
+    fn take(self: &Arc<Self>, client: IpAddr) -> Option<Slot> {
+        let client = client.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.total >= self.max_total {
+            return None;
+        }
+        let from_client = open.by_client.entry(client).or_insert(0);
+        if *from_client >= self.max_per_client {
+            return None;
+        }
+        *from_client += 1;
+        open.total += 1;
+        Some(Slot {
+            slots: self.clone(),
+            client,
+        })
+    }
+
+    fn describe(&self) -> (usize, usize, usize) {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        (open.total, self.max_total, self.max_per_client)
+    }
+}
+
+/// One open connection's place, given back when dropped.
+#[derive(Debug)]
+struct Slot {
+    slots: Arc<Slots>,
+    client: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.by_client.get_mut(&self.client) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.by_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Counts a connection's requests being handled, for as long as it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A client's socket as hyper sees it.
+///
+/// Hyper's header read timeout starts at a request's first byte, so a connection that sends
+/// nothing (at first, or after an answer) would be held for ever: here, while no request is
+/// being handled, a read that waits longer than the header timeout since the last byte read
+/// or written fails, and hyper closes the connection.
+///
+/// When hyper drops it, a connection that was answered is closed gracefully (see the module
+/// documentation) on a task of its own; one that never was is closed at once. Its slot is
+/// given back only once it is closed.
+struct Lingering {
+    stream: Option<TcpStream>,
+    slot: Option<Slot>,
+    answered: bool,
+    idle_timeout: Duration,
+    last_activity: tokio::time::Instant,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Lingering {
+    fn new(
+        stream: TcpStream,
+        slot: Slot,
+        idle_timeout: Duration,
+        in_flight: Arc<AtomicUsize>,
+    ) -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            stream: Some(stream),
+            slot: Some(slot),
+            answered: false,
+            idle_timeout,
+            last_activity: now,
+            idle: Box::pin(tokio::time::sleep_until(now + idle_timeout)),
+            in_flight,
+        }
+    }
+
+    fn stream(&mut self) -> io::Result<&mut TcpStream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let (Some(stream), Some(slot)) = (self.stream.take(), self.slot.take()) else {
+            return;
+        };
+        if !self.answered {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(linger(stream, slot));
+        }
+    }
+}
+
+/// Stops writing, then reads and discards until the client closes its side, for at most
+/// [`LINGER`], so the client reads our answer before the socket closes.
+async fn linger(mut stream: TcpStream, slot: Slot) {
+    use tokio::io::AsyncWriteExt as _;
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 8192];
+    let _ = tokio::time::timeout(LINGER, async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    drop(stream);
+    drop(slot);
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(self.stream()?).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.last_activity = tokio::time::Instant::now();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                if self.in_flight.load(Ordering::Relaxed) > 0 {
+                    return Poll::Pending;
+                }
+                let this = &mut *self;
+                let deadline = this.last_activity + this.idle_timeout;
+                if this.idle.deadline() != deadline {
+                    this.idle.as_mut().reset(deadline);
+                }
+                match this.idle.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no request within the header timeout",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.answered = true;
+        self.last_activity = tokio::time::Instant::now();
+        Pin::new(self.stream()?).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.answered = true;
+        self.last_activity = tokio::time::Instant::now();
+        Pin::new(self.stream()?).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(AsyncWrite::is_write_vectored)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.stream()?).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.stream()?).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_cap_each_client_and_the_total_and_come_back_when_dropped() {
+        let slots = Arc::new(Slots::new(3, 2));
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let b = IpAddr::from([10, 0, 0, 2]);
+        let first = slots.take(a);
+        let second = slots.take(a);
+        assert!(first.is_some() && second.is_some());
+        assert!(slots.take(a).is_none(), "a third from the same client");
+        let third = slots.take(b);
+        assert!(third.is_some());
+        assert!(slots.take(b).is_none(), "over the total");
+        drop(first);
+        assert!(slots.take(b).is_some(), "a slot came back");
+        drop(second);
+        drop(third);
+        assert_eq!(slots.describe().0, 0);
+    }
+
+    #[test]
+    fn an_ipv4_client_over_ipv6_counts_as_the_same_client() {
+        let slots = Arc::new(Slots::new(10, 1));
+        let v4 = IpAddr::from([192, 0, 2, 7]);
+        let mapped = IpAddr::from(std::net::Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped());
+        let _held = slots.take(v4);
+        assert!(slots.take(mapped).is_none());
+    }
+}
