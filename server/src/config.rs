@@ -527,8 +527,10 @@ fn connection_settings<'a>(
     request_timeout: Duration,
 ) -> Result<ConnectionSettings, ConfigError> {
     let header_timeout = seconds(&get, "COMPANION_HEADER_TIMEOUT", 10, 1, 300)?;
-    let body_timeout = seconds(&get, "COMPANION_BODY_TIMEOUT", 10, 1, 600)?;
-    if body_timeout >= request_timeout {
+    // Unset, it stays below a short COMPANION_REQUEST_TIMEOUT rather than refuse to start.
+    let default_body = 10.min(request_timeout.as_secs().saturating_sub(1)).max(1);
+    let body_timeout = seconds(&get, "COMPANION_BODY_TIMEOUT", default_body, 1, 600)?;
+    if get("COMPANION_BODY_TIMEOUT").is_some() && body_timeout >= request_timeout {
         // The request timeout would always answer first (503), and a slow body would never be
         // told apart from a slow server.
         return Err(err(
@@ -787,6 +789,36 @@ mod tests {
             let error = Config::from_source(&source(&[(key, value)])).unwrap_err();
             assert_eq!(error.key, key, "{value}");
         }
+    }
+
+    #[test]
+    fn connection_limits_default_sensibly_and_follow_a_short_request_timeout() {
+        let config = Config::from_source(&BTreeMap::new()).unwrap();
+        assert_eq!(config.connections.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.connections.body_timeout, Duration::from_secs(10));
+        assert_eq!(config.connections.max_connections, 10_000);
+        assert_eq!(config.connections.max_connections_per_client, 64);
+        let short = Config::from_source(&source(&[("COMPANION_REQUEST_TIMEOUT", "4")])).unwrap();
+        assert_eq!(short.connections.body_timeout, Duration::from_secs(3));
+        let error = Config::from_source(&source(&[
+            ("COMPANION_REQUEST_TIMEOUT", "4"),
+            ("COMPANION_BODY_TIMEOUT", "4"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.key, "COMPANION_BODY_TIMEOUT");
+        assert!(
+            error.problem.contains("COMPANION_REQUEST_TIMEOUT"),
+            "{error}"
+        );
+        let error = Config::from_source(&source(&[
+            ("COMPANION_MAX_CONNECTIONS", "10"),
+            ("COMPANION_MAX_CONNECTIONS_PER_CLIENT", "11"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error.problem.contains("COMPANION_MAX_CONNECTIONS"),
+            "{error}"
+        );
     }
 
     #[test]

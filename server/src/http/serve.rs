@@ -37,7 +37,7 @@ use crate::config::ConnectionSettings;
 use crate::log_summary::{LogSummary, Report};
 
 /// How long a closing connection may keep reading and discarding what its client still sends.
-const LINGER: Duration = Duration::from_secs(2);
+const LINGER: Duration = Duration::from_secs(5);
 
 /// How often continuing connection refusals are reported.
 const REFUSAL_REPORT_INTERVAL: Duration = Duration::from_secs(10);
