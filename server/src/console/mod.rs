@@ -8,6 +8,7 @@
 //! (`App::read_as` / `App::write_as`), so every read is audited and every rule holds alike.
 
 pub mod charts;
+pub mod demo;
 pub mod inbox;
 pub mod page;
 pub mod patient;
