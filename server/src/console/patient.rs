@@ -185,10 +185,6 @@ fn instrument_label(instrument: &str) -> &str {
 
 fn render(id: &str, data: &PatientPage, csrf: &str, now: DateTime<Utc>) -> Markup {
     let today = now.with_timezone(&data.tz).date_naive();
-    let axis = Axis {
-        from: today - TimeDelta::days(i64::from(DAYS) - 1),
-        to: today,
-    };
     let session_days: Vec<NaiveDate> = data
         .sessions
         .iter()
@@ -212,16 +208,18 @@ fn render(id: &str, data: &PatientPage, csrf: &str, now: DateTime<Utc>) -> Marku
         .filter_map(|r| bp_of(r).map(|(s, d)| (local_day(r.completed_at, data.tz), s, d)))
         .collect();
     bp.sort();
+    let (phq9, gad7) = (scores(&data.phq9), scores(&data.gad7));
+    let axis = chart_axis(today, &data.daily_mood, &phq9, &gad7, &bp, &session_days);
     let name = data.name.as_deref().unwrap_or("Unnamed patient");
     let vtz = data.viewer_tz;
     let body = html! {
         p class="crumbs" { a href="/console" { "Alert inbox" } " › Patient" }
         h1 { (name) }
-        p class="note" { "Times in " (vtz.name()) "; charts by the patient's local day (" (data.tz.name()) "), last " (DAYS) " days." }
+        p class="note" { "Times in " (vtz.name()) "; charts by the patient's local day (" (data.tz.name()) "), from " (axis.from) " to " (axis.to) "." }
         section class="charts" aria-label="Charts" {
             (charts::mood_chart(&data.daily_mood, axis, &session_days))
-            (charts::score_chart("phq9-chart", "PHQ-9", 27.0, &charts::PHQ9_BANDS, &scores(&data.phq9), axis, &session_days))
-            (charts::score_chart("gad7-chart", "GAD-7", 21.0, &charts::GAD7_BANDS, &scores(&data.gad7), axis, &session_days))
+            (charts::score_chart("phq9-chart", "PHQ-9", 27.0, &charts::PHQ9_BANDS, &phq9, axis, &session_days))
+            (charts::score_chart("gad7-chart", "GAD-7", 21.0, &charts::GAD7_BANDS, &gad7, axis, &session_days))
             (charts::blood_pressure_chart(&bp, axis, &session_days))
         }
         section aria-labelledby="sessions-h" {
@@ -316,6 +314,39 @@ fn render(id: &str, data: &PatientPage, csrf: &str, now: DateTime<Utc>) -> Marku
         }
     };
     page::frame("Patient", Nav::Patient, Some(csrf), body)
+}
+
+/// The charts' shared time axis: from the first day with data in the last [`DAYS`] (at least
+/// two weeks shown) to today, or to an upcoming session within two weeks.
+fn chart_axis(
+    today: NaiveDate,
+    mood: &[(NaiveDate, f64)],
+    phq9: &[(NaiveDate, i64)],
+    gad7: &[(NaiveDate, i64)],
+    bp: &[(NaiveDate, i64, i64)],
+    sessions: &[NaiveDate],
+) -> Axis {
+    let window_start = today - TimeDelta::days(i64::from(DAYS) - 1);
+    let first = mood
+        .iter()
+        .map(|p| p.0)
+        .chain(phq9.iter().map(|p| p.0))
+        .chain(gad7.iter().map(|p| p.0))
+        .chain(bp.iter().map(|p| p.0))
+        .chain(sessions.iter().copied())
+        .filter(|d| *d >= window_start)
+        .min()
+        .unwrap_or(window_start);
+    let to = sessions
+        .iter()
+        .copied()
+        .filter(|d| *d > today && *d <= today + TimeDelta::days(14))
+        .max()
+        .unwrap_or(today);
+    Axis {
+        from: first.min(to - TimeDelta::days(13)).max(window_start),
+        to,
+    }
 }
 
 /// Reads a `datetime-local` value in the zone `tz`.
