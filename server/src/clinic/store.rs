@@ -176,11 +176,11 @@ pub fn patient_names(
         .load(conn)
 }
 
-/// (id, display name, role, on call) of a clinic's enabled staff, by name.
-pub fn staff_of(
-    conn: &mut DbConnection,
-    clinic_id: &str,
-) -> QueryResult<Vec<(String, Option<String>, String, bool)>> {
+/// A member of staff: (id, display name, role, on call).
+pub type StaffRow = (String, Option<String>, String, bool);
+
+/// The enabled staff of a clinic, by name.
+pub fn staff_of(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Vec<StaffRow>> {
     accounts::table
         .filter(accounts::clinic_id.eq(clinic_id.to_owned()))
         .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))

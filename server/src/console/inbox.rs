@@ -84,10 +84,7 @@ async fn load(
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                let readiness =
-                    crate::escalation::settings::clinic_readiness(conn, caller, &clinic, &zones)?
-                        .ok();
-                readiness
+                crate::escalation::settings::clinic_readiness(conn, caller, &clinic, &zones)?.ok()
             } else {
                 None
             };
@@ -291,7 +288,7 @@ async fn act(
     let secure = session::secure(&state, &headers);
     let form = match page::parse_form(&headers, &body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
         return page::forged();

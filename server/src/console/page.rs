@@ -183,17 +183,20 @@ pub fn done(to: &str) -> Response {
 
 /// A submitted `application/x-www-form-urlencoded` body as (name, value) pairs; a body that is
 /// not one is answered 400.
-pub fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap<String, String>, Response> {
+pub fn parse_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<BTreeMap<String, String>, Box<Response>> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let bad = || {
-        error_page(
+        Box::new(error_page(
             StatusCode::BAD_REQUEST,
             "Unreadable form",
             html! { p { "The form could not be read." } },
-        )
+        ))
     };
     if !is_form {
         return Err(bad());

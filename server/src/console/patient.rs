@@ -363,10 +363,10 @@ fn checked_form(
     headers: &HeaderMap,
     body: &[u8],
     user: &ConsoleUser,
-) -> Result<BTreeMap<String, String>, Response> {
+) -> Result<BTreeMap<String, String>, Box<Response>> {
     let form = page::parse_form(headers, body)?;
     if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
-        return Err(page::forged());
+        return Err(Box::new(page::forged()));
     }
     Ok(form)
 }
@@ -382,7 +382,7 @@ pub async fn schedule(
     let secure = session::secure(&state, &headers);
     let form = match checked_form(&headers, &body, &user) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (now, horizon) = (state.now(), state.config.prompts.horizon);
     let modality = form.get("modality").and_then(|m| Modality::parse(m));
@@ -440,7 +440,7 @@ async fn session_action(
     let secure = session::secure(&state, &headers);
     let form = match checked_form(&headers, &body, &user) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let back = form
         .get("patient")

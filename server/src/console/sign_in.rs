@@ -105,7 +105,7 @@ pub async fn login(
 ) -> Response {
     let form = match page::parse_form(&headers, &body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let presented = form.get("csrf").map(String::as_str);
     if !session::cookie(&headers, LOGIN_COOKIE).is_some_and(|c| csrf_matches(c, presented)) {
@@ -194,7 +194,7 @@ pub async fn logout(
 ) -> Response {
     let form = match page::parse_form(&headers, &body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
         return page::forged();
