@@ -20,6 +20,8 @@ both!(
     signing_out_revokes_the_session_the_cookie_carried,
     staff_of_another_clinic_are_denied_every_console_route,
     the_patient_page_charts_each_day_and_schedules_sessions,
+    clinic_admins_create_list_and_revoke_invitations,
+    the_roster_ranks_and_searches_only_the_clinics_own_patients,
 );
 
 /// A browser: the cookies it holds and the CSRF token of the last page.
@@ -113,6 +115,20 @@ fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
     html[start..start + 64].to_owned()
+}
+
+trait ExpectOk: Sized {
+    fn expect_ok(self) -> Result<Self, Self>;
+}
+
+impl ExpectOk for Reply {
+    fn expect_ok(self) -> Result<Self, Self> {
+        if self.status == StatusCode::OK {
+            Ok(self)
+        } else {
+            Err(self)
+        }
+    }
 }
 
 fn location(reply: &Reply) -> &str {
@@ -478,8 +494,38 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
         .expect(StatusCode::CREATED);
     let session_id = session.body["id"].as_str().unwrap().to_owned();
 
+    let invitation = app
+        .post(
+            &format!("/v1/clinics/{}/invitations", w.clinic_a),
+            &w.admin_a.access,
+            json!({"role": "patient"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let invitation_id = invitation.body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!invitation_id.is_empty(), "{}", invitation.text);
+
     for outsider in [&w.clinician_b, &w.admin_b] {
         let (mut browser, csrf) = Browser::signed_in(&app, outsider).await;
+        let roster = browser
+            .get("/console/patients")
+            .await
+            .expect(StatusCode::OK);
+        assert!(!roster.text.contains(&w.patient_a.id));
+        let found = browser
+            .post(
+                "/console/patients/search",
+                &[("csrf", &csrf), ("q", &w.patient_a.email)],
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(found.text.contains("No patients found."));
+        if let Ok(admin) = browser.get("/console/admin").await.expect_ok() {
+            assert!(!admin.text.contains(&invitation_id));
+        }
         let inbox = browser.get("/console").await.expect(StatusCode::OK);
         assert!(!inbox.text.contains(&alert_id));
         let rows = browser.get("/console/alerts/rows?status=open").await;
@@ -512,16 +558,22 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
             ),
             (format!("/console/sessions/{session_id}/complete"), vec![]),
             (format!("/console/sessions/{session_id}/cancel"), vec![]),
+            (
+                format!("/console/admin/invitations/{invitation_id}/revoke"),
+                vec![],
+            ),
         ] {
             let mut all = vec![("csrf", csrf.as_str())];
             all.extend(fields);
             let reply = browser.post(&path, &all).await;
-            assert_eq!(
-                reply.status,
-                StatusCode::NOT_FOUND,
-                "{path}: {}",
-                reply.text
-            );
+            // Invitations are the clinic admin's: another clinic's clinician is refused for
+            // the role before any invitation is looked at.
+            let expected = if path.contains("/invitations/") && outsider.id == w.clinician_b.id {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(reply.status, expected, "{path}: {}", reply.text);
         }
     }
     let still = app
@@ -650,4 +702,139 @@ async fn the_patient_page_charts_each_day_and_schedules_sessions(backend: Backen
         .await
         .expect(StatusCode::OK);
     assert_eq!(after.body["items"][0]["status"], "cancelled");
+}
+
+async fn clinic_admins_create_list_and_revoke_invitations(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut browser, csrf) = Browser::signed_in(&app, &w.admin_a).await;
+    let bad = browser
+        .post(
+            "/console/admin/invitations",
+            &[
+                ("csrf", &csrf),
+                ("role", "patient"),
+                ("email", "not an email"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("Email"), "{}", bad.text);
+    let no_role = browser
+        .post(
+            "/console/admin/invitations",
+            &[("csrf", &csrf), ("role", "")],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        no_role
+            .text
+            .contains("must be patient, clinician or clinic_admin")
+    );
+
+    let created = browser
+        .post(
+            "/console/admin/invitations",
+            &[("csrf", &csrf), ("role", "clinician"), ("email", "")],
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(created.text.contains("Invitation created"));
+    let code = {
+        let marker = "<code class=\"invitation-code\">";
+        let start = created.text.find(marker).unwrap() + marker.len();
+        let end = created.text[start..].find('<').unwrap() + start;
+        created.text[start..end].to_owned()
+    };
+    let page = browser.get("/console/admin").await.expect(StatusCode::OK);
+    assert!(!page.text.contains(&code), "the code is shown only once");
+    let id = {
+        let marker = "data-invitation-id=\"";
+        let start = page.text.find(marker).unwrap() + marker.len();
+        page.text[start..start + 36].to_owned()
+    };
+    assert!(page.text.contains("Test Person"), "the staff list");
+
+    // Clinicians may not manage invitations.
+    let (mut clinician, clinician_csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let refused = clinician
+        .get("/console/admin")
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text
+            .contains("Only a clinic admin may list invitations.")
+    );
+    clinician
+        .post(
+            &format!("/console/admin/invitations/{id}/revoke"),
+            &[("csrf", &clinician_csrf)],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+
+    browser
+        .post(
+            &format!("/console/admin/invitations/{id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let after = browser.get("/console/admin").await.expect(StatusCode::OK);
+    assert!(!after.text.contains(&id));
+    // The revoked code no longer works.
+    let accept = app.accept(&code, "late@example.org").await;
+    assert_ne!(accept.status, StatusCode::CREATED, "{}", accept.text);
+    browser
+        .post(
+            &format!("/console/admin/invitations/{id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}
+
+async fn the_roster_ranks_and_searches_only_the_clinics_own_patients(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    submit(
+        &app,
+        &w.patient_a2,
+        "phq9",
+        phq9([1, 1, 1, 1, 1, 1, 1, 1, 1]),
+    )
+    .await;
+    let (mut browser, csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let roster = browser
+        .get("/console/patients")
+        .await
+        .expect(StatusCode::OK);
+    let first = roster.text.find(&w.patient_a2.id).unwrap();
+    let second = roster.text.find(&w.patient_a.id).unwrap();
+    assert!(
+        first < second,
+        "the patient with an urgent alert is listed first"
+    );
+    assert!(!roster.text.contains(&w.patient_b.id));
+    let found = browser
+        .post(
+            "/console/patients/search",
+            &[("csrf", &csrf), ("q", &w.patient_a.email.to_uppercase())],
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(found.text.contains(&w.patient_a.id));
+    assert!(!found.text.contains(&w.patient_a2.id));
+    let long = "x".repeat(101);
+    let too_long = browser
+        .post("/console/patients/search", &[("csrf", &csrf), ("q", &long)])
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(too_long.text.contains("must be at most 100 characters"));
+    browser
+        .post("/console/patients/search", &[("q", "anyone")])
+        .await
+        .expect(StatusCode::FORBIDDEN);
 }

@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+import urllib.error
 import urllib.request
 import uuid
 
@@ -161,6 +162,36 @@ def main():
             assert len(sessions) == 1 and sessions[0]["modality"] == "intranasal_esketamine", sessions
             shot("08-session-scheduled")
 
+        def invitations():
+            # Invitations are the clinic admin's: sign in as one in a second browser context.
+            admin_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+            admin_page = admin_ctx.new_page()
+            admin_page.goto(args.base + "/console/login")
+            admin_page.fill("#email", "clinic-admin@browser.example")
+            admin_page.fill("#password", PASSWORD)
+            admin_page.click("button[type=submit]")
+            admin_page.wait_for_selector("h1:has-text('Alert inbox')")
+            admin_page.click("header nav a:has-text('Clinic')")
+            admin_page.select_option("#role", "patient")
+            admin_page.fill("#invite-email", "new-patient@browser.example")
+            admin_page.click("#invite-form button[type=submit]")
+            admin_page.wait_for_selector("#new-invitation")
+            code = admin_page.inner_text("code.invitation-code").strip()
+            assert len(code) >= 8, code
+            row = admin_page.locator("#invitations tr[data-invitation-id]")
+            assert row.count() == 1 and "new-patient@browser.example" in row.first.inner_text()
+            admin_page.screenshot(path=f"{args.shots}/09-invitation-created.png", full_page=True)
+            row.first.locator("button:has-text('Revoke')").click()
+            admin_page.wait_for_selector("#invitations td:has-text('No pending invitations.')")
+            admin_page.screenshot(path=f"{args.shots}/10-invitation-revoked.png", full_page=True)
+            try:
+                api.call("POST", "/v1/invitations/accept", body={
+                    "code": code, "email": "new-patient@browser.example", "password": PASSWORD})
+                raise AssertionError("a revoked invitation was accepted")
+            except urllib.error.HTTPError as error:
+                assert error.code in (404, 410, 422), error.code
+            admin_ctx.close()
+
         def forged_post_refused():
             page.goto(args.base + "/console")
             page.evaluate("""(id) => {
@@ -171,13 +202,13 @@ def main():
                 f.submit();
             }""", state["alert"])
             page.wait_for_selector("h1:has-text('Form expired')")
-            shot("09-forged-post-refused")
+            shot("11-forged-post-refused")
 
         def sign_out():
             page.goto(args.base + "/console")
             page.click("button:has-text('Sign out')")
             page.wait_for_selector("text=You are signed out.")
-            shot("10-signed-out")
+            shot("12-signed-out")
             page.goto(args.base + "/console")
             assert "/console/login" in page.url, page.url
 
@@ -187,6 +218,7 @@ def main():
             ("acknowledge and resolve", acknowledge_and_resolve),
             ("patient page charts one point per day", patient_chart),
             ("schedule a session", schedule_session),
+            ("create and revoke an invitation", invitations),
             ("forged form post refused", forged_post_refused),
             ("sign out", sign_out),
         ]:

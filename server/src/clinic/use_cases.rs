@@ -235,3 +235,42 @@ pub fn list_staff(conn: &mut DbConnection, caller: &Caller) -> Outcome<Vec<Staff
         })
         .collect()))
 }
+
+/// The caller's clinic's roster (most at risk first) narrowed to patients whose display name or
+/// email contains `query` (case-insensitive; an empty query matches everyone), at most `limit`.
+/// Staff of the clinic. Audited as a roster read.
+pub fn search_roster(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    query: &str,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Outcome<Vec<RosterEntry>> {
+    let clinic = match caller.own_clinic() {
+        Ok(clinic) => clinic.to_string(),
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let needle = query.trim().to_lowercase();
+    if needle.chars().count() > 100 {
+        return Ok(Err(Refusal::invalid_field(
+            "q",
+            "must be at most 100 characters",
+        )));
+    }
+    let entries = match roster(conn, caller, &clinic, None, 100_000, now)? {
+        Ok(entries) => entries,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    Ok(Ok(entries
+        .into_iter()
+        .filter(|e| {
+            needle.is_empty()
+                || e.row.email.to_lowercase().contains(&needle)
+                || e.row
+                    .display_name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(&needle))
+        })
+        .take(limit)
+        .collect()))
+}

@@ -7,6 +7,7 @@
 //! document. They call the same use cases as the JSON API, inside the same units of work
 //! (`App::read_as` / `App::write_as`), so every read is audited and every rule holds alike.
 
+pub mod admin;
 pub mod charts;
 pub mod demo;
 pub mod inbox;
@@ -78,6 +79,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/alerts/{alert_id}/assign", post(inbox::assign))
         .route("/console/alerts/{alert_id}/resolve", post(inbox::resolve))
+        .route("/console/patients", get(admin::roster_page))
+        .route("/console/patients/search", post(admin::search))
+        .route("/console/admin", get(admin::admin_page))
+        .route("/console/admin/invitations", post(admin::create_invitation))
+        .route(
+            "/console/admin/invitations/{invitation_id}/revoke",
+            post(admin::revoke_invitation),
+        )
         .route("/console/patients/{patient_id}", get(patient::patient_page))
         .route(
             "/console/patients/{patient_id}/sessions",

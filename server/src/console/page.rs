@@ -20,8 +20,12 @@ pub const JS: &str = include_str!("assets/console.js");
 pub enum Nav {
     /// The alert inbox.
     Inbox,
-    /// A patient page (reached from the inbox).
+    /// A patient page.
     Patient,
+    /// The roster.
+    Patients,
+    /// The clinic admin page.
+    Clinic,
     /// No navigation (sign-in, errors).
     None,
 }
@@ -46,6 +50,10 @@ pub fn frame(title: &str, nav: Nav, csrf: Option<&str>, body: Markup) -> Markup 
                     @if nav != Nav::None {
                         nav aria-label="Main" {
                             a href="/console" aria-current=[(nav == Nav::Inbox).then_some("page")] { "Alert inbox" }
+                            " "
+                            a href="/console/patients" aria-current=[(nav == Nav::Patients).then_some("page")] { "Patients" }
+                            " "
+                            a href="/console/admin" aria-current=[(nav == Nav::Clinic).then_some("page")] { "Clinic" }
                         }
                     }
                     @if let Some(csrf) = csrf {
