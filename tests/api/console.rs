@@ -838,3 +838,103 @@ async fn the_roster_ranks_and_searches_only_the_clinics_own_patients(backend: Ba
         .await
         .expect(StatusCode::FORBIDDEN);
 }
+
+/// The benchmark of the issue: the inbox and the patient page for a clinic of 500 patients with
+/// 200 open alerts and a year of daily check-ins for the patient shown. Ignored by default (it
+/// seeds for a minute); run with
+/// `cargo test -p companion-server --test api console_pages_at_clinic_scale -- --ignored --nocapture`.
+async fn console_pages_at_clinic_scale(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let start = app.app.now();
+    app.clock.set(start - TimeDelta::days(366));
+    let org_admin = app.org_admin().await;
+    let clinic = app.create_clinic(&org_admin, "Big clinic").await;
+    let admin = app.join(&org_admin, &clinic, "clinic_admin").await;
+    let clinician = app.join(&admin, &clinic, "clinician").await;
+    let mut patients = Vec::new();
+    for _ in 0..500 {
+        patients.push(app.join(&clinician, &clinic, "patient").await);
+    }
+    let shown = patients[0].clone();
+    for day in 0..365 {
+        let patient = Actor {
+            access: app.token(&shown).await,
+            ..shown.clone()
+        };
+        submit(
+            &app,
+            &patient,
+            "daily_mood",
+            json!({"mood": 3 + day % 6, "bp_systolic": 120, "bp_diastolic": 80}),
+        )
+        .await;
+        if day % 7 == 0 {
+            submit(&app, &patient, "phq9", phq9([1, 1, 1, 1, 1, 1, 1, 1, 0])).await;
+            submit(
+                &app,
+                &patient,
+                "gad7",
+                json!({"q1": 1, "q2": 1, "q3": 1, "q4": 1, "q5": 1, "q6": 1, "q7": 1}),
+            )
+            .await;
+        }
+        app.clock.advance(TimeDelta::days(1));
+    }
+    app.clock.set(start);
+    for patient in patients.iter().skip(1).take(200) {
+        let patient = Actor {
+            access: app.token(patient).await,
+            ..patient.clone()
+        };
+        submit(&app, &patient, "phq9", phq9([1, 1, 1, 1, 1, 1, 1, 1, 1])).await;
+    }
+    let clinician = Actor {
+        access: app.token(&clinician).await,
+        ..clinician
+    };
+    let open = app
+        .get("/v1/alerts?status=open&limit=200", &clinician.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(open.body["items"].as_array().unwrap().len(), 200);
+
+    let (mut browser, _) = Browser::signed_in(&app, &clinician).await;
+    for (name, path) in [
+        ("inbox (200 open alerts)", "/console".to_owned()),
+        (
+            "inbox rows partial",
+            "/console/alerts/rows?status=open".to_owned(),
+        ),
+        (
+            "patient page (a year of check-ins)",
+            format!("/console/patients/{}", shown.id),
+        ),
+        ("roster (500 patients)", "/console/patients".to_owned()),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..100 {
+            let started = std::time::Instant::now();
+            let reply = browser.get(&path).await;
+            times.push(started.elapsed());
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+        times.sort();
+        let p50 = times[49].as_secs_f64() * 1000.0;
+        let p99 = times[98].as_secs_f64() * 1000.0;
+        println!("{backend:?} {name}: p50 {p50:.1} ms, p99 {p99:.1} ms (100 requests)");
+    }
+}
+
+mod scale {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a benchmark: seeds a clinic of 500 patients"]
+    async fn console_pages_at_clinic_scale_sqlite() {
+        super::console_pages_at_clinic_scale(crate::harness::Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a benchmark: seeds a clinic of 500 patients"]
+    async fn console_pages_at_clinic_scale_postgres() {
+        super::console_pages_at_clinic_scale(crate::harness::Backend::Postgres).await
+    }
+}
