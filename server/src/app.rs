@@ -224,12 +224,12 @@ impl Deref for AppState {
     }
 }
 
-/// The complete HTTP service: every documented route plus `/openapi.json`, `/docs` and the
-/// middleware stack.
+/// The complete HTTP service: every documented route plus `/openapi.json`, `/docs`, the
+/// care-team console's HTML pages (`/console`, not API operations) and the middleware stack.
 pub fn router(state: AppState) -> Router {
     let (api, document) = crate::openapi::api_router().split_for_parts();
     let docs = crate::openapi::docs_router(document);
-    let router = api.merge(docs);
+    let router = api.merge(docs).merge(crate::console::router());
     let metrics = state.metrics.clone();
     crate::http::middleware::apply(router, &state.config, metrics).with_state(state)
 }

@@ -36,6 +36,9 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Create a demo clinic (staff, a dozen patients, sessions, three weeks of check-ins, open
+    /// alerts) and print how to sign in to the console. Refused when COMPANION_ENV=production.
+    Demo,
     /// Administrative tasks.
     Admin {
         /// The task.
@@ -66,6 +69,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::from_env()?;
     init_logging(&config);
+    if let Command::Demo = cli.command {
+        let app = Arc::new(App::new(config.clone(), Arc::new(SystemClock))?);
+        connect(&app).await?;
+        migrate(&app).await?;
+        return crate::console::demo::run(config).await;
+    }
     let app = Arc::new(App::new(config, Arc::new(SystemClock))?);
     connect(&app).await?;
     match cli.command {
@@ -121,7 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             migrate(&app).await?;
             print_jobs(&app).await
         }
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Demo => Ok(()),
     }
 }
 

@@ -163,6 +163,16 @@ impl ApiError {
     pub fn fields(&self) -> &BTreeMap<String, String> {
         &self.fields
     }
+
+    /// The human message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Seconds the client should wait, for a 429.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
 }
 
 impl From<DbError> for ApiError {

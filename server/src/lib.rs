@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clinic;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod escalation;

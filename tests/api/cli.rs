@@ -394,3 +394,73 @@ fn sigterm_stops_the_server_and_a_worker_cleanly_within_the_shutdown_bound() {
     println!("work stopped {took:?} after SIGTERM");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+#[test]
+fn demo_creates_a_clinic_to_sign_in_to_and_is_refused_in_production() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = companion(dir.path(), &[]).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("/console"), "{stdout}");
+    assert!(
+        stdout.contains("clinician@demo.companion.example"),
+        "{stdout}"
+    );
+    // The demo clinic's accounts sign in, and its clinician has open alerts to work.
+    let addr = free_addr();
+    let _server = start_server(dir.path(), addr, &[]);
+    let (status, tokens) = http(
+        addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(
+            &serde_json::json!({"email": "clinician@demo.companion.example", "password": "demo passphrase"}),
+        ),
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap();
+    let (status, alerts) = http(addr, "GET", "/v1/alerts?status=open", Some(token), None);
+    assert_eq!(status, 200);
+    assert!(!alerts["items"].as_array().unwrap().is_empty(), "{alerts}");
+    let (status, roster) = http(
+        addr,
+        "GET",
+        &format!(
+            "/v1/clinics/{}/patients?limit=50",
+            tokens_clinic(addr, token)
+        ),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(roster["items"].as_array().unwrap().len(), 12);
+
+    let production = tempfile::tempdir().unwrap();
+    let output = companion(
+        production.path(),
+        &[
+            ("COMPANION_ENV", "production"),
+            (
+                "COMPANION_JWT_KEYS",
+                "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+            ),
+        ],
+    )
+    .arg("demo")
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("refused when COMPANION_ENV=production")
+    );
+}
+
+fn tokens_clinic(addr: SocketAddr, token: &str) -> String {
+    let (_, me) = http(addr, "GET", "/v1/me", Some(token), None);
+    me["clinic_id"].as_str().unwrap().to_owned()
+}

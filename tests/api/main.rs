@@ -12,6 +12,7 @@ mod access;
 mod auth;
 mod check_ins;
 mod cli;
+mod console;
 mod escalation;
 mod hardening;
 mod http;

@@ -147,17 +147,42 @@ impl FromRequestParts<AppState> for Bearer {
                 ));
             }
         };
-        let claims = state.tokens.verify(token, state.now()).map_err(|reason| {
+        Bearer::from_token(state, token, request_id_of(parts))
+    }
+}
+
+impl Bearer {
+    /// Verifies an access token wherever it was carried (the `Authorization` header, or the
+    /// console's cookie); admits any role until narrowed.
+    pub fn from_token(
+        app: &crate::app::App,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let claims = app.tokens.verify(token, app.now()).map_err(|reason| {
             tracing::debug!(%reason, "access token refused");
             invalid_token()
         })?;
         Ok(Bearer {
             account_id: AccountId::parse(&claims.sub).ok_or_else(invalid_token)?,
             session_id: SessionId::parse(&claims.sid).ok_or_else(invalid_token)?,
-            request_id: request_id_of(parts),
+            request_id,
             signed_role: claims.role.as_deref().and_then(Role::parse),
             rule: RoleRule::ANYONE,
         })
+    }
+
+    /// Admits clinic staff only (clinicians and clinic admins), as [`Staff`] does.
+    pub fn admitting_staff(self) -> Result<Self, ApiError> {
+        self.admitting(RoleRule {
+            allows: Role::is_staff,
+            refusal: "Only clinic staff may do this.",
+        })
+    }
+
+    /// The session the token belongs to.
+    pub fn session_id(&self) -> &SessionId {
+        &self.session_id
     }
 }
 

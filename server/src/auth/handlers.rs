@@ -3,18 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use companion_schema::ids::SessionId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::account::model::Email;
-use crate::account::store as accounts;
 use crate::app::AppState;
 use crate::auth::extract::Bearer;
-use crate::auth::password;
-use crate::auth::refresh::{digest, new_refresh_token};
+use crate::auth::refresh::digest;
 pub use crate::auth::session::TokenResponse;
-use crate::auth::session::{new_refresh, token_response};
+use crate::auth::session::{new_refresh, sign_in, token_response};
 use crate::auth::store::{self, Rotation};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ClientAddr};
@@ -37,10 +33,6 @@ pub struct LoginRequest {
 pub struct RefreshRequest {
     /// The refresh token from the last sign-in or refresh. It is spent by this call.
     pub refresh_token: String,
-}
-
-fn invalid_credentials() -> ApiError {
-    ApiError::unauthorized("invalid_credentials", "The email or password is wrong.")
 }
 
 /// Sign in with email and password
@@ -70,71 +62,13 @@ pub async fn login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let now = state.now();
-    state
-        .limits
-        .login_per_client
-        .check(&client.key(), now)
-        .map_err(ApiError::rate_limited)?;
-    let email = Email::parse(&body.email).map_err(|p| ApiError::invalid_field("email", p))?;
-    state
-        .limits
-        .login_per_account
-        .check(email.as_str(), now)
-        .map_err(ApiError::rate_limited)?;
-    if body.password.is_empty() || body.password.len() > 1024 {
-        return Err(ApiError::invalid_field(
-            "password",
-            "must be 1 to 1024 bytes",
-        ));
-    }
-
-    let lookup = email.as_str().to_owned();
-    let account = state
-        .db
-        .run(move |conn| accounts::find_by_email(conn, &lookup))
-        .await?;
-    let Some(account) = account else {
-        let decoy = state
-            .decoy_hash
-            .get_or_try_init(|| async {
-                let throwaway = crate::account::model::NewPassword::parse(&new_refresh_token())
-                    .map_err(|e| anyhow::anyhow!(e))?;
-                password::hash_blocking(throwaway).await
-            })
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-        password::verify_blocking(body.password, decoy.clone()).await;
-        return Err(invalid_credentials());
-    };
-    if !password::verify_blocking(body.password, account.password_hash.clone()).await {
-        return Err(invalid_credentials());
-    }
-    if account.disabled_at.is_some() {
-        return Err(ApiError::forbidden_because(
-            "account_disabled",
-            "This account is disabled.",
-        ));
-    }
-
-    let session_id = SessionId::generate();
-    let refresh = new_refresh(&state, now);
-    let (sid, aid, hash) = (
-        session_id.to_string(),
-        account.id.clone(),
-        refresh.hash.clone(),
-    );
-    let (now_db, expires_db) = (now.naive_utc(), refresh.expires_at.naive_utc());
-    state
-        .db
-        .write(move |conn| store::start_session(conn, &sid, &aid, &hash, now_db, expires_db))
-        .await?;
-    tracing::info!(account_id = %account.id, session_id = %session_id, "signed in");
+    let signed_in = sign_in(&state, &client.key(), &body.email, body.password, now).await?;
     token_response(
         &state,
-        &account.id,
-        session_id.as_str(),
-        &account.role,
-        refresh,
+        &signed_in.account_id,
+        signed_in.session_id.as_str(),
+        &signed_in.role,
+        signed_in.refresh,
         now,
     )
     .map(Json)

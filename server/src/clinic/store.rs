@@ -161,3 +161,36 @@ pub fn care_plan_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Str
         .optional()
         .map(Option::flatten)
 }
+
+/// (id, display name) of the given patients of a clinic; ids of other clinics are left out.
+pub fn patient_names(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<(String, Option<String>)>> {
+    accounts::table
+        .filter(accounts::clinic_id.eq(clinic_id.to_owned()))
+        .filter(accounts::role.eq("patient"))
+        .filter(accounts::id.eq_any(ids))
+        .select((accounts::id, accounts::display_name))
+        .load(conn)
+}
+
+/// A member of staff: (id, display name, role, on call).
+pub type StaffRow = (String, Option<String>, String, bool);
+
+/// The enabled staff of a clinic, by name.
+pub fn staff_of(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Vec<StaffRow>> {
+    accounts::table
+        .filter(accounts::clinic_id.eq(clinic_id.to_owned()))
+        .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))
+        .filter(accounts::disabled_at.is_null())
+        .select((
+            accounts::id,
+            accounts::display_name,
+            accounts::role,
+            accounts::on_call,
+        ))
+        .order((accounts::display_name.asc(), accounts::id.asc()))
+        .load(conn)
+}

@@ -181,3 +181,96 @@ pub fn roster(
         })
         .collect()))
 }
+
+/// Display names of patients of the caller's clinic, by id (patients of other clinics, and
+/// patients without a name, are left out). Staff only; the page that shows them audits its read.
+pub fn patient_names(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    ids: &[String],
+) -> Outcome<HashMap<String, String>> {
+    if !caller.role.is_staff() {
+        return Ok(Err(Refusal::forbidden("Only clinic staff may do this.")));
+    }
+    let clinic = match caller.own_clinic() {
+        Ok(clinic) => clinic.to_string(),
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let rows = store::patient_names(conn, &clinic, ids)?;
+    Ok(Ok(rows
+        .into_iter()
+        .filter_map(|(id, name)| name.map(|name| (id, name)))
+        .collect()))
+}
+
+/// A member of a clinic's staff.
+#[derive(Debug, Clone)]
+pub struct StaffMember {
+    /// Account id.
+    pub id: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// `clinician` or `clinic_admin`.
+    pub role: String,
+    /// On call now.
+    pub on_call: bool,
+}
+
+/// The enabled staff of the caller's clinic (to assign alerts to, and for the admin pages).
+pub fn list_staff(conn: &mut DbConnection, caller: &Caller) -> Outcome<Vec<StaffMember>> {
+    if !caller.role.is_staff() {
+        return Ok(Err(Refusal::forbidden("Only clinic staff may do this.")));
+    }
+    let clinic = match caller.own_clinic() {
+        Ok(clinic) => clinic.to_string(),
+        Err(refused) => return Ok(Err(refused)),
+    };
+    Ok(Ok(store::staff_of(conn, &clinic)?
+        .into_iter()
+        .map(|(id, display_name, role, on_call)| StaffMember {
+            id,
+            display_name,
+            role,
+            on_call,
+        })
+        .collect()))
+}
+
+/// The caller's clinic's roster (most at risk first) narrowed to patients whose display name or
+/// email contains `query` (case-insensitive; an empty query matches everyone), at most `limit`.
+/// Staff of the clinic. Audited as a roster read.
+pub fn search_roster(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    query: &str,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Outcome<Vec<RosterEntry>> {
+    let clinic = match caller.own_clinic() {
+        Ok(clinic) => clinic.to_string(),
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let needle = query.trim().to_lowercase();
+    if needle.chars().count() > 100 {
+        return Ok(Err(Refusal::invalid_field(
+            "q",
+            "must be at most 100 characters",
+        )));
+    }
+    let entries = match roster(conn, caller, &clinic, None, 100_000, now)? {
+        Ok(entries) => entries,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    Ok(Ok(entries
+        .into_iter()
+        .filter(|e| {
+            needle.is_empty()
+                || e.row.email.to_lowercase().contains(&needle)
+                || e.row
+                    .display_name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(&needle))
+        })
+        .take(limit)
+        .collect()))
+}

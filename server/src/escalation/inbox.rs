@@ -223,3 +223,30 @@ pub fn resolve(
     })?;
     Ok(done.map(|(row, _)| row))
 }
+
+/// A patient's alerts (newest signal first, at most `limit`), for staff of the patient's
+/// clinic. Audited.
+pub fn of_patient(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_patient: &str,
+    limit: i64,
+    now: NaiveDateTime,
+) -> Outcome<Vec<AlertRow>> {
+    crate::patient::with_patient(
+        conn,
+        caller,
+        raw_patient,
+        crate::patient::SelfAccess::StaffOnly,
+        |conn, patient| {
+            let rows = store::of_patient(conn, patient.id.as_str(), limit)?;
+            audit::record(
+                conn,
+                &AuditEntry::by(caller, "alerts.read", now)
+                    .clinic(patient.clinic_id.as_str())
+                    .patient(patient.id.as_str()),
+            )?;
+            Ok(Ok(rows))
+        },
+    )
+}

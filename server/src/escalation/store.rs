@@ -753,3 +753,17 @@ pub fn resolve_if_unresolved(
     .execute(conn)?;
     Ok(true)
 }
+
+/// A patient's alerts, newest signal first, at most `limit`.
+pub fn of_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<AlertRow>> {
+    alerts::table
+        .filter(alerts::patient_id.eq(patient_id))
+        .select(AlertRow::as_select())
+        .order((alerts::last_signal_at.desc(), alerts::id.desc()))
+        .limit(limit)
+        .load(conn)
+}

@@ -72,3 +72,31 @@ pub fn set_account(conn: &mut DbConnection, id: &str, account_id: &str) -> Query
         .execute(conn)
         .map(drop)
 }
+
+/// A clinic's invitations that are neither accepted nor lapsed, newest first.
+pub fn pending(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<InvitationRow>> {
+    invitations::table
+        .filter(invitations::clinic_id.eq(clinic_id))
+        .filter(invitations::accepted_at.is_null())
+        .filter(invitations::expires_at.gt(now))
+        .select(InvitationRow::as_select())
+        .order((invitations::created_at.desc(), invitations::id.desc()))
+        .load(conn)
+}
+
+/// Deletes a clinic's pending (unaccepted) invitation, so its code stops working; false if
+/// there is none.
+pub fn delete_pending(conn: &mut DbConnection, id: &str, clinic_id: &str) -> QueryResult<bool> {
+    diesel::delete(
+        invitations::table
+            .filter(invitations::id.eq(id))
+            .filter(invitations::clinic_id.eq(clinic_id))
+            .filter(invitations::accepted_at.is_null()),
+    )
+    .execute(conn)
+    .map(|n| n > 0)
+}

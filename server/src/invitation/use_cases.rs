@@ -248,3 +248,55 @@ pub fn accept(
         role: invitation.role,
     }))
 }
+
+/// The caller's clinic's pending invitations (not accepted, not lapsed), newest first: for its
+/// clinic admins. Audited.
+pub fn list_pending_invitations(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Outcome<Vec<InvitationRow>> {
+    let clinic = match caller.own_clinic() {
+        Ok(clinic) => clinic.clone(),
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if let Err(refused) = caller.ensure_admin_of(&clinic, "list invitations") {
+        return Ok(Err(refused));
+    }
+    let rows = store::pending(conn, clinic.as_str(), now.naive_utc())?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "invitations.read", now.naive_utc()).clinic(clinic.as_str()),
+    )?;
+    Ok(Ok(rows))
+}
+
+/// Revokes a pending invitation of the caller's clinic (its code stops working at once): for
+/// its clinic admins. An accepted invitation, or another clinic's, is not found. Audited.
+pub fn revoke_invitation(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    now: DateTime<Utc>,
+) -> Outcome<()> {
+    let clinic = match caller.own_clinic() {
+        Ok(clinic) => clinic.clone(),
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if let Err(refused) = caller.ensure_admin_of(&clinic, "revoke invitations") {
+        return Ok(Err(refused));
+    }
+    let Some(id) = InvitationId::parse(raw_id) else {
+        return Ok(Err(Refusal::not_found("invitation")));
+    };
+    if !store::delete_pending(conn, id.as_str(), clinic.as_str())? {
+        return Ok(Err(Refusal::not_found("invitation")));
+    }
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "invitation.revoke", now.naive_utc())
+            .clinic(clinic.as_str())
+            .subject(id.as_str()),
+    )?;
+    Ok(Ok(()))
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -64,16 +64,8 @@ fn view(row: &SessionRow, for_staff: bool) -> ApiResult<TreatmentSession> {
     })
 }
 
-/// Sessions may be recorded up to two years either side of now.
-const SCHEDULE_RANGE: TimeDelta = TimeDelta::days(730);
-
 fn check_time(at: DateTime<Utc>, now: DateTime<Utc>, problems: &mut BTreeMap<String, String>) {
-    if (at - now).abs() > SCHEDULE_RANGE {
-        problems.insert(
-            "scheduled_at".into(),
-            "must be within two years of today".into(),
-        );
-    }
+    crate::treatment::model::check_schedule_time(at, now, problems);
 }
 
 fn check_observations(

@@ -170,6 +170,23 @@ pub fn may_change(status: SessionStatus, change: Change) -> Result<(), Refusal> 
     }
 }
 
+/// Sessions may be recorded up to two years either side of now.
+const SCHEDULE_RANGE: chrono::TimeDelta = chrono::TimeDelta::days(730);
+
+/// Adds a problem for `scheduled_at` when `at` is more than two years from `now`.
+pub fn check_schedule_time(
+    at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+    problems: &mut std::collections::BTreeMap<String, String>,
+) {
+    if (at - now).abs() > SCHEDULE_RANGE {
+        problems.insert(
+            "scheduled_at".into(),
+            "must be within two years of today".into(),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

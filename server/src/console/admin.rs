@@ -1,0 +1,318 @@
+//! The roster (patients by risk, last check-in, adherence and open alerts, with a search) and
+//! the clinic admin page (staff with their on-call status; invitations: create, list pending,
+//! revoke). Searching posts its query, so that a patient's name never appears in a URL.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeDelta, Utc};
+use maud::{Markup, html};
+
+use crate::account::model::Role;
+use crate::app::AppState;
+use crate::clinic::use_cases::{self as clinics, RosterEntry, StaffMember};
+use crate::invitation::store::InvitationRow;
+use crate::invitation::use_cases::{self as invitations, Invite};
+
+use super::page::{self, Nav};
+use super::session::{self, ConsoleUser};
+
+/// Patients listed at most.
+const ROSTER_LIMIT: usize = 500;
+
+fn checked(
+    headers: &HeaderMap,
+    body: &[u8],
+    user: &ConsoleUser,
+) -> Result<std::collections::BTreeMap<String, String>, Box<Response>> {
+    let form = page::parse_form(headers, body)?;
+    if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
+        return Err(Box::new(page::forged()));
+    }
+    Ok(form)
+}
+
+async fn roster(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: ConsoleUser,
+    query: String,
+) -> Response {
+    let secure = session::secure(state, headers);
+    let now = state.now();
+    let q = query.clone();
+    let found = state
+        .read_as(user.bearer.clone(), move |conn, caller| {
+            clinics::search_roster(conn, caller, &q, ROSTER_LIMIT, now)
+        })
+        .await;
+    match found {
+        Ok(entries) => page::frame(
+            "Patients",
+            Nav::Patients,
+            Some(&user.csrf),
+            roster_body(&entries, &query, &user.csrf, now),
+        )
+        .into_response(),
+        Err(error) => page::failure(error, secure),
+    }
+}
+
+fn roster_body(entries: &[RosterEntry], query: &str, csrf: &str, now: DateTime<Utc>) -> Markup {
+    html! {
+        h1 { "Patients" }
+        form method="post" action="/console/patients/search" class="inline-form" role="search" {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="q" { "Search by name or email" }
+            input id="q" name="q" type="search" value=(query) maxlength="100";
+            button type="submit" { "Search" }
+            @if !query.is_empty() { a href="/console/patients" { "Show all" } }
+        }
+        table class="list" id="roster" {
+            caption class="sr-only" { "Patients, most at risk first" }
+            thead { tr {
+                th scope="col" { "Patient" } th scope="col" { "Risk" } th scope="col" { "Open alerts" }
+                th scope="col" { "Last check-in" } th scope="col" { "Adherence (30 days)" }
+            } }
+            tbody {
+                @if entries.is_empty() { tr { td colspan="5" { "No patients found." } } }
+                @for e in entries {
+                    tr {
+                        td data-label="Patient" { a href={ "/console/patients/" (e.row.id) } { (e.row.display_name.as_deref().unwrap_or("Unnamed patient")) } }
+                        td data-label="Risk" {
+                            @match &e.risk { Some(risk) => span class={ "badge sev-" (risk) } { (risk) }, None => "none" }
+                        }
+                        td data-label="Open alerts" { (e.open_alerts) }
+                        td data-label="Last check-in" {
+                            @match e.adherence.last_check_in_at { Some(at) => (page::ago(at, now)), None => "never" }
+                        }
+                        td data-label="Adherence (30 days)" {
+                            @match e.adherence.completion_rate {
+                                Some(rate) => { (format!("{:.0}%", rate * 100.0)) " (" (e.adherence.completed) " of " (e.adherence.completed + e.adherence.expired) ")" }
+                                None => "no prompts closed yet",
+                            }
+                            @if e.adherence.consecutive_misses >= 3 { " " span class="badge sev-low" { (e.adherence.consecutive_misses) " missed in a row" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The roster, most at risk first.
+pub async fn roster_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: ConsoleUser,
+) -> Response {
+    roster(&state, &headers, user, String::new()).await
+}
+
+/// The roster narrowed by a search (posted, so names stay out of URLs).
+pub async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: ConsoleUser,
+    body: Bytes,
+) -> Response {
+    let form = match checked(&headers, &body, &user) {
+        Ok(form) => form,
+        Err(response) => return *response,
+    };
+    let query = form.get("q").cloned().unwrap_or_default();
+    roster(&state, &headers, user, query).await
+}
+
+struct AdminPage {
+    staff: Vec<StaffMember>,
+    pending: Vec<InvitationRow>,
+}
+
+fn role_label(role: &str) -> &str {
+    match role {
+        "clinic_admin" => "Clinic admin",
+        "clinician" => "Clinician",
+        "patient" => "Patient",
+        other => other,
+    }
+}
+
+async fn admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &ConsoleUser,
+    created: Option<(String, String)>,
+    status: StatusCode,
+) -> Response {
+    let secure = session::secure(state, headers);
+    let now = state.now();
+    let loaded = state
+        .read_as(user.bearer.clone(), move |conn, caller| {
+            let pending = match invitations::list_pending_invitations(conn, caller, now)? {
+                Ok(rows) => rows,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let staff = match clinics::list_staff(conn, caller)? {
+                Ok(staff) => staff,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            Ok(Ok(AdminPage { staff, pending }))
+        })
+        .await;
+    let data = match loaded {
+        Ok(data) => data,
+        Err(error) => return page::failure(error, secure),
+    };
+    let csrf = &user.csrf;
+    let body = html! {
+        h1 { "Clinic" }
+        @if let Some((code, role)) = &created {
+            div class="readiness warn" role="status" id="new-invitation" {
+                h2 { "Invitation created" }
+                p { "Give this code to the new " (role_label(role).to_lowercase()) ". It is shown only now:" }
+                p { code class="invitation-code" { (code) } }
+            }
+        }
+        section aria-labelledby="staff-h" {
+            h2 id="staff-h" { "Staff" }
+            table class="list" {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "On call" } } }
+                tbody {
+                    @for m in &data.staff {
+                        tr {
+                            td data-label="Name" { (m.display_name.as_deref().unwrap_or("Unnamed staff member")) }
+                            td data-label="Role" { (role_label(&m.role)) }
+                            td data-label="On call" { @if m.on_call { "on call" } @else { "no" } }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="inv-h" {
+            h2 id="inv-h" { "Invitations" }
+            form method="post" action="/console/admin/invitations" class="inline-form" id="invite-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="role" { "Role" }
+                select id="role" name="role" {
+                    option value="patient" { "Patient" }
+                    option value="clinician" { "Clinician" }
+                    option value="clinic_admin" { "Clinic admin" }
+                }
+                label for="invite-email" { "Only this email may accept (optional)" }
+                input id="invite-email" name="email" type="email";
+                button type="submit" class="primary" { "Create invitation" }
+            }
+            table class="list" id="invitations" {
+                thead { tr { th scope="col" { "Role" } th scope="col" { "For" } th scope="col" { "Expires" } th scope="col" { "Actions" } } }
+                tbody {
+                    @if data.pending.is_empty() { tr { td colspan="4" { "No pending invitations." } } }
+                    @for inv in &data.pending {
+                        tr data-invitation-id=(inv.id) {
+                            td data-label="Role" { (role_label(&inv.role)) }
+                            td data-label="For" { (inv.email.as_deref().unwrap_or("anyone with the code")) }
+                            td data-label="Expires" { (page::countdown(crate::time::utc(inv.expires_at), now)) }
+                            td data-label="Actions" {
+                                form method="post" action={ "/console/admin/invitations/" (inv.id) "/revoke" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    button type="submit" class="danger" { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    (status, page::frame("Clinic", Nav::Clinic, Some(csrf), body)).into_response()
+}
+
+/// The clinic admin page.
+pub async fn admin_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: ConsoleUser,
+) -> Response {
+    admin(&state, &headers, &user, None, StatusCode::OK).await
+}
+
+/// Creates an invitation and shows its code once.
+pub async fn create_invitation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: ConsoleUser,
+    body: Bytes,
+) -> Response {
+    let secure = session::secure(&state, &headers);
+    let form = match checked(&headers, &body, &user) {
+        Ok(form) => form,
+        Err(response) => return *response,
+    };
+    let role = form
+        .get("role")
+        .and_then(|r| Role::parse(r))
+        .unwrap_or(Role::OrgAdmin);
+    let email = form
+        .get("email")
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty());
+    let invite = Invite {
+        role,
+        email,
+        expires_in_hours: None,
+        default_ttl: TimeDelta::from_std(state.config.invitation_ttl).unwrap_or(TimeDelta::days(7)),
+    };
+    let now = state.now();
+    let made = state
+        .write_as(user.bearer.clone(), move |conn, caller| {
+            invitations::invite(
+                conn,
+                caller,
+                &caller
+                    .own_clinic()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                invite,
+                now,
+            )
+        })
+        .await;
+    match made {
+        Ok(invited) => {
+            admin(
+                &state,
+                &headers,
+                &user,
+                Some((invited.code, invited.row.role)),
+                StatusCode::CREATED,
+            )
+            .await
+        }
+        Err(error) => page::failure(error, secure),
+    }
+}
+
+/// Revokes a pending invitation.
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: ConsoleUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let secure = session::secure(&state, &headers);
+    if let Err(response) = checked(&headers, &body, &user) {
+        return *response;
+    }
+    let now = state.now();
+    match state
+        .write_as(user.bearer, move |conn, caller| {
+            invitations::revoke_invitation(conn, caller, &id, now)
+        })
+        .await
+    {
+        Ok(()) => page::done("/console/admin#inv-h"),
+        Err(error) => page::failure(error, secure),
+    }
+}

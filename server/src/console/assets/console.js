@@ -1,0 +1,69 @@
+// Companion care-team console: refreshes the open inbox without a reload, raises a banner when
+// a new urgent alert arrives, and keeps deadline countdowns current. No dependencies.
+(function () {
+  "use strict";
+  function span(ms) {
+    var mins = Math.floor(Math.abs(ms) / 60000);
+    if (mins < 60) return mins + " min";
+    if (mins < 48 * 60) { var h = Math.floor(mins / 60), m = mins % 60; return m ? h + " h " + m + " min" : h + " h"; }
+    return Math.floor(mins / 1440) + " d";
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-deadline]").forEach(function (el) {
+      var left = Date.parse(el.getAttribute("data-deadline")) - now;
+      el.textContent = left >= 0 ? "in " + span(left) : "overdue by " + span(left);
+      el.classList.toggle("overdue", left < 0);
+    });
+  }
+  function urgentIds(root) {
+    var ids = {};
+    root.querySelectorAll("tr[data-severity='urgent']").forEach(function (tr) { ids[tr.getAttribute("data-alert-id")] = true; });
+    return ids;
+  }
+  function start() {
+    tick();
+    setInterval(tick, 15000);
+    var table = document.querySelector("table.inbox");
+    if (!table) return;
+    var every = parseInt(table.getAttribute("data-poll"), 10);
+    if (!every) return;
+    var status = table.getAttribute("data-status");
+    var body = document.getElementById("inbox-rows");
+    var known = urgentIds(body);
+    var baseTitle = document.title;
+    function poll() {
+      // Keep a half-written note or an open form: skip while the user is working in a row.
+      var active = document.activeElement;
+      if (active && body.contains(active) && active.tagName !== "BODY") { return; }
+      if (body.querySelector("details[open]")) { return; }
+      fetch("/console/alerts/rows?status=" + encodeURIComponent(status), { credentials: "same-origin", redirect: "follow" })
+        .then(function (r) {
+          if (r.redirected || !r.ok) { if (r.redirected) { window.location.reload(); } return null; }
+          return r.text();
+        })
+        .then(function (html) {
+          if (html === null) return;
+          body.innerHTML = html;
+          var now = urgentIds(body), fresh = false;
+          Object.keys(now).forEach(function (id) {
+            if (!known[id]) {
+              fresh = true;
+              var row = body.querySelector("tr[data-alert-id='" + id + "']");
+              if (row) row.classList.add("fresh");
+            }
+          });
+          known = now;
+          if (fresh) {
+            var banner = document.getElementById("urgent-banner");
+            if (banner) { banner.hidden = false; }
+            document.title = "(!) Urgent alert · " + baseTitle;
+          }
+          tick();
+        })
+        .catch(function () { /* offline for a moment: try again next time */ });
+    }
+    setInterval(poll, every);
+  }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
+})();

@@ -1,0 +1,116 @@
+//! The care-team console: server-rendered HTML pages under `/console` for clinic staff (the
+//! alert inbox, patient pages with charts, treatment sessions), served by the same binary with
+//! its stylesheet and script embedded, so it works offline with no separate toolchain.
+//!
+//! These pages are not JSON API operations: they are merged into the router beside the
+//! documented API (not registered through `openapi.rs`) and are absent from the OpenAPI
+//! document. They call the same use cases as the JSON API, inside the same units of work
+//! (`App::read_as` / `App::write_as`), so every read is audited and every rule holds alike.
+
+pub mod admin;
+pub mod charts;
+pub mod demo;
+pub mod inbox;
+pub mod page;
+pub mod patient;
+pub mod session;
+pub mod sign_in;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::app::AppState;
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    response
+}
+
+/// Adds the headers every console page carries: no caching of patient data, no framing, a
+/// content security policy that admits only the console's own assets.
+async fn page_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/console/assets/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if !is_asset {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// The console's routes, merged into the service by `app::router`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(inbox::inbox_page))
+        .route("/console/", get(inbox::inbox_page))
+        .route(
+            "/console/login",
+            get(sign_in::login_page).post(sign_in::login),
+        )
+        .route("/console/logout", post(sign_in::logout))
+        .route("/console/alerts", get(inbox::inbox_page))
+        .route("/console/alerts/rows", get(inbox::inbox_rows))
+        .route(
+            "/console/alerts/{alert_id}/acknowledge",
+            post(inbox::acknowledge),
+        )
+        .route("/console/alerts/{alert_id}/assign", post(inbox::assign))
+        .route("/console/alerts/{alert_id}/resolve", post(inbox::resolve))
+        .route("/console/patients", get(admin::roster_page))
+        .route("/console/patients/search", post(admin::search))
+        .route("/console/admin", get(admin::admin_page))
+        .route("/console/admin/invitations", post(admin::create_invitation))
+        .route(
+            "/console/admin/invitations/{invitation_id}/revoke",
+            post(admin::revoke_invitation),
+        )
+        .route("/console/patients/{patient_id}", get(patient::patient_page))
+        .route(
+            "/console/patients/{patient_id}/sessions",
+            post(patient::schedule),
+        )
+        .route(
+            "/console/sessions/{session_id}/move",
+            post(patient::move_session),
+        )
+        .route(
+            "/console/sessions/{session_id}/complete",
+            post(patient::complete_session),
+        )
+        .route(
+            "/console/sessions/{session_id}/cancel",
+            post(patient::cancel_session),
+        )
+        .route(
+            "/console/assets/console.css",
+            get(|| async { asset("text/css; charset=utf-8", page::CSS) }),
+        )
+        .route(
+            "/console/assets/console.js",
+            get(|| async { asset("text/javascript; charset=utf-8", page::JS) }),
+        )
+        .layer(axum::middleware::from_fn(page_headers))
+}
