@@ -111,9 +111,12 @@ pub async fn serve(
                 let busy = InFlight::start(&requests);
                 let router = router.clone();
                 async move {
-                    let response = router.oneshot(req).await;
-                    drop(busy);
-                    response
+                    // The request counts as being handled until its body has been sent (a
+                    // streamed answer may be silent for a while).
+                    let response = router.oneshot(req).await?;
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|body| axum::body::Body::new(Answering { body, _busy: busy })),
+                    )
                 }
             }));
         let builder = builder.clone();
@@ -263,6 +266,32 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] until it is sent or dropped.
+struct Answering {
+    body: axum::body::Body,
+    _busy: InFlight,
+}
+
+impl http_body::Body for Answering {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
