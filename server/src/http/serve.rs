@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -55,6 +55,7 @@ pub async fn serve(
         settings.max_connections_per_client,
     ));
     let refusals = LogSummary::new(REFUSAL_REPORT_INTERVAL);
+    let accept_failures = LogSummary::new(REFUSAL_REPORT_INTERVAL);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -65,11 +66,26 @@ pub async fn serve(
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    if let Some(ended) = accept_failures.ended(Instant::now()) {
+                        tracing::info!(failures = ended.total, "accepting connections again");
+                    }
+                    accepted
+                }
                 Err(error) => {
                     // Out of file descriptors, or a connection reset before it was accepted:
-                    // pause briefly rather than spin on the error.
-                    tracing::warn!(%error, "accepting a connection failed");
+                    // pause briefly rather than spin on the error, and summarise the repeats.
+                    match accept_failures.occurred(Instant::now()) {
+                        Some(Report::First) => {
+                            tracing::warn!(%error, "accepting a connection failed");
+                        }
+                        Some(Report::Ongoing { occurrences, .. }) => tracing::warn!(
+                            %error,
+                            failures = occurrences,
+                            "accepting connections still failing"
+                        ),
+                        None => {}
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -81,23 +97,26 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let in_flight = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Requests::default());
         let io = TokioIo::new(Lingering::new(
             stream,
             slot,
             settings.header_timeout,
-            in_flight.clone(),
+            requests.clone(),
         ));
         let router = router.clone();
         let service =
             TowerToHyperService::new(tower::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(remote));
-                let busy = InFlight::start(&in_flight);
+                let busy = InFlight::start(&requests);
                 let router = router.clone();
                 async move {
-                    let response = router.oneshot(req).await;
-                    drop(busy);
-                    response
+                    // The request counts as being handled until its body has been sent (a
+                    // streamed answer may be silent for a while).
+                    let response = router.oneshot(req).await?;
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|body| axum::body::Body::new(Answering { body, _busy: busy })),
+                    )
                 }
             }));
         let builder = builder.clone();
@@ -226,19 +245,53 @@ impl Drop for Slot {
     }
 }
 
-/// Counts a connection's requests being handled, for as long as it lives.
-struct InFlight(Arc<AtomicUsize>);
+/// A connection's requests: how many are being handled, and how many have begun.
+#[derive(Debug, Default)]
+struct Requests {
+    in_flight: AtomicUsize,
+    begun: AtomicU64,
+}
+
+/// One request being handled, for as long as it lives.
+struct InFlight(Arc<Requests>);
 
 impl InFlight {
-    fn start(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count.clone())
+    fn start(requests: &Arc<Requests>) -> Self {
+        requests.begun.fetch_add(1, Ordering::Relaxed);
+        requests.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(requests.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] until it is sent or dropped.
+struct Answering {
+    body: axum::body::Body,
+    _busy: InFlight,
+}
+
+impl http_body::Body for Answering {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -259,16 +312,13 @@ struct Lingering {
     idle_timeout: Duration,
     last_activity: tokio::time::Instant,
     idle: Pin<Box<tokio::time::Sleep>>,
-    in_flight: Arc<AtomicUsize>,
+    requests: Arc<Requests>,
+    /// Requests begun as of the last wait; a change means the idle clock starts again.
+    requests_seen: u64,
 }
 
 impl Lingering {
-    fn new(
-        stream: TcpStream,
-        slot: Slot,
-        idle_timeout: Duration,
-        in_flight: Arc<AtomicUsize>,
-    ) -> Self {
+    fn new(stream: TcpStream, slot: Slot, idle_timeout: Duration, requests: Arc<Requests>) -> Self {
         let now = tokio::time::Instant::now();
         Self {
             stream: Some(stream),
@@ -277,7 +327,8 @@ impl Lingering {
             idle_timeout,
             last_activity: now,
             idle: Box::pin(tokio::time::sleep_until(now + idle_timeout)),
-            in_flight,
+            requests,
+            requests_seen: 0,
         }
     }
 
@@ -336,10 +387,17 @@ impl AsyncRead for Lingering {
                 Poll::Ready(result)
             }
             Poll::Pending => {
-                if self.in_flight.load(Ordering::Relaxed) > 0 {
+                let this = &mut *self;
+                if this.requests.in_flight.load(Ordering::Relaxed) > 0 {
                     return Poll::Pending;
                 }
-                let this = &mut *self;
+                // A request handled since the last wait (however long it took) starts the
+                // idle clock again.
+                let begun = this.requests.begun.load(Ordering::Relaxed);
+                if begun != this.requests_seen {
+                    this.requests_seen = begun;
+                    this.last_activity = tokio::time::Instant::now();
+                }
                 let deadline = this.last_activity + this.idle_timeout;
                 if this.idle.deadline() != deadline {
                     this.idle.as_mut().reset(deadline);
@@ -413,6 +471,51 @@ mod tests {
         drop(second);
         drop(third);
         assert_eq!(slots.describe().0, 0);
+    }
+
+    /// A socket pair over loopback, the server's end wrapped as hyper would see it.
+    async fn wrapped(idle: Duration) -> (Lingering, TcpStream, Arc<Requests>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, remote) = listener.accept().await.unwrap();
+        let slots = Arc::new(Slots::new(10, 10));
+        let slot = slots.take(remote.ip()).unwrap();
+        let requests = Arc::new(Requests::default());
+        (
+            Lingering::new(server, slot, idle, requests.clone()),
+            client,
+            requests,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_fails_its_read_after_the_idle_bound_but_not_while_a_request_runs()
+    {
+        let idle = Duration::from_millis(200);
+        let (mut io, _client, _) = wrapped(idle).await;
+        let mut buf = [0u8; 16];
+        let started = Instant::now();
+        let error = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= idle, "{:?}", started.elapsed());
+
+        // A request that runs far longer than the bound keeps the connection, and the bound
+        // starts again when it ends.
+        let (mut io, _client, requests) = wrapped(idle).await;
+        let busy = InFlight::start(&requests);
+        let waited = tokio::time::timeout(Duration::from_millis(600), io.read(&mut buf)).await;
+        assert!(waited.is_err(), "the read waits while a request runs");
+        drop(busy);
+        let resumed = Instant::now();
+        let error = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            resumed.elapsed() >= Duration::from_millis(150),
+            "the idle clock restarted after the request: {:?}",
+            resumed.elapsed()
+        );
     }
 
     #[test]
