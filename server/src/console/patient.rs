@@ -303,7 +303,7 @@ fn render(id: &str, data: &PatientPage, csrf: &str, now: DateTime<Utc>) -> Marku
                             td data-label="Answered" { (local_time(c.completed_at, vtz)) @if c.timing == "late" { " (received late)" } }
                             td data-label="Check-in" { (instrument_label(&c.instrument)) }
                             td data-label="Result" {
-                                @if let Some(total) = c.total { "total " (total) @if let Some(sev) = &c.severity { " (" (sev) ")" } }
+                                @if let Some(total) = c.total { "total " (total) @if let Some(sev) = &c.severity { " (" (sev.replace('_', " ")) ")" } }
                                 @if let Some(mood) = c.mood { "mood " (mood) }
                                 @if c.item9.is_some_and(|v| v >= 1) { " " span class="badge sev-urgent" { "item 9: " (c.item9.unwrap_or_default()) } }
                             }
