@@ -67,8 +67,10 @@ pub async fn patient_page(
     let secure = session::secure(&state, &headers);
     let now = state.now();
     let raw = id.clone();
+    // Seven audited reads: one write transaction commits their audit rows together (one
+    // commit instead of seven), which is what the page costs most on PostgreSQL.
     let loaded = state
-        .read_as(user.bearer.clone(), move |conn, caller| {
+        .write_as(user.bearer.clone(), move |conn, caller| {
             let trends = refused!(check_ins::trends_of(conn, caller, &raw, DAYS, now));
             let since = (now - TimeDelta::days(i64::from(DAYS))).naive_utc();
             let filter = |instrument: &str| HistoryFilter {
