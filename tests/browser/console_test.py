@@ -194,13 +194,15 @@ def main():
 
         def forged_post_refused():
             page.goto(args.base + "/console")
-            page.evaluate("""(id) => {
-                const f = document.createElement('form');
-                f.method = 'post';
-                f.action = '/console/alerts/' + id + '/acknowledge';
-                document.body.appendChild(f);
-                f.submit();
-            }""", state["alert"])
+            with page.expect_navigation() as navigation:
+                page.evaluate("""(id) => {
+                    const f = document.createElement('form');
+                    f.method = 'post';
+                    f.action = '/console/alerts/' + id + '/acknowledge';
+                    document.body.appendChild(f);
+                    f.submit();
+                }""", state["alert"])
+            assert navigation.value.status == 403, navigation.value.status
             page.wait_for_selector("h1:has-text('Form expired')")
             shot("11-forged-post-refused")
 
