@@ -228,8 +228,8 @@ def main():
         browser.close()
 
     failed = sum(1 for _, e in results if e is not None)
-    print(f"browser: {len(results) - failed} passed, {failed} failed")
     print(f"screenshots in {args.shots}")
+    print(f"browser: {len(results) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 
