@@ -194,13 +194,15 @@ def main():
 
         def forged_post_refused():
             page.goto(args.base + "/console")
-            page.evaluate("""(id) => {
-                const f = document.createElement('form');
-                f.method = 'post';
-                f.action = '/console/alerts/' + id + '/acknowledge';
-                document.body.appendChild(f);
-                f.submit();
-            }""", state["alert"])
+            with page.expect_navigation() as navigation:
+                page.evaluate("""(id) => {
+                    const f = document.createElement('form');
+                    f.method = 'post';
+                    f.action = '/console/alerts/' + id + '/acknowledge';
+                    document.body.appendChild(f);
+                    f.submit();
+                }""", state["alert"])
+            assert navigation.value.status == 403, navigation.value.status
             page.wait_for_selector("h1:has-text('Form expired')")
             shot("11-forged-post-refused")
 
@@ -226,8 +228,8 @@ def main():
         browser.close()
 
     failed = sum(1 for _, e in results if e is not None)
-    print(f"browser: {len(results) - failed} passed, {failed} failed")
     print(f"screenshots in {args.shots}")
+    print(f"browser: {len(results) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 

@@ -239,6 +239,7 @@ async fn seed(app: &Arc<App>, clock: &ManualClock) -> anyhow::Result<()> {
         patients.push((id, person));
     }
     let mut clinician = clinician;
+    let mut pending_sessions: Vec<String> = Vec::new();
     for day in 0..DAYS {
         clinician.refresh(&api).await?;
         for (i, (id, person)) in patients.iter_mut().enumerate() {
@@ -286,10 +287,21 @@ async fn seed(app: &Arc<App>, clock: &ManualClock) -> anyhow::Result<()> {
                         json!({"modality": if i % 2 == 0 { "iv_infusion" } else { "intranasal_esketamine" }, "scheduled_at": at}),
                     )
                     .await?;
-                let _ = session;
+                pending_sessions.push(session["id"].as_str().unwrap_or_default().to_owned());
             }
         }
         clock.advance(TimeDelta::days(1));
+        // Yesterday's sessions took place.
+        clinician.refresh(&api).await?;
+        for session in pending_sessions.drain(..) {
+            api.call(
+                Method::PATCH,
+                &format!("/v1/sessions/{session}"),
+                Some(&clinician.access),
+                json!({"status": "completed"}),
+            )
+            .await?;
+        }
     }
     // An upcoming session for the first patients, and a fresh safety answer to work on.
     clinician.refresh(&api).await?;

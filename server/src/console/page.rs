@@ -78,9 +78,7 @@ pub fn refusal_page() -> Markup {
         html! {
             h1 { "The console is for clinic staff" }
             p { "This account cannot use the care-team console. Patients use the phone app; organisation admins manage clinics through the API." }
-            form method="post" action="/console/logout" {
-                p { a href="/console/login" { "Sign in with another account" } }
-            }
+            p { a href="/console/login" { "Sign in with another account" } }
         },
     )
 }
