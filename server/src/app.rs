@@ -229,7 +229,8 @@ impl Deref for AppState {
 pub fn router(state: AppState) -> Router {
     let (api, document) = crate::openapi::api_router().split_for_parts();
     let docs = crate::openapi::docs_router(document);
-    let router = api.merge(docs);
+    // FHIR answers FHIR's contract (its CapabilityStatement), not the OpenAPI document's.
+    let router = api.merge(docs).merge(crate::fhir::router());
     let metrics = state.metrics.clone();
     crate::http::middleware::apply(router, &state.config, metrics).with_state(state)
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod escalation;
+pub mod fhir;
 pub mod health;
 pub mod http;
 pub mod instrument;

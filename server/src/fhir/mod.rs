@@ -1,0 +1,33 @@
+//! FHIR R4 (read and search, `application/fhir+json`) over the same use cases and stores as the
+//! JSON API: instruments as Questionnaires, check-ins as QuestionnaireResponses and the
+//! Observations derived from them, patients, clinics as Organizations, and alerts as a Flag and
+//! a Task.
+//!
+//! The FHIR routes are a router of their own, merged in `app.rs`, and not part of the OpenAPI
+//! document: their contract is FHIR's, published by `GET /fhir/r4/metadata` (the
+//! CapabilityStatement lists exactly the types, interactions and search parameters served), and
+//! their bodies are FHIR resources whose schema is the FHIR specification, not ours. Putting
+//! them in the OpenAPI document would describe every resource as an untyped object and their
+//! errors as our JSON error body, which they are not (they answer OperationOutcomes).
+//!
+//! `resources` (pure mapping, unit-tested) and `search` (pure parameter parsing) hold the rules;
+//! `store` the clinic-wide queries; `use_cases` scoping and auditing; `handlers` the HTTP.
+
+pub mod handlers;
+pub mod resources;
+pub mod search;
+pub mod store;
+pub mod use_cases;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::app::AppState;
+
+/// The FHIR routes, merged into the application's router in `app.rs`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/fhir/r4/metadata", get(handlers::metadata))
+        .route("/fhir/r4/{resource}", get(handlers::search_resources))
+        .route("/fhir/r4/{resource}/{id}", get(handlers::read_resource))
+}
