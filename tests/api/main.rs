@@ -13,6 +13,7 @@ mod auth;
 mod check_ins;
 mod cli;
 mod escalation;
+mod fhir;
 mod http;
 mod invitations;
 mod jobs;
