@@ -28,4 +28,5 @@ mod safety_property;
 mod scale_out;
 mod schema;
 mod sessions;
+mod smart;
 mod statements;

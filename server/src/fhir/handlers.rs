@@ -1,17 +1,25 @@
 //! HTTP adapters for the FHIR routes: extract, call one use case, answer
 //! `application/fhir+json`. Every failure, including a refused token, is an OperationOutcome.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::auth::extract::Staff;
-use crate::error::ApiError;
+use crate::auth::extract::{Admin, Bearer, Caller, Staff};
+use crate::db::DbConnection;
+use crate::error::{ApiError, ApiResult, ErrorBody, Outcome};
+use crate::fhir::clients::{self, TokenRequest};
 use crate::fhir::resources::{self as res, Systems};
 use crate::fhir::search::{self, ResourceType, SearchError};
 use crate::fhir::use_cases::{self, Context};
+use crate::http::extract::{ApiJson, request_id_of};
 
 /// The media type of every FHIR answer.
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
@@ -95,7 +103,7 @@ pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Resp
 /// `GET /fhir/r4/{type}/{id}`: one resource of the caller's clinic.
 pub async fn read_resource(
     State(state): State<AppState>,
-    access: Result<Staff, ApiError>,
+    access: Result<FhirAccess, ApiError>,
     Path((type_name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -108,16 +116,15 @@ pub async fn read_resource(
     };
     let systems = Systems::new(&base_url(&headers));
     let app = state.clone();
-    let result = state
-        .read_as(access, move |conn, caller| {
-            let ctx = Context {
-                systems: &systems,
-                catalogue: &app.catalogue,
-                now: app.now().naive_utc(),
-            };
-            use_cases::read(conn, caller, ctx, resource, &id)
-        })
-        .await;
+    let result = run_as(&state, access, resource, move |conn, caller| {
+        let ctx = Context {
+            systems: &systems,
+            catalogue: &app.catalogue,
+            now: app.now().naive_utc(),
+        };
+        use_cases::read(conn, caller, ctx, resource, &id)
+    })
+    .await;
     match result {
         Ok(body) => fhir(StatusCode::OK, &body),
         Err(error) => outcome(&error),
@@ -127,7 +134,7 @@ pub async fn read_resource(
 /// `GET /fhir/r4/{type}?...`: a searchset Bundle with `self` and `next` links.
 pub async fn search_resources(
     State(state): State<AppState>,
-    access: Result<Staff, ApiError>,
+    access: Result<FhirAccess, ApiError>,
     Path(type_name): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -165,16 +172,15 @@ pub async fn search_resources(
     let systems = Systems::new(&base_url(&headers));
     let app = state.clone();
     let for_use_case = systems.clone();
-    let result = state
-        .read_as(access, move |conn, caller| {
-            let ctx = Context {
-                systems: &for_use_case,
-                catalogue: &app.catalogue,
-                now: app.now().naive_utc(),
-            };
-            use_cases::search(conn, caller, ctx, resource, &parsed)
-        })
-        .await;
+    let result = run_as(&state, access, resource, move |conn, caller| {
+        let ctx = Context {
+            systems: &for_use_case,
+            catalogue: &app.catalogue,
+            now: app.now().naive_utc(),
+        };
+        use_cases::search(conn, caller, ctx, resource, &parsed)
+    })
+    .await;
     match result {
         Ok(found) => {
             let path = format!("{}/{}", systems.fhir_base(), resource.name());
@@ -193,4 +199,217 @@ pub async fn search_resources(
         }
         Err(error) => outcome(&error),
     }
+}
+
+/// Who may call a FHIR route: clinic staff with their access JWT, or a system client with a
+/// token from `POST /oauth/token` (told apart by its prefix). Only the JWT is verified here; the
+/// session, or the system token, is checked in the request's unit of work.
+#[derive(Debug, Clone)]
+pub enum FhirAccess {
+    /// Clinic staff.
+    Staff(Bearer),
+    /// A system client's opaque token, and the request id.
+    System(String, Option<String>),
+}
+
+impl FromRequestParts<AppState> for FhirAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let system = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| token.starts_with(clients::TOKEN_PREFIX))
+            .map(str::to_owned);
+        match system {
+            Some(token) => Ok(FhirAccess::System(token, request_id_of(parts))),
+            None => Staff::from_request_parts(parts, state)
+                .await
+                .map(|staff| FhirAccess::Staff(staff.into())),
+        }
+    }
+}
+
+/// Runs `work` as the caller `access` stands for, in one unit of work (reads only).
+async fn run_as<T, F>(
+    state: &AppState,
+    access: FhirAccess,
+    resource: ResourceType,
+    work: F,
+) -> ApiResult<T>
+where
+    F: FnOnce(&mut DbConnection, &Caller) -> Outcome<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match access {
+        FhirAccess::Staff(bearer) => state.read_as(bearer, work).await,
+        FhirAccess::System(token, request_id) => {
+            let now = state.now();
+            Ok(state
+                .db
+                .run(move |conn| {
+                    match clients::system_caller(conn, &token, resource, now, request_id)? {
+                        Ok(caller) => work(conn, &caller),
+                        Err(refused) => Ok(Err(refused)),
+                    }
+                })
+                .await??)
+        }
+    }
+}
+
+/// `GET /.well-known/smart-configuration`: how a system client gets a token.
+pub async fn smart_configuration(headers: HeaderMap) -> Response {
+    let base = base_url(&headers);
+    let body = json!({
+        "token_endpoint": format!("{base}/oauth/token"),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "grant_types_supported": ["client_credentials"],
+        "scopes_supported": ["system/*.read", "system/*.rs"],
+        "capabilities": ["client-confidential-asymmetric"],
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `POST /oauth/token`: client credentials with a signed JWT assertion (SMART Backend
+/// Services). Errors are RFC 6749's: `{"error", "error_description"}`.
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let request: TokenRequest = match serde_urlencoded::from_bytes(&body) {
+        Ok(request) => request,
+        Err(_) => {
+            return oauth_error(&clients::OAuthError {
+                status: 400,
+                error: "invalid_request",
+                description: "The body must be a form (application/x-www-form-urlencoded)."
+                    .to_owned(),
+            });
+        }
+    };
+    let token_url = format!("{}/oauth/token", base_url(&headers));
+    let now = state.now();
+    let result = state
+        .db
+        .write_or_refuse(move |conn| clients::issue_token(conn, &request, &token_url, now))
+        .await;
+    let mut response = match result {
+        Ok(Ok(grant)) => (
+            StatusCode::OK,
+            Json(json!({
+                "access_token": grant.access_token,
+                "token_type": "bearer",
+                "expires_in": grant.expires_in,
+                "scope": grant.scope,
+            })),
+        )
+            .into_response(),
+        Ok(Err(error)) => oauth_error(&error),
+        Err(error) => ApiError::from(error).into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn oauth_error(error: &clients::OAuthError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        Json(json!({"error": error.error, "error_description": error.description})),
+    )
+        .into_response()
+}
+
+/// A system client to register.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSystemClient {
+    /// A name for people.
+    pub name: String,
+    /// The client's public keys as a JWK Set (RSA keys for RS384, EC P-384 keys for ES384).
+    #[schema(value_type = Object)]
+    pub jwks: Value,
+    /// Space-separated scopes the client may ask for (`system/*.read` when absent; or e.g.
+    /// `system/Observation.read system/Patient.read`).
+    pub scope: Option<String>,
+}
+
+/// A registered system client.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SystemClient {
+    /// The client id: `iss` and `sub` of its assertions.
+    pub client_id: String,
+    /// Its clinic.
+    pub clinic_id: String,
+    /// Its name.
+    pub name: String,
+    /// The scopes it may ask for.
+    pub scope: String,
+    /// Registered.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Register a FHIR system client
+///
+/// SMART Backend Services: the client signs assertions with a private key whose public half is
+/// in `jwks`, and trades them at `POST /oauth/token` for short-lived tokens that read this
+/// clinic's FHIR resources within `scope`.
+#[utoipa::path(
+    post,
+    path = "/v1/clinics/{clinic_id}/system-clients",
+    tag = "clinics",
+    operation_id = "create_system_client",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    request_body = CreateSystemClient,
+    responses(
+        (status = 201, description = "Registered", body = SystemClient),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid name, keys or scope", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn create_system_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(clinic_id): Path<String>,
+    ApiJson(body): ApiJson<CreateSystemClient>,
+) -> ApiResult<(StatusCode, Json<SystemClient>)> {
+    let now = state.now();
+    let row = state
+        .write_as(admin, move |conn, caller| {
+            clients::register(
+                conn,
+                caller,
+                &clinic_id,
+                &body.name,
+                &body.jwks,
+                body.scope.as_deref(),
+                now,
+            )
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SystemClient {
+            client_id: row.id,
+            clinic_id: row.clinic_id,
+            name: row.name,
+            scope: row.scope,
+            created_at: crate::time::utc(row.created_at),
+        }),
+    ))
 }

@@ -13,9 +13,11 @@
 //! `resources` (pure mapping, unit-tested) and `search` (pure parameter parsing) hold the rules;
 //! `store` the clinic-wide queries; `use_cases` scoping and auditing; `handlers` the HTTP.
 
+pub mod clients;
 pub mod handlers;
 pub mod resources;
 pub mod search;
+pub mod smart;
 pub mod store;
 pub mod use_cases;
 
@@ -30,4 +32,9 @@ pub fn router() -> Router<AppState> {
         .route("/fhir/r4/metadata", get(handlers::metadata))
         .route("/fhir/r4/{resource}", get(handlers::search_resources))
         .route("/fhir/r4/{resource}/{id}", get(handlers::read_resource))
+        .route(
+            "/.well-known/smart-configuration",
+            get(handlers::smart_configuration),
+        )
+        .route("/oauth/token", axum::routing::post(handlers::token))
 }

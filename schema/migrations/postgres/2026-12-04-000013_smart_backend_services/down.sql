@@ -1,0 +1,3 @@
+DROP TABLE system_tokens;
+DROP TABLE client_assertions;
+DROP TABLE system_clients;

@@ -1,0 +1,31 @@
+-- SMART Backend Services: system clients a clinic admin registers with their public keys (JWKS),
+-- the one-time `jti` of each client assertion they have used (kept until the assertion expires),
+-- and the short-lived access tokens issued to them (stored hashed).
+CREATE TABLE system_clients (
+    id           TEXT PRIMARY KEY,
+    clinic_id    TEXT NOT NULL REFERENCES clinics (id),
+    name         TEXT NOT NULL,
+    jwks         TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    created_by   TEXT NOT NULL,
+    created_at   TIMESTAMP NOT NULL,
+    disabled_at  TIMESTAMP
+);
+CREATE INDEX system_clients_clinic_idx ON system_clients (clinic_id);
+
+CREATE TABLE client_assertions (
+    client_id   TEXT NOT NULL REFERENCES system_clients (id),
+    jti         TEXT NOT NULL,
+    expires_at  TIMESTAMP NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+
+CREATE TABLE system_tokens (
+    token_hash  TEXT PRIMARY KEY,
+    client_id   TEXT NOT NULL REFERENCES system_clients (id),
+    clinic_id   TEXT NOT NULL REFERENCES clinics (id),
+    scope       TEXT NOT NULL,
+    issued_at   TIMESTAMP NOT NULL,
+    expires_at  TIMESTAMP NOT NULL
+);
+CREATE INDEX system_tokens_expires_idx ON system_tokens (expires_at);
