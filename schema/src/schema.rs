@@ -309,6 +309,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    bulk_exports (id) {
+        id -> Text,
+        clinic_id -> Text,
+        requested_by -> Text,
+        request -> Text,
+        base_url -> Text,
+        types -> Text,
+        since -> Nullable<Timestamp>,
+        status -> Text,
+        done_types -> Integer,
+        output -> Nullable<Text>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
 diesel::joinable!(patient_schedules -> accounts (patient_id));
 diesel::joinable!(alert_events -> alerts (alert_id));
@@ -338,4 +356,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     system_clients,
     client_assertions,
     system_tokens,
+    bulk_exports,
 );

@@ -10,6 +10,7 @@ mod harness;
 
 mod access;
 mod auth;
+mod bulk;
 mod check_ins;
 mod cli;
 mod escalation;

@@ -268,12 +268,12 @@ pub fn issue_token(
 }
 
 /// The caller a system access token stands for, if it is current, its client enabled, and its
-/// scopes cover `resource` (403 otherwise). It reads as staff of its clinic; audit rows name the
+/// scopes cover `resource` when one is named (403 otherwise). It reads as staff of its clinic; audit rows name the
 /// admin who registered it as the actor and the client id as the session.
 pub fn system_caller(
     conn: &mut DbConnection,
     token: &str,
-    resource: ResourceType,
+    resource: Option<ResourceType>,
     now: DateTime<Utc>,
     request_id: Option<String>,
 ) -> Outcome<Caller> {
@@ -310,7 +310,9 @@ pub fn system_caller(
     if expires_at <= now.naive_utc() || disabled_at.is_some() {
         return invalid();
     }
-    if !smart::allows(&scope, resource) {
+    if let Some(resource) = resource
+        && !smart::allows(&scope, resource)
+    {
         return Ok(Err(Refusal::forbidden_because(
             "insufficient_scope",
             format!("The token's scopes do not cover {}.", resource.name()),
@@ -335,4 +337,14 @@ pub fn system_caller(
         timezone: "UTC".to_owned(),
         clinic_alert_thresholds: None,
     }))
+}
+
+/// The scopes of a system access token (empty when unknown).
+pub fn scope_of_token(conn: &mut DbConnection, token: &str) -> QueryResult<String> {
+    Ok(system_tokens::table
+        .find(hash(token))
+        .select(system_tokens::scope)
+        .first(conn)
+        .optional()?
+        .unwrap_or_default())
 }

@@ -19,6 +19,7 @@ use crate::fhir::clients::{self, TokenRequest};
 use crate::fhir::resources::{self as res, Systems};
 use crate::fhir::search::{self, ResourceType, SearchError};
 use crate::fhir::use_cases::{self, Context};
+use crate::fhir::{bulk, smart};
 use crate::http::extract::{ApiJson, request_id_of};
 
 /// The media type of every FHIR answer.
@@ -238,7 +239,7 @@ impl FromRequestParts<AppState> for FhirAccess {
 async fn run_as<T, F>(
     state: &AppState,
     access: FhirAccess,
-    resource: ResourceType,
+    resource: impl Into<Option<ResourceType>>,
     work: F,
 ) -> ApiResult<T>
 where
@@ -249,6 +250,7 @@ where
         FhirAccess::Staff(bearer) => state.read_as(bearer, work).await,
         FhirAccess::System(token, request_id) => {
             let now = state.now();
+            let resource = resource.into();
             Ok(state
                 .db
                 .run(move |conn| {
@@ -412,4 +414,302 @@ pub async fn create_system_client(
             created_at: crate::time::utc(row.created_at),
         }),
     ))
+}
+
+fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Response> {
+    serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|_| {
+        outcome(&ApiError::bad_request(
+            "invalid_query",
+            "The query string cannot be read.",
+        ))
+    })
+}
+
+fn invalid(message: &str) -> Response {
+    fhir(
+        StatusCode::BAD_REQUEST,
+        &res::operation_outcome("invalid", message),
+    )
+}
+
+async fn kick_off(
+    state: AppState,
+    access: Result<FhirAccess, ApiError>,
+    group: Option<String>,
+    query: Option<String>,
+    headers: HeaderMap,
+) -> Response {
+    let access = match access {
+        Ok(access) => access,
+        Err(error) => return outcome(&error),
+    };
+    let prefers_async = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|p| p.trim() == "respond-async"));
+    if !prefers_async {
+        return invalid("A Bulk Data kick-off needs the header Prefer: respond-async.");
+    }
+    let pairs = match query_pairs(query.as_deref()) {
+        Ok(pairs) => pairs,
+        Err(response) => return response,
+    };
+    let (mut types, mut since) = (None, None);
+    for (name, value) in &pairs {
+        match name.as_str() {
+            "_type" if types.is_none() => types = Some(value.clone()),
+            "_since" if since.is_none() => match DateTime::parse_from_rfc3339(value) {
+                Ok(at) => since = Some(at.with_timezone(&Utc).naive_utc()),
+                Err(_) => return invalid("_since must be an RFC 3339 instant."),
+            },
+            "_outputFormat"
+                if matches!(
+                    value.as_str(),
+                    "application/fhir+ndjson" | "application/ndjson" | "ndjson"
+                ) => {}
+            _ => {
+                return fhir(
+                    StatusCode::BAD_REQUEST,
+                    &res::operation_outcome(
+                        "not-supported",
+                        &format!("Unsupported or repeated export parameter '{name}'."),
+                    ),
+                );
+            }
+        }
+    }
+    let types = match bulk::parse_types(types.as_deref()) {
+        Ok(types) => types,
+        Err(problem) => return invalid(&problem),
+    };
+    let base = base_url(&headers);
+    let path = match &group {
+        Some(id) => format!("{base}/fhir/r4/Group/{id}/$export"),
+        None => format!("{base}/fhir/r4/Patient/$export"),
+    };
+    let request = match query.as_deref() {
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path,
+    };
+    let ask = bulk::KickOff {
+        group,
+        types: types.clone(),
+        since,
+        request,
+        base_url: base.clone(),
+    };
+    let now = state.now();
+    let result = match access {
+        FhirAccess::Staff(bearer) => {
+            state
+                .write_as(bearer, move |conn, caller| {
+                    bulk::kick_off(conn, caller, ask, now)
+                })
+                .await
+        }
+        FhirAccess::System(token, request_id) => {
+            let result = state
+                .db
+                .write_or_refuse(move |conn| {
+                    let caller = match clients::system_caller(conn, &token, None, now, request_id)?
+                    {
+                        Ok(caller) => caller,
+                        Err(refused) => return Ok(Err(refused)),
+                    };
+                    let scopes = clients::scope_of_token(conn, &token)?;
+                    if let Some(missing) = types.iter().find(|t| !smart::allows(&scopes, **t)) {
+                        return Ok(Err(crate::error::Refusal::forbidden_because(
+                            "insufficient_scope",
+                            format!("The token's scopes do not cover {}.", missing.name()),
+                        )));
+                    }
+                    bulk::kick_off(conn, &caller, ask, now)
+                })
+                .await;
+            match result {
+                Ok(Ok(row)) => Ok(row),
+                Ok(Err(refused)) => Err(ApiError::from(refused)),
+                Err(error) => Err(ApiError::from(error)),
+            }
+        }
+    };
+    match result {
+        Ok(row) => {
+            state.jobs_enqueued();
+            let mut response = StatusCode::ACCEPTED.into_response();
+            if let Ok(location) = HeaderValue::from_str(&format!("{base}/fhir/bulk/{}", row.id)) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LOCATION, location);
+            }
+            response
+        }
+        Err(error) => outcome(&error),
+    }
+}
+
+/// `GET /fhir/r4/Group/{clinic_id}/$export`: Bulk Data kick-off for a clinic's patients.
+pub async fn export_group(
+    State(state): State<AppState>,
+    access: Result<FhirAccess, ApiError>,
+    Path(group): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    kick_off(state, access, Some(group), query, headers).await
+}
+
+/// `GET /fhir/r4/Patient/$export`: Bulk Data kick-off for every patient of the caller's clinic.
+pub async fn export_patients(
+    State(state): State<AppState>,
+    access: Result<FhirAccess, ApiError>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    kick_off(state, access, None, query, headers).await
+}
+
+/// `GET /fhir/bulk/{export_id}`: 202 with `X-Progress` while running, then the manifest.
+pub async fn export_status(
+    State(state): State<AppState>,
+    access: Result<FhirAccess, ApiError>,
+    Path(id): Path<String>,
+) -> Response {
+    let access = match access {
+        Ok(access) => access,
+        Err(error) => return outcome(&error),
+    };
+    let (now, dir) = (state.now(), state.config.data_dir.clone());
+    let result = run_as(&state, access, None, move |conn, caller| {
+        bulk::status(conn, caller, &id, now, &dir)
+    })
+    .await;
+    match result {
+        Ok(bulk::Status::InProgress(done, total)) => {
+            let mut response = StatusCode::ACCEPTED.into_response();
+            let headers = response.headers_mut();
+            if let Ok(progress) =
+                HeaderValue::from_str(&format!("{done} of {total} resource types written"))
+            {
+                headers.insert("x-progress", progress);
+            }
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            response
+        }
+        Ok(bulk::Status::Done(manifest)) => (StatusCode::OK, Json(manifest)).into_response(),
+        Ok(bulk::Status::Failed) => fhir(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &res::operation_outcome("exception", "The export failed; start a new one."),
+        ),
+        Err(error) => outcome(&error),
+    }
+}
+
+/// `DELETE /fhir/bulk/{export_id}`: cancels the export and deletes its files.
+pub async fn cancel_export(
+    State(state): State<AppState>,
+    access: Result<FhirAccess, ApiError>,
+    Path(id): Path<String>,
+) -> Response {
+    let access = match access {
+        Ok(access) => access,
+        Err(error) => return outcome(&error),
+    };
+    let (now, dir) = (state.now(), state.config.data_dir.clone());
+    let bearer = match access {
+        FhirAccess::Staff(bearer) => bearer,
+        FhirAccess::System(..) => {
+            let result = run_as(&state, access, None, move |conn, caller| {
+                bulk::cancel(conn, caller, &id, now, &dir)
+            })
+            .await;
+            return match result {
+                Ok(()) => StatusCode::ACCEPTED.into_response(),
+                Err(error) => outcome(&error),
+            };
+        }
+    };
+    match state
+        .write_as(bearer, move |conn, caller| {
+            bulk::cancel(conn, caller, &id, now, &dir)
+        })
+        .await
+    {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(error) => outcome(&error),
+    }
+}
+
+/// `GET /fhir/bulk/{export_id}/{Type}.ndjson`: one file of a completed export, streamed.
+pub async fn export_file(
+    State(state): State<AppState>,
+    access: Result<FhirAccess, ApiError>,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
+    let access = match access {
+        Ok(access) => access,
+        Err(error) => return outcome(&error),
+    };
+    let Some(resource) = file.strip_suffix(".ndjson").and_then(ResourceType::parse) else {
+        return outcome(&ApiError::not_found("file"));
+    };
+    let (now, dir) = (state.now(), state.config.data_dir.clone());
+    let result = run_as(&state, access, resource, move |conn, caller| {
+        bulk::file(conn, caller, &id, resource, now, &dir)
+    })
+    .await;
+    let path = match result {
+        Ok(path) => path,
+        Err(error) => return outcome(&error),
+    };
+    match std::fs::File::open(&path) {
+        Ok(file) => {
+            let body = axum::body::Body::from_stream(FileChunks::read(file));
+            let mut response = (StatusCode::OK, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/fhir+ndjson"),
+            );
+            response
+        }
+        Err(_) => outcome(&ApiError::not_found("file")),
+    }
+}
+
+/// A file streamed in 64 KiB chunks read on the blocking pool (constant memory, whatever its
+/// size).
+struct FileChunks(tokio::sync::mpsc::Receiver<std::io::Result<axum::body::Bytes>>);
+
+impl FileChunks {
+    fn read(mut file: std::fs::File) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read as _;
+            let mut buffer = vec![0u8; 64 * 1024];
+            loop {
+                let chunk = match file.read(&mut buffer) {
+                    Ok(0) => return,
+                    Ok(n) => Ok(axum::body::Bytes::copy_from_slice(&buffer[..n])),
+                    Err(error) => Err(error),
+                };
+                let failed = chunk.is_err();
+                if tx.blocking_send(chunk).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Self(rx)
+    }
+}
+
+impl futures_core::Stream for FileChunks {
+    type Item = std::io::Result<axum::body::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
 }

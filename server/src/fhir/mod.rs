@@ -13,6 +13,7 @@
 //! `resources` (pure mapping, unit-tested) and `search` (pure parameter parsing) hold the rules;
 //! `store` the clinic-wide queries; `use_cases` scoping and auditing; `handlers` the HTTP.
 
+pub mod bulk;
 pub mod clients;
 pub mod handlers;
 pub mod resources;
@@ -37,4 +38,14 @@ pub fn router() -> Router<AppState> {
             get(handlers::smart_configuration),
         )
         .route("/oauth/token", axum::routing::post(handlers::token))
+        .route("/fhir/r4/Patient/$export", get(handlers::export_patients))
+        .route(
+            "/fhir/r4/Group/{group}/$export",
+            get(handlers::export_group),
+        )
+        .route(
+            "/fhir/bulk/{export_id}",
+            get(handlers::export_status).delete(handlers::cancel_export),
+        )
+        .route("/fhir/bulk/{export_id}/{file}", get(handlers::export_file))
 }

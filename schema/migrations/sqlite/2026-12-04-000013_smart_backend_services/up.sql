@@ -29,3 +29,22 @@ CREATE TABLE system_tokens (
     expires_at  TIMESTAMP NOT NULL
 );
 CREATE INDEX system_tokens_expires_idx ON system_tokens (expires_at);
+
+-- FHIR Bulk Data exports: one row per kick-off; the job writes ndjson files under the data
+-- directory and fills `output`; files and row expire at `expires_at`.
+CREATE TABLE bulk_exports (
+    id            TEXT PRIMARY KEY,
+    clinic_id     TEXT NOT NULL REFERENCES clinics (id),
+    requested_by  TEXT NOT NULL,
+    request       TEXT NOT NULL,
+    base_url      TEXT NOT NULL,
+    types         TEXT NOT NULL,
+    since         TIMESTAMP,
+    status        TEXT NOT NULL,
+    done_types    INTEGER NOT NULL,
+    output        TEXT,
+    created_at    TIMESTAMP NOT NULL,
+    finished_at   TIMESTAMP,
+    expires_at    TIMESTAMP
+);
+CREATE INDEX bulk_exports_clinic_idx ON bulk_exports (clinic_id);
