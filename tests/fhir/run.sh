@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Validates every FHIR resource the server emits: runs the FHIR API tests (SQLite and
-# PostgreSQL) with COMPANION_FHIR_DUMP_DIR set, so each response body is written to a folder,
+# Validates every FHIR resource the server emits: runs the FHIR and Bulk Data API tests (SQLite
+# and PostgreSQL; each ndjson line of an export is kept as its own body) with COMPANION_FHIR_DUMP_DIR set, so each response body is written to a folder,
 # then validates them all with the `fhir.resources` R4B models (tests/fhir/validate.py),
 # installed from PyPI into a virtual environment (COMPANION_FHIR_VENV, default target/fhir-venv).
 # Fails when either backend ran no FHIR test, or when any body is invalid.
@@ -23,11 +23,11 @@ log=$(mktemp)
 trap 'rm -rf "$dump" "$log"' EXIT
 
 echo "== FHIR API tests, every response kept in $dump"
-COMPANION_FHIR_DUMP_DIR="$dump" cargo test -p companion-server --test api fhir:: 2>&1 | tee "$log"
+COMPANION_FHIR_DUMP_DIR="$dump" cargo test -p companion-server --test api -- fhir:: bulk:: 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
-sqlite=$(grep -cE '^test fhir::sqlite::.* \.\.\. ok$' "$log" || true)
-postgres=$(grep -cE '^test fhir::postgres::.* \.\.\. ok$' "$log" || true)
+sqlite=$(grep -cE '^test (fhir|bulk)::sqlite::.* \.\.\. ok$' "$log" || true)
+postgres=$(grep -cE '^test (fhir|bulk)::postgres::.* \.\.\. ok$' "$log" || true)
 if [ "$sqlite" -eq 0 ] || [ "$sqlite" -ne "$postgres" ]; then
   echo "FHIR tests passed: $sqlite on SQLite, $postgres on PostgreSQL: both halves must run" >&2
   exit 1
