@@ -416,15 +416,6 @@ pub async fn create_system_client(
     ))
 }
 
-fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Response> {
-    serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|_| {
-        outcome(&ApiError::bad_request(
-            "invalid_query",
-            "The query string cannot be read.",
-        ))
-    })
-}
-
 fn invalid(message: &str) -> Response {
     fhir(
         StatusCode::BAD_REQUEST,
@@ -451,10 +442,11 @@ async fn kick_off(
     if !prefers_async {
         return invalid("A Bulk Data kick-off needs the header Prefer: respond-async.");
     }
-    let pairs = match query_pairs(query.as_deref()) {
-        Ok(pairs) => pairs,
-        Err(response) => return response,
-    };
+    let pairs: Vec<(String, String)> =
+        match serde_urlencoded::from_str(query.as_deref().unwrap_or_default()) {
+            Ok(pairs) => pairs,
+            Err(_) => return invalid("The query string cannot be read."),
+        };
     let (mut types, mut since) = (None, None);
     for (name, value) in &pairs {
         match name.as_str() {
