@@ -125,7 +125,8 @@ async fn metadata_lists_exactly_the_types_and_search_parameters_served(backend: 
             "Patient",
             "Organization",
             "Flag",
-            "Task"
+            "Task",
+            "Group"
         ]
     );
     let observation = &resources[2];

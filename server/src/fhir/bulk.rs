@@ -592,11 +592,10 @@ fn alerts_page(
         );
     }
     if let Some((at, id)) = from {
-        q = q.filter(
-            alerts::opened_at
-                .lt(*at)
-                .or(alerts::opened_at.eq(*at).and(alerts::id.le(id.clone()))),
-        );
+        // The leading `<=` lets the (clinic, opened, id) index seek to the position.
+        q = q
+            .filter(alerts::opened_at.le(*at))
+            .filter(alerts::opened_at.lt(*at).or(alerts::id.le(id.clone())));
     }
     q.load(conn)
 }

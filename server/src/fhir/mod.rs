@@ -10,8 +10,14 @@
 //! them in the OpenAPI document would describe every resource as an untyped object and their
 //! errors as our JSON error body, which they are not (they answer OperationOutcomes).
 //!
-//! `resources` (pure mapping, unit-tested) and `search` (pure parameter parsing) hold the rules;
-//! `store` the clinic-wide queries; `use_cases` scoping and auditing; `handlers` the HTTP.
+//! The same goes for `/.well-known/smart-configuration`, `/oauth/token` (RFC 6749 bodies) and the
+//! Bulk Data routes (the Bulk Data IG's contract); only the JSON API's registration of system
+//! clients (`POST /v1/clinics/{clinic_id}/system-clients`) is in the OpenAPI document.
+//!
+//! `resources` (pure mapping, unit-tested), `search` (pure parameter parsing) and `smart` (scopes
+//! and assertion checks) hold the rules; `store` the clinic-wide queries; `use_cases` scoping and
+//! auditing; `clients` system clients and their tokens; `bulk` the export, its job and files;
+//! `handlers` the HTTP. The export job is registered with one line in `jobs::runner`.
 
 pub mod bulk;
 pub mod clients;

@@ -19,6 +19,7 @@ pub const UCUM: &str = "http://unitsofmeasure.org";
 pub const FHIR_VERSION: &str = "4.0.1";
 const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 const FLAG_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/flag-category";
+const BULK_DATA: &str = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition";
 
 /// A FHIR `instant`/`dateTime` for a stored UTC time.
 pub fn instant(at: NaiveDateTime) -> String {
@@ -666,8 +667,15 @@ pub fn capability_statement(systems: &Systems, date: NaiveDateTime) -> Value {
             if !params.is_empty() {
                 entry["searchParam"] = json!(params);
             }
+            if *resource == crate::fhir::search::ResourceType::Patient {
+                entry["operation"] = json!([{"name": "export", "definition": format!("{BULK_DATA}/patient-export")}]);
+            }
             entry
         })
+        .chain([json!({
+            "type": "Group",
+            "operation": [{"name": "export", "definition": format!("{BULK_DATA}/group-export")}],
+        })])
         .collect();
     json!({
         "resourceType": "CapabilityStatement",
@@ -681,7 +689,12 @@ pub fn capability_statement(systems: &Systems, date: NaiveDateTime) -> Value {
         "rest": [{
             "mode": "server",
             "security": {
-                "description": "Bearer access token of a clinic staff member (POST /v1/auth/login); every resource is scoped to the caller's clinic.",
+                "service": [{"coding": [coding(
+                    "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                    "SMART-on-FHIR",
+                    Some("SMART-on-FHIR"),
+                )]}],
+                "description": "Bearer access token of a clinic staff member (POST /v1/auth/login), or of a system client from POST /oauth/token (SMART Backend Services, see /.well-known/smart-configuration); every resource is scoped to the caller's clinic. The Group for $export is the caller's clinic (its id).",
             },
             "resource": resources,
         }],

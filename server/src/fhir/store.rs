@@ -58,10 +58,11 @@ pub fn check_ins_of_clinic(
         q = q.filter(check_ins::received_at.le(to));
     }
     if let Some((at, id)) = &query.from {
-        q = q.filter(
-            check_ins::completed_at.lt(*at).or(check_ins::completed_at
-                .eq(*at)
-                .and(check_ins::id.le(id.clone()))),
+        // The leading `<=` lets the (clinic, time, id) index seek to the position.
+        q = q.filter(check_ins::completed_at.le(*at)).filter(
+            check_ins::completed_at
+                .lt(*at)
+                .or(check_ins::id.le(id.clone())),
         );
     }
     q.load(conn)
@@ -90,11 +91,10 @@ pub fn alerts_of_clinic(
         q = q.filter(alerts::status.eq_any(statuses));
     }
     if let Some((at, id)) = from {
-        q = q.filter(
-            alerts::opened_at
-                .lt(*at)
-                .or(alerts::opened_at.eq(*at).and(alerts::id.le(id.clone()))),
-        );
+        // The leading `<=` lets the (clinic, opened, id) index seek to the position.
+        q = q
+            .filter(alerts::opened_at.le(*at))
+            .filter(alerts::opened_at.lt(*at).or(alerts::id.le(id.clone())));
     }
     q.load(conn)
 }

@@ -48,3 +48,7 @@ CREATE TABLE bulk_exports (
     expires_at    TIMESTAMP
 );
 CREATE INDEX bulk_exports_clinic_idx ON bulk_exports (clinic_id);
+
+-- FHIR search and export page through a clinic's check-ins and alerts newest first.
+CREATE INDEX check_ins_clinic_time_idx ON check_ins (clinic_id, completed_at, id);
+CREATE INDEX alerts_clinic_opened_idx ON alerts (clinic_id, opened_at, id);
