@@ -319,9 +319,13 @@ pub async fn run(app: &App, job: &Claimed) -> JobResult {
             let _ = app
                 .db
                 .run(move |conn| {
-                    diesel::update(bulk_exports::table.find(&failed))
-                        .set(bulk_exports::status.eq("failed"))
-                        .execute(conn)
+                    diesel::update(
+                        bulk_exports::table
+                            .find(&failed)
+                            .filter(bulk_exports::status.ne("cancelled")),
+                    )
+                    .set(bulk_exports::status.eq("failed"))
+                    .execute(conn)
                 })
                 .await;
             JobResult::Dead(reason)
@@ -359,12 +363,17 @@ async fn write_export(app: &App, id: &str) -> anyhow::Result<()> {
         let progress = (id.to_owned(), done as i32);
         app.db
             .run(move |conn| {
-                diesel::update(bulk_exports::table.find(&progress.0))
-                    .set((
-                        bulk_exports::status.eq("running"),
-                        bulk_exports::done_types.eq(progress.1),
-                    ))
-                    .execute(conn)
+                // Never over a cancel that landed since the check above.
+                diesel::update(
+                    bulk_exports::table
+                        .find(&progress.0)
+                        .filter(bulk_exports::status.eq_any(["queued", "running"])),
+                )
+                .set((
+                    bulk_exports::status.eq("running"),
+                    bulk_exports::done_types.eq(progress.1),
+                ))
+                .execute(conn)
             })
             .await?;
         let path = dir.join(format!("{}.ndjson", resource.name()));
