@@ -21,6 +21,7 @@ pub mod http;
 pub mod instrument;
 pub mod invitation;
 pub mod jobs;
+pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod patient;

@@ -1,0 +1,7 @@
+//! The patient data lifecycle: versioned consent documents and each patient's acceptance or
+//! withdrawal (which gate prompting), the patient's view of who on the staff read their data,
+//! a full export of a patient's data, erasure, and per-clinic retention purged by housekeeping.
+
+pub mod consent;
+pub mod handlers;
+pub mod store;

@@ -1,0 +1,298 @@
+//! The patient data lifecycle through the API: consent gating prompts (never the patient's own
+//! check-ins), the patient's access log, exports, erasure and retention.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{Actor, Backend, TestApp, World, assert_error};
+
+both!(
+    a_patient_who_never_consented_receives_no_prompt_but_may_still_check_in,
+    a_new_version_asks_again_and_withdrawal_stops_prompts,
+    consent_documents_are_for_the_clinic_admin_to_publish_and_its_staff_to_read,
+);
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+async fn run_at(app: &TestApp, when: &str) {
+    app.clock.set(at(when));
+    app.run_workers().await;
+}
+
+async fn prompts_of(app: &TestApp, staff: &Actor, patient: &Actor) -> Vec<Value> {
+    app.get(
+        &format!("/v1/patients/{}/prompts", patient.id),
+        &app.token(staff).await,
+    )
+    .await
+    .expect(StatusCode::OK)
+    .body["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Prompts planned or sent and not closed.
+async fn live(app: &TestApp, staff: &Actor, patient: &Actor) -> usize {
+    prompts_of(app, staff, patient)
+        .await
+        .iter()
+        .filter(|p| ["scheduled", "sent", "reminded"].contains(&p["status"].as_str().unwrap()))
+        .count()
+}
+
+/// Prompts ever pushed to the patient (the API shows a sent prompt that later expired only as
+/// expired, so this reads the stored send time).
+async fn sent(app: &TestApp, _staff: &Actor, patient: &Actor) -> usize {
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM prompts WHERE patient_id = '{}' AND sent_at IS NOT NULL",
+        patient.id
+    );
+    usize::try_from(app.count(Box::leak(sql.into_boxed_str())).await).unwrap()
+}
+
+async fn publish(app: &TestApp, world: &World, title: &str) -> Value {
+    app.post(
+        &format!("/v1/clinics/{}/consent-documents", world.clinic_a),
+        &app.token(&world.admin_a).await,
+        json!({"title": title, "body": "I agree that my clinic may send me check-in reminders."}),
+    )
+    .await
+    .expect(StatusCode::CREATED)
+    .body
+}
+
+async fn decide(app: &TestApp, patient: &Actor, body: Value) -> crate::harness::Reply {
+    app.post("/v1/me/consent", &app.token(patient).await, body)
+        .await
+}
+
+async fn a_patient_who_never_consented_receives_no_prompt_but_may_still_check_in(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    app.clock.set(at("2026-06-01T06:00:00Z"));
+    let world = app.world().await;
+    // Before any document: today's behaviour, prompts are planned.
+    assert!(live(&app, &world.clinician_a, &world.patient_a).await > 0);
+    let mine = app
+        .get("/v1/me/consent", &world.patient_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(mine.body["current"], Value::Null);
+    assert_eq!(mine.body["accepted"], true);
+
+    let doc = publish(&app, &world, "Consent to remote monitoring").await;
+    assert_eq!(doc["version"], 1);
+    // Published: nobody has accepted yet, so nothing stays planned.
+    assert_eq!(live(&app, &world.clinician_a, &world.patient_a).await, 0);
+    let newcomer = app
+        .join(&world.clinician_a, &world.clinic_a, "patient")
+        .await;
+    assert_eq!(live(&app, &world.clinician_a, &newcomer).await, 0);
+    let mine = app
+        .get("/v1/me/consent", &newcomer.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(mine.body["current"]["version"], 1);
+    assert_eq!(mine.body["accepted"], false);
+    assert_eq!(mine.body["prompting"], false);
+
+    // A whole day of worker passes sends them nothing.
+    for hour in [
+        "2026-06-01T14:05:00Z",
+        "2026-06-01T18:00:00Z",
+        "2026-06-02T14:05:00Z",
+    ] {
+        run_at(&app, hour).await;
+    }
+    assert_eq!(sent(&app, &world.clinician_a, &newcomer).await, 0);
+    assert_eq!(sent(&app, &world.clinician_a, &world.patient_a).await, 0);
+    assert!(
+        app.get("/v1/me/prompts", &app.token(&newcomer).await)
+            .await
+            .expect(StatusCode::OK)
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // The clinic B patient, whose clinic has no document, was prompted as before.
+    assert!(sent(&app, &world.clinician_b, &world.patient_b).await > 0);
+
+    // Consent gates prompting, never the patient's own check-ins.
+    let check_in = app
+        .post(
+            "/v1/check-ins",
+            &app.token(&newcomer).await,
+            json!({"id": uuid::Uuid::now_v7().to_string(), "instrument": "daily_mood",
+                   "answers": {"mood": 4}, "completed_at": app.app.now().to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(check_in.status, StatusCode::CREATED, "{}", check_in.text);
+
+    // Accepting plans prompts at once, and the next pass sends them.
+    let mine = decide(
+        &app,
+        &newcomer,
+        json!({"document_id": doc["id"], "action": "accept"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(mine.body["accepted"], true);
+    assert_eq!(mine.body["history"][0]["action"], "accept");
+    assert_eq!(mine.body["history"][0]["version"], 1);
+    assert!(live(&app, &world.clinician_a, &newcomer).await > 0);
+    run_at(&app, "2026-06-03T14:05:00Z").await;
+    assert!(sent(&app, &world.clinician_a, &newcomer).await > 0);
+    // patient_a never accepted: still nothing.
+    assert_eq!(sent(&app, &world.clinician_a, &world.patient_a).await, 0);
+}
+
+async fn a_new_version_asks_again_and_withdrawal_stops_prompts(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    app.clock.set(at("2026-06-01T06:00:00Z"));
+    let world = app.world().await;
+    let patient = &world.patient_a;
+    let v1 = publish(&app, &world, "Consent v1").await;
+    decide(&app, patient, json!({"version": 1, "action": "accept"}))
+        .await
+        .expect(StatusCode::OK);
+    assert!(live(&app, &world.clinician_a, patient).await > 0);
+
+    let v2 = publish(&app, &world, "Consent v2").await;
+    assert_eq!(v2["version"], 2);
+    assert_eq!(live(&app, &world.clinician_a, patient).await, 0);
+    let mine = app
+        .get("/v1/me/consent", &app.token(patient).await)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(mine.body["current"]["version"], 2);
+    assert_eq!(mine.body["accepted"], false);
+    // The old version can no longer be accepted.
+    let stale = decide(
+        &app,
+        patient,
+        json!({"document_id": v1["id"], "action": "accept"}),
+    )
+    .await;
+    assert_error(&stale, StatusCode::CONFLICT, "consent_version_not_current");
+    run_at(&app, "2026-06-01T14:05:00Z").await;
+    assert_eq!(sent(&app, &world.clinician_a, patient).await, 0);
+
+    // Re-consent to the new version: prompted again.
+    decide(&app, patient, json!({"version": 2, "action": "accept"}))
+        .await
+        .expect(StatusCode::OK);
+    assert!(live(&app, &world.clinician_a, patient).await > 0);
+    run_at(&app, "2026-06-02T14:05:00Z").await;
+    let sent_before = sent(&app, &world.clinician_a, patient).await;
+    assert!(sent_before > 0);
+
+    // Withdrawal: every open prompt goes, and no pass sends another.
+    let mine = decide(&app, patient, json!({"version": 2, "action": "withdraw"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(mine.body["accepted"], false);
+    let actions: Vec<(&str, i64)> = mine.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["version"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(actions, [("accept", 1), ("accept", 2), ("withdraw", 2)]);
+    assert!(mine.body["history"][2]["at"].is_string());
+    assert_eq!(live(&app, &world.clinician_a, patient).await, 0);
+    run_at(&app, "2026-06-03T14:05:00Z").await;
+    run_at(&app, "2026-06-04T14:05:00Z").await;
+    assert_eq!(live(&app, &world.clinician_a, patient).await, 0);
+    // Withdrawing twice is a conflict, not a second record.
+    let again = decide(&app, patient, json!({"version": 2, "action": "withdraw"})).await;
+    assert_error(&again, StatusCode::CONFLICT, "consent_not_given");
+    // A version that does not exist, and a body naming none.
+    let missing = decide(&app, patient, json!({"version": 9, "action": "accept"})).await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+    let neither = decide(&app, patient, json!({"action": "accept"})).await;
+    assert_error(
+        &neither,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let bad_action = decide(&app, patient, json!({"version": 2, "action": "maybe"})).await;
+    assert!(bad_action.status.is_client_error(), "{}", bad_action.text);
+}
+
+async fn consent_documents_are_for_the_clinic_admin_to_publish_and_its_staff_to_read(
+    backend: Backend,
+) {
+    let app = TestApp::new(backend).await;
+    let world = app.world().await;
+    let path = format!("/v1/clinics/{}/consent-documents", world.clinic_a);
+    let body = json!({"title": "Consent", "body": "Text"});
+    let by_clinician = app
+        .post(&path, &world.clinician_a.access, body.clone())
+        .await;
+    assert_error(&by_clinician, StatusCode::FORBIDDEN, "forbidden");
+    let other_clinic = app.post(&path, &world.admin_b.access, body.clone()).await;
+    assert_error(&other_clinic, StatusCode::NOT_FOUND, "not_found");
+    let by_patient = app.post(&path, &world.patient_a.access, body.clone()).await;
+    assert_error(&by_patient, StatusCode::FORBIDDEN, "forbidden");
+    let empty = app
+        .post(
+            &path,
+            &world.admin_a.access,
+            json!({"title": " ", "body": ""}),
+        )
+        .await;
+    assert_error(
+        &empty,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(empty.body["error"]["fields"]["title"].is_string());
+    assert!(empty.body["error"]["fields"]["body"].is_string());
+    app.post(&path, &world.admin_a.access, body.clone())
+        .await
+        .expect(StatusCode::CREATED);
+    app.post(
+        &path,
+        &world.admin_a.access,
+        json!({"title": "Consent, revised", "body": "More text"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let list = app
+        .get(&path, &world.clinician_a.access)
+        .await
+        .expect(StatusCode::OK);
+    let versions: Vec<i64> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [2, 1]);
+    assert_eq!(list.body["items"][0]["title"], "Consent, revised");
+    let hidden = app.get(&path, &world.clinician_b.access).await;
+    assert_error(&hidden, StatusCode::NOT_FOUND, "not_found");
+    let not_an_id = app
+        .get(
+            "/v1/clinics/nope/consent-documents",
+            &world.clinician_a.access,
+        )
+        .await;
+    assert_error(&not_an_id, StatusCode::NOT_FOUND, "not_found");
+    // Clinic B's patients see no document of clinic A.
+    let b = app
+        .get("/v1/me/consent", &world.patient_b.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(b.body["current"], Value::Null);
+}
