@@ -157,6 +157,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             crate::lifecycle::handlers::get_my_consent,
             crate::lifecycle::handlers::decide_my_consent
         ))
+        .routes(routes!(crate::lifecycle::handlers::list_my_access_log))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
         .routes(routes!(crate::metrics::get_metrics))

@@ -12,6 +12,7 @@ both!(
     a_patient_who_never_consented_receives_no_prompt_but_may_still_check_in,
     a_new_version_asks_again_and_withdrawal_stops_prompts,
     consent_documents_are_for_the_clinic_admin_to_publish_and_its_staff_to_read,
+    a_clinicians_read_of_my_check_ins_appears_in_my_access_log,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -295,4 +296,74 @@ async fn consent_documents_are_for_the_clinic_admin_to_publish_and_its_staff_to_
         .await
         .expect(StatusCode::OK);
     assert_eq!(b.body["current"], Value::Null);
+}
+
+async fn a_clinicians_read_of_my_check_ins_appears_in_my_access_log(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let world = app.world().await;
+    let patient = &world.patient_a;
+    // The patient's own reads are not part of the log.
+    app.get(
+        &format!("/v1/patients/{}/prompts", patient.id),
+        &patient.access,
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.clock.advance(chrono::TimeDelta::seconds(1));
+    app.get(
+        &format!("/v1/patients/{}/check-ins", patient.id),
+        &world.clinician_a.access,
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.clock.advance(chrono::TimeDelta::seconds(1));
+    app.get(
+        &format!("/v1/patients/{}/prompts", patient.id),
+        &world.admin_a.access,
+    )
+    .await
+    .expect(StatusCode::OK);
+    let log = app
+        .get("/v1/me/access-log", &patient.access)
+        .await
+        .expect(StatusCode::OK);
+    let items = log.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", log.text);
+    // Newest first.
+    assert_eq!(items[0]["action"], "prompts.read");
+    assert_eq!(items[0]["actor"]["id"], world.admin_a.id.as_str());
+    assert_eq!(items[0]["actor"]["role"], "clinic_admin");
+    assert_eq!(items[1]["action"], "check_ins.read");
+    assert_eq!(items[1]["actor"]["id"], world.clinician_a.id.as_str());
+    assert_eq!(items[1]["actor"]["role"], "clinician");
+    assert_eq!(items[1]["actor"]["display_name"], "Test Person");
+    assert!(items[1]["at"].as_str().unwrap() < items[0]["at"].as_str().unwrap());
+    // Paged.
+    let first = app
+        .get("/v1/me/access-log?limit=1", &patient.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(first.body["items"][0]["action"], "prompts.read");
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = app
+        .get(
+            &format!("/v1/me/access-log?limit=1&cursor={cursor}"),
+            &patient.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(second.body["items"][0]["action"], "check_ins.read");
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    let bad = app.get("/v1/me/access-log?limit=0", &patient.access).await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    // Another patient's log holds nothing of it; staff have no access log of their own.
+    let other = app
+        .get("/v1/me/access-log", &world.patient_a2.access)
+        .await
+        .expect(StatusCode::OK);
+    assert!(other.body["items"].as_array().unwrap().is_empty());
+    let staff = app
+        .get("/v1/me/access-log", &world.clinician_a.access)
+        .await;
+    assert_error(&staff, StatusCode::FORBIDDEN, "forbidden");
 }

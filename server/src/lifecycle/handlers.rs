@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::auth::extract::{PatientCaller, Staff};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::pagination::{PageParams, Paginated, time_key};
 use crate::time::utc;
 
 use super::consent::{self, Action, MyConsent, Named};
@@ -310,4 +311,80 @@ pub async fn decide_my_consent(
         })
         .await?;
     Ok(Json(mine.into()))
+}
+
+/// A member of staff, as the patient sees them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StaffMember {
+    /// Account id.
+    pub id: String,
+    /// `clinician` or `clinic_admin`.
+    pub role: String,
+    /// Their display name.
+    pub display_name: Option<String>,
+}
+
+/// One staff action on my data.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccessEntry {
+    /// Id of the audit entry.
+    pub id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What, as a stable verb such as `check_ins.read` or `session.create`.
+    pub action: String,
+    /// The record concerned, when there is one.
+    pub subject_id: Option<String>,
+    /// Who.
+    pub actor: StaffMember,
+}
+
+/// Who on the staff read or changed my data
+///
+/// From the audit trail, newest first, paged with `limit` and `cursor`.
+#[utoipa::path(
+    get,
+    path = "/v1/me/access-log",
+    tag = "lifecycle",
+    operation_id = "list_my_access_log",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of entries, newest first", body = Paginated<AccessEntry>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a patient", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_my_access_log(
+    State(state): State<AppState>,
+    patient: PatientCaller,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<AccessEntry>>> {
+    let page = params.parse()?;
+    let before = page.after_time_key()?;
+    let limit = page.limit;
+    let rows = state
+        .read_as(patient, move |conn, caller| {
+            super::access_log::mine(conn, caller, before, limit)
+        })
+        .await?;
+    let items: Vec<AccessEntry> = rows
+        .into_iter()
+        .map(|row| AccessEntry {
+            id: row.id,
+            at: utc(row.at),
+            action: row.action,
+            subject_id: row.subject_id,
+            actor: StaffMember {
+                id: row.actor_id,
+                role: row.actor_role,
+                display_name: row.actor_name,
+            },
+        })
+        .collect();
+    Ok(Json(Paginated::from_rows(items, &page, |e| {
+        time_key(e.at, &e.id)
+    })))
 }

@@ -218,3 +218,56 @@ pub fn unconsented(
         .map(|(patient, _)| (*patient).to_owned())
         .collect())
 }
+
+/// One staff action on a patient's data, as the patient's access log shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct AccessRow {
+    /// The audit row.
+    pub id: String,
+    /// When.
+    pub at: NaiveDateTime,
+    /// What, e.g. `check_ins.read`.
+    pub action: String,
+    /// The record concerned.
+    pub subject_id: Option<String>,
+    /// Who.
+    pub actor_id: String,
+    /// Their role.
+    pub actor_role: String,
+    /// Their display name.
+    pub actor_name: Option<String>,
+}
+
+/// Staff actions on `patient_id`'s data, newest first, before the `(at, id)` position `before`.
+pub fn staff_access(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    before: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<AccessRow>> {
+    use companion_schema::schema::{accounts, audit_events};
+    let mut query = audit_events::table
+        .inner_join(accounts::table.on(accounts::id.eq(audit_events::actor_id)))
+        .filter(audit_events::patient_id.eq(patient_id.to_owned()))
+        .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))
+        .select((
+            audit_events::id,
+            audit_events::at,
+            audit_events::action,
+            audit_events::subject_id,
+            audit_events::actor_id,
+            accounts::role,
+            accounts::display_name,
+        ))
+        .order((audit_events::at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some((at, id)) = before {
+        query = query.filter(
+            audit_events::at
+                .lt(at)
+                .or(audit_events::at.eq(at).and(audit_events::id.lt(id))),
+        );
+    }
+    query.load(conn)
+}
