@@ -13,6 +13,7 @@ both!(
     a_new_version_asks_again_and_withdrawal_stops_prompts,
     consent_documents_are_for_the_clinic_admin_to_publish_and_its_staff_to_read,
     a_clinicians_read_of_my_check_ins_appears_in_my_access_log,
+    an_export_holds_what_was_created_without_push_tokens_and_is_audited,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -366,4 +367,108 @@ async fn a_clinicians_read_of_my_check_ins_appears_in_my_access_log(backend: Bac
         .get("/v1/me/access-log", &world.clinician_a.access)
         .await;
     assert_error(&staff, StatusCode::FORBIDDEN, "forbidden");
+}
+
+async fn an_export_holds_what_was_created_without_push_tokens_and_is_audited(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let world = app.world().await;
+    let patient = &world.patient_a;
+    let push_token = "device-token-that-must-never-be-exported";
+    app.post(
+        "/v1/devices",
+        &patient.access,
+        json!({"platform": "android", "token": push_token}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let check_in_id = uuid::Uuid::now_v7().to_string();
+    app.post(
+        "/v1/check-ins",
+        &patient.access,
+        json!({"id": check_in_id, "instrument": "daily_mood",
+               "answers": {"mood": 4}, "completed_at": app.app.now().to_rfc3339()}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let session = app
+        .post(
+            &format!("/v1/patients/{}/sessions", patient.id),
+            &world.clinician_a.access,
+            json!({"modality": "iv_infusion", "scheduled_at": (app.app.now() + chrono::TimeDelta::days(3)).to_rfc3339()}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let doc = publish(&app, &world, "Consent").await;
+    decide(
+        &app,
+        patient,
+        json!({"document_id": doc["id"], "action": "accept"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let staff = app
+        .get(
+            &format!("/v1/patients/{}/export", patient.id),
+            &world.clinician_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let mine = app
+        .get("/v1/me/export", &patient.access)
+        .await
+        .expect(StatusCode::OK);
+    for export in [&staff, &mine] {
+        let body = &export.body;
+        assert_eq!(body["profile"]["id"], patient.id.as_str());
+        assert_eq!(body["profile"]["email"], patient.email.as_str());
+        assert_eq!(body["profile"]["display_name"], "Test Person");
+        assert_eq!(body["preferences"]["quiet_hours"]["start"], "21:00");
+        assert_eq!(body["devices"].as_array().unwrap().len(), 1);
+        assert_eq!(body["devices"][0]["platform"], "android");
+        assert!(body["devices"][0].get("token").is_none());
+        assert!(!export.text.contains(push_token));
+        assert!(!body["sign_in_sessions"].as_array().unwrap().is_empty());
+        assert_eq!(body["check_ins"][0]["id"], check_in_id.as_str());
+        assert_eq!(body["check_ins"][0]["answers"]["mood"], 4);
+        assert_eq!(body["treatment_sessions"][0]["id"], session.body["id"]);
+        assert_eq!(body["treatment_sessions"][0]["modality"], "iv_infusion");
+        assert!(!body["prompts"].as_array().unwrap().is_empty());
+        assert_eq!(body["consent"][0]["action"], "accept");
+        assert_eq!(body["consent"][0]["version"], 1);
+        assert!(body["alerts"].as_array().unwrap().is_empty());
+    }
+    // Audited: the staff export shows in the patient's access log.
+    let log = app
+        .get("/v1/me/access-log", &patient.access)
+        .await
+        .expect(StatusCode::OK);
+    let exported_by: Vec<&str> = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "patient.export")
+        .map(|e| e["actor"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(exported_by, [world.clinician_a.id.as_str()]);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM audit_events WHERE action = 'patient.export'")
+            .await,
+        2
+    );
+    // Another clinic's staff are told the patient does not exist.
+    let hidden = app
+        .get(
+            &format!("/v1/patients/{}/export", patient.id),
+            &world.clinician_b.access,
+        )
+        .await;
+    assert_error(&hidden, StatusCode::NOT_FOUND, "not_found");
+    let by_patient = app
+        .get(
+            &format!("/v1/patients/{}/export", patient.id),
+            &patient.access,
+        )
+        .await;
+    assert_error(&by_patient, StatusCode::FORBIDDEN, "forbidden");
 }

@@ -233,9 +233,7 @@ pub async fn get_my_consent(
     State(state): State<AppState>,
     patient: PatientCaller,
 ) -> ApiResult<Json<Consent>> {
-    let mine = state
-        .read_as(patient, move |conn, caller| consent::mine(conn, caller))
-        .await?;
+    let mine = state.read_as(patient, consent::mine).await?;
     Ok(Json(mine.into()))
 }
 
@@ -387,4 +385,68 @@ pub async fn list_my_access_log(
     Ok(Json(Paginated::from_rows(items, &page, |e| {
         time_key(e.at, &e.id)
     })))
+}
+
+/// Download all my data
+///
+/// Everything the service holds about me as one JSON document: profile, preferences, devices
+/// (without push tokens), sign-in sessions, treatment sessions, prompts, check-ins with scores,
+/// alerts with their events, and consent records. Each export is audited.
+#[utoipa::path(
+    get,
+    path = "/v1/me/export",
+    tag = "lifecycle",
+    operation_id = "export_my_data",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The export", body = Object),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a patient", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn export_my_data(
+    State(state): State<AppState>,
+    patient: PatientCaller,
+) -> ApiResult<Json<serde_json::Value>> {
+    let now = state.now();
+    let doc = state
+        .write_as(patient, move |conn, caller| {
+            let me = caller.account_id.to_string();
+            super::export::export(conn, caller, &me, now)
+        })
+        .await?;
+    Ok(Json(doc))
+}
+
+/// Export a patient's data
+///
+/// The same document as `GET /v1/me/export`, for staff of the patient's clinic. Audited.
+#[utoipa::path(
+    get,
+    path = "/v1/patients/{patient_id}/export",
+    tag = "lifecycle",
+    operation_id = "export_patient_data",
+    security(("bearer" = [])),
+    params(("patient_id" = String, Path, description = "The patient")),
+    responses(
+        (status = 200, description = "The export", body = Object),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "No such patient in the caller's clinic", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn export_patient_data(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(patient_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let now = state.now();
+    let doc = state
+        .write_as(staff, move |conn, caller| {
+            super::export::export(conn, caller, &patient_id, now)
+        })
+        .await?;
+    Ok(Json(doc))
 }

@@ -4,5 +4,6 @@
 
 pub mod access_log;
 pub mod consent;
+pub mod export;
 pub mod handlers;
 pub mod store;
