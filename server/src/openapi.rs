@@ -160,6 +160,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::lifecycle::handlers::list_my_access_log))
         .routes(routes!(crate::lifecycle::handlers::export_my_data))
         .routes(routes!(crate::lifecycle::handlers::export_patient_data))
+        .routes(routes!(crate::lifecycle::handlers::erase_me))
+        .routes(routes!(crate::lifecycle::handlers::erase_patient))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
         .routes(routes!(crate::metrics::get_metrics))

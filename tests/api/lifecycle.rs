@@ -14,6 +14,7 @@ both!(
     consent_documents_are_for_the_clinic_admin_to_publish_and_its_staff_to_read,
     a_clinicians_read_of_my_check_ins_appears_in_my_access_log,
     an_export_holds_what_was_created_without_push_tokens_and_is_audited,
+    after_erasure_nothing_of_the_patient_is_left_to_find,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -471,4 +472,126 @@ async fn an_export_holds_what_was_created_without_push_tokens_and_is_audited(bac
         )
         .await;
     assert_error(&by_patient, StatusCode::FORBIDDEN, "forbidden");
+}
+
+async fn after_erasure_nothing_of_the_patient_is_left_to_find(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let world = app.world().await;
+    let patient = &world.patient_a;
+    app.post(
+        "/v1/devices",
+        &patient.access,
+        json!({"platform": "android", "token": "tok-erase-me"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    app.post(
+        "/v1/check-ins",
+        &patient.access,
+        json!({"id": uuid::Uuid::now_v7().to_string(), "instrument": "phq9",
+               "answers": crate::escalation::phq9([1, 1, 0, 0, 0, 0, 0, 0, 1]),
+               "completed_at": app.app.now().to_rfc3339()}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let by_clinician = app
+        .post(
+            &format!("/v1/patients/{}/erasure", patient.id),
+            &world.clinician_a.access,
+            json!({}),
+        )
+        .await;
+    assert_error(&by_clinician, StatusCode::FORBIDDEN, "forbidden");
+    let other_clinic = app
+        .post(
+            &format!("/v1/patients/{}/erasure", patient.id),
+            &world.admin_b.access,
+            json!({}),
+        )
+        .await;
+    assert_error(&other_clinic, StatusCode::NOT_FOUND, "not_found");
+    app.post("/v1/me/erasure", &patient.access, json!({}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    // The former patient's token is refused, and the login with it.
+    let me = app.get("/v1/me", &patient.access).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.text);
+    let login = app.login(&patient.email, crate::harness::PASSWORD).await;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text);
+    // Staff: the patient's routes answer 404, the roster and the inbox hold nothing of them.
+    let staff = app.token(&world.admin_a).await;
+    for route in [
+        "check-ins",
+        "prompts",
+        "sessions",
+        "export",
+        "trends",
+        "care-plan",
+        "adherence",
+    ] {
+        let reply = app
+            .get(&format!("/v1/patients/{}/{route}", patient.id), &staff)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{route}: {}",
+            reply.text
+        );
+    }
+    for path in [
+        format!("/v1/clinics/{}/patients", world.clinic_a),
+        "/v1/alerts".to_owned(),
+        "/v1/alerts?status=resolved".to_owned(),
+        format!("/v1/clinics/{}/consent-documents", world.clinic_a),
+    ] {
+        let reply = app.get(&path, &staff).await.expect(StatusCode::OK);
+        assert!(!reply.text.contains(&patient.id), "{path}: {}", reply.text);
+        assert!(
+            !reply.text.contains(&patient.email),
+            "{path}: {}",
+            reply.text
+        );
+    }
+    for table in [
+        "check_ins",
+        "alerts",
+        "prompts",
+        "devices",
+        "patient_schedules",
+    ] {
+        let column = if table == "devices" {
+            "account_id"
+        } else {
+            "patient_id"
+        };
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE {column} = '{}'",
+            patient.id
+        );
+        assert_eq!(
+            app.count(Box::leak(sql.into_boxed_str())).await,
+            0,
+            "{table}"
+        );
+    }
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM accounts WHERE email = '{}' OR display_name IS NOT NULL AND id = '{}'",
+        patient.email, patient.id
+    );
+    assert_eq!(app.count(Box::leak(sql.into_boxed_str())).await, 0);
+    // The audit keeps that it happened.
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM audit_events WHERE action = 'patient.erase'")
+            .await,
+        1
+    );
+    // The other patient is untouched.
+    app.get(
+        &format!("/v1/patients/{}/check-ins", world.patient_a2.id),
+        &staff,
+    )
+    .await
+    .expect(StatusCode::OK);
 }

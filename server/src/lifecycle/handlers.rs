@@ -450,3 +450,66 @@ pub async fn export_patient_data(
         .await?;
     Ok(Json(doc))
 }
+
+/// Erase my account and data
+///
+/// Everything the service holds about me goes at once: identifiers, devices, sessions and
+/// clinical records. My access token stops working. The audit keeps that it happened.
+#[utoipa::path(
+    post,
+    path = "/v1/me/erasure",
+    tag = "lifecycle",
+    operation_id = "erase_me",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a patient", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn erase_me(
+    State(state): State<AppState>,
+    patient: PatientCaller,
+) -> ApiResult<StatusCode> {
+    let now = state.now();
+    state
+        .write_as(patient, move |conn, caller| {
+            let me = caller.account_id.to_string();
+            super::erasure::erase(conn, caller, &me, now)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Erase a patient
+///
+/// As `POST /v1/me/erasure`, asked for by a clinic admin of the patient's clinic.
+#[utoipa::path(
+    post,
+    path = "/v1/patients/{patient_id}/erasure",
+    tag = "lifecycle",
+    operation_id = "erase_patient",
+    security(("bearer" = [])),
+    params(("patient_id" = String, Path, description = "The patient")),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such patient in the caller's clinic", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn erase_patient(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(patient_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = state.now();
+    state
+        .write_as(staff, move |conn, caller| {
+            super::erasure::erase(conn, caller, &patient_id, now)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod consent;
+pub mod erasure;
 pub mod export;
 pub mod handlers;
 pub mod store;
