@@ -84,7 +84,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             clinic::handlers::update_clinic
         ))
         .routes(routes!(clinic::handlers::list_clinic_patients))
-        .routes(routes!(invitation::handlers::create_invitation))
+        .routes(routes!(
+            invitation::handlers::create_invitation,
+            invitation::handlers::list_invitations
+        ))
         .routes(routes!(invitation::handlers::accept_invitation))
         .routes(routes!(instrument::handlers::list_instruments))
         .routes(routes!(check_in::handlers::create_check_in))
@@ -139,7 +142,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             escalation::handlers::settings::get_escalation_policy,
             escalation::handlers::settings::set_escalation_policy
         ))
-        .routes(routes!(escalation::handlers::webhooks::create_webhook))
+        .routes(routes!(
+            escalation::handlers::webhooks::create_webhook,
+            escalation::handlers::webhooks::list_webhooks
+        ))
         .routes(routes!(
             escalation::handlers::webhooks::rotate_webhook_secret
         ))
@@ -151,6 +157,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
         .routes(routes!(crate::metrics::get_metrics))
+        .routes(routes!(clinic::handlers::list_clinic_staff))
+        .routes(routes!(invitation::handlers::revoke_invitation))
+        .routes(routes!(
+            crate::patient::handlers::get_patient,
+            crate::patient::handlers::update_patient
+        ))
+        .routes(routes!(push::handlers::list_my_devices))
 }
 
 /// The document as served.

@@ -16,6 +16,7 @@ mod escalation;
 mod http;
 mod invitations;
 mod jobs;
+mod management;
 mod metrics;
 mod openapi;
 mod outage;

@@ -138,13 +138,33 @@ pub struct AlertDetail {
     pub recent_check_ins: Vec<check_in_view::CheckIn>,
 }
 
-/// Inbox filters.
+/// Where an alert stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Waiting for acknowledgement; escalates at its deadline.
+    Open,
+    /// Someone is on it.
+    Acknowledged,
+    /// Closed with a note.
+    Resolved,
+}
+
+/// Inbox filters, combined (all must hold).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AlertListParams {
     /// `open`, `acknowledged` or `resolved` (default: all).
+    #[param(value_type = Option<AlertStatus>)]
     pub status: Option<String>,
+    /// Only this patient's alerts.
+    #[param(format = "uuid")]
+    pub patient_id: Option<String>,
+    /// Only alerts of this severity.
+    pub severity: Option<super::rules::Severity>,
+    /// Only alerts raised by this rule.
+    pub rule: Option<super::rules::Rule>,
     /// Items per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -155,7 +175,8 @@ pub struct AlertListParams {
 /// The clinic's alert inbox
 ///
 /// Most severe first (urgent, high, medium, low), then by the latest signal, newest first: an
-/// acknowledged alert that receives a new signal moves up.
+/// acknowledged alert that receives a new signal moves up. Narrowed by `status`, `patient_id`,
+/// `severity` and `rule`, all of those given.
 #[utoipa::path(
     get,
     path = "/v1/alerts",
@@ -194,16 +215,15 @@ pub async fn list_alerts(
         .transpose()?;
     let limit = i64::from(page.limit) + 1;
     let now = state.now().naive_utc();
+    let filter = store::InboxFilter {
+        status: params.status,
+        patient_id: params.patient_id,
+        severity: params.severity,
+        rule: params.rule,
+    };
     let rows = state
         .read_as(staff, move |conn, caller| {
-            inbox::list(
-                conn,
-                caller,
-                params.status.as_deref(),
-                after.as_ref(),
-                limit,
-                now,
-            )
+            inbox::list(conn, caller, filter, after.as_ref(), limit, now)
         })
         .await?;
     let items: Vec<Alert> = rows.into_iter().map(Alert::from).collect();
