@@ -227,8 +227,8 @@ impl Deref for AppState {
 /// The complete HTTP service: every documented route plus `/openapi.json`, `/docs` and the
 /// middleware stack.
 pub fn router(state: AppState) -> Router {
-    let (api, document) = crate::openapi::api_router().split_for_parts();
-    let docs = crate::openapi::docs_router(document);
+    let (api, generated) = crate::openapi::api_router().split_for_parts();
+    let docs = crate::openapi::docs_router(crate::openapi::exact(generated));
     let router = api.merge(docs);
     let metrics = state.metrics.clone();
     crate::http::middleware::apply(router, &state.config, metrics).with_state(state)

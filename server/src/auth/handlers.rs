@@ -27,7 +27,7 @@ pub struct LoginRequest {
     #[schema(example = "ann@example.org")]
     pub email: String,
     /// The password.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -36,6 +36,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last sign-in or refresh. It is spent by this call.
+    #[schema(min_length = 1, max_length = 512)]
     pub refresh_token: String,
 }
 
@@ -81,10 +82,10 @@ pub async fn login(
         .login_per_account
         .check(email.as_str(), now)
         .map_err(ApiError::rate_limited)?;
-    if body.password.is_empty() || body.password.len() > 1024 {
+    if body.password.is_empty() || body.password.chars().count() > 1024 {
         return Err(ApiError::invalid_field(
             "password",
-            "must be 1 to 1024 bytes",
+            "must be 1 to 1024 characters",
         ));
     }
 
@@ -172,7 +173,7 @@ pub async fn refresh(
         .refresh_per_client
         .check(&client.key(), now)
         .map_err(ApiError::rate_limited)?;
-    if body.refresh_token.is_empty() || body.refresh_token.len() > 512 {
+    if body.refresh_token.is_empty() || body.refresh_token.chars().count() > 512 {
         return Err(ApiError::invalid_field(
             "refresh_token",
             "must be 1 to 512 characters",

@@ -144,6 +144,7 @@ pub async fn create_session(
 /// A change to a session.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateSession {
     /// Move it (scheduled sessions only).
     pub scheduled_at: Option<DateTime<Utc>>,

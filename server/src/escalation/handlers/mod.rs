@@ -325,6 +325,7 @@ pub async fn acknowledge_alert(
 #[serde(deny_unknown_fields)]
 pub struct AssignAlert {
     /// A clinician or clinic admin of the clinic.
+    #[schema(format = "uuid")]
     pub assignee_id: String,
 }
 
@@ -368,7 +369,13 @@ pub async fn assign_alert(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveAlert {
-    /// What was done, 1 to 2000 characters.
+    /// What was done, 1 to 2000 characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"\S",
+        example = "Called the patient; safety plan reviewed."
+    )]
     pub note: String,
 }
 
