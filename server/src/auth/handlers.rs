@@ -24,7 +24,11 @@ use crate::http::extract::{ApiJson, ClientAddr};
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The account's email address.
-    #[schema(example = "ann@example.org")]
+    #[schema(
+        example = "ann@example.org",
+        max_length = 254,
+        pattern = r"^[!-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
     pub email: String,
     /// The password.
     #[schema(format = Password, min_length = 1, max_length = 1024)]

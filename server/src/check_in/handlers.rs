@@ -34,7 +34,9 @@ pub struct SubmitCheckIn {
     /// Catalogue key: `phq9`, `phq2`, `gad7` or `daily_mood`.
     #[schema(value_type = crate::instrument::catalogue::InstrumentKey, example = "daily_mood")]
     pub instrument: String,
-    /// The catalogue version answered (default: the current one).
+    /// The catalogue version answered (default: the current one); every instrument is at
+    /// version 1.
+    #[schema(minimum = 1, maximum = 1)]
     pub instrument_version: Option<i32>,
     /// Item id to value, as the catalogue defines them.
     #[schema(value_type = Object, example = json!({"mood": 6, "sleep_hours": 7.5}))]
@@ -211,6 +213,7 @@ pub struct HistoryParams {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

@@ -23,8 +23,13 @@ use crate::time::utc;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClinic {
-    /// Name, 1 to 200 characters.
-    #[schema(example = "Lakeside Ketamine Clinic")]
+    /// Name, 1 to 200 characters, no control characters.
+    #[schema(
+        example = "Lakeside Ketamine Clinic",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// The clinic's IANA time zone.
     #[schema(example = "America/Chicago")]
@@ -36,7 +41,11 @@ pub struct CreateClinic {
     #[schema(example = "US")]
     pub country: Option<String>,
     /// The clinic's own number for patients in crisis, listed first.
-    #[schema(example = "+1 312 555 0100")]
+    #[schema(
+        example = "+1 312 555 0100",
+        max_length = 32,
+        pattern = r"^[0-9 +()-]*[0-9][0-9 +()-]*$"
+    )]
     pub crisis_phone: Option<String>,
 }
 
@@ -298,7 +307,12 @@ where
 #[serde(deny_unknown_fields)]
 pub struct UpdateClinic {
     /// Name, 1 to 200 characters.
-    #[schema(example = "Lakeside Ketamine Clinic", min_length = 1, max_length = 200)]
+    #[schema(
+        example = "Lakeside Ketamine Clinic",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     /// IANA time zone.
     #[schema(example = "America/Chicago")]
@@ -309,7 +323,7 @@ pub struct UpdateClinic {
     pub country: Option<Option<String>>,
     /// The clinic's own crisis number, listed first; null clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, example = "+1 312 555 0100")]
+    #[schema(value_type = Option<String>, example = "+1 312 555 0100", max_length = 32, pattern = r"^[0-9 +()-]*[0-9][0-9 +()-]*$")]
     pub crisis_phone: Option<Option<String>>,
     /// The clinic's own crisis resources, replacing (not adding to) its country's; null returns
     /// to its country's.
@@ -406,6 +420,7 @@ pub struct RosterParams {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

@@ -26,12 +26,30 @@ use crate::time::utc;
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitation {
     /// The role the new account gets. Clinicians may invite patients only.
+    #[schema(value_type = InvitableRole)]
     pub role: Role,
     /// If given, only this email address can accept.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[!-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
+        example = "new.patient@example.org"
+    )]
     pub email: Option<String>,
     /// Hours until the code lapses (1 to 2160; default from configuration, 7 days).
     #[schema(minimum = 1, maximum = 2160)]
     pub expires_in_hours: Option<u32>,
+}
+
+/// The roles an invitation can grant (organisation admins are created on the command line).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitableRole {
+    /// A patient of the clinic.
+    Patient,
+    /// A care-team member.
+    Clinician,
+    /// The clinic's administrator.
+    ClinicAdmin,
 }
 
 /// A created invitation. The code is shown once: only its digest is stored.
@@ -57,13 +75,27 @@ pub struct InvitationCreated {
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvitation {
     /// The invitation code (case, dashes and spaces do not matter).
+    #[schema(
+        pattern = r"^[- \t]*([0-9A-TV-Za-tv-z][- \t]*){10}$",
+        example = "7KQ2M-XC9TD"
+    )]
     pub code: String,
     /// The new account's email address.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[!-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
+        example = "new.patient@example.org"
+    )]
     pub email: String,
-    /// The new account's password (at least 10 characters).
-    #[schema(format = Password)]
+    /// The new account's password: 10 to 256 characters, not one character repeated.
+    #[schema(format = Password, min_length = 10, max_length = 256, pattern = r"^(?!([\s\S])\1*$)")]
     pub password: String,
-    /// Name shown to the care team.
+    /// Name shown to the care team, 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub display_name: Option<String>,
     /// IANA time zone (default: the clinic's).
     pub timezone: Option<String>,

@@ -3,8 +3,9 @@
 //! - tagged unions (`#[serde(tag = "...")]` enums) become `oneOf` of named variants with a
 //!   `discriminator`, each variant closed (`additionalProperties: false`);
 //! - every `timezone` is one of the IANA names the server accepts (a shared `TimeZone` enum);
-//! - item constraints the field attributes cannot reach (each day after a session 1 to 60;
-//!   working days different);
+//! - constraints the field attributes cannot reach (each day after a session 1 to 60; working
+//!   days different; a session change names something and completes at most; check-in answers
+//!   are numbers, booleans or text);
 //! - error responses repeated across operations are shared components (with their
 //!   `WWW-Authenticate` and `Retry-After` headers) rather than copies.
 
@@ -170,7 +171,23 @@ fn item_constraints(document: &mut Value) {
             "/components/schemas/WorkingHours/properties/days",
             json!({"uniqueItems": true}),
         ),
+        (
+            "/components/schemas/UpdateSession",
+            json!({"minProperties": 1}),
+        ),
+        (
+            "/components/schemas/SubmitCheckIn/properties/answers",
+            json!({"additionalProperties": {"type": ["number", "boolean", "string"]}}),
+        ),
     ];
+    // A session is moved or completed here; it is cancelled with DELETE.
+    if let Some(Value::Object(status)) =
+        document.pointer_mut("/components/schemas/UpdateSession/properties/status")
+    {
+        status.remove("$ref");
+        status.insert("type".into(), json!("string"));
+        status.insert("enum".into(), json!(["completed"]));
+    }
     for (pointer, patch) in patches {
         if let (Some(Value::Object(target)), Value::Object(patch)) =
             (document.pointer_mut(pointer), patch)

@@ -102,7 +102,8 @@ where
 pub struct UpdatePatient {
     /// Name shown to the care team, 1 to 100 characters; null clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, example = "Alex R.")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, example = "Alex R.",
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub display_name: Option<Option<String>>,
     /// The clinic's record number (MRN), unique within the clinic: 1 to 64 letters, digits and
     /// `. _ / -`; null clears it.

@@ -24,10 +24,13 @@ pub struct RegisterDevice {
     /// `ios` (APNs) or `android` (FCM).
     pub platform: Platform,
     /// The push token from APNs or FCM.
+    #[schema(pattern = "^[!-~]{1,4096}$")]
     pub token: String,
     /// The app's version.
+    #[schema(pattern = "^[ -~]{1,64}$", example = "2.4.1")]
     pub app_version: Option<String>,
     /// The device's BCP 47 locale, e.g. `en-US`.
+    #[schema(pattern = "^[ -~]{1,64}$", example = "en-US")]
     pub locale: Option<String>,
 }
 
@@ -120,10 +123,13 @@ pub async fn register_device(
     let short = |v: &Option<String>,
                  field: &str,
                  problems: &mut std::collections::BTreeMap<String, String>| {
-        if v.as_ref()
-            .is_some_and(|v| v.is_empty() || v.len() > 64 || v.chars().any(char::is_control))
-        {
-            problems.insert(field.to_owned(), "must be 1 to 64 characters".to_owned());
+        if v.as_ref().is_some_and(|v| {
+            v.is_empty() || v.len() > 64 || !v.chars().all(|c| (' '..='~').contains(&c))
+        }) {
+            problems.insert(
+                field.to_owned(),
+                "must be 1 to 64 printable ASCII characters".to_owned(),
+            );
         }
     };
     short(&body.app_version, "app_version", &mut problems);

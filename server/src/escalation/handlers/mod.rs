@@ -156,19 +156,22 @@ pub enum AlertStatus {
 #[into_params(parameter_in = Query)]
 pub struct AlertListParams {
     /// `open`, `acknowledged` or `resolved` (default: all).
-    #[param(value_type = Option<AlertStatus>)]
+    #[param(value_type = Option<AlertStatus>, inline)]
     pub status: Option<String>,
     /// Only this patient's alerts.
     #[param(format = "uuid")]
     pub patient_id: Option<String>,
     /// Only alerts of this severity.
+    #[param(inline)]
     pub severity: Option<super::rules::Severity>,
     /// Only alerts raised by this rule.
+    #[param(inline)]
     pub rule: Option<super::rules::Rule>,
     /// Items per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

@@ -21,6 +21,12 @@ use crate::time::utc;
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// Where to POST (http or https).
+    #[schema(
+        format = "uri",
+        max_length = 2048,
+        example = "https://hooks.example.org/companion",
+        pattern = r"^https?://[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$"
+    )]
     pub url: String,
 }
 
