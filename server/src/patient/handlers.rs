@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::account::model::{parse_display_name, parse_timezone};
 use crate::app::AppState;
 use crate::auth::extract::Staff;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::time::utc;
 
@@ -211,7 +211,6 @@ pub async fn update_patient(
         .write_as(staff, move |conn, caller| {
             use_cases::update_profile(conn, caller, &patient_id, change, problems, now, horizon)
         })
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
     Ok(Json(row.into()))
 }
