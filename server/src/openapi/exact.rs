@@ -5,7 +5,7 @@
 //! - every `timezone` is one of the IANA names the server accepts (a shared `TimeZone` enum);
 //! - constraints the field attributes cannot reach (each day after a session 1 to 60; working
 //!   days different; a session change names something and completes at most; check-in answers
-//!   are numbers, booleans or text);
+//!   are numbers, booleans or text; a crisis line has a number or a web page);
 //! - error responses repeated across operations are shared components (with their
 //!   `WWW-Authenticate` and `Retry-After` headers) rather than copies.
 
@@ -187,6 +187,21 @@ fn item_constraints(document: &mut Value) {
         status.remove("$ref");
         status.insert("type".into(), json!("string"));
         status.insert("enum".into(), json!(["completed"]));
+    }
+    // A crisis line is reached somehow: by call, text or web page. (As `allOf`, because the
+    // document model keeps no `anyOf` beside an object's properties.)
+    if let Some(line) = document.pointer_mut("/components/schemas/CrisisLine") {
+        let reachable = json!({"anyOf": [
+            {"type": "object", "required": ["call"], "properties": {"call": {"type": "string"}}},
+            {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+            {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}
+        ]});
+        let description = line.get("description").cloned();
+        let mut combined = json!({"allOf": [line.take(), reachable]});
+        if let (Some(description), Some(object)) = (description, combined.as_object_mut()) {
+            object.insert("description".into(), description);
+        }
+        *line = combined;
     }
     for (pointer, patch) in patches {
         if let (Some(Value::Object(target)), Value::Object(patch)) =
