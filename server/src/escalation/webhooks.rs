@@ -258,6 +258,43 @@ pub fn create_endpoint(
     Ok(Ok(row))
 }
 
+/// A page of a clinic's active endpoints in id (creation) order after `after` (`limit` + 1 rows
+/// when there is a next page). Its clinic admins, as for adding one. Audited.
+pub fn list_endpoints(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    after: Option<&str>,
+    limit: i64,
+    now: NaiveDateTime,
+) -> Outcome<Vec<EndpointRow>> {
+    let Some(clinic) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    if let Err(refused) = caller.ensure_admin_of(&clinic, "manage webhooks") {
+        return Ok(Err(refused));
+    }
+    if crate::clinic::store::find(conn, clinic.as_str())?.is_none() {
+        return Ok(Err(Refusal::not_found("clinic")));
+    }
+    let mut query = webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic.as_str()))
+        .filter(webhook_endpoints::active.eq(true))
+        .select(EndpointRow::as_select())
+        .order(webhook_endpoints::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(webhook_endpoints::id.gt(after.to_owned()));
+    }
+    let rows = query.load(conn)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "webhooks.read", now).clinic(clinic.as_str()),
+    )?;
+    Ok(Ok(rows))
+}
+
 /// An endpoint of a clinic the caller administers, or not found.
 fn own_endpoint(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<EndpointRow> {
     let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
