@@ -98,6 +98,8 @@ pub struct App {
     pub webhook_client: reqwest::Client,
     /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
     pub job_wake: Arc<tokio::sync::Notify>,
+    /// The job kinds this process runs (listed in `worker::registry`).
+    pub jobs: Arc<crate::jobs::Registry>,
     /// This process's counters and histograms (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// A hash to verify against when an email is unknown, so that the response time does not
@@ -146,6 +148,7 @@ impl App {
             zones: Arc::new(crate::safety::zones::ZoneCountries::vendored()),
             push,
             job_wake: Arc::new(tokio::sync::Notify::new()),
+            jobs: Arc::new(crate::worker::registry()),
             metrics: Arc::default(),
             webhook_client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))

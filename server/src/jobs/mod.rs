@@ -4,9 +4,11 @@
 //! exponential backoff and jitter, and parked as `dead` after their last attempt.
 
 pub mod backoff;
+pub mod registry;
 pub mod runner;
 pub mod store;
 
+pub use registry::{Job, Registry, new_job};
 pub use store::{Claimed, NewJob, enqueue};
 
 /// Job kinds.

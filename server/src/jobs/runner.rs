@@ -14,7 +14,6 @@ use crate::app::App;
 use crate::config::DatabaseTarget;
 
 use super::backoff;
-use super::kinds;
 use super::store::{self, Claimed};
 
 /// What running a job came to.
@@ -113,22 +112,7 @@ impl Runner {
         let result = if job.attempts > job.max_attempts {
             JobResult::Dead("lease lapsed on every attempt".into())
         } else {
-            match job.kind.as_str() {
-                kinds::PUSH_DELIVER => crate::push::deliver::run(&self.app, &job, &self.id).await,
-                crate::escalation::store::kinds::NOTIFY => {
-                    crate::escalation::worker::notify(&self.app, &job, &self.id).await
-                }
-                crate::escalation::webhooks::DELIVER => {
-                    crate::escalation::webhooks::deliver(&self.app, &job).await
-                }
-                crate::escalation::store::kinds::DEADLINE => {
-                    crate::escalation::worker::deadline(&self.app, &job, &self.id).await
-                }
-                crate::prompt::kinds::REPLAN_CLINIC => {
-                    crate::prompt::lifecycle::replan_clinic(&self.app, &job).await
-                }
-                other => JobResult::Dead(format!("unknown job kind {other}")),
-            }
+            self.app.jobs.run(&self.app, &job, &self.id).await
         };
         let now = self.app.now();
         let (id, worker) = (job.id.clone(), self.id.clone());

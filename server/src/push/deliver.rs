@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
+use crate::jobs::Job;
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::Claimed;
 
@@ -17,17 +18,30 @@ use super::store::{self, AttemptRecord};
 /// Malformed-request answers in a row after which a device is deactivated.
 pub const INVALID_ARGUMENT_LIMIT: i32 = 3;
 
-#[derive(Deserialize)]
-struct Payload {
-    notification_id: String,
+/// The `push.deliver` payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Payload {
+    /// The notification to deliver.
+    pub notification_id: String,
+}
+
+/// The `push.deliver` job.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliverPush;
+
+#[async_trait::async_trait]
+impl Job for DeliverPush {
+    const KIND: &'static str = crate::jobs::kinds::PUSH_DELIVER;
+    type Payload = Payload;
+
+    async fn run(&self, app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
+        run(app, job, worker, payload).await
+    }
 }
 
 /// Runs one delivery attempt for `worker`. A settled attempt is recorded and the job marked done
 /// in one transaction.
-pub async fn run(app: &App, job: &Claimed, worker: &str) -> JobResult {
-    let Ok(payload) = serde_json::from_str::<Payload>(&job.payload) else {
-        return JobResult::Dead("payload is not a push.deliver payload".into());
-    };
+pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
     let id = payload.notification_id.clone();
     let found = match app
         .db
