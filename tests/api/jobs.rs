@@ -171,7 +171,7 @@ async fn a_dedupe_key_admits_one_job(backend: Backend) {
     let app = TestApp::new(backend).await;
     let now = app.app.now().naive_utc();
     let job = companion::jobs::NewJob {
-        kind: companion::jobs::kinds::PUSH_DELIVER,
+        kind: companion::push::kinds::PUSH_DELIVER,
         payload: json!({"notification_id": "x"}),
         dedupe_key: Some("once".into()),
         run_at: now,
@@ -352,6 +352,116 @@ async fn postgres_wakes_a_worker_in_another_process_through_listen_notify() {
     worker.await.unwrap();
 }
 
+/// The backend pids of this database's job listeners.
+async fn listener_pids(app: &TestApp) -> Vec<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    app.app
+        .db
+        .run(|conn| {
+            use diesel::RunQueryDsl;
+            let companion::db::DbConnection::Pg(pg) = conn else {
+                return Ok(Vec::new());
+            };
+            diesel::sql_query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'companion-job-listener' AND query ILIKE 'LISTEN%'",
+            )
+            .load::<Pid>(pg)
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.pid)
+        .collect()
+}
+
+async fn wait_for_listener(app: &TestApp, not: &[i32]) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = listener_pids(app)
+            .await
+            .into_iter()
+            .find(|p| !not.contains(p))
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no job listener connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A NOTIFY from another connection wakes a worker whose poll interval is a minute: the delivery
+/// lands in well under a second, and again after the listener's connection was killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_wakes_a_polling_worker_at_once_and_the_listener_reconnects_when_cut_off() {
+    let gateway = Arc::new(MemoryGateway::default());
+    let app = TestApp::with_settings(
+        Backend::Postgres,
+        &[("COMPANION_JOB_POLL_INTERVAL", "60000")],
+    )
+    .await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    let installed = gateway.clone();
+    let worker_process = app.another_process(move |a| a.push.fcm = installed);
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(Runner::new(worker_process).run(shutdown.clone()));
+    let first = wait_for_listener(&app, &[]).await;
+    // Let the worker's first claim pass and its wait begin.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    queue(&app, &device, 1).await;
+    while gateway.sent().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the NOTIFY did not wake the worker"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let woken = started.elapsed();
+    assert!(woken < Duration::from_secs(2), "{woken:?}");
+
+    // The listener's connection is cut: it reconnects (backoff from 100 ms) and listens again.
+    let cut = app
+        .app
+        .db
+        .run(move |conn| {
+            use diesel::RunQueryDsl;
+            let companion::db::DbConnection::Pg(pg) = conn else {
+                unreachable!()
+            };
+            diesel::sql_query(format!("SELECT pg_terminate_backend({first})")).execute(pg)
+        })
+        .await
+        .unwrap();
+    assert_eq!(cut, 1);
+    let second = wait_for_listener(&app, &[first]).await;
+    assert_ne!(first, second);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = Instant::now();
+    queue(&app, &device, 1).await;
+    while gateway.sent().len() < 2 {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(5),
+            "the reconnected listener did not wake the worker"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let woken_again = restarted.elapsed();
+    println!("NOTIFY wake-up: {woken:?}; after a reconnect: {woken_again:?} (poll interval 60 s)");
+    shutdown.cancel();
+    worker.await.unwrap();
+    assert!(
+        listener_pids(&app).await.is_empty(),
+        "the listener closes with its worker"
+    );
+}
+
 /// Takes a while per delivery, so a shutdown finds jobs in flight.
 #[derive(Debug, Default)]
 struct Slow {
@@ -497,7 +607,7 @@ async fn a_job_of_an_unknown_kind_is_parked_as_dead_with_a_clear_error(backend: 
 
 async fn an_unreadable_payload_is_parked_as_dead_with_a_clear_error(backend: Backend) {
     let app = TestApp::new(backend).await;
-    let kind = companion::jobs::kinds::PUSH_DELIVER;
+    let kind = companion::push::kinds::PUSH_DELIVER;
     enqueue_raw(&app, kind, json!({"notification_id": 5})).await;
     enqueue_raw(&app, kind, json!({"something": "else"})).await;
     enqueue_raw(&app, kind, json!("a string")).await;
@@ -524,7 +634,7 @@ async fn an_unreadable_payload_is_parked_as_dead_with_a_clear_error(backend: Bac
 
 async fn a_payload_from_a_newer_release_is_left_for_a_newer_worker(backend: Backend) {
     let app = TestApp::new(backend).await;
-    let kind = companion::jobs::kinds::PUSH_DELIVER;
+    let kind = companion::push::kinds::PUSH_DELIVER;
     enqueue_raw(&app, kind, json!({"notification_id": "n", "v": 99})).await;
     assert_eq!(app.run_jobs().await, 1);
     assert_eq!(jobs_with_status(&app, "queued").await, 1, "retried later");

@@ -167,7 +167,8 @@ impl Runner {
     /// the queue. Jobs run side by side up to the configured concurrency, and a free slot is
     /// refilled at once, so one slow delivery never holds up the others.
     pub async fn run(self, shutdown: CancellationToken) {
-        let listener = self.spawn_listener(shutdown.clone());
+        let listening = shutdown.child_token();
+        let listener = self.spawn_listener(listening.clone());
         let settings = self.app.config.jobs.clone();
         let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
         tracing::info!(worker = %self.id, "worker started");
@@ -220,54 +221,28 @@ impl Runner {
         {
             tracing::warn!(error = %e, "could not release jobs at shutdown; their leases will lapse");
         }
-        drop(listener);
+        listening.cancel();
+        if let Some(listener) = listener {
+            listener.await.ok();
+        }
         tracing::info!(worker = %self.id, "worker stopped");
     }
 
-    /// On PostgreSQL, a thread that LISTENs for enqueued jobs and wakes this worker.
-    fn spawn_listener(&self, shutdown: CancellationToken) -> Option<std::thread::JoinHandle<()>> {
+    /// On PostgreSQL, a task that LISTENs for jobs enqueued by other processes and wakes this
+    /// worker (see [`super::listen`]); it stops when `shutdown` is cancelled.
+    fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
         let DatabaseTarget::Postgres(url) = &self.app.config.database else {
             return None;
         };
-        let url = url.expose().clone();
-        // The wake handle only: the thread must not keep the whole App (and its pool) alive.
-        let wake = self.app.job_wake.clone();
-        std::thread::Builder::new()
-            .name("job-listener".into())
-            .spawn(move || listen(&url, &wake, &shutdown))
-            .ok()
-    }
-}
-
-fn listen(url: &str, wake: &tokio::sync::Notify, shutdown: &CancellationToken) {
-    use diesel::{Connection, RunQueryDsl};
-    while !shutdown.is_cancelled() {
-        let mut conn = match diesel::PgConnection::establish(url) {
-            Ok(conn) => conn,
-            Err(_) => {
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
+        let target = match super::listen::target(url.expose()) {
+            Ok(target) => target,
+            Err(reason) => {
+                tracing::warn!(%reason, "no job listener: other processes' jobs are found by polling");
+                return None;
             }
         };
-        if diesel::sql_query("LISTEN companion_jobs")
-            .execute(&mut conn)
-            .is_err()
-        {
-            std::thread::sleep(Duration::from_secs(1));
-            continue;
-        }
-        'connected: while !shutdown.is_cancelled() {
-            let mut woke = false;
-            for notification in conn.notifications_iter() {
-                match notification {
-                    Ok(_) => woke = true,
-                    Err(_) => break 'connected,
-                }
-            }
-            if woke {
-                wake.notify_one();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        // The wake handle only: the task must not keep the whole App (and its pool) alive.
+        let wake = self.app.job_wake.clone();
+        Some(tokio::spawn(super::listen::run(target, wake, shutdown)))
     }
 }

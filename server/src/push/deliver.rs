@@ -31,7 +31,7 @@ pub struct DeliverPush;
 
 #[async_trait::async_trait]
 impl Job for DeliverPush {
-    const KIND: &'static str = crate::jobs::kinds::PUSH_DELIVER;
+    const KIND: &'static str = super::kinds::PUSH_DELIVER;
     type Payload = Payload;
 
     async fn run(&self, app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {

@@ -10,3 +10,9 @@ pub mod gateway;
 pub mod handlers;
 pub mod store;
 pub mod use_cases;
+
+/// Job kinds of push.
+pub mod kinds {
+    /// Deliver one push notification to one device. Payload: `{"notification_id": "...", "v": 1}`.
+    pub const PUSH_DELIVER: &str = "push.deliver";
+}
