@@ -55,6 +55,8 @@ pub struct PushGateways {
     pub fcm: Arc<dyn PushGateway>,
     /// Per-attempt time limit.
     pub timeout: std::time::Duration,
+    /// Writes delivered pushes in groups.
+    pub settler: Arc<crate::push::settle::Settler>,
 }
 
 impl PushGateways {
@@ -71,6 +73,7 @@ impl PushGateways {
             apns,
             fcm,
             timeout: settings.timeout,
+            settler: Arc::default(),
         })
     }
 }

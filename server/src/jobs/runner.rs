@@ -171,15 +171,18 @@ impl Runner {
         let listener = self.spawn_listener(listening.clone());
         let settings = self.app.config.jobs.clone();
         let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
+        let low_water = u32::try_from((settings.concurrency / 4).max(1)).unwrap_or(1);
         tracing::info!(worker = %self.id, "worker started");
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            // Wait for a free slot, then claim as many jobs as there are free slots.
+            // Wait until a quarter of the slots are free, then claim as many jobs as there are
+            // free slots: under a backlog each claim's round trip brings a batch, not one job,
+            // and the jobs still running keep the gateway busy meanwhile.
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                permit = slots.clone().acquire_owned() => drop(permit),
+                permits = slots.clone().acquire_many_owned(low_water) => drop(permits),
             }
             let free = slots.available_permits();
             let claimed = match self.claim(free).await {
@@ -234,15 +237,23 @@ impl Runner {
         let DatabaseTarget::Postgres(url) = &self.app.config.database else {
             return None;
         };
-        let target = match super::listen::target(url.expose()) {
-            Ok(target) => target,
-            Err(reason) => {
-                tracing::warn!(%reason, "no job listener: other processes' jobs are found by polling");
-                return None;
-            }
-        };
+        let url = url.expose().clone();
         // The wake handle only: the task must not keep the whole App (and its pool) alive.
         let wake = self.app.job_wake.clone();
-        Some(tokio::spawn(super::listen::run(target, wake, shutdown)))
+        Some(tokio::spawn(async move {
+            // Reading the system's trust roots is file work: off the runtime, and off the path
+            // of the worker's first claim.
+            let target = tokio::task::spawn_blocking(move || super::listen::target(&url)).await;
+            match target {
+                Ok(Ok(target)) => super::listen::run(target, wake, shutdown).await,
+                Ok(Err(reason)) => tracing::warn!(
+                    %reason,
+                    "no job listener: other processes' jobs are found by polling"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no job listener: other processes' jobs are found by polling")
+                }
+            }
+        }))
     }
 }

@@ -155,25 +155,18 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
     let had_invalid_arguments = device.invalid_argument_count > 0;
     let settled = result == JobResult::Completed;
     let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
-    // The common case on PostgreSQL, delivered with nothing to adjust on the device: one
-    // statement instead of a five-round-trip transaction.
-    if settled
-        && matches!(attempt.outcome, Outcome::Delivered)
-        && !had_invalid_arguments
-        && app.db.backend() == crate::db::Backend::Postgres
-    {
-        let saved = app
-            .db
-            .run(move |conn| match conn {
-                crate::db::DbConnection::Pg(pg) => {
-                    store::settle_pg(pg, &record, status, &job_id, &worker, now)
-                }
-                crate::db::DbConnection::Sqlite(_) => Ok(false),
-            })
-            .await;
-        return match saved {
+    // The common case, delivered with nothing to adjust on the device: settled with the other
+    // deliveries that finished meanwhile, in one transaction.
+    if settled && matches!(attempt.outcome, Outcome::Delivered) && !had_invalid_arguments {
+        let delivered = super::settle::Delivered {
+            record,
+            job_id,
+            worker,
+            now,
+        };
+        return match app.push.settler.settle(&app.db, delivered).await {
             Ok(_) => result,
-            Err(e) => JobResult::retry(format!("database: {e}")),
+            Err(reason) => JobResult::retry(reason),
         };
     }
     let saved = app

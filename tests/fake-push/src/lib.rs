@@ -122,6 +122,61 @@ impl FakeFcm {
         self.inner.accepted.load(Ordering::SeqCst)
     }
 
+    /// The fake's own ceiling: what a bare client (no queue, no database) gets from it, sending
+    /// `count` messages shaped like ours with `in_flight` requests at once, over one HTTP/2
+    /// connection (`http2`) or over HTTP/1.1 connections. Messages per second.
+    pub async fn ceiling(
+        &self,
+        count: usize,
+        in_flight: usize,
+        http2: bool,
+    ) -> Result<f64, String> {
+        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(in_flight);
+        if http2 {
+            builder = builder.http2_prior_knowledge();
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        let url = format!("{}/v1/projects/ceiling/messages:send", self.base_url());
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut senders = tokio::task::JoinSet::new();
+        for _ in 0..in_flight.max(1) {
+            let (client, url, next) = (client.clone(), url.clone(), next.clone());
+            senders.spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= count {
+                        return Ok::<_, String>(());
+                    }
+                    let id = format!("0190c1c2-0000-7000-8000-{n:012}");
+                    let body = json!({"message": {
+                        "token": "ok-ceiling",
+                        "notification": {"title": "Notifications", "body": "Notifications are working"},
+                        "data": {"kind": "test", "notification_id": id},
+                        "android": {"priority": "high", "ttl": "600s", "collapse_key": id,
+                                    "notification": {"tag": id}},
+                        "apns": {"headers": {"apns-collapse-id": id}},
+                    }});
+                    let response = client
+                        .post(&url)
+                        .bearer_auth("fake-access-ceiling")
+                        .json(&body)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if !response.status().is_success() {
+                        return Err(format!("the fake answered {}", response.status()));
+                    }
+                    response.bytes().await.map_err(|e| e.to_string())?;
+                }
+            });
+        }
+        while let Some(done) = senders.join_next().await {
+            done.map_err(|e| e.to_string())??;
+        }
+        Ok(count as f64 / started.elapsed().as_secs_f64())
+    }
+
     /// OAuth token requests so far.
     pub fn token_requests(&self) -> usize {
         self.inner.token_requests.load(Ordering::SeqCst)
