@@ -155,9 +155,26 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
     let had_invalid_arguments = device.invalid_argument_count > 0;
     let settled = result == JobResult::Completed;
     let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
-    // The common case, delivered with nothing to adjust on the device: settled with the other
-    // deliveries that finished meanwhile, in one transaction.
+    // The common case, delivered with nothing to adjust on the device. On PostgreSQL one
+    // statement on any pooled connection (deliveries settle side by side, each in its own round
+    // trip); on SQLite, whose writes take turns anyway, with the other deliveries that finished
+    // meanwhile in one transaction.
     if settled && matches!(attempt.outcome, Outcome::Delivered) && !had_invalid_arguments {
+        if app.db.backend() == crate::db::Backend::Postgres {
+            let saved = app
+                .db
+                .run(move |conn| match conn {
+                    crate::db::DbConnection::Pg(pg) => {
+                        store::settle_pg(pg, &record, status, &job_id, &worker, now)
+                    }
+                    crate::db::DbConnection::Sqlite(_) => Ok(false),
+                })
+                .await;
+            return match saved {
+                Ok(_) => result,
+                Err(e) => JobResult::retry(format!("database: {e}")),
+            };
+        }
         let delivered = super::settle::Delivered {
             record,
             job_id,

@@ -1,4 +1,6 @@
-//! Settling deliveries in groups. A delivery the gateway accepted is handed to the settler the
+//! Settling deliveries in groups (SQLite, whose writes take turns: one commit for many beats a
+//! commit each; PostgreSQL settles each delivery in one statement side by side instead, which a
+//! single writer would serialise). A delivery the gateway accepted is handed to the settler the
 //! moment the answer arrives; the settler writes whatever has gathered since its last write (the
 //! attempt row, the notification delivered, the job done) in one transaction and tells each
 //! delivery its result. Under load one commit covers many deliveries; alone, a delivery is
