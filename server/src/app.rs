@@ -55,6 +55,8 @@ pub struct PushGateways {
     pub fcm: Arc<dyn PushGateway>,
     /// Per-attempt time limit.
     pub timeout: std::time::Duration,
+    /// Writes delivered pushes in groups.
+    pub settler: Arc<crate::push::settle::Settler>,
 }
 
 impl PushGateways {
@@ -71,6 +73,7 @@ impl PushGateways {
             apns,
             fcm,
             timeout: settings.timeout,
+            settler: Arc::default(),
         })
     }
 }
@@ -98,6 +101,8 @@ pub struct App {
     pub webhook_client: reqwest::Client,
     /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
     pub job_wake: Arc<tokio::sync::Notify>,
+    /// The job kinds this process runs (listed in `worker::registry`).
+    pub jobs: Arc<crate::jobs::Registry>,
     /// This process's counters and histograms (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// A hash to verify against when an email is unknown, so that the response time does not
@@ -146,6 +151,7 @@ impl App {
             zones: Arc::new(crate::safety::zones::ZoneCountries::vendored()),
             push,
             job_wake: Arc::new(tokio::sync::Notify::new()),
+            jobs: Arc::new(crate::worker::registry()),
             metrics: Arc::default(),
             webhook_client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))

@@ -24,6 +24,10 @@ both!(
     a_job_that_keeps_failing_is_parked_as_dead_after_its_last_attempt,
     a_job_enqueued_in_this_process_starts_at_once,
     housekeeping_deletes_finished_jobs_after_a_week_and_keeps_the_rest,
+    a_job_of_an_unknown_kind_is_parked_as_dead_with_a_clear_error,
+    an_unreadable_payload_is_parked_as_dead_with_a_clear_error,
+    a_payload_from_a_newer_release_is_left_for_a_newer_worker,
+    a_payload_written_with_its_version_is_run,
 );
 
 /// Hangs forever on its first delivery (a worker that dies mid-job), delivers the rest.
@@ -167,7 +171,7 @@ async fn a_dedupe_key_admits_one_job(backend: Backend) {
     let app = TestApp::new(backend).await;
     let now = app.app.now().naive_utc();
     let job = companion::jobs::NewJob {
-        kind: companion::jobs::kinds::PUSH_DELIVER,
+        kind: companion::push::kinds::PUSH_DELIVER,
         payload: json!({"notification_id": "x"}),
         dedupe_key: Some("once".into()),
         run_at: now,
@@ -348,6 +352,121 @@ async fn postgres_wakes_a_worker_in_another_process_through_listen_notify() {
     worker.await.unwrap();
 }
 
+/// The backend pids of this database's job listeners.
+async fn listener_pids(app: &TestApp) -> Vec<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    app.app
+        .db
+        .run(|conn| {
+            use diesel::RunQueryDsl;
+            let companion::db::DbConnection::Pg(pg) = conn else {
+                return Ok(Vec::new());
+            };
+            diesel::sql_query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'companion-job-listener' AND query ILIKE 'LISTEN%'",
+            )
+            .load::<Pid>(pg)
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.pid)
+        .collect()
+}
+
+async fn wait_for_listener(app: &TestApp, not: &[i32]) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = listener_pids(app)
+            .await
+            .into_iter()
+            .find(|p| !not.contains(p))
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no job listener connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A NOTIFY from another connection wakes a worker whose poll interval is a minute: the delivery
+/// lands in well under a second, and again after the listener's connection was killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_wakes_a_polling_worker_at_once_and_the_listener_reconnects_when_cut_off() {
+    let gateway = Arc::new(MemoryGateway::default());
+    let app = TestApp::with_settings(
+        Backend::Postgres,
+        &[("COMPANION_JOB_POLL_INTERVAL", "60000")],
+    )
+    .await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    let installed = gateway.clone();
+    let worker_process = app.another_process(move |a| a.push.fcm = installed);
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(Runner::new(worker_process).run(shutdown.clone()));
+    let first = wait_for_listener(&app, &[]).await;
+    // Let the worker's first claim pass and its wait begin.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    queue(&app, &device, 1).await;
+    while gateway.sent().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the NOTIFY did not wake the worker"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let woken = started.elapsed();
+    assert!(woken < Duration::from_secs(2), "{woken:?}");
+
+    // The listener's connection is cut: it reconnects (backoff from 100 ms) and listens again.
+    let cut = app
+        .app
+        .db
+        .run(move |conn| {
+            use diesel::RunQueryDsl;
+            let companion::db::DbConnection::Pg(pg) = conn else {
+                unreachable!()
+            };
+            diesel::sql_query(format!("SELECT pg_terminate_backend({first})")).execute(pg)
+        })
+        .await
+        .unwrap();
+    assert_eq!(cut, 1);
+    let second = wait_for_listener(&app, &[first]).await;
+    assert_ne!(first, second);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = Instant::now();
+    queue(&app, &device, 1).await;
+    while gateway.sent().len() < 2 {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(5),
+            "the reconnected listener did not wake the worker"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let woken_again = restarted.elapsed();
+    println!("NOTIFY wake-up: {woken:?}; after a reconnect: {woken_again:?} (poll interval 60 s)");
+    shutdown.cancel();
+    worker.await.unwrap();
+    // The listener closes with its worker (the server notices the closed socket a moment later).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !listener_pids(&app).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener closes with its worker"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Takes a while per delivery, so a shutdown finds jobs in flight.
 #[derive(Debug, Default)]
 struct Slow {
@@ -438,4 +557,152 @@ async fn housekeeping_deletes_finished_jobs_after_a_week_and_keeps_the_rest(back
         app.count("SELECT COUNT(*) AS n FROM notifications").await,
         5
     );
+}
+
+async fn enqueue_raw(app: &TestApp, kind: &'static str, payload: serde_json::Value) {
+    let now = app.app.now().naive_utc();
+    let job = companion::jobs::NewJob {
+        kind,
+        payload,
+        dedupe_key: None,
+        run_at: now,
+        max_attempts: 3,
+    };
+    app.app
+        .db
+        .write(move |conn| companion::jobs::enqueue(conn, &job, now))
+        .await
+        .unwrap();
+}
+
+async fn dead_errors(app: &TestApp) -> Vec<(String, String)> {
+    app.app
+        .db
+        .run(|conn| companion::jobs::store::dead_jobs(conn, 100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.kind, j.last_error.unwrap_or_default()))
+        .collect()
+}
+
+async fn a_job_of_an_unknown_kind_is_parked_as_dead_with_a_clear_error(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    enqueue_raw(&app, "report.nightly", json!({"clinic_id": "c"})).await;
+    assert_eq!(app.run_jobs().await, 1, "claimed once, not retried");
+    assert_eq!(jobs_with_status(&app, "dead").await, 1);
+    let dead = dead_errors(&app).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "report.nightly");
+    assert!(
+        dead[0].1.contains("unknown job kind \"report.nightly\""),
+        "{}",
+        dead[0].1
+    );
+    // The worker is unharmed: a real job after it runs.
+    let gateway = Arc::new(MemoryGateway::default());
+    let installed = gateway.clone();
+    let app2 = app.another_process(move |a| a.push.fcm = installed);
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    queue(&app, &device, 1).await;
+    assert_eq!(Runner::new(app2).drain().await.unwrap(), 1);
+    assert_eq!(gateway.sent().len(), 1);
+}
+
+async fn an_unreadable_payload_is_parked_as_dead_with_a_clear_error(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let kind = companion::push::kinds::PUSH_DELIVER;
+    enqueue_raw(&app, kind, json!({"notification_id": 5})).await;
+    enqueue_raw(&app, kind, json!({"something": "else"})).await;
+    enqueue_raw(&app, kind, json!("a string")).await;
+    enqueue_raw(&app, kind, json!({"notification_id": "n", "v": "two"})).await;
+    assert_eq!(app.run_jobs().await, 4, "each claimed once, none retried");
+    assert_eq!(jobs_with_status(&app, "dead").await, 4);
+    for (dead_kind, error) in dead_errors(&app).await {
+        assert_eq!(dead_kind, kind);
+        assert!(
+            error.starts_with("unreadable push.deliver payload: "),
+            "{error}"
+        );
+    }
+    let errors: Vec<String> = dead_errors(&app).await.into_iter().map(|d| d.1).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("notification_id")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("payload version")),
+        "{errors:?}"
+    );
+}
+
+async fn a_payload_from_a_newer_release_is_left_for_a_newer_worker(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let kind = companion::push::kinds::PUSH_DELIVER;
+    enqueue_raw(&app, kind, json!({"notification_id": "n", "v": 99})).await;
+    assert_eq!(app.run_jobs().await, 1);
+    assert_eq!(jobs_with_status(&app, "queued").await, 1, "retried later");
+    let error: Option<String> = app
+        .app
+        .db
+        .run(|conn| {
+            use companion_schema::schema::jobs;
+            use diesel::prelude::*;
+            jobs::table.select(jobs::last_error).first(conn)
+        })
+        .await
+        .unwrap();
+    let error = error.unwrap();
+    assert!(
+        error.contains("payload version 99 is newer than this worker reads (1)"),
+        "{error}"
+    );
+    // After its last attempt it is parked, still saying why.
+    for _ in 0..2 {
+        app.clock.advance(TimeDelta::minutes(2));
+        app.run_jobs().await;
+    }
+    let dead = dead_errors(&app).await;
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].1.contains("newer than this worker"),
+        "{}",
+        dead[0].1
+    );
+}
+
+async fn a_payload_written_with_its_version_is_run(backend: Backend) {
+    use companion::jobs::Job as _;
+    let gateway = Arc::new(MemoryGateway::default());
+    let installed = gateway.clone();
+    let app = TestApp::build(backend, &[], move |a| a.push.fcm = installed).await;
+    let admin = app.org_admin().await;
+    let device = device_of(&app, &admin).await;
+    let sent = send_test(&app, &admin, &device).await;
+    // Replace the stored job by one written through the typed constructor.
+    let now = app.app.now().naive_utc();
+    let job = companion::jobs::new_job::<companion::push::deliver::DeliverPush>(
+        &companion::push::deliver::Payload {
+            notification_id: sent.clone(),
+        },
+        None,
+        now,
+        3,
+    );
+    assert_eq!(job.kind, companion::push::deliver::DeliverPush::KIND);
+    assert_eq!(job.payload["v"], 1);
+    app.app
+        .db
+        .write(move |conn| {
+            use companion_schema::schema::jobs;
+            use diesel::prelude::*;
+            diesel::delete(jobs::table).execute(conn)?;
+            companion::jobs::enqueue(conn, &job, now)
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.run_jobs().await, 1);
+    assert_eq!(gateway.sent().len(), 1);
+    wait_until_delivered(&app, &admin, &sent, "the versioned job delivered").await;
 }

@@ -293,3 +293,207 @@ async fn two_servers_and_two_workers_deliver_every_alert_once_when_a_worker_is_k
     }
     drop(processes);
 }
+
+/// Pushes in the storm test.
+const STORM: usize = 240;
+
+/// A storm of urgent alert pushes to one clinician's Android phone, two worker processes of the
+/// real binary on one PostgreSQL, one SIGKILLed a third of the way through. Nothing is lost, and
+/// every push the fake FCM received twice (sent by the killed worker, never settled, sent again
+/// after its lease) carries the same replacing identity both times, so the phone shows it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_storm_loses_nothing_and_every_resent_push_replaces_the_first() {
+    use companion::db::DbConnection;
+    use companion::push::content::PushMessage;
+    use companion::push::store as push_store;
+    use companion_schema::schema::{accounts, jobs, notifications};
+    use diesel::prelude::*;
+
+    let fake = companion_fake_push::FakeFcm::start_with(companion_fake_push::FakeOptions {
+        latency: Duration::from_millis(40),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("service-account.json");
+    let account = json!({
+        "project_id": "fake-project", "client_email": "push@fake-project.iam.example",
+        "private_key": std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/fcm-test-key.pem")).unwrap(),
+        "token_uri": fake.token_url(),
+    });
+    std::fs::write(&key_file, account.to_string()).unwrap();
+    let (_db, url) = TestDb::empty_postgres();
+    let lease = Duration::from_secs(3);
+    let env: BTreeMap<String, String> = [
+        ("DATABASE_URL", url.as_str()),
+        ("COMPANION_DATA_DIR", &dir.path().display().to_string()),
+        (
+            "COMPANION_FCM_SERVICE_ACCOUNT_FILE",
+            &key_file.display().to_string(),
+        ),
+        ("COMPANION_FCM_BASE_URL", &fake.base_url()),
+        ("COMPANION_JOB_LEASE", &lease.as_secs().to_string()),
+        ("COMPANION_PUSH_TIMEOUT", "2"),
+        ("COMPANION_JOB_POLL_INTERVAL", "200"),
+        ("COMPANION_WORKER_CONCURRENCY", "8"),
+        ("COMPANION_LOG", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    create_org_admin(dir.path(), env.clone(), "oncall@example.org");
+
+    // The on-call clinician's phone.
+    let mut conn = DbConnection::Pg(diesel::PgConnection::establish(&url).unwrap());
+    let account_id: String = accounts::table
+        .select(accounts::id)
+        .first(&mut conn)
+        .unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let (device, _) = push_store::register(
+        &mut conn,
+        push_store::DeviceRow {
+            id: push_store::new_device_id(),
+            account_id,
+            platform: "android".into(),
+            token: "ok-storm-phone".into(),
+            app_version: None,
+            locale: None,
+            active: true,
+            invalid_argument_count: 0,
+            deactivated_reason: None,
+            created_at: now,
+            last_seen_at: now,
+        },
+    )
+    .unwrap();
+
+    let mut workers: Vec<Process> = (0..2)
+        .map(|_| Process(companion(dir.path(), &env, &["work"]).spawn().unwrap()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The storm: every alert push committed at once, as a burst of item-9 answers would.
+    let alerts: Vec<String> = (0..STORM)
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let items = alerts.clone();
+    conn.transaction(|conn| {
+        let now = chrono::Utc::now().naive_utc();
+        let messages = items
+            .into_iter()
+            .map(|alert_id| {
+                (
+                    &device,
+                    PushMessage::ClinicianAlert {
+                        alert_id,
+                        urgent: true,
+                    },
+                )
+            })
+            .collect();
+        push_store::notify_devices(conn, messages, now)
+    })
+    .unwrap();
+    let started = Instant::now();
+
+    // A third of the way through, one worker dies without warning.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.delivered_count() < STORM / 3 {
+        assert!(Instant::now() < deadline, "the storm did not start");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let killed = workers.remove(0);
+    let sent = Command::new("kill")
+        .args(["-KILL", &killed.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let killed_at = started.elapsed();
+    drop(killed);
+
+    // Every notification settles as delivered, and no job is left behind.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let delivered: i64 = notifications::table
+            .filter(notifications::status.eq("delivered"))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        let open: i64 = jobs::table
+            .filter(jobs::status.ne("done"))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        if delivered == STORM as i64 && open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{delivered} of {STORM} delivered, {open} jobs not done"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let settled_after = started.elapsed();
+
+    // What the phone received: every alert, and each copy of one alert with one identity.
+    let mut copies: BTreeMap<String, Vec<companion_fake_push::Received>> = BTreeMap::new();
+    for message in fake.delivered() {
+        assert_eq!(message.token, "ok-storm-phone");
+        assert_eq!(message.version, "HTTP/2.0", "FCM is spoken over HTTP/2");
+        let alert = message.body["message"]["data"]["alert_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        copies.entry(alert).or_default().push(message);
+    }
+    assert_eq!(copies.len(), STORM, "no alert lost");
+    for alert in &alerts {
+        assert!(
+            copies.contains_key(alert),
+            "alert {alert} never reached the phone"
+        );
+    }
+    let mut resent = 0;
+    let mut windows = Vec::new();
+    for (alert, received) in &copies {
+        let first = &received[0].body["message"];
+        assert_eq!(first["android"]["notification"]["tag"], alert.as_str());
+        assert_eq!(first["apns"]["headers"]["apns-collapse-id"], alert.as_str());
+        for again in &received[1..] {
+            let again_body = &again.body["message"];
+            assert_eq!(
+                again_body["android"]["notification"]["tag"],
+                first["android"]["notification"]["tag"],
+                "a re-sent push must replace the first on the phone"
+            );
+            assert_eq!(
+                again_body["apns"]["headers"]["apns-collapse-id"],
+                first["apns"]["headers"]["apns-collapse-id"]
+            );
+            assert_eq!(
+                again_body["android"]["collapse_key"],
+                first["android"]["collapse_key"]
+            );
+            windows.push(again.at.duration_since(received[0].at));
+        }
+        resent += received.len() - 1;
+    }
+    assert!(
+        resent >= 1,
+        "the killed worker had pushes in flight, which must be re-sent"
+    );
+    assert!(
+        resent <= 8,
+        "only what the killed worker held unsettled (8 at most) is re-sent: {resent}"
+    );
+    windows.sort();
+    println!(
+        "storm: {STORM} alert pushes, worker killed at {killed_at:?}, all settled after \
+         {settled_after:?}; re-sent {resent} (same replacing identity), re-send window \
+         {:?}..{:?} after the first copy (lease {lease:?})",
+        windows.first().unwrap(),
+        windows.last().unwrap()
+    );
+    drop(workers);
+}

@@ -16,7 +16,7 @@ use companion_schema::schema::webhook_endpoints;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::app::App;
@@ -129,12 +129,31 @@ pub fn enqueue_for_alert(
     Ok(endpoints.len())
 }
 
-#[derive(Deserialize)]
-struct Payload {
-    endpoint_id: String,
-    alert_id: String,
-    event: String,
-    escalation: i32,
+/// The `webhook.deliver` payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Payload {
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The alert.
+    pub alert_id: String,
+    /// The event name.
+    pub event: String,
+    /// The escalation step.
+    pub escalation: i32,
+}
+
+/// The `webhook.deliver` job.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliverWebhook;
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for DeliverWebhook {
+    const KIND: &'static str = DELIVER;
+    type Payload = Payload;
+
+    async fn run(&self, app: &App, job: &Claimed, _worker: &str, payload: Payload) -> JobResult {
+        deliver(app, job, payload).await
+    }
 }
 
 /// The clinic's active webhook endpoints.
@@ -147,10 +166,7 @@ pub fn active_endpoints(conn: &mut DbConnection, clinic_id: &str) -> QueryResult
 }
 
 /// The `webhook.deliver` job.
-pub async fn deliver(app: &App, job: &Claimed) -> JobResult {
-    let Ok(payload) = serde_json::from_str::<Payload>(&job.payload) else {
-        return JobResult::Dead("payload is not a webhook payload".into());
-    };
+pub async fn deliver(app: &App, job: &Claimed, payload: Payload) -> JobResult {
     let (endpoint_id, alert_id) = (payload.endpoint_id.clone(), payload.alert_id.clone());
     let found = app
         .db

@@ -8,10 +8,11 @@
 
 use companion_schema::schema::{accounts, alerts};
 use diesel::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::db::DbConnection;
+use crate::jobs::Job;
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::{self as job_store, Claimed};
 use crate::push::content::PushMessage;
@@ -24,11 +25,42 @@ use super::rules::Severity;
 use super::store::{self, AlertRow, Member, Step};
 use super::working_hours::WorkingHours;
 
-#[derive(Deserialize)]
-struct Payload {
-    alert_id: String,
+/// The payload of both escalation jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Payload {
+    /// The alert.
+    pub alert_id: String,
+    /// Its round and escalation step.
     #[serde(flatten)]
-    step: Step,
+    pub step: Step,
+}
+
+/// The `alert.notify` job.
+#[derive(Debug, Clone, Copy)]
+pub struct NotifyTier;
+
+#[async_trait::async_trait]
+impl Job for NotifyTier {
+    const KIND: &'static str = super::store::kinds::NOTIFY;
+    type Payload = Payload;
+
+    async fn run(&self, app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
+        notify(app, job, worker, payload).await
+    }
+}
+
+/// The `alert.deadline` job.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline;
+
+#[async_trait::async_trait]
+impl Job for Deadline {
+    const KIND: &'static str = super::store::kinds::DEADLINE;
+    type Payload = Payload;
+
+    async fn run(&self, app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
+        deadline(app, job, worker, payload).await
+    }
 }
 
 /// What a job did, for the metrics recorded after its commit.
@@ -43,13 +75,11 @@ async fn in_transaction(
     app: &App,
     job: &Claimed,
     worker: &str,
+    payload: Payload,
     step: impl FnOnce(&mut DbConnection, &Payload, chrono::NaiveDateTime) -> QueryResult<Outcome>
     + Send
     + 'static,
 ) -> JobResult {
-    let Ok(payload) = serde_json::from_str::<Payload>(&job.payload) else {
-        return JobResult::Dead("payload is not an escalation payload".into());
-    };
     let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
     let result = app
         .db
@@ -311,13 +341,13 @@ fn notify_step(
 
 /// `alert.notify`: push to the active devices of the tier the alert has reached (the next
 /// reachable one when nobody there can be told).
-pub async fn notify(app: &App, job: &Claimed, worker: &str) -> JobResult {
-    in_transaction(app, job, worker, notify_step).await
+pub async fn notify(app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
+    in_transaction(app, job, worker, payload, notify_step).await
 }
 
 /// `alert.deadline`: if the alert is still open in this round and step, escalate it.
-pub async fn deadline(app: &App, job: &Claimed, worker: &str) -> JobResult {
-    in_transaction(app, job, worker, move |conn, payload, now| {
+pub async fn deadline(app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
+    in_transaction(app, job, worker, payload, move |conn, payload, now| {
         let Some(alert) = store::find(conn, &payload.alert_id)? else {
             return Ok(Outcome::Missing);
         };

@@ -23,7 +23,7 @@ use crate::fhir::search::{Range, ResourceType};
 use crate::fhir::store::{self, CheckInQuery};
 use crate::instrument::catalogue::Catalogue;
 use crate::jobs::runner::JobResult;
-use crate::jobs::store::{Claimed, NewJob};
+use crate::jobs::store::Claimed;
 
 /// The job kind (registered in `jobs::runner`).
 pub const JOB: &str = "fhir.bulk_export";
@@ -147,13 +147,14 @@ pub fn kick_off(
         .execute(conn)?;
     crate::jobs::store::enqueue(
         conn,
-        &NewJob {
-            kind: JOB,
-            payload: json!({"export_id": row.id}),
-            dedupe_key: Some(format!("{JOB}:{}", row.id)),
-            run_at: at,
-            max_attempts: 3,
-        },
+        &crate::jobs::new_job::<BulkExport>(
+            &BulkExportPayload {
+                export_id: row.id.clone(),
+            },
+            Some(format!("{JOB}:{}", row.id)),
+            at,
+            3,
+        ),
         at,
     )?;
     audit::record(
@@ -300,17 +301,36 @@ pub fn file(
     Ok(Ok(path))
 }
 
+/// The payload of a bulk export job.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BulkExportPayload {
+    /// The export to write.
+    pub export_id: String,
+}
+
+/// The `fhir.bulk_export` job.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkExport;
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for BulkExport {
+    const KIND: &'static str = JOB;
+    type Payload = BulkExportPayload;
+
+    async fn run(
+        &self,
+        app: &App,
+        _job: &Claimed,
+        _worker: &str,
+        payload: BulkExportPayload,
+    ) -> JobResult {
+        run(app, payload.export_id).await
+    }
+}
+
 /// The job: writes every type's file a page at a time, then the manifest. Idempotent: a retried
 /// job rewrites the files from the start.
-pub async fn run(app: &App, job: &Claimed) -> JobResult {
-    let payload: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
-    let Some(id) = payload
-        .get("export_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return JobResult::Dead("payload without export_id".into());
-    };
+async fn run(app: &App, id: String) -> JobResult {
     match write_export(app, &id).await {
         Ok(()) => JobResult::Done,
         Err(error) => {

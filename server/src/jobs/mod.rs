@@ -4,13 +4,10 @@
 //! exponential backoff and jitter, and parked as `dead` after their last attempt.
 
 pub mod backoff;
+pub mod listen;
+pub mod registry;
 pub mod runner;
 pub mod store;
 
+pub use registry::{Job, Registry, new_job};
 pub use store::{Claimed, NewJob, enqueue};
-
-/// Job kinds.
-pub mod kinds {
-    /// Deliver one push notification to one device. Payload: `{"notification_id": "..."}`.
-    pub const PUSH_DELIVER: &str = "push.deliver";
-}

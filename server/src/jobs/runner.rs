@@ -14,7 +14,6 @@ use crate::app::App;
 use crate::config::DatabaseTarget;
 
 use super::backoff;
-use super::kinds;
 use super::store::{self, Claimed};
 
 /// What running a job came to.
@@ -113,23 +112,7 @@ impl Runner {
         let result = if job.attempts > job.max_attempts {
             JobResult::Dead("lease lapsed on every attempt".into())
         } else {
-            match job.kind.as_str() {
-                kinds::PUSH_DELIVER => crate::push::deliver::run(&self.app, &job, &self.id).await,
-                crate::escalation::store::kinds::NOTIFY => {
-                    crate::escalation::worker::notify(&self.app, &job, &self.id).await
-                }
-                crate::escalation::webhooks::DELIVER => {
-                    crate::escalation::webhooks::deliver(&self.app, &job).await
-                }
-                crate::escalation::store::kinds::DEADLINE => {
-                    crate::escalation::worker::deadline(&self.app, &job, &self.id).await
-                }
-                crate::prompt::kinds::REPLAN_CLINIC => {
-                    crate::prompt::lifecycle::replan_clinic(&self.app, &job).await
-                }
-                crate::fhir::bulk::JOB => crate::fhir::bulk::run(&self.app, &job).await,
-                other => JobResult::Dead(format!("unknown job kind {other}")),
-            }
+            self.app.jobs.run(&self.app, &job, &self.id).await
         };
         let now = self.app.now();
         let (id, worker) = (job.id.clone(), self.id.clone());
@@ -184,18 +167,22 @@ impl Runner {
     /// the queue. Jobs run side by side up to the configured concurrency, and a free slot is
     /// refilled at once, so one slow delivery never holds up the others.
     pub async fn run(self, shutdown: CancellationToken) {
-        let listener = self.spawn_listener(shutdown.clone());
+        let listening = shutdown.child_token();
+        let listener = self.spawn_listener(listening.clone());
         let settings = self.app.config.jobs.clone();
         let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
+        let low_water = u32::try_from((settings.concurrency / 4).max(1)).unwrap_or(1);
         tracing::info!(worker = %self.id, "worker started");
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            // Wait for a free slot, then claim as many jobs as there are free slots.
+            // Wait until a quarter of the slots are free, then claim as many jobs as there are
+            // free slots: under a backlog each claim's round trip brings a batch, not one job,
+            // and the jobs still running keep the gateway busy meanwhile.
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                permit = slots.clone().acquire_owned() => drop(permit),
+                permits = slots.clone().acquire_many_owned(low_water) => drop(permits),
             }
             let free = slots.available_permits();
             let claimed = match self.claim(free).await {
@@ -237,54 +224,36 @@ impl Runner {
         {
             tracing::warn!(error = %e, "could not release jobs at shutdown; their leases will lapse");
         }
-        drop(listener);
+        listening.cancel();
+        if let Some(listener) = listener {
+            listener.await.ok();
+        }
         tracing::info!(worker = %self.id, "worker stopped");
     }
 
-    /// On PostgreSQL, a thread that LISTENs for enqueued jobs and wakes this worker.
-    fn spawn_listener(&self, shutdown: CancellationToken) -> Option<std::thread::JoinHandle<()>> {
+    /// On PostgreSQL, a task that LISTENs for jobs enqueued by other processes and wakes this
+    /// worker (see [`super::listen`]); it stops when `shutdown` is cancelled.
+    fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
         let DatabaseTarget::Postgres(url) = &self.app.config.database else {
             return None;
         };
         let url = url.expose().clone();
-        // The wake handle only: the thread must not keep the whole App (and its pool) alive.
+        // The wake handle only: the task must not keep the whole App (and its pool) alive.
         let wake = self.app.job_wake.clone();
-        std::thread::Builder::new()
-            .name("job-listener".into())
-            .spawn(move || listen(&url, &wake, &shutdown))
-            .ok()
-    }
-}
-
-fn listen(url: &str, wake: &tokio::sync::Notify, shutdown: &CancellationToken) {
-    use diesel::{Connection, RunQueryDsl};
-    while !shutdown.is_cancelled() {
-        let mut conn = match diesel::PgConnection::establish(url) {
-            Ok(conn) => conn,
-            Err(_) => {
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
-        };
-        if diesel::sql_query("LISTEN companion_jobs")
-            .execute(&mut conn)
-            .is_err()
-        {
-            std::thread::sleep(Duration::from_secs(1));
-            continue;
-        }
-        'connected: while !shutdown.is_cancelled() {
-            let mut woke = false;
-            for notification in conn.notifications_iter() {
-                match notification {
-                    Ok(_) => woke = true,
-                    Err(_) => break 'connected,
+        Some(tokio::spawn(async move {
+            // Reading the system's trust roots is file work: off the runtime, and off the path
+            // of the worker's first claim.
+            let target = tokio::task::spawn_blocking(move || super::listen::target(&url)).await;
+            match target {
+                Ok(Ok(target)) => super::listen::run(target, wake, shutdown).await,
+                Ok(Err(reason)) => tracing::warn!(
+                    %reason,
+                    "no job listener: other processes' jobs are found by polling"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no job listener: other processes' jobs are found by polling")
                 }
             }
-            if woke {
-                wake.notify_one();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        }))
     }
 }

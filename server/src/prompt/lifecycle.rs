@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use companion_schema::schema::{accounts, devices, patient_schedules, prompts};
 use diesel::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::db::DbConnection;
@@ -318,17 +318,36 @@ fn quiet_hours(
         .collect())
 }
 
-#[derive(Deserialize)]
-struct ReplanClinic {
-    clinic_id: String,
+/// The `prompt.replan_clinic` payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplanClinicPayload {
+    /// The clinic whose plan changed.
+    pub clinic_id: String,
+}
+
+/// The `prompt.replan_clinic` job.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplanClinic;
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for ReplanClinic {
+    const KIND: &'static str = super::kinds::REPLAN_CLINIC;
+    type Payload = ReplanClinicPayload;
+
+    async fn run(
+        &self,
+        app: &App,
+        job: &Claimed,
+        _worker: &str,
+        payload: ReplanClinicPayload,
+    ) -> JobResult {
+        replan_clinic(app, job, payload).await
+    }
 }
 
 /// `prompt.replan_clinic`: regenerate the prompts of every patient who follows the clinic's
 /// plan, a batch per transaction.
-pub async fn replan_clinic(app: &App, job: &Claimed) -> JobResult {
-    let Ok(payload) = serde_json::from_str::<ReplanClinic>(&job.payload) else {
-        return JobResult::Dead("payload is not a prompt.replan_clinic payload".into());
-    };
+pub async fn replan_clinic(app: &App, _job: &Claimed, payload: ReplanClinicPayload) -> JobResult {
     let horizon = app.config.prompts.horizon;
     let mut after = String::new();
     loop {

@@ -75,7 +75,7 @@ pub fn payload<'a>(
     let options = NotificationOptions {
         apns_push_type: Some(PushType::Alert),
         apns_topic: Some(topic),
-        apns_collapse_id: CollapseId::new(message.ref_id()).ok(),
+        apns_collapse_id: CollapseId::new(message.collapse_id()).ok(),
         apns_expiration: Some(now_unix + message.time_to_live_secs()),
         apns_priority: Some(if message.is_urgent() {
             Priority::High

@@ -85,6 +85,15 @@ impl PushMessage {
         }
     }
 
+    /// The identity a device uses to replace an earlier copy of this message instead of showing
+    /// it twice (APNs `apns-collapse-id`, FCM `android.notification.tag`): the opaque id the
+    /// message refers to, the same on every attempt and from every worker, so a push re-sent after
+    /// a worker died mid-delivery, or a reminder of the same prompt, replaces what is on screen.
+    /// Ids are UUIDs, well under APNs' 64-byte limit.
+    pub fn collapse_id(&self) -> &str {
+        self.ref_id()
+    }
+
     /// Title and body shown on the device.
     pub fn text(&self) -> (&'static str, &'static str) {
         match self {
@@ -158,7 +167,14 @@ pub fn fcm_message(message: &PushMessage, token: &str) -> Value {
                 // Every message here shows a visible notification, so high priority is allowed.
                 "priority": "high",
                 "ttl": format!("{}s", message.time_to_live_secs()),
-                "collapse_key": message.ref_id(),
+                // `collapse_key` only collapses messages still waiting in FCM; the tag replaces a
+                // notification the phone already shows.
+                "collapse_key": message.collapse_id(),
+                "notification": {"tag": message.collapse_id()},
+            },
+            // iOS devices registered through FCM: the same replacing identity as direct APNs.
+            "apns": {
+                "headers": {"apns-collapse-id": message.collapse_id()},
             },
         }
     })
@@ -272,6 +288,14 @@ mod tests {
             json!({"kind": "check_in_prompt", "prompt_id": "p1"})
         );
         assert_eq!(fcm["message"]["android"]["priority"], "high");
+        for message in every_kind() {
+            let fcm = fcm_message(&message, "tok");
+            let id = message.collapse_id();
+            assert!(!id.is_empty() && id.len() <= 64);
+            assert_eq!(fcm["message"]["android"]["notification"]["tag"], id);
+            assert_eq!(fcm["message"]["android"]["collapse_key"], id);
+            assert_eq!(fcm["message"]["apns"]["headers"]["apns-collapse-id"], id);
+        }
         for message in every_kind() {
             assert_eq!(
                 PushMessage::from_stored(message.kind(), message.ref_id()),

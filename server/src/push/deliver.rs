@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
+use crate::jobs::Job;
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::Claimed;
 
@@ -17,17 +18,30 @@ use super::store::{self, AttemptRecord};
 /// Malformed-request answers in a row after which a device is deactivated.
 pub const INVALID_ARGUMENT_LIMIT: i32 = 3;
 
-#[derive(Deserialize)]
-struct Payload {
-    notification_id: String,
+/// The `push.deliver` payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Payload {
+    /// The notification to deliver.
+    pub notification_id: String,
+}
+
+/// The `push.deliver` job.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliverPush;
+
+#[async_trait::async_trait]
+impl Job for DeliverPush {
+    const KIND: &'static str = super::kinds::PUSH_DELIVER;
+    type Payload = Payload;
+
+    async fn run(&self, app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
+        run(app, job, worker, payload).await
+    }
 }
 
 /// Runs one delivery attempt for `worker`. A settled attempt is recorded and the job marked done
 /// in one transaction.
-pub async fn run(app: &App, job: &Claimed, worker: &str) -> JobResult {
-    let Ok(payload) = serde_json::from_str::<Payload>(&job.payload) else {
-        return JobResult::Dead("payload is not a push.deliver payload".into());
-    };
+pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
     let id = payload.notification_id.clone();
     let found = match app
         .db
@@ -141,25 +155,35 @@ pub async fn run(app: &App, job: &Claimed, worker: &str) -> JobResult {
     let had_invalid_arguments = device.invalid_argument_count > 0;
     let settled = result == JobResult::Completed;
     let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
-    // The common case on PostgreSQL, delivered with nothing to adjust on the device: one
-    // statement instead of a five-round-trip transaction.
-    if settled
-        && matches!(attempt.outcome, Outcome::Delivered)
-        && !had_invalid_arguments
-        && app.db.backend() == crate::db::Backend::Postgres
-    {
-        let saved = app
-            .db
-            .run(move |conn| match conn {
-                crate::db::DbConnection::Pg(pg) => {
-                    store::settle_pg(pg, &record, status, &job_id, &worker, now)
-                }
-                crate::db::DbConnection::Sqlite(_) => Ok(false),
-            })
-            .await;
-        return match saved {
+    // The common case, delivered with nothing to adjust on the device. On PostgreSQL one
+    // statement on any pooled connection (deliveries settle side by side, each in its own round
+    // trip); on SQLite, whose writes take turns anyway, with the other deliveries that finished
+    // meanwhile in one transaction.
+    if settled && matches!(attempt.outcome, Outcome::Delivered) && !had_invalid_arguments {
+        if app.db.backend() == crate::db::Backend::Postgres {
+            let saved = app
+                .db
+                .run(move |conn| match conn {
+                    crate::db::DbConnection::Pg(pg) => {
+                        store::settle_pg(pg, &record, status, &job_id, &worker, now)
+                    }
+                    crate::db::DbConnection::Sqlite(_) => Ok(false),
+                })
+                .await;
+            return match saved {
+                Ok(_) => result,
+                Err(e) => JobResult::retry(format!("database: {e}")),
+            };
+        }
+        let delivered = super::settle::Delivered {
+            record,
+            job_id,
+            worker,
+            now,
+        };
+        return match app.push.settler.settle(&app.db, delivered).await {
             Ok(_) => result,
-            Err(e) => JobResult::retry(format!("database: {e}")),
+            Err(reason) => JobResult::retry(reason),
         };
     }
     let saved = app

@@ -56,7 +56,10 @@ pub struct FcmSettings {
 pub struct FcmGateway {
     settings: FcmSettings,
     key: EncodingKey,
+    /// Messages: one multiplexed HTTP/2 connection.
     client: reqwest::Client,
+    /// OAuth token requests (once an hour; whatever the token endpoint speaks).
+    token_client: reqwest::Client,
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
 }
 
@@ -89,15 +92,16 @@ impl FcmGateway {
     pub fn new(settings: FcmSettings) -> anyhow::Result<Self> {
         let key = EncodingKey::from_rsa_pem(settings.account.private_key.as_bytes())
             .context("the FCM service account's private_key is not an RSA PEM key")?;
-        let client = reqwest::Client::builder()
+        let token_client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Self {
+            client: message_client(&settings)?,
             settings,
             key,
-            client,
+            token_client,
             token: tokio::sync::Mutex::new(None),
         })
     }
@@ -123,7 +127,7 @@ impl FcmGateway {
         )
         .map_err(|e| format!("cannot sign the OAuth assertion: {e}"))?;
         let reply = self
-            .client
+            .token_client
             .post(&self.settings.token_url)
             .form(&[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
@@ -149,6 +153,25 @@ impl FcmGateway {
     async fn forget_token(&self) {
         *self.token.lock().await = None;
     }
+}
+
+/// The client for messages. FCM v1 takes one message per request, so many requests share one
+/// HTTP/2 connection as concurrent streams instead of a connection each: over TLS HTTP/2 is
+/// negotiated (ALPN), and a cleartext base URL (a local stand-in) gets HTTP/2 by prior knowledge
+/// (h2c). The connection is kept alive with pings so an idle one is found dead before a
+/// delivery waits on it.
+fn message_client(settings: &FcmSettings) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(settings.timeout)
+        .http2_keep_alive_while_idle(true)
+        .http2_adaptive_window(true);
+    if settings.base_url.starts_with("http://") {
+        builder = builder.http2_prior_knowledge();
+    }
+    builder.build().context("cannot build the HTTP client")
 }
 
 /// A reqwest error without its URL (which can carry a device token in other APIs).

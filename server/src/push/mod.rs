@@ -8,5 +8,12 @@ pub mod deliver;
 pub mod fcm;
 pub mod gateway;
 pub mod handlers;
+pub mod settle;
 pub mod store;
 pub mod use_cases;
+
+/// Job kinds of push.
+pub mod kinds {
+    /// Deliver one push notification to one device. Payload: `{"notification_id": "...", "v": 1}`.
+    pub const PUSH_DELIVER: &str = "push.deliver";
+}

@@ -6,7 +6,7 @@ use companion_schema::schema::{devices, notification_attempts, notifications};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::jobs::{self, NewJob, kinds};
+use crate::jobs::{self, NewJob};
 
 use super::content::PushMessage;
 
@@ -222,13 +222,14 @@ fn pending(
 ) -> (NotificationRow, NewJob) {
     let id = NotificationId::generate().into_string();
     let message = message(&id);
-    let delivery = NewJob {
-        kind: kinds::PUSH_DELIVER,
-        payload: serde_json::json!({"notification_id": id}),
-        dedupe_key: Some(format!("push:{id}")),
-        run_at: now,
-        max_attempts: MAX_DELIVERY_ATTEMPTS,
-    };
+    let delivery = jobs::new_job::<super::deliver::DeliverPush>(
+        &super::deliver::Payload {
+            notification_id: id.clone(),
+        },
+        Some(format!("push:{id}")),
+        now,
+        MAX_DELIVERY_ATTEMPTS,
+    );
     let row = NotificationRow {
         id,
         account_id: device.account_id.clone(),

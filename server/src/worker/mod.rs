@@ -9,6 +9,18 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::auth::store as sessions;
 
+/// Every job kind the worker runs, one line each. A kind missing here is parked as dead with
+/// "unknown job kind" when it is claimed.
+pub fn registry() -> crate::jobs::Registry {
+    crate::jobs::Registry::new()
+        .with(crate::push::deliver::DeliverPush)
+        .with(crate::escalation::worker::NotifyTier)
+        .with(crate::escalation::worker::Deadline)
+        .with(crate::escalation::webhooks::DeliverWebhook)
+        .with(crate::prompt::lifecycle::ReplanClinic)
+        .with(crate::fhir::bulk::BulkExport)
+}
+
 /// Runs the job worker and housekeeping until `shutdown` is cancelled; work in progress is
 /// finished first.
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {

@@ -9,12 +9,16 @@
 //! | `flaky-` | first 500 `INTERNAL`, then 200 |
 //! | `hang-` | first never answers, then 200 |
 //! | anything else | 200 |
+//!
+//! It speaks HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) on the same port. A message
+//! is recorded the moment it arrives, before any configured latency, so a message whose sender
+//! died before reading the answer still counts as shown on the phone (as with the real service).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Form, State};
@@ -34,6 +38,15 @@ pub struct Received {
     pub at: Instant,
     /// The status answered.
     pub status: u16,
+    /// The HTTP version it came over (`HTTP/1.1`, `HTTP/2.0`).
+    pub version: String,
+}
+
+/// How the fake behaves.
+#[derive(Debug, Clone, Default)]
+pub struct FakeOptions {
+    /// Added before every message's answer (a gateway's round trip).
+    pub latency: Duration,
 }
 
 #[derive(Default)]
@@ -42,6 +55,7 @@ struct Inner {
     seen: Mutex<HashMap<String, usize>>,
     token_requests: AtomicUsize,
     accepted: AtomicUsize,
+    latency: Duration,
 }
 
 /// A running fake.
@@ -55,7 +69,15 @@ pub struct FakeFcm {
 impl FakeFcm {
     /// Starts the fake on 127.0.0.1 on a free port.
     pub async fn start() -> std::io::Result<Self> {
-        let inner = Arc::new(Inner::default());
+        Self::start_with(FakeOptions::default()).await
+    }
+
+    /// Starts the fake with `options`.
+    pub async fn start_with(options: FakeOptions) -> std::io::Result<Self> {
+        let inner = Arc::new(Inner {
+            latency: options.latency,
+            ..Inner::default()
+        });
         let router = Router::new()
             .route("/token", post(token))
             .route("/v1/projects/{project}/messages:send", post(send))
@@ -100,6 +122,61 @@ impl FakeFcm {
         self.inner.accepted.load(Ordering::SeqCst)
     }
 
+    /// The fake's own ceiling: what a bare client (no queue, no database) gets from it, sending
+    /// `count` messages shaped like ours with `in_flight` requests at once, over one HTTP/2
+    /// connection (`http2`) or over HTTP/1.1 connections. Messages per second.
+    pub async fn ceiling(
+        &self,
+        count: usize,
+        in_flight: usize,
+        http2: bool,
+    ) -> Result<f64, String> {
+        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(in_flight);
+        if http2 {
+            builder = builder.http2_prior_knowledge();
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        let url = format!("{}/v1/projects/ceiling/messages:send", self.base_url());
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut senders = tokio::task::JoinSet::new();
+        for _ in 0..in_flight.max(1) {
+            let (client, url, next) = (client.clone(), url.clone(), next.clone());
+            senders.spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= count {
+                        return Ok::<_, String>(());
+                    }
+                    let id = format!("0190c1c2-0000-7000-8000-{n:012}");
+                    let body = json!({"message": {
+                        "token": "ok-ceiling",
+                        "notification": {"title": "Notifications", "body": "Notifications are working"},
+                        "data": {"kind": "test", "notification_id": id},
+                        "android": {"priority": "high", "ttl": "600s", "collapse_key": id,
+                                    "notification": {"tag": id}},
+                        "apns": {"headers": {"apns-collapse-id": id}},
+                    }});
+                    let response = client
+                        .post(&url)
+                        .bearer_auth("fake-access-ceiling")
+                        .json(&body)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if !response.status().is_success() {
+                        return Err(format!("the fake answered {}", response.status()));
+                    }
+                    response.bytes().await.map_err(|e| e.to_string())?;
+                }
+            });
+        }
+        while let Some(done) = senders.join_next().await {
+            done.map_err(|e| e.to_string())??;
+        }
+        Ok(count as f64 / started.elapsed().as_secs_f64())
+    }
+
     /// OAuth token requests so far.
     pub fn token_requests(&self) -> usize {
         self.inner.token_requests.load(Ordering::SeqCst)
@@ -138,6 +215,7 @@ fn error(status: StatusCode, error_status: &str, code: &str) -> Response {
 
 async fn send(
     State(inner): State<Arc<Inner>>,
+    version: axum::http::Version,
     headers: HeaderMap,
     body: axum::Json<Value>,
 ) -> Response {
@@ -184,21 +262,30 @@ async fn send(
     } else if token.starts_with("flaky-") && first {
         error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "INTERNAL")
     } else if token.starts_with("hang-") && first {
+        record(&inner, token, body.0, 0, version);
         std::future::pending::<()>().await;
-        StatusCode::OK.into_response()
+        return StatusCode::OK.into_response();
     } else {
         axum::Json(json!({"name": format!("projects/fake/messages/{seen}")})).into_response()
     };
     if response.status() == StatusCode::OK {
         inner.accepted.fetch_add(1, Ordering::SeqCst);
     }
+    record(&inner, token, body.0, response.status().as_u16(), version);
+    if !inner.latency.is_zero() {
+        tokio::time::sleep(inner.latency).await;
+    }
+    response
+}
+
+fn record(inner: &Inner, token: String, body: Value, status: u16, version: axum::http::Version) {
     if let Ok(mut received) = inner.received.lock() {
         received.push(Received {
             token,
-            body: body.0,
+            body,
             at: Instant::now(),
-            status: response.status().as_u16(),
+            status,
+            version: format!("{version:?}"),
         });
     }
-    response
 }

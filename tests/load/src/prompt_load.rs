@@ -6,8 +6,10 @@
 //! ```sh
 //! cargo run --release -p companion-load --bin prompt-load -- [PATIENTS]
 //! ```
-//! Prints: seeding time, planning time (and prompts planned), the simulated day's wall time with
-//! pushes delivered and pushes per second, and the process's peak resident memory.
+//! Prints: the fake FCM's own ceiling (a bare client over one HTTP/2 connection, same run),
+//! seeding time, planning time (and prompts planned), the simulated day's wall time with pushes
+//! delivered, pushes per second and their share of the ceiling, and the process's peak resident
+//! memory.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -208,6 +210,16 @@ async fn count(app: &App, sql: &'static str) -> anyhow::Result<i64> {
 
 async fn measure(label: &str, database_url: &str, patients: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
+    // As many requests in flight as the worker runs jobs.
+    let in_flight = 64;
+    let ceiling = FakeFcm::start()
+        .await?
+        .ceiling(20_000, in_flight, true)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "{label:<10} fake FCM ceiling (bare client, {in_flight} in flight, HTTP/2): {ceiling:.0}/s"
+    );
     let fake = FakeFcm::start().await?;
     // Saturday 7 March 2026, 00:00 UTC: New York springs forward the next morning.
     let start: DateTime<Utc> = "2026-03-07T00:00:00Z".parse()?;
@@ -263,13 +275,14 @@ async fn measure(label: &str, database_url: &str, patients: usize) -> anyhow::Re
     worker.await?;
     println!(
         "{label:<10} the day: {} prompts sent, {} reminders, {} expired, {} patients replanned; \
-         {} pushes delivered in {day:.2?} = {:.0} pushes/s (prompt passes took {tick_time:.2?})",
+         {} pushes delivered in {day:.2?} = {:.0} pushes/s, {:.0}% of the ceiling (prompt passes took {tick_time:.2?})",
         totals.sent,
         totals.reminded,
         totals.expired,
         totals.planned,
         fake.delivered_count(),
         fake.delivered_count() as f64 / day.as_secs_f64(),
+        100.0 * fake.delivered_count() as f64 / day.as_secs_f64() / ceiling,
     );
     // Every push once: no (device, prompt, kind) twice.
     let mut seen = std::collections::HashSet::new();
@@ -331,7 +344,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(100_000);
     println!(
         "prompt load: {patients} patients in {} zones, 3 clinic plans, one device each, 10% with a session; \
-         fake FCM over HTTP/1.1 on loopback; one worker (64 jobs at once)",
+         fake FCM (h2c) on loopback; one worker (64 jobs at once)",
         ZONES.len()
     );
     let server_url = std::env::var("COMPANION_TEST_PG_URL")

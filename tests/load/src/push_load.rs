@@ -1,10 +1,16 @@
 //! Push delivery load: notifications enqueued and delivered through the job queue and the FCM
-//! gateway to a fake FCM server over HTTP, on PostgreSQL and on SQLite.
+//! gateway to a fake FCM server (HTTP/2 over cleartext, as the gateway speaks to a local URL), on
+//! PostgreSQL and on SQLite.
 //!
 //! ```sh
-//! cargo run --release -p companion-load --bin push-load -- [COUNT] [PACED_PER_SECOND]
+//! cargo build --release -p companion-load
+//! target/release/push-load [COUNT] [PACED_PER_SECOND]
 //! ```
-//! Throughput: COUNT notifications (default 10,000) enqueued first, then drained by one worker.
+//! Ceiling: in the same run, a bare HTTP client (no queue, no database) sends COUNT messages to
+//! the same fake as fast as it answers, over one HTTP/2 connection with as many requests in
+//! flight as the worker runs jobs (and over HTTP/1.1 with a connection each, for reference).
+//! Throughput: COUNT notifications (default 10,000) enqueued first, then drained by one worker,
+//! printed as a share of the HTTP/2 ceiling.
 //! Latency: notifications enqueued one per transaction at PACED_PER_SECOND (default 200, below
 //! capacity) for 10 s while the worker runs; enqueue-to-gateway p50/p99. Prints figures only.
 
@@ -135,8 +141,28 @@ async fn wait_for(fake: &FakeFcm, count: usize, limit: Duration) -> anyhow::Resu
     Ok(())
 }
 
+fn concurrency() -> usize {
+    std::env::var("LOAD_CONCURRENCY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64)
+}
+
 async fn measure(label: &str, database_url: &str, count: usize, paced: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
+    let fake = FakeFcm::start().await?;
+    let h1 = fake
+        .ceiling(count, concurrency(), false)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let h2 = fake
+        .ceiling(count, concurrency(), true)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "{label:<10} fake FCM ceiling (bare client, {} in flight): {h2:>7.0}/s over HTTP/2, {h1:>7.0}/s over HTTP/1.1",
+        concurrency()
+    );
     let fake = FakeFcm::start().await?;
     let app = app_on(database_url, dir.path(), &fake).await?;
     let device = device(&app).await?;
@@ -151,9 +177,16 @@ async fn measure(label: &str, database_url: &str, count: usize, paced: u64) -> a
     let worker = tokio::spawn(Runner::new(app.clone()).run(shutdown.clone()));
     wait_for(&fake, count, Duration::from_secs(600)).await?;
     let elapsed = started.elapsed();
+    let rate = count as f64 / elapsed.as_secs_f64();
     println!(
-        "{label:<10} backlog of {count}: {:>7.0} notifications/s ({elapsed:.2?})",
-        count as f64 / elapsed.as_secs_f64()
+        "{label:<10} backlog of {count}: {rate:>7.0} notifications/s ({elapsed:.2?}), {:.0}% of the HTTP/2 ceiling",
+        100.0 * rate / h2
+    );
+    let versions: std::collections::BTreeSet<String> =
+        fake.delivered().into_iter().map(|r| r.version).collect();
+    anyhow::ensure!(
+        versions.len() == 1 && versions.contains("HTTP/2.0"),
+        "the gateway did not speak HTTP/2 only: {versions:?}"
     );
 
     // Latency below saturation: one notification per transaction at a steady pace.
@@ -204,7 +237,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(10_000);
     let paced: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(200);
     println!(
-        "push load: fake FCM over HTTP/1.1 on loopback, one worker (64 jobs at once), all on this machine"
+        "push load: fake FCM (h2c) on loopback, one worker ({} jobs at once), all on this machine",
+        concurrency()
     );
     let server_url = std::env::var("COMPANION_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
