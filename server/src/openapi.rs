@@ -170,6 +170,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::lifecycle::handlers::export_patient_data))
         .routes(routes!(crate::lifecycle::handlers::erase_me))
         .routes(routes!(crate::lifecycle::handlers::erase_patient))
+        .routes(routes!(
+            crate::lifecycle::handlers::get_retention_policy,
+            crate::lifecycle::handlers::set_retention_policy
+        ))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
         .routes(routes!(crate::metrics::get_metrics))

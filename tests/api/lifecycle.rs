@@ -15,6 +15,10 @@ both!(
     a_clinicians_read_of_my_check_ins_appears_in_my_access_log,
     an_export_holds_what_was_created_without_push_tokens_and_is_audited,
     after_erasure_nothing_of_the_patient_is_left_to_find,
+    the_retention_policy_is_for_the_clinic_admin_to_read_and_set,
+    erasure_closes_open_alerts_and_their_waiting_jobs_stand_down,
+    a_deidentifying_clinic_keeps_check_ins_and_alerts_without_the_person,
+    the_purge_pass_deletes_what_is_past_the_clinics_retention,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -594,4 +598,442 @@ async fn after_erasure_nothing_of_the_patient_is_left_to_find(backend: Backend) 
     )
     .await
     .expect(StatusCode::OK);
+}
+
+/// Runs a statement the API offers no way to make (to set up a case).
+async fn exec(app: &TestApp, sql: String) {
+    use diesel::RunQueryDsl;
+    app.app
+        .db
+        .run(move |conn| diesel::sql_query(sql).execute(conn))
+        .await
+        .unwrap();
+}
+
+async fn count_of(app: &TestApp, sql: String) -> i64 {
+    app.count(Box::leak(sql.into_boxed_str())).await
+}
+
+/// A PHQ-9 with a positive item 9 (opens an urgent alert) or a benign one.
+async fn check_in(app: &TestApp, patient: &Actor, item9: i64) {
+    app.post(
+        "/v1/check-ins",
+        &patient.access,
+        json!({"id": uuid::Uuid::now_v7().to_string(), "instrument": "phq9",
+               "answers": crate::escalation::phq9([1, 1, 0, 0, 0, 0, 0, 0, item9]),
+               "completed_at": app.app.now().to_rfc3339()}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+}
+
+async fn the_retention_policy_is_for_the_clinic_admin_to_read_and_set(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let world = app.world().await;
+    let path = format!("/v1/clinics/{}/retention", world.clinic_a);
+    let defaults = app
+        .get(&path, &world.admin_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(defaults.body["erasure_mode"], "delete");
+    assert_eq!(defaults.body["check_in_retention_days"], Value::Null);
+    assert_eq!(defaults.body["audit_retention_days"], Value::Null);
+
+    let bad = app
+        .put(
+            &path,
+            &world.admin_a.access,
+            json!({"erasure_mode": "shred", "check_in_retention_days": 0,
+                   "alert_retention_days": 40000, "audit_retention_days": 365}),
+        )
+        .await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    for field in [
+        "erasure_mode",
+        "check_in_retention_days",
+        "alert_retention_days",
+    ] {
+        assert!(bad.text.contains(field), "{field}: {}", bad.text);
+    }
+    assert!(!bad.text.contains("audit_retention_days"), "{}", bad.text);
+    let unknown = app
+        .put(
+            &path,
+            &world.admin_a.access,
+            json!({"erasure_mode": "delete", "forever": true}),
+        )
+        .await;
+    assert!(unknown.status.is_client_error(), "{}", unknown.text);
+
+    let body = json!({"erasure_mode": "deidentify", "check_in_retention_days": 730,
+                      "alert_retention_days": 365, "audit_retention_days": 2190});
+    let by_clinician = app
+        .put(&path, &world.clinician_a.access, body.clone())
+        .await;
+    assert_error(&by_clinician, StatusCode::FORBIDDEN, "forbidden");
+    let read_by_clinician = app.get(&path, &world.clinician_a.access).await;
+    assert_error(&read_by_clinician, StatusCode::FORBIDDEN, "forbidden");
+    let other_clinic = app.put(&path, &world.admin_b.access, body.clone()).await;
+    assert_error(&other_clinic, StatusCode::NOT_FOUND, "not_found");
+    let other_read = app.get(&path, &world.admin_b.access).await;
+    assert_error(&other_read, StatusCode::NOT_FOUND, "not_found");
+    let by_patient = app.get(&path, &world.patient_a.access).await;
+    assert!(by_patient.status.is_client_error(), "{}", by_patient.text);
+
+    let set = app
+        .put(&path, &world.admin_a.access, body)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(set.body["erasure_mode"], "deidentify");
+    let read = app
+        .get(&path, &world.admin_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(read.body["erasure_mode"], "deidentify");
+    assert_eq!(read.body["check_in_retention_days"], 730);
+    assert_eq!(read.body["alert_retention_days"], 365);
+    assert_eq!(read.body["audit_retention_days"], 2190);
+    // Setting it again without periods means no limit; the other clinic is untouched.
+    let cleared = app
+        .put(
+            &path,
+            &world.admin_a.access,
+            json!({"erasure_mode": "delete"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(cleared.body["check_in_retention_days"], Value::Null);
+    let b = app
+        .get(
+            &format!("/v1/clinics/{}/retention", world.clinic_b),
+            &world.admin_b.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(b.body["erasure_mode"], "delete");
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM audit_events WHERE action = 'retention.update'")
+            .await,
+        2
+    );
+}
+
+async fn erasure_closes_open_alerts_and_their_waiting_jobs_stand_down(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let world = app.world().await;
+    let patient = &world.patient_a;
+    check_in(&app, patient, 2).await;
+    let alerts = crate::escalation::alerts_of(&app, &world.admin_a).await;
+    assert_eq!(alerts.len(), 1);
+    let alert_id = alerts[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(alerts[0]["status"], "open");
+    let waiting = format!(
+        "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND dedupe_key LIKE '%{alert_id}%'"
+    );
+    assert!(count_of(&app, waiting.clone()).await > 0);
+    // A job for the alert that erasure cannot recognise by its key: when it runs, the alert
+    // row is gone.
+    exec(
+        &app,
+        format!(
+            "INSERT INTO jobs (id, kind, payload, dedupe_key, status, attempts, max_attempts, run_at, created_at, updated_at) \
+             SELECT 'orphan-job', kind, payload, NULL, status, attempts, max_attempts, run_at, created_at, updated_at \
+             FROM jobs WHERE status = 'queued' AND kind = 'alert.notify' AND dedupe_key LIKE '%{alert_id}%'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM jobs WHERE id = 'orphan-job'")
+            .await,
+        1
+    );
+
+    app.post(
+        &format!("/v1/patients/{}/erasure", patient.id),
+        &world.admin_a.access,
+        json!({}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+
+    // The open alert was closed with the reason before it went, and the audit keeps that.
+    let closed = format!(
+        "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'alert.resolve' AND subject_id = '{alert_id}'"
+    );
+    assert_eq!(count_of(&app, closed).await, 1);
+    assert_eq!(count_of(&app, waiting).await, 0);
+    let run = app.run_jobs().await;
+    assert!(run >= 1, "the orphan job ran");
+    // It stood down: done, never dead, never queued again.
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM jobs WHERE id = 'orphan-job' AND status = 'done'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('dead', 'queued', 'running')")
+            .await,
+        0
+    );
+    assert_eq!(app.run_jobs().await, 0);
+    // Nor was it counted as a failure.
+    let metrics = app
+        .send(
+            axum::http::Request::builder()
+                .uri("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(
+        !metrics
+            .text
+            .lines()
+            .any(|l| l.starts_with("companion_job_failures_total{")),
+        "{}",
+        metrics.text
+    );
+    assert!(
+        crate::escalation::alerts_of(&app, &world.admin_a)
+            .await
+            .is_empty()
+    );
+}
+
+async fn a_deidentifying_clinic_keeps_check_ins_and_alerts_without_the_person(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let world = app.world().await;
+    let patient = &world.patient_a;
+    app.put(
+        &format!("/v1/clinics/{}/retention", world.clinic_a),
+        &world.admin_a.access,
+        json!({"erasure_mode": "deidentify", "check_in_retention_days": 365}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.post(
+        "/v1/devices",
+        &patient.access,
+        json!({"platform": "android", "token": "tok-deidentify"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    check_in(&app, patient, 2).await;
+    check_in(&app, patient, 0).await;
+    let alert_id = crate::escalation::alerts_of(&app, &world.admin_a).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    app.post("/v1/me/erasure", &patient.access, json!({}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    // Identifiers went at once.
+    let me = app.get("/v1/me", &patient.access).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.text);
+    let id = &patient.id;
+    for sql in [
+        format!(
+            "SELECT COUNT(*) AS n FROM accounts WHERE id = '{id}' AND (email = '{}' OR display_name IS NOT NULL)",
+            patient.email
+        ),
+        format!("SELECT COUNT(*) AS n FROM devices WHERE account_id = '{id}'"),
+        format!("SELECT COUNT(*) AS n FROM refresh_families WHERE account_id = '{id}'"),
+        format!("SELECT COUNT(*) AS n FROM prompts WHERE patient_id = '{id}'"),
+        format!(
+            "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND dedupe_key LIKE '%{alert_id}%'"
+        ),
+    ] {
+        assert_eq!(count_of(&app, sql.clone()).await, 0, "{sql}");
+    }
+    // The clinical records stay under the opaque id only, the alert resolved with the reason.
+    assert_eq!(
+        count_of(
+            &app,
+            format!("SELECT COUNT(*) AS n FROM check_ins WHERE patient_id = '{id}'")
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count_of(
+            &app,
+            format!(
+                "SELECT COUNT(*) AS n FROM alerts WHERE id = '{alert_id}' AND status = 'resolved' AND resolution_note = 'patient erased'"
+            )
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_of(
+            &app,
+            format!(
+                "SELECT COUNT(*) AS n FROM alert_events WHERE alert_id = '{alert_id}' AND kind = 'resolved' AND detail = 'patient erased'"
+            )
+        )
+        .await,
+        1
+    );
+    // Staff find nothing of the person: the patient's routes answer 404, no email anywhere.
+    let staff = app.token(&world.admin_a).await;
+    let check_ins = app
+        .get(&format!("/v1/patients/{id}/check-ins"), &staff)
+        .await;
+    assert_eq!(
+        check_ins.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        check_ins.text
+    );
+    let roster = app
+        .get(&format!("/v1/clinics/{}/patients", world.clinic_a), &staff)
+        .await
+        .expect(StatusCode::OK);
+    assert!(!roster.text.contains(id.as_str()), "{}", roster.text);
+    let resolved = app
+        .get("/v1/alerts?status=resolved", &staff)
+        .await
+        .expect(StatusCode::OK);
+    assert!(!resolved.text.contains(&patient.email), "{}", resolved.text);
+    // Jobs run clean afterwards.
+    app.run_jobs().await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM jobs WHERE status = 'dead'")
+            .await,
+        0
+    );
+    // When the retention period ends, the purge takes the kept check-ins.
+    let later = app.app.now() + chrono::TimeDelta::days(366);
+    let purged = companion::worker::retention_purge(&app.app, later)
+        .await
+        .unwrap();
+    assert_eq!(purged.check_ins, 2);
+    assert_eq!(
+        count_of(
+            &app,
+            format!("SELECT COUNT(*) AS n FROM check_ins WHERE patient_id = '{id}'")
+        )
+        .await,
+        0
+    );
+}
+
+async fn the_purge_pass_deletes_what_is_past_the_clinics_retention(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let world = app.world().await;
+    app.put(
+        &format!("/v1/clinics/{}/retention", world.clinic_a),
+        &world.admin_a.access,
+        json!({"erasure_mode": "delete", "check_in_retention_days": 30,
+               "alert_retention_days": 60, "audit_retention_days": 90}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // Clinic A: a resolved alert (patient A) and an open one (patient A2); clinic B has no
+    // policy and keeps everything.
+    check_in(&app, &world.patient_a, 2).await;
+    let resolved_id = crate::escalation::alerts_of(&app, &world.admin_a).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/v1/alerts/{resolved_id}/resolve"),
+        &world.clinician_a.access,
+        json!({"note": "Called back; safe."}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    check_in(&app, &world.patient_a2, 2).await;
+    check_in(&app, &world.patient_b, 2).await;
+    let clinic_a = &world.clinic_a;
+    let clinic_b = &world.clinic_b;
+    let counts = |clinic: &str| {
+        [
+            format!("SELECT COUNT(*) AS n FROM check_ins WHERE clinic_id = '{clinic}'"),
+            format!("SELECT COUNT(*) AS n FROM alerts WHERE clinic_id = '{clinic}'"),
+            format!(
+                "SELECT COUNT(*) AS n FROM alert_events WHERE alert_id IN (SELECT id FROM alerts WHERE clinic_id = '{clinic}')"
+            ),
+            format!("SELECT COUNT(*) AS n FROM audit_events WHERE clinic_id = '{clinic}'"),
+        ]
+    };
+    async fn all(app: &TestApp, sqls: [String; 4]) -> Vec<i64> {
+        let mut out = Vec::new();
+        for sql in sqls {
+            out.push(count_of(app, sql).await);
+        }
+        out
+    }
+    let before_a = all(&app, counts(clinic_a)).await;
+    let before_b = all(&app, counts(clinic_b)).await;
+    assert_eq!(before_a[0], 2);
+    assert_eq!(before_a[1], 2);
+    assert!(before_a[2] >= 2 && before_a[3] >= 1, "{before_a:?}");
+    let resolved_events = count_of(
+        &app,
+        format!("SELECT COUNT(*) AS n FROM alert_events WHERE alert_id = '{resolved_id}'"),
+    )
+    .await;
+
+    let now = app.app.now();
+    // Inside every period: nothing goes.
+    let none = companion::worker::retention_purge(&app.app, now + chrono::TimeDelta::days(29))
+        .await
+        .unwrap();
+    assert_eq!(none.total(), 0);
+    assert_eq!(all(&app, counts(clinic_a)).await, before_a);
+
+    // Past the check-in period only.
+    let first = companion::worker::retention_purge(&app.app, now + chrono::TimeDelta::days(31))
+        .await
+        .unwrap();
+    assert_eq!((first.check_ins, first.alerts, first.audit_rows), (2, 0, 0));
+    let after_first = all(&app, counts(clinic_a)).await;
+    assert_eq!(after_first[0], 0);
+    assert_eq!(after_first[1..], before_a[1..]);
+    // Alerts whose check-in was purged still read cleanly.
+    for alert in crate::escalation::alerts_of(&app, &world.admin_a).await {
+        app.get(
+            &format!("/v1/alerts/{}", alert["id"].as_str().unwrap()),
+            &world.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+
+    // Past every period: the resolved alert and its events, and the audit rows; the open
+    // alert stays, however old.
+    let audit_before = all(&app, counts(clinic_a)).await[3];
+    let second = companion::worker::retention_purge(&app.app, now + chrono::TimeDelta::days(91))
+        .await
+        .unwrap();
+    assert_eq!(second.alerts, 1);
+    assert_eq!(second.audit_rows as i64, audit_before);
+    let after = all(&app, counts(clinic_a)).await;
+    assert_eq!(after[1], 1);
+    assert_eq!(after[2], before_a[2] - resolved_events);
+    assert_eq!(after[3], 0);
+    assert_eq!(
+        count_of(
+            &app,
+            format!("SELECT COUNT(*) AS n FROM alerts WHERE id = '{resolved_id}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count_of(
+            &app,
+            format!(
+                "SELECT COUNT(*) AS n FROM alerts WHERE clinic_id = '{clinic_a}' AND status <> 'resolved'"
+            )
+        )
+        .await,
+        1
+    );
+    // Clinic B set no periods: untouched.
+    assert_eq!(all(&app, counts(clinic_b)).await, before_b);
 }

@@ -90,7 +90,11 @@ async fn in_transaction(
         })
         .await;
     match result {
-        Ok(Outcome::Missing) => JobResult::Dead("alert not found".into()),
+        Ok(Outcome::Missing) => {
+            // The alert went with an erased patient (or a retention purge): nothing to do.
+            tracing::info!(job_id = %job.id, "alert no longer exists; job stands down");
+            JobResult::Completed
+        }
         Ok(outcome) => {
             match outcome {
                 Outcome::Escalated(tier) => app.metrics.escalated(tier),

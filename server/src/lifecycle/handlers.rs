@@ -513,3 +513,131 @@ pub async fn erase_patient(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A clinic's retention policy.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetentionPolicy {
+    /// The clinic.
+    pub clinic_id: String,
+    /// What erasing a patient does to their check-ins and alerts: `delete` (at once) or
+    /// `deidentify` (kept without anything naming the patient until their retention ends).
+    pub erasure_mode: String,
+    /// Days check-ins are kept after completion; null: no limit.
+    pub check_in_retention_days: Option<i32>,
+    /// Days resolved alerts (with their events) are kept after resolution; null: no limit.
+    pub alert_retention_days: Option<i32>,
+    /// Days audit rows are kept; null: no limit.
+    pub audit_retention_days: Option<i32>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<super::store::LifecycleRow> for RetentionPolicy {
+    fn from(row: super::store::LifecycleRow) -> Self {
+        Self {
+            clinic_id: row.clinic_id,
+            erasure_mode: super::retention::ErasureMode::from_stored(&row.erasure_mode)
+                .as_api()
+                .to_owned(),
+            check_in_retention_days: row.check_in_retention_days,
+            alert_retention_days: row.alert_retention_days,
+            audit_retention_days: row.audit_retention_days,
+            updated_at: utc(row.updated_at),
+        }
+    }
+}
+
+/// A new retention policy (the whole policy; an absent period means no limit).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRetentionPolicy {
+    /// `delete` or `deidentify`.
+    pub erasure_mode: String,
+    /// 1 to 36,500 days, or null for no limit.
+    #[serde(default)]
+    pub check_in_retention_days: Option<i64>,
+    /// 1 to 36,500 days, or null for no limit.
+    #[serde(default)]
+    pub alert_retention_days: Option<i64>,
+    /// 1 to 36,500 days, or null for no limit.
+    #[serde(default)]
+    pub audit_retention_days: Option<i64>,
+}
+
+/// The clinic's retention policy
+///
+/// Clinic admins of the clinic. A clinic that never set one deletes on erasure and keeps
+/// everything without limit.
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/retention",
+    tag = "lifecycle",
+    operation_id = "get_retention_policy",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    responses(
+        (status = 200, description = "The policy", body = RetentionPolicy),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin of the clinic", body = ErrorBody),
+        (status = 404, description = "No such clinic visible to the caller", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_retention_policy(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(clinic_id): Path<String>,
+) -> ApiResult<Json<RetentionPolicy>> {
+    let now = state.now();
+    let row = state
+        .read_as(staff, move |conn, caller| {
+            super::retention::get(conn, caller, &clinic_id, now)
+        })
+        .await?;
+    Ok(Json(row.into()))
+}
+
+/// Set the clinic's retention policy
+///
+/// Clinic admins of the clinic. Replaces the whole policy. The housekeeping pass deletes
+/// check-ins, resolved alerts and audit rows of the clinic older than these periods; open
+/// alerts are never purged. Audited.
+#[utoipa::path(
+    put,
+    path = "/v1/clinics/{clinic_id}/retention",
+    tag = "lifecycle",
+    operation_id = "set_retention_policy",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic")),
+    request_body = NewRetentionPolicy,
+    responses(
+        (status = 200, description = "The policy now", body = RetentionPolicy),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin of the clinic", body = ErrorBody),
+        (status = 404, description = "No such clinic visible to the caller", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn set_retention_policy(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(clinic_id): Path<String>,
+    ApiJson(body): ApiJson<NewRetentionPolicy>,
+) -> ApiResult<Json<RetentionPolicy>> {
+    let policy = super::retention::validate(
+        &body.erasure_mode,
+        body.check_in_retention_days,
+        body.alert_retention_days,
+        body.audit_retention_days,
+    );
+    let now = state.now();
+    let row = state
+        .write_as(staff, move |conn, caller| {
+            super::retention::set(conn, caller, &clinic_id, policy, now)
+        })
+        .await?;
+    Ok(Json(row.into()))
+}

@@ -7,4 +7,5 @@ pub mod consent;
 pub mod erasure;
 pub mod export;
 pub mod handlers;
+pub mod retention;
 pub mod store;

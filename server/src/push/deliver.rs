@@ -52,7 +52,9 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
         Err(e) => return JobResult::retry(format!("database: {e}")),
     };
     let Some((notification, device)) = found else {
-        return JobResult::Dead("notification not found".into());
+        // The notification went with an erased account: nothing to send.
+        tracing::info!(job_id = %job.id, "notification no longer exists; job stands down");
+        return JobResult::Done;
     };
     if notification.status != "pending" {
         // Already settled by an earlier run (a redelivered job): nothing to send twice.

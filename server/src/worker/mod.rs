@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::auth::store as sessions;
+use crate::lifecycle::retention::{self, Purged};
+use crate::lifecycle::store as lifecycle_store;
 
 /// Every job kind the worker runs, one line each. A kind missing here is parked as dead with
 /// "unknown job kind" when it is claimed.
@@ -76,7 +78,8 @@ async fn housekeeping_loop(app: Arc<App>, shutdown: CancellationToken) {
 
 /// One housekeeping pass: deletes refresh tokens that expired more than a day ago (kept a day so
 /// a late reuse of a just-expired token is still recognised) and finished jobs due more than
-/// [`JOB_RETENTION_DAYS`] ago, in batches. Returns how many rows were deleted.
+/// [`JOB_RETENTION_DAYS`] ago, in batches; then the [`retention_purge`]. Returns how many rows
+/// were deleted.
 pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
     let cutoff = (app.now() - TimeDelta::days(1)).naive_utc();
     let mut purged = app
@@ -91,9 +94,43 @@ pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
             .await?;
         purged += n;
         if n < 5000 {
-            return Ok(purged);
+            break;
         }
     }
+    purged += retention_purge(app, app.now()).await?.total();
+    Ok(purged)
+}
+
+/// The retention pass: for each clinic with retention periods set, deletes check-ins completed,
+/// alerts resolved (with their events) and audit rows written longer ago than its periods
+/// allow, as of `now`. Open alerts are never purged. One transaction per clinic. Returns what
+/// was deleted in all.
+pub async fn retention_purge(app: &App, now: DateTime<Utc>) -> anyhow::Result<Purged> {
+    let stamp = now.naive_utc();
+    let clinics = app.db.run(lifecycle_store::all_lifecycles).await?;
+    let mut total = Purged::default();
+    for clinic in clinics.into_iter().filter(|c| {
+        c.check_in_retention_days.is_some()
+            || c.alert_retention_days.is_some()
+            || c.audit_retention_days.is_some()
+    }) {
+        let purged = app
+            .db
+            .write(move |conn| retention::purge_clinic(conn, &clinic, stamp))
+            .await?;
+        total.check_ins += purged.check_ins;
+        total.alerts += purged.alerts;
+        total.audit_rows += purged.audit_rows;
+    }
+    if total.total() > 0 {
+        tracing::info!(
+            check_ins = total.check_ins,
+            alerts = total.alerts,
+            audit_rows = total.audit_rows,
+            "records past their clinic's retention purged"
+        );
+    }
+    Ok(total)
 }
 
 /// Days a finished job is kept.
