@@ -166,7 +166,7 @@ fn gap_end(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 }
 
 /// `instant` itself when it is outside `quiet` in `tz`, else the first instant at or after it
-/// where the quiet hours end.
+/// where the quiet hours end (and which is not quiet itself).
 pub fn next_allowed(tz: Tz, instant: DateTime<Utc>, quiet: DailySpan) -> DateTime<Utc> {
     let local = instant.with_timezone(&tz).naive_local();
     if !quiet.contains(local.time()) {
@@ -181,7 +181,13 @@ pub fn next_allowed(tz: Tz, instant: DateTime<Utc>, quiet: DailySpan) -> DateTim
     for day in 0..3 {
         let candidate_date = date + TimeDelta::days(day);
         let end = candidate_date.and_time(quiet.end.naive());
-        if let Some(at) = occurrences(tz, end).into_iter().find(|at| *at > instant) {
+        // An end that falls in a daylight-saving gap resolves to the first instant after the
+        // gap, which can itself be quiet (quiet hours that leave only minutes free): that day
+        // has no allowed time, so look at the next.
+        if let Some(at) = occurrences(tz, end)
+            .into_iter()
+            .find(|at| *at > instant && !quiet.contains(at.with_timezone(&tz).time()))
+        {
             return at;
         }
     }

@@ -438,6 +438,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_day_whose_only_free_minutes_fall_in_a_daylight_saving_gap_is_never_prompted_in_quiet_hours()
+     {
+        // Chatham springs forward from 02:45 to 03:45 on 2026-09-27; quiet hours from 03:00 to
+        // 02:45 leave only 02:45-03:00 free, which that day does not exist.
+        let tz = chrono_tz::Pacific::Chatham;
+        let quiet = span("03:00", "02:45");
+        let plan = daily_only();
+        let patient = Patient {
+            id: "patient-dst",
+            tz,
+            window: span("00:00", "00:15"),
+            quiet,
+            plan: &plan,
+            sessions: &[],
+        };
+        for p in plan_all(&patient, "2026-09-24T00:00:00Z", "2026-09-28T00:00:00Z") {
+            assert!(
+                !local_time::is_quiet(tz, p.due_at, quiet),
+                "{} due in quiet hours at {}",
+                p.slot,
+                p.due_at
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
