@@ -335,7 +335,8 @@ fn oauth_error(error: &clients::OAuthError) -> Response {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSystemClient {
-    /// A name for people.
+    /// A name for people: 1 to 100 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// The client's public keys as a JWK Set (RSA keys for RS384, EC P-384 keys for ES384).
     #[schema(value_type = Object)]

@@ -64,9 +64,11 @@ pub struct ConsentDocumentList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConsentDocument {
-    /// Title, 1 to 200 characters.
+    /// Title, 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: String,
-    /// The text, 1 to 50,000 characters.
+    /// The text, 1 to 50,000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 50000, pattern = r"\S")]
     pub body: String,
 }
 
@@ -521,6 +523,7 @@ pub struct RetentionPolicy {
     pub clinic_id: String,
     /// What erasing a patient does to their check-ins and alerts: `delete` (at once) or
     /// `deidentify` (kept without anything naming the patient until their retention ends).
+    #[schema(pattern = r"^(delete|deidentify)$")]
     pub erasure_mode: String,
     /// Days check-ins are kept after completion; null: no limit.
     pub check_in_retention_days: Option<i32>,
@@ -552,15 +555,19 @@ impl From<super::store::LifecycleRow> for RetentionPolicy {
 #[serde(deny_unknown_fields)]
 pub struct NewRetentionPolicy {
     /// `delete` or `deidentify`.
+    #[schema(pattern = r"^(delete|deidentify)$", example = "deidentify")]
     pub erasure_mode: String,
     /// 1 to 36,500 days, or null for no limit.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 36500)]
     pub check_in_retention_days: Option<i64>,
     /// 1 to 36,500 days, or null for no limit.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 36500)]
     pub alert_retention_days: Option<i64>,
     /// 1 to 36,500 days, or null for no limit.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 36500)]
     pub audit_retention_days: Option<i64>,
 }
 
