@@ -258,6 +258,28 @@ pub fn create_endpoint(
     Ok(Ok(row))
 }
 
+/// A clinic's active endpoints, oldest first (its admins only). The rows carry their secrets:
+/// callers show the URL, never the secret.
+pub fn list_endpoints(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+) -> Outcome<Vec<EndpointRow>> {
+    let Some(clinic) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    if let Err(refused) = caller.ensure_admin_of(&clinic, "manage webhooks") {
+        return Ok(Err(refused));
+    }
+    webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic.as_str()))
+        .filter(webhook_endpoints::active.eq(true))
+        .order((webhook_endpoints::created_at, webhook_endpoints::id))
+        .select(EndpointRow::as_select())
+        .load(conn)
+        .map(Ok)
+}
+
 /// An endpoint of a clinic the caller administers, or not found.
 fn own_endpoint(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<EndpointRow> {
     let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
