@@ -22,6 +22,10 @@ both!(
     the_patient_page_charts_each_day_and_schedules_sessions,
     clinic_admins_create_list_and_revoke_invitations,
     the_roster_ranks_and_searches_only_the_clinics_own_patients,
+    clinic_admins_change_clinic_details_with_validation_messages,
+    staff_go_on_and_off_call_from_the_settings_page,
+    escalation_policy_and_thresholds_are_edited_with_validation_messages,
+    webhooks_are_listed_without_secrets_shown_once_and_deleted,
 );
 
 /// A browser: the cookies it holds and the CSRF token of the last page.
@@ -937,4 +941,479 @@ mod scale {
     async fn console_pages_at_clinic_scale_postgres() {
         super::console_pages_at_clinic_scale(crate::harness::Backend::Postgres).await
     }
+}
+
+async fn clinic_admins_change_clinic_details_with_validation_messages(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut admin, csrf) = Browser::signed_in(&app, &w.admin_a).await;
+    let page = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(page.text.contains("id=\"clinic-form\""), "{}", page.text);
+
+    let bad = admin
+        .post(
+            "/console/settings/clinic",
+            &[
+                ("csrf", &csrf),
+                ("name", " "),
+                ("timezone", "Mars/Base"),
+                ("country", "ZZ"),
+                ("crisis_phone", "call us"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    for expected in [
+        "Name</strong> must be 1 to 200 printable characters",
+        "Timezone</strong> must be an IANA time zone name",
+        "Country</strong> must be an ISO 3166-1 alpha-2 code",
+        "Crisis phone</strong> must be a phone number",
+    ] {
+        assert!(bad.text.contains(expected), "{expected}: {}", bad.text);
+    }
+    let unchanged = app
+        .get(&format!("/v1/clinics/{}", w.clinic_a), &w.admin_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert!(unchanged.body["crisis_phone"].is_null());
+
+    admin
+        .post(
+            "/console/settings/clinic",
+            &[
+                ("csrf", &csrf),
+                ("name", "Lakeside Ketamine Clinic"),
+                ("timezone", "America/Chicago"),
+                ("country", "us"),
+                ("crisis_phone", "+1 312 555 0100"),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let shown = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(shown.text.contains("+1 312 555 0100"));
+    assert!(shown.text.contains("Lakeside Ketamine Clinic"));
+    let changed = app
+        .get(&format!("/v1/clinics/{}", w.clinic_a), &w.admin_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(changed.body["crisis_phone"], "+1 312 555 0100");
+    assert_eq!(changed.body["country"], "US");
+    assert_eq!(changed.body["timezone"], "America/Chicago");
+
+    // Clearing the optional fields.
+    admin
+        .post(
+            "/console/settings/clinic",
+            &[
+                ("csrf", &csrf),
+                ("name", "Lakeside Ketamine Clinic"),
+                ("timezone", "America/Chicago"),
+                ("country", ""),
+                ("crisis_phone", "+1 312 555 0199"),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let cleared = app
+        .get(&format!("/v1/clinics/{}", w.clinic_a), &w.admin_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert!(cleared.body["country"].is_null());
+
+    // Clinicians read the details but may not change them.
+    let (mut clinician, clinician_csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let read = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(read.text.contains("+1 312 555 0199"));
+    assert!(!read.text.contains("id=\"clinic-form\""));
+    let refused = clinician
+        .post(
+            "/console/settings/clinic",
+            &[
+                ("csrf", &clinician_csrf),
+                ("name", "Taken Over"),
+                ("timezone", "America/Chicago"),
+            ],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text
+            .contains("Only a clinic admin may change the clinic.")
+    );
+
+    // Another clinic's staff never see it.
+    for outsider in [&w.clinician_b, &w.admin_b] {
+        let (mut browser, _) = Browser::signed_in(&app, outsider).await;
+        let theirs = browser
+            .get("/console/settings")
+            .await
+            .expect(StatusCode::OK);
+        assert!(!theirs.text.contains("+1 312 555 0199"));
+        assert!(!theirs.text.contains("Lakeside Ketamine Clinic"));
+    }
+    // A form without its token changes nothing.
+    admin
+        .post(
+            "/console/settings/clinic",
+            &[("name", "Forged"), ("timezone", "America/Chicago")],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+}
+
+async fn staff_go_on_and_off_call_from_the_settings_page(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut clinician, csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let before = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(before.text.contains("Go on call"), "{}", before.text);
+    let bad = clinician
+        .post(
+            "/console/settings/on-call",
+            &[("csrf", &csrf), ("on_call", "maybe")],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("On call</strong> must be true or false"));
+    clinician
+        .post(
+            "/console/settings/on-call",
+            &[("csrf", &csrf), ("on_call", "true")],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let after = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(after.text.contains("Go off call"));
+    // The admin sees who is on call, on the roster and in the readiness the API reports.
+    let (mut admin, _) = Browser::signed_in(&app, &w.admin_a).await;
+    let roster = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(roster.text.contains("<strong>on call</strong>"));
+    let staff = app
+        .get(
+            &format!("/v1/clinics/{}/staff", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await;
+    if staff.status == StatusCode::OK {
+        assert!(staff.text.contains("\"on_call\":true"), "{}", staff.text);
+    }
+    clinician
+        .post(
+            "/console/settings/on-call",
+            &[("csrf", &csrf), ("on_call", "false")],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let off = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(!off.text.contains("<strong>on call</strong>"));
+    // Another clinic's admin does not see this clinic's staff.
+    let (mut outsider, _) = Browser::signed_in(&app, &w.admin_b).await;
+    let theirs = outsider
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(!theirs.text.contains(&w.clinician_a.id));
+}
+
+async fn escalation_policy_and_thresholds_are_edited_with_validation_messages(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut admin, csrf) = Browser::signed_in(&app, &w.admin_a).await;
+    let page = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(page.text.contains("Save escalation policy"));
+    assert!(page.text.contains("name=\"phq9_rise\""));
+
+    let none = admin
+        .post("/console/settings/escalation-policy", &[("csrf", &csrf)])
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        none.text.contains("must have 1 to 5 tiers"),
+        "{}",
+        none.text
+    );
+    let bad = admin
+        .post(
+            "/console/settings/escalation-policy",
+            &[
+                ("csrf", &csrf),
+                ("tier0_audience", "on_call"),
+                ("tier0_urgent", "90"),
+                ("tier0_high", "soon"),
+                ("tier1_audience", "everyone"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text.contains("urgent</strong> must be 1 to 60"),
+        "{}",
+        bad.text
+    );
+    assert!(bad.text.contains("must be a whole number of minutes"));
+    assert!(
+        bad.text
+            .contains("must be on_call, clinicians or clinic_admins")
+    );
+
+    admin
+        .post(
+            "/console/settings/escalation-policy",
+            &[
+                ("csrf", &csrf),
+                ("tier0_audience", "on_call"),
+                ("tier0_urgent", "10"),
+                ("tier0_high", ""),
+                ("tier1_audience", ""),
+                ("tier2_audience", "clinic_admins"),
+                ("tier2_low", "600"),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let policy = app
+        .get(
+            &format!("/v1/clinics/{}/escalation-policy", w.clinic_a),
+            &w.clinician_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let tiers = policy.body["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 2, "{}", policy.text);
+    assert_eq!(tiers[0]["audience"], "on_call");
+    assert_eq!(tiers[0]["delay_minutes"]["urgent"], 10);
+    assert_eq!(tiers[0]["delay_minutes"]["high"], 120);
+    assert_eq!(tiers[1]["audience"], "clinic_admins");
+    assert_eq!(tiers[1]["delay_minutes"]["low"], 600);
+    let shown = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(
+        shown
+            .text
+            .contains("name=\"tier1_low\" inputmode=\"numeric\" size=\"5\" value=\"600\""),
+        "{}",
+        shown.text
+    );
+
+    let bad = admin
+        .post(
+            "/console/settings/alert-thresholds",
+            &[
+                ("csrf", &csrf),
+                ("phq9_rise", "99"),
+                ("mood_floor", "low"),
+                ("missed_prompts", "-1"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text.contains("Phq9 rise</strong> must be 1 to 27"),
+        "{}",
+        bad.text
+    );
+    assert!(bad.text.contains("Mood floor</strong> must be a number"));
+    assert!(
+        bad.text
+            .contains("Missed prompts</strong> must be a whole number")
+    );
+    admin
+        .post(
+            "/console/settings/alert-thresholds",
+            &[
+                ("csrf", &csrf),
+                ("phq9_rise", "6"),
+                ("mood_floor", "2.5"),
+                ("systolic", ""),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let thresholds = app
+        .get(
+            &format!("/v1/clinics/{}/alert-thresholds", w.clinic_a),
+            &w.clinician_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(thresholds.body["phq9_rise"], 6);
+    assert_eq!(thresholds.body["mood_floor"], 2.5);
+    assert_eq!(thresholds.body["systolic"], 180);
+
+    // Clinicians read both but change neither.
+    let (mut clinician, clinician_csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let read = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(read.text.contains("value=\"2.5\""));
+    assert!(!read.text.contains("Save alert thresholds"));
+    let refused = clinician
+        .post(
+            "/console/settings/alert-thresholds",
+            &[("csrf", &clinician_csrf), ("phq9_rise", "7")],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text
+            .contains("Only a clinic admin may change alert thresholds.")
+    );
+    clinician
+        .post(
+            "/console/settings/escalation-policy",
+            &[("csrf", &clinician_csrf), ("tier0_audience", "clinicians")],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    // Another clinic's settings are its own.
+    let (mut outsider, outsider_csrf) = Browser::signed_in(&app, &w.admin_b).await;
+    let theirs = outsider
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(!theirs.text.contains("value=\"2.5\""));
+    outsider
+        .post(
+            "/console/settings/alert-thresholds",
+            &[("csrf", &outsider_csrf), ("phq9_rise", "8")],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let still = app
+        .get(
+            &format!("/v1/clinics/{}/alert-thresholds", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(still.body["phq9_rise"], 6);
+}
+
+async fn webhooks_are_listed_without_secrets_shown_once_and_deleted(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut admin, csrf) = Browser::signed_in(&app, &w.admin_a).await;
+    let empty = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(empty.text.contains("No webhooks."));
+    let bad = admin
+        .post(
+            "/console/settings/webhooks",
+            &[("csrf", &csrf), ("url", "not a url")],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text
+            .contains("Url</strong> must be an http or https URL"),
+        "{}",
+        bad.text
+    );
+
+    let url = "https://hooks.example.org/companion";
+    let created = admin
+        .post(
+            "/console/settings/webhooks",
+            &[("csrf", &csrf), ("url", url)],
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(created.text.contains("Webhook created"));
+    let secret = {
+        let marker = "<code class=\"webhook-secret\">";
+        let start = created.text.find(marker).unwrap() + marker.len();
+        let end = created.text[start..].find('<').unwrap() + start;
+        created.text[start..end].to_owned()
+    };
+    assert!(secret.len() >= 16, "{secret}");
+    let listed = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(listed.text.contains(url));
+    assert!(
+        !listed.text.contains(&secret),
+        "the secret is shown only once"
+    );
+    let id = {
+        let marker = "data-webhook-id=\"";
+        let start = listed.text.find(marker).unwrap() + marker.len();
+        listed.text[start..start + 36].to_owned()
+    };
+
+    // Clinicians see no webhooks and may not add one.
+    let (mut clinician, clinician_csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let read = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(!read.text.contains(url));
+    assert!(!read.text.contains("webhook-form"));
+    let refused = clinician
+        .post(
+            "/console/settings/webhooks",
+            &[
+                ("csrf", &clinician_csrf),
+                ("url", "https://evil.example.org/"),
+            ],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text
+            .contains("Only a clinic admin may manage webhooks.")
+    );
+    clinician
+        .post(
+            &format!("/console/settings/webhooks/{id}/delete"),
+            &[("csrf", &clinician_csrf)],
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+
+    // Another clinic's admin neither sees nor deletes it.
+    let (mut outsider, outsider_csrf) = Browser::signed_in(&app, &w.admin_b).await;
+    let theirs = outsider
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(!theirs.text.contains(url));
+    assert!(!theirs.text.contains(&id));
+    outsider
+        .post(
+            &format!("/console/settings/webhooks/{id}/delete"),
+            &[("csrf", &outsider_csrf)],
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+
+    admin
+        .post(
+            &format!("/console/settings/webhooks/{id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let after = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(!after.text.contains(url));
+    assert!(after.text.contains("No webhooks."));
+    // Deleting again changes nothing (as through the API).
+    admin
+        .post(
+            &format!("/console/settings/webhooks/{id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let again = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(again.text.contains("No webhooks."));
 }
