@@ -1075,6 +1075,18 @@ async fn staff_go_on_and_off_call_from_the_settings_page(backend: Backend) {
         .await
         .expect(StatusCode::OK);
     assert!(before.text.contains("Go on call"), "{}", before.text);
+    let nobody = app
+        .get(
+            &format!("/v1/clinics/{}/readiness", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        nobody.text.contains("\"nobody_on_call\""),
+        "{}",
+        nobody.text
+    );
     let bad = clinician
         .post(
             "/console/settings/on-call",
@@ -1099,15 +1111,18 @@ async fn staff_go_on_and_off_call_from_the_settings_page(backend: Backend) {
     let (mut admin, _) = Browser::signed_in(&app, &w.admin_a).await;
     let roster = admin.get("/console/settings").await.expect(StatusCode::OK);
     assert!(roster.text.contains("<strong>on call</strong>"));
-    let staff = app
+    let readiness = app
         .get(
-            &format!("/v1/clinics/{}/staff", w.clinic_a),
+            &format!("/v1/clinics/{}/readiness", w.clinic_a),
             &w.admin_a.access,
         )
-        .await;
-    if staff.status == StatusCode::OK {
-        assert!(staff.text.contains("\"on_call\":true"), "{}", staff.text);
-    }
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !readiness.text.contains("\"nobody_on_call\""),
+        "{}",
+        readiness.text
+    );
     clinician
         .post(
             "/console/settings/on-call",
