@@ -1148,6 +1148,15 @@ async fn escalation_policy_and_thresholds_are_edited_with_validation_messages(ba
     let page = admin.get("/console/settings").await.expect(StatusCode::OK);
     assert!(page.text.contains("Save escalation policy"));
     assert!(page.text.contains("name=\"phq9_rise\""));
+    // The clinic's default care plan, read-only, each rule's timing in words.
+    assert!(
+        page.text.contains(
+            "<td data-label=\"Instrument\">daily_mood</td><td data-label=\"When\">every day</td>"
+        ),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("before each session"));
 
     let none = admin
         .post("/console/settings/escalation-policy", &[("csrf", &csrf)])

@@ -22,7 +22,7 @@ use crate::escalation::rules::Thresholds;
 use crate::escalation::settings::{self, SettingChange};
 use crate::escalation::store::ClinicSetting;
 use crate::escalation::webhooks::{self, EndpointRow};
-use crate::prompt::plan::CarePlan;
+use crate::prompt::plan::{Anchor, CarePlan};
 
 use super::page::{self, Nav};
 use super::session::{self, ConsoleUser};
@@ -344,13 +344,38 @@ fn settings_body(data: &SettingsPage, created: Option<&NewWebhook>, csrf: &str) 
                         tr {
                             td data-label="Rule" { (rule.id) }
                             td data-label="Instrument" { (rule.instrument) }
-                            td data-label="When" { code { (serde_json::to_string(&rule.anchor).unwrap_or_default()) } }
+                            td data-label="When" { (anchor_text(&rule.anchor)) }
                             td data-label="Expires after" {
                                 @match rule.expires_after_hours { Some(h) => { (h) " h" }, None => "default" }
                             }
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// When a care plan rule prompts, in words.
+fn anchor_text(anchor: &Anchor) -> String {
+    match anchor {
+        Anchor::Daily => "every day".to_owned(),
+        Anchor::AfterSession { days } => {
+            let days: Vec<String> = days.iter().map(ToString::to_string).collect();
+            format!("on days {} after each session", days.join(", "))
+        }
+        Anchor::BeforeSession { hours_before } => {
+            format!("{hours_before} h before each session")
+        }
+        Anchor::Weekly {
+            weekday,
+            skip_near_session_days,
+        } => {
+            let day = weekday.chrono();
+            if *skip_near_session_days > 0 {
+                format!("every {day}, skipped within {skip_near_session_days} days of a session")
+            } else {
+                format!("every {day}")
             }
         }
     }
