@@ -1222,9 +1222,9 @@ async fn escalation_policy_and_thresholds_are_edited_with_validation_messages(ba
     assert_eq!(tiers[1]["delay_minutes"]["low"], 600);
     let shown = admin.get("/console/settings").await.expect(StatusCode::OK);
     assert!(
-        shown
-            .text
-            .contains("name=\"tier1_low\" inputmode=\"numeric\" size=\"5\" value=\"600\""),
+        shown.text.contains(
+            "name=\"tier1_low\" inputmode=\"numeric\" size=\"5\" placeholder=\"4320\" value=\"600\""
+        ),
         "{}",
         shown.text
     );

@@ -265,6 +265,7 @@ fn settings_body(data: &SettingsPage, created: Option<&NewWebhook>, csrf: &str) 
                                     td data-label={ "Delay, " (s) } {
                                         label class="sr-only" for={ "tier" (i) "-" (s) } { "Tier " (i + 1) " delay for " (s) " alerts, minutes" }
                                         input id={ "tier" (i) "-" (s) } name={ "tier" (i) "_" (s) } inputmode="numeric" size="5" disabled[disabled]
+                                            placeholder=(default_delay(s))
                                             value=(tier.and_then(|t| delay_of(&t.delay_minutes, s)).map(|m| m.to_string()).unwrap_or_default());
                                     }
                                 }
@@ -378,6 +379,16 @@ fn anchor_text(anchor: &Anchor) -> String {
                 format!("every {day}")
             }
         }
+    }
+}
+
+/// The default window, in minutes, for an empty delay.
+fn default_delay(severity: &str) -> &'static str {
+    match severity {
+        "urgent" => "15",
+        "high" => "120",
+        "medium" => "1440",
+        _ => "4320",
     }
 }
 
