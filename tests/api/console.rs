@@ -965,7 +965,7 @@ async fn clinic_admins_change_clinic_details_with_validation_messages(backend: B
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
     for expected in [
         "Name</strong> must be 1 to 200 printable characters",
-        "Timezone</strong> must be an IANA time zone name",
+        "Time zone</strong> must be an IANA time zone name",
         "Country</strong> must be an ISO 3166-1 alpha-2 code",
         "Crisis phone</strong> must be a phone number",
     ] {
@@ -1181,14 +1181,18 @@ async fn escalation_policy_and_thresholds_are_edited_with_validation_messages(ba
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        bad.text.contains("urgent</strong> must be 1 to 60"),
+        bad.text
+            .contains("Tier 1 urgent delay</strong> must be 1 to 60"),
         "{}",
         bad.text
     );
-    assert!(bad.text.contains("must be a whole number of minutes"));
     assert!(
         bad.text
-            .contains("must be on_call, clinicians or clinic_admins")
+            .contains("Tier 1 high delay</strong> must be a whole number of minutes")
+    );
+    assert!(
+        bad.text
+            .contains("Tier 2 (who is told)</strong> must be on_call, clinicians or clinic_admins")
     );
 
     admin
@@ -1242,14 +1246,19 @@ async fn escalation_policy_and_thresholds_are_edited_with_validation_messages(ba
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        bad.text.contains("Phq9 rise</strong> must be 1 to 27"),
+        bad.text.contains(
+            "PHQ-9 points above baseline for reliable deterioration</strong> must be 1 to 27"
+        ),
         "{}",
         bad.text
     );
-    assert!(bad.text.contains("Mood floor</strong> must be a number"));
     assert!(
         bad.text
-            .contains("Missed prompts</strong> must be a whole number")
+            .contains("Mood at or below this is the floor</strong> must be a number")
+    );
+    assert!(
+        bad.text
+            .contains("Consecutive expired prompts</strong> must be a whole number")
     );
     admin
         .post(
@@ -1340,7 +1349,7 @@ async fn webhooks_are_listed_without_secrets_shown_once_and_deleted(backend: Bac
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         bad.text
-            .contains("Url</strong> must be an http or https URL"),
+            .contains("URL</strong> must be an http or https URL"),
         "{}",
         bad.text
     );

@@ -120,7 +120,12 @@ fn field_label(field: &str) -> String {
     match field {
         "scheduled_at" => "Date and time".into(),
         "assignee_id" => "Assignee".into(),
+        "timezone" => "Time zone".into(),
+        "url" => "URL".into(),
         other => {
+            if let Some(label) = super::settings::field_label(other) {
+                return label;
+            }
             let mut label = other.replace('_', " ");
             if let Some(first) = label.get_mut(0..1) {
                 first.make_ascii_uppercase();

@@ -382,6 +382,24 @@ fn anchor_text(anchor: &Anchor) -> String {
     }
 }
 
+/// How a settings form's field is named in a validation message: a threshold by its meaning, a
+/// tier's field by the tier's number as shown.
+pub fn field_label(field: &str) -> Option<String> {
+    if let Some((_, meaning)) = THRESHOLD_FIELDS.iter().find(|(name, _)| *name == field) {
+        return Some((*meaning).to_owned());
+    }
+    let rest = field.strip_prefix("tiers[")?;
+    let (index, what) = rest.split_once("].")?;
+    let number = index.parse::<usize>().ok()? + 1;
+    match what {
+        "audience" => Some(format!("Tier {number} (who is told)")),
+        _ => {
+            let severity = what.strip_prefix("delay_minutes.")?;
+            Some(format!("Tier {number} {severity} delay"))
+        }
+    }
+}
+
 /// The default window, in minutes, for an empty delay.
 fn default_delay(severity: &str) -> &'static str {
     match severity {
