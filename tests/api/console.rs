@@ -511,6 +511,16 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
         .unwrap_or_default()
         .to_owned();
     assert!(!invitation_id.is_empty(), "{}", invitation.text);
+    let webhook = app
+        .post(
+            &format!("/v1/clinics/{}/webhooks", w.clinic_a),
+            &w.admin_a.access,
+            json!({"url": "https://hooks.example.org/clinic-a"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let webhook_id = webhook.body["id"].as_str().unwrap_or_default().to_owned();
+    assert!(!webhook_id.is_empty(), "{}", webhook.text);
 
     for outsider in [&w.clinician_b, &w.admin_b] {
         let (mut browser, csrf) = Browser::signed_in(&app, outsider).await;
@@ -530,6 +540,12 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
         if let Ok(admin) = browser.get("/console/admin").await.expect_ok() {
             assert!(!admin.text.contains(&invitation_id));
         }
+        let settings = browser
+            .get("/console/settings")
+            .await
+            .expect(StatusCode::OK);
+        assert!(!settings.text.contains("hooks.example.org/clinic-a"));
+        assert!(!settings.text.contains(&webhook_id));
         let inbox = browser.get("/console").await.expect(StatusCode::OK);
         assert!(!inbox.text.contains(&alert_id));
         let rows = browser.get("/console/alerts/rows?status=open").await;
@@ -566,6 +582,10 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
                 format!("/console/admin/invitations/{invitation_id}/revoke"),
                 vec![],
             ),
+            (
+                format!("/console/settings/webhooks/{webhook_id}/delete"),
+                vec![],
+            ),
         ] {
             let mut all = vec![("csrf", csrf.as_str())];
             all.extend(fields);
@@ -585,6 +605,12 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
         .await
         .expect(StatusCode::OK);
     assert_eq!(still.body["alert"]["status"], "open");
+    let (mut owner, _) = Browser::signed_in(&app, &w.admin_a).await;
+    let settings = owner.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(
+        settings.text.contains(&webhook_id),
+        "the webhook is still there"
+    );
 }
 
 async fn the_patient_page_charts_each_day_and_schedules_sessions(backend: Backend) {
