@@ -26,6 +26,7 @@ both!(
     staff_go_on_and_off_call_from_the_settings_page,
     escalation_policy_and_thresholds_are_edited_with_validation_messages,
     webhooks_are_listed_without_secrets_shown_once_and_deleted,
+    settings_forms_need_a_session_and_its_csrf_token,
 );
 
 /// A browser: the cookies it holds and the CSRF token of the last page.
@@ -1475,4 +1476,81 @@ async fn webhooks_are_listed_without_secrets_shown_once_and_deleted(backend: Bac
         .expect(StatusCode::SEE_OTHER);
     let again = admin.get("/console/settings").await.expect(StatusCode::OK);
     assert!(again.text.contains("No webhooks."));
+}
+
+async fn settings_forms_need_a_session_and_its_csrf_token(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let mut anonymous = Browser::new(&app);
+    let sent = anonymous
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(location(&sent), "/console/login");
+
+    let (mut admin, _) = Browser::signed_in(&app, &w.admin_a).await;
+    let wrong = "0".repeat(64);
+    let zero_id = "00000000-0000-0000-0000-000000000000";
+    for (path, fields) in [
+        (
+            "/console/settings/clinic".to_owned(),
+            vec![
+                ("name", "Forged"),
+                ("timezone", "UTC"),
+                ("crisis_phone", "911"),
+            ],
+        ),
+        (
+            "/console/settings/on-call".to_owned(),
+            vec![("on_call", "true")],
+        ),
+        (
+            "/console/settings/escalation-policy".to_owned(),
+            vec![("tier0_audience", "clinic_admins")],
+        ),
+        (
+            "/console/settings/alert-thresholds".to_owned(),
+            vec![("phq9_rise", "9")],
+        ),
+        (
+            "/console/settings/webhooks".to_owned(),
+            vec![("url", "https://forged.example.org/")],
+        ),
+        (
+            format!("/console/settings/webhooks/{zero_id}/delete"),
+            vec![],
+        ),
+    ] {
+        let missing = admin.post(&path, &fields).await;
+        assert_eq!(missing.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(missing.text.contains("Form expired"), "{path}");
+        let mut with_wrong = vec![("csrf", wrong.as_str())];
+        with_wrong.extend(fields.iter().copied());
+        let reply = admin.post(&path, &with_wrong).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+        let reply = anonymous.post(&path, &with_wrong).await;
+        assert_ne!(reply.status, StatusCode::OK, "{path}");
+        assert_ne!(reply.status, StatusCode::CREATED, "{path}");
+    }
+    let page = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(!page.text.contains("Forged"));
+    assert!(!page.text.contains("forged.example.org"));
+    assert!(page.text.contains("No webhooks."));
+    assert!(page.text.contains("Go on call"));
+    let thresholds = app
+        .get(
+            &format!("/v1/clinics/{}/alert-thresholds", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(thresholds.body["phq9_rise"], 5);
+    let policy = app
+        .get(
+            &format!("/v1/clinics/{}/escalation-policy", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(policy.body["tiers"].as_array().unwrap().len(), 3);
 }
