@@ -728,3 +728,72 @@ pub async fn delete_webhook(
         Err(error) => page::failure(error, secure),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_fields_are_named_as_the_form_shows_them() {
+        assert_eq!(
+            field_label("tiers[0].delay_minutes.urgent").as_deref(),
+            Some("Tier 1 urgent delay")
+        );
+        assert_eq!(
+            field_label("tiers[4].audience").as_deref(),
+            Some("Tier 5 (who is told)")
+        );
+        assert_eq!(
+            field_label("cusum_h").as_deref(),
+            Some("CUSUM decision interval (robust SDs)")
+        );
+        assert_eq!(field_label("tiers"), None);
+        assert_eq!(field_label("tiers[x].audience"), None);
+    }
+
+    #[test]
+    fn a_policy_form_keeps_rows_with_an_audience_in_order() {
+        let form: BTreeMap<String, String> = [
+            ("tier0_audience", "on_call"),
+            ("tier0_urgent", " 10 "),
+            ("tier1_audience", ""),
+            ("tier1_urgent", "5"),
+            ("tier3_audience", "clinic_admins"),
+            ("tier3_low", "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let (policy, problems) = policy_of(&form);
+        assert_eq!(policy.tiers.len(), 2);
+        assert_eq!(policy.tiers[0].audience, Audience::OnCall);
+        assert_eq!(policy.tiers[0].delay_minutes.urgent, Some(10));
+        assert_eq!(policy.tiers[1].audience, Audience::ClinicAdmins);
+        assert_eq!(
+            problems
+                .get("tiers[1].delay_minutes.low")
+                .map(String::as_str),
+            Some("must be 1 to 10080")
+        );
+    }
+
+    #[test]
+    fn thresholds_left_empty_take_their_defaults() {
+        let form: BTreeMap<String, String> =
+            [("phq9_rise", "6"), ("mood_floor", ""), ("cusum_k", "1e999")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        let (thresholds, problems) = thresholds_of(&form);
+        assert_eq!(thresholds.phq9_rise, 6);
+        assert_eq!(thresholds.mood_floor, Thresholds::default().mood_floor);
+        assert_eq!(
+            problems.get("cusum_k").map(String::as_str),
+            Some("must be a number")
+        );
+        assert_eq!(
+            anchor_text(&Anchor::AfterSession { days: vec![1, 3] }),
+            "on days 1, 3 after each session"
+        );
+    }
+}
