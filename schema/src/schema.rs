@@ -277,6 +277,56 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    system_clients (id) {
+        id -> Text,
+        clinic_id -> Text,
+        name -> Text,
+        jwks -> Text,
+        scope -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    client_assertions (client_id, jti) {
+        client_id -> Text,
+        jti -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    system_tokens (token_hash) {
+        token_hash -> Text,
+        client_id -> Text,
+        clinic_id -> Text,
+        scope -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    bulk_exports (id) {
+        id -> Text,
+        clinic_id -> Text,
+        requested_by -> Text,
+        request -> Text,
+        base_url -> Text,
+        types -> Text,
+        since -> Nullable<Timestamp>,
+        status -> Text,
+        done_types -> Integer,
+        output -> Nullable<Text>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
 diesel::joinable!(patient_schedules -> accounts (patient_id));
 diesel::joinable!(alert_events -> alerts (alert_id));
@@ -303,4 +353,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_endpoints,
     patient_schedules,
     prompts,
+    system_clients,
+    client_assertions,
+    system_tokens,
+    bulk_exports,
 );

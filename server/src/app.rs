@@ -229,7 +229,12 @@ impl Deref for AppState {
 pub fn router(state: AppState) -> Router {
     let (api, document) = crate::openapi::api_router().split_for_parts();
     let docs = crate::openapi::docs_router(document);
-    let router = api.merge(docs).merge(crate::console::router());
+    // FHIR answers FHIR's contract (its CapabilityStatement), and the console is HTML: neither is
+    // part of the OpenAPI document.
+    let router = api
+        .merge(docs)
+        .merge(crate::console::router())
+        .merge(crate::fhir::router());
     let metrics = state.metrics.clone();
     crate::http::middleware::apply(router, &state.config, metrics).with_state(state)
 }

@@ -159,14 +159,19 @@ impl ApiError {
         self.code
     }
 
-    /// The fields named by a validation error.
-    pub fn fields(&self) -> &BTreeMap<String, String> {
-        &self.fields
-    }
-
     /// The human message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The `Retry-After` value, if the error carries one.
+    pub fn retry_after(&self) -> Option<HeaderValue> {
+        self.retry_after_secs.map(HeaderValue::from)
+    }
+
+    /// The fields named by a validation error.
+    pub fn fields(&self) -> &BTreeMap<String, String> {
+        &self.fields
     }
 
     /// Seconds the client should wait, for a 429.

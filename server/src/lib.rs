@@ -17,6 +17,7 @@ pub mod console;
 pub mod db;
 pub mod error;
 pub mod escalation;
+pub mod fhir;
 pub mod health;
 pub mod http;
 pub mod instrument;

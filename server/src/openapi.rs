@@ -12,8 +12,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
 use crate::{
-    account, auth, check_in, clinic, escalation, health, instrument, invitation, prompt, push,
-    treatment,
+    account, auth, check_in, clinic, escalation, fhir, health, instrument, invitation, prompt,
+    push, treatment,
 };
 
 #[derive(OpenApi)]
@@ -151,6 +151,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
         .routes(routes!(crate::metrics::get_metrics))
+        .routes(routes!(fhir::handlers::create_system_client))
 }
 
 /// The document as served.

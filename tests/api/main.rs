@@ -10,10 +10,12 @@ mod harness;
 
 mod access;
 mod auth;
+mod bulk;
 mod check_ins;
 mod cli;
 mod console;
 mod escalation;
+mod fhir;
 mod hardening;
 mod http;
 mod invitations;
@@ -29,4 +31,5 @@ mod safety_property;
 mod scale_out;
 mod schema;
 mod sessions;
+mod smart;
 mod statements;

@@ -458,6 +458,11 @@ impl Default for Catalogue {
 }
 
 impl Catalogue {
+    /// Every version of every instrument, in catalogue order.
+    pub fn all(&self) -> impl Iterator<Item = &Instrument> {
+        self.instruments.iter()
+    }
+
     /// The latest version of each instrument, in catalogue order.
     pub fn current(&self) -> Vec<&Instrument> {
         let mut out: Vec<&Instrument> = Vec::new();

@@ -127,6 +127,7 @@ impl Runner {
                 crate::prompt::kinds::REPLAN_CLINIC => {
                     crate::prompt::lifecycle::replan_clinic(&self.app, &job).await
                 }
+                crate::fhir::bulk::JOB => crate::fhir::bulk::run(&self.app, &job).await,
                 other => JobResult::Dead(format!("unknown job kind {other}")),
             }
         };
