@@ -96,6 +96,14 @@ id_type!(
     /// A check-in prompt.
     PromptId
 );
+id_type!(
+    /// A published version of a clinic's consent document.
+    ConsentDocumentId
+);
+id_type!(
+    /// One acceptance or withdrawal of consent.
+    ConsentRecordId
+);
 
 #[cfg(test)]
 mod tests {

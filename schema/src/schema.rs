@@ -34,6 +34,7 @@ diesel::table! {
         updated_at -> Timestamp,
         on_call -> Bool,
         working_hours -> Nullable<Text>,
+        erased_at -> Nullable<Timestamp>,
     }
 }
 
@@ -327,6 +328,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    consent_documents (id) {
+        id -> Text,
+        clinic_id -> Text,
+        version -> Integer,
+        title -> Text,
+        body -> Text,
+        published_by -> Text,
+        published_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consent_records (id) {
+        id -> Text,
+        patient_id -> Text,
+        clinic_id -> Text,
+        document_id -> Text,
+        version -> Integer,
+        action -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    clinic_lifecycle (clinic_id) {
+        clinic_id -> Text,
+        consent_version -> Nullable<Integer>,
+        erasure_mode -> Text,
+        check_in_retention_days -> Nullable<Integer>,
+        alert_retention_days -> Nullable<Integer>,
+        audit_retention_days -> Nullable<Integer>,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
 diesel::joinable!(patient_schedules -> accounts (patient_id));
 diesel::joinable!(alert_events -> alerts (alert_id));
@@ -357,4 +394,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_assertions,
     system_tokens,
     bulk_exports,
+    consent_documents,
+    consent_records,
+    clinic_lifecycle,
 );

@@ -23,6 +23,7 @@ pub mod http;
 pub mod instrument;
 pub mod invitation;
 pub mod jobs;
+pub mod lifecycle;
 pub mod log_summary;
 pub mod metrics;
 pub mod openapi;

@@ -41,6 +41,7 @@ use crate::{
         (name = "devices", description = "Push devices and notification delivery"),
         (name = "alerts", description = "The care team's alert inbox and on-call status"),
         (name = "operations", description = "Health probes and metrics"),
+        (name = "lifecycle", description = "Consent, access log, export, erasure and retention of patient data"),
     )
 )]
 struct ApiDoc;
@@ -148,6 +149,19 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             escalation::handlers::settings::get_alert_thresholds,
             escalation::handlers::settings::set_alert_thresholds
         ))
+        .routes(routes!(
+            crate::lifecycle::handlers::list_consent_documents,
+            crate::lifecycle::handlers::publish_consent_document
+        ))
+        .routes(routes!(
+            crate::lifecycle::handlers::get_my_consent,
+            crate::lifecycle::handlers::decide_my_consent
+        ))
+        .routes(routes!(crate::lifecycle::handlers::list_my_access_log))
+        .routes(routes!(crate::lifecycle::handlers::export_my_data))
+        .routes(routes!(crate::lifecycle::handlers::export_patient_data))
+        .routes(routes!(crate::lifecycle::handlers::erase_me))
+        .routes(routes!(crate::lifecycle::handlers::erase_patient))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
         .routes(routes!(crate::metrics::get_metrics))

@@ -20,6 +20,7 @@ mod hardening;
 mod http;
 mod invitations;
 mod jobs;
+mod lifecycle;
 mod metrics;
 mod openapi;
 mod outage;

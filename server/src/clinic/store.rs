@@ -123,6 +123,7 @@ pub fn roster(
     let mut query = accounts::table
         .filter(accounts::clinic_id.eq(clinic_id.to_owned()))
         .filter(accounts::role.eq("patient"))
+        .filter(accounts::erased_at.is_null())
         .select((
             accounts::id,
             accounts::display_name,

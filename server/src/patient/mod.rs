@@ -60,6 +60,9 @@ pub fn resolve(
     let row: Option<(Option<String>, String)> = accounts::table
         .filter(accounts::id.eq(id.as_str()))
         .filter(accounts::role.eq(Role::Patient.as_str()))
+        // An erased patient's records (kept de-identified under the clinic's retention policy)
+        // are no longer anyone's to read through the patient routes.
+        .filter(accounts::erased_at.is_null())
         .select((accounts::clinic_id, accounts::timezone))
         .first(conn)
         .optional()?;

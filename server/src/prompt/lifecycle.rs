@@ -183,6 +183,31 @@ pub fn send_due(
     if rows.is_empty() {
         return Ok(out);
     }
+    // Consent gates prompting: a prompt of a patient who has not accepted their clinic's consent
+    // document in force (a new version since, or a withdrawal) is withdrawn, not sent.
+    let pairs: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|p| (p.patient_id.as_str(), p.clinic_id.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let gated = crate::lifecycle::store::unconsented(conn, &pairs)?;
+    let rows: Vec<PromptRow> = if gated.is_empty() {
+        rows
+    } else {
+        let (withheld, rows): (Vec<PromptRow>, Vec<PromptRow>) = rows
+            .into_iter()
+            .partition(|p| gated.contains(&p.patient_id));
+        let ids: Vec<&String> = withheld.iter().map(|p| &p.id).collect();
+        diesel::update(prompts::table.filter(prompts::id.eq_any(ids)))
+            .set((
+                prompts::status.eq(status::CANCELLED),
+                prompts::closed_at.eq(Some(stamp)),
+                prompts::updated_at.eq(stamp),
+            ))
+            .execute(conn)?;
+        rows
+    };
     let patients: Vec<String> = rows
         .iter()
         .map(|p| p.patient_id.clone())

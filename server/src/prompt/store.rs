@@ -230,8 +230,16 @@ fn load_inputs(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<Input
             clinics::care_plan,
         ))
         .load(conn)?;
+    // Consent gates prompting: nobody is planned for while their clinic's consent document in
+    // force is not accepted (a clinic without one gates nobody).
+    let pairs: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|(s, _, _)| (s.patient_id.as_str(), s.clinic_id.as_str()))
+        .collect();
+    let gated = crate::lifecycle::store::unconsented(conn, &pairs)?;
     Ok(rows
         .into_iter()
+        .filter(|(schedule, _, _)| !gated.contains(&schedule.patient_id))
         .map(|(schedule, timezone, clinic_plan)| Inputs {
             schedule,
             timezone,

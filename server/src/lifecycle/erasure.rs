@@ -1,0 +1,101 @@
+//! Erasure of a patient, asked for by the patient or a clinic admin of their clinic. Everything
+//! of the patient goes in one transaction: identifiers (email, name, zone, password, devices
+//! and push tokens, sign-in sessions, the invitation's email) and their clinical records
+//! (check-ins, prompts, preferences, treatment sessions, alerts with their events, consent
+//! records). The account stays as an empty, disabled mark so that audit rows keep pointing at
+//! an id; the audit keeps that the erasure happened, and nothing of the data.
+
+use chrono::{DateTime, Utc};
+use companion_schema::schema::{
+    accounts, alert_events, alerts, check_ins, consent_records, devices, invitations,
+    notification_attempts, notifications, patient_schedules, prompts, refresh_families,
+    refresh_tokens, treatment_sessions,
+};
+use diesel::prelude::*;
+
+use crate::account::model::Role;
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::Caller;
+use crate::db::DbConnection;
+use crate::error::{Outcome, Refusal};
+use crate::patient::{self, SelfAccess};
+
+/// Erases the patient `raw_patient`: the patient themself, or a clinic admin of their clinic.
+pub fn erase(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_patient: &str,
+    now: DateTime<Utc>,
+) -> Outcome<()> {
+    if caller.role == Role::Clinician {
+        return Ok(Err(Refusal::forbidden(
+            "Only a clinic admin may erase a patient.",
+        )));
+    }
+    patient::with_patient(
+        conn,
+        caller,
+        raw_patient,
+        SelfAccess::StaffOrSelf,
+        |conn, patient| {
+            let id = patient.id.as_str();
+            let stamp = now.naive_utc();
+            let alert_ids = alerts::table
+                .filter(alerts::patient_id.eq(id))
+                .select(alerts::id);
+            diesel::delete(alert_events::table.filter(alert_events::alert_id.eq_any(alert_ids)))
+                .execute(conn)?;
+            diesel::delete(alerts::table.filter(alerts::patient_id.eq(id))).execute(conn)?;
+            let notification_ids = notifications::table
+                .filter(notifications::account_id.eq(id))
+                .select(notifications::id);
+            diesel::delete(
+                notification_attempts::table
+                    .filter(notification_attempts::notification_id.eq_any(notification_ids)),
+            )
+            .execute(conn)?;
+            diesel::delete(notifications::table.filter(notifications::account_id.eq(id)))
+                .execute(conn)?;
+            diesel::delete(devices::table.filter(devices::account_id.eq(id))).execute(conn)?;
+            let families = refresh_families::table
+                .filter(refresh_families::account_id.eq(id))
+                .select(refresh_families::id);
+            diesel::delete(
+                refresh_tokens::table.filter(refresh_tokens::family_id.eq_any(families)),
+            )
+            .execute(conn)?;
+            diesel::delete(refresh_families::table.filter(refresh_families::account_id.eq(id)))
+                .execute(conn)?;
+            diesel::delete(prompts::table.filter(prompts::patient_id.eq(id))).execute(conn)?;
+            diesel::delete(patient_schedules::table.filter(patient_schedules::patient_id.eq(id)))
+                .execute(conn)?;
+            diesel::delete(check_ins::table.filter(check_ins::patient_id.eq(id))).execute(conn)?;
+            diesel::delete(treatment_sessions::table.filter(treatment_sessions::patient_id.eq(id)))
+                .execute(conn)?;
+            diesel::delete(consent_records::table.filter(consent_records::patient_id.eq(id)))
+                .execute(conn)?;
+            diesel::update(invitations::table.filter(invitations::accepted_account_id.eq(id)))
+                .set(invitations::email.eq(None::<String>))
+                .execute(conn)?;
+            diesel::update(accounts::table.find(id))
+                .set((
+                    accounts::email.eq(format!("erased-{id}@invalid")),
+                    accounts::password_hash.eq("!"),
+                    accounts::display_name.eq(None::<String>),
+                    accounts::timezone.eq("UTC"),
+                    accounts::working_hours.eq(None::<String>),
+                    accounts::disabled_at.eq(Some(stamp)),
+                    accounts::erased_at.eq(Some(stamp)),
+                    accounts::updated_at.eq(stamp),
+                ))
+                .execute(conn)?;
+            audit::record(
+                conn,
+                &AuditEntry::by(caller, "patient.erase", stamp)
+                    .clinic(patient.clinic_id.as_str())
+                    .patient(id),
+            )?;
+            Ok(Ok(()))
+        },
+    )
+}

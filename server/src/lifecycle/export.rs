@@ -1,0 +1,278 @@
+//! A patient's data as one JSON document: profile, preferences, devices (never their push
+//! tokens), sign-in sessions, treatment sessions, prompts, check-ins with scores, alerts with
+//! their events, and consent records. Each export is audited. The document is built from the
+//! stored rows here; another format (a FHIR Bundle) can be built from the same reads.
+
+use chrono::{DateTime, NaiveDateTime};
+use companion_schema::schema::{
+    accounts, alert_events, alerts, check_ins, devices, patient_schedules, prompts,
+    refresh_families, treatment_sessions,
+};
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::extract::Caller;
+use crate::db::DbConnection;
+use crate::error::Outcome;
+use crate::patient::{self, SelfAccess};
+use crate::time::utc;
+
+fn t(at: NaiveDateTime) -> Value {
+    json!(utc(at))
+}
+
+fn ot(at: Option<NaiveDateTime>) -> Value {
+    at.map_or(Value::Null, t)
+}
+
+fn parsed(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// Builds the export of `patient_id`'s data.
+pub fn document(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    exported_at: DateTime<chrono::Utc>,
+) -> QueryResult<Value> {
+    let profile: (
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        NaiveDateTime,
+    ) = accounts::table
+        .find(patient_id)
+        .select((
+            accounts::id,
+            accounts::email,
+            accounts::display_name,
+            accounts::timezone,
+            accounts::clinic_id,
+            accounts::created_at,
+        ))
+        .first(conn)?;
+    let preferences: Option<(String, String, String, String)> = patient_schedules::table
+        .find(patient_id)
+        .select((
+            patient_schedules::window_start,
+            patient_schedules::window_end,
+            patient_schedules::quiet_start,
+            patient_schedules::quiet_end,
+        ))
+        .first(conn)
+        .optional()?;
+    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
+    let device_rows: Vec<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        bool,
+        NaiveDateTime,
+        NaiveDateTime,
+    )> = devices::table
+        .filter(devices::account_id.eq(patient_id))
+        .order(devices::created_at)
+        .select((
+            devices::id,
+            devices::platform,
+            devices::app_version,
+            devices::locale,
+            devices::active,
+            devices::created_at,
+            devices::last_seen_at,
+        ))
+        .load(conn)?;
+    let sign_ins: Vec<(String, NaiveDateTime, Option<NaiveDateTime>)> = refresh_families::table
+        .filter(refresh_families::account_id.eq(patient_id))
+        .order(refresh_families::created_at)
+        .select((
+            refresh_families::id,
+            refresh_families::created_at,
+            refresh_families::revoked_at,
+        ))
+        .load(conn)?;
+    let sessions: Vec<(
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        Option<String>,
+        NaiveDateTime,
+    )> = treatment_sessions::table
+        .filter(treatment_sessions::patient_id.eq(patient_id))
+        .order(treatment_sessions::scheduled_at)
+        .select((
+            treatment_sessions::id,
+            treatment_sessions::modality,
+            treatment_sessions::status,
+            treatment_sessions::scheduled_at,
+            treatment_sessions::observations,
+            treatment_sessions::created_at,
+        ))
+        .load(conn)?;
+    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
+    let prompt_rows: Vec<(
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<String>,
+    )> = prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .order(prompts::due_at)
+        .select((
+            prompts::id,
+            prompts::instrument,
+            prompts::status,
+            prompts::due_at,
+            prompts::expires_at,
+            prompts::sent_at,
+            prompts::check_in_id,
+        ))
+        .load(conn)?;
+    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
+    let check_in_rows: Vec<(
+        String,
+        String,
+        i32,
+        String,
+        Option<i32>,
+        Option<String>,
+        NaiveDateTime,
+        NaiveDateTime,
+        String,
+    )> = check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .order(check_ins::completed_at)
+        .select((
+            check_ins::id,
+            check_ins::instrument,
+            check_ins::instrument_version,
+            check_ins::answers,
+            check_ins::total,
+            check_ins::severity,
+            check_ins::completed_at,
+            check_ins::received_at,
+            check_ins::timing,
+        ))
+        .load(conn)?;
+    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
+    let alert_rows: Vec<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<String>,
+        Option<String>,
+    )> = alerts::table
+        .filter(alerts::patient_id.eq(patient_id))
+        .order(alerts::opened_at)
+        .select((
+            alerts::id,
+            alerts::rule,
+            alerts::severity,
+            alerts::status,
+            alerts::explanation,
+            alerts::opened_at,
+            alerts::resolved_at,
+            alerts::resolution_note,
+            alerts::check_in_id,
+        ))
+        .load(conn)?;
+    let alert_ids: Vec<&String> = alert_rows.iter().map(|a| &a.0).collect();
+    let event_rows: Vec<(String, NaiveDateTime, String, Option<String>, String)> =
+        alert_events::table
+            .filter(alert_events::alert_id.eq_any(alert_ids))
+            .order((alert_events::at, alert_events::id))
+            .select((
+                alert_events::alert_id,
+                alert_events::at,
+                alert_events::kind,
+                alert_events::actor_id,
+                alert_events::detail,
+            ))
+            .load(conn)?;
+    let consent = super::store::records(conn, patient_id)?;
+    let (id, email, display_name, timezone, clinic_id, created_at) = profile;
+    Ok(json!({
+        "format": "companion.patient-export",
+        "format_version": 1,
+        "exported_at": exported_at,
+        "profile": {
+            "id": id, "email": email, "display_name": display_name, "timezone": timezone,
+            "clinic_id": clinic_id, "created_at": t(created_at),
+        },
+        "preferences": preferences.map(|(ws, we, qs, qe)| json!({
+            "check_in_window": {"start": ws, "end": we},
+            "quiet_hours": {"start": qs, "end": qe},
+        })),
+        "devices": device_rows.into_iter().map(|(id, platform, app_version, locale, active, created, seen)| json!({
+            "id": id, "platform": platform, "app_version": app_version, "locale": locale,
+            "active": active, "created_at": t(created), "last_seen_at": t(seen),
+        })).collect::<Vec<_>>(),
+        "sign_in_sessions": sign_ins.into_iter().map(|(id, created, revoked)| json!({
+            "id": id, "created_at": t(created), "revoked_at": ot(revoked),
+        })).collect::<Vec<_>>(),
+        "treatment_sessions": sessions.into_iter().map(|(id, modality, status, at, obs, created)| json!({
+            "id": id, "modality": modality, "status": status, "scheduled_at": t(at),
+            "observations": obs.as_deref().map(parsed), "created_at": t(created),
+        })).collect::<Vec<_>>(),
+        "prompts": prompt_rows.into_iter().map(|(id, instrument, status, due, expires, sent, check_in)| json!({
+            "id": id, "instrument": instrument, "status": status, "due_at": t(due),
+            "expires_at": t(expires), "sent_at": ot(sent), "check_in_id": check_in,
+        })).collect::<Vec<_>>(),
+        "check_ins": check_in_rows.into_iter().map(|(id, instrument, version, answers, total, severity, completed, received, timing)| json!({
+            "id": id, "instrument": instrument, "instrument_version": version,
+            "answers": parsed(&answers), "total": total, "severity": severity,
+            "completed_at": t(completed), "received_at": t(received), "timing": timing,
+        })).collect::<Vec<_>>(),
+        "alerts": alert_rows.into_iter().map(|(id, rule, severity, status, explanation, opened, resolved, note, check_in)| {
+            let events: Vec<Value> = event_rows.iter().filter(|e| e.0 == id).map(|(_, at, kind, actor, detail)| json!({
+                "at": t(*at), "kind": kind, "actor_id": actor, "detail": parsed(detail),
+            })).collect();
+            json!({
+                "id": id, "rule": rule, "severity": severity, "status": status,
+                "explanation": explanation, "opened_at": t(opened), "resolved_at": ot(resolved),
+                "resolution_note": note, "check_in_id": check_in, "events": events,
+            })
+        }).collect::<Vec<_>>(),
+        "consent": consent.into_iter().map(|r| json!({
+            "id": r.id, "document_id": r.document_id, "version": r.version,
+            "action": r.action, "at": t(r.at),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// The export of a patient the caller may read (staff of the clinic, or the patient). Audited.
+pub fn export(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_patient: &str,
+    now: DateTime<chrono::Utc>,
+) -> Outcome<Value> {
+    patient::with_patient(
+        conn,
+        caller,
+        raw_patient,
+        SelfAccess::StaffOrSelf,
+        |conn, patient| {
+            let doc = document(conn, patient.id.as_str(), now)?;
+            audit::record(
+                conn,
+                &AuditEntry::by(caller, "patient.export", now.naive_utc())
+                    .clinic(patient.clinic_id.as_str())
+                    .patient(patient.id.as_str()),
+            )?;
+            Ok(Ok(doc))
+        },
+    )
+}

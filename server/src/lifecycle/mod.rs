@@ -1,0 +1,10 @@
+//! The patient data lifecycle: versioned consent documents and each patient's acceptance or
+//! withdrawal (which gate prompting), the patient's view of who on the staff read their data,
+//! a full export of a patient's data, erasure, and per-clinic retention purged by housekeeping.
+
+pub mod access_log;
+pub mod consent;
+pub mod erasure;
+pub mod export;
+pub mod handlers;
+pub mod store;
