@@ -34,6 +34,7 @@ diesel::table! {
         updated_at -> Timestamp,
         on_call -> Bool,
         working_hours -> Nullable<Text>,
+        external_id -> Nullable<Text>,
         erased_at -> Nullable<Timestamp>,
     }
 }
@@ -50,6 +51,8 @@ diesel::table! {
         expires_at -> Timestamp,
         accepted_at -> Nullable<Timestamp>,
         accepted_account_id -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
     }
 }
 

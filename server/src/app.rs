@@ -227,8 +227,8 @@ impl Deref for AppState {
 /// The complete HTTP service: every documented route plus `/openapi.json`, `/docs`, the
 /// care-team console's HTML pages (`/console`, not API operations) and the middleware stack.
 pub fn router(state: AppState) -> Router {
-    let (api, document) = crate::openapi::api_router().split_for_parts();
-    let docs = crate::openapi::docs_router(document);
+    let (api, generated) = crate::openapi::api_router().split_for_parts();
+    let docs = crate::openapi::docs_router(crate::openapi::exact(generated));
     // FHIR answers FHIR's contract (its CapabilityStatement), and the console is HTML: neither is
     // part of the OpenAPI document.
     let router = api

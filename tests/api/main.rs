@@ -21,6 +21,7 @@ mod http;
 mod invitations;
 mod jobs;
 mod lifecycle;
+mod management;
 mod metrics;
 mod openapi;
 mod outage;

@@ -81,6 +81,16 @@ fn every_operation_has_a_tag_summary_id_security_and_documented_errors() {
                 assert!(responses.contains_key("503"), "{name}: documents 503");
             }
             for (status, response) in responses {
+                // A shared response is a reference to one in `components/responses`.
+                let response = match response["$ref"].as_str() {
+                    Some(reference) => {
+                        let name = reference
+                            .strip_prefix("#/components/responses/")
+                            .unwrap_or_else(|| panic!("{name} {status}: {reference}"));
+                        &document["components"]["responses"][name]
+                    }
+                    None => response,
+                };
                 if status.starts_with('4') || status.starts_with('5') {
                     assert_eq!(
                         response["content"]["application/json"]["schema"]["$ref"],
@@ -111,4 +121,29 @@ async fn the_documentation_page_is_served_offline() {
         .await
         .expect(StatusCode::OK);
     assert!(config.text.contains("/openapi.json"));
+}
+
+#[test]
+fn the_document_states_tagged_unions_time_zones_and_shared_errors() {
+    let document: Value = serde_json::from_str(&companion::openapi::document_json()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(schemas["Anchor"]["discriminator"]["propertyName"], "kind");
+    assert_eq!(
+        schemas["Anchor"]["discriminator"]["mapping"]["weekly"],
+        "#/components/schemas/AnchorWeekly"
+    );
+    assert_eq!(schemas["AnchorWeekly"]["additionalProperties"], false);
+    let zones = schemas["TimeZone"]["enum"].as_array().unwrap();
+    assert!(zones.iter().any(|z| z == "America/Chicago"));
+    assert!(!zones.iter().any(|z| z == "+05:00"));
+    assert_eq!(
+        schemas["CreateClinic"]["properties"]["timezone"]["$ref"],
+        "#/components/schemas/TimeZone"
+    );
+    let responses = &document["components"]["responses"];
+    assert!(responses["MissingOrInvalidAccessToken401"]["headers"]["WWW-Authenticate"].is_object());
+    assert_eq!(
+        document["paths"]["/v1/me"]["get"]["responses"]["401"]["$ref"],
+        "#/components/responses/MissingOrInvalidAccessToken401"
+    );
 }

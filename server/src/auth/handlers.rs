@@ -20,10 +20,14 @@ use crate::http::extract::{ApiJson, ClientAddr};
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The account's email address.
-    #[schema(example = "ann@example.org")]
+    #[schema(
+        example = "ann@example.org",
+        max_length = 254,
+        pattern = r"^[!-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
     pub email: String,
     /// The password.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -32,6 +36,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last sign-in or refresh. It is spent by this call.
+    #[schema(min_length = 1, max_length = 512)]
     pub refresh_token: String,
 }
 
@@ -106,7 +111,7 @@ pub async fn refresh(
         .refresh_per_client
         .check(&client.key(), now)
         .map_err(ApiError::rate_limited)?;
-    if body.refresh_token.is_empty() || body.refresh_token.len() > 512 {
+    if body.refresh_token.is_empty() || body.refresh_token.chars().count() > 512 {
         return Err(ApiError::invalid_field(
             "refresh_token",
             "must be 1 to 512 characters",

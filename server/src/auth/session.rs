@@ -109,10 +109,10 @@ pub async fn sign_in(
         .login_per_account
         .check(email.as_str(), now)
         .map_err(ApiError::rate_limited)?;
-    if password.is_empty() || password.len() > 1024 {
+    if password.is_empty() || password.chars().count() > 1024 {
         return Err(ApiError::invalid_field(
             "password",
-            "must be 1 to 1024 bytes",
+            "must be 1 to 1024 characters",
         ));
     }
 

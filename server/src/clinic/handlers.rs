@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use companion_schema::ids::ClinicId;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::account::model::parse_timezone;
 use crate::app::AppState;
-use crate::auth::extract::{Bearer, OrgAdmin, Staff};
-use crate::clinic::store::{ClinicChanges, ClinicRow};
-use crate::clinic::use_cases::{self, RosterEntry};
+use crate::auth::extract::{Admin, Bearer, OrgAdmin, Staff};
+use crate::clinic::store::{ClinicChanges, ClinicRow, StaffRow};
+use crate::clinic::use_cases::{self, RosterEntry, RosterSearch};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{PageParams, Paginated};
@@ -23,8 +23,13 @@ use crate::time::utc;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClinic {
-    /// Name, 1 to 200 characters.
-    #[schema(example = "Lakeside Ketamine Clinic")]
+    /// Name, 1 to 200 characters, no control characters.
+    #[schema(
+        example = "Lakeside Ketamine Clinic",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// The clinic's IANA time zone.
     #[schema(example = "America/Chicago")]
@@ -36,7 +41,11 @@ pub struct CreateClinic {
     #[schema(example = "US")]
     pub country: Option<String>,
     /// The clinic's own number for patients in crisis, listed first.
-    #[schema(example = "+1 312 555 0100")]
+    #[schema(
+        example = "+1 312 555 0100",
+        max_length = 32,
+        pattern = r"^[0-9 +()-]*[0-9][0-9 +()-]*$"
+    )]
     pub crisis_phone: Option<String>,
 }
 
@@ -83,6 +92,8 @@ pub struct RosterPatient {
     pub id: String,
     /// Display name, if given.
     pub display_name: Option<String>,
+    /// The clinic's record number for the patient (MRN), if set.
+    pub external_id: Option<String>,
     /// Email.
     pub email: String,
     /// IANA time zone.
@@ -105,6 +116,7 @@ impl From<RosterEntry> for RosterPatient {
         Self {
             id: row.id,
             display_name: row.display_name,
+            external_id: row.external_id,
             email: row.email,
             timezone: row.timezone,
             enrolled_at: utc(row.created_at),
@@ -295,7 +307,12 @@ where
 #[serde(deny_unknown_fields)]
 pub struct UpdateClinic {
     /// Name, 1 to 200 characters.
-    #[schema(example = "Lakeside Ketamine Clinic", min_length = 1, max_length = 200)]
+    #[schema(
+        example = "Lakeside Ketamine Clinic",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     /// IANA time zone.
     #[schema(example = "America/Chicago")]
@@ -306,7 +323,7 @@ pub struct UpdateClinic {
     pub country: Option<Option<String>>,
     /// The clinic's own crisis number, listed first; null clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, example = "+1 312 555 0100")]
+    #[schema(value_type = Option<String>, example = "+1 312 555 0100", max_length = 32, pattern = r"^[0-9 +()-]*[0-9][0-9 +()-]*$")]
     pub crisis_phone: Option<Option<String>>,
     /// The clinic's own crisis resources, replacing (not adding to) its country's; null returns
     /// to its country's.
@@ -390,17 +407,35 @@ pub async fn update_clinic(
         .map(|row| Json(row.into()))
 }
 
+/// Roster search and paging.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RosterParams {
+    /// Only patients whose display name or external id contains this text (case-insensitive),
+    /// 1 to 100 characters.
+    #[param(min_length = 1, max_length = 100)]
+    pub q: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+}
+
 /// List a clinic's patients, most at risk first
 ///
 /// Patients with an unresolved urgent alert come first, then high, medium and low, then the rest;
-/// within a level, in enrolment order. Every read is recorded in the audit trail.
+/// within a level, in enrolment order. `q` narrows the list to patients whose display name or
+/// external id contains it. Every read is recorded in the audit trail.
 #[utoipa::path(
     get,
     path = "/v1/clinics/{clinic_id}/patients",
     tag = "clinics",
     operation_id = "list_clinic_patients",
     security(("bearer" = [])),
-    params(("clinic_id" = String, Path, description = "The clinic"), PageParams),
+    params(("clinic_id" = String, Path, description = "The clinic"), RosterParams),
     responses(
         (status = 200, description = "A page of the roster", body = Paginated<RosterPatient>),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
@@ -414,9 +449,19 @@ pub async fn list_clinic_patients(
     State(state): State<AppState>,
     staff: Staff,
     Path(clinic_id): Path<String>,
-    ApiQuery(params): ApiQuery<PageParams>,
+    ApiQuery(params): ApiQuery<RosterParams>,
 ) -> ApiResult<Json<Paginated<RosterPatient>>> {
-    let page = params.parse()?;
+    let search = params
+        .q
+        .as_deref()
+        .map(RosterSearch::parse)
+        .transpose()
+        .map_err(|problem| ApiError::invalid_field("q", problem))?;
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .parse()?;
     // The cursor is "rank|id" of the last patient shown.
     let after = match &page.after {
         None => None,
@@ -431,7 +476,15 @@ pub async fn list_clinic_patients(
     let (limit, now) = (page.limit as usize, state.now());
     let entries = state
         .read_as(staff, move |conn, caller| {
-            use_cases::roster(conn, caller, &clinic_id, after.as_ref(), limit, now)
+            use_cases::roster(
+                conn,
+                caller,
+                &clinic_id,
+                search.as_ref(),
+                after.as_ref(),
+                limit,
+                now,
+            )
         })
         .await?;
     let ranks: std::collections::HashMap<String, u8> =
@@ -440,4 +493,82 @@ pub async fn list_clinic_patients(
     Ok(Json(Paginated::from_rows(items, &page, |p| {
         format!("{}|{}", ranks.get(&p.id).copied().unwrap_or(0), p.id)
     })))
+}
+
+/// A member of a clinic's staff.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StaffMember {
+    /// Account id.
+    pub id: String,
+    /// `clinician` or `clinic_admin`.
+    pub role: crate::account::model::Role,
+    /// Email.
+    pub email: String,
+    /// Display name, if given.
+    pub display_name: Option<String>,
+    /// IANA time zone.
+    pub timezone: String,
+    /// On call (first tier for urgent alerts).
+    pub on_call: bool,
+    /// Whether the account is disabled.
+    pub disabled: bool,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+impl StaffMember {
+    fn from_row(row: StaffRow) -> ApiResult<Self> {
+        Ok(Self {
+            role: crate::account::model::Role::parse(&row.role)
+                .ok_or_else(|| ApiError::internal(&"stored role is not a known role"))?,
+            id: row.id,
+            email: row.email,
+            display_name: row.display_name,
+            timezone: row.timezone,
+            on_call: row.on_call,
+            disabled: row.disabled_at.is_some(),
+            joined_at: utc(row.created_at),
+        })
+    }
+}
+
+/// List a clinic's staff
+///
+/// Clinicians and clinic admins, disabled ones included, in the order they joined. Clinic admins
+/// of the clinic and organisation admins.
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/staff",
+    tag = "clinics",
+    operation_id = "list_clinic_staff",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic"), PageParams),
+    responses(
+        (status = 200, description = "A page of the staff", body = Paginated<StaffMember>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_clinic_staff(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(clinic_id): Path<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<StaffMember>>> {
+    let page = params.parse()?;
+    let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
+    let now = state.now().naive_utc();
+    let rows = state
+        .read_as(admin, move |conn, caller| {
+            use_cases::staff(conn, caller, &clinic_id, after.as_deref(), limit, now)
+        })
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(StaffMember::from_row)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Paginated::from_rows(items, &page, |m| m.id.clone())))
 }

@@ -111,6 +111,8 @@ pub struct RosterRow {
     pub created_at: NaiveDateTime,
     /// Disabled.
     pub disabled_at: Option<NaiveDateTime>,
+    /// The clinic's record number for the patient (MRN).
+    pub external_id: Option<String>,
 }
 
 /// A page of a clinic's patients in enrolment (id) order.
@@ -131,6 +133,7 @@ pub fn roster(
             accounts::timezone,
             accounts::created_at,
             accounts::disabled_at,
+            accounts::external_id,
         ))
         .order(accounts::id.asc())
         .limit(limit)
@@ -177,21 +180,75 @@ pub fn patient_names(
         .load(conn)
 }
 
-/// A member of staff: (id, display name, role, on call).
-pub type StaffRow = (String, Option<String>, String, bool);
-
 /// The enabled staff of a clinic, by name.
 pub fn staff_of(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Vec<StaffRow>> {
     accounts::table
         .filter(accounts::clinic_id.eq(clinic_id.to_owned()))
         .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))
         .filter(accounts::disabled_at.is_null())
-        .select((
-            accounts::id,
-            accounts::display_name,
-            accounts::role,
-            accounts::on_call,
-        ))
+        .select(STAFF_COLUMNS)
         .order((accounts::display_name.asc(), accounts::id.asc()))
         .load(conn)
+}
+
+/// The columns of a [`StaffRow`], in its order.
+const STAFF_COLUMNS: (
+    accounts::id,
+    accounts::role,
+    accounts::email,
+    accounts::display_name,
+    accounts::timezone,
+    accounts::on_call,
+    accounts::disabled_at,
+    accounts::created_at,
+) = (
+    accounts::id,
+    accounts::role,
+    accounts::email,
+    accounts::display_name,
+    accounts::timezone,
+    accounts::on_call,
+    accounts::disabled_at,
+    accounts::created_at,
+);
+
+/// A member of a clinic's staff.
+#[derive(Debug, Clone, Queryable)]
+pub struct StaffRow {
+    /// Account id.
+    pub id: String,
+    /// `clinician` or `clinic_admin`.
+    pub role: String,
+    /// Email.
+    pub email: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// IANA zone.
+    pub timezone: String,
+    /// On call.
+    pub on_call: bool,
+    /// Disabled.
+    pub disabled_at: Option<NaiveDateTime>,
+    /// Joined.
+    pub created_at: NaiveDateTime,
+}
+
+/// A page of a clinic's staff (clinicians and clinic admins) in id (joining) order.
+pub fn staff(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<StaffRow>> {
+    let mut query = accounts::table
+        .filter(accounts::clinic_id.eq(clinic_id.to_owned()))
+        .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))
+        .select(STAFF_COLUMNS)
+        .order(accounts::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(accounts::id.gt(after.to_owned()));
+    }
+    query.load(conn)
 }

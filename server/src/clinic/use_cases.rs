@@ -13,7 +13,7 @@ use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 use crate::prompt::adherence::Adherence;
 
-use super::store::{self, ClinicChanges, ClinicRow, RosterRow};
+use super::store::{self, ClinicChanges, ClinicRow, RosterRow, StaffRow};
 
 /// Stores a new clinic (organisation admins, checked by the route). Audited.
 pub fn create(conn: &mut DbConnection, caller: &Caller, row: ClinicRow) -> Outcome<ClinicRow> {
@@ -117,12 +117,38 @@ pub fn risk_rank(severity: Option<&str>) -> u8 {
     }
 }
 
+/// A roster search: case-insensitive text found in a patient's display name or external id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterSearch(String);
+
+impl RosterSearch {
+    /// 1 to 100 characters after trimming, no control characters.
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > 100 || text.chars().any(char::is_control) {
+            return Err("must be 1 to 100 characters");
+        }
+        Ok(Self(text.to_lowercase()))
+    }
+
+    /// Whether the patient's display name or external id contains the text, whatever the case.
+    /// Done here rather than in SQL because SQLite's `lower` folds ASCII only.
+    pub fn matches(&self, row: &RosterRow) -> bool {
+        [row.display_name.as_deref(), row.external_id.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|text| text.to_lowercase().contains(&self.0))
+    }
+}
+
 /// A page of the clinic's patients, most at risk first, then in id order, after the `(rank,
-/// id)` cursor (`limit` + 1 entries when there is a next page). Staff of the clinic. Audited.
+/// id)` cursor (`limit` + 1 entries when there is a next page), optionally only those matching
+/// `search`. Staff of the clinic. Audited.
 pub fn roster(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_clinic: &str,
+    search: Option<&RosterSearch>,
     after: Option<&(u8, String)>,
     limit: usize,
     now: DateTime<Utc>,
@@ -134,7 +160,10 @@ pub fn roster(
         return Ok(Err(refused));
     }
     let id = clinic.as_str();
-    let rows = store::roster(conn, id, None, i64::MAX)?;
+    let mut rows = store::roster(conn, id, None, i64::MAX)?;
+    if let Some(search) = search {
+        rows.retain(|row| search.matches(row));
+    }
     let open = store::open_alert_severities(conn, id)?;
     let mut by_patient: HashMap<String, (i64, Option<String>)> = HashMap::new();
     for (patient, severity) in open {
@@ -227,18 +256,18 @@ pub fn list_staff(conn: &mut DbConnection, caller: &Caller) -> Outcome<Vec<Staff
     };
     Ok(Ok(store::staff_of(conn, &clinic)?
         .into_iter()
-        .map(|(id, display_name, role, on_call)| StaffMember {
-            id,
-            display_name,
-            role,
-            on_call,
+        .map(|row| StaffMember {
+            id: row.id,
+            display_name: row.display_name,
+            role: row.role,
+            on_call: row.on_call,
         })
         .collect()))
 }
 
-/// The caller's clinic's roster (most at risk first) narrowed to patients whose display name or
-/// email contains `query` (case-insensitive; an empty query matches everyone), at most `limit`.
-/// Staff of the clinic. Audited as a roster read.
+/// The caller's clinic's roster (most at risk first), narrowed to patients whose display name or
+/// external id contains `query` (case-insensitive; an empty query matches everyone), at most
+/// `limit`: [`roster`] for the caller's own clinic. Staff of the clinic. Audited as a roster read.
 pub fn search_roster(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -250,27 +279,45 @@ pub fn search_roster(
         Ok(clinic) => clinic.to_string(),
         Err(refused) => return Ok(Err(refused)),
     };
-    let needle = query.trim().to_lowercase();
-    if needle.chars().count() > 100 {
-        return Ok(Err(Refusal::invalid_field(
-            "q",
-            "must be at most 100 characters",
-        )));
-    }
-    let entries = match roster(conn, caller, &clinic, None, 100_000, now)? {
-        Ok(entries) => entries,
-        Err(refused) => return Ok(Err(refused)),
+    let search = match query.trim() {
+        "" => None,
+        text => match RosterSearch::parse(text) {
+            Ok(search) => Some(search),
+            Err(problem) => return Ok(Err(Refusal::invalid_field("q", problem))),
+        },
     };
-    Ok(Ok(entries
-        .into_iter()
-        .filter(|e| {
-            needle.is_empty()
-                || e.row.email.to_lowercase().contains(&needle)
-                || e.row
-                    .display_name
-                    .as_deref()
-                    .is_some_and(|n| n.to_lowercase().contains(&needle))
-        })
-        .take(limit)
-        .collect()))
+    roster(conn, caller, &clinic, search.as_ref(), None, limit, now)
+}
+
+/// A page of a clinic's staff (clinicians and clinic admins) in joining order after the account
+/// id `after` (`limit` + 1 rows when there is a next page). Its clinic admins and organisation
+/// admins. Audited.
+pub fn staff(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    after: Option<&str>,
+    limit: i64,
+    now: chrono::NaiveDateTime,
+) -> Outcome<Vec<StaffRow>> {
+    let Some(clinic) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    let allowed = match caller.role {
+        Role::OrgAdmin => Ok(()),
+        Role::Patient => Err(Refusal::forbidden("Patients cannot list a clinic's staff.")),
+        Role::ClinicAdmin | Role::Clinician => caller.ensure_admin_of(&clinic, "list the staff"),
+    };
+    if let Err(refused) = allowed {
+        return Ok(Err(refused));
+    }
+    if store::find(conn, clinic.as_str())?.is_none() {
+        return Ok(Err(Refusal::not_found("clinic")));
+    }
+    let rows = store::staff(conn, clinic.as_str(), after, limit)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "clinic_staff.read", now).clinic(clinic.as_str()),
+    )?;
+    Ok(Ok(rows))
 }

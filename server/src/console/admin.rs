@@ -150,7 +150,11 @@ async fn admin(
     let now = state.now();
     let loaded = state
         .read_as(user.bearer.clone(), move |conn, caller| {
-            let pending = match invitations::list_pending_invitations(conn, caller, now)? {
+            let clinic = match caller.own_clinic() {
+                Ok(clinic) => clinic.to_string(),
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let pending = match invitations::pending(conn, caller, &clinic, None, 200, now)? {
                 Ok(rows) => rows,
                 Err(refused) => return Ok(Err(refused)),
             };
@@ -308,7 +312,7 @@ pub async fn revoke_invitation(
     let now = state.now();
     match state
         .write_as(user.bearer, move |conn, caller| {
-            invitations::revoke_invitation(conn, caller, &id, now)
+            invitations::revoke(conn, caller, &id, now)
         })
         .await
     {

@@ -60,11 +60,20 @@ async fn load(
     let secure = false;
     state
         .read_as(user.bearer.clone(), move |conn, caller| {
-            let mut rows =
-                match inbox::list(conn, caller, Some(tab), None, PAGE + 1, now.naive_utc())? {
-                    Ok(rows) => rows,
-                    Err(refused) => return Ok(Err(refused)),
-                };
+            let mut rows = match inbox::list(
+                conn,
+                caller,
+                crate::escalation::store::InboxFilter {
+                    status: Some(tab.to_owned()),
+                    ..Default::default()
+                },
+                None,
+                PAGE + 1,
+                now.naive_utc(),
+            )? {
+                Ok(rows) => rows,
+                Err(refused) => return Ok(Err(refused)),
+            };
             let more = rows.len() as i64 > PAGE;
             rows.truncate(PAGE as usize);
             let mut ids: Vec<String> = rows.iter().map(|r| r.patient_id.clone()).collect();

@@ -30,6 +30,9 @@ use super::session::{self, ConsoleUser};
 /// Escalation tiers a clinic may have at most (the policy's own limit).
 const MAX_TIERS: usize = 5;
 
+/// Webhooks listed at most.
+const WEBHOOK_LIMIT: i64 = 100;
+
 /// The thresholds' fields, with what each means, in the order shown.
 const THRESHOLD_FIELDS: [(&str, &str); 15] = [
     (
@@ -123,6 +126,7 @@ async fn settings_page(
     status: StatusCode,
 ) -> Response {
     let secure = session::secure(state, headers);
+    let now = state.now().naive_utc();
     let loaded = state
         .read_as(user.bearer.clone(), move |conn, caller| {
             let id = own_clinic(caller);
@@ -148,7 +152,14 @@ async fn settings_page(
             ));
             let admin = caller.role == Role::ClinicAdmin;
             let webhooks = if admin {
-                Some(step!(webhooks::list_endpoints(conn, caller, &id)))
+                Some(step!(webhooks::list_endpoints(
+                    conn,
+                    caller,
+                    &id,
+                    None,
+                    WEBHOOK_LIMIT,
+                    now
+                )))
             } else {
                 None
             };

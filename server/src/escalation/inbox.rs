@@ -11,21 +11,23 @@ use crate::check_in::store::{self as check_ins, CheckInRow, HistoryFilter};
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 
-use super::store::{self, AlertRow, EventRow, InboxCursor};
+use super::store::{self, AlertRow, EventRow, InboxCursor, InboxFilter};
 
 /// The statuses an inbox can be filtered by.
 pub const STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
 
-/// One page of the caller's clinic's inbox (`limit` + 1 rows when there is a next page). Audited.
+/// One page of the caller's clinic's inbox narrowed by `filter` (`limit` + 1 rows when there is
+/// a next page). A patient id that is not a patient of the caller's clinic matches nothing.
+/// Audited.
 pub fn list(
     conn: &mut DbConnection,
     caller: &Caller,
-    status: Option<&str>,
+    filter: InboxFilter,
     after: Option<&InboxCursor>,
     limit: i64,
     now: NaiveDateTime,
 ) -> Outcome<Vec<AlertRow>> {
-    if let Some(status) = status
+    if let Some(status) = filter.status.as_deref()
         && !STATUSES.contains(&status)
     {
         return Ok(Err(Refusal::invalid_field(
@@ -37,8 +39,22 @@ pub fn list(
         Ok(clinic) => clinic.to_string(),
         Err(refused) => return Ok(Err(refused)),
     };
-    let rows = store::inbox_page(conn, &clinic, status, after, limit)?;
-    audit::record(conn, &AuditEntry::by(caller, "alerts.read", now))?;
+    let mut filter = filter;
+    if let Some(raw) = filter.patient_id.take() {
+        let Some(patient) = AccountId::parse(&raw) else {
+            return Ok(Err(Refusal::invalid_field(
+                "patient_id",
+                "must be a patient id",
+            )));
+        };
+        filter.patient_id = Some(patient.to_string());
+    }
+    let rows = store::inbox_page(conn, &clinic, &filter, after, limit)?;
+    let mut entry = AuditEntry::by(caller, "alerts.read", now);
+    if let Some(patient) = &filter.patient_id {
+        entry = entry.patient(patient);
+    }
+    audit::record(conn, &entry)?;
     Ok(Ok(rows))
 }
 

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// How urgent an alert is; it sets the acknowledgement deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Missing data.
@@ -27,7 +29,19 @@ pub enum Severity {
 }
 
 /// The rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// PHQ-9 item 9 answered 1 or more.
@@ -70,34 +84,49 @@ pub struct Firing {
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// PHQ-9 points above baseline for reliable deterioration.
+    #[schema(minimum = 1, maximum = 27)]
     pub phq9_rise: i64,
     /// PHQ-9 total below which a rise is not escalated.
+    #[schema(minimum = 0, maximum = 27)]
     pub phq9_floor: i64,
     /// PHQ-9 severe total.
+    #[schema(minimum = 1, maximum = 27)]
     pub phq9_severe: i64,
     /// GAD-7 points above baseline.
+    #[schema(minimum = 1, maximum = 21)]
     pub gad7_rise: i64,
     /// GAD-7 total below which a rise is not escalated.
+    #[schema(minimum = 0, maximum = 21)]
     pub gad7_floor: i64,
     /// Mood at or below this is the floor.
+    #[schema(minimum = 0, maximum = 10)]
     pub mood_floor: f64,
     /// Consecutive days at the floor.
+    #[schema(minimum = 1, maximum = 14)]
     pub mood_floor_days: usize,
     /// Points below the 7-day median for a drop.
+    #[schema(exclusive_minimum = 0, maximum = 10)]
     pub mood_drop: f64,
     /// CUSUM reference value, in robust SDs.
+    #[schema(exclusive_minimum = 0, maximum = 3)]
     pub cusum_k: f64,
     /// CUSUM decision interval, in robust SDs.
+    #[schema(exclusive_minimum = 0, maximum = 20)]
     pub cusum_h: f64,
     /// Smallest robust SD used.
+    #[schema(exclusive_minimum = 0, maximum = 5)]
     pub cusum_sd_floor: f64,
     /// Consecutive expired prompts.
+    #[schema(minimum = 1, maximum = 30)]
     pub missed_prompts: u32,
     /// Systolic crisis threshold, mmHg.
+    #[schema(minimum = 120, maximum = 260)]
     pub systolic: i64,
     /// Diastolic crisis threshold, mmHg.
+    #[schema(minimum = 70, maximum = 160)]
     pub diastolic: i64,
     /// Hours after a session past which dissociation is lingering.
+    #[schema(minimum = 1, maximum = 336)]
     pub dissociation_hours: i64,
 }
 

@@ -115,7 +115,8 @@ pub fn parse_severity(text: &str) -> Severity {
     }
 }
 
-fn rule_name(rule: Rule) -> String {
+/// The stored name of a rule (`safety_item9`, `phq9_deterioration`, ...).
+pub fn rule_name(rule: Rule) -> String {
     serde_json::to_value(rule)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -601,12 +602,25 @@ pub fn audience(
 /// Where an inbox page starts: after this (severity rank, last signal, id).
 pub type InboxCursor = (i32, (NaiveDateTime, String));
 
+/// What an inbox page is narrowed to; every field left `None` matches all.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: Option<String>,
+    /// One patient's alerts.
+    pub patient_id: Option<String>,
+    /// One severity.
+    pub severity: Option<Severity>,
+    /// One rule.
+    pub rule: Option<Rule>,
+}
+
 /// One page of a clinic's inbox, most severe first, then by the latest signal (one more row than
 /// `limit` tells the caller a next page exists).
 pub fn inbox_page(
     conn: &mut DbConnection,
     clinic_id: &str,
-    status: Option<&str>,
+    filter: &InboxFilter,
     after: Option<&InboxCursor>,
     limit: i64,
 ) -> QueryResult<Vec<AlertRow>> {
@@ -620,8 +634,17 @@ pub fn inbox_page(
         ))
         .limit(limit)
         .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(alerts::status.eq(status.to_owned()));
+    if let Some(status) = &filter.status {
+        query = query.filter(alerts::status.eq(status.clone()));
+    }
+    if let Some(patient) = &filter.patient_id {
+        query = query.filter(alerts::patient_id.eq(patient.clone()));
+    }
+    if let Some(severity) = filter.severity {
+        query = query.filter(alerts::severity.eq(severity_name(severity)));
+    }
+    if let Some(rule) = filter.rule {
+        query = query.filter(alerts::rule.eq(rule_name(rule)));
     }
     if let Some((rank, (at, id))) = after {
         query = query.filter(

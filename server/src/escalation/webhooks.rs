@@ -258,12 +258,15 @@ pub fn create_endpoint(
     Ok(Ok(row))
 }
 
-/// A clinic's active endpoints, oldest first (its admins only). The rows carry their secrets:
-/// callers show the URL, never the secret.
+/// A page of a clinic's active endpoints in id (creation) order after `after` (`limit` + 1 rows
+/// when there is a next page). Its clinic admins, as for adding one. Audited.
 pub fn list_endpoints(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_clinic: &str,
+    after: Option<&str>,
+    limit: i64,
+    now: NaiveDateTime,
 ) -> Outcome<Vec<EndpointRow>> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
         return Ok(Err(Refusal::not_found("clinic")));
@@ -271,13 +274,25 @@ pub fn list_endpoints(
     if let Err(refused) = caller.ensure_admin_of(&clinic, "manage webhooks") {
         return Ok(Err(refused));
     }
-    webhook_endpoints::table
+    if crate::clinic::store::find(conn, clinic.as_str())?.is_none() {
+        return Ok(Err(Refusal::not_found("clinic")));
+    }
+    let mut query = webhook_endpoints::table
         .filter(webhook_endpoints::clinic_id.eq(clinic.as_str()))
         .filter(webhook_endpoints::active.eq(true))
-        .order((webhook_endpoints::created_at, webhook_endpoints::id))
         .select(EndpointRow::as_select())
-        .load(conn)
-        .map(Ok)
+        .order(webhook_endpoints::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(webhook_endpoints::id.gt(after.to_owned()));
+    }
+    let rows = query.load(conn)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "webhooks.read", now).clinic(clinic.as_str()),
+    )?;
+    Ok(Ok(rows))
 }
 
 /// An endpoint of a clinic the caller administers, or not found.

@@ -59,24 +59,44 @@ where
 /// Parses a JSON document into `T`, with the error mapping of [`ApiJson`].
 /// Every request body of this API is an object; serde would otherwise also fill a struct from
 /// an array of its fields in order, which no client means to send.
+///
+/// A number with no fractional part is an integer wherever one is expected (`1782.0` is
+/// `1782`), as JSON Schema and the OpenAPI document count it: many JSON encoders write every
+/// number as a float.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(ApiError::invalid_field("body", "must be a JSON object"));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
-        Ok(value) => value,
-        Err(error) => {
-            let path = error.path().to_string();
-            let inner = error.into_inner();
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => field_error(&path, &inner.to_string()),
-                _ => malformed(&inner),
-            });
+    let mut document: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+    integral_floats_to_integers(&mut document);
+    serde_path_to_error::deserialize::<_, T>(document).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        field_error(&path, &inner.to_string())
+    })
+}
+
+/// Rewrites every float with no fractional part (within the 64-bit integer range) as an integer.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    // 2^63 as a float: the first value past i64's range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| number.is_f64())
+                && float.fract() == 0.0
+                && (-LIMIT..LIMIT).contains(&float)
+            {
+                // Integral and inside the i64 range (checked above): the cast is exact.
+                let integer = float as i64;
+                *number = serde_json::Number::from(integer);
+            }
         }
-    };
-    deserializer.end().map_err(|e| malformed(&e))?;
-    Ok(value)
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
 }
 
 fn malformed(error: &serde_json::Error) -> ApiError {
@@ -218,6 +238,27 @@ mod tests {
             let error = parse_json::<Body>(bad.as_bytes()).unwrap_err();
             assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{bad}");
             assert_eq!(error.code(), "malformed_json");
+        }
+    }
+
+    #[test]
+    fn integral_floats_count_as_integers_and_fractions_do_not() {
+        for json in [
+            r#"{"email": "a", "nested": {"count": 1782.0}}"#,
+            r#"{"email": "a", "nested": {"count": 1.782e3}}"#,
+        ] {
+            assert!(parse_json::<Body>(json.as_bytes()).is_ok(), "{json}");
+        }
+        for json in [
+            r#"{"email": "a", "nested": {"count": 1782.5}}"#,
+            r#"{"email": "a", "nested": {"count": 1e30}}"#,
+            r#"{"email": "a", "nested": {"count": -1.0}}"#,
+        ] {
+            let error = parse_json::<Body>(json.as_bytes()).unwrap_err();
+            assert!(
+                error.fields().contains_key("nested.count"),
+                "{json}: {error:?}"
+            );
         }
     }
 

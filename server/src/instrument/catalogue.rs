@@ -492,6 +492,23 @@ impl Catalogue {
     }
 }
 
+/// An instrument's catalogue key, as the OpenAPI document names them (the catalogue is the
+/// source; a test keeps the two the same).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum InstrumentKey {
+    /// PHQ-9.
+    Phq9,
+    /// PHQ-2.
+    Phq2,
+    /// GAD-7.
+    Gad7,
+    /// The daily mood check-in.
+    DailyMood,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,5 +555,21 @@ mod tests {
         assert!(catalogue.find("bdi", None).is_none());
         let keys: Vec<&str> = catalogue.current().iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["phq9", "phq2", "gad7", "daily_mood"]);
+        let documented: Vec<String> = [
+            InstrumentKey::Phq9,
+            InstrumentKey::Phq2,
+            InstrumentKey::Gad7,
+            InstrumentKey::DailyMood,
+        ]
+        .iter()
+        .map(|k| {
+            serde_json::to_value(k)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+        assert_eq!(keys, documented, "the documented keys are the catalogue's");
     }
 }

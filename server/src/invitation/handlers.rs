@@ -1,4 +1,5 @@
-//! `POST /v1/clinics/{clinic_id}/invitations` and `POST /v1/invitations/accept`.
+//! `/v1/clinics/{clinic_id}/invitations` (create, list the pending ones),
+//! `DELETE /v1/invitations/{invitation_id}` (revoke) and `POST /v1/invitations/accept`.
 
 use std::collections::BTreeMap;
 
@@ -11,11 +12,12 @@ use utoipa::ToSchema;
 
 use crate::account::model::{Email, NewPassword, Role, parse_display_name, parse_timezone};
 use crate::app::AppState;
-use crate::auth::extract::Inviter;
+use crate::auth::extract::{Admin, Inviter};
 use crate::auth::password;
 use crate::auth::session::{TokenResponse, new_refresh, token_response};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{ApiJson, ClientAddr};
+use crate::http::extract::{ApiJson, ApiQuery, ClientAddr};
+use crate::http::pagination::{PageParams, Paginated};
 use crate::invitation::{code, use_cases};
 use crate::time::utc;
 
@@ -24,12 +26,30 @@ use crate::time::utc;
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitation {
     /// The role the new account gets. Clinicians may invite patients only.
+    #[schema(value_type = InvitableRole)]
     pub role: Role,
     /// If given, only this email address can accept.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[!-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
+        example = "new.patient@example.org"
+    )]
     pub email: Option<String>,
     /// Hours until the code lapses (1 to 2160; default from configuration, 7 days).
     #[schema(minimum = 1, maximum = 2160)]
     pub expires_in_hours: Option<u32>,
+}
+
+/// The roles an invitation can grant (organisation admins are created on the command line).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitableRole {
+    /// A patient of the clinic.
+    Patient,
+    /// A care-team member.
+    Clinician,
+    /// The clinic's administrator.
+    ClinicAdmin,
 }
 
 /// A created invitation. The code is shown once: only its digest is stored.
@@ -55,13 +75,27 @@ pub struct InvitationCreated {
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvitation {
     /// The invitation code (case, dashes and spaces do not matter).
+    #[schema(
+        pattern = r"^[- \t]*([0-9A-TV-Za-tv-z][- \t]*){10}$",
+        example = "7KQ2M-XC9TD"
+    )]
     pub code: String,
     /// The new account's email address.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[!-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
+        example = "new.patient@example.org"
+    )]
     pub email: String,
-    /// The new account's password (at least 10 characters).
-    #[schema(format = Password)]
+    /// The new account's password: 10 to 256 characters, not one character repeated.
+    #[schema(format = Password, min_length = 10, max_length = 256, pattern = r"^(?!([\s\S])\1*$)")]
     pub password: String,
-    /// Name shown to the care team.
+    /// Name shown to the care team, 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub display_name: Option<String>,
     /// IANA time zone (default: the clinic's).
     pub timezone: Option<String>,
@@ -222,4 +256,110 @@ pub async fn accept_invitation(
         now,
     )?;
     Ok((StatusCode::CREATED, Json(tokens)))
+}
+
+/// A pending invitation (its code is never shown again).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PendingInvitation {
+    /// Id.
+    pub id: String,
+    /// The clinic.
+    pub clinic_id: String,
+    /// The role it grants.
+    pub role: Role,
+    /// The only email that may accept, if restricted.
+    pub email: Option<String>,
+    /// Who invited.
+    pub created_by: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// When the code lapses.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A clinic's pending invitations
+///
+/// Invitations neither accepted, revoked nor expired, oldest first. Clinic admins of the clinic
+/// and organisation admins.
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/invitations",
+    tag = "invitations",
+    operation_id = "list_invitations",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic"), PageParams),
+    responses(
+        (status = 200, description = "A page of pending invitations", body = Paginated<PendingInvitation>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(clinic_id): Path<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<PendingInvitation>>> {
+    let page = params.parse()?;
+    let (after, limit, now) = (page.after.clone(), i64::from(page.limit) + 1, state.now());
+    let rows = state
+        .read_as(admin, move |conn, caller| {
+            use_cases::pending(conn, caller, &clinic_id, after.as_deref(), limit, now)
+        })
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let role = Role::parse(&row.role)
+                .ok_or_else(|| ApiError::internal(&"stored role is not a known role"))?;
+            Ok(PendingInvitation {
+                id: row.id,
+                clinic_id: row.clinic_id,
+                role,
+                email: row.email,
+                created_by: row.created_by,
+                created_at: utc(row.created_at),
+                expires_at: utc(row.expires_at),
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Paginated::from_rows(items, &page, |i| i.id.clone())))
+}
+
+/// Revoke an invitation
+///
+/// Its code can no longer be accepted. Revoking it again changes nothing; an accepted invitation
+/// cannot be revoked (disable the account instead). Clinic admins of its clinic and
+/// organisation admins.
+#[utoipa::path(
+    delete,
+    path = "/v1/invitations/{invitation_id}",
+    tag = "invitations",
+    operation_id = "revoke_invitation",
+    security(("bearer" = [])),
+    params(("invitation_id" = String, Path, description = "The invitation")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not an administrator of its clinic", body = ErrorBody),
+        (status = 404, description = "No such invitation, or not the caller's clinic's", body = ErrorBody),
+        (status = 409, description = "Already accepted (`invitation_used`)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(invitation_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = state.now();
+    state
+        .write_as(admin, move |conn, caller| {
+            use_cases::revoke(conn, caller, &invitation_id, now)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -30,6 +30,10 @@ pub struct InvitationRow {
     pub accepted_at: Option<NaiveDateTime>,
     /// The account it created.
     pub accepted_account_id: Option<String>,
+    /// Revoked: it can no longer be accepted.
+    pub revoked_at: Option<NaiveDateTime>,
+    /// Who revoked it.
+    pub revoked_by: Option<String>,
 }
 
 /// Inserts an invitation.
@@ -58,6 +62,7 @@ pub fn claim(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResu
         invitations::table
             .filter(invitations::id.eq(id))
             .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null())
             .filter(invitations::expires_at.gt(now)),
     )
     .set(invitations::accepted_at.eq(now))
@@ -73,30 +78,56 @@ pub fn set_account(conn: &mut DbConnection, id: &str, account_id: &str) -> Query
         .map(drop)
 }
 
-/// A clinic's invitations that are neither accepted nor lapsed, newest first.
+/// Finds an invitation by id.
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<InvitationRow>> {
+    invitations::table
+        .find(id)
+        .select(InvitationRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A page of a clinic's pending invitations (neither accepted, revoked nor expired at `now`),
+/// in id (creation) order after `after`.
 pub fn pending(
     conn: &mut DbConnection,
     clinic_id: &str,
     now: NaiveDateTime,
+    after: Option<&str>,
+    limit: i64,
 ) -> QueryResult<Vec<InvitationRow>> {
-    invitations::table
-        .filter(invitations::clinic_id.eq(clinic_id))
+    let mut query = invitations::table
+        .filter(invitations::clinic_id.eq(clinic_id.to_owned()))
         .filter(invitations::accepted_at.is_null())
+        .filter(invitations::revoked_at.is_null())
         .filter(invitations::expires_at.gt(now))
         .select(InvitationRow::as_select())
-        .order((invitations::created_at.desc(), invitations::id.desc()))
-        .load(conn)
+        .order(invitations::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(invitations::id.gt(after.to_owned()));
+    }
+    query.load(conn)
 }
 
-/// Deletes a clinic's pending (unaccepted) invitation, so its code stops working; false if
-/// there is none.
-pub fn delete_pending(conn: &mut DbConnection, id: &str, clinic_id: &str) -> QueryResult<bool> {
-    diesel::delete(
+/// Revokes an invitation that is neither accepted nor revoked; returns whether it was.
+pub fn revoke(
+    conn: &mut DbConnection,
+    id: &str,
+    by: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
         invitations::table
             .filter(invitations::id.eq(id))
-            .filter(invitations::clinic_id.eq(clinic_id))
-            .filter(invitations::accepted_at.is_null()),
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null()),
     )
+    .set((
+        invitations::revoked_at.eq(now),
+        invitations::revoked_by.eq(by),
+    ))
     .execute(conn)
-    .map(|n| n > 0)
+    .map(|n| n == 1)
 }

@@ -114,6 +114,8 @@ pub fn invite(
         expires_at: (now + ttl).naive_utc(),
         accepted_at: None,
         accepted_account_id: None,
+        revoked_at: None,
+        revoked_by: None,
     };
     store::insert(conn, &row)?;
     audit::record(
@@ -123,6 +125,97 @@ pub fn invite(
             .subject(&row.id),
     )?;
     Ok(Ok(Invited { row, code }))
+}
+
+fn revoked() -> Refusal {
+    Refusal::conflict(
+        "invitation_revoked",
+        "This invitation was withdrawn; ask the clinic for a new one.",
+    )
+}
+
+/// Who may manage a clinic's invitations (list the pending ones, revoke): its clinic admins and
+/// organisation admins; its clinicians are refused (403), other clinics' staff told it does not
+/// exist (404).
+fn ensure_manager_of(caller: &Caller, clinic: &ClinicId) -> Result<(), Refusal> {
+    match caller.role {
+        Role::OrgAdmin => Ok(()),
+        Role::ClinicAdmin | Role::Clinician => {
+            caller.ensure_admin_of(clinic, "manage the clinic's invitations")
+        }
+        Role::Patient => Err(Refusal::forbidden("Patients cannot manage invitations.")),
+    }
+}
+
+/// A page of a clinic's pending invitations (not accepted, revoked or expired at `now`), oldest
+/// first, after the invitation id `after` (`limit` + 1 rows when there is a next page). Clinic
+/// admins and organisation admins. Audited.
+pub fn pending(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    after: Option<&str>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Outcome<Vec<InvitationRow>> {
+    let Some(clinic) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    if let Err(refused) = ensure_manager_of(caller, &clinic) {
+        return Ok(Err(refused));
+    }
+    if clinics::find(conn, clinic.as_str())?.is_none() {
+        return Ok(Err(Refusal::not_found("clinic")));
+    }
+    let rows = store::pending(conn, clinic.as_str(), now.naive_utc(), after, limit)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "invitations.read", now.naive_utc()).clinic(clinic.as_str()),
+    )?;
+    Ok(Ok(rows))
+}
+
+/// Revokes an invitation so that its code can no longer be accepted. Revoking a revoked
+/// invitation changes nothing; an accepted one is a conflict (`invitation_used`). Clinic admins
+/// of its clinic and organisation admins; to anyone else it does not exist. Audited.
+pub fn revoke(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    now: DateTime<Utc>,
+) -> Outcome<()> {
+    let not_found = || Refusal::not_found("invitation");
+    let Some(id) = InvitationId::parse(raw_id) else {
+        return Ok(Err(not_found()));
+    };
+    let Some(row) = store::find(conn, id.as_str())? else {
+        return Ok(Err(not_found()));
+    };
+    if let Err(refused) = ensure_manager_of(caller, &ClinicId::from_db(row.clinic_id.clone())) {
+        return Ok(Err(refused));
+    }
+    if row.accepted_at.is_some() {
+        return Ok(Err(Refusal::conflict(
+            "invitation_used",
+            "This invitation has already been accepted; disable the account instead.",
+        )));
+    }
+    if row.revoked_at.is_some() {
+        return Ok(Ok(()));
+    }
+    if !store::revoke(conn, &row.id, caller.account_id.as_str(), now.naive_utc())? {
+        return Ok(Err(Refusal::conflict(
+            "invitation_used",
+            "This invitation has already been accepted; disable the account instead.",
+        )));
+    }
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "invitation.revoke", now.naive_utc())
+            .clinic(&row.clinic_id)
+            .subject(&row.id),
+    )?;
+    Ok(Ok(()))
 }
 
 /// An acceptance, validated.
@@ -174,6 +267,9 @@ pub fn accept(
     if invitation.accepted_at.is_some() {
         return Ok(Err(used()));
     }
+    if invitation.revoked_at.is_some() {
+        return Ok(Err(revoked()));
+    }
     if invitation.expires_at <= now_db {
         return Ok(Err(Refusal::conflict(
             "invitation_expired",
@@ -191,7 +287,13 @@ pub fn accept(
         )));
     }
     if !store::claim(conn, &invitation.id, now_db)? {
-        return Ok(Err(used()));
+        // Accepted or revoked since it was read.
+        return Ok(Err(
+            match store::find(conn, &invitation.id)?.and_then(|i| i.revoked_at) {
+                Some(_) => revoked(),
+                None => used(),
+            },
+        ));
     }
     let timezone = match acceptance.timezone {
         Some(tz) => tz,
@@ -247,56 +349,4 @@ pub fn accept(
         session_id,
         role: invitation.role,
     }))
-}
-
-/// The caller's clinic's pending invitations (not accepted, not lapsed), newest first: for its
-/// clinic admins. Audited.
-pub fn list_pending_invitations(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Outcome<Vec<InvitationRow>> {
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.clone(),
-        Err(refused) => return Ok(Err(refused)),
-    };
-    if let Err(refused) = caller.ensure_admin_of(&clinic, "list invitations") {
-        return Ok(Err(refused));
-    }
-    let rows = store::pending(conn, clinic.as_str(), now.naive_utc())?;
-    audit::record(
-        conn,
-        &AuditEntry::by(caller, "invitations.read", now.naive_utc()).clinic(clinic.as_str()),
-    )?;
-    Ok(Ok(rows))
-}
-
-/// Revokes a pending invitation of the caller's clinic (its code stops working at once): for
-/// its clinic admins. An accepted invitation, or another clinic's, is not found. Audited.
-pub fn revoke_invitation(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    raw_id: &str,
-    now: DateTime<Utc>,
-) -> Outcome<()> {
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.clone(),
-        Err(refused) => return Ok(Err(refused)),
-    };
-    if let Err(refused) = caller.ensure_admin_of(&clinic, "revoke invitations") {
-        return Ok(Err(refused));
-    }
-    let Some(id) = InvitationId::parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("invitation")));
-    };
-    if !store::delete_pending(conn, id.as_str(), clinic.as_str())? {
-        return Ok(Err(Refusal::not_found("invitation")));
-    }
-    audit::record(
-        conn,
-        &AuditEntry::by(caller, "invitation.revoke", now.naive_utc())
-            .clinic(clinic.as_str())
-            .subject(id.as_str()),
-    )?;
-    Ok(Ok(()))
 }

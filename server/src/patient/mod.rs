@@ -1,5 +1,10 @@
 //! Who may see a patient's data: staff of the patient's own clinic, and (where a route allows it)
-//! the patient themself. Everyone else is told the patient does not exist.
+//! the patient themself. Everyone else is told the patient does not exist. Also the patient's
+//! profile (display name, external id, zone, status) as the care team manages it.
+
+pub mod handlers;
+pub mod store;
+pub mod use_cases;
 
 use companion_schema::ids::{AccountId, ClinicId};
 use companion_schema::schema::accounts;

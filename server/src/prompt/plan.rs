@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CarePlan {
     /// The rules, each with a unique id.
+    #[schema(max_items = 20)]
     pub rules: Vec<PromptRule>,
 }
 
@@ -25,12 +26,14 @@ pub enum Anchor {
     /// day), in the patient's check-in window.
     AfterSession {
         /// Days after the session, 1 to 60.
+        #[schema(min_items = 1, max_items = 14)]
         days: Vec<u32>,
     },
     /// Within the hours before each scheduled session: sent `hours_before` the session (later
     /// if that falls in quiet hours), expiring when the session starts.
     BeforeSession {
         /// Hours before the session, 1 to 72.
+        #[schema(minimum = 1, maximum = 72)]
         hours_before: u32,
     },
     /// Once a week on `weekday`, in the patient's check-in window; skipped when a session is
@@ -38,16 +41,17 @@ pub enum Anchor {
     /// it only runs in maintenance.
     Weekly {
         /// `mon` ... `sun`.
-        #[schema(value_type = String, example = "mon")]
+        #[schema(value_type = WeekdayName, example = "mon")]
         weekday: WeekdayName,
         /// 0 (never skipped) to 14.
         #[serde(default)]
+        #[schema(minimum = 0, maximum = 14)]
         skip_near_session_days: u32,
     },
 }
 
 /// A weekday, as `mon` ... `sun`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WeekdayName {
     /// Monday.
@@ -86,8 +90,10 @@ impl WeekdayName {
 #[serde(deny_unknown_fields)]
 pub struct PromptRule {
     /// A name for the rule, unique within the plan (letters, digits, `_`, `-`; up to 40).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,40}$", example = "daily_mood")]
     pub id: String,
     /// The instrument's catalogue key (`daily_mood`, `phq9`, `gad7`, ...).
+    #[schema(value_type = crate::instrument::catalogue::InstrumentKey)]
     pub instrument: String,
     /// When it prompts.
     pub anchor: Anchor,
@@ -97,10 +103,12 @@ pub struct PromptRule {
     /// Hours a prompt stays open (default: 12 for daily mood, 48 for PHQ-9 and GAD-7, 24
     /// otherwise); 1 to 168.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 168)]
     pub expires_after_hours: Option<u32>,
     /// Hours after sending before the one reminder (default 4; 0 for none); never inside quiet
     /// hours, never after the prompt expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 72)]
     pub remind_after_hours: Option<u32>,
 }
 

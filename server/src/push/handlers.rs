@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::auth::extract::Bearer;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::pagination::{PageParams, Paginated};
 use crate::time::utc;
 
 use super::store::{self, DeviceRow, NotificationRow};
@@ -23,10 +24,13 @@ pub struct RegisterDevice {
     /// `ios` (APNs) or `android` (FCM).
     pub platform: Platform,
     /// The push token from APNs or FCM.
+    #[schema(pattern = "^[!-~]{1,4096}$")]
     pub token: String,
     /// The app's version.
+    #[schema(pattern = "^[ -~]{1,64}$", example = "2.4.1")]
     pub app_version: Option<String>,
     /// The device's BCP 47 locale, e.g. `en-US`.
+    #[schema(pattern = "^[ -~]{1,64}$", example = "en-US")]
     pub locale: Option<String>,
 }
 
@@ -119,10 +123,13 @@ pub async fn register_device(
     let short = |v: &Option<String>,
                  field: &str,
                  problems: &mut std::collections::BTreeMap<String, String>| {
-        if v.as_ref()
-            .is_some_and(|v| v.is_empty() || v.len() > 64 || v.chars().any(char::is_control))
-        {
-            problems.insert(field.to_owned(), "must be 1 to 64 characters".to_owned());
+        if v.as_ref().is_some_and(|v| {
+            v.is_empty() || v.len() > 64 || !v.chars().all(|c| (' '..='~').contains(&c))
+        }) {
+            problems.insert(
+                field.to_owned(),
+                "must be 1 to 64 printable ASCII characters".to_owned(),
+            );
         }
     };
     short(&body.app_version, "app_version", &mut problems);
@@ -310,4 +317,38 @@ pub async fn open_notification(
         })
         .await
         .map(|row| Json(row.into()))
+}
+
+/// My devices
+///
+/// The caller's registered devices, oldest first, including those unregistered or found dead by
+/// the push service (`active` false). Tokens are never shown.
+#[utoipa::path(
+    get,
+    path = "/v1/me/devices",
+    tag = "devices",
+    operation_id = "list_my_devices",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of devices", body = Paginated<Device>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_my_devices(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<Device>>> {
+    let page = params.parse()?;
+    let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
+    let rows = state
+        .read_as(bearer, move |conn, caller| {
+            use_cases::my_devices(conn, caller, after.as_deref(), limit)
+        })
+        .await?;
+    let items: Vec<Device> = rows.into_iter().map(Device::from).collect();
+    Ok(Json(Paginated::from_rows(items, &page, |d| d.id.clone())))
 }

@@ -109,6 +109,25 @@ pub fn active_devices(conn: &mut DbConnection, account_id: &str) -> QueryResult<
         .load(conn)
 }
 
+/// A page of an account's devices, active or not, in id (registration) order after `after`.
+pub fn devices_page(
+    conn: &mut DbConnection,
+    account_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<DeviceRow>> {
+    let mut query = devices::table
+        .filter(devices::account_id.eq(account_id.to_owned()))
+        .select(DeviceRow::as_select())
+        .order(devices::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(devices::id.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
 /// The active devices of many accounts, in one query (account, then device id order).
 pub fn active_devices_of(
     conn: &mut DbConnection,

@@ -25,6 +25,17 @@ pub fn register(
     store::register(conn, device).map(Ok)
 }
 
+/// A page of the caller's devices, active or not, in registration order after the device id
+/// `after` (`limit` + 1 rows when there is a next page).
+pub fn my_devices(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    after: Option<&str>,
+    limit: i64,
+) -> Outcome<Vec<DeviceRow>> {
+    store::devices_page(conn, caller.account_id.as_str(), after, limit).map(Ok)
+}
+
 fn own_device(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<DeviceRow> {
     let Some(id) = DeviceId::parse(raw_id) else {
         return Ok(Err(Refusal::not_found("device")));

@@ -39,20 +39,33 @@ pub struct CrisisLine {
     #[schema(
         example = "988 Suicide & Crisis Lifeline",
         min_length = 1,
-        max_length = 100
+        max_length = 100,
+        pattern = r"\S"
     )]
     pub name: String,
     /// Number to call, if calls are taken.
     #[serde(default)]
-    #[schema(example = "988", max_length = 30)]
+    #[schema(
+        example = "988",
+        max_length = 30,
+        pattern = r"^[0-9 +().-]*[0-9][0-9 +().-]*$"
+    )]
     pub call: Option<String>,
     /// Number to text, if texts are taken.
     #[serde(default)]
-    #[schema(example = "988", max_length = 30)]
+    #[schema(
+        example = "988",
+        max_length = 30,
+        pattern = r"^[0-9 +().-]*[0-9][0-9 +().-]*$"
+    )]
     pub text: Option<String>,
     /// A web page, if the service is reached online.
     #[serde(default)]
-    #[schema(example = "https://findahelpline.com", max_length = 300)]
+    #[schema(
+        example = "https://findahelpline.com",
+        max_length = 300,
+        pattern = "^https?://"
+    )]
     pub url: Option<String>,
 }
 
@@ -61,7 +74,12 @@ pub struct CrisisLine {
 #[serde(deny_unknown_fields)]
 pub struct CrisisOverride {
     /// The emergency number patients should call (digits, spaces, `+` and `-`; 1 to 20).
-    #[schema(example = "112", min_length = 1, max_length = 20)]
+    #[schema(
+        example = "112",
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[0-9 +().-]*[0-9][0-9 +().-]*$"
+    )]
     pub emergency_number: String,
     /// One to ten lines, in the order shown.
     #[schema(min_items = 1, max_items = 10)]

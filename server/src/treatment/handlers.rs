@@ -136,12 +136,16 @@ pub async fn create_session(
 /// A change to a session.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateSession {
     /// Move it (scheduled sessions only).
+    #[schema(nullable = false)]
     pub scheduled_at: Option<DateTime<Utc>>,
     /// `completed` records that it took place (cancel with DELETE).
+    #[schema(nullable = false)]
     pub status: Option<SessionStatus>,
     /// Replace the observations (scheduled or completed sessions).
+    #[schema(nullable = false)]
     pub observations: Option<Observations>,
 }
 
@@ -248,6 +252,7 @@ pub struct SessionListParams {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

@@ -79,8 +79,10 @@ impl SessionStatus {
 #[serde(deny_unknown_fields)]
 pub struct BloodPressure {
     /// Systolic, 60 to 260.
+    #[schema(minimum = 60, maximum = 260)]
     pub systolic: i32,
     /// Diastolic, 30 to 160, below systolic.
+    #[schema(minimum = 30, maximum = 160)]
     pub diastolic: i32,
 }
 
@@ -93,10 +95,13 @@ pub struct Observations {
     /// Blood pressure after dosing (before discharge).
     pub bp_after: Option<BloodPressure>,
     /// Clinician-rated dissociation, 0 (none) to 10 (extreme).
+    #[schema(minimum = 0, maximum = 10)]
     pub dissociation: Option<i32>,
     /// Sedation on the MOAA/S scale, 0 (unresponsive) to 5 (alert).
+    #[schema(minimum = 0, maximum = 5)]
     pub sedation: Option<i32>,
     /// Free-text notes, at most 2000 characters.
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 

@@ -138,24 +138,48 @@ pub struct AlertDetail {
     pub recent_check_ins: Vec<check_in_view::CheckIn>,
 }
 
-/// Inbox filters.
+/// Where an alert stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Waiting for acknowledgement; escalates at its deadline.
+    Open,
+    /// Someone is on it.
+    Acknowledged,
+    /// Closed with a note.
+    Resolved,
+}
+
+/// Inbox filters, combined (all must hold).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AlertListParams {
     /// `open`, `acknowledged` or `resolved` (default: all).
+    #[param(value_type = Option<AlertStatus>, inline)]
     pub status: Option<String>,
+    /// Only this patient's alerts.
+    #[param(format = "uuid")]
+    pub patient_id: Option<String>,
+    /// Only alerts of this severity.
+    #[param(inline)]
+    pub severity: Option<super::rules::Severity>,
+    /// Only alerts raised by this rule.
+    #[param(inline)]
+    pub rule: Option<super::rules::Rule>,
     /// Items per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
 /// The clinic's alert inbox
 ///
 /// Most severe first (urgent, high, medium, low), then by the latest signal, newest first: an
-/// acknowledged alert that receives a new signal moves up.
+/// acknowledged alert that receives a new signal moves up. Narrowed by `status`, `patient_id`,
+/// `severity` and `rule`, all of those given.
 #[utoipa::path(
     get,
     path = "/v1/alerts",
@@ -194,16 +218,15 @@ pub async fn list_alerts(
         .transpose()?;
     let limit = i64::from(page.limit) + 1;
     let now = state.now().naive_utc();
+    let filter = store::InboxFilter {
+        status: params.status,
+        patient_id: params.patient_id,
+        severity: params.severity,
+        rule: params.rule,
+    };
     let rows = state
         .read_as(staff, move |conn, caller| {
-            inbox::list(
-                conn,
-                caller,
-                params.status.as_deref(),
-                after.as_ref(),
-                limit,
-                now,
-            )
+            inbox::list(conn, caller, filter, after.as_ref(), limit, now)
         })
         .await?;
     let items: Vec<Alert> = rows.into_iter().map(Alert::from).collect();
@@ -305,6 +328,7 @@ pub async fn acknowledge_alert(
 #[serde(deny_unknown_fields)]
 pub struct AssignAlert {
     /// A clinician or clinic admin of the clinic.
+    #[schema(format = "uuid")]
     pub assignee_id: String,
 }
 
@@ -348,7 +372,13 @@ pub async fn assign_alert(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveAlert {
-    /// What was done, 1 to 2000 characters.
+    /// What was done, 1 to 2000 characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"\S",
+        example = "Called the patient; safety plan reviewed."
+    )]
     pub note: String,
 }
 

@@ -12,7 +12,8 @@ use crate::app::AppState;
 use crate::auth::extract::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::escalation::webhooks;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::pagination::{PageParams, Paginated};
 use crate::time::utc;
 
 /// A new endpoint.
@@ -20,6 +21,12 @@ use crate::time::utc;
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// Where to POST (http or https).
+    #[schema(
+        format = "uri",
+        max_length = 2048,
+        example = "https://hooks.example.org/companion",
+        pattern = r"^https?://[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$"
+    )]
     pub url: String,
 }
 
@@ -151,4 +158,63 @@ pub async fn delete_webhook(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A configured endpoint, as listed: its secret is never shown again.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpoint {
+    /// Id.
+    pub id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// Whether deliveries are made.
+    pub active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A clinic's webhook endpoints
+///
+/// The active endpoints, oldest first, without their secrets (shown only when created or
+/// rotated). Clinic admins of the clinic.
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/webhooks",
+    tag = "alerts",
+    operation_id = "list_webhooks",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic"), PageParams),
+    responses(
+        (status = 200, description = "A page of endpoints", body = Paginated<WebhookEndpoint>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(clinic_id): Path<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<WebhookEndpoint>>> {
+    let page = params.parse()?;
+    let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
+    let now = state.now().naive_utc();
+    let rows = state
+        .read_as(admin, move |conn, caller| {
+            webhooks::list_endpoints(conn, caller, &clinic_id, after.as_deref(), limit, now)
+        })
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(|row| WebhookEndpoint {
+            id: row.id,
+            url: row.url,
+            active: row.active,
+            created_at: utc(row.created_at),
+        })
+        .collect();
+    Ok(Json(Paginated::from_rows(items, &page, |w| w.id.clone())))
 }

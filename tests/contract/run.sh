@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The contract check: the published OpenAPI document against the running server.
+#
+# Builds the server, starts it on a fresh SQLite data directory, creates an organisation admin
+# (command line), a clinic, a clinic admin, a clinician and a patient (API), and runs
+# schemathesis with every check for the patient, the clinician and the clinic admin (signing
+# out and disabling accounts left out, so that the tokens survive). Then generates a TypeScript
+# client with openapi-typescript and type-checks usage.ts against it with tsc.
+# Exits non-zero on any failure.
+#
+# Tools are installed into target/contract/ (a Python virtualenv and a local npm folder); the
+# first run needs PyPI and the npm registry. CONTRACT_MAX_EXAMPLES bounds the examples per
+# operation (default 25).
+#
+# baseline.json lists the known mismatches the document cannot state in JSON Schema (see the
+# README's "API for third parties"); any other failure fails the check. After a deliberate
+# change, CONTRACT_BASELINE_UPDATE=1 records the failures of a run into it: review its diff.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+here=$root/tests/contract
+work=$root/target/contract
+examples=${CONTRACT_MAX_EXAMPLES:-25}
+mkdir -p "$work"
+
+echo "== contract: building the server"
+cargo build -q -p companion-server --bin companion
+bin=$root/target/debug/companion
+
+echo "== contract: tools"
+if [ ! -x "$work/venv/bin/st" ]; then
+  python3 -m venv "$work/venv"
+  "$work/venv/bin/pip" install -q "schemathesis==4.32.5"
+fi
+if [ ! -x "$work/node/node_modules/.bin/tsc" ] || [ ! -x "$work/node/node_modules/.bin/openapi-typescript" ]; then
+  mkdir -p "$work/node"
+  [ -f "$work/node/package.json" ] || echo '{"private": true}' > "$work/node/package.json"
+  (cd "$work/node" && npm install --silent --no-audit --no-fund \
+    openapi-typescript@7.13.0 typescript@5.9.3)
+fi
+
+data=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$data"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base=http://127.0.0.1:$port
+# Only the settings given here: an unknown COMPANION_* setting in the caller's environment
+# would stop the server.
+clean_env=(env -u DATABASE_URL)
+for name in $(env | grep -o '^COMPANION_[A-Z0-9_]*' || true); do clean_env+=(-u "$name"); done
+
+echo "== contract: starting the server on $base"
+"${clean_env[@]}" COMPANION_DATA_DIR="$data" COMPANION_ADDR="127.0.0.1:$port" \
+  COMPANION_ACCESS_TOKEN_TTL=86400 COMPANION_LOG=warn COMPANION_LOG_FORMAT=text \
+  "$bin" serve > "$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "$base/health/ready" > /dev/null 2>&1 && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
+  sleep 0.2
+done
+curl -fsS "$base/health/ready" > /dev/null
+
+"${clean_env[@]}" python3 "$here/setup.py" "$base" "$bin" "$data" "$data/accounts.json"
+token() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['token'])" "$data/accounts.json" "$1"; }
+
+baseline=(--baseline "$here/baseline.json")
+if [ "${CONTRACT_BASELINE_UPDATE:-0}" = 1 ]; then
+  baseline+=(--baseline-update)
+elif [ ! -f "$here/baseline.json" ]; then
+  echo "tests/contract/baseline.json is missing" >&2
+  exit 1
+fi
+
+failed=0
+for role in patient clinician clinic_admin; do
+  echo "== contract: schemathesis as $role ($examples examples per operation)"
+  if ! (cd "$work" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$here" \
+        "$work/venv/bin/st" --config-file "$here/schemathesis.toml" run "$base/openapi.json" \
+        -H "Authorization: Bearer $(token "$role")" \
+        --checks all --max-examples "$examples" --workers 2 --seed 16 \
+        --exclude-operation-id logout --exclude-operation-id disable_account \
+        "${baseline[@]}" \
+        --output-truncate false > "$work/schemathesis-$role.txt" 2>&1); then
+    tail -n 60 "$work/schemathesis-$role.txt"
+    echo "schemathesis found failures as $role (full report: target/contract/schemathesis-$role.txt)" >&2
+    failed=1
+  else
+    tail -n 3 "$work/schemathesis-$role.txt"
+  fi
+done
+
+echo "== contract: TypeScript client"
+mkdir -p "$work/ts"
+"$work/node/node_modules/.bin/openapi-typescript" "$root/openapi/openapi.json" -o "$work/ts/companion.ts" > /dev/null
+cp "$here/usage.ts" "$work/ts/usage.ts"
+if ! "$work/node/node_modules/.bin/tsc" --noEmit --strict --target es2020 --module es2020 \
+     --moduleResolution bundler "$work/ts/usage.ts"; then
+  echo "the generated TypeScript client does not type-check against usage.ts" >&2
+  failed=1
+fi
+
+if [ "$failed" -ne 0 ]; then
+  echo "== contract: FAILED" >&2
+  exit 1
+fi
+echo "== contract: passed"

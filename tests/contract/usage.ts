@@ -1,0 +1,64 @@
+// Type-checked by tests/contract/run.sh against the client openapi-typescript generates from
+// openapi/openapi.json: what a third-party app writes must keep compiling.
+import type { components, paths } from "./companion";
+
+type Schemas = components["schemas"];
+
+type LoginBody = paths["/v1/auth/login"]["post"]["requestBody"]["content"]["application/json"];
+type Tokens = paths["/v1/auth/login"]["post"]["responses"][200]["content"]["application/json"];
+
+export const login: LoginBody = { email: "ann@example.org", password: "a long passphrase" };
+
+export function authorization(tokens: Tokens): string {
+  return `${tokens.token_type} ${tokens.access_token}`;
+}
+
+export const checkIn: Schemas["SubmitCheckIn"] = {
+  id: "0190c1c2-4b5e-7c3d-9a1b-2c3d4e5f6a7b",
+  instrument: "daily_mood",
+  answers: { mood: 6, sleep_hours: 7.5 },
+  completed_at: "2026-12-04T09:00:00Z",
+};
+
+// Tagged unions narrow on their discriminator.
+export function describe(anchor: Schemas["Anchor"]): string {
+  switch (anchor.kind) {
+    case "daily":
+      return "every day";
+    case "after_session":
+      return `days ${anchor.days.join(", ")} after each session`;
+    case "before_session":
+      return `${anchor.hours_before} hours before each session`;
+    case "weekly":
+      return `every ${anchor.weekday}`;
+  }
+}
+
+export function firstFieldProblem(body: Schemas["ErrorBody"]): string | undefined {
+  return Object.values(body.error.fields ?? {})[0];
+}
+
+type AlertQuery = NonNullable<paths["/v1/alerts"]["get"]["parameters"]["query"]>;
+export const urgentForOnePatient: AlertQuery = {
+  severity: "urgent",
+  rule: "safety_item9",
+  status: "open",
+  patient_id: "0190c1c2-4b5e-7c3d-9a1b-2c3d4e5f6a7b",
+  limit: 20,
+};
+
+export function nextPage(page: Schemas["Paginated_Alert"]): string | null | undefined {
+  return page.next_cursor;
+}
+
+export const profileChange: Schemas["UpdatePatient"] = {
+  external_id: "MRN-004217",
+  timezone: "America/Chicago",
+  status: "active",
+};
+
+// @ts-expect-error: a time zone is an IANA name, never an offset
+export const offset: Schemas["TimeZone"] = "+05:00";
+
+// @ts-expect-error: severities are urgent, high, medium and low
+export const dire: AlertQuery = { severity: "dire" };
