@@ -22,6 +22,11 @@ both!(
     the_patient_page_charts_each_day_and_schedules_sessions,
     clinic_admins_create_list_and_revoke_invitations,
     the_roster_ranks_and_searches_only_the_clinics_own_patients,
+    clinic_admins_change_clinic_details_with_validation_messages,
+    staff_go_on_and_off_call_from_the_settings_page,
+    escalation_policy_and_thresholds_are_edited_with_validation_messages,
+    webhooks_are_listed_without_secrets_shown_once_and_deleted,
+    settings_forms_need_a_session_and_its_csrf_token,
 );
 
 /// A browser: the cookies it holds and the CSRF token of the last page.
@@ -507,6 +512,16 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
         .unwrap_or_default()
         .to_owned();
     assert!(!invitation_id.is_empty(), "{}", invitation.text);
+    let webhook = app
+        .post(
+            &format!("/v1/clinics/{}/webhooks", w.clinic_a),
+            &w.admin_a.access,
+            json!({"url": "https://hooks.example.org/clinic-a"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let webhook_id = webhook.body["id"].as_str().unwrap_or_default().to_owned();
+    assert!(!webhook_id.is_empty(), "{}", webhook.text);
 
     for outsider in [&w.clinician_b, &w.admin_b] {
         let (mut browser, csrf) = Browser::signed_in(&app, outsider).await;
@@ -526,6 +541,12 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
         if let Ok(admin) = browser.get("/console/admin").await.expect_ok() {
             assert!(!admin.text.contains(&invitation_id));
         }
+        let settings = browser
+            .get("/console/settings")
+            .await
+            .expect(StatusCode::OK);
+        assert!(!settings.text.contains("hooks.example.org/clinic-a"));
+        assert!(!settings.text.contains(&webhook_id));
         let inbox = browser.get("/console").await.expect(StatusCode::OK);
         assert!(!inbox.text.contains(&alert_id));
         let rows = browser.get("/console/alerts/rows?status=open").await;
@@ -562,6 +583,10 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
                 format!("/console/admin/invitations/{invitation_id}/revoke"),
                 vec![],
             ),
+            (
+                format!("/console/settings/webhooks/{webhook_id}/delete"),
+                vec![],
+            ),
         ] {
             let mut all = vec![("csrf", csrf.as_str())];
             all.extend(fields);
@@ -580,6 +605,12 @@ async fn staff_of_another_clinic_are_denied_every_console_route(backend: Backend
         .await
         .expect(StatusCode::OK);
     assert_eq!(still.body["alert"]["status"], "open");
+    let (mut owner, _) = Browser::signed_in(&app, &w.admin_a).await;
+    let settings = owner.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(
+        settings.text.contains(&webhook_id),
+        "the webhook is still there"
+    );
 }
 
 async fn the_patient_page_charts_each_day_and_schedules_sessions(backend: Backend) {
@@ -946,4 +977,589 @@ mod scale {
     async fn console_pages_at_clinic_scale_postgres() {
         super::console_pages_at_clinic_scale(crate::harness::Backend::Postgres).await
     }
+}
+
+async fn clinic_admins_change_clinic_details_with_validation_messages(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut admin, csrf) = Browser::signed_in(&app, &w.admin_a).await;
+    let page = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(page.text.contains("id=\"clinic-form\""), "{}", page.text);
+
+    let bad = admin
+        .post(
+            "/console/settings/clinic",
+            &[
+                ("csrf", &csrf),
+                ("name", " "),
+                ("timezone", "Mars/Base"),
+                ("country", "ZZ"),
+                ("crisis_phone", "call us"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    for expected in [
+        "Name</strong> must be 1 to 200 printable characters",
+        "Time zone</strong> must be an IANA time zone name",
+        "Country</strong> must be an ISO 3166-1 alpha-2 code",
+        "Crisis phone</strong> must be a phone number",
+    ] {
+        assert!(bad.text.contains(expected), "{expected}: {}", bad.text);
+    }
+    let unchanged = app
+        .get(&format!("/v1/clinics/{}", w.clinic_a), &w.admin_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert!(unchanged.body["crisis_phone"].is_null());
+
+    admin
+        .post(
+            "/console/settings/clinic",
+            &[
+                ("csrf", &csrf),
+                ("name", "Lakeside Ketamine Clinic"),
+                ("timezone", "America/Chicago"),
+                ("country", "us"),
+                ("crisis_phone", "+1 312 555 0100"),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let shown = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(shown.text.contains("+1 312 555 0100"));
+    assert!(shown.text.contains("Lakeside Ketamine Clinic"));
+    let changed = app
+        .get(&format!("/v1/clinics/{}", w.clinic_a), &w.admin_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(changed.body["crisis_phone"], "+1 312 555 0100");
+    assert_eq!(changed.body["country"], "US");
+    assert_eq!(changed.body["timezone"], "America/Chicago");
+
+    // Clearing the optional fields.
+    admin
+        .post(
+            "/console/settings/clinic",
+            &[
+                ("csrf", &csrf),
+                ("name", "Lakeside Ketamine Clinic"),
+                ("timezone", "America/Chicago"),
+                ("country", ""),
+                ("crisis_phone", "+1 312 555 0199"),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let cleared = app
+        .get(&format!("/v1/clinics/{}", w.clinic_a), &w.admin_a.access)
+        .await
+        .expect(StatusCode::OK);
+    assert!(cleared.body["country"].is_null());
+
+    // Clinicians read the details but may not change them.
+    let (mut clinician, clinician_csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let read = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(read.text.contains("+1 312 555 0199"));
+    assert!(!read.text.contains("id=\"clinic-form\""));
+    let refused = clinician
+        .post(
+            "/console/settings/clinic",
+            &[
+                ("csrf", &clinician_csrf),
+                ("name", "Taken Over"),
+                ("timezone", "America/Chicago"),
+            ],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text
+            .contains("Only a clinic admin may change the clinic.")
+    );
+
+    // Another clinic's staff never see it.
+    for outsider in [&w.clinician_b, &w.admin_b] {
+        let (mut browser, _) = Browser::signed_in(&app, outsider).await;
+        let theirs = browser
+            .get("/console/settings")
+            .await
+            .expect(StatusCode::OK);
+        assert!(!theirs.text.contains("+1 312 555 0199"));
+        assert!(!theirs.text.contains("Lakeside Ketamine Clinic"));
+    }
+    // A form without its token changes nothing.
+    admin
+        .post(
+            "/console/settings/clinic",
+            &[("name", "Forged"), ("timezone", "America/Chicago")],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+}
+
+async fn staff_go_on_and_off_call_from_the_settings_page(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut clinician, csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let before = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(before.text.contains("Go on call"), "{}", before.text);
+    let nobody = app
+        .get(
+            &format!("/v1/clinics/{}/readiness", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        nobody.text.contains("\"nobody_on_call\""),
+        "{}",
+        nobody.text
+    );
+    let bad = clinician
+        .post(
+            "/console/settings/on-call",
+            &[("csrf", &csrf), ("on_call", "maybe")],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("On call</strong> must be true or false"));
+    clinician
+        .post(
+            "/console/settings/on-call",
+            &[("csrf", &csrf), ("on_call", "true")],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let after = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(after.text.contains("Go off call"));
+    // The admin sees who is on call, on the roster and in the readiness the API reports.
+    let (mut admin, _) = Browser::signed_in(&app, &w.admin_a).await;
+    let roster = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(roster.text.contains("<strong>on call</strong>"));
+    let readiness = app
+        .get(
+            &format!("/v1/clinics/{}/readiness", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !readiness.text.contains("\"nobody_on_call\""),
+        "{}",
+        readiness.text
+    );
+    clinician
+        .post(
+            "/console/settings/on-call",
+            &[("csrf", &csrf), ("on_call", "false")],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let off = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(!off.text.contains("<strong>on call</strong>"));
+    // Another clinic's admin does not see this clinic's staff.
+    let (mut outsider, _) = Browser::signed_in(&app, &w.admin_b).await;
+    let theirs = outsider
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(!theirs.text.contains(&w.clinician_a.id));
+}
+
+async fn escalation_policy_and_thresholds_are_edited_with_validation_messages(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut admin, csrf) = Browser::signed_in(&app, &w.admin_a).await;
+    let page = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(page.text.contains("Save escalation policy"));
+    assert!(page.text.contains("name=\"phq9_rise\""));
+    // The clinic's default care plan, read-only, each rule's timing in words.
+    assert!(
+        page.text.contains(
+            "<td data-label=\"Instrument\">daily_mood</td><td data-label=\"When\">every day</td>"
+        ),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("before each session"));
+
+    let none = admin
+        .post("/console/settings/escalation-policy", &[("csrf", &csrf)])
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        none.text.contains("must have 1 to 5 tiers"),
+        "{}",
+        none.text
+    );
+    let bad = admin
+        .post(
+            "/console/settings/escalation-policy",
+            &[
+                ("csrf", &csrf),
+                ("tier0_audience", "on_call"),
+                ("tier0_urgent", "90"),
+                ("tier0_high", "soon"),
+                ("tier1_audience", "everyone"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text
+            .contains("Tier 1 urgent delay</strong> must be 1 to 60"),
+        "{}",
+        bad.text
+    );
+    assert!(
+        bad.text
+            .contains("Tier 1 high delay</strong> must be a whole number of minutes")
+    );
+    assert!(
+        bad.text
+            .contains("Tier 2 (who is told)</strong> must be on_call, clinicians or clinic_admins")
+    );
+
+    admin
+        .post(
+            "/console/settings/escalation-policy",
+            &[
+                ("csrf", &csrf),
+                ("tier0_audience", "on_call"),
+                ("tier0_urgent", "10"),
+                ("tier0_high", ""),
+                ("tier1_audience", ""),
+                ("tier2_audience", "clinic_admins"),
+                ("tier2_low", "600"),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let policy = app
+        .get(
+            &format!("/v1/clinics/{}/escalation-policy", w.clinic_a),
+            &w.clinician_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let tiers = policy.body["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 2, "{}", policy.text);
+    assert_eq!(tiers[0]["audience"], "on_call");
+    assert_eq!(tiers[0]["delay_minutes"]["urgent"], 10);
+    assert_eq!(tiers[0]["delay_minutes"]["high"], 120);
+    assert_eq!(tiers[1]["audience"], "clinic_admins");
+    assert_eq!(tiers[1]["delay_minutes"]["low"], 600);
+    let shown = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(
+        shown.text.contains(
+            "name=\"tier1_low\" inputmode=\"numeric\" size=\"5\" placeholder=\"4320\" value=\"600\""
+        ),
+        "{}",
+        shown.text
+    );
+
+    let bad = admin
+        .post(
+            "/console/settings/alert-thresholds",
+            &[
+                ("csrf", &csrf),
+                ("phq9_rise", "99"),
+                ("mood_floor", "low"),
+                ("missed_prompts", "-1"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text.contains(
+            "PHQ-9 points above baseline for reliable deterioration</strong> must be 1 to 27"
+        ),
+        "{}",
+        bad.text
+    );
+    assert!(
+        bad.text
+            .contains("Mood at or below this is the floor</strong> must be a number")
+    );
+    assert!(
+        bad.text
+            .contains("Consecutive expired prompts</strong> must be a whole number")
+    );
+    admin
+        .post(
+            "/console/settings/alert-thresholds",
+            &[
+                ("csrf", &csrf),
+                ("phq9_rise", "6"),
+                ("mood_floor", "2.5"),
+                ("systolic", ""),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let thresholds = app
+        .get(
+            &format!("/v1/clinics/{}/alert-thresholds", w.clinic_a),
+            &w.clinician_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(thresholds.body["phq9_rise"], 6);
+    assert_eq!(thresholds.body["mood_floor"], 2.5);
+    assert_eq!(thresholds.body["systolic"], 180);
+
+    // Clinicians read both but change neither.
+    let (mut clinician, clinician_csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let read = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(read.text.contains("value=\"2.5\""));
+    assert!(!read.text.contains("Save alert thresholds"));
+    let refused = clinician
+        .post(
+            "/console/settings/alert-thresholds",
+            &[("csrf", &clinician_csrf), ("phq9_rise", "7")],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text
+            .contains("Only a clinic admin may change alert thresholds.")
+    );
+    clinician
+        .post(
+            "/console/settings/escalation-policy",
+            &[("csrf", &clinician_csrf), ("tier0_audience", "clinicians")],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    // Another clinic's settings are its own.
+    let (mut outsider, outsider_csrf) = Browser::signed_in(&app, &w.admin_b).await;
+    let theirs = outsider
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(!theirs.text.contains("value=\"2.5\""));
+    outsider
+        .post(
+            "/console/settings/alert-thresholds",
+            &[("csrf", &outsider_csrf), ("phq9_rise", "8")],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let still = app
+        .get(
+            &format!("/v1/clinics/{}/alert-thresholds", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(still.body["phq9_rise"], 6);
+}
+
+async fn webhooks_are_listed_without_secrets_shown_once_and_deleted(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut admin, csrf) = Browser::signed_in(&app, &w.admin_a).await;
+    let empty = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(empty.text.contains("No webhooks."));
+    let bad = admin
+        .post(
+            "/console/settings/webhooks",
+            &[("csrf", &csrf), ("url", "not a url")],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text
+            .contains("URL</strong> must be an http or https URL"),
+        "{}",
+        bad.text
+    );
+
+    let url = "https://hooks.example.org/companion";
+    let created = admin
+        .post(
+            "/console/settings/webhooks",
+            &[("csrf", &csrf), ("url", url)],
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(created.text.contains("Webhook created"));
+    let secret = {
+        let marker = "<code class=\"webhook-secret\">";
+        let start = created.text.find(marker).unwrap() + marker.len();
+        let end = created.text[start..].find('<').unwrap() + start;
+        created.text[start..end].to_owned()
+    };
+    assert!(secret.len() >= 16, "{secret}");
+    let listed = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(listed.text.contains(url));
+    assert!(
+        !listed.text.contains(&secret),
+        "the secret is shown only once"
+    );
+    let id = {
+        let marker = "data-webhook-id=\"";
+        let start = listed.text.find(marker).unwrap() + marker.len();
+        listed.text[start..start + 36].to_owned()
+    };
+
+    // Clinicians see no webhooks and may not add one.
+    let (mut clinician, clinician_csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let read = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(!read.text.contains(url));
+    assert!(!read.text.contains("webhook-form"));
+    let refused = clinician
+        .post(
+            "/console/settings/webhooks",
+            &[
+                ("csrf", &clinician_csrf),
+                ("url", "https://evil.example.org/"),
+            ],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text
+            .contains("Only a clinic admin may manage webhooks.")
+    );
+    clinician
+        .post(
+            &format!("/console/settings/webhooks/{id}/delete"),
+            &[("csrf", &clinician_csrf)],
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+
+    // Another clinic's admin neither sees nor deletes it.
+    let (mut outsider, outsider_csrf) = Browser::signed_in(&app, &w.admin_b).await;
+    let theirs = outsider
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(!theirs.text.contains(url));
+    assert!(!theirs.text.contains(&id));
+    outsider
+        .post(
+            &format!("/console/settings/webhooks/{id}/delete"),
+            &[("csrf", &outsider_csrf)],
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+
+    admin
+        .post(
+            &format!("/console/settings/webhooks/{id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let after = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(!after.text.contains(url));
+    assert!(after.text.contains("No webhooks."));
+    // Deleting again changes nothing (as through the API).
+    admin
+        .post(
+            &format!("/console/settings/webhooks/{id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let again = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(again.text.contains("No webhooks."));
+}
+
+async fn settings_forms_need_a_session_and_its_csrf_token(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let mut anonymous = Browser::new(&app);
+    let sent = anonymous
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(location(&sent), "/console/login");
+
+    let (mut admin, _) = Browser::signed_in(&app, &w.admin_a).await;
+    let wrong = "0".repeat(64);
+    let zero_id = "00000000-0000-0000-0000-000000000000";
+    for (path, fields) in [
+        (
+            "/console/settings/clinic".to_owned(),
+            vec![
+                ("name", "Forged"),
+                ("timezone", "UTC"),
+                ("crisis_phone", "911"),
+            ],
+        ),
+        (
+            "/console/settings/on-call".to_owned(),
+            vec![("on_call", "true")],
+        ),
+        (
+            "/console/settings/escalation-policy".to_owned(),
+            vec![("tier0_audience", "clinic_admins")],
+        ),
+        (
+            "/console/settings/alert-thresholds".to_owned(),
+            vec![("phq9_rise", "9")],
+        ),
+        (
+            "/console/settings/webhooks".to_owned(),
+            vec![("url", "https://forged.example.org/")],
+        ),
+        (
+            format!("/console/settings/webhooks/{zero_id}/delete"),
+            vec![],
+        ),
+    ] {
+        let missing = admin.post(&path, &fields).await;
+        assert_eq!(missing.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(missing.text.contains("Form expired"), "{path}");
+        let mut with_wrong = vec![("csrf", wrong.as_str())];
+        with_wrong.extend(fields.iter().copied());
+        let reply = admin.post(&path, &with_wrong).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+        let reply = anonymous.post(&path, &with_wrong).await;
+        assert_ne!(reply.status, StatusCode::OK, "{path}");
+        assert_ne!(reply.status, StatusCode::CREATED, "{path}");
+    }
+    let page = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(!page.text.contains("Forged"));
+    assert!(!page.text.contains("forged.example.org"));
+    assert!(page.text.contains("No webhooks."));
+    assert!(page.text.contains("Go on call"));
+    let thresholds = app
+        .get(
+            &format!("/v1/clinics/{}/alert-thresholds", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(thresholds.body["phq9_rise"], 5);
+    let policy = app
+        .get(
+            &format!("/v1/clinics/{}/escalation-policy", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(policy.body["tiers"].as_array().unwrap().len(), 3);
 }

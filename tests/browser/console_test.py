@@ -3,7 +3,7 @@
 Seeds a clinic through the JSON API (an admin, a clinician, a patient with five days of mood
 check-ins), then walks: sign-in; a PHQ-9 with item 9 submitted through the API showing up in
 the open inbox without a reload; acknowledge and resolve; the patient page's mood chart with
-one point per day; scheduling a session; a forged form post refused; sign out. Prints
+one point per day; scheduling a session; a clinic admin changing the crisis phone; a forged form post refused; sign out. Prints
 "N passed, N failed" and exits non-zero on any failure.
 """
 
@@ -192,6 +192,30 @@ def main():
                 assert error.code in (404, 410, 422), error.code
             admin_ctx.close()
 
+        def change_crisis_phone():
+            # Clinic details are the clinic admin's: a second browser context signed in as one.
+            admin_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+            admin_page = admin_ctx.new_page()
+            admin_page.goto(args.base + "/console/login")
+            admin_page.fill("#email", "clinic-admin@browser.example")
+            admin_page.fill("#password", PASSWORD)
+            admin_page.click("button[type=submit]")
+            admin_page.wait_for_selector("h1:has-text('Alert inbox')")
+            admin_page.click("header nav a:has-text('Settings')")
+            admin_page.wait_for_selector("h1:has-text('Clinic settings')")
+            admin_page.click("#details-h ~ details summary")
+            admin_page.fill("#crisis_phone", "+1 312 555 0100")
+            admin_page.click("#clinic-form button[type=submit]")
+            admin_page.wait_for_selector("#crisis-phone:has-text('+1 312 555 0100')")
+            shown = api.call("GET", f"/v1/clinics/{clinic}", admin)["crisis_phone"]
+            assert shown == "+1 312 555 0100", shown
+            admin_page.screenshot(path=f"{args.shots}/11-clinic-settings.png", full_page=True)
+            admin_page.set_viewport_size({"width": 390, "height": 844})
+            width = admin_page.evaluate("document.documentElement.scrollWidth")
+            admin_page.screenshot(path=f"{args.shots}/12-clinic-settings-phone.png", full_page=True)
+            assert width <= 390, f"settings page is {width}px wide at phone width"
+            admin_ctx.close()
+
         def forged_post_refused():
             page.goto(args.base + "/console")
             with page.expect_navigation() as navigation:
@@ -204,13 +228,13 @@ def main():
                 }""", state["alert"])
             assert navigation.value.status == 403, navigation.value.status
             page.wait_for_selector("h1:has-text('Form expired')")
-            shot("11-forged-post-refused")
+            shot("13-forged-post-refused")
 
         def sign_out():
             page.goto(args.base + "/console")
             page.click("button:has-text('Sign out')")
             page.wait_for_selector("text=You are signed out.")
-            shot("12-signed-out")
+            shot("14-signed-out")
             page.goto(args.base + "/console")
             assert "/console/login" in page.url, page.url
 
@@ -221,6 +245,7 @@ def main():
             ("patient page charts one point per day", patient_chart),
             ("schedule a session", schedule_session),
             ("create and revoke an invitation", invitations),
+            ("clinic admin changes the crisis phone", change_crisis_phone),
             ("forged form post refused", forged_post_refused),
             ("sign out", sign_out),
         ]:

@@ -128,7 +128,7 @@ impl From<RosterEntry> for RosterPatient {
     }
 }
 
-fn checked<T>(
+pub(crate) fn checked<T>(
     problems: &mut std::collections::BTreeMap<String, String>,
     field: &str,
     parsed: Result<T, &'static str>,
@@ -138,7 +138,7 @@ fn checked<T>(
         .ok()
 }
 
-fn parse_name(text: &str) -> Result<String, &'static str> {
+pub(crate) fn parse_name(text: &str) -> Result<String, &'static str> {
     let name = text.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err("must be 1 to 200 printable characters");
@@ -146,7 +146,7 @@ fn parse_name(text: &str) -> Result<String, &'static str> {
     Ok(name.to_owned())
 }
 
-fn parse_country(
+pub(crate) fn parse_country(
     text: &str,
     zones: &crate::safety::zones::ZoneCountries,
 ) -> Result<String, &'static str> {
@@ -158,7 +158,7 @@ fn parse_country(
     }
 }
 
-fn parse_phone(text: &str) -> Result<String, &'static str> {
+pub(crate) fn parse_phone(text: &str) -> Result<String, &'static str> {
     let phone = text.trim();
     if phone.is_empty()
         || phone.len() > 32

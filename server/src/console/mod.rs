@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod page;
 pub mod patient;
 pub mod session;
+pub mod settings;
 pub mod sign_in;
 
 use axum::Router;
@@ -103,6 +104,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/sessions/{session_id}/cancel",
             post(patient::cancel_session),
+        )
+        .route("/console/settings", get(settings::page))
+        .route("/console/settings/clinic", post(settings::update_clinic))
+        .route("/console/settings/on-call", post(settings::set_on_call))
+        .route(
+            "/console/settings/escalation-policy",
+            post(settings::set_policy),
+        )
+        .route(
+            "/console/settings/alert-thresholds",
+            post(settings::set_thresholds),
+        )
+        .route("/console/settings/webhooks", post(settings::create_webhook))
+        .route(
+            "/console/settings/webhooks/{webhook_id}/delete",
+            post(settings::delete_webhook),
         )
         .route(
             "/console/assets/console.css",

@@ -26,6 +26,8 @@ pub enum Nav {
     Patients,
     /// The clinic admin page.
     Clinic,
+    /// The clinic settings page.
+    Settings,
     /// No navigation (sign-in, errors).
     None,
 }
@@ -54,6 +56,8 @@ pub fn frame(title: &str, nav: Nav, csrf: Option<&str>, body: Markup) -> Markup 
                             a href="/console/patients" aria-current=[(nav == Nav::Patients).then_some("page")] { "Patients" }
                             " "
                             a href="/console/admin" aria-current=[(nav == Nav::Clinic).then_some("page")] { "Clinic" }
+                            " "
+                            a href="/console/settings" aria-current=[(nav == Nav::Settings).then_some("page")] { "Settings" }
                         }
                     }
                     @if let Some(csrf) = csrf {
@@ -116,7 +120,12 @@ fn field_label(field: &str) -> String {
     match field {
         "scheduled_at" => "Date and time".into(),
         "assignee_id" => "Assignee".into(),
+        "timezone" => "Time zone".into(),
+        "url" => "URL".into(),
         other => {
+            if let Some(label) = super::settings::field_label(other) {
+                return label;
+            }
             let mut label = other.replace('_', " ");
             if let Some(first) = label.get_mut(0..1) {
                 first.make_ascii_uppercase();
