@@ -17,16 +17,16 @@ if ! python3 -c 'import playwright' 2>/dev/null; then
   pip install -q playwright 2>/dev/null || pip install -q --break-system-packages playwright
 fi
 
-cargo build -q -p companion-server --bin companion
+bin=$(bash tests/server-bin.sh)
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export COMPANION_DATA_DIR="$data" COMPANION_ADDR="127.0.0.1:$port" COMPANION_LOG=warn COMPANION_LOG_FORMAT=text
 unset DATABASE_URL
 admin_password='browser test admin passphrase'
-COMPANION_ADMIN_PASSWORD="$admin_password" target/debug/companion admin create-org-admin \
+COMPANION_ADMIN_PASSWORD="$admin_password" "$bin" admin create-org-admin \
   --email admin@browser.example >/dev/null
 
-target/debug/companion serve >"$data/server.log" 2>&1 &
+"$bin" serve >"$data/server.log" 2>&1 &
 server=$!
 cleanup() {
   kill "$server" 2>/dev/null || true

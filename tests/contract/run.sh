@@ -24,8 +24,7 @@ examples=${CONTRACT_MAX_EXAMPLES:-25}
 mkdir -p "$work"
 
 echo "== contract: building the server"
-cargo build -q -p companion-server --bin companion
-bin=$root/target/debug/companion
+bin=$(bash "$root/tests/server-bin.sh")
 
 echo "== contract: tools"
 if [ ! -x "$work/venv/bin/st" ]; then

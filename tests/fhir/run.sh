@@ -23,7 +23,7 @@ log=$(mktemp)
 trap 'rm -rf "$dump" "$log"' EXIT
 
 echo "== FHIR API tests, every response kept in $dump"
-COMPANION_FHIR_DUMP_DIR="$dump" cargo test -p companion-server --test api -- fhir:: bulk:: 2>&1 | tee "$log"
+COMPANION_FHIR_DUMP_DIR="$dump" cargo test --workspace --test api -- fhir:: bulk:: 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
 sqlite=$(grep -cE '^test (fhir|bulk)::sqlite::.* \.\.\. ok$' "$log" || true)

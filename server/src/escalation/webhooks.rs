@@ -243,13 +243,11 @@ pub fn create_endpoint(
     if let Err(refused) = caller.ensure_admin_of(&clinic, "manage webhooks") {
         return Ok(Err(refused));
     }
-    let valid = url::Url::parse(raw_url.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-    let Some(url) = valid else {
+    let Some(url) = endpoint_url(raw_url) else {
         return Ok(Err(Refusal::invalid_field(
             "url",
-            "must be an http or https URL",
+            "must be an http or https URL with a host name, an optional port and path, and no \
+             query, fragment or credentials",
         )));
     };
     let row = EndpointRow {
@@ -272,6 +270,46 @@ pub fn create_endpoint(
             .subject(&row.id),
     )?;
     Ok(Ok(row))
+}
+
+/// The longest endpoint URL accepted.
+pub const MAX_URL_LENGTH: usize = 2048;
+
+/// `raw` as an endpoint URL, if it has the documented shape (`CreateWebhook::url`'s pattern):
+/// `http` or `https`, a host of letters, digits and inner hyphens in dot-separated labels, an
+/// optional port from 1 to 65535, an optional path of URL characters; nothing else.
+pub fn endpoint_url(raw: &str) -> Option<url::Url> {
+    if raw.len() > MAX_URL_LENGTH {
+        return None;
+    }
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !host.split('.').all(label) {
+        return None;
+    }
+    if let Some(port) = port {
+        let digits = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        if !digits || port.starts_with('0') || port.parse::<u32>().ok()? > 65535 {
+            return None;
+        }
+    }
+    let path_char = |b: u8| b.is_ascii_alphanumeric() || b"._~%!$&'()*+,;=:@/-".contains(&b);
+    if !path.bytes().all(path_char) {
+        return None;
+    }
+    url::Url::parse(raw).ok()
 }
 
 /// A page of a clinic's active endpoints in id (creation) order after `after` (`limit` + 1 rows
@@ -387,6 +425,38 @@ pub fn deactivate(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn endpoint_urls_have_the_documented_shape() {
+        for good in [
+            "https://hooks.example.org/companion",
+            "http://10.0.0.7:8080/in",
+            "https://a.b-c.example:65535",
+            "https://example.org/p/a%20b/(x);y=1:@z",
+        ] {
+            assert!(endpoint_url(good).is_some(), "{good}");
+        }
+        for bad in [
+            "https://then.example.net*",
+            " https://example.org",
+            "https://example.org/a b",
+            "https://example.org/?q=1",
+            "https://example.org/#f",
+            "https://user:pw@example.org/",
+            "https://-a.example.org/",
+            "https://a..example.org/",
+            "https://example.org:0/",
+            "https://example.org:65536/",
+            "https://example.org:/",
+            "https://[::1]/",
+            "ftp://example.org/",
+            "https://",
+        ] {
+            assert!(endpoint_url(bad).is_none(), "{bad}");
+        }
+        let long = format!("https://example.org/{}", "a".repeat(MAX_URL_LENGTH));
+        assert!(endpoint_url(&long).is_none());
+    }
+
     use super::*;
 
     #[test]
