@@ -300,7 +300,8 @@ pub fn endpoint_url(raw: &str) -> Option<url::Url> {
         return None;
     }
     if let Some(port) = port {
-        let digits = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
         if !digits || port.starts_with('0') || port.parse::<u32>().ok()? > 65535 {
             return None;
         }
