@@ -16,6 +16,7 @@ use diesel_migrations::MigrationHarness;
 
 use crate::config::DatabaseTarget;
 
+pub mod batch;
 mod connection;
 
 pub use connection::DbConnection;

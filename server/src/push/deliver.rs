@@ -42,14 +42,14 @@ impl Job for DeliverPush {
 /// Runs one delivery attempt for `worker`. A settled attempt is recorded and the job marked done
 /// in one transaction.
 pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
-    let id = payload.notification_id.clone();
     let found = match app
-        .db
-        .run(move |conn| store::find_notification(conn, &id))
+        .push
+        .settler
+        .find(&app.db, payload.notification_id.clone())
         .await
     {
         Ok(found) => found,
-        Err(e) => return JobResult::retry(format!("database: {e}")),
+        Err(reason) => return JobResult::retry(reason),
     };
     let Some((notification, device)) = found else {
         // The notification went with an erased account: nothing to send.
@@ -157,27 +157,10 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
     let had_invalid_arguments = device.invalid_argument_count > 0;
     let settled = result == JobResult::Completed;
     let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
-    // The common case, delivered with nothing to adjust on the device. On PostgreSQL one
-    // statement on any pooled connection (deliveries settle side by side, each in its own round
-    // trip); on SQLite, whose writes take turns anyway, with the other deliveries that finished
-    // meanwhile in one transaction.
+    // The common case, delivered with nothing to adjust on the device: settled with the other
+    // deliveries that finished meanwhile (`settle.rs`).
     if settled && matches!(attempt.outcome, Outcome::Delivered) && !had_invalid_arguments {
-        if app.db.backend() == crate::db::Backend::Postgres {
-            let saved = app
-                .db
-                .run(move |conn| match conn {
-                    crate::db::DbConnection::Pg(pg) => {
-                        store::settle_pg(pg, &record, status, &job_id, &worker, now)
-                    }
-                    crate::db::DbConnection::Sqlite(_) => Ok(false),
-                })
-                .await;
-            return match saved {
-                Ok(_) => result,
-                Err(e) => JobResult::retry(format!("database: {e}")),
-            };
-        }
-        let delivered = super::settle::Delivered {
+        let delivered = store::Delivered {
             record,
             job_id,
             worker,

@@ -314,6 +314,25 @@ pub fn find_notification(
         .optional()
 }
 
+/// Finds notifications with their devices, in the order of `ids` (`None` where one no longer
+/// exists): the lookups of deliveries running side by side, in one query.
+pub fn find_notifications(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> QueryResult<Vec<Option<(NotificationRow, DeviceRow)>>> {
+    let found: Vec<(NotificationRow, DeviceRow)> = notifications::table
+        .inner_join(devices::table)
+        .filter(notifications::id.eq_any(ids))
+        .select((NotificationRow::as_select(), DeviceRow::as_select()))
+        .load(conn)?;
+    let by_id: std::collections::HashMap<String, (NotificationRow, DeviceRow)> = found
+        .into_iter()
+        .map(|(notification, device)| (notification.id.clone(), (notification, device)))
+        .collect();
+    // The same id twice (a redelivered job beside its first run) gets the row both times.
+    Ok(ids.iter().map(|id| by_id.get(id).cloned()).collect())
+}
+
 /// One attempt's record.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
@@ -362,45 +381,82 @@ pub fn record_attempt(
         .map(drop)
 }
 
-/// What [`record_attempt`] followed by [`crate::jobs::store::complete`] does, for PostgreSQL in a
-/// single statement (one round trip, atomic on its own): the common end of a delivery. The
+/// A delivered push to settle: its attempt, its job and the worker holding it.
+#[derive(Debug)]
+pub struct Delivered {
+    /// The attempt.
+    pub record: AttemptRecord,
+    /// Its job.
+    pub job_id: String,
+    /// The worker holding the job.
+    pub worker: String,
+    /// When.
+    pub now: NaiveDateTime,
+}
+
+/// What [`record_attempt`] followed by [`crate::jobs::store::complete`] does, for many delivered
+/// pushes on PostgreSQL in one statement (one round trip, one commit, atomic on its own). The
 /// attempt and the notification's state are written whatever happens to the job, so that a
-/// worker that took the job over after a lapsed lease finds the notification settled and does
-/// not send it again. Returns whether the job was still held by `worker`.
-pub fn settle_pg(
+/// worker that took a job over after a lapsed lease finds the notification settled and does not
+/// send it again. Returns, for each, whether its job was still held by its worker.
+pub fn settle_delivered_pg(
     conn: &mut diesel::PgConnection,
-    record: &AttemptRecord,
-    status: &str,
-    job_id: &str,
-    worker: &str,
-    now: NaiveDateTime,
-) -> QueryResult<bool> {
-    use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
-    let settled = diesel::sql_query(
-        "WITH attempt AS (INSERT INTO notification_attempts \
+    delivered: &[Delivered],
+) -> QueryResult<Vec<bool>> {
+    use diesel::sql_types::{Array, Integer, Nullable, Text, Timestamp};
+
+    #[derive(QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+
+    let column = |f: &dyn Fn(&Delivered) -> String| delivered.iter().map(f).collect::<Vec<_>>();
+    let attempt_ids: Vec<String> = delivered
+        .iter()
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let held: Vec<Held> = diesel::sql_query(
+        "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], \
+           $4::timestamp[], $5::text[], $6::int4[], $7::text[], $8::int4[], $9::text[], \
+           $10::text[], $11::timestamp[]) \
+           AS t(attempt_id, notification_id, attempt, at, outcome, provider_status, \
+             provider_reason, latency_ms, job_id, worker, now)), \
+         attempt AS (INSERT INTO notification_attempts \
            (id, notification_id, attempt, at, outcome, provider_status, provider_reason, latency_ms) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)), \
-         notification AS (UPDATE notifications SET status = $9, attempts = $3, delivered_at = $10 \
-           WHERE id = $2) \
-         UPDATE jobs SET status = 'done', finished_at = $11, locked_by = NULL, \
-           locked_until = NULL, updated_at = $11 \
-         WHERE id = $12 AND locked_by = $13 AND status = 'running'",
+           SELECT attempt_id, notification_id, attempt, at, outcome, provider_status, \
+             provider_reason, latency_ms FROM input), \
+         notification AS (UPDATE notifications n SET status = 'delivered', \
+           attempts = i.attempt, delivered_at = i.at FROM input i WHERE n.id = i.notification_id) \
+         UPDATE jobs j SET status = 'done', finished_at = i.now, locked_by = NULL, \
+           locked_until = NULL, updated_at = i.now \
+         FROM input i WHERE j.id = i.job_id AND j.locked_by = i.worker AND j.status = 'running' \
+         RETURNING j.id",
     )
-    .bind::<Text, _>(uuid::Uuid::now_v7().to_string())
-    .bind::<Text, _>(&record.notification_id)
-    .bind::<Integer, _>(record.attempt)
-    .bind::<Timestamp, _>(record.at)
-    .bind::<Text, _>(record.outcome)
-    .bind::<Nullable<Integer>, _>(record.provider_status)
-    .bind::<Nullable<Text>, _>(&record.provider_reason)
-    .bind::<Integer, _>(record.latency_ms)
-    .bind::<Text, _>(status)
-    .bind::<Nullable<Timestamp>, _>((status == "delivered").then_some(record.at))
-    .bind::<Timestamp, _>(now)
-    .bind::<Text, _>(job_id)
-    .bind::<Text, _>(worker)
-    .execute(conn)?;
-    Ok(settled == 1)
+    .bind::<Array<Text>, _>(&attempt_ids)
+    .bind::<Array<Text>, _>(column(&|d| d.record.notification_id.clone()))
+    .bind::<Array<Integer>, _>(delivered.iter().map(|d| d.record.attempt).collect::<Vec<_>>())
+    .bind::<Array<Timestamp>, _>(delivered.iter().map(|d| d.record.at).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(column(&|d| d.record.outcome.to_owned()))
+    .bind::<Array<Nullable<Integer>>, _>(
+        delivered
+            .iter()
+            .map(|d| d.record.provider_status)
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        delivered
+            .iter()
+            .map(|d| d.record.provider_reason.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Integer>, _>(delivered.iter().map(|d| d.record.latency_ms).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(column(&|d| d.job_id.clone()))
+    .bind::<Array<Text>, _>(column(&|d| d.worker.clone()))
+    .bind::<Array<Timestamp>, _>(delivered.iter().map(|d| d.now).collect::<Vec<_>>())
+    .load(conn)?;
+    let held: std::collections::HashSet<String> = held.into_iter().map(|h| h.id).collect();
+    Ok(delivered.iter().map(|d| held.contains(&d.job_id)).collect())
 }
 
 /// Adds one malformed-request answer to a device; returns the new count.
