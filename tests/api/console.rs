@@ -27,6 +27,7 @@ both!(
     escalation_policy_and_thresholds_are_edited_with_validation_messages,
     webhooks_are_listed_without_secrets_shown_once_and_deleted,
     settings_forms_need_a_session_and_its_csrf_token,
+    the_care_plan_is_edited_row_by_row_with_validation_messages,
 );
 
 /// A browser: the cookies it holds and the CSRF token of the last page.
@@ -1526,6 +1527,10 @@ async fn settings_forms_need_a_session_and_its_csrf_token(backend: Backend) {
             vec![("url", "https://forged.example.org/")],
         ),
         (
+            "/console/settings/care-plan".to_owned(),
+            vec![("rule0_id", "forged"), ("rule0_instrument", "gad7")],
+        ),
+        (
             format!("/console/settings/webhooks/{zero_id}/delete"),
             vec![],
         ),
@@ -1562,4 +1567,161 @@ async fn settings_forms_need_a_session_and_its_csrf_token(backend: Backend) {
         .await
         .expect(StatusCode::OK);
     assert_eq!(policy.body["tiers"].as_array().unwrap().len(), 3);
+}
+
+async fn the_care_plan_is_edited_row_by_row_with_validation_messages(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let (mut admin, csrf) = Browser::signed_in(&app, &w.admin_a).await;
+    let page = admin.get("/console/settings").await.expect(StatusCode::OK);
+    // The default plan's four rules fill the first rows; three rows are left for new ones.
+    assert!(page.text.contains("Save care plan"), "{}", page.text);
+    assert!(
+        page.text
+            .contains("name=\"rule2_days\" size=\"10\" placeholder=\"1, 3, 7\" value=\"1, 3, 7\"")
+    );
+    assert!(page.text.contains("name=\"rule6_id\""));
+    assert!(!page.text.contains("name=\"rule7_id\""));
+
+    let bad = admin
+        .post(
+            "/console/settings/care-plan",
+            &[
+                ("csrf", &csrf),
+                ("rule0_id", "daily_mood"),
+                ("rule0_instrument", "daily_mood"),
+                ("rule0_when", "daily"),
+                ("rule0_expires", "soon"),
+                ("rule1_id", "daily_mood"),
+                ("rule1_instrument", "gad7"),
+                ("rule1_when", "after_session"),
+                ("rule1_days", "1, two"),
+                ("rule2_id", "pre"),
+                ("rule2_instrument", "phq9"),
+                ("rule2_when", "before_session"),
+                ("rule2_hours_before", "100"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    for message in [
+        "Rule 1 (hours open)</strong> must be a whole number",
+        "Rule 2 (name)</strong> is used by another rule",
+        "Rule 2 (days after each session)</strong> must be whole numbers separated by commas",
+        "Rule 3 (hours before each session)</strong> must be 1 to 72",
+    ] {
+        assert!(bad.text.contains(message), "{message}: {}", bad.text);
+    }
+    // Nothing was saved.
+    let plan = app
+        .get(
+            &format!("/v1/clinics/{}/care-plan", w.clinic_a),
+            &w.clinician_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(plan.body["rules"].as_array().unwrap().len(), 4);
+
+    // Keep the daily mood (shorter window), drop the other three, add a weekly GAD-7.
+    admin
+        .post(
+            "/console/settings/care-plan",
+            &[
+                ("csrf", &csrf),
+                ("rule0_id", "daily_mood"),
+                ("rule0_instrument", "daily_mood"),
+                ("rule0_when", "daily"),
+                ("rule0_random", "on"),
+                ("rule0_expires", "8"),
+                ("rule0_remind", "0"),
+                ("rule1_id", "before_session"),
+                ("rule1_instrument", "phq9"),
+                ("rule1_when", "before_session"),
+                ("rule1_hours_before", "24"),
+                ("rule1_remove", "on"),
+                ("rule4_id", "weekly_gad7"),
+                ("rule4_instrument", "gad7"),
+                ("rule4_when", "weekly"),
+                ("rule4_weekday", "thu"),
+                ("rule4_skip", "3"),
+                ("rule5_id", ""),
+                ("rule5_instrument", ""),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let plan = app
+        .get(
+            &format!("/v1/clinics/{}/care-plan", w.clinic_a),
+            &w.clinician_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        plan.body,
+        json!({"rules": [
+            {"id": "daily_mood", "instrument": "daily_mood", "anchor": {"kind": "daily"},
+             "random_offset": true, "expires_after_hours": 8, "remind_after_hours": 0},
+            {"id": "weekly_gad7", "instrument": "gad7",
+             "anchor": {"kind": "weekly", "weekday": "thu", "skip_near_session_days": 3},
+             "random_offset": false},
+        ]}),
+        "{}",
+        plan.text
+    );
+    let shown = admin.get("/console/settings").await.expect(StatusCode::OK);
+    assert!(
+        shown
+            .text
+            .contains("every Thu, skipped within 3 days of a session"),
+        "{}",
+        shown.text
+    );
+    // Who changed it is on the record, as through the API.
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM audit_events WHERE action = 'care_plan.update'")
+            .await,
+        1
+    );
+
+    // Clinicians read the plan but get no form, and a post is refused.
+    let (mut clinician, clinician_csrf) = Browser::signed_in(&app, &w.clinician_a).await;
+    let read = clinician
+        .get("/console/settings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(read.text.contains("weekly_gad7"));
+    assert!(!read.text.contains("Save care plan"));
+    clinician
+        .post(
+            "/console/settings/care-plan",
+            &[
+                ("csrf", &clinician_csrf),
+                ("rule0_id", "mine"),
+                ("rule0_instrument", "phq9"),
+            ],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    // Another clinic's admin changes only their own clinic's plan.
+    let (mut outsider, outsider_csrf) = Browser::signed_in(&app, &w.admin_b).await;
+    outsider
+        .post(
+            "/console/settings/care-plan",
+            &[
+                ("csrf", &outsider_csrf),
+                ("rule0_id", "theirs"),
+                ("rule0_instrument", "phq9"),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let still = app
+        .get(
+            &format!("/v1/clinics/{}/care-plan", w.clinic_a),
+            &w.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(still.body["rules"].as_array().unwrap().len(), 2);
 }

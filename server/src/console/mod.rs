@@ -116,6 +116,7 @@ pub fn router() -> Router<AppState> {
             "/console/settings/alert-thresholds",
             post(settings::set_thresholds),
         )
+        .route("/console/settings/care-plan", post(settings::set_care_plan))
         .route("/console/settings/webhooks", post(settings::create_webhook))
         .route(
             "/console/settings/webhooks/{webhook_id}/delete",
