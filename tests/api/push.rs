@@ -351,3 +351,93 @@ async fn invalid_device_input_is_a_422_naming_the_field(backend: Backend) {
         .await;
     assert_error(&anonymous, StatusCode::UNAUTHORIZED, "missing_token");
 }
+
+/// A lookup of notifications by a list of ids keeps using the primary key after the table has
+/// grown, even on a connection that ran it first while the table was nearly empty (where a
+/// cached generic plan would keep scanning the whole table). PostgreSQL only: SQLite plans each
+/// statement as it prepares it.
+#[tokio::test]
+async fn a_batched_lookup_by_id_uses_the_index_after_the_table_grows_postgres() {
+    use companion::db::DbConnection;
+    use companion::push::content::PushMessage;
+    use companion::push::store as push_store;
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::BigInt;
+    use diesel::{Connection, RunQueryDsl};
+
+    #[derive(diesel::QueryableByName)]
+    struct Scans {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    let app = TestApp::new(Backend::Postgres).await;
+    let world = app.world().await;
+    let device = app
+        .post(
+            "/v1/devices",
+            &world.patient_a.access,
+            json!({"platform": "android", "token": "plan-phone"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let device_id = device.body["id"].as_str().unwrap().to_owned();
+    let target = app.app.config.database.clone();
+    let now = app.app.now().naive_utc();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = companion::db::establish(&target).unwrap();
+        let device = push_store::find_device(&mut conn, &device_id)
+            .unwrap()
+            .unwrap();
+        // As many as a worker looks up at once.
+        let ids: Vec<String> = (0..64)
+            .map(|_| {
+                push_store::notify_device(
+                    &mut conn,
+                    &device,
+                    |id| PushMessage::CheckInPrompt {
+                        prompt_id: id.to_owned(),
+                    },
+                    now,
+                )
+                .unwrap()
+            })
+            .collect();
+        // Warm up while the table holds 64 rows: past the five runs after which PostgreSQL
+        // settles on a generic plan for a prepared statement.
+        for _ in 0..10 {
+            assert_eq!(push_store::find_notifications(&mut conn, &ids).unwrap().len(), 64);
+        }
+        conn.batch_execute(
+            "INSERT INTO notifications (id, account_id, device_id, kind, ref_id, status, attempts, created_at) \
+             SELECT n.id || '-' || g, n.account_id, n.device_id, n.kind, n.ref_id, n.status, \
+               n.attempts, n.created_at \
+             FROM notifications n, generate_series(1, 300) g",
+        )
+        .unwrap();
+        // This transaction's own scan counts (the lookups' transactions nest in it).
+        let scans = |conn: &mut DbConnection| {
+            diesel::sql_query(
+                "SELECT COALESCE(seq_scan, 0) AS n FROM pg_stat_xact_user_tables \
+                 WHERE relname = 'notifications'",
+            )
+            .get_result::<Scans>(conn)
+            .map(|s| s.n)
+        };
+        let (before, after) = conn
+            .transaction::<_, diesel::result::Error, _>(|conn| {
+                let before = scans(conn)?;
+                for _ in 0..10 {
+                    assert_eq!(push_store::find_notifications(conn, &ids)?.len(), 64);
+                }
+                Ok((before, scans(conn)?))
+            })
+            .unwrap();
+        assert_eq!(
+            after, before,
+            "each lookup of 64 notifications scanned the whole table"
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -489,6 +489,19 @@ macro_rules! per_backend {
     };
 }
 
+/// On PostgreSQL, plans the rest of the current transaction's statements for their values and
+/// the tables as they are now, not with the connection's cached generic plan. For the batched
+/// statements that pick rows by a list of ids (`id = ANY($1)`): their generic plan is made once
+/// per connection, and one made while a table was nearly empty (a fresh deployment, a new
+/// clinic's first day) keeps scanning it whole after it has grown (a lookup of 64 notifications
+/// read all 185,000 of them, every time). One statement per transaction; nothing on SQLite.
+pub fn plan_for_current_values(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Pg(pg) => pg.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan"),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
 /// True when `error` is a unique-constraint violation (a duplicate email, a replayed id).
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(

@@ -320,11 +320,14 @@ pub fn find_notifications(
     conn: &mut DbConnection,
     ids: &[String],
 ) -> QueryResult<Vec<Option<(NotificationRow, DeviceRow)>>> {
-    let found: Vec<(NotificationRow, DeviceRow)> = notifications::table
-        .inner_join(devices::table)
-        .filter(notifications::id.eq_any(ids))
-        .select((NotificationRow::as_select(), DeviceRow::as_select()))
-        .load(conn)?;
+    let found: Vec<(NotificationRow, DeviceRow)> = conn.transaction(|conn| {
+        crate::db::plan_for_current_values(conn)?;
+        notifications::table
+            .inner_join(devices::table)
+            .filter(notifications::id.eq_any(ids))
+            .select((NotificationRow::as_select(), DeviceRow::as_select()))
+            .load(conn)
+    })?;
     let by_id: std::collections::HashMap<String, (NotificationRow, DeviceRow)> = found
         .into_iter()
         .map(|(notification, device)| (notification.id.clone(), (notification, device)))
