@@ -209,6 +209,19 @@ def main():
             admin_page.wait_for_selector("#crisis-phone:has-text('+1 312 555 0100')")
             shown = api.call("GET", f"/v1/clinics/{clinic}", admin)["crisis_phone"]
             assert shown == "+1 312 555 0100", shown
+            # The default care plan: add a weekly GAD-7 in the first empty row.
+            admin_page.click("#plan-h ~ details summary")
+            admin_page.fill("#rule4-id", "weekly_gad7")
+            admin_page.select_option("#rule4-instrument", "gad7")
+            admin_page.select_option("#rule4-when", "weekly")
+            admin_page.select_option("#rule4-weekday", "thu")
+            admin_page.click("#care-plan-form button[type=submit]")
+            admin_page.wait_for_selector("#care-plan td:has-text('every Thu')")
+            rules = api.call("GET", f"/v1/clinics/{clinic}/care-plan", admin)["rules"]
+            assert [r["id"] for r in rules][-1] == "weekly_gad7", rules
+            admin_page.click("#plan-h ~ details summary")
+            width = admin_page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 1280, f"settings page with the care plan form open is {width}px wide"
             admin_page.screenshot(path=f"{args.shots}/11-clinic-settings.png", full_page=True)
             admin_page.set_viewport_size({"width": 390, "height": 844})
             width = admin_page.evaluate("document.documentElement.scrollWidth")
@@ -245,7 +258,7 @@ def main():
             ("patient page charts one point per day", patient_chart),
             ("schedule a session", schedule_session),
             ("create and revoke an invitation", invitations),
-            ("clinic admin changes the crisis phone", change_crisis_phone),
+            ("clinic admin changes the crisis phone and the care plan", change_crisis_phone),
             ("forged form post refused", forged_post_refused),
             ("sign out", sign_out),
         ]:

@@ -418,7 +418,7 @@ fn care_plan_form(plan: &CarePlan, instruments: &[(String, String)], csrf: &str)
                 "Fill in an empty row to add a rule; tick Remove to drop one. Days after a session are listed with commas (1, 3, 7). "
                 "Hours left empty take the defaults: a prompt stays open 12 h for daily mood and 48 h for PHQ-9 and GAD-7, and is reminded once after 4 h (0 for no reminder)."
             }
-            table class="list" {
+            div class="wide" { table class="list" {
                 thead { tr {
                     th scope="col" { "Rule" } th scope="col" { "Instrument" } th scope="col" { "When" }
                     th scope="col" { "Days after session" } th scope="col" { "Hours before session" }
@@ -509,7 +509,7 @@ fn care_plan_form(plan: &CarePlan, instruments: &[(String, String)], csrf: &str)
                         }
                     }
                 }
-            }
+            } }
             button type="submit" class="primary" { "Save care plan" }
         }
     }
