@@ -635,9 +635,31 @@ async fn the_patient_page_charts_each_day_and_schedules_sessions(backend: Backen
         },
         ..w
     };
+    // The worker plans the patient's coming prompts.
+    app.run_workers().await;
     let (mut browser, csrf) = Browser::signed_in(&app, &w.clinician_a).await;
     let path = format!("/console/patients/{}", w.patient_a.id);
     let page = browser.get(&path).await.expect(StatusCode::OK);
+    // Prompts, adherence and the plan in force (the built-in default: the clinic set none).
+    let planned = &page.text[page.text.find("id=\"prompts\"").unwrap()..];
+    let planned = &planned[..planned.find("</table>").unwrap()];
+    assert!(
+        planned.contains(
+            "<td data-label=\"Check-in\">Daily mood</td><td data-label=\"Status\">scheduled</td>"
+        ),
+        "{planned}"
+    );
+    assert!(
+        page.text
+            .contains("<dt>Care plan</dt><dd>the built-in default</dd>"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text
+            .contains("<td data-label=\"When\">every Mon, skipped within 7 days of a session</td>")
+    );
+    assert!(page.text.contains("<dt>In a row</dt><dd>"));
     let mood = &page.text[page.text.find("id=\"mood-chart\"").unwrap()..];
     let mood = &mood[..mood.find("</svg>").unwrap()];
     assert_eq!(mood.matches("<circle class=\"point\"").count(), 5, "{mood}");

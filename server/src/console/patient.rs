@@ -1,5 +1,6 @@
 //! A patient's page: charts of daily mood, PHQ-9, GAD-7 and home blood pressure (each with a
-//! text alternative), the check-in history, treatment sessions with the schedule, move, cancel
+//! text alternative), the check-in history, prompts with adherence and the care plan in force,
+//! treatment sessions with the schedule, move, cancel
 //! and complete forms, and the alert history with each alert's inputs. Every read is audited by
 //! the use case that makes it. The page's title never names the patient.
 
@@ -19,6 +20,9 @@ use crate::check_in::store::{CheckInRow, HistoryFilter};
 use crate::check_in::use_cases as check_ins;
 use crate::escalation::inbox;
 use crate::escalation::store::AlertRow;
+use crate::prompt::adherence::Adherence;
+use crate::prompt::store::PromptRow;
+use crate::prompt::use_cases::{self as prompts, PatientCarePlan, PlanSource};
 use crate::time::utc;
 use crate::treatment::model::{Modality, check_schedule_time};
 use crate::treatment::store::{SessionRow, When};
@@ -42,7 +46,13 @@ struct PatientPage {
     recent: Vec<CheckInRow>,
     sessions: Vec<SessionRow>,
     alerts: Vec<AlertRow>,
+    prompts: Vec<PromptRow>,
+    adherence: Adherence,
+    plan: PatientCarePlan,
 }
+
+/// Prompts listed at most (the latest due first).
+const PROMPTS_SHOWN: usize = 30;
 
 fn tz_of(name: &str) -> Tz {
     crate::account::model::parse_timezone(name).unwrap_or(chrono_tz::UTC)
@@ -66,9 +76,10 @@ pub async fn patient_page(
 ) -> Response {
     let secure = session::secure(&state, &headers);
     let now = state.now();
+    let horizon = state.config.prompts.horizon;
     let raw = id.clone();
-    // Seven audited reads: one write transaction commits their audit rows together (one
-    // commit instead of seven), which is what the page costs most on PostgreSQL.
+    // Eight audited reads: one write transaction commits their audit rows together (one
+    // commit instead of eight), which is what the page costs most on PostgreSQL.
     let loaded = state
         .write_as(user.bearer.clone(), move |conn, caller| {
             let trends = refused!(check_ins::trends_of(conn, caller, &raw, DAYS, now));
@@ -121,6 +132,12 @@ pub async fn patient_page(
                 n
             ));
             let alerts = refused!(inbox::of_patient(conn, caller, &raw, 50, n));
+            let mut prompt_rows =
+                refused!(prompts::patient_prompts(conn, caller, &raw, now, horizon));
+            prompt_rows.sort_by_key(|p| std::cmp::Reverse(p.due_at));
+            prompt_rows.truncate(PROMPTS_SHOWN);
+            let adherence = refused!(prompts::patient_adherence(conn, caller, &raw, now));
+            let plan = refused!(prompts::patient_care_plan(conn, caller, &raw));
             let names = refused!(crate::clinic::use_cases::patient_names(
                 conn,
                 caller,
@@ -137,6 +154,9 @@ pub async fn patient_page(
                 recent,
                 sessions,
                 alerts,
+                prompts: prompt_rows,
+                adherence,
+                plan,
             }))
         })
         .await;
@@ -289,6 +309,49 @@ fn render(id: &str, data: &PatientPage, csrf: &str, now: DateTime<Utc>) -> Marku
                             td data-label="Why" { (a.explanation) }
                             td data-label="Status" { (a.status) @if let Some(note) = &a.resolution_note { ": " (note) } }
                             td data-label="Inputs" { code class="inputs" { (a.inputs) } }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="prompts-h" {
+            h2 id="prompts-h" { "Prompts and care plan" }
+            @let a = &data.adherence;
+            dl class="facts" id="adherence" {
+                dt { "Answered in time" }
+                dd { (a.completed) " of " (a.completed + a.expired) " closed prompts in " (a.window_days) " days"
+                    @if let Some(rate) = a.completion_rate { " (" (format!("{:.0}", rate * 100.0)) "%)" } }
+                dt { "In a row" }
+                dd { (a.current_streak) " answered, " (a.consecutive_misses) " missed" }
+                dt { "Care plan" }
+                dd { (match data.plan.source {
+                    PlanSource::Patient => "the patient's own",
+                    PlanSource::Clinic => "the clinic's",
+                    PlanSource::Default => "the built-in default",
+                }) }
+            }
+            table class="list" id="patient-plan" {
+                thead { tr { th scope="col" { "Rule" } th scope="col" { "Check-in" } th scope="col" { "When" } } }
+                tbody {
+                    @if data.plan.plan.rules.is_empty() { tr { td colspan="3" { "No rules: the patient is not prompted." } } }
+                    @for rule in &data.plan.plan.rules {
+                        tr {
+                            td data-label="Rule" { (rule.id) }
+                            td data-label="Check-in" { (instrument_label(&rule.instrument)) }
+                            td data-label="When" { (super::settings::anchor_text(&rule.anchor)) }
+                        }
+                    }
+                }
+            }
+            table class="list" id="prompts" {
+                thead { tr { th scope="col" { "Due" } th scope="col" { "Check-in" } th scope="col" { "Status" } } }
+                tbody {
+                    @if data.prompts.is_empty() { tr { td colspan="3" { "No prompts in the last 14 days or planned." } } }
+                    @for p in &data.prompts {
+                        tr {
+                            td data-label="Due" { (local_time(p.due_at, vtz)) }
+                            td data-label="Check-in" { (instrument_label(&p.instrument)) }
+                            td data-label="Status" { (p.status) }
                         }
                     }
                 }

@@ -516,7 +516,7 @@ fn care_plan_form(plan: &CarePlan, instruments: &[(String, String)], csrf: &str)
 }
 
 /// When a care plan rule prompts, in words.
-fn anchor_text(anchor: &Anchor) -> String {
+pub(super) fn anchor_text(anchor: &Anchor) -> String {
     match anchor {
         Anchor::Daily => "every day".to_owned(),
         Anchor::AfterSession { days } => {
