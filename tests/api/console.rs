@@ -1634,6 +1634,30 @@ async fn the_care_plan_is_edited_row_by_row_with_validation_messages(backend: Ba
     ] {
         assert!(bad.text.contains(message), "{message}: {}", bad.text);
     }
+    // A problem is named by the row it is on, whatever rows before it were left out.
+    let skipped = admin
+        .post(
+            "/console/settings/care-plan",
+            &[
+                ("csrf", &csrf),
+                ("rule0_id", "daily_mood"),
+                ("rule0_instrument", "daily_mood"),
+                ("rule1_id", "before_session"),
+                ("rule1_instrument", "phq9"),
+                ("rule1_remove", "on"),
+                ("rule5_id", "x"),
+                ("rule5_instrument", "nonesuch"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        skipped
+            .text
+            .contains("Rule 6 (instrument)</strong> is not in the catalogue"),
+        "{}",
+        skipped.text
+    );
     // Nothing was saved.
     let plan = app
         .get(

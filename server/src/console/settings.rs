@@ -647,11 +647,16 @@ fn number_of(
 }
 
 /// The care plan a form describes: rows without a name and an instrument are left out, as are
-/// rows marked for removal; problems are named by the rule's place in the plan. The plan's own
-/// validation (`CarePlan::problems`) runs after.
-fn care_plan_of(form: &BTreeMap<String, String>) -> (CarePlan, BTreeMap<String, String>) {
+/// rows marked for removal. Also the form row of each rule, so that problems are named by the row
+/// the admin filled in (`rules[i]` is row `i` of the form, counted from 0) whatever rows were left
+/// out before it. The plan's own validation (`CarePlan::problems`) runs after, through
+/// [`by_form_row`].
+fn care_plan_of(
+    form: &BTreeMap<String, String>,
+) -> (CarePlan, BTreeMap<String, String>, Vec<usize>) {
     let mut problems = BTreeMap::new();
     let mut rules = Vec::new();
+    let mut rows = Vec::new();
     for row in 0..MAX_RULES {
         let field = |name: &str| format!("rule{row}_{name}");
         let id = text(form, &field("id"));
@@ -659,8 +664,8 @@ fn care_plan_of(form: &BTreeMap<String, String>) -> (CarePlan, BTreeMap<String, 
         if (id.is_none() && instrument.is_none()) || text(form, &field("remove")).is_some() {
             continue;
         }
-        let index = rules.len();
-        let at = |name: &str| format!("rules[{index}].{name}");
+        rows.push(row);
+        let at = |name: &str| format!("rules[{row}].{name}");
         let anchor = match text(form, &field("when")).unwrap_or("daily") {
             "daily" => Anchor::Daily,
             "after_session" => {
@@ -745,7 +750,20 @@ fn care_plan_of(form: &BTreeMap<String, String>) -> (CarePlan, BTreeMap<String, 
             ),
         });
     }
-    (CarePlan { rules }, problems)
+    (CarePlan { rules }, problems, rows)
+}
+
+/// A plan problem's field (`rules[i].…`, `i` the rule's place in the plan) renamed to the form
+/// row the rule came from.
+fn by_form_row(field: &str, rows: &[usize]) -> String {
+    let renamed = field
+        .strip_prefix("rules[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(index, rest)| {
+            let row = rows.get(index.parse::<usize>().ok()?)?;
+            Some(format!("rules[{row}]{rest}"))
+        });
+    renamed.unwrap_or_else(|| field.to_owned())
 }
 
 /// Replaces the clinic's default care plan (the `PUT /v1/clinics/{id}/care-plan` use case);
@@ -761,9 +779,11 @@ pub async fn set_care_plan(
         Ok(form) => form,
         Err(response) => return *response,
     };
-    let (plan, mut problems) = care_plan_of(&form);
+    let (plan, mut problems, rows) = care_plan_of(&form);
     for (field, problem) in plan.problems(|key| state.catalogue.find(key, None).is_some()) {
-        problems.entry(field).or_insert(problem);
+        problems
+            .entry(by_form_row(&field, &rows))
+            .or_insert(problem);
     }
     let now = state.now().naive_utc();
     let saved = state
