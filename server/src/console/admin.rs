@@ -21,18 +21,6 @@ use super::session::{self, ConsoleUser};
 /// Patients listed at most.
 const ROSTER_LIMIT: usize = 500;
 
-fn checked(
-    headers: &HeaderMap,
-    body: &[u8],
-    user: &ConsoleUser,
-) -> Result<std::collections::BTreeMap<String, String>, Box<Response>> {
-    let form = page::parse_form(headers, body)?;
-    if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
-        return Err(Box::new(page::forged()));
-    }
-    Ok(form)
-}
-
 async fn roster(
     state: &AppState,
     headers: &HeaderMap,
@@ -117,7 +105,7 @@ pub async fn search(
     user: ConsoleUser,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
@@ -249,7 +237,7 @@ pub async fn create_invitation(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match checked(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
@@ -306,7 +294,7 @@ pub async fn revoke_invitation(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    if let Err(response) = checked(&headers, &body, &user) {
+    if let Err(response) = page::signed_form(&headers, &body, &user) {
         return *response;
     }
     let now = state.now();

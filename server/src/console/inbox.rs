@@ -295,13 +295,10 @@ async fn act(
     action: Action,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match page::parse_form(&headers, &body) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
-    if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
-        return page::forged();
-    }
     let back = match form.get("back").map(String::as_str) {
         Some("acknowledged") => "acknowledged",
         Some("resolved") => "resolved",

@@ -196,6 +196,20 @@ pub fn done(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
+/// A form posted by a signed-in user: its fields, or the response to send instead (an unreadable
+/// form, or the refusal of a post without the session's CSRF token).
+pub fn signed_form(
+    headers: &HeaderMap,
+    body: &[u8],
+    user: &super::session::ConsoleUser,
+) -> Result<BTreeMap<String, String>, Box<Response>> {
+    let form = parse_form(headers, body)?;
+    if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
+        return Err(Box::new(forged()));
+    }
+    Ok(form)
+}
+
 /// A submitted `application/x-www-form-urlencoded` body as (name, value) pairs; a body that is
 /// not one is answered 400.
 pub fn parse_form(

@@ -424,18 +424,6 @@ fn parse_local(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn checked_form(
-    headers: &HeaderMap,
-    body: &[u8],
-    user: &ConsoleUser,
-) -> Result<BTreeMap<String, String>, Box<Response>> {
-    let form = page::parse_form(headers, body)?;
-    if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
-        return Err(Box::new(page::forged()));
-    }
-    Ok(form)
-}
-
 /// Schedules a session (form).
 pub async fn schedule(
     State(state): State<AppState>,
@@ -445,7 +433,7 @@ pub async fn schedule(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match checked_form(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
@@ -503,7 +491,7 @@ async fn session_action(
     action: SessionAction,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match checked_form(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };

@@ -96,18 +96,6 @@ const AUDIENCES: [(Audience, &str, &str); 3] = [
 
 const SEVERITY_NAMES: [&str; 4] = ["urgent", "high", "medium", "low"];
 
-fn checked(
-    headers: &HeaderMap,
-    body: &[u8],
-    user: &ConsoleUser,
-) -> Result<BTreeMap<String, String>, Box<Response>> {
-    let form = page::parse_form(headers, body)?;
-    if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
-        return Err(Box::new(page::forged()));
-    }
-    Ok(form)
-}
-
 fn own_clinic(caller: &crate::auth::extract::Caller) -> String {
     caller
         .own_clinic()
@@ -775,7 +763,7 @@ pub async fn set_care_plan(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match checked(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
@@ -785,23 +773,41 @@ pub async fn set_care_plan(
             .entry(by_form_row(&field, &rows))
             .or_insert(problem);
     }
+    let change = SettingChange {
+        setting: ClinicSetting::CarePlan,
+        what: "change the clinic's care plan",
+        value: plan,
+        problems,
+    };
+    save_setting(&state, user, change, secure, "/console/settings#plan-h").await
+}
+
+/// Saves one of the clinic's settings through the API's use case, then back to its section of
+/// the page (a changed care plan wakes the worker to plan again).
+async fn save_setting<T>(
+    state: &AppState,
+    user: ConsoleUser,
+    change: SettingChange<T>,
+    secure: bool,
+    section: &'static str,
+) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+{
+    let replans = change.setting == ClinicSetting::CarePlan;
     let now = state.now().naive_utc();
     let saved = state
         .write_as(user.bearer, move |conn, caller| {
             let id = own_clinic(caller);
-            let change = SettingChange {
-                setting: ClinicSetting::CarePlan,
-                what: "change the clinic's care plan",
-                value: plan,
-                problems,
-            };
             settings::update_setting(conn, caller, &id, change, now)
         })
         .await;
     match saved {
         Ok(_) => {
-            state.jobs_enqueued();
-            page::done("/console/settings#plan-h")
+            if replans {
+                state.jobs_enqueued();
+            }
+            page::done(section)
         }
         Err(error) => page::failure(error, secure),
     }
@@ -815,7 +821,7 @@ pub async fn update_clinic(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match checked(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
@@ -857,7 +863,7 @@ pub async fn set_on_call(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match checked(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
@@ -938,28 +944,18 @@ pub async fn set_policy(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match checked(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
     let (policy, problems) = policy_of(&form);
-    let now = state.now().naive_utc();
-    match state
-        .write_as(user.bearer, move |conn, caller| {
-            let id = own_clinic(caller);
-            let change = SettingChange {
-                setting: ClinicSetting::EscalationPolicy,
-                what: "change the escalation policy",
-                value: policy,
-                problems,
-            };
-            settings::update_setting(conn, caller, &id, change, now)
-        })
-        .await
-    {
-        Ok(_) => page::done("/console/settings#policy-h"),
-        Err(error) => page::failure(error, secure),
-    }
+    let change = SettingChange {
+        setting: ClinicSetting::EscalationPolicy,
+        what: "change the escalation policy",
+        value: policy,
+        problems,
+    };
+    save_setting(&state, user, change, secure, "/console/settings#policy-h").await
 }
 
 /// The thresholds a form describes; a field that is not a number is a problem, a field left
@@ -1023,28 +1019,25 @@ pub async fn set_thresholds(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match checked(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
     let (thresholds, problems) = thresholds_of(&form);
-    let now = state.now().naive_utc();
-    match state
-        .write_as(user.bearer, move |conn, caller| {
-            let id = own_clinic(caller);
-            let change = SettingChange {
-                setting: ClinicSetting::AlertThresholds,
-                what: "change alert thresholds",
-                value: thresholds,
-                problems,
-            };
-            settings::update_setting(conn, caller, &id, change, now)
-        })
-        .await
-    {
-        Ok(_) => page::done("/console/settings#thresholds-h"),
-        Err(error) => page::failure(error, secure),
-    }
+    let change = SettingChange {
+        setting: ClinicSetting::AlertThresholds,
+        what: "change alert thresholds",
+        value: thresholds,
+        problems,
+    };
+    save_setting(
+        &state,
+        user,
+        change,
+        secure,
+        "/console/settings#thresholds-h",
+    )
+    .await
 }
 
 /// Adds a webhook endpoint and shows its secret once.
@@ -1055,7 +1048,7 @@ pub async fn create_webhook(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    let form = match checked(&headers, &body, &user) {
+    let form = match page::signed_form(&headers, &body, &user) {
         Ok(form) => form,
         Err(response) => return *response,
     };
@@ -1088,7 +1081,7 @@ pub async fn delete_webhook(
     body: Bytes,
 ) -> Response {
     let secure = session::secure(&state, &headers);
-    if let Err(response) = checked(&headers, &body, &user) {
+    if let Err(response) = page::signed_form(&headers, &body, &user) {
         return *response;
     }
     let now = state.now().naive_utc();

@@ -192,12 +192,8 @@ pub async fn logout(
     user: ConsoleUser,
     body: Bytes,
 ) -> Response {
-    let form = match page::parse_form(&headers, &body) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
-        return page::forged();
+    if let Err(response) = page::signed_form(&headers, &body, &user) {
+        return *response;
     }
     let secure = session::secure(&state, &headers);
     let now = state.now().naive_utc();
