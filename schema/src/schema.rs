@@ -107,6 +107,7 @@ diesel::table! {
         device_completed_at -> Nullable<Timestamp>,
         timing -> Text,
         mood -> Nullable<Double>,
+        safety_alert_id -> Nullable<Text>,
     }
 }
 
@@ -141,6 +142,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
+        priority -> Integer,
     }
 }
 
@@ -217,6 +219,25 @@ diesel::table! {
         severity_rank -> Integer,
         signal_completed_at -> Nullable<Timestamp>,
         signal_received_at -> Nullable<Timestamp>,
+        reached_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    alert_deliveries (id) {
+        id -> Text,
+        alert_id -> Text,
+        round -> Integer,
+        escalation -> Integer,
+        tier -> Integer,
+        audience -> Text,
+        channel -> Text,
+        recipient -> Text,
+        ref_id -> Text,
+        status -> Text,
+        detail -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -241,6 +262,9 @@ diesel::table! {
         previous_expires_at -> Nullable<Timestamp>,
         active -> Bool,
         created_at -> Timestamp,
+        last_success_at -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
+        last_failure -> Nullable<Text>,
     }
 }
 
@@ -370,6 +394,7 @@ diesel::table! {
 diesel::joinable!(accounts -> clinics (clinic_id));
 diesel::joinable!(patient_schedules -> accounts (patient_id));
 diesel::joinable!(alert_events -> alerts (alert_id));
+diesel::joinable!(alert_deliveries -> alerts (alert_id));
 diesel::joinable!(notifications -> devices (device_id));
 diesel::joinable!(invitations -> clinics (clinic_id));
 diesel::joinable!(refresh_families -> accounts (account_id));
@@ -389,6 +414,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     notification_attempts,
     alerts,
+    alert_deliveries,
     alert_events,
     webhook_endpoints,
     patient_schedules,

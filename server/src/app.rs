@@ -99,6 +99,8 @@ pub struct App {
     pub push: PushGateways,
     /// HTTP client for webhook deliveries.
     pub webhook_client: reqwest::Client,
+    /// The SMTP mailer, when `COMPANION_SMTP_URL` is set.
+    pub mailer: Option<crate::email::Mailer>,
     /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
     pub job_wake: Arc<tokio::sync::Notify>,
     /// The job kinds this process runs (listed in `worker::registry`).
@@ -128,19 +130,24 @@ impl App {
         let db = Db::new(&config.database, config.db_pool_size).map_err(anyhow::Error::msg)?;
         let limits = AuthLimits::new(config.auth_rate_limit_per_minute);
         let push = PushGateways::from_settings(&config.push)?;
-        if config.environment == crate::config::Environment::Production {
-            for (platform, missing) in [
-                ("APNs", config.push.apns.is_none()),
-                ("FCM", config.push.fcm.is_none()),
-            ] {
-                if missing {
-                    tracing::warn!(
-                        platform,
-                        "no credentials configured: notifications to these devices are only logged, never sent"
-                    );
-                }
+        // Production refuses this unless COMPANION_ACCEPT_PUSH_NOT_CONFIGURED accepts the risk
+        // (see `Config`); development says so at start.
+        for (platform, missing) in [
+            ("APNs", config.push.apns.is_none()),
+            ("FCM", config.push.fcm.is_none()),
+        ] {
+            if missing {
+                tracing::warn!(
+                    platform,
+                    "no credentials configured: notifications to these devices are only logged, never sent, and never count as reaching anyone"
+                );
             }
         }
+        let mailer = config
+            .email
+            .as_ref()
+            .map(crate::email::Mailer::new)
+            .transpose()?;
         Ok(Self {
             config,
             db,
@@ -158,7 +165,17 @@ impl App {
                 .build()
                 .context("cannot build the webhook HTTP client")?,
             decoy_hash: tokio::sync::OnceCell::new(),
+            mailer,
         })
+    }
+
+    /// The ways this process can reach people: push services with credentials, and email.
+    pub fn channels(&self) -> crate::escalation::decide::Channels {
+        crate::escalation::decide::Channels {
+            ios: self.push.apns.reaches_devices(),
+            android: self.push.fcm.reaches_devices(),
+            email: self.mailer.is_some(),
+        }
     }
 
     /// One unit of work for a request that writes: one pooled connection and one hand-off to the

@@ -183,6 +183,36 @@ pub struct Config {
     pub metrics_token: Option<Secret<String>>,
     /// How `serve` accepts connections.
     pub connections: ConnectionSettings,
+    /// The safety path's settings.
+    pub safety: SafetySettings,
+    /// Email, when `COMPANION_SMTP_URL` is set.
+    pub email: Option<EmailSettings>,
+    /// `COMPANION_PUBLIC_URL`: the address people reach this server at (links in emails); when
+    /// unset, `http://` and `COMPANION_ADDR`.
+    pub public_url: String,
+}
+
+/// The safety path's settings.
+#[derive(Clone, Debug)]
+pub struct SafetySettings {
+    /// `COMPANION_SAFETY_ANSWER_WAIT_MS`: how long the answer to a check-in that raised an urgent
+    /// or high alert may wait for the first delivery outcome, so that the patient is told
+    /// `reached` or `unreachable` rather than `trying` (0: answer at once).
+    pub answer_wait: Duration,
+    /// `COMPANION_ACCEPT_PUSH_NOT_CONFIGURED`: in production, start even though APNs or FCM has no
+    /// credentials (their devices are then never pushed, and alerts reach staff only by webhook
+    /// or email). Refused otherwise.
+    pub accept_push_not_configured: bool,
+}
+
+/// Email settings.
+#[derive(Clone, Debug)]
+pub struct EmailSettings {
+    /// `COMPANION_SMTP_URL`: `smtp://host:port` (add `?tls=required` for STARTTLS) or
+    /// `smtps://host:port`, with `user:password@` when the server asks for credentials.
+    pub url: Secret<String>,
+    /// `COMPANION_SMTP_FROM`: the sender, `Name <address>` or an address.
+    pub from: String,
 }
 
 /// Limits on the connections `serve` accepts, against clients that hold sockets open.
@@ -304,6 +334,11 @@ pub const KEYS: &[&str] = &[
     "COMPANION_BODY_TIMEOUT",
     "COMPANION_MAX_CONNECTIONS",
     "COMPANION_MAX_CONNECTIONS_PER_CLIENT",
+    "COMPANION_SAFETY_ANSWER_WAIT_MS",
+    "COMPANION_ACCEPT_PUSH_NOT_CONFIGURED",
+    "COMPANION_SMTP_URL",
+    "COMPANION_SMTP_FROM",
+    "COMPANION_PUBLIC_URL",
     "DATABASE_URL",
 ];
 
@@ -490,6 +525,78 @@ impl Config {
             Some(token) => Some(Secret::new(token.to_owned())),
         };
         let connections = connection_settings(get, request_timeout)?;
+        let safety = SafetySettings {
+            answer_wait: Duration::from_millis(number(
+                get,
+                "COMPANION_SAFETY_ANSWER_WAIT_MS",
+                3000,
+                0,
+                30_000,
+            )?),
+            accept_push_not_configured: boolean(
+                get,
+                "COMPANION_ACCEPT_PUSH_NOT_CONFIGURED",
+                false,
+            )?,
+        };
+        if environment == Environment::Production && !safety.accept_push_not_configured {
+            for (key, missing) in [
+                ("COMPANION_APNS_KEY_FILE", push.apns.is_none()),
+                ("COMPANION_FCM_SERVICE_ACCOUNT_FILE", push.fcm.is_none()),
+            ] {
+                if missing {
+                    return Err(err(
+                        key,
+                        "is required in production: without it alert pushes to these devices \
+                         are never sent (set COMPANION_ACCEPT_PUSH_NOT_CONFIGURED=true to start \
+                         anyway, accepting that alerts reach staff only by webhook or email)",
+                    ));
+                }
+            }
+        }
+        let email = match get("COMPANION_SMTP_URL") {
+            None | Some("") => None,
+            Some(url) => {
+                let parsed =
+                    url::Url::parse(url).map_err(|_| err("COMPANION_SMTP_URL", "is not a URL"))?;
+                if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host_str().is_none() {
+                    return Err(err(
+                        "COMPANION_SMTP_URL",
+                        "must be smtp://host[:port] or smtps://host[:port]",
+                    ));
+                }
+                let from = get("COMPANION_SMTP_FROM").ok_or_else(|| {
+                    err(
+                        "COMPANION_SMTP_FROM",
+                        "is required when COMPANION_SMTP_URL is set",
+                    )
+                })?;
+                if from.parse::<lettre::message::Mailbox>().is_err() {
+                    return Err(err(
+                        "COMPANION_SMTP_FROM",
+                        "must be an address or `Name <address>`",
+                    ));
+                }
+                Some(EmailSettings {
+                    url: Secret::new(url.to_owned()),
+                    from: from.to_owned(),
+                })
+            }
+        };
+        let public_url = match get("COMPANION_PUBLIC_URL") {
+            None | Some("") => format!("http://{addr}"),
+            Some(raw) => {
+                let parsed = url::Url::parse(raw)
+                    .map_err(|_| err("COMPANION_PUBLIC_URL", "is not a URL"))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                    return Err(err(
+                        "COMPANION_PUBLIC_URL",
+                        "must be an http or https URL with a host",
+                    ));
+                }
+                raw.trim_end_matches('/').to_owned()
+            }
+        };
 
         Ok(Self {
             environment,
@@ -518,6 +625,9 @@ impl Config {
             shutdown_timeout,
             metrics_token,
             connections,
+            safety,
+            email,
+            public_url,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod email;
 pub mod error;
 pub mod escalation;
 pub mod fhir;

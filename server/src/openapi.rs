@@ -95,6 +95,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(instrument::handlers::list_instruments))
         .routes(routes!(check_in::handlers::create_check_in))
         .routes(routes!(check_in::handlers::list_my_check_ins))
+        .routes(routes!(check_in::handlers::get_my_check_in))
         .routes(routes!(check_in::handlers::list_patient_check_ins))
         .routes(routes!(check_in::handlers::get_patient_trends))
         .routes(routes!(

@@ -270,6 +270,8 @@ impl TestApp {
             ),
             ("COMPANION_DB_POOL_SIZE".into(), "4".into()),
             ("COMPANION_AUTH_RATE_LIMIT".into(), "1000".into()),
+            // No worker runs beside a request here: tests drive the jobs themselves.
+            ("COMPANION_SAFETY_ANSWER_WAIT_MS".into(), "0".into()),
         ]);
         for (key, value) in settings {
             source.insert((*key).into(), (*value).into());

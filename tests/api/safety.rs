@@ -135,7 +135,9 @@ fn pushes_with_urgency(gateway: &MemoryGateway, token: &str) -> Vec<(String, boo
         .into_iter()
         .filter(|(t, _)| t == token)
         .filter_map(|(_, m)| match &m {
-            PushMessage::ClinicianAlert { alert_id, .. } => Some((alert_id.clone(), m.is_urgent())),
+            PushMessage::ClinicianAlert { alert_id, .. } => {
+                Some((alert_id.clone(), m.is_time_sensitive()))
+            }
             _ => None,
         })
         .collect()

@@ -391,7 +391,7 @@ async fn a_worker_killed_mid_storm_loses_nothing_and_every_resent_push_replaces_
                     &device,
                     PushMessage::ClinicianAlert {
                         alert_id,
-                        urgent: true,
+                        time_sensitive: true,
                     },
                 )
             })

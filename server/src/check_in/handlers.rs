@@ -17,9 +17,10 @@ use crate::auth::extract::{Bearer, PatientCaller, Staff};
 use crate::check_in::store::{CheckInRow, HistoryFilter};
 use crate::check_in::timing;
 use crate::check_in::trends::{DailyMood, InstrumentTrend};
-use crate::check_in::use_cases::{self, Stored};
-pub use crate::check_in::view::{CheckIn, SAFETY_MESSAGE, SafetyNotice, ScoreView, view};
+use crate::check_in::use_cases::{self, Safety, Stored};
+pub use crate::check_in::view::{CheckIn, SafetyNotice, ScoreView, view};
 use crate::error::{ApiError, ApiResult, ErrorBody, Refusal};
+use crate::escalation::decide::CareTeam;
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{Page, PageParams, Paginated, time_key};
 use crate::instrument::scoring;
@@ -71,7 +72,11 @@ fn content_hash(
 ///
 /// Scores the answers on the server. Safe to repeat: the same `id` with the same content returns
 /// the stored check-in (200, same body); the same `id` with different content is a 409. When PHQ-9
-/// item 9 is answered 1 or more the response carries crisis resources.
+/// item 9 is answered 1 or more, or a home blood pressure is dangerous, the response carries
+/// `safety`: the crisis resources, where the care team stands (`care_team`: `reached`, `trying`
+/// or `unreachable`) and a message in the same words. The server waits a few seconds for the
+/// first delivery outcome before answering, so that most answers say `reached` or
+/// `unreachable`; read the check-in again for the current value.
 #[utoipa::path(
     post,
     path = "/v1/check-ins",
@@ -175,6 +180,7 @@ pub async fn create_check_in(
         device_completed_at: placed.device_completed_at.map(|t| t.naive_utc()),
         timing: placed.timing.as_str().to_owned(),
         mood: None,
+        safety_alert_id: None,
     };
 
     let answers = scored.answers;
@@ -187,15 +193,88 @@ pub async fn create_check_in(
         })
         .await?;
     state.jobs_enqueued();
-    let (status, stored, resources) = match outcome {
-        Stored::Created(row, resources) => (StatusCode::CREATED, row, resources),
-        Stored::Replayed(row, resources) => (StatusCode::OK, row, resources),
+    let (status, stored, safety) = match outcome {
+        Stored::Created(row, safety) => (StatusCode::CREATED, row, safety),
+        Stored::Replayed(row, safety) => (StatusCode::OK, row, safety),
     };
-    let safety = resources.map(|crisis_resources| SafetyNotice {
-        message: SAFETY_MESSAGE.to_owned(),
-        crisis_resources,
-    });
-    Ok((status, Json(view(&stored, &state.catalogue, safety))))
+    let safety = match (safety, stored.safety_alert_id.clone()) {
+        (Some(safety), Some(alert)) if safety.care_team == CareTeam::Trying => {
+            let care_team = wait_for_outcome(&state, alert).await;
+            Some(Safety {
+                care_team,
+                ..safety
+            })
+        }
+        (safety, _) => safety,
+    };
+    let notice = safety.map(|s| crate::check_in::view::notice(&stored, s.care_team, s.resources));
+    Ok((status, Json(view(&stored, &state.catalogue, notice))))
+}
+
+/// Waits up to `COMPANION_SAFETY_ANSWER_WAIT_MS` for the first outcome of the alert's deliveries
+/// (the workers were woken by the commit), so that the patient hears `reached` or `unreachable`
+/// rather than `trying` where the answer comes within seconds. Returns where the care team
+/// stands when it came, or `trying` when time ran out.
+async fn wait_for_outcome(state: &AppState, alert_id: String) -> CareTeam {
+    let wait = state.config.safety.answer_wait;
+    if wait.is_zero() {
+        return CareTeam::Trying;
+    }
+    let until = tokio::time::Instant::now() + wait;
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return CareTeam::Trying;
+        }
+        tokio::time::sleep(pause.min(until - now)).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        let alert = alert_id.clone();
+        match state
+            .db
+            .run(move |conn| crate::escalation::reach::care_team_of(conn, &alert))
+            .await
+        {
+            Ok(Some(CareTeam::Trying)) => {}
+            Ok(Some(care_team)) => return care_team,
+            // Gone (an erasure) or unreadable now: the patient hears the honest `trying`.
+            Ok(None) | Err(_) => return CareTeam::Trying,
+        }
+    }
+}
+
+/// One of my check-ins
+///
+/// With `safety` (for a safety answer or a dangerous blood pressure) showing where the care team
+/// stands now.
+#[utoipa::path(
+    get,
+    path = "/v1/me/check-ins/{check_in_id}",
+    tag = "check-ins",
+    operation_id = "get_my_check_in",
+    security(("bearer" = [])),
+    params(("check_in_id" = String, Path, description = "The check-in's id (the app's UUID)")),
+    responses(
+        (status = 200, description = "The check-in", body = CheckIn),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a patient", body = ErrorBody),
+        (status = 404, description = "No such check-in of the caller's", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_my_check_in(
+    State(state): State<AppState>,
+    patient: PatientCaller,
+    Path(check_in_id): Path<String>,
+) -> ApiResult<Json<CheckIn>> {
+    let zones = state.zones.clone();
+    let (row, safety) = state
+        .read_as(patient, move |conn, caller| {
+            use_cases::own(conn, caller, &check_in_id, &zones)
+        })
+        .await?;
+    let notice = safety.map(|s| crate::check_in::view::notice(&row, s.care_team, s.resources));
+    Ok(Json(view(&row, &state.catalogue, notice)))
 }
 
 /// History filters and paging.
@@ -259,14 +338,30 @@ async fn history(
     let (page, filter) = params.parse(state)?;
     let limit = i64::from(page.limit) + 1;
     let now = state.now().naive_utc();
+    let zones = state.zones.clone();
     let rows = state
         .read_as(access, move |conn, caller| {
-            use_cases::history(conn, caller, raw_patient.as_deref(), &filter, limit, now)
+            let rows = match use_cases::history(
+                conn,
+                caller,
+                raw_patient.as_deref(),
+                &filter,
+                limit,
+                now,
+            )? {
+                Ok(rows) => rows,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            use_cases::with_safety(conn, rows, &zones).map(Ok)
         })
         .await?;
     let items: Vec<CheckIn> = rows
-        .iter()
-        .map(|r| view(r, &state.catalogue, None))
+        .into_iter()
+        .map(|(row, safety)| {
+            let notice =
+                safety.map(|s| crate::check_in::view::notice(&row, s.care_team, s.resources));
+            view(&row, &state.catalogue, notice)
+        })
         .collect();
     Ok(Json(Paginated::from_rows(items, &page, |c| {
         time_key(c.completed_at, &c.id)

@@ -43,6 +43,17 @@ pub struct CheckInRow {
     pub timing: String,
     /// The mood answer of a daily mood check-in.
     pub mood: Option<f64>,
+    /// The urgent or high alert its answers raised or joined (what `safety.care_team` reports
+    /// on), if any.
+    pub safety_alert_id: Option<String>,
+}
+
+/// Names the urgent or high alert a check-in's answers raised or joined.
+pub fn set_safety_alert(conn: &mut DbConnection, id: &str, alert_id: &str) -> QueryResult<()> {
+    diesel::update(check_ins::table.find(id))
+        .set(check_ins::safety_alert_id.eq(alert_id))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Finds a check-in by id (whoever it belongs to).

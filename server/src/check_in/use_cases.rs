@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use diesel::QueryResult;
 use serde_json::Value;
 
 use crate::account::model::{Role, parse_timezone};
@@ -13,19 +14,67 @@ use crate::check_in::store::{self, CheckInRow, HistoryFilter};
 use crate::check_in::trends::{self, DailyMood, InstrumentTrend, Record};
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
+use crate::escalation::decide::{CareTeam, OnSignal};
+use crate::escalation::reach;
+use crate::escalation::rules::Severity;
+use crate::escalation::store::Raised;
 use crate::patient::{self, PatientRef, SelfAccess};
 use crate::safety::crisis::CrisisResources;
 use crate::safety::zones::ZoneCountries;
 use crate::time::utc;
 
-/// A submission's outcome, with the crisis resources when the stored answers carry a safety
-/// signal (read in the same transaction: nothing can fail between the commit and the notice).
+/// What a patient whose answers signal risk is shown: their crisis resources and where the care
+/// team stands.
+#[derive(Debug, Clone)]
+pub struct Safety {
+    /// The patient's crisis resources.
+    pub resources: CrisisResources,
+    /// Where the care team stands on the alert the answers raised.
+    pub care_team: CareTeam,
+}
+
+/// A submission's outcome, with the safety notice's inputs when the stored answers carry a
+/// safety signal or a dangerous blood pressure (read in the same transaction: nothing can fail
+/// between the commit and the notice).
 #[derive(Debug)]
 pub enum Stored {
     /// Stored now.
-    Created(CheckInRow, Option<CrisisResources>),
+    Created(CheckInRow, Option<Safety>),
     /// Stored before with the same content: the stored check-in.
-    Replayed(CheckInRow, Option<CrisisResources>),
+    Replayed(CheckInRow, Option<Safety>),
+}
+
+/// The safety notice's inputs for `row`, if it needs one.
+pub fn safety_of(
+    conn: &mut DbConnection,
+    row: &CheckInRow,
+    zones: &ZoneCountries,
+) -> QueryResult<Option<Safety>> {
+    if !super::view::needs_notice(row) {
+        return Ok(None);
+    }
+    let Some(resources) = crate::safety::store::for_patient(conn, &row.patient_id, zones)? else {
+        return Ok(None);
+    };
+    // No alert behind the answers (a clinic that raised its blood-pressure threshold): nobody
+    // is being told, and the patient is not told otherwise.
+    let care_team = match &row.safety_alert_id {
+        Some(alert) => reach::care_team_of(conn, alert)?.unwrap_or(CareTeam::Unreachable),
+        None => CareTeam::Unreachable,
+    };
+    Ok(Some(Safety {
+        resources,
+        care_team,
+    }))
+}
+
+/// The urgent or high alert (most severe first) that a check-in's signals went to.
+fn safety_alert(raised: &[Raised]) -> Option<&str> {
+    raised
+        .iter()
+        .filter(|r| r.severity >= Severity::High && r.outcome != OnSignal::Suppress)
+        .max_by_key(|r| r.severity)
+        .map(|r| r.alert_id.as_str())
 }
 
 /// Stores the caller's check-in once: `row` is the scored submission (its patient and clinic
@@ -44,18 +93,11 @@ pub fn submit(
         Ok(clinic) => clinic.to_string(),
         Err(refused) => return Ok(Err(refused)),
     };
-    let row = CheckInRow {
+    let mut row = CheckInRow {
         patient_id: caller.account_id.to_string(),
         clinic_id,
         mood: mood_of(&row.instrument, answers),
         ..row
-    };
-    let crisis = |conn: &mut DbConnection, row: &CheckInRow| {
-        if row.item9.is_some_and(|v| v >= 1) {
-            crate::safety::store::for_patient(conn, &row.patient_id, zones)
-        } else {
-            Ok(None)
-        }
     };
     if store::insert_if_new(conn, &row)? {
         crate::prompt::store::complete_for_check_in(
@@ -67,23 +109,61 @@ pub fn submit(
             row.completed_at,
             row.received_at,
         )?;
-        crate::escalation::intake::on_check_in(conn, caller, &row, answers)?;
-        let resources = crisis(conn, &row)?;
-        return Ok(Ok(Stored::Created(row, resources)));
+        let raised = crate::escalation::intake::on_check_in(conn, caller, &row, answers)?;
+        if let Some(alert) = safety_alert(&raised) {
+            store::set_safety_alert(conn, &row.id, alert)?;
+            row.safety_alert_id = Some(alert.to_owned());
+        }
+        let safety = safety_of(conn, &row, zones)?;
+        return Ok(Ok(Stored::Created(row, safety)));
     }
     Ok(match store::find(conn, &row.id)? {
         Some(existing)
             if existing.patient_id == row.patient_id
                 && existing.content_hash == row.content_hash =>
         {
-            let resources = crisis(conn, &existing)?;
-            Ok(Stored::Replayed(existing, resources))
+            let safety = safety_of(conn, &existing, zones)?;
+            Ok(Stored::Replayed(existing, safety))
         }
         _ => Err(Refusal::conflict(
             "check_in_conflict",
             "A different check-in was already submitted with this id; generate a new id.",
         )),
     })
+}
+
+/// Each row with its safety notice's inputs, where it needs one.
+pub fn with_safety(
+    conn: &mut DbConnection,
+    rows: Vec<CheckInRow>,
+    zones: &ZoneCountries,
+) -> QueryResult<Vec<(CheckInRow, Option<Safety>)>> {
+    rows.into_iter()
+        .map(|row| {
+            let safety = safety_of(conn, &row, zones)?;
+            Ok((row, safety))
+        })
+        .collect()
+}
+
+/// One of the caller's own check-ins, with its safety notice's inputs (the current
+/// `care_team`); not found when it is not theirs.
+pub fn own(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    zones: &ZoneCountries,
+) -> Outcome<(CheckInRow, Option<Safety>)> {
+    let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
+        return Ok(Err(Refusal::not_found("check-in")));
+    };
+    let row = store::find(conn, &id.hyphenated().to_string())?
+        .filter(|row| row.patient_id == caller.account_id.as_str());
+    let Some(row) = row else {
+        return Ok(Err(Refusal::not_found("check-in")));
+    };
+    let safety = safety_of(conn, &row, zones)?;
+    Ok(Ok((row, safety)))
 }
 
 /// The daily mood answer of a check-in, kept in its own column so that the mood rules read

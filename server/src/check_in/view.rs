@@ -7,6 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::check_in::store::CheckInRow;
+use crate::escalation::decide::CareTeam;
 use crate::instrument::catalogue::Catalogue;
 use crate::safety::crisis::CrisisResources;
 use crate::time::utc;
@@ -43,7 +44,10 @@ pub struct CheckIn {
     pub score: Option<ScoreView>,
     /// True when PHQ-9 item 9 was answered 1 or more.
     pub safety_signal: bool,
-    /// In the response to a submission with a safety signal: what to show the patient now.
+    /// For a check-in with a safety signal (item 9 answered 1 or more) or a dangerous home blood
+    /// pressure: what to show the patient, with where the care team stands now
+    /// (`care_team`). Present in the answer to the submission and whenever the check-in is read
+    /// again, with the current `care_team`.
     pub safety: Option<SafetyNotice>,
 }
 
@@ -63,14 +67,101 @@ pub struct ScoreView {
 /// Shown to a patient whose answers signal risk.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SafetyNotice {
-    /// An honest statement of who sees the answer and when.
+    /// What to tell the patient, matching `care_team`: "Your care team has been told" only when
+    /// something that counts happened; otherwise that the care team is being contacted, or could
+    /// not be reached, and whom to call if in danger.
     pub message: String,
-    /// Crisis lines and the emergency number for the clinic's country.
+    /// Where the care team stands: `reached` (a person's device, a webhook answering 2xx or a
+    /// mail server took the alert, or someone on the care team acted on it), `trying` (alerting
+    /// has started and nothing has counted yet) or `unreachable` (nothing can count now). Read
+    /// the check-in again (`GET /v1/me/check-ins/{check_in_id}`) for the current value.
+    pub care_team: CareTeam,
+    /// For a dangerous home blood pressure (systolic 180 or more, or diastolic 110 or more):
+    /// what to do now.
+    pub advice: Option<String>,
+    /// Crisis lines and the emergency number for the patient's country.
     pub crisis_resources: CrisisResources,
 }
 
-/// What a patient whose answers signal risk is told.
-pub const SAFETY_MESSAGE: &str = "Thank you for telling us. Your care team has been notified, but they may not be watching in real time.";
+/// A home blood pressure at or above which the patient is told what to do at once.
+pub const DANGEROUS_SYSTOLIC: i64 = 180;
+/// See [`DANGEROUS_SYSTOLIC`].
+pub const DANGEROUS_DIASTOLIC: i64 = 110;
+
+/// Whether a check-in's answers carry a dangerous home blood pressure.
+pub fn dangerous_blood_pressure(answers: &Value) -> bool {
+    answers["bp_systolic"]
+        .as_i64()
+        .is_some_and(|v| v >= DANGEROUS_SYSTOLIC)
+        || answers["bp_diastolic"]
+            .as_i64()
+            .is_some_and(|v| v >= DANGEROUS_DIASTOLIC)
+}
+
+/// Whether a stored check-in gets a [`SafetyNotice`]: an item-9 answer of 1 or more, or a
+/// dangerous home blood pressure.
+pub fn needs_notice(row: &CheckInRow) -> bool {
+    row.item9.is_some_and(|v| v >= 1)
+        || serde_json::from_str::<Value>(&row.answers)
+            .map(|a| dangerous_blood_pressure(&a))
+            .unwrap_or(false)
+}
+
+/// The notice for a check-in, given where the care team stands and the patient's resources.
+pub fn notice(row: &CheckInRow, care_team: CareTeam, resources: CrisisResources) -> SafetyNotice {
+    let answers: Value = serde_json::from_str(&row.answers).unwrap_or(Value::Null);
+    let emergency = resources
+        .emergency_number
+        .clone()
+        .unwrap_or_else(|| "your local emergency number".to_owned());
+    let advice = dangerous_blood_pressure(&answers).then(|| blood_pressure_advice(&emergency));
+    SafetyNotice {
+        message: safety_message(care_team, &resources),
+        care_team,
+        advice,
+        crisis_resources: resources,
+    }
+}
+
+/// What the patient is told, in words that match `care_team` (CLINICAL.md, part 2: "The patient
+/// is told the truth, and what to do").
+pub fn safety_message(care_team: CareTeam, resources: &CrisisResources) -> String {
+    let emergency = resources
+        .emergency_number
+        .clone()
+        .unwrap_or_else(|| "your local emergency number".to_owned());
+    let line = resources.lines.iter().find_map(|line| {
+        line.call
+            .as_ref()
+            .or(line.text.as_ref())
+            .map(|number| format!("{} ({number})", line.name))
+    });
+    let danger = match line {
+        Some(line) => format!("If you are in danger, call {emergency} or {line} now."),
+        None => format!("If you are in danger, call {emergency} now."),
+    };
+    match care_team {
+        CareTeam::Reached => format!(
+            "Thank you for telling us. Your care team has been told, but they may not be \
+             watching in real time. {danger}"
+        ),
+        CareTeam::Trying => {
+            format!("Thank you for telling us. We are contacting your care team now. {danger}")
+        }
+        CareTeam::Unreachable => format!(
+            "Thank you for telling us. We could not reach your care team right now. {danger}"
+        ),
+    }
+}
+
+/// What to do about a dangerous home blood pressure (CLINICAL.md, part 2).
+pub fn blood_pressure_advice(emergency: &str) -> String {
+    format!(
+        "Your blood pressure reading is very high. Call {emergency} now if you have chest pain, \
+         shortness of breath, a severe headache, weakness, confusion, or trouble seeing or \
+         speaking. Otherwise rest, measure again in 5 minutes, and call your clinic."
+    )
+}
 
 /// The API view of a stored check-in.
 pub fn view(row: &CheckInRow, catalogue: &Catalogue, safety: Option<SafetyNotice>) -> CheckIn {

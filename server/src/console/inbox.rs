@@ -57,6 +57,7 @@ async fn load(
 ) -> Result<Inbox, Response> {
     let now = state.now();
     let zones = state.zones.clone();
+    let channels = state.channels();
     let secure = false;
     state
         .read_as(user.bearer.clone(), move |conn, caller| {
@@ -93,7 +94,10 @@ async fn load(
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                crate::escalation::settings::clinic_readiness(conn, caller, &clinic, &zones)?.ok()
+                crate::escalation::settings::clinic_readiness(
+                    conn, caller, &clinic, &zones, channels,
+                )?
+                .ok()
             } else {
                 None
             };
@@ -307,16 +311,22 @@ async fn act(
     let now = state.now().naive_utc();
     let note = form.get("note").cloned().unwrap_or_default();
     let assignee = form.get("assignee_id").cloned().unwrap_or_default();
+    let channels = state.channels();
     let done = state
         .write_as(user.bearer, move |conn, caller| match action {
             Action::Acknowledge => inbox::acknowledge(conn, caller, &id, now).map(|r| r.map(drop)),
-            Action::Assign => inbox::assign(conn, caller, &id, &assignee, now).map(|r| r.map(drop)),
+            Action::Assign => {
+                inbox::assign(conn, caller, &id, &assignee, channels, now).map(|r| r.map(drop))
+            }
             Action::Resolve => inbox::resolve(conn, caller, &id, &note, now).map(|r| r.map(drop)),
         })
         .await;
     match done {
         Ok(()) => {
-            if matches!(action, Action::Acknowledge | Action::Resolve) {
+            if matches!(
+                action,
+                Action::Acknowledge | Action::Assign | Action::Resolve
+            ) {
                 state.jobs_enqueued();
             }
             page::done(&format!("/console/alerts?status={back}"))

@@ -1,6 +1,7 @@
-//! The safety path's decisions, pure (CLINICAL.md, "Safety path guarantees"): what a new signal
-//! does to the patient's alert for its rule, which tier is told when some cannot be reached, and
-//! when each member of staff is pushed. The store and the jobs carry them out.
+//! The safety path's decisions, pure (CLINICAL.md, "Safety path guarantees", parts 1 and 2): what
+//! a new signal does to the patient's alert for its rule, which tier is told when some cannot be
+//! reached, when each member of staff is pushed, what the outcomes of a step's deliveries mean,
+//! and what the patient is told. The store and the jobs carry them out.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -68,22 +69,144 @@ pub fn on_signal(
     }
 }
 
-/// Whether a tier can be told: someone is in it, and one of them has an active device or the
-/// clinic a webhook.
+/// Whether a tier is worth trying: someone is in it, and there is a working way to tell them (an
+/// active device on a configured push service, the clinic's webhook, or email). Whether it
+/// actually reached anyone is decided by the outcomes ([`step_verdict`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TierReach {
     /// Active staff in the tier.
     pub staff: usize,
-    /// Of them, those with an active device.
+    /// Of them, those with an active device on a push service that is configured.
     pub with_device: usize,
     /// Whether the clinic has an active webhook.
     pub webhook: bool,
+    /// Whether email can be sent (SMTP configured): every member of staff has an address.
+    pub email: bool,
 }
 
 impl TierReach {
-    /// Whether a notification to this tier would reach anyone.
+    /// Whether a notification to this tier could reach anyone.
     pub fn reachable(&self) -> bool {
-        self.staff > 0 && (self.with_device > 0 || self.webhook)
+        self.staff > 0 && (self.with_device > 0 || self.webhook || self.email)
+    }
+}
+
+/// The ways this installation can reach people at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Channels {
+    /// APNs credentials are configured (iOS devices can be pushed).
+    pub ios: bool,
+    /// FCM credentials are configured (Android devices can be pushed).
+    pub android: bool,
+    /// An SMTP server is configured.
+    pub email: bool,
+}
+
+impl Channels {
+    /// Whether a device of `platform` can be pushed.
+    pub fn pushes(&self, platform: &str) -> bool {
+        match platform {
+            "ios" => self.ios,
+            "android" => self.android,
+            _ => false,
+        }
+    }
+}
+
+/// Where one delivery of an alert stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Waiting to be sent now.
+    Queued,
+    /// Held for the recipient's working hours (medium and low alerts only).
+    Held,
+    /// A person's device, a webhook or a mail server took it: it counts.
+    Counted,
+    /// The first attempt failed and it is being retried: does not count (yet).
+    Retrying,
+    /// Given up, refused or dead: does not count.
+    Failed,
+    /// Nothing was sent (no push service configured): does not count.
+    NotSent,
+}
+
+impl Delivery {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Delivery::Queued => "queued",
+            Delivery::Held => "held",
+            Delivery::Counted => "counted",
+            Delivery::Retrying => "retrying",
+            Delivery::Failed => "failed",
+            Delivery::NotSent => "not_sent",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => Delivery::Queued,
+            "held" => Delivery::Held,
+            "counted" => Delivery::Counted,
+            "retrying" => Delivery::Retrying,
+            "failed" => Delivery::Failed,
+            "not_sent" => Delivery::NotSent,
+            _ => return None,
+        })
+    }
+}
+
+/// What the deliveries of one escalation step came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepVerdict {
+    /// Something counted: a person was reached.
+    Reached,
+    /// Deliveries are still on their way (queued, or held for working hours).
+    Waiting,
+    /// Every delivery has had its first outcome and none counted (or there was none): the tier
+    /// reached nobody now.
+    ReachedNobody,
+}
+
+/// Judges a step from its deliveries' states.
+pub fn step_verdict(deliveries: &[Delivery]) -> StepVerdict {
+    if deliveries.contains(&Delivery::Counted) {
+        StepVerdict::Reached
+    } else if deliveries
+        .iter()
+        .any(|d| matches!(d, Delivery::Queued | Delivery::Held))
+    {
+        StepVerdict::Waiting
+    } else {
+        StepVerdict::ReachedNobody
+    }
+}
+
+/// Where the care team stands for a patient's signal (`safety.care_team`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CareTeam {
+    /// Something that counts has happened: a person's device, a webhook answering 2xx or a mail
+    /// server took the alert, or someone on the care team acted on it.
+    Reached,
+    /// Alerting has started and nothing has counted yet.
+    Trying,
+    /// Nothing can count: no tier has a working channel, or every one failed.
+    Unreachable,
+}
+
+/// The care team's standing for an alert: `status` (`open`, `acknowledged`, `resolved`), and
+/// whether it was reached or found unreachable in its current round.
+pub fn care_team(status: &str, reached: bool, unreachable: bool) -> CareTeam {
+    if reached || status != "open" {
+        CareTeam::Reached
+    } else if unreachable {
+        CareTeam::Unreachable
+    } else {
+        CareTeam::Trying
     }
 }
 
@@ -97,18 +220,16 @@ pub fn choose_tier(tiers: &[TierReach], target: usize) -> Option<usize> {
         .or_else(|| (0..target).rev().find(|&i| tiers[i].reachable()))
 }
 
-/// When a member of staff is pushed about an alert of `severity`: urgent at once, whatever the
-/// hour; high at once to those on call; otherwise at `open`, the start of their working hours
-/// (now, when they are working).
+/// When a member of staff is pushed about an alert of `severity`: urgent and high at once,
+/// whatever the hour (working hours hold only medium and low alerts); otherwise at `open`, the
+/// start of their working hours (now, when they are working).
 pub fn push_at(
     severity: Severity,
-    on_call: bool,
     now: DateTime<Utc>,
     open: impl FnOnce() -> DateTime<Utc>,
 ) -> DateTime<Utc> {
     match severity {
-        Severity::Urgent => now,
-        Severity::High if on_call => now,
+        Severity::Urgent | Severity::High => now,
         _ => open().max(now),
     }
 }
@@ -181,39 +302,97 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_deviceless_tiers_are_skipped_and_nobody_reachable_is_none() {
+    fn empty_and_channelless_tiers_are_skipped_and_nobody_reachable_is_none() {
         let nobody = TierReach::default();
         let no_device = TierReach {
             staff: 2,
-            with_device: 0,
-            webhook: false,
+            ..TierReach::default()
         };
         let phone = TierReach {
             staff: 1,
             with_device: 1,
-            webhook: false,
+            ..TierReach::default()
         };
         let hook = TierReach {
             webhook: true,
+            ..no_device
+        };
+        let mail = TierReach {
+            email: true,
             ..no_device
         };
         assert_eq!(choose_tier(&[nobody, phone, phone], 0), Some(1));
         assert_eq!(choose_tier(&[no_device, no_device, phone], 0), Some(2));
         assert_eq!(choose_tier(&[phone, no_device, no_device], 1), Some(0));
         assert_eq!(choose_tier(&[hook, phone], 0), Some(0));
+        assert_eq!(choose_tier(&[mail, phone], 0), Some(0));
         assert_eq!(choose_tier(&[phone, phone], 7), Some(1));
         assert_eq!(choose_tier(&[nobody, no_device], 0), None);
+        assert_eq!(
+            choose_tier(
+                &[TierReach {
+                    email: true,
+                    ..nobody
+                }],
+                0
+            ),
+            None,
+            "email to nobody reaches nobody"
+        );
         assert_eq!(choose_tier(&[], 0), None);
     }
 
     #[test]
-    fn only_urgent_alerts_and_high_ones_to_the_on_call_ignore_working_hours() {
+    fn working_hours_hold_only_medium_and_low_alerts() {
         let now = at("2026-06-03T08:00:00Z");
         let morning = at("2026-06-03T13:00:00Z");
-        assert_eq!(push_at(Severity::Urgent, false, now, || morning), now);
-        assert_eq!(push_at(Severity::High, true, now, || morning), now);
-        assert_eq!(push_at(Severity::High, false, now, || morning), morning);
-        assert_eq!(push_at(Severity::Medium, true, now, || morning), morning);
-        assert_eq!(push_at(Severity::Low, false, now, || now), now);
+        assert_eq!(push_at(Severity::Urgent, now, || morning), now);
+        assert_eq!(push_at(Severity::High, now, || morning), now);
+        assert_eq!(push_at(Severity::Medium, now, || morning), morning);
+        assert_eq!(push_at(Severity::Low, now, || morning), morning);
+        assert_eq!(push_at(Severity::Low, now, || now), now);
+    }
+
+    #[test]
+    fn only_an_outcome_that_counts_makes_a_step_reached() {
+        use Delivery::*;
+        assert_eq!(
+            step_verdict(&[Failed, Counted, Retrying]),
+            StepVerdict::Reached
+        );
+        assert_eq!(step_verdict(&[Failed, Queued]), StepVerdict::Waiting);
+        assert_eq!(step_verdict(&[Held]), StepVerdict::Waiting);
+        assert_eq!(
+            step_verdict(&[Retrying, Failed, NotSent]),
+            StepVerdict::ReachedNobody,
+            "a webhook still retrying does not count"
+        );
+        assert_eq!(step_verdict(&[]), StepVerdict::ReachedNobody);
+        for d in [Queued, Held, Counted, Retrying, Failed, NotSent] {
+            assert_eq!(Delivery::parse(d.name()), Some(d));
+        }
+    }
+
+    #[test]
+    fn the_patient_hears_reached_only_when_something_counted_or_someone_acted() {
+        assert_eq!(care_team("open", false, false), CareTeam::Trying);
+        assert_eq!(care_team("open", false, true), CareTeam::Unreachable);
+        assert_eq!(care_team("open", true, false), CareTeam::Reached);
+        assert_eq!(care_team("acknowledged", false, true), CareTeam::Reached);
+        assert_eq!(care_team("resolved", false, false), CareTeam::Reached);
+        assert!(
+            Channels {
+                android: true,
+                ..Channels::default()
+            }
+            .pushes("android")
+        );
+        assert!(
+            !Channels {
+                android: true,
+                ..Channels::default()
+            }
+            .pushes("ios")
+        );
     }
 }

@@ -11,7 +11,14 @@ use crate::check_in::store::{self as check_ins, CheckInRow, HistoryFilter};
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 
-use super::store::{self, AlertRow, EventRow, InboxCursor, InboxFilter};
+use diesel::QueryResult;
+
+use crate::push::content::PushMessage;
+
+use super::decide::{Channels, Delivery};
+use super::reach::{self, Audience, Channel, NewDelivery};
+use super::rules::Severity;
+use super::store::{self, AlertRow, EventRow, InboxCursor, InboxFilter, Step};
 
 /// The statuses an inbox can be filtered by.
 pub const STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
@@ -176,6 +183,8 @@ pub fn acknowledge(
             }
             let withdrawn =
                 crate::push::store::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
+            // Acknowledged is not resolved: an urgent or high alert left so comes back.
+            super::worker::schedule_ack_lapse(conn, alert, now)?;
             let detail = match withdrawn {
                 0 => String::new(),
                 n => format!("{n} held push(es) withdrawn"),
@@ -186,12 +195,14 @@ pub fn acknowledge(
     )
 }
 
-/// Assigns an alert to an enabled clinician or clinic admin of its clinic.
+/// Assigns an alert to an enabled clinician or clinic admin of its clinic, and tells the assignee
+/// (a push to their devices; an email too for urgent and high alerts, when email is configured).
 pub fn assign(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
     raw_assignee: &str,
+    channels: Channels,
     now: NaiveDateTime,
 ) -> Outcome<AlertRow> {
     let not_staff = || Refusal::invalid_field("assignee_id", "is not staff of this clinic");
@@ -207,10 +218,78 @@ pub fn assign(
         if !store::assign_if_unresolved(conn, &alert.id, &assignee)? {
             return Ok(Err(resolved_conflict()));
         }
-        store::event(conn, &alert.id, "assigned", Some(&who), &assignee, now)?;
+        let told = tell_assignee(conn, alert, &assignee, channels, now)?;
+        store::event(
+            conn,
+            &alert.id,
+            "assigned",
+            Some(&who),
+            &format!("{assignee}; told: {told}"),
+            now,
+        )?;
         Ok(Ok(Decision::Changed))
     })?;
     Ok(done.map(|(row, _)| row))
+}
+
+/// Queues the pushes (and, for urgent and high alerts, the email) that tell an assignee.
+fn tell_assignee(
+    conn: &mut DbConnection,
+    alert: &AlertRow,
+    assignee: &str,
+    channels: Channels,
+    now: NaiveDateTime,
+) -> QueryResult<String> {
+    let severity = store::parse_severity(&alert.severity);
+    let step = Step {
+        round: alert.round,
+        escalation: alert.escalations,
+    };
+    let mut devices = 0;
+    for device in crate::push::store::active_devices(conn, assignee)? {
+        if !channels.pushes(&device.platform) {
+            continue;
+        }
+        let id = crate::push::store::notify_device(
+            conn,
+            &device,
+            |_| PushMessage::ClinicianAlert {
+                alert_id: alert.id.clone(),
+                time_sensitive: severity >= Severity::High,
+            },
+            now,
+        )?;
+        reach::record(
+            conn,
+            &NewDelivery {
+                alert_id: &alert.id,
+                step,
+                audience: Audience::Assignee,
+                channel: Channel::Push,
+                recipient: assignee,
+                ref_id: &id,
+                status: Delivery::Queued,
+            },
+            now,
+        )?;
+        devices += 1;
+    }
+    let mut emails = 0;
+    if channels.email
+        && severity >= Severity::High
+        && super::mail::enqueue(
+            conn,
+            &alert.id,
+            step,
+            Audience::Assignee,
+            assignee,
+            super::mail::Kind::Alert,
+            now,
+        )?
+    {
+        emails += 1;
+    }
+    Ok(format!("{devices} devices, {emails} emails"))
 }
 
 /// Resolves an alert with a note (1 to 2000 characters), acknowledging it if nobody had.

@@ -100,6 +100,7 @@ pub fn clinic_readiness(
     caller: &Caller,
     raw_clinic: &str,
     zones: &ZoneCountries,
+    channels: super::decide::Channels,
 ) -> Outcome<Readiness> {
     let clinic = match clinic_of(raw_clinic) {
         Ok(clinic) => clinic,
@@ -119,7 +120,7 @@ pub fn clinic_readiness(
     let Some(row) = crate::clinic::store::find(conn, id)? else {
         return Ok(Err(Refusal::not_found("clinic")));
     };
-    let (policy, tiers, webhook) = super::worker::reach_of(conn, id)?;
+    let (policy, means) = super::worker::reach_of(conn, id, channels)?;
     let found = crate::safety::crisis::country_for(
         &crate::safety::crisis::CrisisInputs {
             clinic_country: row.country.as_deref(),
@@ -129,7 +130,7 @@ pub fn clinic_readiness(
         },
         zones,
     );
-    Ok(Ok(readiness::assess(id, &policy, &tiers, webhook, found)))
+    Ok(Ok(readiness::assess(id, &policy, &means, found)))
 }
 
 /// Marks the caller on or off call.

@@ -19,6 +19,9 @@ pub mod kinds {
     pub const NOTIFY: &str = "alert.notify";
     /// At the acknowledgement deadline: escalate if still open. Payload `{"alert_id", "escalation"}`.
     pub const DEADLINE: &str = "alert.deadline";
+    /// An acknowledged alert left unresolved returns to open. Payload
+    /// `{"alert_id", "round", "acknowledged_at"}`.
+    pub const ACK_LAPSE: &str = "alert.ack_lapse";
 }
 
 /// Attempts for escalation jobs: they must not give up quickly.
@@ -83,6 +86,9 @@ pub struct AlertRow {
     pub signal_completed_at: Option<NaiveDateTime>,
     /// When the latest signal arrived.
     pub signal_received_at: Option<NaiveDateTime>,
+    /// When a delivery that counts (a push accepted by APNs or FCM, a webhook's 2xx, an email
+    /// accepted by the SMTP server) first reached someone in the current round.
+    pub reached_at: Option<NaiveDateTime>,
 }
 
 /// The stored name of a severity.
@@ -169,6 +175,7 @@ fn escalation_job(kind: &'static str, alert_id: &str, step: Step, run_at: NaiveD
         dedupe_key: Some(dedupe_key),
         run_at,
         max_attempts: ESCALATION_ATTEMPTS,
+        priority: jobs::store::Priority::Safety,
     }
 }
 
@@ -212,6 +219,8 @@ pub struct Raised {
     pub alert_id: String,
     /// What happened.
     pub outcome: OnSignal,
+    /// The signal's severity.
+    pub severity: Severity,
 }
 
 fn total_of(inputs: &str) -> Option<i64> {
@@ -287,6 +296,7 @@ pub fn raise(
             Ok(Raised {
                 alert_id: resolved.id,
                 outcome,
+                severity: firing.severity,
             })
         }
         (OnSignal::Reopen, Some(alert), _) => {
@@ -316,6 +326,9 @@ pub fn raise(
                 alerts::check_in_id.eq(signal.check_in_id),
                 alerts::signal_completed_at.eq(signal.completed_at),
                 alerts::signal_received_at.eq(now),
+                // A new round: nobody has been reached about it yet.
+                alerts::reached_at.eq(None::<NaiveDateTime>),
+                alerts::unreachable_at.eq(None::<NaiveDateTime>),
             ))
             .execute(conn)?;
             if changed == 1 {
@@ -345,6 +358,7 @@ pub fn raise(
             Ok(Raised {
                 alert_id: alert.id,
                 outcome,
+                severity: firing.severity,
             })
         }
         (OnSignal::Fold | OnSignal::FoldSinceAck, Some(alert), _) => {
@@ -373,6 +387,7 @@ pub fn raise(
             Ok(Raised {
                 alert_id: alert.id,
                 outcome,
+                severity: firing.severity,
             })
         }
         _ => open(conn, clinic_id, patient_id, signal, firing, rule, inputs),
@@ -420,6 +435,7 @@ fn open(
             severity_rank: severity_rank(firing.severity),
             signal_completed_at: signal.completed_at,
             signal_received_at: Some(now),
+            reached_at: None,
         })
         .execute(conn)?;
     event(conn, &id, "opened", None, &firing.explanation, now)?;
@@ -436,7 +452,73 @@ fn open(
     Ok(Raised {
         alert_id: id,
         outcome: OnSignal::Open,
+        severity: firing.severity,
     })
+}
+
+/// Returns an alert acknowledged at `acknowledged_at` in `round`, and still only acknowledged, to
+/// open: a new round, a fresh deadline from now, the first tier told again, and an event saying
+/// why. False when it was resolved, re-opened or acknowledged again meanwhile.
+pub fn reopen_after_lapse(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    round: i32,
+    acknowledged_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let Some(alert) = find(conn, alert_id)? else {
+        return Ok(false);
+    };
+    if alert.status != "acknowledged"
+        || alert.round != round
+        || alert.acknowledged_at != Some(acknowledged_at)
+    {
+        return Ok(false);
+    }
+    let severity = parse_severity(&alert.severity);
+    let deadline = now + clinic_policy(conn, &alert.clinic_id)?.delay(0, severity);
+    let next = round + 1;
+    let changed = diesel::update(
+        alerts::table
+            .filter(alerts::id.eq(alert_id))
+            .filter(alerts::status.eq("acknowledged"))
+            .filter(alerts::round.eq(round)),
+    )
+    .set((
+        alerts::status.eq("open"),
+        alerts::round.eq(next),
+        alerts::tier.eq(0),
+        alerts::escalations.eq(0),
+        alerts::ack_deadline.eq(deadline),
+        alerts::acknowledged_at.eq(None::<NaiveDateTime>),
+        alerts::acknowledged_by.eq(None::<String>),
+        alerts::reached_at.eq(None::<NaiveDateTime>),
+        alerts::unreachable_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    let hours = (now - acknowledged_at).num_hours();
+    event(
+        conn,
+        alert_id,
+        "reopened",
+        None,
+        &format!("acknowledged {hours} hours ago and not resolved: open again"),
+        now,
+    )?;
+    enqueue_step(
+        conn,
+        alert_id,
+        Step {
+            round: next,
+            escalation: 0,
+        },
+        deadline,
+        now,
+    )?;
+    Ok(true)
 }
 
 /// Finds an alert.
@@ -518,11 +600,32 @@ pub fn escalate(
     step: Step,
     now: NaiveDateTime,
 ) -> QueryResult<Option<i32>> {
-    let next = step.escalation + 1;
     let policy = clinic_policy(conn, &alert.clinic_id)?;
     let index = (alert.tier.max(0) as usize + 1).min(policy.last_tier());
-    let tier = index as i32;
-    let deadline = now + policy.delay(index, parse_severity(&alert.severity));
+    escalate_to(
+        conn,
+        alert,
+        step,
+        index as i32,
+        "not acknowledged in time",
+        now,
+    )
+}
+
+/// Moves an open alert from `step` to the next step, targeting `tier`, with that tier's deadline
+/// and the next step's notification and deadline jobs; `why` goes into the history. Guarded on
+/// the step: none when the alert is no longer open or has moved on already.
+pub fn escalate_to(
+    conn: &mut DbConnection,
+    alert: &AlertRow,
+    step: Step,
+    tier: i32,
+    why: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<i32>> {
+    let next = step.escalation + 1;
+    let policy = clinic_policy(conn, &alert.clinic_id)?;
+    let deadline = now + policy.delay(tier.max(0) as usize, parse_severity(&alert.severity));
     let changed = diesel::update(
         alerts::table
             .filter(alerts::id.eq(&alert.id))
@@ -544,7 +647,7 @@ pub fn escalate(
         &alert.id,
         "escalated",
         None,
-        &format!("not acknowledged in time; tier {tier}"),
+        &format!("{why}; tier {tier}"),
         now,
     )?;
     enqueue_step(

@@ -96,32 +96,53 @@ pub struct EndpointRow {
     pub created_at: NaiveDateTime,
 }
 
-/// Enqueues a delivery of `event` about `alert_id` to every active endpoint of the clinic, in
-/// the caller's transaction.
+/// The dedupe key of the delivery of step `step` of `alert_id` to `endpoint` (also its
+/// reference in the alert's deliveries).
+fn delivery_key(endpoint: &str, alert_id: &str, round: i32, escalation: i32) -> String {
+    // Round 0 keeps the key deliveries had before alerts could re-open.
+    let round = match round {
+        0 => String::new(),
+        r => format!("r{r}:"),
+    };
+    format!("{DELIVER}:{endpoint}:{alert_id}:{round}{escalation}")
+}
+
+/// Enqueues a delivery of `event` about `alert_id` to every active endpoint of the clinic, and
+/// records each as a delivery of the step to `audience`, in the caller's transaction.
 pub fn enqueue_for_alert(
     conn: &mut DbConnection,
     endpoints: &[String],
     alert_id: &str,
     event: &str,
     step: super::store::Step,
+    audience: super::reach::Audience,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     let escalation = step.escalation;
-    let round = match step.round {
-        0 => String::new(),
-        r => format!("r{r}:"),
-    };
     for endpoint in endpoints {
+        let key = delivery_key(endpoint, alert_id, step.round, escalation);
+        super::reach::record(
+            conn,
+            &super::reach::NewDelivery {
+                alert_id,
+                step,
+                audience,
+                channel: super::reach::Channel::Webhook,
+                recipient: endpoint,
+                ref_id: &key,
+                status: super::decide::Delivery::Queued,
+            },
+            now,
+        )?;
         jobs::enqueue(
             conn,
             &NewJob {
                 kind: DELIVER,
-                payload: serde_json::json!({"endpoint_id": endpoint, "alert_id": alert_id, "event": event, "escalation": escalation}),
-                dedupe_key: Some(format!(
-                    "{DELIVER}:{endpoint}:{alert_id}:{round}{escalation}"
-                )),
+                payload: serde_json::json!({"endpoint_id": endpoint, "alert_id": alert_id, "event": event, "escalation": escalation, "round": step.round}),
+                dedupe_key: Some(key),
                 run_at: now,
                 max_attempts: ATTEMPTS,
+                priority: crate::jobs::store::Priority::Safety,
             },
             now,
         )?;
@@ -140,6 +161,9 @@ pub struct Payload {
     pub event: String,
     /// The escalation step.
     pub escalation: i32,
+    /// The alert's round (absent in deliveries queued before rounds: 0).
+    #[serde(default)]
+    pub round: i32,
 }
 
 /// The `webhook.deliver` job.
@@ -152,8 +176,104 @@ impl crate::jobs::Job for DeliverWebhook {
     type Payload = Payload;
 
     async fn run(&self, app: &App, job: &Claimed, _worker: &str, payload: Payload) -> JobResult {
-        deliver(app, job, payload).await
+        let key = delivery_key(
+            &payload.endpoint_id,
+            &payload.alert_id,
+            payload.round,
+            payload.escalation,
+        );
+        let endpoint_id = payload.endpoint_id.clone();
+        let (result, sent) = deliver(app, job, payload).await;
+        // What the endpoint did: 2xx counts; a failure, retried or not, does not.
+        let (status, detail) = match (&result, sent) {
+            (_, false) => (
+                super::decide::Delivery::Failed,
+                Some("endpoint deleted".to_owned()),
+            ),
+            (JobResult::Done | JobResult::Completed, true) => {
+                (super::decide::Delivery::Counted, None)
+            }
+            (JobResult::Retry { reason, .. }, true) if job.attempts < job.max_attempts => {
+                (super::decide::Delivery::Retrying, Some(reason.clone()))
+            }
+            (JobResult::Retry { reason, .. } | JobResult::Dead(reason), true) => {
+                (super::decide::Delivery::Failed, Some(reason.clone()))
+            }
+        };
+        if sent {
+            let now = app.now().naive_utc();
+            let failure = detail.clone();
+            let health = app
+                .db
+                .run(move |conn| record_health(conn, &endpoint_id, failure.as_deref(), now))
+                .await;
+            if let Err(e) = health {
+                tracing::warn!(error = %e, "could not record a webhook endpoint's health");
+            }
+        }
+        match super::worker::settle_outcome(app, key, status, detail).await {
+            Ok(()) => result,
+            // Sent already; the retry finds the delivery settled or sends it again (at least once).
+            Err(reason) if matches!(result, JobResult::Done) => JobResult::retry(reason),
+            Err(_) => result,
+        }
     }
+}
+
+/// Records an endpoint's last outcome: a success clears its failure, a failure marks it failing
+/// since the first one in a row.
+fn record_health(
+    conn: &mut DbConnection,
+    endpoint_id: &str,
+    failure: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let target = webhook_endpoints::table.find(endpoint_id);
+    match failure {
+        None => diesel::update(target)
+            .set((
+                webhook_endpoints::last_success_at.eq(Some(now)),
+                webhook_endpoints::failing_since.eq(None::<NaiveDateTime>),
+                webhook_endpoints::last_failure.eq(None::<String>),
+            ))
+            .execute(conn)?,
+        Some(reason) => {
+            diesel::update(target.filter(webhook_endpoints::failing_since.is_null()))
+                .set(webhook_endpoints::failing_since.eq(Some(now)))
+                .execute(conn)?;
+            diesel::update(target)
+                .set(webhook_endpoints::last_failure.eq(Some(reason)))
+                .execute(conn)?
+        }
+    };
+    Ok(())
+}
+
+/// The health of a clinic's active endpoints, for the readiness check.
+pub fn health_of(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> QueryResult<Vec<super::readiness::WebhookHealth>> {
+    let rows: Vec<(String, Option<NaiveDateTime>, Option<String>)> = webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
+        .filter(webhook_endpoints::active.eq(true))
+        .select((
+            webhook_endpoints::id,
+            webhook_endpoints::failing_since,
+            webhook_endpoints::last_failure,
+        ))
+        .order(webhook_endpoints::id.asc())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, failing_since, last_failure)| super::readiness::WebhookHealth {
+                id,
+                failing_since,
+                last_failure,
+            },
+        )
+        .collect())
 }
 
 /// The clinic's active webhook endpoints.
@@ -165,8 +285,9 @@ pub fn active_endpoints(conn: &mut DbConnection, clinic_id: &str) -> QueryResult
         .load(conn)
 }
 
-/// The `webhook.deliver` job.
-pub async fn deliver(app: &App, job: &Claimed, payload: Payload) -> JobResult {
+/// The `webhook.deliver` job: the job's result, and whether anything was sent (false when the
+/// endpoint or alert is gone or the endpoint was deleted).
+pub async fn deliver(app: &App, job: &Claimed, payload: Payload) -> (JobResult, bool) {
     let (endpoint_id, alert_id) = (payload.endpoint_id.clone(), payload.alert_id.clone());
     let found = app
         .db
@@ -182,11 +303,11 @@ pub async fn deliver(app: &App, job: &Claimed, payload: Payload) -> JobResult {
         .await;
     let (endpoint, alert) = match found {
         Ok((Some(endpoint), Some(alert))) => (endpoint, alert),
-        Ok(_) => return JobResult::Dead("endpoint or alert not found".into()),
-        Err(e) => return JobResult::retry(format!("database: {e}")),
+        Ok(_) => return (JobResult::Done, false),
+        Err(e) => return (JobResult::retry(format!("database: {e}")), true),
     };
     if !endpoint.active {
-        return JobResult::Done;
+        return (JobResult::Done, false);
     }
     let now = app.now();
     let body = serde_json::json!({
@@ -219,14 +340,15 @@ pub async fn deliver(app: &App, job: &Claimed, payload: Payload) -> JobResult {
         .body(body)
         .send()
         .await;
-    match result {
+    let result = match result {
         Ok(response) if response.status().is_success() => JobResult::Done,
         Ok(response) => {
             JobResult::retry(format!("endpoint answered {}", response.status().as_u16()))
         }
         Err(e) if e.is_timeout() => JobResult::retry("endpoint timed out".into()),
         Err(_) => JobResult::retry("endpoint unreachable".into()),
-    }
+    };
+    (result, true)
 }
 
 /// Adds an endpoint to a clinic (its admins only): an http(s) URL, a fresh secret. Audited.

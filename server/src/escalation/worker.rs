@@ -1,12 +1,13 @@
 //! The escalation jobs: notify the tier an alert has reached, and at each missed deadline climb
 //! a tier. Each job's effects and its completion commit in one transaction, so a worker that dies
 //! midway leaves the job to be run again whole, and a notification is never sent twice for the
-//! same step (dedupe keys per alert, round and step). A tier counts as told only when a push was
-//! queued to an active device of someone in it (or to the clinic's webhook); when nobody at all
-//! can be reached, the alert is marked unreachable, counted, logged by id, and the organisation's
-//! admins are told.
+//! same step (dedupe keys per alert, round and step). A tier is tried only when someone in it can
+//! be told by a working channel (an active device on a configured push service, the clinic's
+//! webhook, or email); whether it was reached is decided by the outcomes (`reach.rs`). When
+//! nobody at all can be tried, the alert is marked unreachable, counted, logged by id, and the
+//! organisation's admins are told.
 
-use companion_schema::schema::{accounts, alerts};
+use companion_schema::schema::alerts;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -16,11 +17,13 @@ use crate::jobs::Job;
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::{self as job_store, Claimed};
 use crate::push::content::PushMessage;
+use crate::push::deliver::AlertPushOutcome;
 use crate::push::store::{self as push_store, DeviceRow};
 use crate::time::utc;
 
-use super::decide::{self, TierReach};
-use super::policy::EscalationPolicy;
+use super::decide::{self, Channels, Delivery, TierReach};
+use super::policy::{Audience as PolicyAudience, EscalationPolicy};
+use super::reach::{self, Audience, Channel, Judged, NewDelivery};
 use super::rules::Severity;
 use super::store::{self, AlertRow, Member, Step};
 use super::working_hours::WorkingHours;
@@ -71,20 +74,44 @@ enum Outcome {
     Unreachable(String),
 }
 
+impl From<Judged> for Outcome {
+    fn from(judged: Judged) -> Self {
+        match judged {
+            Judged::Nothing | Judged::Reached => Outcome::Done,
+            Judged::Escalated(tier) => Outcome::Escalated(tier),
+            Judged::Unreachable(severity) => Outcome::Unreachable(severity),
+        }
+    }
+}
+
+fn record_metrics(app: &App, outcome: &Outcome) {
+    match outcome {
+        Outcome::Escalated(tier) => app.metrics.escalated(*tier),
+        Outcome::Unreachable(severity) => app.metrics.unreachable(severity),
+        Outcome::Done | Outcome::Missing => {}
+    }
+}
+
 async fn in_transaction(
     app: &App,
     job: &Claimed,
     worker: &str,
     payload: Payload,
-    step: impl FnOnce(&mut DbConnection, &Payload, chrono::NaiveDateTime) -> QueryResult<Outcome>
+    step: impl FnOnce(
+        &mut DbConnection,
+        &Payload,
+        Channels,
+        chrono::NaiveDateTime,
+    ) -> QueryResult<Outcome>
     + Send
     + 'static,
 ) -> JobResult {
     let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
+    let channels = app.channels();
     let result = app
         .db
         .write(move |conn| {
-            let outcome = step(conn, &payload, now)?;
+            let outcome = step(conn, &payload, channels, now)?;
             job_store::complete(conn, &job_id, &worker, now)?;
             Ok(outcome)
         })
@@ -96,11 +123,7 @@ async fn in_transaction(
             JobResult::Completed
         }
         Ok(outcome) => {
-            match outcome {
-                Outcome::Escalated(tier) => app.metrics.escalated(tier),
-                Outcome::Unreachable(severity) => app.metrics.unreachable(&severity),
-                Outcome::Done | Outcome::Missing => {}
-            }
+            record_metrics(app, &outcome);
             app.jobs_enqueued();
             JobResult::Completed
         }
@@ -108,7 +131,40 @@ async fn in_transaction(
     }
 }
 
-/// One tier as read: its members, their active devices, and whether it can be told.
+/// Writes the outcome of one delivery (`ref_id`) and judges its step, in one transaction; wakes
+/// the worker for whatever that enqueued. For the push, webhook and email jobs.
+pub async fn settle_outcome(
+    app: &App,
+    ref_id: String,
+    status: Delivery,
+    detail: Option<String>,
+) -> Result<(), String> {
+    let now = app.now().naive_utc();
+    let channels = app.channels();
+    let judged = app
+        .db
+        .write(move |conn| {
+            let Some(settled) = reach::settle(conn, &ref_id, status, detail.as_deref(), now)?
+            else {
+                return Ok(Judged::Nothing);
+            };
+            if !settled.tier {
+                return Ok(Judged::Nothing);
+            }
+            reach::judge(conn, &settled.alert_id, settled.step, channels, now)
+        })
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let outcome = Outcome::from(judged);
+    record_metrics(app, &outcome);
+    if !matches!(outcome, Outcome::Done) {
+        app.jobs_enqueued();
+    }
+    Ok(())
+}
+
+/// One tier as read: its members, their active devices that can be pushed, and whether it can
+/// be tried.
 type Tier = (Vec<Member>, Vec<DeviceRow>, TierReach);
 
 /// Who is in each tier, and their active devices, read only as far as needed: the notification
@@ -117,15 +173,22 @@ struct Tiers<'a> {
     clinic_id: &'a str,
     policy: &'a EscalationPolicy,
     webhook: bool,
+    channels: Channels,
     loaded: Vec<Option<Tier>>,
 }
 
 impl<'a> Tiers<'a> {
-    fn new(clinic_id: &'a str, policy: &'a EscalationPolicy, webhook: bool) -> Self {
+    fn new(
+        clinic_id: &'a str,
+        policy: &'a EscalationPolicy,
+        webhook: bool,
+        channels: Channels,
+    ) -> Self {
         Self {
             clinic_id,
             policy,
             webhook,
+            channels,
             loaded: vec![None; policy.tiers.len()],
         }
     }
@@ -136,7 +199,11 @@ impl<'a> Tiers<'a> {
         }
         let members = store::audience(conn, self.clinic_id, self.policy.tiers[index].audience)?;
         let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
-        let devices = push_store::active_devices_of(conn, &ids)?;
+        // A device on a push service without credentials is no way to reach anyone.
+        let devices: Vec<DeviceRow> = push_store::active_devices_of(conn, &ids)?
+            .into_iter()
+            .filter(|d| self.channels.pushes(&d.platform))
+            .collect();
         let with_device = members
             .iter()
             .filter(|m| devices.iter().any(|d| d.account_id == m.id))
@@ -145,6 +212,7 @@ impl<'a> Tiers<'a> {
             staff: members.len(),
             with_device,
             webhook: self.webhook,
+            email: self.channels.email,
         };
         Ok(self.loaded[index].insert((members, devices, reach)))
     }
@@ -181,38 +249,33 @@ fn skipped_reason(reach: &TierReach) -> &'static str {
     if reach.staff == 0 {
         "nobody in it"
     } else {
-        "nobody in it has an active device"
+        "nobody in it has an active device on a configured push service, and there is no webhook or email"
     }
 }
 
-/// Tells the organisation's admins, once per alert, that an alert reached nobody.
-fn tell_org_admins(
+/// The first tier above `alert`'s current one that can be tried now, if any (a tier that reached
+/// nobody moves the alert there at once).
+pub fn reachable_above(
     conn: &mut DbConnection,
     alert: &AlertRow,
-    now: chrono::NaiveDateTime,
-) -> QueryResult<usize> {
-    let admins: Vec<String> = accounts::table
-        .filter(accounts::role.eq("org_admin"))
-        .filter(accounts::disabled_at.is_null())
-        .select(accounts::id)
-        .load(conn)?;
-    let devices = push_store::active_devices_of(conn, &admins)?;
-    for device in &devices {
-        push_store::notify_device(
-            conn,
-            device,
-            |_| PushMessage::UnreachableAlert {
-                care_team_id: alert.clinic_id.clone(),
-            },
-            now,
-        )?;
+    policy: &EscalationPolicy,
+    channels: Channels,
+) -> QueryResult<Option<i32>> {
+    let webhook = !super::webhooks::active_endpoints(conn, &alert.clinic_id)?.is_empty();
+    let mut tiers = Tiers::new(&alert.clinic_id, policy, webhook, channels);
+    let from = alert.tier.max(0) as usize + 1;
+    for index in from..policy.tiers.len() {
+        if tiers.load(conn, index)?.2.reachable() {
+            return Ok(Some(index as i32));
+        }
     }
-    Ok(devices.len())
+    Ok(None)
 }
 
 fn notify_step(
     conn: &mut DbConnection,
     payload: &Payload,
+    channels: Channels,
     now: chrono::NaiveDateTime,
 ) -> QueryResult<Outcome> {
     let Some(alert) = store::find(conn, &payload.alert_id)? else {
@@ -225,18 +288,12 @@ fn notify_step(
     {
         return Ok(Outcome::Done);
     }
+    let step = payload.step;
     let policy = store::clinic_policy(conn, &alert.clinic_id)?;
     let endpoints = super::webhooks::active_endpoints(conn, &alert.clinic_id)?;
-    let mut tiers = Tiers::new(&alert.clinic_id, &policy, !endpoints.is_empty());
+    let mut tiers = Tiers::new(&alert.clinic_id, &policy, !endpoints.is_empty(), channels);
     let target = (alert.tier.max(0) as usize).min(policy.last_tier());
     let severity = store::parse_severity(&alert.severity);
-    let event = match (payload.step.round, payload.step.escalation) {
-        (0, 0) => "alert.opened",
-        (_, 0) => "alert.reopened",
-        _ => "alert.escalated",
-    };
-    let hooks =
-        super::webhooks::enqueue_for_alert(conn, &endpoints, &alert.id, event, payload.step, now)?;
     let Some(reached) = tiers.choose(conn, target)? else {
         let summary = tiers
             .reach(conn)?
@@ -244,37 +301,22 @@ fn notify_step(
             .enumerate()
             .map(|(i, r)| {
                 format!(
-                    "tier {i}: {} staff, {} with a device",
+                    "tier {i}: {} staff, {} with a device that can be pushed",
                     r.staff, r.with_device
                 )
             })
             .collect::<Vec<_>>()
             .join("; ");
-        if alert.unreachable_at.is_some() {
-            store::event(conn, &alert.id, "still_unreachable", None, &summary, now)?;
-            return Ok(Outcome::Done);
-        }
-        diesel::update(alerts::table.find(&alert.id))
-            .set(alerts::unreachable_at.eq(now))
-            .execute(conn)?;
-        let told = tell_org_admins(conn, &alert, now)?;
-        store::event(
-            conn,
-            &alert.id,
-            "unreachable",
-            None,
-            &format!(
-                "nobody in any tier can be told ({summary}); organisation admins' devices told: {told}"
-            ),
-            now,
-        )?;
-        tracing::error!(
-            alert_id = %alert.id,
-            clinic_id = %alert.clinic_id,
-            severity = %alert.severity,
-            "alert unreachable: nobody in any escalation tier has an active device or webhook"
+        let summary = format!(
+            "{summary}; {} webhooks; email {}",
+            endpoints.len(),
+            if channels.email {
+                "configured"
+            } else {
+                "not configured"
+            }
         );
-        return Ok(Outcome::Unreachable(alert.severity.clone()));
+        return reach::mark_unreachable(conn, &alert, channels, &summary, now).map(Outcome::from);
     };
     for skipped in (target..reached).chain(reached + 1..=target) {
         let reach = tiers.load(conn, skipped)?.2;
@@ -287,18 +329,22 @@ fn notify_step(
             now,
         )?;
     }
-    if reached != target || alert.unreachable_at.is_some() {
+    if reached != target {
         diesel::update(alerts::table.find(&alert.id))
-            .set((
-                alerts::tier.eq(reached as i32),
-                alerts::unreachable_at.eq(None::<chrono::NaiveDateTime>),
-            ))
+            .set(alerts::tier.eq(reached as i32))
             .execute(conn)?;
     }
-    let mut sent = 0;
-    let mut deferred = 0;
-    let now_utc = utc(now);
+    let audience = Audience::Tier(reached as i32);
+    let event = match (step.round, step.escalation) {
+        (0, 0) => "alert.opened",
+        (_, 0) => "alert.reopened",
+        _ => "alert.escalated",
+    };
+    // In order: push to the tier's devices, the clinic's webhooks, then (urgent and high) email.
     let (members, devices, _) = tiers.load(conn, reached)?.clone();
+    let mut sent = 0;
+    let mut held = 0;
+    let now_utc = utc(now);
     for member in &members {
         let hours: WorkingHours = member
             .working_hours
@@ -309,23 +355,68 @@ fn notify_step(
             .timezone
             .parse::<chrono_tz::Tz>()
             .unwrap_or(chrono_tz::UTC);
-        let at = decide::push_at(severity, member.on_call, now_utc, || {
-            hours.next_open(tz, now_utc)
-        });
+        let at = decide::push_at(severity, now_utc, || hours.next_open(tz, now_utc));
+        let hold = at > now_utc;
+        // One held push per person per alert, never one per deadline.
+        if hold && reach::holds_push_for(conn, &alert.id, step.round, &member.id)? {
+            continue;
+        }
         for device in devices.iter().filter(|d| d.account_id == member.id) {
-            push_store::notify_device_at(
+            let id = push_store::notify_device_at(
                 conn,
                 device,
                 |_| PushMessage::ClinicianAlert {
                     alert_id: alert.id.clone(),
-                    urgent: severity == Severity::Urgent,
+                    time_sensitive: severity >= Severity::High,
                 },
                 now,
                 at.naive_utc(),
             )?;
+            reach::record(
+                conn,
+                &NewDelivery {
+                    alert_id: &alert.id,
+                    step,
+                    audience,
+                    channel: Channel::Push,
+                    recipient: &member.id,
+                    ref_id: &id,
+                    status: if hold {
+                        Delivery::Held
+                    } else {
+                        Delivery::Queued
+                    },
+                },
+                now,
+            )?;
             sent += 1;
-            if at > now_utc {
-                deferred += 1;
+            if hold {
+                held += 1;
+            }
+        }
+    }
+    let hooks = super::webhooks::enqueue_for_alert(
+        conn, &endpoints, &alert.id, event, step, audience, now,
+    )?;
+    let mut emails = 0;
+    if channels.email && severity >= Severity::High {
+        let mut recipients: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+        for admin in store::audience(conn, &alert.clinic_id, PolicyAudience::ClinicAdmins)? {
+            recipients.push(admin.id);
+        }
+        recipients.sort();
+        recipients.dedup();
+        for recipient in recipients {
+            if super::mail::enqueue(
+                conn,
+                &alert.id,
+                step,
+                audience,
+                &recipient,
+                super::mail::Kind::Alert,
+                now,
+            )? {
+                emails += 1;
             }
         }
     }
@@ -335,12 +426,14 @@ fn notify_step(
         "notified",
         None,
         &format!(
-            "tier {reached}: {} staff, {sent} devices ({deferred} held for working hours), {hooks} webhooks",
+            "tier {reached}: {} staff; {sent} pushes ({held} held for working hours), {hooks} \
+             webhooks, {emails} emails queued; reached only once one is accepted",
             members.len()
         ),
         now,
     )?;
-    Ok(Outcome::Done)
+    // A step with nothing left to wait for (everything deduplicated) is judged now.
+    reach::judge(conn, &alert.id, step, channels, now).map(Outcome::from)
 }
 
 /// `alert.notify`: push to the active devices of the tier the alert has reached (the next
@@ -351,7 +444,7 @@ pub async fn notify(app: &App, job: &Claimed, worker: &str, payload: Payload) ->
 
 /// `alert.deadline`: if the alert is still open in this round and step, escalate it.
 pub async fn deadline(app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
-    in_transaction(app, job, worker, payload, move |conn, payload, now| {
+    in_transaction(app, job, worker, payload, move |conn, payload, _, now| {
         let Some(alert) = store::find(conn, &payload.alert_id)? else {
             return Ok(Outcome::Missing);
         };
@@ -365,21 +458,22 @@ pub async fn deadline(app: &App, job: &Claimed, worker: &str, payload: Payload) 
     .await
 }
 
-/// The members of each tier, each with whether they have an active device.
-pub type TierMembers = Vec<Vec<(Member, bool)>>;
-
-/// Who can be told in each tier of `clinic_id`'s policy (and whether it has a webhook), for the
-/// readiness check.
+/// What `clinic_id`'s alerts could be delivered through now (who is in each tier with whether
+/// they have a device that can be pushed, who has only devices that cannot, its webhooks'
+/// health), for the readiness check.
 pub fn reach_of(
     conn: &mut DbConnection,
     clinic_id: &str,
-) -> QueryResult<(EscalationPolicy, TierMembers, bool)> {
+    channels: Channels,
+) -> QueryResult<(EscalationPolicy, super::readiness::Means)> {
     let policy = store::clinic_policy(conn, clinic_id)?;
-    let webhook = !super::webhooks::active_endpoints(conn, clinic_id)?.is_empty();
-    let mut tiers = Tiers::new(clinic_id, &policy, webhook);
+    let webhooks = super::webhooks::health_of(conn, clinic_id)?;
+    let mut tiers = Tiers::new(clinic_id, &policy, !webhooks.is_empty(), channels);
     let mut members = Vec::new();
+    let mut everyone = Vec::new();
     for index in 0..policy.tiers.len() {
         let (people, devices, _) = tiers.load(conn, index)?;
+        everyone.extend(people.iter().map(|m| m.id.clone()));
         members.push(
             people
                 .iter()
@@ -387,5 +481,151 @@ pub fn reach_of(
                 .collect(),
         );
     }
-    Ok((policy, members, webhook))
+    everyone.sort();
+    everyone.dedup();
+    let all_devices = push_store::active_devices_of(conn, &everyone)?;
+    let unpushable = everyone
+        .into_iter()
+        .filter(|id| {
+            let mut theirs = all_devices
+                .iter()
+                .filter(|d| &d.account_id == id)
+                .peekable();
+            theirs.peek().is_some() && !theirs.any(|d| channels.pushes(&d.platform))
+        })
+        .collect();
+    Ok((
+        policy,
+        super::readiness::Means {
+            tiers: members,
+            unpushable,
+            webhooks,
+            channels,
+        },
+    ))
+}
+
+/// The `alert.push_outcome` job: what became of a push about an alert, judged for reachability.
+#[derive(Debug, Clone, Copy)]
+pub struct PushOutcome;
+
+#[async_trait::async_trait]
+impl Job for PushOutcome {
+    const KIND: &'static str = crate::push::kinds::ALERT_PUSH_OUTCOME;
+    type Payload = AlertPushOutcome;
+
+    async fn run(
+        &self,
+        app: &App,
+        _job: &Claimed,
+        _worker: &str,
+        payload: Self::Payload,
+    ) -> JobResult {
+        // Only an attempt a real push service accepted counts.
+        let status = match (payload.outcome.as_str(), payload.settled) {
+            ("delivered", _) => Delivery::Counted,
+            ("not_sent", _) => Delivery::NotSent,
+            ("retry_later", false) => Delivery::Retrying,
+            _ => Delivery::Failed,
+        };
+        match settle_outcome(app, payload.notification_id, status, payload.detail).await {
+            Ok(()) => JobResult::Done,
+            Err(reason) => JobResult::retry(reason),
+        }
+    }
+}
+
+/// How long an acknowledged alert may stay unresolved before it returns to open: 24 hours for
+/// urgent, 72 for high (CLINICAL.md, part 2); medium and low alerts stay acknowledged.
+pub fn ack_lapse(severity: Severity) -> Option<chrono::TimeDelta> {
+    match severity {
+        Severity::Urgent => Some(chrono::TimeDelta::hours(24)),
+        Severity::High => Some(chrono::TimeDelta::hours(72)),
+        Severity::Medium | Severity::Low => None,
+    }
+}
+
+/// The `alert.ack_lapse` payload: the acknowledgement it watches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AckLapsePayload {
+    /// The alert.
+    pub alert_id: String,
+    /// The round acknowledged.
+    pub round: i32,
+    /// When it was acknowledged (a later acknowledgement has its own job).
+    pub acknowledged_at: chrono::NaiveDateTime,
+}
+
+/// Schedules the return to open of an alert just acknowledged at `now`, if its severity has one.
+pub fn schedule_ack_lapse(
+    conn: &mut DbConnection,
+    alert: &AlertRow,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<()> {
+    let Some(lapse) = ack_lapse(store::parse_severity(&alert.severity)) else {
+        return Ok(());
+    };
+    let payload = AckLapsePayload {
+        alert_id: alert.id.clone(),
+        round: alert.round,
+        acknowledged_at: now,
+    };
+    let mut job = crate::jobs::new_job::<AckLapse>(
+        &payload,
+        Some(format!(
+            "{}:{}:r{}:{}",
+            store::kinds::ACK_LAPSE,
+            alert.id,
+            alert.round,
+            now.and_utc().timestamp_micros()
+        )),
+        now + lapse,
+        50,
+    );
+    job.priority = crate::jobs::store::Priority::Safety;
+    crate::jobs::enqueue(conn, &job, now).map(drop)
+}
+
+/// The `alert.ack_lapse` job: an urgent alert acknowledged 24 hours ago (high: 72) and not
+/// resolved returns to open, its first tier told again. Acknowledged is not resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct AckLapse;
+
+#[async_trait::async_trait]
+impl Job for AckLapse {
+    const KIND: &'static str = store::kinds::ACK_LAPSE;
+    type Payload = AckLapsePayload;
+
+    async fn run(
+        &self,
+        app: &App,
+        job: &Claimed,
+        worker: &str,
+        payload: Self::Payload,
+    ) -> JobResult {
+        let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
+        let result = app
+            .db
+            .write(move |conn| {
+                let reopened = store::reopen_after_lapse(
+                    conn,
+                    &payload.alert_id,
+                    payload.round,
+                    payload.acknowledged_at,
+                    now,
+                )?;
+                job_store::complete(conn, &job_id, &worker, now)?;
+                Ok(reopened)
+            })
+            .await;
+        match result {
+            Ok(reopened) => {
+                if reopened {
+                    app.jobs_enqueued();
+                }
+                JobResult::Completed
+            }
+            Err(e) => JobResult::retry(format!("database: {e}")),
+        }
+    }
 }

@@ -718,6 +718,7 @@ mod tests {
         item9: Option<i32>,
     ) -> CheckInRow {
         CheckInRow {
+            safety_alert_id: None,
             id: "0190c1d2-0000-7000-8000-000000000001".into(),
             patient_id: "0190c1d2-0000-7000-8000-0000000000aa".into(),
             clinic_id: "0190c1d2-0000-7000-8000-0000000000cc".into(),

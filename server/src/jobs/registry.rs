@@ -66,6 +66,7 @@ pub fn new_job<J: Job>(
         dedupe_key,
         run_at,
         max_attempts,
+        priority: super::store::Priority::Routine,
     }
 }
 

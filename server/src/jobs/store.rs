@@ -21,6 +21,34 @@ pub struct NewJob {
     pub run_at: NaiveDateTime,
     /// Attempts before the job is parked as dead.
     pub max_attempts: i32,
+    /// [`Priority::Safety`] jobs are claimed before any routine one that is due.
+    pub priority: Priority,
+}
+
+/// Which jobs a worker claims first (CLINICAL.md, "Safety work goes first"): alert notifications
+/// and deadlines, and the pushes, webhooks and emails that carry an urgent or high alert, are
+/// claimed before prompts, reminders and routine pushes, so that a backlog of routine work never
+/// holds up an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Priority {
+    /// Prompts, reminders, routine pushes, exports, housekeeping.
+    #[default]
+    Routine,
+    /// The safety path.
+    Safety,
+}
+
+impl Priority {
+    /// The stored value (higher is claimed first).
+    pub fn value(self) -> i32 {
+        match self {
+            Priority::Routine => 0,
+            Priority::Safety => 10,
+        }
+    }
+
+    /// Every priority, the first claimed first.
+    pub const ORDER: [Priority; 2] = [Priority::Safety, Priority::Routine];
 }
 
 /// Enqueues a job on `conn`, normally inside the caller's transaction so that it commits with
@@ -40,6 +68,7 @@ pub fn enqueue(conn: &mut DbConnection, job: &NewJob, now: NaiveDateTime) -> Que
         jobs::run_at.eq(job.run_at),
         jobs::created_at.eq(now),
         jobs::updated_at.eq(now),
+        jobs::priority.eq(job.priority.value()),
     );
     let inserted = crate::per_backend!(conn, |c| diesel::insert_into(jobs::table)
         .values(row)
@@ -76,6 +105,7 @@ pub fn enqueue_many(
                     jobs::run_at.eq(job.run_at),
                     jobs::created_at.eq(now),
                     jobs::updated_at.eq(now),
+                    jobs::priority.eq(job.priority.value()),
                 )
             })
             .collect();
@@ -113,9 +143,10 @@ pub struct Claimed {
 }
 
 /// The claims: running jobs whose lease has lapsed (their worker died), then due queued jobs,
-/// oldest first. Two statements rather than one with an `OR`, so that each walks its own index
-/// (`(status, locked_until)`, `(status, run_at)`) and stops at the limit however long the backlog
-/// is. `SKIP LOCKED` lets PostgreSQL workers claim side by side without waiting or
+/// safety work first and oldest first within a priority. Separate statements rather than one with
+/// an `OR` or a sort across priorities, so that each walks its own index (`(status,
+/// locked_until)`, `(status, priority, run_at)`) and stops at the limit however long the backlog
+/// is: a backlog of routine jobs costs a safety claim nothing. `SKIP LOCKED` lets PostgreSQL workers claim side by side without waiting or
 /// double-claiming; SQLite runs each statement alone under its write lock.
 const CLAIM_LAPSED: &str = "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
      attempts = attempts + 1, updated_at = $3 \
@@ -124,7 +155,7 @@ const CLAIM_LAPSED: &str = "UPDATE jobs SET status = 'running', locked_by = $1, 
      RETURNING id, kind, payload, attempts, max_attempts";
 const CLAIM_DUE: &str = "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
      attempts = attempts + 1, updated_at = $3 \
-     WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $3 \
+     WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND priority = $5 AND run_at <= $3 \
        ORDER BY run_at LIMIT $4 SKIP_LOCKED) \
      RETURNING id, kind, payload, attempts, max_attempts";
 
@@ -136,10 +167,21 @@ pub fn claim(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<Claimed>> {
-    let mut claimed = claim_with(conn, CLAIM_LAPSED, worker, now, lease_until, limit)?;
-    let left = limit - claimed.len() as i64;
-    if left > 0 {
-        claimed.extend(claim_with(conn, CLAIM_DUE, worker, now, lease_until, left)?);
+    let mut claimed = claim_with(conn, CLAIM_LAPSED, worker, now, lease_until, limit, None)?;
+    for priority in Priority::ORDER {
+        let left = limit - claimed.len() as i64;
+        if left <= 0 {
+            break;
+        }
+        claimed.extend(claim_with(
+            conn,
+            CLAIM_DUE,
+            worker,
+            now,
+            lease_until,
+            left,
+            Some(priority),
+        )?);
     }
     Ok(claimed)
 }
@@ -151,23 +193,32 @@ fn claim_with(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
+    priority: Option<Priority>,
 ) -> QueryResult<Vec<Claimed>> {
+    // The lapsed claim has no fifth parameter: it is bound only where the statement names it.
+    let priority = priority.map(Priority::value);
     match conn {
         DbConnection::Pg(c) => {
-            diesel::sql_query(sql.replace("SKIP_LOCKED", "FOR UPDATE SKIP LOCKED"))
+            let query = diesel::sql_query(sql.replace("SKIP_LOCKED", "FOR UPDATE SKIP LOCKED"))
                 .bind::<Text, _>(worker)
                 .bind::<Timestamp, _>(lease_until)
                 .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(limit)
-                .load(c)
+                .bind::<BigInt, _>(limit);
+            match priority {
+                Some(p) => query.bind::<Integer, _>(p).load(c),
+                None => query.load(c),
+            }
         }
         DbConnection::Sqlite(c) => {
-            diesel::sql_query(sql.replace("SKIP_LOCKED", "").replace('$', "?"))
+            let query = diesel::sql_query(sql.replace("SKIP_LOCKED", "").replace('$', "?"))
                 .bind::<Text, _>(worker)
                 .bind::<Timestamp, _>(lease_until)
                 .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(limit)
-                .load(c)
+                .bind::<BigInt, _>(limit);
+            match priority {
+                Some(p) => query.bind::<Integer, _>(p).load(c),
+                None => query.load(c),
+            }
         }
     }
 }

@@ -503,6 +503,7 @@ pub fn enqueue_clinic_replan(
             dedupe_key: None,
             run_at: now,
             max_attempts: 10,
+            priority: jobs::store::Priority::Routine,
         },
         now,
     )

@@ -77,7 +77,7 @@ pub fn payload<'a>(
         apns_topic: Some(topic),
         apns_collapse_id: CollapseId::new(message.collapse_id()).ok(),
         apns_expiration: Some(now_unix + message.time_to_live_secs()),
-        apns_priority: Some(if message.is_urgent() {
+        apns_priority: Some(if message.is_time_sensitive() {
             Priority::High
         } else {
             Priority::Normal
@@ -228,7 +228,7 @@ mod tests {
     fn the_payload_json_has_the_fixed_alert_and_the_headers_are_set() {
         let alert = PushMessage::ClinicianAlert {
             alert_id: "0190c1c2-0000-7000-8000-00000000000a".into(),
-            urgent: true,
+            time_sensitive: true,
         };
         let payload = payload(&alert, "devtoken", "org.example.companion", 1_800_000_000);
         let json: Value = serde_json::from_str(&payload.to_json_string().unwrap()).unwrap();

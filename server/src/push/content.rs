@@ -18,13 +18,13 @@ pub enum PushMessage {
         /// The prompt, for the app to fetch.
         prompt_id: String,
     },
-    /// A clinician must look at an alert; an urgent one is time-sensitive (breaks through
-    /// Focus modes), others are not.
+    /// A clinician must look at an alert; an urgent or high one is time-sensitive (breaks
+    /// through Focus modes, high priority on every route), medium and low ones are not.
     ClinicianAlert {
         /// The alert, for the app to fetch.
         alert_id: String,
-        /// Whether the alert is urgent (a safety signal).
-        urgent: bool,
+        /// Whether the alert is urgent or high.
+        time_sensitive: bool,
     },
     /// To an organisation admin: an alert of a care team reached nobody (nobody on call, no
     /// device, no webhook). Time-sensitive.
@@ -45,8 +45,14 @@ impl PushMessage {
         match self {
             PushMessage::CheckInPrompt { .. } => "check_in_prompt",
             PushMessage::CheckInReminder { .. } => "check_in_reminder",
-            PushMessage::ClinicianAlert { urgent: true, .. } => "care_alert",
-            PushMessage::ClinicianAlert { urgent: false, .. } => "care_alert_routine",
+            PushMessage::ClinicianAlert {
+                time_sensitive: true,
+                ..
+            } => "care_alert",
+            PushMessage::ClinicianAlert {
+                time_sensitive: false,
+                ..
+            } => "care_alert_routine",
             PushMessage::UnreachableAlert { .. } => "care_team_unreachable",
             PushMessage::Test { .. } => "test",
         }
@@ -60,11 +66,11 @@ impl PushMessage {
             "check_in_reminder" => Some(PushMessage::CheckInReminder { prompt_id: id }),
             "care_alert" => Some(PushMessage::ClinicianAlert {
                 alert_id: id,
-                urgent: true,
+                time_sensitive: true,
             }),
             "care_alert_routine" => Some(PushMessage::ClinicianAlert {
                 alert_id: id,
-                urgent: false,
+                time_sensitive: false,
             }),
             "care_team_unreachable" => Some(PushMessage::UnreachableAlert { care_team_id: id }),
             "test" => Some(PushMessage::Test {
@@ -118,12 +124,24 @@ impl PushMessage {
         json!({"kind": self.kind(), key: self.ref_id()})
     }
 
-    /// Urgent alerts break through Focus modes (iOS time-sensitive); routine ones do not, so
-    /// that the care team is not trained to ignore them.
-    pub fn is_urgent(&self) -> bool {
+    /// Urgent and high alerts break through Focus modes (iOS time-sensitive, APNs priority 10);
+    /// routine ones do not, so that the care team is not trained to ignore them.
+    pub fn is_time_sensitive(&self) -> bool {
         matches!(
             self,
-            PushMessage::ClinicianAlert { urgent: true, .. } | PushMessage::UnreachableAlert { .. }
+            PushMessage::ClinicianAlert {
+                time_sensitive: true,
+                ..
+            } | PushMessage::UnreachableAlert { .. }
+        )
+    }
+
+    /// Whether the message is about an alert (its delivery's outcome decides whether the alert
+    /// reached someone).
+    pub fn is_about_an_alert(&self) -> bool {
+        matches!(
+            self,
+            PushMessage::ClinicianAlert { .. } | PushMessage::UnreachableAlert { .. }
         )
     }
 
@@ -141,7 +159,7 @@ impl PushMessage {
 pub fn apns_body(message: &PushMessage) -> Value {
     let (title, body) = message.text();
     let mut aps = json!({"alert": {"title": title, "body": body}, "sound": "default"});
-    if message.is_urgent() {
+    if message.is_time_sensitive() {
         aps["interruption-level"] = json!("time-sensitive");
     }
     let mut payload = json!({"aps": aps});
@@ -172,12 +190,29 @@ pub fn fcm_message(message: &PushMessage, token: &str) -> Value {
                 "collapse_key": message.collapse_id(),
                 "notification": {"tag": message.collapse_id()},
             },
-            // iOS devices registered through FCM: the same replacing identity as direct APNs.
-            "apns": {
-                "headers": {"apns-collapse-id": message.collapse_id()},
-            },
+            // iOS devices registered through FCM: the same replacing identity, priority and
+            // interruption level as direct APNs.
+            "apns": apns_override(message),
         }
     })
+}
+
+/// The `apns` block of an FCM message: what direct APNs sends in its headers and `aps`, so that
+/// an iOS device reached through FCM rings for an alert exactly as one reached directly.
+fn apns_override(message: &PushMessage) -> Value {
+    let time_sensitive = message.is_time_sensitive();
+    let mut block = json!({
+        "headers": {
+            "apns-collapse-id": message.collapse_id(),
+            "apns-priority": if time_sensitive { "10" } else { "5" },
+            "apns-push-type": "alert",
+        },
+    });
+    if time_sensitive {
+        block["payload"] =
+            json!({"aps": {"interruption-level": "time-sensitive", "sound": "default"}});
+    }
+    block
 }
 
 #[cfg(test)]
@@ -191,11 +226,11 @@ mod tests {
             },
             PushMessage::ClinicianAlert {
                 alert_id: "0190c1c2-0000-7000-8000-000000000002".into(),
-                urgent: true,
+                time_sensitive: true,
             },
             PushMessage::ClinicianAlert {
                 alert_id: "0190c1c2-0000-7000-8000-000000000004".into(),
-                urgent: false,
+                time_sensitive: false,
             },
             PushMessage::UnreachableAlert {
                 care_team_id: "0190c1c2-0000-7000-8000-000000000005".into(),
@@ -247,11 +282,11 @@ mod tests {
     fn payloads_carry_the_fixed_text_and_the_opaque_id_only() {
         let alert = PushMessage::ClinicianAlert {
             alert_id: "a1".into(),
-            urgent: true,
+            time_sensitive: true,
         };
         let routine = PushMessage::ClinicianAlert {
             alert_id: "a2".into(),
-            urgent: false,
+            time_sensitive: false,
         };
         assert!(
             apns_body(&routine)["aps"]

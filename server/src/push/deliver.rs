@@ -18,6 +18,46 @@ use super::store::{self, AttemptRecord};
 /// Malformed-request answers in a row after which a device is deactivated.
 pub const INVALID_ARGUMENT_LIMIT: i32 = 3;
 
+/// What became of one attempt to push an alert to a device: written by the delivery, in its own
+/// transaction, for the safety path to judge whether the alert reached someone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertPushOutcome {
+    /// The notification.
+    pub notification_id: String,
+    /// The attempt's outcome name (`delivered`, `retry_later`, `token_dead`, `rejected`,
+    /// `not_sent`, `device_inactive`).
+    pub outcome: String,
+    /// Whether no further attempt will be made.
+    pub settled: bool,
+    /// The provider's reason, if any.
+    pub detail: Option<String>,
+}
+
+/// Enqueues the [`AlertPushOutcome`] of an attempt on `conn` (inside the attempt's transaction).
+fn enqueue_alert_outcome(
+    conn: &mut crate::db::DbConnection,
+    outcome: &AlertPushOutcome,
+    attempt: i32,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<bool> {
+    crate::jobs::enqueue(
+        conn,
+        &crate::jobs::NewJob {
+            kind: super::kinds::ALERT_PUSH_OUTCOME,
+            payload: serde_json::to_value(outcome).unwrap_or_default(),
+            dedupe_key: Some(format!(
+                "{}:{}:{attempt}",
+                super::kinds::ALERT_PUSH_OUTCOME,
+                outcome.notification_id
+            )),
+            run_at: now,
+            max_attempts: 50,
+            priority: crate::jobs::store::Priority::Safety,
+        },
+        now,
+    )
+}
+
 /// The `push.deliver` payload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Payload {
@@ -76,10 +116,24 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
             None,
             0,
         );
+        let alert = message.is_about_an_alert().then(|| AlertPushOutcome {
+            notification_id: notification.id.clone(),
+            outcome: "device_inactive".into(),
+            settled: true,
+            detail: None,
+        });
+        let (attempt, now) = (job.attempts, app.now().naive_utc());
         let result = app
             .db
-            .write(move |conn| store::record_attempt(conn, &record, "failed"))
+            .write(move |conn| {
+                store::record_attempt(conn, &record, "failed")?;
+                if let Some(outcome) = &alert {
+                    enqueue_alert_outcome(conn, outcome, attempt, now)?;
+                }
+                Ok(())
+            })
             .await;
+        app.jobs_enqueued();
         return match result {
             Ok(()) => JobResult::Done,
             Err(e) => JobResult::retry(format!("database: {e}")),
@@ -118,6 +172,7 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
         Outcome::Delivered => ("delivered", JobResult::Completed),
         Outcome::TokenDead { .. } => ("token_dead", JobResult::Completed),
         Outcome::Rejected { .. } => ("rejected", JobResult::Completed),
+        Outcome::NotSent { .. } => ("failed", JobResult::Completed),
         Outcome::RetryLater { reason, .. } if last_attempt => (
             "failed",
             JobResult::Dead(format!("gave up after {} attempts: {reason}", job.attempts)),
@@ -134,6 +189,7 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
         Outcome::Delivered => None,
         Outcome::TokenDead { reason }
         | Outcome::RetryLater { reason, .. }
+        | Outcome::NotSent { reason }
         | Outcome::Rejected { reason, .. } => Some(reason.clone()),
     };
     tracing::info!(
@@ -143,6 +199,12 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
         latency_ms,
         "push attempt"
     );
+    let alert_outcome = message.is_about_an_alert().then(|| AlertPushOutcome {
+        notification_id: notification.id.clone(),
+        outcome: attempt.outcome.name().to_owned(),
+        settled: status != "pending",
+        detail: reason.clone(),
+    });
     let record = record(
         &notification.id,
         job.attempts,
@@ -153,13 +215,20 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
         latency_ms,
     );
     let outcome = attempt.outcome.clone();
+    let attempt_number = job.attempts;
+    let alert_outcome_enqueued = alert_outcome.is_some();
     let device_id = device.id.clone();
     let had_invalid_arguments = device.invalid_argument_count > 0;
     let settled = result == JobResult::Completed;
     let (job_id, worker, now) = (job.id.clone(), worker.to_owned(), app.now().naive_utc());
     // The common case, delivered with nothing to adjust on the device: settled with the other
-    // deliveries that finished meanwhile (`settle.rs`).
-    if settled && matches!(attempt.outcome, Outcome::Delivered) && !had_invalid_arguments {
+    // deliveries that finished meanwhile (`settle.rs`). Alert pushes are written one by one,
+    // with their outcome for the safety path in the same transaction.
+    if settled
+        && matches!(attempt.outcome, Outcome::Delivered)
+        && !had_invalid_arguments
+        && alert_outcome.is_none()
+    {
         let delivered = store::Delivered {
             record,
             job_id,
@@ -177,6 +246,9 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
             store::record_attempt(conn, &record, status)?;
             if settled {
                 crate::jobs::store::complete(conn, &job_id, &worker, now)?;
+            }
+            if let Some(outcome) = &alert_outcome {
+                enqueue_alert_outcome(conn, outcome, attempt_number, now)?;
             }
             match outcome {
                 Outcome::TokenDead { .. } => {
@@ -199,6 +271,9 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
             Ok(())
         })
         .await;
+    if alert_outcome_enqueued {
+        app.jobs_enqueued();
+    }
     match saved {
         Ok(()) => result,
         // The provider already has the message; the retry sees the notification still pending

@@ -40,6 +40,12 @@ pub enum Outcome {
         /// The provider's requested delay.
         after: Option<Duration>,
     },
+    /// Nothing was sent: no push service is configured for this platform (the development
+    /// stand-in logged the delivery). Never counts as reaching anyone.
+    NotSent {
+        /// Why.
+        reason: String,
+    },
     /// The provider refused this message for good.
     Rejected {
         /// The provider's reason.
@@ -58,6 +64,7 @@ impl Outcome {
             Outcome::TokenDead { .. } => "token_dead",
             Outcome::RetryLater { .. } => "retry_later",
             Outcome::Rejected { .. } => "rejected",
+            Outcome::NotSent { .. } => "not_sent",
         }
     }
 }
@@ -76,10 +83,17 @@ pub struct Attempt {
 pub trait PushGateway: Send + Sync + std::fmt::Debug {
     /// Sends `message` to `target`. Never fails: every failure is an [`Outcome`].
     async fn send(&self, target: &Target, message: &PushMessage) -> Attempt;
+
+    /// Whether this gateway reaches real devices: false for the development stand-in, whose
+    /// devices are never counted as a way to reach anyone.
+    fn reaches_devices(&self) -> bool {
+        true
+    }
 }
 
-/// Logs a line per delivery (notification id only) and reports it delivered: the development
-/// default when no credentials are configured.
+/// Logs a line per delivery (notification id only) and reports it not sent: the development
+/// stand-in when no credentials are configured. Refused in production unless an operator accepts
+/// the risk by name (`COMPANION_ACCEPT_PUSH_NOT_CONFIGURED`).
 #[derive(Debug, Default)]
 pub struct LoggingGateway {
     /// `apns` or `fcm`, for the log line.
@@ -96,9 +110,15 @@ impl PushGateway for LoggingGateway {
             "push not configured: delivery logged only"
         );
         Attempt {
-            outcome: Outcome::Delivered,
+            outcome: Outcome::NotSent {
+                reason: format!("no {} credentials configured", self.platform),
+            },
             status: None,
         }
+    }
+
+    fn reaches_devices(&self) -> bool {
+        false
     }
 }
 

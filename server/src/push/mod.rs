@@ -16,4 +16,7 @@ pub mod use_cases;
 pub mod kinds {
     /// Deliver one push notification to one device. Payload: `{"notification_id": "...", "v": 1}`.
     pub const PUSH_DELIVER: &str = "push.deliver";
+    /// What became of a push about an alert, for the safety path to judge (run by
+    /// `escalation`). Payload: [`super::deliver::AlertPushOutcome`].
+    pub const ALERT_PUSH_OUTCOME: &str = "alert.push_outcome";
 }

@@ -222,7 +222,7 @@ fn pending(
 ) -> (NotificationRow, NewJob) {
     let id = NotificationId::generate().into_string();
     let message = message(&id);
-    let delivery = jobs::new_job::<super::deliver::DeliverPush>(
+    let mut delivery = jobs::new_job::<super::deliver::DeliverPush>(
         &super::deliver::Payload {
             notification_id: id.clone(),
         },
@@ -230,6 +230,9 @@ fn pending(
         now,
         MAX_DELIVERY_ATTEMPTS,
     );
+    if message.is_time_sensitive() {
+        delivery.priority = jobs::store::Priority::Safety;
+    }
     let row = NotificationRow {
         id,
         account_id: device.account_id.clone(),

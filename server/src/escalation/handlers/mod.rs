@@ -360,11 +360,13 @@ pub async fn assign_alert(
     ApiJson(body): ApiJson<AssignAlert>,
 ) -> ApiResult<Json<Alert>> {
     let now = state.now().naive_utc();
+    let channels = state.channels();
     let row = state
         .write_as(staff, move |conn, caller| {
-            inbox::assign(conn, caller, &alert_id, &body.assignee_id, now)
+            inbox::assign(conn, caller, &alert_id, &body.assignee_id, channels, now)
         })
         .await?;
+    state.jobs_enqueued();
     Ok(Json(row.into()))
 }
 

@@ -256,9 +256,10 @@ pub async fn get_clinic_readiness(
     Path(clinic_id): Path<String>,
 ) -> ApiResult<Json<Readiness>> {
     let zones = state.zones.clone();
+    let channels = state.channels();
     state
         .read_as(bearer, move |conn, caller| {
-            settings::clinic_readiness(conn, caller, &clinic_id, &zones)
+            settings::clinic_readiness(conn, caller, &clinic_id, &zones, channels)
         })
         .await
         .map(Json)
