@@ -278,11 +278,13 @@ async fn item_nine_answer_returns_crisis_resources_in_the_same_response(backend:
     assert_eq!(reply.body["safety_signal"], true);
     assert_eq!(reply.body["score"]["total"], 1);
     let safety = &reply.body["safety"];
+    // Nobody in this clinic can be reached yet and no worker has run: not "told".
+    assert_eq!(safety["care_team"], "trying");
     assert!(
         safety["message"]
             .as_str()
             .unwrap()
-            .contains("may not be watching in real time")
+            .contains("We are contacting your care team now. If you are in danger, call 911")
     );
     let resources = &safety["crisis_resources"];
     assert_eq!(resources["country"], "US");

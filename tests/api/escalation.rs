@@ -116,11 +116,14 @@ async fn an_item_nine_answer_opens_an_urgent_alert_and_a_clinician_push_in_the_s
         phq9([1, 1, 0, 0, 0, 0, 0, 0, 1]),
     )
     .await;
+    // Before any worker runs nothing has reached anyone, and the patient is told so.
+    assert_eq!(reply["safety"]["care_team"], "trying");
     assert!(
         reply["safety"]["message"]
             .as_str()
             .unwrap()
-            .contains("care team has been notified")
+            .contains("We are contacting your care team now"),
+        "{reply}"
     );
     // Before any worker runs: the alert and its notification job exist already.
     let alerts = alerts_of(&app, &world.clinician_a).await;
@@ -202,7 +205,10 @@ async fn a_repeat_signal_updates_the_open_alert_instead_of_opening_another(backe
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     // Nobody is on call, so the first tier is empty and the clinicians are told at once.
-    assert_eq!(kinds, ["opened", "tier_skipped", "notified", "repeated"]);
+    assert_eq!(
+        kinds,
+        ["opened", "tier_skipped", "notified", "reached", "repeated"]
+    );
     // Another patient's signal is another alert.
     submit(
         &app,
@@ -295,10 +301,19 @@ async fn an_unacknowledged_alert_climbs_tiers_at_its_deadlines_and_stops_once_ac
         before,
         "escalation stopped at acknowledgement"
     );
+    // What is left is the return to open if nobody resolves it within 24 hours.
     assert_eq!(
-        app.count("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running')")
-            .await,
+        app.count(
+            "SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running') \
+             AND kind <> 'alert.ack_lapse'"
+        )
+        .await,
         0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM jobs WHERE kind = 'alert.ack_lapse'")
+            .await,
+        1
     );
 }
 
@@ -743,6 +758,8 @@ mod webhooks {
         backend: Backend,
     ) {
         let (app, _gateway, world) = app_with_gateway(backend).await;
+        // The clinicians are reached by push; the webhook is retried on its own.
+        device(&app, &world.clinician_a).await;
         let (url, receiver) = start_receiver(2).await;
         let path = format!("/v1/clinics/{}/webhooks", world.clinic_a);
         for (who, status) in [

@@ -176,6 +176,7 @@ async fn a_dedupe_key_admits_one_job(backend: Backend) {
         dedupe_key: Some("once".into()),
         run_at: now,
         max_attempts: 3,
+        priority: companion::jobs::store::Priority::Routine,
     };
     let (first, second) = app
         .app
@@ -321,7 +322,10 @@ async fn a_job_that_keeps_failing_is_parked_as_dead_after_its_last_attempt(backe
 
 async fn a_job_enqueued_in_this_process_starts_at_once(backend: Backend) {
     // Polling every minute: only a wake-up can explain a prompt delivery.
-    let app = TestApp::with_settings(backend, &[("COMPANION_JOB_POLL_INTERVAL", "60000")]).await;
+    let app = TestApp::build(backend, &[("COMPANION_JOB_POLL_INTERVAL", "60000")], |a| {
+        a.push.fcm = Arc::new(MemoryGateway::default())
+    })
+    .await;
     let admin = app.org_admin().await;
     let device = device_of(&app, &admin).await;
     let shutdown = CancellationToken::new();
@@ -342,7 +346,7 @@ async fn postgres_wakes_a_worker_in_another_process_through_listen_notify() {
     .await;
     let admin = app.org_admin().await;
     let device = device_of(&app, &admin).await;
-    let other_process = app.another_process(|_| {});
+    let other_process = app.another_process(|a| a.push.fcm = Arc::new(MemoryGateway::default()));
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(Runner::new(other_process).run(shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -567,6 +571,7 @@ async fn enqueue_raw(app: &TestApp, kind: &'static str, payload: serde_json::Val
         dedupe_key: None,
         run_at: now,
         max_attempts: 3,
+        priority: companion::jobs::store::Priority::Routine,
     };
     app.app
         .db
