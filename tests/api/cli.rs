@@ -166,13 +166,14 @@ fn first_run(dir: &std::path::Path, env: &[(&str, &str)]) {
         assert_eq!(status, 200, "{me}");
         assert_eq!(me["role"], role);
         assert_eq!(me["clinic_id"], clinic_id);
-        assert_push_is_delivered(addr, tokens["access_token"].as_str().unwrap());
+        assert_push_is_attempted(addr, tokens["access_token"].as_str().unwrap());
     }
 }
 
 /// Registers a device and sends it a test notification; the workers `serve` runs in-process
-/// deliver it (through the logging gateway: no push credentials here).
-fn assert_push_is_delivered(addr: SocketAddr, token: &str) {
+/// attempt it at once. No push credentials here: the development stand-in sends nothing, and the
+/// notification says so (`failed`), never `delivered`.
+fn assert_push_is_attempted(addr: SocketAddr, token: &str) {
     let (status, device) = http(
         addr,
         "POST",
@@ -193,7 +194,9 @@ fn assert_push_is_delivered(addr: SocketAddr, token: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, state) = http(addr, "GET", &path, Some(token), None);
-        if state["status"] == "delivered" {
+        if state["attempts"] == 1 {
+            assert_eq!(state["status"], "failed", "{state}");
+            assert!(state["delivered_at"].is_null(), "{state}");
             return;
         }
         assert!(
@@ -249,6 +252,17 @@ fn bad_settings_fail_at_start_naming_the_key() {
         ),
         (vec![("COMPANION_ADDR", "nowhere")], "COMPANION_ADDR"),
         (vec![("COMPANION_ENV", "production")], "COMPANION_JWT_KEYS"),
+        // Production refuses to start with push that would only be logged, naming the risk.
+        (
+            vec![
+                ("COMPANION_ENV", "production"),
+                (
+                    "COMPANION_JWT_KEYS",
+                    "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+                ),
+            ],
+            "COMPANION_ACCEPT_PUSH_NOT_CONFIGURED",
+        ),
         (
             vec![("COMPANION_ACESS_TOKEN_TTL", "60")],
             "COMPANION_ACESS_TOKEN_TTL",
@@ -327,7 +341,7 @@ fn an_api_process_and_a_worker_process_share_one_postgresql() {
         Some(&json!({"email": "ops@example.org", "password": password})),
     );
     assert_eq!(status, 200, "{tokens}");
-    assert_push_is_delivered(addr, tokens["access_token"].as_str().unwrap());
+    assert_push_is_attempted(addr, tokens["access_token"].as_str().unwrap());
 }
 
 /// Sends SIGTERM and waits for a clean exit; returns how long it took.
@@ -449,6 +463,7 @@ fn demo_creates_a_clinic_to_sign_in_to_and_is_refused_in_production() {
                 "COMPANION_JWT_KEYS",
                 "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
             ),
+            ("COMPANION_ACCEPT_PUSH_NOT_CONFIGURED", "true"),
         ],
     )
     .arg("demo")

@@ -28,6 +28,7 @@ mod outage;
 mod process;
 mod prompts;
 mod push;
+mod reachability;
 mod safety;
 mod safety_property;
 mod scale_out;

@@ -14,6 +14,8 @@
 //! is recorded the moment it arrives, before any configured latency, so a message whose sender
 //! died before reading the answer still counts as shown on the phone (as with the real service).
 
+pub mod smtp;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

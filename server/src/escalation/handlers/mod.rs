@@ -16,6 +16,7 @@ use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{PageParams, Paginated, parse_time_key, time_key};
 use crate::time::utc;
 
+use super::decide::CareTeam;
 use super::inbox;
 use super::store::{self, AlertRow};
 
@@ -55,9 +56,15 @@ pub struct Alert {
     pub new_signal_since_ack: bool,
     /// How often a new urgent or high signal re-opened it after an acknowledgement.
     pub reopen_count: i32,
-    /// Nobody in any tier could be told (nobody on call, no device, no webhook); the
-    /// organisation's admins were told. See `GET /v1/clinics/{clinic_id}/readiness`.
+    /// Nobody in the care team could be reached in this round: no tier had a working channel,
+    /// or every delivery to them failed (a push accepted by APNs or FCM, a webhook's 2xx and an
+    /// email accepted by the SMTP server count; held, logged-only, failed and retrying ones do
+    /// not). The organisation's admins were told. See `GET /v1/clinics/{clinic_id}/readiness`.
     pub unreachable: bool,
+    /// When something that counts first reached someone in this round; null until then.
+    pub reached_at: Option<DateTime<Utc>>,
+    /// Where the care team stands: `reached`, `trying` or `unreachable` (as the patient is told).
+    pub care_team: CareTeam,
     /// The escalation tier last notified (0: on call, 1: clinicians, 2: clinic admins, with the
     /// default policy); tiers nobody could receive are skipped.
     pub tier: i32,
@@ -83,6 +90,11 @@ pub struct Alert {
 
 impl From<AlertRow> for Alert {
     fn from(row: AlertRow) -> Self {
+        let care_team = crate::escalation::decide::care_team(
+            &row.status,
+            row.reached_at.is_some(),
+            row.unreachable_at.is_some(),
+        );
         Self {
             id: row.id,
             patient_id: row.patient_id,
@@ -98,6 +110,8 @@ impl From<AlertRow> for Alert {
             new_signal_since_ack: row.new_signal_since_ack,
             reopen_count: row.round,
             unreachable: row.unreachable_at.is_some(),
+            reached_at: row.reached_at.map(utc),
+            care_team,
             tier: row.tier,
             opened_at: utc(row.opened_at),
             last_signal_at: utc(row.last_signal_at),
@@ -117,8 +131,9 @@ impl From<AlertRow> for Alert {
 pub struct AlertEvent {
     /// When.
     pub at: DateTime<Utc>,
-    /// `opened`, `repeated`, `new_signal_since_ack`, `reopened`, `notified`, `tier_skipped`,
-    /// `unreachable`, `still_unreachable`, `escalated`, `acknowledged`, `assigned`, `resolved`,
+    /// `opened`, `repeated`, `new_signal_since_ack`, `reopened`, `notified` (deliveries queued),
+    /// `reached` (one was accepted), `tier_reached_nobody`, `tier_skipped`, `unreachable`,
+    /// `still_unreachable`, `escalated`, `acknowledged`, `assigned`, `resolved`,
     /// `signal_after_resolve`.
     pub kind: String,
     /// Who, for staff actions.
