@@ -31,6 +31,7 @@ mod push;
 mod reachability;
 mod safety;
 mod safety_property;
+mod safety_simulator;
 mod scale_out;
 mod schema;
 mod sessions;

@@ -325,6 +325,8 @@ fn outcome_summary(rows: &[DeliveryRow]) -> String {
 }
 
 /// Marks `alert` unreachable (since now, if it was not) and tells the last resort once per round.
+/// An alert that reached someone earlier in this round stays reached (someone has it and has not
+/// acknowledged it yet); the last resort is still told that nobody further could be reached.
 pub fn mark_unreachable(
     conn: &mut DbConnection,
     alert: &AlertRow,
@@ -332,6 +334,21 @@ pub fn mark_unreachable(
     why: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Judged> {
+    if alert.reached_at.is_some() {
+        let told = tell_last_resort(conn, alert, channels, now)?;
+        store::event(
+            conn,
+            &alert.id,
+            "nobody_further_reachable",
+            None,
+            &format!(
+                "reached earlier but not acknowledged, and nobody further could be reached \
+                 ({why}); organisation admins told: {told}"
+            ),
+            now,
+        )?;
+        return Ok(Judged::Nothing);
+    }
     if alert.unreachable_at.is_some() {
         store::event(conn, &alert.id, "still_unreachable", None, why, now)?;
         return Ok(Judged::Nothing);

@@ -132,7 +132,8 @@ pub struct AlertEvent {
     /// When.
     pub at: DateTime<Utc>,
     /// `opened`, `repeated`, `new_signal_since_ack`, `reopened`, `notified` (deliveries queued),
-    /// `reached` (one was accepted), `tier_reached_nobody`, `tier_skipped`, `unreachable`,
+    /// `reached` (one was accepted), `tier_reached_nobody`, `nobody_further_reachable`,
+    /// `tier_skipped`, `unreachable`,
     /// `still_unreachable`, `escalated`, `acknowledged`, `assigned`, `resolved`,
     /// `signal_after_resolve`.
     pub kind: String,
