@@ -212,8 +212,10 @@ fn rows(inbox: &Inbox, tab: &str, csrf: &str, now: DateTime<Utc>) -> Markup {
             tr class={ "alert sev-" (row.severity) } data-alert-id=(row.id) data-severity=(row.severity) {
                 td data-label="Severity" {
                     span class={ "badge sev-" (row.severity) } { (row.severity) }
-                    @if row.unreachable_at.is_some() {
-                        " " span class="badge unreachable" title="Nobody in any tier could be told" { "unreachable" }
+                    @if row.unreachable_at.is_some() && row.reached_at.is_none() {
+                        " " span class="badge unreachable" title="Nobody in the care team could be reached: no working channel, or every delivery failed" { "unreachable" }
+                    } @else if row.status == "open" && row.reached_at.is_none() {
+                        " " span class="badge" title="Deliveries are on their way; none has been accepted yet" { "not yet reached" }
                     }
                     @if row.new_signal_since_ack {
                         " " span class="badge" { "new signal" }

@@ -170,6 +170,9 @@ pub fn settle(
     let Some((alert_id, round, escalation, audience, current)) = found else {
         return Ok(None);
     };
+    // Outcomes of one step arriving side by side are judged one after the other, each seeing the
+    // ones before it: otherwise the last two could each see the other still queued.
+    lock_alert(conn, &alert_id)?;
     // A counted delivery stays counted (a late duplicate answer changes nothing).
     if current != Delivery::Counted.name() {
         let detail: Option<String> = detail.map(|d| d.chars().take(300).collect());
@@ -186,6 +189,20 @@ pub fn settle(
         step: Step { round, escalation },
         tier: audience == "tier",
     }))
+}
+
+/// Holds the alert's row until the transaction ends (PostgreSQL; SQLite's writes already take
+/// turns).
+fn lock_alert(conn: &mut DbConnection, alert_id: &str) -> QueryResult<()> {
+    if let DbConnection::Pg(pg) = conn {
+        alerts::table
+            .find(alert_id)
+            .select(alerts::id)
+            .for_update()
+            .first::<String>(pg)
+            .optional()?;
+    }
+    Ok(())
 }
 
 /// What judging a step did, for the metrics recorded after the commit.
@@ -214,6 +231,7 @@ pub fn judge(
     channels: Channels,
     now: NaiveDateTime,
 ) -> QueryResult<Judged> {
+    lock_alert(conn, alert_id)?;
     let Some(alert) = store::find(conn, alert_id)? else {
         return Ok(Judged::Nothing);
     };

@@ -291,9 +291,14 @@ fn notify_step(
     let step = payload.step;
     let policy = store::clinic_policy(conn, &alert.clinic_id)?;
     let endpoints = super::webhooks::active_endpoints(conn, &alert.clinic_id)?;
-    let mut tiers = Tiers::new(&alert.clinic_id, &policy, !endpoints.is_empty(), channels);
-    let target = (alert.tier.max(0) as usize).min(policy.last_tier());
     let severity = store::parse_severity(&alert.severity);
+    // Email is a channel for urgent and high alerts only.
+    let tried = Channels {
+        email: channels.email && severity >= Severity::High,
+        ..channels
+    };
+    let mut tiers = Tiers::new(&alert.clinic_id, &policy, !endpoints.is_empty(), tried);
+    let target = (alert.tier.max(0) as usize).min(policy.last_tier());
     let Some(reached) = tiers.choose(conn, target)? else {
         let summary = tiers
             .reach(conn)?
