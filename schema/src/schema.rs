@@ -107,6 +107,11 @@ diesel::table! {
         device_completed_at -> Nullable<Timestamp>,
         timing -> Text,
         mood -> Nullable<Double>,
+        status -> Text,
+        problems -> Nullable<Text>,
+        answers_hash -> Nullable<Text>,
+        amended_at -> Nullable<Timestamp>,
+        earlier_versions -> Nullable<Text>,
     }
 }
 
@@ -217,6 +222,7 @@ diesel::table! {
         severity_rank -> Integer,
         signal_completed_at -> Nullable<Timestamp>,
         signal_received_at -> Nullable<Timestamp>,
+        patient_erased_at -> Nullable<Timestamp>,
     }
 }
 
@@ -228,6 +234,7 @@ diesel::table! {
         kind -> Text,
         actor_id -> Nullable<Text>,
         detail -> Text,
+        check_in_id -> Nullable<Text>,
     }
 }
 

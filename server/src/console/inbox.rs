@@ -264,6 +264,7 @@ fn rows(inbox: &Inbox, tab: &str, csrf: &str, now: DateTime<Utc>) -> Markup {
                             form method="post" action={ "/console/alerts/" (row.id) "/resolve" } {
                                 input type="hidden" name="csrf" value=(csrf);
                                 input type="hidden" name="back" value=(tab);
+                                input type="hidden" name="signal_count" value=(row.signal_count);
                                 label for={ "note-" (row.id) } { "Resolution note" }
                                 textarea id={ "note-" (row.id) } name="note" rows="2" required maxlength="2000" {}
                                 button type="submit" { "Resolve" }
@@ -307,11 +308,14 @@ async fn act(
     let now = state.now().naive_utc();
     let note = form.get("note").cloned().unwrap_or_default();
     let assignee = form.get("assignee_id").cloned().unwrap_or_default();
+    let seen_signals = form.get("signal_count").and_then(|n| n.parse().ok());
     let done = state
         .write_as(user.bearer, move |conn, caller| match action {
             Action::Acknowledge => inbox::acknowledge(conn, caller, &id, now).map(|r| r.map(drop)),
             Action::Assign => inbox::assign(conn, caller, &id, &assignee, now).map(|r| r.map(drop)),
-            Action::Resolve => inbox::resolve(conn, caller, &id, &note, now).map(|r| r.map(drop)),
+            Action::Resolve => {
+                inbox::resolve(conn, caller, &id, &note, seen_signals, now).map(|r| r.map(drop))
+            }
         })
         .await;
     match done {
