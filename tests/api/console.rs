@@ -1757,7 +1757,7 @@ async fn the_care_plan_is_edited_row_by_row_with_validation_messages(backend: Ba
             &[
                 ("csrf", &outsider_csrf),
                 ("rule0_id", "theirs"),
-                ("rule0_instrument", "phq9"),
+                ("rule0_instrument", "gad7"),
             ],
         )
         .await

@@ -2,8 +2,10 @@
 //! form"). Under an id already stored: the same content (now or in a version an amendment
 //! replaced) is a replay; different answers that carry a higher safety answer than the stored
 //! ones are an amendment, which is stored and raises the signal; any other difference is a
-//! conflict. Under a new id: the same answers within [`SAME_ANSWERS_WINDOW`] of the first are the
-//! same check-in, not a new page to the care team. Pure.
+//! conflict. Under a new id: the same answers, completed and received within
+//! [`SAME_ANSWERS_WINDOW`] of the first, are the same check-in, not a new page to the care team
+//! (a phone that was offline and sends the same answers for several days sends different
+//! completion times: each is kept). Pure.
 
 use chrono::TimeDelta;
 
@@ -21,6 +23,16 @@ pub enum Resend {
     Amend,
     /// Other content under the same id.
     Conflict,
+}
+
+/// Of `candidates` (the patient's check-ins with the same answers received within the window,
+/// first first), the one `sent` (under a new id) repeats: completed within
+/// [`SAME_ANSWERS_WINDOW`] of it by the device's clock.
+pub fn repeated<'a>(candidates: &'a [CheckInRow], sent: &CheckInRow) -> Option<&'a CheckInRow> {
+    candidates.iter().find(|first| {
+        first.answers_hash == sent.answers_hash
+            && (first.device_time() - sent.device_time()).abs() <= SAME_ANSWERS_WINDOW
+    })
 }
 
 /// Decides what `sent` is, given the check-in `existing` stored under its id (of the same
@@ -88,6 +100,30 @@ mod tests {
             decide(&row("a", Some(3)), &row("b", Some(2))),
             Resend::Conflict
         );
+    }
+
+    #[test]
+    fn the_same_answers_completed_within_ten_minutes_repeat_the_first_and_other_days_do_not() {
+        let base = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        let at = |minutes: i64| {
+            let mut r = row("x", Some(1));
+            r.answers_hash = Some("same".into());
+            r.completed_at = base + TimeDelta::minutes(minutes);
+            r
+        };
+        let stored = [at(0), at(60 * 24)];
+        assert_eq!(
+            repeated(&stored, &at(0)).map(|r| r.completed_at),
+            Some(base)
+        );
+        assert!(repeated(&stored, &at(9)).is_some());
+        assert!(
+            repeated(&stored, &at(11)).is_none(),
+            "a day's answers of its own"
+        );
+        let mut other = at(0);
+        other.answers_hash = Some("different".into());
+        assert!(repeated(&stored, &other).is_none());
     }
 
     #[test]

@@ -101,6 +101,11 @@ impl CheckInRow {
             .unwrap_or_default()
     }
 
+    /// When the device said it was completed (its own clock, even when that was not believed).
+    pub fn device_time(&self) -> NaiveDateTime {
+        self.device_completed_at.unwrap_or(self.completed_at)
+    }
+
     /// True when the safety item (PHQ-9 item 9) was answered 1 or more.
     pub fn safety_signal(&self) -> bool {
         self.item9.is_some_and(|v| v >= 1)
@@ -126,22 +131,22 @@ pub fn insert_if_new(conn: &mut DbConnection, row: &CheckInRow) -> QueryResult<b
     Ok(inserted == 1)
 }
 
-/// The patient's check-in with these answers (`answers_hash`) received at or after `since`, if
-/// any: the first, so that identical answers re-sent under a new id are the same check-in.
+/// The patient's check-ins with these answers (`answers_hash`) received at or after `since`,
+/// first received first (to know identical answers re-sent under a new id).
 pub fn identical_since(
     conn: &mut DbConnection,
     patient_id: &str,
     answers_hash: &str,
     since: NaiveDateTime,
-) -> QueryResult<Option<CheckInRow>> {
+) -> QueryResult<Vec<CheckInRow>> {
     check_ins::table
         .filter(check_ins::patient_id.eq(patient_id))
         .filter(check_ins::answers_hash.eq(answers_hash))
         .filter(check_ins::received_at.ge(since))
         .select(CheckInRow::as_select())
         .order((check_ins::received_at.asc(), check_ins::id.asc()))
-        .first(conn)
-        .optional()
+        .limit(20)
+        .load(conn)
 }
 
 /// Replaces `existing` by `amended` (same id) unless it changed since it was read; the replaced

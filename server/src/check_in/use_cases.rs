@@ -98,16 +98,17 @@ pub fn submit(
                 }
             }
         }
-        if let Some(hash) = &row.answers_hash
-            && let Some(first) = store::identical_since(
+        if let Some(hash) = &row.answers_hash {
+            let candidates = store::identical_since(
                 conn,
                 &row.patient_id,
                 hash,
                 row.received_at - resend::SAME_ANSWERS_WINDOW,
-            )?
-        {
-            let resources = crisis(conn, &first)?;
-            return Ok(Ok(Stored::Replayed(first, resources)));
+            )?;
+            if let Some(first) = resend::repeated(&candidates, &row) {
+                let resources = crisis(conn, first)?;
+                return Ok(Ok(Stored::Replayed(first.clone(), resources)));
+            }
         }
         if store::insert_if_new(conn, &row)? {
             crate::prompt::store::complete_for_check_in(

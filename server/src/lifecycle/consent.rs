@@ -11,12 +11,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use companion_schema::ids::{ClinicId, ConsentDocumentId, ConsentRecordId};
+use companion_schema::schema::prompts;
+use diesel::prelude::*;
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
-use crate::prompt::store as prompt_store;
+use crate::prompt::store::{self as prompt_store, status};
 
 use super::store::{self, DocumentRow, RecordRow};
 
@@ -105,7 +107,8 @@ impl Standing {
 
 /// Publishes a new version of the clinic's consent document (clinic admins of the clinic).
 /// Every patient of the clinic is asked again; those who accepted an earlier version go on
-/// being prompted under it until they decline the new one. `problems` are the document's own
+/// being prompted under it until they decline the new one, and the open prompts of those with
+/// no acceptance in force are withdrawn in this transaction. `problems` are the document's own
 /// validation, answered after the role check. Audited.
 pub fn publish(
     conn: &mut DbConnection,
@@ -141,6 +144,32 @@ pub fn publish(
     settings.consent_version = Some(version);
     settings.updated_at = stamp;
     store::save_lifecycle(conn, &settings)?;
+    // Those with no acceptance in force (a clinic's first document, or patients who never
+    // accepted) stop being prompted now; an earlier acceptance keeps its patient prompted.
+    let patients: Vec<String> = prompts::table
+        .filter(prompts::clinic_id.eq(clinic.as_str()))
+        .filter(prompts::status.eq_any(status::OPEN))
+        .select(prompts::patient_id)
+        .distinct()
+        .load(conn)?;
+    let standings = store::standings(conn, clinic.as_str(), &patients)?;
+    let unconsented: Vec<&String> = patients
+        .iter()
+        .filter(|p| standings.get(*p).is_some_and(|s| !s.prompted()))
+        .collect();
+    for chunk in unconsented.chunks(500) {
+        diesel::update(
+            prompts::table
+                .filter(prompts::patient_id.eq_any(chunk))
+                .filter(prompts::status.eq_any(status::OPEN)),
+        )
+        .set((
+            prompts::status.eq(status::CANCELLED),
+            prompts::closed_at.eq(Some(stamp)),
+            prompts::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    }
     audit::record(
         conn,
         &AuditEntry::by(caller, "consent_document.publish", stamp)
