@@ -29,6 +29,8 @@ mod process;
 mod prompts;
 mod push;
 mod safety;
+mod safety_answers;
+mod safety_answers_property;
 mod safety_property;
 mod scale_out;
 mod schema;
