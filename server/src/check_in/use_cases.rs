@@ -73,43 +73,23 @@ pub fn submit(
             "A different check-in was already submitted with this id; generate a new id.",
         ))
     };
+    // Identical answers re-sent under a new id within minutes are the first check-in (a replay
+    // under the same id is found here too, when it comes within minutes).
+    if let Some(hash) = &row.answers_hash {
+        let candidates = store::identical_since(
+            conn,
+            &row.patient_id,
+            hash,
+            row.received_at - resend::SAME_ANSWERS_WINDOW,
+        )?;
+        if let Some(first) = resend::repeated(&candidates, &row) {
+            let resources = crisis(conn, first)?;
+            return Ok(Ok(Stored::Replayed(first.clone(), resources)));
+        }
+    }
     for _ in 0..ATTEMPTS {
-        if let Some(existing) = store::find(conn, &row.id)? {
-            if existing.patient_id != row.patient_id {
-                return Ok(conflict());
-            }
-            match resend::decide(&existing, &row) {
-                Resend::Replay => {
-                    let resources = crisis(conn, &existing)?;
-                    return Ok(Ok(Stored::Replayed(existing, resources)));
-                }
-                Resend::Conflict => return Ok(conflict()),
-                Resend::Amend => {
-                    if !store::amend(conn, &existing, &row, row.received_at)? {
-                        // Changed since it was read: decide again on what is stored now.
-                        continue;
-                    }
-                    let Some(amended) = store::find(conn, &row.id)? else {
-                        continue;
-                    };
-                    crate::escalation::intake::on_check_in(conn, caller, &amended, answers)?;
-                    let resources = crisis(conn, &amended)?;
-                    return Ok(Ok(Stored::Amended(amended, resources)));
-                }
-            }
-        }
-        if let Some(hash) = &row.answers_hash {
-            let candidates = store::identical_since(
-                conn,
-                &row.patient_id,
-                hash,
-                row.received_at - resend::SAME_ANSWERS_WINDOW,
-            )?;
-            if let Some(first) = resend::repeated(&candidates, &row) {
-                let resources = crisis(conn, first)?;
-                return Ok(Ok(Stored::Replayed(first.clone(), resources)));
-            }
-        }
+        // One statement for a first submission; only when the id is taken is the stored
+        // check-in read and compared.
         if store::insert_if_new(conn, &row)? {
             crate::prompt::store::complete_for_check_in(
                 conn,
@@ -132,7 +112,32 @@ pub fn submit(
             let resources = crisis(conn, &row)?;
             return Ok(Ok(Stored::Created(row, resources)));
         }
-        // Another request stored this id meanwhile: read it and decide again.
+        let Some(existing) = store::find(conn, &row.id)? else {
+            // Taken and gone again (an erasure in between): try the insert again.
+            continue;
+        };
+        if existing.patient_id != row.patient_id {
+            return Ok(conflict());
+        }
+        match resend::decide(&existing, &row) {
+            Resend::Replay => {
+                let resources = crisis(conn, &existing)?;
+                return Ok(Ok(Stored::Replayed(existing, resources)));
+            }
+            Resend::Conflict => return Ok(conflict()),
+            Resend::Amend => {
+                if !store::amend(conn, &existing, &row, row.received_at)? {
+                    // Changed since it was read: decide again on what is stored now.
+                    continue;
+                }
+                let Some(amended) = store::find(conn, &row.id)? else {
+                    continue;
+                };
+                crate::escalation::intake::on_check_in(conn, caller, &amended, answers)?;
+                let resources = crisis(conn, &amended)?;
+                return Ok(Ok(Stored::Amended(amended, resources)));
+            }
+        }
     }
     Ok(conflict())
 }
