@@ -536,6 +536,17 @@ async fn erasure_keeps_an_unresolved_alert_minimal_and_tells_the_care_team_at_on
                 && (e["detail"] == "" || e["kind"] == "patient_erased")),
         "{kept}"
     );
+    // The console shows it as an erased patient's, without a link to a patient page.
+    let (mut console, _) = crate::console::Browser::signed_in(&app, &world.clinician_a).await;
+    let inbox = console.get("/console/alerts").await.expect(StatusCode::OK);
+    assert!(inbox.text.contains("Erased patient"), "{}", inbox.text);
+    assert!(
+        !inbox
+            .text
+            .contains(&format!("/console/patients/{}", patient.id)),
+        "{}",
+        inbox.text
+    );
     // The care team is told at once (a push naming only the alert).
     app.run_jobs().await;
     assert!(alert_pushes(&gateway, &clinician_phone).len() > before.0);

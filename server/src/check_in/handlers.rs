@@ -51,7 +51,10 @@ pub struct SubmitCheckIn {
 ///
 /// Scores the answers on the server. Safe to repeat: the same `id` with the same content returns
 /// the stored check-in (200, same body), and so do identical answers re-sent under a new `id`
-/// within 10 minutes of the first (200 with the first check-in: its `id` is the first one's).
+/// within 10 minutes of the first, completed within 10 minutes of it by the device's clock (200
+/// with the first check-in: its `id` is the first one's; nobody is paged again). A phone that
+/// was offline and sends the same answers for several days sends them with different completion
+/// times: each is stored.
 /// The same `id` with different content is a 409, with one exception: different answers that
 /// carry a higher PHQ-9 item 9 answer than the stored ones are stored as an amendment of the
 /// check-in (200, `amended_at` set, the replaced answers in `earlier_versions`) and raise the
@@ -69,7 +72,7 @@ pub struct SubmitCheckIn {
     request_body = SubmitCheckIn,
     responses(
         (status = 201, description = "Stored: `status` is `complete`, or `incomplete` for a safety answer kept with problems (listed in `problems`; no score)", body = CheckIn),
-        (status = 200, description = "Already stored: a replay, identical answers re-sent under a new id within 10 minutes (the first check-in), or an amendment (the same id with a higher item 9 answer; `amended_at` set)", body = CheckIn),
+        (status = 200, description = "Already stored: a replay, identical answers re-sent under a new id within 10 minutes and completed within 10 minutes of the first (the first check-in), or an amendment (the same id with a higher item 9 answer; `amended_at` set)", body = CheckIn),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
         (status = 403, description = "Not a patient", body = ErrorBody),

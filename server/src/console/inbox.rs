@@ -215,7 +215,13 @@ fn rows(inbox: &Inbox, tab: &str, csrf: &str, now: DateTime<Utc>) -> Markup {
                         " " span class="badge" { "new signal" }
                     }
                 }
-                td data-label="Patient" { a href={ "/console/patients/" (row.patient_id) } { (name) } }
+                td data-label="Patient" {
+                    @if row.patient_erased_at.is_some() {
+                        span class="erased" title="The patient erased their account; this alert stays until it is resolved" { "Erased patient" }
+                    } @else {
+                        a href={ "/console/patients/" (row.patient_id) } { (name) }
+                    }
+                }
                 td data-label="Why" {
                     strong { (rule_label(&row.rule)) } br;
                     span class="explanation" { (row.explanation) }
