@@ -147,6 +147,30 @@ async fn a_safety_answer_with_problems_elsewhere_is_stored_incomplete_and_raises
         .body;
     assert!(uuid::Uuid::parse_str(kept["id"].as_str().unwrap()).is_ok());
     assert!(kept["problems"]["id"].is_string(), "{kept}");
+    // Nor does the body around it: a field this API does not name, a missing time.
+    let odd = post_check_in(
+        &app,
+        patient,
+        json!({"id": new_id(), "instrument": "phq9", "answers": {"q9": 1, "q1": 2},
+               "app_version": "3.1.4"}),
+    )
+    .await
+    .expect(StatusCode::CREATED)
+    .body;
+    assert!(odd["problems"]["app_version"].is_string(), "{odd}");
+    assert!(odd["problems"]["completed_at"].is_string(), "{odd}");
+    assert_eq!(time(&odd["completed_at"]), now, "the time of receipt");
+    let refused = post_check_in(
+        &app,
+        patient,
+        json!({"id": new_id(), "instrument": "phq9", "answers": {"q9": 0}, "app_version": "3.1.4"}),
+    )
+    .await;
+    assert_error(
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     // Without a safety answer the same form is refused, as before.
     let refused = post_check_in(
         &app,

@@ -60,8 +60,9 @@ pub struct SubmitCheckIn {
 /// check-in (200, `amended_at` set, the replaced answers in `earlier_versions`) and raise the
 /// safety signal. When item 9 is answered 1 or more the response carries crisis resources, and
 /// such a check-in is never refused for its form: other items missing, out of range or unknown,
-/// or a malformed `id`, `prompt_id` or `instrument_version`, store it as `incomplete` (no score,
-/// its `problems` listed) with 201 and the urgent alert raised. Without a safety answer, invalid
+/// a malformed `id`, `prompt_id`, `instrument_version` or `completed_at` (then the time of
+/// receipt), or fields this document does not name, store it as `incomplete` (no score, its
+/// `problems` listed; complete answers keep their score) with 201 and the urgent alert raised. Without a safety answer, invalid
 /// answers are a 422.
 #[utoipa::path(
     post,
@@ -85,18 +86,30 @@ pub struct SubmitCheckIn {
 pub async fn create_check_in(
     State(state): State<AppState>,
     patient: PatientCaller,
-    ApiJson(body): ApiJson<SubmitCheckIn>,
+    ApiJson(raw): ApiJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<CheckIn>)> {
     let now = state.now();
-    let submission = Submission {
-        id: body.id,
-        instrument: body.instrument,
-        instrument_version: body.instrument_version,
-        answers: body.answers,
-        completed_at: body.completed_at,
-        prompt_id: body.prompt_id,
-    };
-    let parsed = match submission::parse(&submission, &state.catalogue, now) {
+    // A body that is not a well-formed submission is refused as before, unless it carries a
+    // safety answer: then it is read as well as it can be, and its problems listed.
+    let (submission, envelope) =
+        match crate::http::extract::from_value::<SubmitCheckIn>(Value::Object(raw.clone())) {
+            Ok(body) => (
+                Submission {
+                    id: body.id,
+                    instrument: body.instrument,
+                    instrument_version: body.instrument_version,
+                    answers: body.answers,
+                    completed_at: body.completed_at,
+                    prompt_id: body.prompt_id,
+                },
+                Default::default(),
+            ),
+            Err(refused) => match submission::lenient(&raw, &state.catalogue, now) {
+                Some(read) => read,
+                None => return Err(refused),
+            },
+        };
+    let parsed = match submission::parse_with(&submission, envelope, &state.catalogue, now) {
         Ok(parsed) => parsed,
         Err(problems) => {
             // Answered after the session check, so that a 401 comes before a 422.

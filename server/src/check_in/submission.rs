@@ -76,13 +76,100 @@ fn answers_hash(instrument: &str, version: i32, answers: &BTreeMap<String, Value
     }))
 }
 
+/// The fields of a submission.
+const FIELDS: [&str; 6] = [
+    "id",
+    "instrument",
+    "instrument_version",
+    "answers",
+    "completed_at",
+    "prompt_id",
+];
+
+/// A body that is not a well-formed submission but carries a safety answer (the instrument's
+/// item 9 answered 1 to 3), read as well as it can be: a missing or unreadable `completed_at` is
+/// the time of receipt, a malformed `id` or `prompt_id` is left for [`parse_with`] to replace
+/// or drop, and every such problem (unknown fields too) is returned to be listed. None when
+/// there is no safety answer: the body is refused as before.
+pub fn lenient(
+    body: &Map<String, Value>,
+    catalogue: &Catalogue,
+    now: DateTime<Utc>,
+) -> Option<(Submission, Problems)> {
+    let key = body.get("instrument")?.as_str()?;
+    let answers = body.get("answers")?.as_object()?;
+    let instrument = catalogue.find(key, None)?;
+    scoring::salvage(instrument, answers)?;
+    let mut problems = Problems::new();
+    for field in body.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+        problems.insert(field.clone(), "is not a field of a check-in".to_owned());
+    }
+    let text = |field: &str, problems: &mut Problems| match body.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            problems.insert(field.to_owned(), "must be a string".to_owned());
+            None
+        }
+    };
+    let id = text("id", &mut problems).unwrap_or_default();
+    let prompt_id = text("prompt_id", &mut problems);
+    let completed_at = match text("completed_at", &mut problems)
+        .map(|t| DateTime::parse_from_rfc3339(&t).map(|at| at.with_timezone(&Utc)))
+    {
+        Some(Ok(at)) => at,
+        _ => {
+            problems.insert(
+                "completed_at".to_owned(),
+                "must be an RFC 3339 time; the time of receipt was used".to_owned(),
+            );
+            now
+        }
+    };
+    let instrument_version = match body.get("instrument_version") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_i64().and_then(|v| i32::try_from(v).ok()) {
+            Some(version) => Some(version),
+            None => {
+                problems.insert(
+                    "instrument_version".to_owned(),
+                    "must be a whole number".to_owned(),
+                );
+                None
+            }
+        },
+    };
+    Some((
+        Submission {
+            id,
+            instrument: key.to_owned(),
+            instrument_version,
+            answers: answers.clone(),
+            completed_at,
+            prompt_id,
+        },
+        problems,
+    ))
+}
+
 /// Parses a submission received at `now`. Problems are keyed by field (`answers.q3`).
 pub fn parse(
     submission: &Submission,
     catalogue: &Catalogue,
     now: DateTime<Utc>,
 ) -> Result<Parsed, Problems> {
-    let mut problems = Problems::new();
+    parse_with(submission, Problems::new(), catalogue, now)
+}
+
+/// Like [`parse`], with problems already found in the body around the submission (see
+/// [`lenient`]): they are listed with the check-in's own.
+pub fn parse_with(
+    submission: &Submission,
+    envelope: Problems,
+    catalogue: &Catalogue,
+    now: DateTime<Utc>,
+) -> Result<Parsed, Problems> {
+    let mut problems = envelope;
     let id = CheckInId::parse(&submission.id);
     if id.is_none() {
         problems.insert("id".to_owned(), "must be a UUID".to_owned());
@@ -301,6 +388,34 @@ mod tests {
                 .unwrap_err()
                 .contains_key("instrument")
         );
+    }
+
+    #[test]
+    fn a_body_around_a_safety_answer_is_read_as_well_as_it_can_be() {
+        let catalogue = Catalogue::default();
+        let body = json!({"id": 7, "instrument": "phq9", "answers": {"q9": 2},
+                          "completed_at": "yesterday", "app_version": "3.1"});
+        let (sent, envelope) = lenient(body.as_object().unwrap(), &catalogue, now()).unwrap();
+        assert_eq!(sent.completed_at, now());
+        for field in ["id", "completed_at", "app_version"] {
+            assert!(envelope.contains_key(field), "{field}: {envelope:?}");
+        }
+        let parsed = parse_with(&sent, envelope, &catalogue, now()).unwrap();
+        assert_eq!(parsed.row.status, INCOMPLETE);
+        assert_eq!(parsed.row.item9, Some(2));
+        assert!(parsed.row.problem_list().contains_key("app_version"));
+        // No safety answer: nothing to read leniently.
+        for other in [
+            json!({"instrument": "phq9", "answers": {"q9": 0}, "extra": 1}),
+            json!({"instrument": "gad7", "answers": {"q9": 2}}),
+            json!({"instrument": "phq9", "answers": "q9=2"}),
+            json!({"answers": {"q9": 2}}),
+        ] {
+            assert!(
+                lenient(other.as_object().unwrap(), &catalogue, now()).is_none(),
+                "{other}"
+            );
+        }
     }
 
     #[test]
