@@ -108,6 +108,11 @@ diesel::table! {
         timing -> Text,
         mood -> Nullable<Double>,
         safety_alert_id -> Nullable<Text>,
+        status -> Text,
+        problems -> Nullable<Text>,
+        answers_hash -> Nullable<Text>,
+        amended_at -> Nullable<Timestamp>,
+        earlier_versions -> Nullable<Text>,
     }
 }
 
@@ -219,6 +224,7 @@ diesel::table! {
         severity_rank -> Integer,
         signal_completed_at -> Nullable<Timestamp>,
         signal_received_at -> Nullable<Timestamp>,
+        patient_erased_at -> Nullable<Timestamp>,
         reached_at -> Nullable<Timestamp>,
     }
 }
@@ -249,6 +255,7 @@ diesel::table! {
         kind -> Text,
         actor_id -> Nullable<Text>,
         detail -> Text,
+        check_in_id -> Nullable<Text>,
     }
 }
 

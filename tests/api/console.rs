@@ -31,7 +31,7 @@ both!(
 );
 
 /// A browser: the cookies it holds and the CSRF token of the last page.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     cookies: Vec<(String, String)>,
 }
@@ -68,7 +68,7 @@ impl<'a> Browser<'a> {
             .join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> Reply {
+    pub(crate) async fn get(&mut self, path: &str) -> Reply {
         let request = Request::builder()
             .method(Method::GET)
             .uri(path)
@@ -105,7 +105,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in and returns the CSRF token of the inbox page.
-    async fn signed_in(app: &'a TestApp, who: &Actor) -> (Self, String) {
+    pub(crate) async fn signed_in(app: &'a TestApp, who: &Actor) -> (Self, String) {
         let mut browser = Browser::new(app);
         browser
             .sign_in(&who.email, PASSWORD)
@@ -1757,7 +1757,7 @@ async fn the_care_plan_is_edited_row_by_row_with_validation_messages(backend: Ba
             &[
                 ("csrf", &outsider_csrf),
                 ("rule0_id", "theirs"),
-                ("rule0_instrument", "phq9"),
+                ("rule0_instrument", "gad7"),
             ],
         )
         .await

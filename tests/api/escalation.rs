@@ -536,12 +536,13 @@ async fn the_care_team_works_the_inbox_and_nobody_else_can(backend: Backend) {
         .get("/v1/alerts?status=closed", &world.clinician_a.access)
         .await;
     assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    // A signal after resolution opens a new alert.
+    // A signal after resolution opens a new alert (new answers: the same ones re-sent within
+    // minutes would be the same check-in).
     submit(
         &app,
         &world.patient_a,
         "phq9",
-        phq9([0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        phq9([0, 0, 0, 0, 0, 0, 0, 0, 2]),
     )
     .await;
     assert_eq!(alerts_of(&app, &world.clinician_a).await.len(), 2);

@@ -30,6 +30,8 @@ mod prompts;
 mod push;
 mod reachability;
 mod safety;
+mod safety_answers;
+mod safety_answers_property;
 mod safety_property;
 mod safety_simulator;
 mod scale_out;

@@ -250,7 +250,9 @@ async fn a_postgresql_outage_gets_503s_loses_nothing_accepted_and_recovers_witho
             format!("{base}/v1/check-ins"),
             Some(&patient),
             Some(
-                json!({"id": id, "instrument": "daily_mood", "answers": {"mood": 6},
+                // A note of its own: the same answers sent again within minutes would be one
+                // check-in.
+                json!({"id": id, "instrument": "daily_mood", "answers": {"mood": 6, "note": id},
                         "completed_at": chrono::Utc::now().to_rfc3339()}),
             ),
         )

@@ -89,7 +89,7 @@ async fn the_replay_script_is_the_sql_a_daily_mood_check_in_sends() {
 }
 
 #[tokio::test]
-async fn a_daily_mood_check_in_is_four_statements_and_its_transaction_on_both_backends() {
+async fn a_daily_mood_check_in_is_five_statements_and_its_transaction_on_both_backends() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let (app, log) = logged_app(backend).await;
         let world = app.world().await;
@@ -106,13 +106,14 @@ async fn a_daily_mood_check_in_is_four_statements_and_its_transaction_on_both_ba
             .collect();
         assert_eq!(
             work.len(),
-            4,
-            "{backend:?}: a daily mood should take the session check, the insert, the prompt \
-             completion and the mood read, nothing more: {sent:#?}"
+            5,
+            "{backend:?}: a daily mood should take the session check, the look for the same \
+             answers sent minutes before, the insert, the prompt completion and the mood read, \
+             nothing more: {sent:#?}"
         );
         assert_eq!(
             sent.len(),
-            6,
+            7,
             "{backend:?}: plus BEGIN and COMMIT: {sent:#?}"
         );
     }

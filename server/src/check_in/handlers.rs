@@ -1,21 +1,17 @@
 //! `POST /v1/check-ins`, check-in history and trends.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
-use companion_schema::ids::CheckInId;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::auth::extract::{Bearer, PatientCaller, Staff};
-use crate::check_in::store::{CheckInRow, HistoryFilter};
-use crate::check_in::timing;
+use crate::check_in::store::HistoryFilter;
+use crate::check_in::submission::{self, Submission};
 use crate::check_in::trends::{DailyMood, InstrumentTrend};
 use crate::check_in::use_cases::{self, Safety, Stored};
 pub use crate::check_in::view::{CheckIn, SafetyNotice, ScoreView, view};
@@ -23,7 +19,6 @@ use crate::error::{ApiError, ApiResult, ErrorBody, Refusal};
 use crate::escalation::decide::CareTeam;
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{Page, PageParams, Paginated, time_key};
-use crate::instrument::scoring;
 
 /// A completed check-in.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -39,7 +34,9 @@ pub struct SubmitCheckIn {
     /// version 1.
     #[schema(minimum = 1, maximum = 1)]
     pub instrument_version: Option<i32>,
-    /// Item id to value, as the catalogue defines them.
+    /// Item id to value, as the catalogue defines them. When item 9 of the PHQ-9 is answered 1 or
+    /// more, the check-in is stored even if other answers are missing, out of range or unknown
+    /// (`status: incomplete`, the problems listed).
     #[schema(value_type = Object, example = json!({"mood": 6, "sleep_hours": 7.5}))]
     pub answers: Map<String, Value>,
     /// When the patient finished, by the device's clock. Never refused for its value: a time
@@ -51,31 +48,28 @@ pub struct SubmitCheckIn {
     pub prompt_id: Option<String>,
 }
 
-fn content_hash(
-    instrument: &str,
-    version: i32,
-    answers: &BTreeMap<String, Value>,
-    completed_at: NaiveDateTime,
-    prompt_id: Option<&str>,
-) -> String {
-    let canonical = serde_json::json!({
-        "instrument": instrument,
-        "version": version,
-        "answers": answers,
-        "completed_at": completed_at.and_utc().to_rfc3339(),
-        "prompt_id": prompt_id,
-    });
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
-}
-
 /// Submit a check-in
 ///
 /// Scores the answers on the server. Safe to repeat: the same `id` with the same content returns
-/// the stored check-in (200, same body); the same `id` with different content is a 409. When PHQ-9
-/// item 9 is answered 1 or more, or a home blood pressure is dangerous, the response carries
-/// `safety`: the crisis resources, where the care team stands (`care_team`: `reached`, `trying`
-/// or `unreachable`) and a message in the same words. The server waits a few seconds for the
-/// first delivery outcome before answering, so that most answers say `reached` or
+/// the stored check-in (200, same body), and so do identical answers re-sent under a new `id`
+/// within 10 minutes of the first, completed within 10 minutes of it by the device's clock (200
+/// with the first check-in: its `id` is the first one's; nobody is paged again). A phone that
+/// was offline and sends the same answers for several days sends them with different completion
+/// times: each is stored.
+/// The same `id` with different content is a 409, with one exception: different answers that
+/// carry a higher PHQ-9 item 9 answer than the stored ones are stored as an amendment of the
+/// check-in (200, `amended_at` set, the replaced answers in `earlier_versions`) and raise the
+/// safety signal. When item 9 is answered 1 or more the response carries crisis resources, and
+/// such a check-in is never refused for its form: other items missing, out of range or unknown,
+/// a malformed `id`, `prompt_id`, `instrument_version` or `completed_at` (then the time of
+/// receipt), or fields this document does not name, store it as `incomplete` (no score, its
+/// `problems` listed; complete answers keep their score) with 201 and the urgent alert raised.
+/// Without a safety answer, invalid answers are a 422.
+///
+/// When PHQ-9 item 9 is answered 1 or more, or a home blood pressure is dangerous, the response
+/// carries `safety`: the crisis resources, where the care team stands (`care_team`: `reached`,
+/// `trying` or `unreachable`) and a message in the same words. The server waits a few seconds
+/// for the first delivery outcome before answering, so that most answers say `reached` or
 /// `unreachable`; read the check-in again for the current value.
 #[utoipa::path(
     post,
@@ -85,117 +79,66 @@ fn content_hash(
     security(("bearer" = [])),
     request_body = SubmitCheckIn,
     responses(
-        (status = 201, description = "Stored", body = CheckIn),
-        (status = 200, description = "Already stored (a replay); the stored check-in", body = CheckIn),
+        (status = 201, description = "Stored: `status` is `complete`, or `incomplete` for a safety answer kept with problems (listed in `problems`; no score)", body = CheckIn),
+        (status = 200, description = "Already stored: a replay, identical answers re-sent under a new id within 10 minutes and completed within 10 minutes of the first (the first check-in), or an amendment (the same id with a higher item 9 answer; `amended_at` set)", body = CheckIn),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
         (status = 403, description = "Not a patient", body = ErrorBody),
-        (status = 409, description = "This id was already used for different content (`check_in_conflict`)", body = ErrorBody),
+        (status = 409, description = "This id was already used for different content without a higher safety answer (`check_in_conflict`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid fields; each answer problem is named `answers.<item id>`", body = ErrorBody),
+        (status = 422, description = "Invalid fields and no safety answer; each answer problem is named `answers.<item id>`", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
 pub async fn create_check_in(
     State(state): State<AppState>,
     patient: PatientCaller,
-    ApiJson(body): ApiJson<SubmitCheckIn>,
+    ApiJson(raw): ApiJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<CheckIn>)> {
     let now = state.now();
-    let mut problems = BTreeMap::new();
-    let id = CheckInId::parse(&body.id);
-    if id.is_none() {
-        problems.insert("id".to_owned(), "must be a UUID".to_owned());
-    }
-    let prompt_id = match body
-        .prompt_id
-        .as_deref()
-        .map(uuid::Uuid::try_parse)
-        .transpose()
-    {
-        Ok(p) => p.map(|u| u.hyphenated().to_string()),
-        Err(_) => {
-            problems.insert("prompt_id".into(), "must be a UUID".into());
-            None
+    // A body that is not a well-formed submission is refused as before, unless it carries a
+    // safety answer: then it is read as well as it can be, and its problems listed.
+    let (submission, envelope) =
+        match crate::http::extract::from_value::<SubmitCheckIn>(Value::Object(raw.clone())) {
+            Ok(body) => (
+                Submission {
+                    id: body.id,
+                    instrument: body.instrument,
+                    instrument_version: body.instrument_version,
+                    answers: body.answers,
+                    completed_at: body.completed_at,
+                    prompt_id: body.prompt_id,
+                },
+                Default::default(),
+            ),
+            Err(refused) => match submission::lenient(&raw, &state.catalogue, now) {
+                Some(read) => read,
+                None => return Err(refused),
+            },
+        };
+    let parsed = match submission::parse_with(&submission, envelope, &state.catalogue, now) {
+        Ok(parsed) => parsed,
+        Err(problems) => {
+            // Answered after the session check, so that a 401 comes before a 422.
+            return state
+                .read_as(patient, move |_, _| Ok(Err(Refusal::validation(problems))))
+                .await;
         }
     };
-    // Never refused for its time: a fast clock is filed at receipt, a long-offline phone late.
-    let device_completed = body.completed_at.trunc_subsecs(6);
-    let placed = timing::place(device_completed, now);
-    let instrument = state
-        .catalogue
-        .find(&body.instrument, body.instrument_version);
-    let scored = match instrument {
-        None if state.catalogue.find(&body.instrument, None).is_some() => {
-            problems.insert(
-                "instrument_version".into(),
-                "is not a version of this instrument".into(),
-            );
-            None
-        }
-        None => {
-            problems.insert(
-                "instrument".into(),
-                "is not in the catalogue (see GET /v1/instruments)".into(),
-            );
-            None
-        }
-        Some(instrument) => match scoring::score(instrument, &body.answers) {
-            Ok(scored) => Some((instrument, scored)),
-            Err(answer_problems) => {
-                problems.extend(answer_problems);
-                None
-            }
-        },
-    };
-    let (Some(id), Some((instrument, scored)), true) = (id, scored, problems.is_empty()) else {
-        // Answered after the session check, so that a 401 comes before a 422.
-        return state
-            .read_as(patient, move |_, _| Ok(Err(Refusal::validation(problems))))
-            .await;
-    };
-    let device_db = device_completed.naive_utc();
-    // The patient and clinic are the caller's, filled in by the use case.
-    let row = CheckInRow {
-        id: id.to_string(),
-        patient_id: String::new(),
-        clinic_id: String::new(),
-        instrument: instrument.key.clone(),
-        instrument_version: instrument.version,
-        answers: serde_json::to_string(&scored.answers).map_err(|e| ApiError::internal(&e))?,
-        total: scored.total.map(|t| t as i32),
-        severity: scored.severity.clone(),
-        item9: scored.item9.map(|v| v as i32),
-        completed_at: placed.completed_at.naive_utc(),
-        received_at: now.naive_utc(),
-        // The device's time, so that a replay of the same submission matches whenever it comes.
-        content_hash: content_hash(
-            &instrument.key,
-            instrument.version,
-            &scored.answers,
-            device_db,
-            prompt_id.as_deref(),
-        ),
-        prompt_id,
-        device_completed_at: placed.device_completed_at.map(|t| t.naive_utc()),
-        timing: placed.timing.as_str().to_owned(),
-        mood: None,
-        safety_alert_id: None,
-    };
-
-    let answers = scored.answers;
     let zones = state.zones.clone();
     // One unit of work: the session check, the check-in, the alerts its answers raise, the jobs
     // that notify the care team and the crisis notice, on one connection in one transaction.
     let outcome = state
         .write_as(patient, move |conn, caller| {
-            use_cases::submit(conn, caller, row, &answers, &zones)
+            use_cases::submit(conn, caller, parsed.row, &parsed.answers, &zones)
         })
         .await?;
     state.jobs_enqueued();
     let (status, stored, safety) = match outcome {
         Stored::Created(row, safety) => (StatusCode::CREATED, row, safety),
-        Stored::Replayed(row, safety) => (StatusCode::OK, row, safety),
+        Stored::Replayed(row, safety) | Stored::Amended(row, safety) => {
+            (StatusCode::OK, row, safety)
+        }
     };
     let safety = match (safety, stored.safety_alert_id.clone()) {
         (Some(safety), Some(alert)) if safety.care_team == CareTeam::Trying => {

@@ -43,9 +43,76 @@ pub struct CheckInRow {
     pub timing: String,
     /// The mood answer of a daily mood check-in.
     pub mood: Option<f64>,
+    /// `complete`, or `incomplete`: a safety answer kept although other answers were missing,
+    /// out of range or unknown (no total; see `problems`).
+    pub status: String,
+    /// What was wrong with an incomplete check-in, JSON (field to message).
+    pub problems: Option<String>,
+    /// Digest of the instrument, version and answers alone (not the id or the time), to know
+    /// identical answers re-sent under a new id.
+    pub answers_hash: Option<String>,
+    /// When the last amendment arrived (the same id re-sent with a higher safety answer).
+    pub amended_at: Option<NaiveDateTime>,
+    /// The versions amendments replaced, oldest first, JSON (see [`EarlierVersion`]).
+    pub earlier_versions: Option<String>,
     /// The urgent or high alert its answers raised or joined (what `safety.care_team` reports
     /// on), if any.
     pub safety_alert_id: Option<String>,
+}
+
+/// `status` of a check-in whose answers all validated.
+pub const COMPLETE: &str = "complete";
+/// `status` of a safety answer kept with problems.
+pub const INCOMPLETE: &str = "incomplete";
+
+/// A version of a check-in that an amendment replaced.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EarlierVersion {
+    /// Its answers, as stored then.
+    pub answers: serde_json::Value,
+    /// Its total, if it had one.
+    pub total: Option<i32>,
+    /// Its safety item answer, if any.
+    pub item9: Option<i32>,
+    /// `complete` or `incomplete`.
+    pub status: String,
+    /// Its problems, if incomplete.
+    #[serde(default)]
+    pub problems: Option<serde_json::Value>,
+    /// When it said it was completed.
+    pub completed_at: NaiveDateTime,
+    /// When the amendment replaced it.
+    pub replaced_at: NaiveDateTime,
+    /// Its content digest, so that a late re-send of it is known as a replay.
+    pub content_hash: String,
+}
+
+impl CheckInRow {
+    /// The versions amendments replaced, oldest first.
+    pub fn earlier(&self) -> Vec<EarlierVersion> {
+        self.earlier_versions
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
+    }
+
+    /// The problems of an incomplete check-in, by field.
+    pub fn problem_list(&self) -> std::collections::BTreeMap<String, String> {
+        self.problems
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
+    }
+
+    /// When the device said it was completed (its own clock, even when that was not believed).
+    pub fn device_time(&self) -> NaiveDateTime {
+        self.device_completed_at.unwrap_or(self.completed_at)
+    }
+
+    /// True when the safety item (PHQ-9 item 9) was answered 1 or more.
+    pub fn safety_signal(&self) -> bool {
+        self.item9.is_some_and(|v| v >= 1)
+    }
 }
 
 /// Names the urgent or high alert a check-in's answers raised or joined.
@@ -73,6 +140,73 @@ pub fn insert_if_new(conn: &mut DbConnection, row: &CheckInRow) -> QueryResult<b
         .on_conflict_do_nothing()
         .execute(c)?);
     Ok(inserted == 1)
+}
+
+/// The patient's check-ins with these answers (`answers_hash`) received at or after `since`,
+/// first received first (to know identical answers re-sent under a new id).
+pub fn identical_since(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    answers_hash: &str,
+    since: NaiveDateTime,
+) -> QueryResult<Vec<CheckInRow>> {
+    check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .filter(check_ins::answers_hash.eq(answers_hash))
+        .filter(check_ins::received_at.ge(since))
+        .select(CheckInRow::as_select())
+        .order((check_ins::received_at.asc(), check_ins::id.asc()))
+        .limit(20)
+        .load(conn)
+}
+
+/// Replaces `existing` by `amended` (same id) unless it changed since it was read; the replaced
+/// version joins `earlier_versions`. True when replaced.
+pub fn amend(
+    conn: &mut DbConnection,
+    existing: &CheckInRow,
+    amended: &CheckInRow,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let mut earlier = existing.earlier();
+    earlier.push(EarlierVersion {
+        answers: serde_json::from_str(&existing.answers).unwrap_or_default(),
+        total: existing.total,
+        item9: existing.item9,
+        status: existing.status.clone(),
+        problems: existing
+            .problems
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok()),
+        completed_at: existing.completed_at,
+        replaced_at: now,
+        content_hash: existing.content_hash.clone(),
+    });
+    let earlier = serde_json::to_string(&earlier)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let changed = diesel::update(
+        check_ins::table
+            .filter(check_ins::id.eq(&existing.id))
+            .filter(check_ins::content_hash.eq(&existing.content_hash)),
+    )
+    .set((
+        check_ins::answers.eq(&amended.answers),
+        check_ins::total.eq(amended.total),
+        check_ins::severity.eq(&amended.severity),
+        check_ins::item9.eq(amended.item9),
+        check_ins::completed_at.eq(amended.completed_at),
+        check_ins::device_completed_at.eq(amended.device_completed_at),
+        check_ins::timing.eq(&amended.timing),
+        check_ins::mood.eq(amended.mood),
+        check_ins::content_hash.eq(&amended.content_hash),
+        check_ins::answers_hash.eq(&amended.answers_hash),
+        check_ins::status.eq(&amended.status),
+        check_ins::problems.eq(&amended.problems),
+        check_ins::amended_at.eq(Some(now)),
+        check_ins::earlier_versions.eq(Some(earlier)),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// History filters.
@@ -143,6 +277,7 @@ pub fn first_of(
     check_ins::table
         .filter(check_ins::patient_id.eq(patient_id))
         .filter(check_ins::instrument.eq(instrument))
+        .filter(check_ins::total.is_not_null())
         .select(CheckInRow::as_select())
         .order((check_ins::completed_at.asc(), check_ins::id.asc()))
         .first(conn)

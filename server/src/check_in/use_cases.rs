@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::account::model::{Role, parse_timezone};
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
+use crate::check_in::resend::{self, Resend};
 use crate::check_in::store::{self, CheckInRow, HistoryFilter};
 use crate::check_in::trends::{self, DailyMood, InstrumentTrend, Record};
 use crate::db::DbConnection;
@@ -40,8 +41,12 @@ pub struct Safety {
 pub enum Stored {
     /// Stored now.
     Created(CheckInRow, Option<Safety>),
-    /// Stored before with the same content: the stored check-in.
+    /// Stored before: the same content under the same id, or the same answers under a new id
+    /// within minutes of the first. The stored check-in.
     Replayed(CheckInRow, Option<Safety>),
+    /// The same id with a higher safety answer: stored as an amendment of the first, and
+    /// raised.
+    Amended(CheckInRow, Option<Safety>),
 }
 
 /// The safety notice's inputs for `row`, if it needs one.
@@ -77,11 +82,31 @@ fn safety_alert(raised: &[Raised]) -> Option<&str> {
         .map(|r| r.alert_id.as_str())
 }
 
-/// Stores the caller's check-in once: `row` is the scored submission (its patient and clinic
-/// are the caller's). With it, in the same transaction: the prompt it completes, the alerts its
-/// answers raise (and the jobs that notify the care team) and, on a safety signal, the crisis
-/// resources to show. A replay returns the stored check-in; the same id with other content is a
-/// conflict.
+/// Raises the alerts of `row`'s answers and names the urgent or high one it went to.
+fn raise(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    row: &mut CheckInRow,
+    answers: &BTreeMap<String, Value>,
+) -> QueryResult<()> {
+    let raised = crate::escalation::intake::on_check_in(conn, caller, row, answers)?;
+    if let Some(alert) = safety_alert(&raised) {
+        store::set_safety_alert(conn, &row.id, alert)?;
+        row.safety_alert_id = Some(alert.to_owned());
+    }
+    Ok(())
+}
+
+/// Attempts at storing a submission whose id another request stores at the same moment.
+const ATTEMPTS: usize = 3;
+
+/// Stores the caller's check-in once: `row` is the parsed submission (its patient and clinic
+/// are the caller's), `answers` the answers kept. With it, in the same transaction: the prompt
+/// it completes, the alerts its answers raise (and the jobs that notify the care team), the
+/// PHQ-9 a positive PHQ-2 calls for and, on a safety signal, the crisis resources to show. A
+/// replay (or identical answers re-sent under a new id within minutes) returns the stored
+/// check-in; the same id with a higher safety answer amends it; any other content under the
+/// same id is a conflict.
 pub fn submit(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -99,37 +124,86 @@ pub fn submit(
         mood: mood_of(&row.instrument, answers),
         ..row
     };
-    if store::insert_if_new(conn, &row)? {
-        crate::prompt::store::complete_for_check_in(
-            conn,
-            &row.patient_id,
-            &row.id,
-            &row.instrument,
-            row.prompt_id.as_deref(),
-            row.completed_at,
-            row.received_at,
-        )?;
-        let raised = crate::escalation::intake::on_check_in(conn, caller, &row, answers)?;
-        if let Some(alert) = safety_alert(&raised) {
-            store::set_safety_alert(conn, &row.id, alert)?;
-            row.safety_alert_id = Some(alert.to_owned());
-        }
-        let safety = safety_of(conn, &row, zones)?;
-        return Ok(Ok(Stored::Created(row, safety)));
-    }
-    Ok(match store::find(conn, &row.id)? {
-        Some(existing)
-            if existing.patient_id == row.patient_id
-                && existing.content_hash == row.content_hash =>
-        {
-            let safety = safety_of(conn, &existing, zones)?;
-            Ok(Stored::Replayed(existing, safety))
-        }
-        _ => Err(Refusal::conflict(
+    let crisis = |conn: &mut DbConnection, row: &CheckInRow| safety_of(conn, row, zones);
+    let conflict = || {
+        Err(Refusal::conflict(
             "check_in_conflict",
             "A different check-in was already submitted with this id; generate a new id.",
-        )),
-    })
+        ))
+    };
+    // Identical answers re-sent under a new id within minutes are the first check-in (a replay
+    // under the same id is found here too, when it comes within minutes).
+    if let Some(hash) = &row.answers_hash {
+        let candidates = store::identical_since(
+            conn,
+            &row.patient_id,
+            hash,
+            row.received_at - resend::SAME_ANSWERS_WINDOW,
+        )?;
+        if let Some(first) = resend::repeated(&candidates, &row) {
+            let resources = crisis(conn, first)?;
+            return Ok(Ok(Stored::Replayed(first.clone(), resources)));
+        }
+    }
+    for _ in 0..ATTEMPTS {
+        // One statement for a first submission; only when the id is taken is the stored
+        // check-in read and compared.
+        if store::insert_if_new(conn, &row)? {
+            crate::prompt::store::complete_for_check_in(
+                conn,
+                &row.patient_id,
+                &row.id,
+                &row.instrument,
+                row.prompt_id.as_deref(),
+                row.completed_at,
+                row.received_at,
+            )?;
+            raise(conn, caller, &mut row, answers)?;
+            if positive_screen(&row) {
+                crate::prompt::use_cases::follow_up_positive_screen(
+                    conn,
+                    &row.patient_id,
+                    &row.id,
+                    utc(row.received_at),
+                )?;
+            }
+            let resources = crisis(conn, &row)?;
+            return Ok(Ok(Stored::Created(row, resources)));
+        }
+        let Some(existing) = store::find(conn, &row.id)? else {
+            // Taken and gone again (an erasure in between): try the insert again.
+            continue;
+        };
+        if existing.patient_id != row.patient_id {
+            return Ok(conflict());
+        }
+        match resend::decide(&existing, &row) {
+            Resend::Replay => {
+                let resources = crisis(conn, &existing)?;
+                return Ok(Ok(Stored::Replayed(existing, resources)));
+            }
+            Resend::Conflict => return Ok(conflict()),
+            Resend::Amend => {
+                if !store::amend(conn, &existing, &row, row.received_at)? {
+                    // Changed since it was read: decide again on what is stored now.
+                    continue;
+                }
+                let Some(mut amended) = store::find(conn, &row.id)? else {
+                    continue;
+                };
+                raise(conn, caller, &mut amended, answers)?;
+                let resources = crisis(conn, &amended)?;
+                return Ok(Ok(Stored::Amended(amended, resources)));
+            }
+        }
+    }
+    Ok(conflict())
+}
+
+/// A positive PHQ-2 (CLINICAL.md): a total of 3 or more, or any answer to item 9 on a PHQ-2
+/// that carries it. Calls for a full PHQ-9.
+pub fn positive_screen(row: &CheckInRow) -> bool {
+    row.instrument == "phq2" && (row.total.is_some_and(|t| t >= 3) || row.safety_signal())
 }
 
 /// Each row with its safety notice's inputs, where it needs one.

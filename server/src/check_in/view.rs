@@ -1,12 +1,14 @@
 //! How a stored check-in is shown: to the patient who sent it, to the care team, and inside an
 //! alert.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::check_in::store::CheckInRow;
+use crate::check_in::store::{CheckInRow, INCOMPLETE};
 use crate::escalation::decide::CareTeam;
 use crate::instrument::catalogue::Catalogue;
 use crate::safety::crisis::CrisisResources;
@@ -44,11 +46,49 @@ pub struct CheckIn {
     pub score: Option<ScoreView>,
     /// True when PHQ-9 item 9 was answered 1 or more.
     pub safety_signal: bool,
+    /// `complete`, or `incomplete`: a safety answer (PHQ-9 item 9 answered 1 or more) kept
+    /// although other answers were missing, out of range or unknown. An incomplete check-in has
+    /// no `score`, keeps only the answers that validated, and lists what was wrong in `problems`.
+    #[schema(example = "complete")]
+    pub status: CheckInStatus,
+    /// What was wrong with the submission, by field (`answers.q3`, `prompt_id`, ...); empty when
+    /// nothing was. Only a check-in carrying a safety answer is stored with problems.
+    pub problems: BTreeMap<String, String>,
+    /// When the check-in was last amended: the same `id` re-sent with a higher item 9 answer.
+    pub amended_at: Option<DateTime<Utc>>,
+    /// The versions amendments replaced, oldest first.
+    pub earlier_versions: Vec<EarlierVersionView>,
     /// For a check-in with a safety signal (item 9 answered 1 or more) or a dangerous home blood
     /// pressure: what to show the patient, with where the care team stands now
     /// (`care_team`). Present in the answer to the submission and whenever the check-in is read
     /// again, with the current `care_team`.
     pub safety: Option<SafetyNotice>,
+}
+
+/// Whether a check-in's answers all validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckInStatus {
+    /// Every answer validated; scored.
+    Complete,
+    /// A safety answer kept with problems; not scored.
+    Incomplete,
+}
+
+/// A version of a check-in that an amendment replaced.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EarlierVersionView {
+    /// Its answers.
+    #[schema(value_type = Object)]
+    pub answers: Value,
+    /// Its total, if it was scored.
+    pub total: Option<i64>,
+    /// `complete` or `incomplete`.
+    pub status: CheckInStatus,
+    /// When it said it was completed.
+    pub completed_at: DateTime<Utc>,
+    /// When the amendment replaced it.
+    pub replaced_at: DateTime<Utc>,
 }
 
 /// A score.
@@ -163,6 +203,14 @@ pub fn blood_pressure_advice(emergency: &str) -> String {
     )
 }
 
+fn status_of(stored: &str) -> CheckInStatus {
+    if stored == INCOMPLETE {
+        CheckInStatus::Incomplete
+    } else {
+        CheckInStatus::Complete
+    }
+}
+
 /// The API view of a stored check-in.
 pub fn view(row: &CheckInRow, catalogue: &Catalogue, safety: Option<SafetyNotice>) -> CheckIn {
     let answers: Value = serde_json::from_str(&row.answers).unwrap_or(Value::Null);
@@ -170,7 +218,7 @@ pub fn view(row: &CheckInRow, catalogue: &Catalogue, safety: Option<SafetyNotice
         .find(&row.instrument, Some(row.instrument_version))
         .and_then(|i| i.scoring.as_ref())
         .map(|s| s.max);
-    let phq2_total = (row.instrument == "phq9")
+    let phq2_total = (row.instrument == "phq9" && row.total.is_some())
         .then(|| answers["q1"].as_i64().unwrap_or(0) + answers["q2"].as_i64().unwrap_or(0));
     CheckIn {
         id: row.id.clone(),
@@ -192,7 +240,21 @@ pub fn view(row: &CheckInRow, catalogue: &Catalogue, safety: Option<SafetyNotice
             }),
             _ => None,
         },
-        safety_signal: row.item9.is_some_and(|v| v >= 1),
+        safety_signal: row.safety_signal(),
+        status: status_of(&row.status),
+        problems: row.problem_list(),
+        amended_at: row.amended_at.map(utc),
+        earlier_versions: row
+            .earlier()
+            .into_iter()
+            .map(|v| EarlierVersionView {
+                answers: v.answers,
+                total: v.total.map(i64::from),
+                status: status_of(&v.status),
+                completed_at: utc(v.completed_at),
+                replaced_at: utc(v.replaced_at),
+            })
+            .collect(),
         safety,
     }
 }

@@ -108,6 +108,12 @@ pub struct RosterPatient {
     pub risk: Option<String>,
     /// How reliably the patient answers prompts (last 30 days).
     pub adherence: crate::prompt::adherence::Adherence,
+    /// Where the patient stands with the clinic's consent document: `not_required` (the clinic
+    /// has none), `accepted` (the version in force), `earlier_version` (has not answered the
+    /// version in force; still prompted under the earlier acceptance), `declined`, `withdrawn`
+    /// or `not_given` (the last three are not prompted).
+    #[schema(example = "accepted")]
+    pub consent: String,
 }
 
 impl From<RosterEntry> for RosterPatient {
@@ -124,6 +130,7 @@ impl From<RosterEntry> for RosterPatient {
             open_alerts: entry.open_alerts,
             risk: entry.risk,
             adherence: entry.adherence,
+            consent: entry.consent.as_str().to_owned(),
         }
     }
 }

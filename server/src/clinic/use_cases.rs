@@ -104,6 +104,8 @@ pub struct RosterEntry {
     pub risk: Option<String>,
     /// The last 30 days of prompts.
     pub adherence: Adherence,
+    /// Where the patient stands with the clinic's consent document.
+    pub consent: crate::lifecycle::consent::Standing,
 }
 
 /// Sort rank of a severity: higher is more urgent.
@@ -191,7 +193,8 @@ pub fn roster(
         })
         .take(limit + 1)
         .collect();
-    let ids = page.iter().map(|(_, row, ..)| row.id.clone()).collect();
+    let ids: Vec<String> = page.iter().map(|(_, row, ..)| row.id.clone()).collect();
+    let consent = crate::lifecycle::store::standings(conn, id, &ids)?;
     let mut adherence = crate::prompt::use_cases::adherence_of(conn, ids, now)?;
     audit::record(
         conn,
@@ -203,6 +206,10 @@ pub fn roster(
             adherence: adherence
                 .remove(&row.id)
                 .unwrap_or_else(|| crate::prompt::adherence::summarise(&[], None)),
+            consent: consent
+                .get(&row.id)
+                .copied()
+                .unwrap_or(crate::lifecycle::consent::Standing::NotRequired),
             rank,
             row,
             open_alerts,

@@ -221,7 +221,13 @@ fn rows(inbox: &Inbox, tab: &str, csrf: &str, now: DateTime<Utc>) -> Markup {
                         " " span class="badge" { "new signal" }
                     }
                 }
-                td data-label="Patient" { a href={ "/console/patients/" (row.patient_id) } { (name) } }
+                td data-label="Patient" {
+                    @if row.patient_erased_at.is_some() {
+                        span class="erased" title="The patient erased their account; this alert stays until it is resolved" { "Erased patient" }
+                    } @else {
+                        a href={ "/console/patients/" (row.patient_id) } { (name) }
+                    }
+                }
                 td data-label="Why" {
                     strong { (rule_label(&row.rule)) } br;
                     span class="explanation" { (row.explanation) }
@@ -270,6 +276,7 @@ fn rows(inbox: &Inbox, tab: &str, csrf: &str, now: DateTime<Utc>) -> Markup {
                             form method="post" action={ "/console/alerts/" (row.id) "/resolve" } {
                                 input type="hidden" name="csrf" value=(csrf);
                                 input type="hidden" name="back" value=(tab);
+                                input type="hidden" name="signal_count" value=(row.signal_count);
                                 label for={ "note-" (row.id) } { "Resolution note" }
                                 textarea id={ "note-" (row.id) } name="note" rows="2" required maxlength="2000" {}
                                 button type="submit" { "Resolve" }
@@ -313,6 +320,7 @@ async fn act(
     let now = state.now().naive_utc();
     let note = form.get("note").cloned().unwrap_or_default();
     let assignee = form.get("assignee_id").cloned().unwrap_or_default();
+    let seen_signals = form.get("signal_count").and_then(|n| n.parse().ok());
     let channels = state.channels();
     let done = state
         .write_as(user.bearer, move |conn, caller| match action {
@@ -320,7 +328,9 @@ async fn act(
             Action::Assign => {
                 inbox::assign(conn, caller, &id, &assignee, channels, now).map(|r| r.map(drop))
             }
-            Action::Resolve => inbox::resolve(conn, caller, &id, &note, now).map(|r| r.map(drop)),
+            Action::Resolve => {
+                inbox::resolve(conn, caller, &id, &note, seen_signals, now).map(|r| r.map(drop))
+            }
         })
         .await;
     match done {

@@ -99,7 +99,12 @@ pub fn detail(
         Err(refused) => return Ok(Err(refused)),
     };
     let events = store::events_of(conn, &alert.id)?;
-    let recent = check_ins::history(conn, &alert.patient_id, &HistoryFilter::default(), 10)?;
+    // An erased patient's alert keeps the minimum needed to act on it: no check-ins.
+    let recent = if alert.patient_erased_at.is_some() {
+        Vec::new()
+    } else {
+        check_ins::history(conn, &alert.patient_id, &HistoryFilter::default(), 10)?
+    };
     audit::record(
         conn,
         &AuditEntry::by(caller, "alert.read", now)
@@ -292,12 +297,25 @@ fn tell_assignee(
     Ok(format!("{devices} devices, {emails} emails"))
 }
 
+/// A new signal arrived on the alert after the resolver read it.
+fn new_signal_conflict() -> Refusal {
+    Refusal::conflict(
+        "alert_new_signal",
+        "A new signal arrived on this alert since it was read; read it again before resolving.",
+    )
+}
+
 /// Resolves an alert with a note (1 to 2000 characters), acknowledging it if nobody had.
+/// `seen_signals`, when given, is the `signal_count` the resolver saw: an alert that received
+/// more signals since is not resolved (409 `alert_new_signal`), so a signal is never closed
+/// unseen. Without it the alert as read in this transaction is the one resolved, and a signal
+/// that arrives while the resolve is decided is refused the same way.
 pub fn resolve(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
     note: &str,
+    seen_signals: Option<i32>,
     now: NaiveDateTime,
 ) -> Outcome<AlertRow> {
     let note = note.trim();
@@ -309,8 +327,15 @@ pub fn resolve(
     }
     let who = caller.account_id.to_string();
     let done = act(conn, caller, raw_id, "alert.resolve", now, |conn, alert| {
-        if !store::resolve_if_unresolved(conn, &alert.id, &who, note, now)? {
+        if alert.status == "resolved" {
             return Ok(Err(resolved_conflict()));
+        }
+        let expected = seen_signals.unwrap_or(alert.signal_count);
+        if !store::resolve_if_unresolved(conn, &alert.id, expected, &who, note, now)? {
+            return Ok(Err(match store::status_of(conn, &alert.id)?.as_str() {
+                "resolved" => resolved_conflict(),
+                _ => new_signal_conflict(),
+            }));
         }
         crate::push::store::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
         store::event(conn, &alert.id, "resolved", Some(&who), note, now)?;

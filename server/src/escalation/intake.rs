@@ -121,16 +121,28 @@ pub fn on_check_in(
         device_completed_at: row.device_completed_at.map(utc),
         timing: timing::Timing::parse(&row.timing),
     };
-    let note = timing::note(&placed, utc(row.received_at));
+    // An amendment is a signal of its own, arriving when the amendment did.
+    let arrived = row.amended_at.unwrap_or(row.received_at);
+    let note = timing::note(&placed, utc(arrived));
     let signal = store::Signal {
         check_in_id: Some(&row.id),
         completed_at: Some(row.completed_at),
-        received_at: row.received_at,
+        received_at: arrived,
     };
     let mut touched = Vec::new();
     for mut firing in firings {
         if let Some(note) = &note {
             firing.explanation = format!("{}; {note}", firing.explanation);
+        }
+        if row.status == crate::check_in::store::INCOMPLETE {
+            firing.explanation = format!(
+                "{}; incomplete check-in ({} problem(s) with its other answers)",
+                firing.explanation,
+                row.problem_list().len()
+            );
+        }
+        if row.amended_at.is_some() {
+            firing.explanation = format!("{}; amended check-in", firing.explanation);
         }
         touched.push(store::raise(
             conn,

@@ -16,14 +16,17 @@ use super::store::Member;
 pub struct Problem {
     /// `nobody_reachable`, `push_not_configured`, `webhook_failing`,
     /// `nobody_reachable_outside_working_hours`, `nobody_on_call`, `on_call_unreachable`,
-    /// `tier_empty`, `tier_unreachable`, `staff_without_devices` or `no_country`.
+    /// `tier_empty`, `tier_unreachable`, `staff_without_devices` or `no_country`; and what would
+    /// leave
+    /// patients unmonitored: `care_plan_without_item9`, `patient_plan_without_item9` or
+    /// `consent_unanswered`.
     #[schema(example = "nobody_on_call")]
     pub code: String,
     /// What it means and what to do, in plain words.
     pub message: String,
     /// The escalation tier concerned, if one.
     pub tier: Option<usize>,
-    /// The staff concerned, if any.
+    /// The accounts concerned, if any: staff, or patients for the monitoring problems.
     pub account_ids: Vec<String>,
 }
 

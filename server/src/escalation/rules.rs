@@ -264,8 +264,8 @@ pub struct NewCheckIn {
     pub blood_pressure: Option<(i64, i64)>,
     /// "Still feel detached".
     pub still_detached: Option<bool>,
-    /// Completed long before it arrived (see `check_in::timing`): the rules about "today" (mood,
-    /// blood pressure, lingering dissociation) leave it out; item 9 never does.
+    /// Completed long before it arrived (see `check_in::timing`): the medium and low rules
+    /// (trends, lingering dissociation) leave it out; high and urgent ones never do.
     pub late: bool,
 }
 
@@ -360,9 +360,6 @@ pub fn evaluate(
         }
         _ => {}
     }
-    if new.late {
-        return out;
-    }
     if let Some((systolic, diastolic)) = new.blood_pressure
         && (systolic >= thresholds.systolic || diastolic >= thresholds.diastolic)
     {
@@ -393,6 +390,12 @@ pub fn evaluate(
     }
     if new.instrument == "daily_mood" {
         out.extend(mood_rules(&history.daily_mood, thresholds, today));
+    }
+    // Every high or urgent signal alerts whatever its timestamp (CLINICAL.md, part 2): a phone
+    // whose clock is far behind does not silence a dangerous blood pressure. Only the trend
+    // rules (medium and low) leave late data out.
+    if new.late {
+        out.retain(|firing| firing.severity >= Severity::High);
     }
     out
 }
@@ -525,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn late_data_is_left_out_of_the_rules_about_today_but_never_out_of_item_nine() {
+    fn late_data_is_left_out_of_trend_rules_but_never_out_of_high_and_urgent_ones() {
         let t = Thresholds::default();
         let late_item9 = NewCheckIn {
             late: true,
@@ -539,25 +542,59 @@ mod tests {
             ..History::default()
         };
         let fired = rules(&evaluate(&late_item9, &history, &t, date(10)));
-        assert!(fired.contains(&Rule::SafetyItem9), "{fired:?}");
+        assert_eq!(
+            fired,
+            [Rule::SafetyItem9, Rule::Phq9Deterioration, Rule::Phq9Severe]
+        );
+        // A phone 40 days behind: the blood pressure and the mood floor (high) still alert;
+        // the drop against the week's median (medium) and lingering dissociation (medium) do
+        // not.
         let late_mood = NewCheckIn {
             instrument: "daily_mood".into(),
             completed_at: Some(at(10)),
-            blood_pressure: Some((200, 120)),
+            blood_pressure: Some((220, 130)),
+            still_detached: Some(true),
             late: true,
             ..Default::default()
         };
+        let mut week: Vec<(NaiveDate, f64)> = (2..=8).map(|d| (date(d), 8.0)).collect();
+        week.extend([(date(9), 1.0), (date(10), 1.0)]);
         let days = History {
-            daily_mood: vec![(date(9), 1.0), (date(10), 1.0)],
+            daily_mood: week,
+            last_session_at: Some(at(1)),
             ..History::default()
         };
-        assert!(evaluate(&late_mood, &days, &t, date(10)).is_empty());
+        let fired = rules(&evaluate(&late_mood, &days, &t, date(10)));
+        assert_eq!(fired, [Rule::BloodPressure, Rule::MoodFloor]);
         let on_time = NewCheckIn {
             late: false,
             ..late_mood
         };
         let fired = rules(&evaluate(&on_time, &days, &t, date(10)));
-        assert!(fired.contains(&Rule::MoodFloor) && fired.contains(&Rule::BloodPressure));
+        assert_eq!(
+            fired,
+            [
+                Rule::BloodPressure,
+                Rule::LingeringDissociation,
+                Rule::MoodFloor,
+                Rule::MoodDrop
+            ]
+        );
+        let late_gad7 = NewCheckIn {
+            instrument: "gad7".into(),
+            completed_at: Some(at(10)),
+            total: Some(21),
+            late: true,
+            ..Default::default()
+        };
+        let anxious = History {
+            gad7: vec![ScoredAnswer {
+                total: 2,
+                completed_at: at(1),
+            }],
+            ..History::default()
+        };
+        assert!(evaluate(&late_gad7, &anxious, &t, date(10)).is_empty());
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn clinic_readiness(
         return Ok(Err(Refusal::not_found("clinic")));
     };
     let (policy, means) = super::worker::reach_of(conn, id, channels)?;
-    let found = crate::safety::crisis::country_for(
+    let found = crate::safety::crisis::clinic_country_for(
         &crate::safety::crisis::CrisisInputs {
             clinic_country: row.country.as_deref(),
             clinic_timezone: &row.timezone,
@@ -130,7 +130,70 @@ pub fn clinic_readiness(
         },
         zones,
     );
-    Ok(Ok(readiness::assess(id, &policy, &means, found)))
+    let mut readiness = readiness::assess(id, &policy, &means, found);
+    readiness.problems.extend(monitoring_gaps(conn, id)?);
+    Ok(Ok(readiness))
+}
+
+/// What would leave patients unmonitored rather than alerts unreachable: care plans that never
+/// ask PHQ-9 item 9, and patients who have not answered the consent document in force.
+fn monitoring_gaps(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> diesel::QueryResult<Vec<readiness::Problem>> {
+    let mut out = Vec::new();
+    let (default_lacks, patients) = crate::prompt::use_cases::plans_without_item9(conn, clinic_id)?;
+    if default_lacks {
+        out.push(readiness::Problem {
+            code: "care_plan_without_item9".to_owned(),
+            message: "The clinic's default care plan never asks the PHQ-9, so nothing asks its \
+                      patients the safety question (item 9). Add a weekly or before-session \
+                      PHQ-9."
+                .to_owned(),
+            tier: None,
+            account_ids: Vec::new(),
+        });
+    }
+    if !patients.is_empty() {
+        out.push(readiness::Problem {
+            code: "patient_plan_without_item9".to_owned(),
+            message: format!(
+                "{} patient(s) follow a care plan of their own that never asks the PHQ-9 (and \
+                 so never the safety question).",
+                patients.len()
+            ),
+            tier: None,
+            account_ids: patients,
+        });
+    }
+    let roster: Vec<String> = crate::clinic::store::roster(conn, clinic_id, None, i64::MAX)?
+        .into_iter()
+        .filter(|row| row.disabled_at.is_none())
+        .map(|row| row.id)
+        .collect();
+    let standings = crate::lifecycle::store::standings(conn, clinic_id, &roster)?;
+    let mut unanswered: Vec<(String, bool)> = standings
+        .into_iter()
+        .filter(|(_, standing)| standing.unanswered())
+        .map(|(id, standing)| (id, standing.prompted()))
+        .collect();
+    unanswered.sort();
+    if !unanswered.is_empty() {
+        let prompted = unanswered.iter().filter(|(_, p)| *p).count();
+        out.push(readiness::Problem {
+            code: "consent_unanswered".to_owned(),
+            message: format!(
+                "{} patient(s) have not answered the consent document in force: {prompted} are \
+                 still prompted under an earlier acceptance, {} are not prompted until they \
+                 accept it.",
+                unanswered.len(),
+                unanswered.len() - prompted
+            ),
+            tier: None,
+            account_ids: unanswered.into_iter().map(|(id, _)| id).collect(),
+        });
+    }
+    Ok(out)
 }
 
 /// Marks the caller on or off call.

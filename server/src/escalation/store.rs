@@ -89,6 +89,10 @@ pub struct AlertRow {
     /// When a delivery that counts (a push accepted by APNs or FCM, a webhook's 2xx, an email
     /// accepted by the SMTP server) first reached someone in the current round.
     pub reached_at: Option<NaiveDateTime>,
+    /// When the patient erased their account, if they did while the alert was unresolved: the
+    /// alert stays, with its details reduced to severity, rule and times, until staff resolve
+    /// it.
+    pub patient_erased_at: Option<NaiveDateTime>,
 }
 
 /// The stored name of a severity.
@@ -138,6 +142,39 @@ pub fn event(
     detail: &str,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
+    insert_event(conn, alert_id, kind, actor, detail, at, None)
+}
+
+/// Records a signal in an alert's history, naming the check-in that raised it (none for missed
+/// check-ins): every signal an alert holds can be traced to its check-in, and retention keeps
+/// the check-ins an unresolved alert names.
+pub fn signal_event(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    kind: &str,
+    detail: &str,
+    signal: &Signal<'_>,
+) -> QueryResult<()> {
+    insert_event(
+        conn,
+        alert_id,
+        kind,
+        None,
+        detail,
+        signal.received_at,
+        signal.check_in_id,
+    )
+}
+
+fn insert_event(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    kind: &str,
+    actor: Option<&str>,
+    detail: &str,
+    at: NaiveDateTime,
+    check_in_id: Option<&str>,
+) -> QueryResult<()> {
     diesel::insert_into(alert_events::table)
         .values((
             alert_events::id.eq(uuid::Uuid::now_v7().to_string()),
@@ -146,6 +183,7 @@ pub fn event(
             alert_events::kind.eq(kind),
             alert_events::actor_id.eq(actor),
             alert_events::detail.eq(detail),
+            alert_events::check_in_id.eq(check_in_id),
         ))
         .execute(conn)
         .map(drop)
@@ -229,11 +267,22 @@ fn total_of(inputs: &str) -> Option<i64> {
         .and_then(|v| v["total"].as_i64())
 }
 
+/// How often a signal is applied again when the alert it was decided on changed under it (a
+/// staff action or another signal in a concurrent transaction).
+const RAISE_ATTEMPTS: usize = 8;
+
 /// Applies `firing` for a patient (CLINICAL.md, "Safety path guarantees"): opens an alert, folds
 /// the signal into the open one, re-opens an acknowledged one on an urgent or high signal, marks
 /// one on a medium or low signal, or (a severe PHQ-9 soon after a resolve without a rise) records
 /// it on the resolved one. Notification and deadline jobs are enqueued here, in the caller's
 /// transaction.
+///
+/// Safe under concurrency (CLINICAL.md, part 2: one open alert per patient and rule): every
+/// write is guarded by the state the decision was made on, and the database holds at most one
+/// unresolved alert per patient and rule (a unique partial index). When the alert changed in
+/// between (acknowledged, resolved, or opened by a concurrent signal), the signal is decided
+/// again on what is there now, so it always ends on an unresolved alert, never folded into one
+/// a person just resolved.
 pub fn raise(
     conn: &mut DbConnection,
     clinic_id: &str,
@@ -241,6 +290,24 @@ pub fn raise(
     signal: Signal<'_>,
     firing: &Firing,
 ) -> QueryResult<Raised> {
+    for _ in 0..RAISE_ATTEMPTS {
+        if let Some(raised) = try_raise(conn, clinic_id, patient_id, signal, firing)? {
+            return Ok(raised);
+        }
+    }
+    Err(diesel::result::Error::QueryBuilderError(
+        "the patient's alert kept changing while a signal was applied to it".into(),
+    ))
+}
+
+/// One attempt of [`raise`]; none when the alert changed between the read and the write.
+fn try_raise(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    patient_id: &str,
+    signal: Signal<'_>,
+    firing: &Firing,
+) -> QueryResult<Option<Raised>> {
     let now = signal.received_at;
     let rule = rule_name(firing.rule);
     let unresolved: Option<AlertRow> = alerts::table
@@ -280,24 +347,23 @@ pub fn raise(
     let inputs = firing.inputs.to_string();
     match (outcome, unresolved, last_resolved) {
         (OnSignal::Suppress, _, Some(resolved)) => {
-            event(
+            signal_event(
                 conn,
                 &resolved.id,
                 "signal_after_resolve",
-                None,
                 &format!(
                     "{}; not re-opened: no rise of {} within {} days of the resolve",
                     firing.explanation,
                     decide::SEVERE_RISE,
                     decide::SEVERE_QUIET.num_days()
                 ),
-                now,
+                &signal,
             )?;
-            Ok(Raised {
+            Ok(Some(Raised {
                 alert_id: resolved.id,
                 outcome,
                 severity: firing.severity,
-            })
+            }))
         }
         (OnSignal::Reopen, Some(alert), _) => {
             let severity = parse_severity(&alert.severity).max(firing.severity);
@@ -331,69 +397,83 @@ pub fn raise(
                 alerts::unreachable_at.eq(None::<NaiveDateTime>),
             ))
             .execute(conn)?;
-            if changed == 1 {
-                event(
-                    conn,
-                    &alert.id,
-                    "reopened",
-                    None,
-                    &format!(
-                        "new {} signal after acknowledgement: {}",
-                        severity_name(firing.severity),
-                        firing.explanation
-                    ),
-                    now,
-                )?;
-                enqueue_step(
-                    conn,
-                    &alert.id,
-                    Step {
-                        round,
-                        escalation: 0,
-                    },
-                    deadline,
-                    now,
-                )?;
+            if changed == 0 {
+                // No longer acknowledged (resolved, or re-opened by a concurrent signal).
+                return Ok(None);
             }
-            Ok(Raised {
+            signal_event(
+                conn,
+                &alert.id,
+                "reopened",
+                &format!(
+                    "new {} signal after acknowledgement: {}",
+                    severity_name(firing.severity),
+                    firing.explanation
+                ),
+                &signal,
+            )?;
+            enqueue_step(
+                conn,
+                &alert.id,
+                Step {
+                    round,
+                    escalation: 0,
+                },
+                deadline,
+                now,
+            )?;
+            Ok(Some(Raised {
                 alert_id: alert.id,
                 outcome,
                 severity: firing.severity,
-            })
+            }))
         }
         (OnSignal::Fold | OnSignal::FoldSinceAck, Some(alert), _) => {
             let severity = parse_severity(&alert.severity).max(firing.severity);
             let marked = outcome == OnSignal::FoldSinceAck;
-            diesel::update(alerts::table.find(&alert.id))
-                .set((
-                    alerts::signal_count.eq(alerts::signal_count + 1),
-                    alerts::last_signal_at.eq(now),
-                    alerts::explanation.eq(&firing.explanation),
-                    alerts::inputs.eq(&inputs),
-                    alerts::check_in_id.eq(signal.check_in_id),
-                    alerts::signal_completed_at.eq(signal.completed_at),
-                    alerts::signal_received_at.eq(now),
-                    alerts::severity.eq(severity_name(severity)),
-                    alerts::severity_rank.eq(severity_rank(severity)),
-                    alerts::new_signal_since_ack.eq(marked || alert.new_signal_since_ack),
-                ))
-                .execute(conn)?;
+            // Guarded by the status the decision read: a signal is never folded into an alert
+            // a person resolved (or acknowledged) in the meantime.
+            let changed = diesel::update(
+                alerts::table
+                    .filter(alerts::id.eq(&alert.id))
+                    .filter(alerts::status.eq(&alert.status)),
+            )
+            .set((
+                alerts::signal_count.eq(alerts::signal_count + 1),
+                alerts::last_signal_at.eq(now),
+                alerts::explanation.eq(&firing.explanation),
+                alerts::inputs.eq(&inputs),
+                alerts::check_in_id.eq(signal.check_in_id),
+                alerts::signal_completed_at.eq(signal.completed_at),
+                alerts::signal_received_at.eq(now),
+                alerts::severity.eq(severity_name(severity)),
+                alerts::severity_rank.eq(severity_rank(severity)),
+                alerts::new_signal_since_ack.eq(marked || alert.new_signal_since_ack),
+            ))
+            .execute(conn)?;
+            if changed == 0 {
+                return Ok(None);
+            }
             let kind = if marked {
                 "new_signal_since_ack"
             } else {
                 "repeated"
             };
-            event(conn, &alert.id, kind, None, &firing.explanation, now)?;
-            Ok(Raised {
+            signal_event(conn, &alert.id, kind, &firing.explanation, &signal)?;
+            Ok(Some(Raised {
                 alert_id: alert.id,
                 outcome,
                 severity: firing.severity,
-            })
+            }))
         }
         _ => open(conn, clinic_id, patient_id, signal, firing, rule, inputs),
     }
 }
 
+/// Opens an alert, unless a concurrent transaction opened one for the same patient and rule
+/// first (the unique partial index `alerts_one_unresolved_idx`): then none, and the signal is
+/// decided again on that one. `ON CONFLICT DO NOTHING` keeps the transaction usable on
+/// PostgreSQL, where a failed statement would abort it.
 fn open(
     conn: &mut DbConnection,
     clinic_id: &str,
@@ -402,43 +482,49 @@ fn open(
     firing: &Firing,
     rule: String,
     inputs: String,
-) -> QueryResult<Raised> {
+) -> QueryResult<Option<Raised>> {
     let now = signal.received_at;
     let id = AlertId::generate().into_string();
     let deadline = now + clinic_policy(conn, clinic_id)?.delay(0, firing.severity);
-    diesel::insert_into(alerts::table)
-        .values(&AlertRow {
-            id: id.clone(),
-            clinic_id: clinic_id.to_owned(),
-            patient_id: patient_id.to_owned(),
-            rule,
-            severity: severity_name(firing.severity).to_owned(),
-            status: "open".into(),
-            explanation: firing.explanation.clone(),
-            inputs,
-            check_in_id: signal.check_in_id.map(str::to_owned),
-            signal_count: 1,
-            tier: 0,
-            escalations: 0,
-            opened_at: now,
-            last_signal_at: now,
-            ack_deadline: deadline,
-            acknowledged_at: None,
-            acknowledged_by: None,
-            assigned_to: None,
-            resolved_at: None,
-            resolved_by: None,
-            resolution_note: None,
-            round: 0,
-            new_signal_since_ack: false,
-            unreachable_at: None,
-            severity_rank: severity_rank(firing.severity),
-            signal_completed_at: signal.completed_at,
-            signal_received_at: Some(now),
-            reached_at: None,
-        })
-        .execute(conn)?;
-    event(conn, &id, "opened", None, &firing.explanation, now)?;
+    let row = AlertRow {
+        id: id.clone(),
+        clinic_id: clinic_id.to_owned(),
+        patient_id: patient_id.to_owned(),
+        rule,
+        severity: severity_name(firing.severity).to_owned(),
+        status: "open".into(),
+        explanation: firing.explanation.clone(),
+        inputs,
+        check_in_id: signal.check_in_id.map(str::to_owned),
+        signal_count: 1,
+        tier: 0,
+        escalations: 0,
+        opened_at: now,
+        last_signal_at: now,
+        ack_deadline: deadline,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        assigned_to: None,
+        resolved_at: None,
+        resolved_by: None,
+        resolution_note: None,
+        round: 0,
+        new_signal_since_ack: false,
+        unreachable_at: None,
+        severity_rank: severity_rank(firing.severity),
+        signal_completed_at: signal.completed_at,
+        signal_received_at: Some(now),
+        patient_erased_at: None,
+        reached_at: None,
+    };
+    let inserted = crate::per_backend!(conn, |c| diesel::insert_into(alerts::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .execute(c)?);
+    if inserted == 0 {
+        return Ok(None);
+    }
+    signal_event(conn, &id, "opened", &firing.explanation, &signal)?;
     enqueue_step(
         conn,
         &id,
@@ -449,11 +535,11 @@ fn open(
         deadline,
         now,
     )?;
-    Ok(Raised {
+    Ok(Some(Raised {
         alert_id: id,
         outcome: OnSignal::Open,
         severity: firing.severity,
-    })
+    }))
 }
 
 /// Returns an alert acknowledged at `acknowledged_at` in `round`, and still only acknowledged, to
@@ -763,8 +849,14 @@ pub fn inbox_page(
     query.load(conn)
 }
 
-/// One step of an alert's history: when, what, who, details.
-pub type EventRow = (NaiveDateTime, String, Option<String>, String);
+/// One step of an alert's history: when, what, who, details, and the check-in of a signal.
+pub type EventRow = (
+    NaiveDateTime,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
 
 /// An alert's history, oldest first.
 pub fn events_of(conn: &mut DbConnection, alert_id: &str) -> QueryResult<Vec<EventRow>> {
@@ -775,6 +867,7 @@ pub fn events_of(conn: &mut DbConnection, alert_id: &str) -> QueryResult<Vec<Eve
             alert_events::kind,
             alert_events::actor_id,
             alert_events::detail,
+            alert_events::check_in_id,
         ))
         .order((alert_events::at.asc(), alert_events::id.asc()))
         .load(conn)
@@ -842,11 +935,14 @@ pub fn assign_if_unresolved(
     .map(|n| n == 1)
 }
 
-/// Resolves an unresolved alert (and acknowledges it, unless someone had); false if it was
-/// resolved already. Guarded: of two resolves at once, the second finds it resolved.
+/// Resolves an unresolved alert holding exactly `signal_count` signals (and acknowledges it,
+/// unless someone had); false if it was resolved already or a new signal arrived since the
+/// resolver read it. Guarded: of two resolves at once, the second finds it resolved, and a
+/// signal folded in while the resolve was decided is never closed unseen.
 pub fn resolve_if_unresolved(
     conn: &mut DbConnection,
     alert_id: &str,
+    signal_count: i32,
     by: &str,
     note: &str,
     now: NaiveDateTime,
@@ -854,7 +950,8 @@ pub fn resolve_if_unresolved(
     let changed = diesel::update(
         alerts::table
             .filter(alerts::id.eq(alert_id))
-            .filter(alerts::status.ne("resolved")),
+            .filter(alerts::status.ne("resolved"))
+            .filter(alerts::signal_count.eq(signal_count)),
     )
     .set((
         alerts::status.eq("resolved"),

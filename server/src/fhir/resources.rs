@@ -240,6 +240,19 @@ fn answer_value(systems: &Systems, item: &Item, value: &Value) -> Option<Value> 
     })
 }
 
+/// A check-in's QuestionnaireResponse status: `amended` after an amendment, `stopped` for a
+/// safety answer kept with other answers missing or invalid (partly filled in, and not to be
+/// continued), else `completed`.
+fn response_status(row: &CheckInRow) -> &'static str {
+    if row.amended_at.is_some() {
+        "amended"
+    } else if row.status == crate::check_in::store::INCOMPLETE {
+        "stopped"
+    } else {
+        "completed"
+    }
+}
+
 /// A check-in as a QuestionnaireResponse (linkId = the item id, in the instrument's item order).
 pub fn questionnaire_response(
     systems: &Systems,
@@ -260,7 +273,7 @@ pub fn questionnaire_response(
         "id": row.id,
         "meta": meta(row.received_at),
         "questionnaire": format!("{}|{}", systems.questionnaire_url(&instrument.key), instrument.version),
-        "status": "completed",
+        "status": response_status(row),
         "subject": patient_ref(&row.patient_id),
         "authored": instant(row.completed_at),
     });
@@ -735,6 +748,11 @@ mod tests {
             device_completed_at: None,
             timing: "on_time".into(),
             mood: None,
+            status: "complete".into(),
+            problems: None,
+            answers_hash: None,
+            amended_at: None,
+            earlier_versions: None,
         }
     }
 

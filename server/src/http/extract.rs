@@ -70,7 +70,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut document: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
     integral_floats_to_integers(&mut document);
-    serde_path_to_error::deserialize::<_, T>(document).map_err(|error| {
+    from_value(document)
+}
+
+/// Reads `T` from a JSON value already read by [`ApiJson`], with the same error mapping (a wrong
+/// type, a missing field or an unknown field is a 422 naming the field).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         field_error(&path, &inner.to_string())

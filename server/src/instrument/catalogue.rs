@@ -123,6 +123,20 @@ pub struct Band {
 /// The PHQ-9 item whose positive answer is a safety signal.
 pub const PHQ9_SAFETY_ITEM: &str = "q9";
 
+/// The LOINC code of PHQ-9 item 9: whatever instrument carries it (the PHQ-9, or a clinic's
+/// PHQ-2 that asks it too), an answer of 1 or more there is a safety signal.
+pub const SAFETY_ITEM_LOINC: &str = "44260-8";
+
+impl Instrument {
+    /// The item whose positive answer is a safety signal (PHQ-9 item 9), if this instrument
+    /// asks it.
+    pub fn safety_item(&self) -> Option<&Item> {
+        self.items
+            .iter()
+            .find(|item| item.loinc.as_deref() == Some(SAFETY_ITEM_LOINC))
+    }
+}
+
 fn s(text: &str) -> String {
     text.to_owned()
 }

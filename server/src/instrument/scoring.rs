@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::catalogue::{AnswerKind, Instrument, PHQ9_SAFETY_ITEM, Scoring};
+use super::catalogue::{AnswerKind, Instrument, Scoring};
 
 /// A validated, scored answer set.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,19 +87,52 @@ pub fn score(instrument: &Instrument, answers: &Map<String, Value>) -> Result<Sc
         Some(scoring) => (Some(total), band_for(scoring, total).map(str::to_owned)),
         None => (None, None),
     };
-    let (phq2_total, item9) = match instrument.key.as_str() {
-        "phq9" => (
-            Some(int("q1").unwrap_or(0) + int("q2").unwrap_or(0)),
-            int(PHQ9_SAFETY_ITEM),
-        ),
-        "phq2" => (total, None),
-        _ => (None, None),
+    let phq2_total = match instrument.key.as_str() {
+        "phq9" => Some(int("q1").unwrap_or(0) + int("q2").unwrap_or(0)),
+        "phq2" => total,
+        _ => None,
     };
+    let item9 = instrument.safety_item().and_then(|item| int(&item.id));
     Ok(Scored {
         answers: valid,
         total,
         severity,
         phq2_total,
+        item9,
+    })
+}
+
+/// What is kept of an answer set that does not validate but carries a safety answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Salvaged {
+    /// The answers that did validate, keyed by item id.
+    pub answers: BTreeMap<String, Value>,
+    /// The safety item's answer (1 or more).
+    pub item9: i64,
+}
+
+/// A safety answer is never refused for its form (CLINICAL.md, part 2): when `answers` carry
+/// the instrument's safety item (PHQ-9 item 9) answered 1 or more with a valid value, the
+/// answers that validate are kept (the caller stores the check-in as incomplete, with no total,
+/// and lists the problems [`score`] found). None when there is no such answer: the submission
+/// is refused as before.
+pub fn salvage(instrument: &Instrument, answers: &Map<String, Value>) -> Option<Salvaged> {
+    let item = instrument.safety_item()?;
+    let item9 = answers
+        .get(&item.id)
+        .and_then(|value| check(&item.answer, value).ok().flatten())
+        .filter(|answer| *answer >= 1)?;
+    let kept = instrument
+        .items
+        .iter()
+        .filter_map(|item| {
+            let value = answers.get(&item.id).filter(|v| !v.is_null())?;
+            check(&item.answer, value).ok()?;
+            Some((item.id.clone(), value.clone()))
+        })
+        .collect();
+    Some(Salvaged {
+        answers: kept,
         item9,
     })
 }
@@ -238,6 +271,33 @@ mod tests {
         assert!(quiet.safety_signal());
         let none = score(phq9, &phq9_with([3, 3, 3, 3, 3, 3, 3, 3, 0])).unwrap();
         assert!(!none.safety_signal());
+    }
+
+    #[test]
+    fn a_safety_answer_is_salvaged_from_an_answer_set_that_does_not_validate() {
+        let catalogue = Catalogue::default();
+        let phq9 = catalogue.find("phq9", None).unwrap();
+        let broken = answers(json!({"q1": 1, "q2": 7, "q9": 2, "q11": 0}));
+        assert!(score(phq9, &broken).is_err());
+        let kept = salvage(phq9, &broken).unwrap();
+        assert_eq!(kept.item9, 2);
+        assert_eq!(
+            kept.answers.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["q1", "q9"],
+            "only what validates is kept"
+        );
+        // No safety answer, or an invalid one, or none at all: nothing to salvage.
+        for other in [
+            json!({"q1": 1, "q9": 0}),
+            json!({"q1": 1, "q9": 5}),
+            json!({"q1": 1, "q9": "2"}),
+            json!({"q1": 1}),
+        ] {
+            assert_eq!(salvage(phq9, &answers(other.clone())), None, "{other}");
+        }
+        // Instruments without item 9 have nothing to salvage.
+        let gad7 = catalogue.find("gad7", None).unwrap();
+        assert_eq!(salvage(gad7, &answers(json!({"q9": 3}))), None);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Consent use cases: a clinic admin publishes a new version of the clinic's consent document;
-//! a patient reads the version in force and accepts or withdraws it. Consent gates prompting
-//! only: a clinic with no document prompts as before; once it has one, its patients are prompted
-//! only while they have accepted the version in force. Check-ins a patient sends of their own
-//! accord are always accepted (a safety answer is never refused).
+//! a patient reads the version in force and accepts, declines or withdraws it. Consent gates
+//! prompting only: a clinic with no document prompts as before; once it has one, its patients
+//! are prompted while an acceptance of theirs is in force. A new version never stops monitoring
+//! silently (CLINICAL.md, part 2): prompts go on under the version already accepted until the
+//! patient declines the new one (or withdraws), and the roster and readiness show who has not
+//! answered it. Check-ins a patient sends of their own accord are always accepted (a safety
+//! answer is never refused).
 
 use std::collections::BTreeMap;
 
@@ -19,12 +22,14 @@ use crate::prompt::store::{self as prompt_store, status};
 
 use super::store::{self, DocumentRow, RecordRow};
 
-/// Accept or withdraw.
+/// Accept, decline or withdraw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Agree to the version in force.
     Accept,
-    /// Take an acceptance back.
+    /// Say no to the version in force (one not accepted): prompts stop.
+    Decline,
+    /// Take an acceptance back: prompts stop.
     Withdraw,
 }
 
@@ -33,15 +38,78 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Accept => "accept",
+            Action::Decline => "decline",
             Action::Withdraw => "withdraw",
         }
     }
 }
 
+/// Where a patient stands with their clinic's consent document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The clinic has no document: prompted without consent on record.
+    NotRequired,
+    /// Accepted the version in force.
+    Accepted,
+    /// Accepted an earlier version and has not answered the one in force: still prompted under
+    /// the acceptance given (monitoring never stops silently).
+    EarlierVersion(i32),
+    /// Declined the version in force: not prompted.
+    Declined,
+    /// Withdrew: not prompted.
+    Withdrawn,
+    /// Never answered: not prompted.
+    NotGiven,
+}
+
+impl Standing {
+    /// From the version in force (none without a document) and the patient's latest decision
+    /// (action and version), if any.
+    pub fn of(current: Option<i32>, latest: Option<(&str, i32)>) -> Self {
+        let Some(current) = current else {
+            return Standing::NotRequired;
+        };
+        match latest {
+            Some(("accept", version)) if version == current => Standing::Accepted,
+            Some(("accept", version)) => Standing::EarlierVersion(version),
+            Some(("decline", _)) => Standing::Declined,
+            Some(("withdraw", _)) => Standing::Withdrawn,
+            _ => Standing::NotGiven,
+        }
+    }
+
+    /// Whether the patient is prompted.
+    pub fn prompted(self) -> bool {
+        matches!(
+            self,
+            Standing::NotRequired | Standing::Accepted | Standing::EarlierVersion(_)
+        )
+    }
+
+    /// Whether the patient has yet to answer the version in force (accept or decline).
+    pub fn unanswered(self) -> bool {
+        matches!(self, Standing::EarlierVersion(_) | Standing::NotGiven)
+    }
+
+    /// The API name: `not_required`, `accepted`, `earlier_version`, `declined`, `withdrawn` or
+    /// `not_given`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::NotRequired => "not_required",
+            Standing::Accepted => "accepted",
+            Standing::EarlierVersion(_) => "earlier_version",
+            Standing::Declined => "declined",
+            Standing::Withdrawn => "withdrawn",
+            Standing::NotGiven => "not_given",
+        }
+    }
+}
+
 /// Publishes a new version of the clinic's consent document (clinic admins of the clinic).
-/// Every patient of the clinic is asked again: their open prompts are withdrawn in this
-/// transaction and none is planned or sent until they accept the new version. `problems` are
-/// the document's own validation, answered after the role check. Audited.
+/// Every patient of the clinic is asked again; those who accepted an earlier version go on
+/// being prompted under it until they decline the new one, and the open prompts of those with
+/// no acceptance in force are withdrawn in this transaction. `problems` are the document's own
+/// validation, answered after the role check. Audited.
 pub fn publish(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -76,17 +144,32 @@ pub fn publish(
     settings.consent_version = Some(version);
     settings.updated_at = stamp;
     store::save_lifecycle(conn, &settings)?;
-    diesel::update(
-        prompts::table
-            .filter(prompts::clinic_id.eq(clinic.as_str()))
-            .filter(prompts::status.eq_any(status::OPEN)),
-    )
-    .set((
-        prompts::status.eq(status::CANCELLED),
-        prompts::closed_at.eq(Some(stamp)),
-        prompts::updated_at.eq(stamp),
-    ))
-    .execute(conn)?;
+    // Those with no acceptance in force (a clinic's first document, or patients who never
+    // accepted) stop being prompted now; an earlier acceptance keeps its patient prompted.
+    let patients: Vec<String> = prompts::table
+        .filter(prompts::clinic_id.eq(clinic.as_str()))
+        .filter(prompts::status.eq_any(status::OPEN))
+        .select(prompts::patient_id)
+        .distinct()
+        .load(conn)?;
+    let standings = store::standings(conn, clinic.as_str(), &patients)?;
+    let unconsented: Vec<&String> = patients
+        .iter()
+        .filter(|p| standings.get(*p).is_some_and(|s| !s.prompted()))
+        .collect();
+    for chunk in unconsented.chunks(500) {
+        diesel::update(
+            prompts::table
+                .filter(prompts::patient_id.eq_any(chunk))
+                .filter(prompts::status.eq_any(status::OPEN)),
+        )
+        .set((
+            prompts::status.eq(status::CANCELLED),
+            prompts::closed_at.eq(Some(stamp)),
+            prompts::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    }
     audit::record(
         conn,
         &AuditEntry::by(caller, "consent_document.publish", stamp)
@@ -116,19 +199,24 @@ pub fn documents(
 pub struct MyConsent {
     /// The document in force, if the clinic has one.
     pub current: Option<DocumentRow>,
-    /// Whether the patient has accepted it (true when there is none to accept).
-    pub accepted: bool,
-    /// Every acceptance and withdrawal, oldest first.
+    /// Where the patient stands.
+    pub standing: Standing,
+    /// Every acceptance, decline and withdrawal, oldest first.
     pub history: Vec<RecordRow>,
 }
 
-fn accepted(current: Option<&DocumentRow>, history: &[RecordRow]) -> bool {
-    match current {
-        None => true,
-        Some(doc) => history
-            .last()
-            .is_some_and(|r| r.action == Action::Accept.as_str() && r.version == doc.version),
+impl MyConsent {
+    /// Whether the patient has accepted the document in force (true when there is none).
+    pub fn accepted(&self) -> bool {
+        matches!(self.standing, Standing::NotRequired | Standing::Accepted)
     }
+}
+
+fn standing(current: Option<&DocumentRow>, history: &[RecordRow]) -> Standing {
+    Standing::of(
+        current.map(|d| d.version),
+        history.last().map(|r| (r.action.as_str(), r.version)),
+    )
 }
 
 /// The caller's (a patient's) consent.
@@ -140,7 +228,7 @@ pub fn mine(conn: &mut DbConnection, caller: &Caller) -> Outcome<MyConsent> {
     let current = store::current_document(conn, clinic.as_str())?;
     let history = store::records(conn, caller.account_id.as_str())?;
     Ok(Ok(MyConsent {
-        accepted: accepted(current.as_ref(), &history),
+        standing: standing(current.as_ref(), &history),
         current,
         history,
     }))
@@ -155,9 +243,10 @@ pub enum Named {
     Version(i32),
 }
 
-/// Records the caller's acceptance or withdrawal of the document named, which must be the
-/// clinic's version in force (409 otherwise), and replans their prompts in the same
-/// transaction: accepting plans them, withdrawing withdraws every open one.
+/// Records the caller's acceptance, decline or withdrawal of the document named, which must be
+/// the clinic's version in force (409 otherwise), and replans their prompts in the same
+/// transaction: accepting plans them; declining (a version not accepted) or withdrawing (an
+/// acceptance in force, of this version or an earlier one) withdraws every open one.
 pub fn act(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -188,11 +277,28 @@ pub fn act(
         )));
     }
     let history = store::records(conn, caller.account_id.as_str())?;
-    if action == Action::Withdraw && !accepted(Some(document), &history) {
-        return Ok(Err(Refusal::conflict(
-            "consent_not_given",
-            "There is no acceptance of this document to withdraw.",
-        )));
+    let before = standing(Some(document), &history);
+    match (action, before) {
+        (Action::Withdraw, Standing::Accepted | Standing::EarlierVersion(_)) => {}
+        (Action::Withdraw, _) => {
+            return Ok(Err(Refusal::conflict(
+                "consent_not_given",
+                "There is no acceptance in force to withdraw.",
+            )));
+        }
+        (Action::Decline, Standing::Accepted) => {
+            return Ok(Err(Refusal::conflict(
+                "consent_already_given",
+                "This version is accepted; withdraw the acceptance instead.",
+            )));
+        }
+        (Action::Decline, Standing::Declined) => {
+            return Ok(Err(Refusal::conflict(
+                "consent_already_declined",
+                "This version is already declined.",
+            )));
+        }
+        _ => {}
     }
     let stamp = now.naive_utc();
     let record = RecordRow {
@@ -208,6 +314,7 @@ pub fn act(
     prompt_store::replan(conn, caller.account_id.as_str(), now, horizon)?;
     let verb = match action {
         Action::Accept => "consent.accept",
+        Action::Decline => "consent.decline",
         Action::Withdraw => "consent.withdraw",
     };
     audit::record(
@@ -220,8 +327,36 @@ pub fn act(
     let current = all.into_iter().next();
     let history = store::records(conn, caller.account_id.as_str())?;
     Ok(Ok(MyConsent {
-        accepted: accepted(current.as_ref(), &history),
+        standing: standing(current.as_ref(), &history),
         current,
         history,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_earlier_acceptance_keeps_prompts_going_until_the_patient_declines_or_withdraws() {
+        assert_eq!(Standing::of(None, None), Standing::NotRequired);
+        assert_eq!(
+            Standing::of(Some(2), Some(("accept", 2))),
+            Standing::Accepted
+        );
+        let earlier = Standing::of(Some(2), Some(("accept", 1)));
+        assert_eq!(earlier, Standing::EarlierVersion(1));
+        assert!(earlier.prompted() && earlier.unanswered());
+        for (latest, expected) in [
+            (Some(("decline", 2)), Standing::Declined),
+            (Some(("withdraw", 1)), Standing::Withdrawn),
+            (None, Standing::NotGiven),
+        ] {
+            let standing = Standing::of(Some(2), latest);
+            assert_eq!(standing, expected);
+            assert!(!standing.prompted(), "{standing:?}");
+        }
+        assert!(Standing::NotGiven.unanswered());
+        assert!(!Standing::Declined.unanswered());
+    }
 }

@@ -1,13 +1,15 @@
 //! Erasure of a patient, asked for by the patient or a clinic admin of their clinic. Everything
 //! of the patient goes in one transaction: identifiers (email, name, zone, password, devices
 //! and push tokens, sign-in sessions, the invitation's email) and their clinical records
-//! (check-ins, prompts, preferences, treatment sessions, alerts with their events, consent
-//! records) — or, when the clinic's policy is to de-identify, check-ins and alerts stay under
-//! the opaque id only, until the retention purge takes them. Open alerts are first resolved
-//! with the reason "patient erased", and the jobs still waiting for them stand down. The account stays as an empty, disabled mark so that audit rows keep pointing at
-//! an id; the audit keeps that the erasure happened, and nothing of the data.
+//! (check-ins, prompts, preferences, treatment sessions, resolved alerts with their events,
+//! consent records), or, when the clinic's policy is to de-identify, check-ins and resolved
+//! alerts stay under the opaque id only, until the retention purge takes them. An unresolved
+//! alert outlives erasure: it stays, reduced to severity, rule and times, escalating as before,
+//! until staff resolve it, and the care team is told at once. The account stays as an empty,
+//! disabled mark so that audit rows and kept alerts keep pointing at an id; the audit keeps
+//! that the erasure happened, and nothing of the data.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use companion_schema::schema::{
     accounts, alert_events, alerts, check_ins, consent_records, devices, invitations, jobs,
     notification_attempts, notifications, patient_schedules, prompts, refresh_families,
@@ -20,11 +22,18 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
+use crate::escalation::policy::Audience;
 use crate::escalation::store as escalation_store;
 use crate::patient::{self, SelfAccess};
+use crate::push::content::PushMessage;
+use crate::push::store as push_store;
 
-/// The reason an erased patient's open alerts are closed with.
+/// The reason an erased patient's resolved alerts keep instead of the staff's notes.
 pub const ERASED: &str = "patient erased";
+
+/// What an unresolved alert of an erased patient says instead of its details.
+pub const ERASED_EXPLANATION: &str =
+    "The patient erased their account while this alert was unresolved; its details were removed.";
 
 /// Erases the patient `raw_patient`: the patient themself, or a clinic admin of their clinic.
 pub fn erase(
@@ -49,30 +58,21 @@ pub fn erase(
             let mode = super::retention::ErasureMode::from_stored(
                 &super::store::lifecycle_of(conn, patient.clinic_id.as_str(), stamp)?.erasure_mode,
             );
-            let by = caller.account_id.to_string();
-            let ids: Vec<String> = alerts::table
-                .filter(alerts::patient_id.eq(id))
-                .select(alerts::id)
-                .load(conn)?;
-            // Open alerts are closed with a reason first (never deleted while open), and their
-            // escalation, webhook and push jobs still waiting stand down.
-            let open: Vec<String> = alerts::table
+            // An open alert outlives erasure (CLINICAL.md, part 2): an unresolved alert stays,
+            // reduced to severity, rule and times, until staff resolve it, and the care team is
+            // told at once. Its escalation goes on.
+            let unresolved: Vec<(String, String)> = alerts::table
                 .filter(alerts::patient_id.eq(id))
                 .filter(alerts::status.ne("resolved"))
+                .select((alerts::id, alerts::severity))
+                .load(conn)?;
+            keep_unresolved(conn, patient.clinic_id.as_str(), &unresolved, stamp)?;
+            let resolved: Vec<String> = alerts::table
+                .filter(alerts::patient_id.eq(id))
+                .filter(alerts::status.eq("resolved"))
                 .select(alerts::id)
                 .load(conn)?;
-            for alert in &open {
-                if escalation_store::resolve_if_unresolved(conn, alert, &by, ERASED, stamp)? {
-                    escalation_store::event(conn, alert, "resolved", Some(&by), ERASED, stamp)?;
-                    audit::record(
-                        conn,
-                        &AuditEntry::by(caller, "alert.resolve", stamp)
-                            .clinic(patient.clinic_id.as_str())
-                            .subject(alert),
-                    )?;
-                }
-            }
-            for alert in &ids {
+            for alert in &resolved {
                 diesel::delete(
                     jobs::table
                         .filter(jobs::status.eq("queued"))
@@ -82,22 +82,22 @@ pub fn erase(
             }
             match mode {
                 super::retention::ErasureMode::Delete => {
-                    diesel::delete(alert_events::table.filter(alert_events::alert_id.eq_any(&ids)))
-                        .execute(conn)?;
-                    diesel::delete(alerts::table.filter(alerts::patient_id.eq(id)))
+                    diesel::delete(
+                        alert_events::table.filter(alert_events::alert_id.eq_any(&resolved)),
+                    )
+                    .execute(conn)?;
+                    diesel::delete(alerts::table.filter(alerts::id.eq_any(&resolved)))
                         .execute(conn)?;
                 }
                 super::retention::ErasureMode::Deidentify => {
                     // Free text written about the patient may name them: it goes; the rest
                     // (rule, severity, times, the opaque id) stays until retention ends.
                     diesel::update(
-                        alert_events::table
-                            .filter(alert_events::alert_id.eq_any(&ids))
-                            .filter(alert_events::detail.ne(ERASED)),
+                        alert_events::table.filter(alert_events::alert_id.eq_any(&resolved)),
                     )
                     .set(alert_events::detail.eq(""))
                     .execute(conn)?;
-                    diesel::update(alerts::table.filter(alerts::patient_id.eq(id)))
+                    diesel::update(alerts::table.filter(alerts::id.eq_any(&resolved)))
                         .set(alerts::resolution_note.eq(ERASED))
                         .execute(conn)?;
                 }
@@ -178,4 +178,68 @@ pub fn erase(
             Ok(Ok(()))
         },
     )
+}
+
+/// Keeps an erased patient's unresolved alerts (`(id, severity)`), with the minimum needed to
+/// act on them: severity, rule and times. Free text and the numbers behind it go, and so do the
+/// links to check-ins; an event says why; and every active clinician and clinic admin of the
+/// clinic is pushed at once (no health information: the alert's id only).
+fn keep_unresolved(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    unresolved: &[(String, String)],
+    stamp: NaiveDateTime,
+) -> QueryResult<()> {
+    if unresolved.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&String> = unresolved.iter().map(|(id, _)| id).collect();
+    diesel::update(alerts::table.filter(alerts::id.eq_any(&ids)))
+        .set((
+            alerts::patient_erased_at.eq(Some(stamp)),
+            alerts::explanation.eq(ERASED_EXPLANATION),
+            alerts::inputs.eq("{}"),
+            alerts::check_in_id.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    diesel::update(alert_events::table.filter(alert_events::alert_id.eq_any(&ids)))
+        .set((
+            alert_events::detail.eq(""),
+            alert_events::check_in_id.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    let mut staff = escalation_store::audience(conn, clinic_id, Audience::Clinicians)?;
+    staff.extend(escalation_store::audience(
+        conn,
+        clinic_id,
+        Audience::ClinicAdmins,
+    )?);
+    let staff: Vec<String> = staff.into_iter().map(|m| m.id).collect();
+    let devices = push_store::active_devices_of(conn, &staff)?;
+    for (alert, severity) in unresolved {
+        escalation_store::event(
+            conn,
+            alert,
+            "patient_erased",
+            None,
+            "The patient erased their account. This alert stays until it is resolved; its \
+             details were removed.",
+            stamp,
+        )?;
+        let time_sensitive = severity == "urgent" || severity == "high";
+        let pushes = devices
+            .iter()
+            .map(|device| {
+                (
+                    device,
+                    PushMessage::ClinicianAlert {
+                        alert_id: alert.clone(),
+                        time_sensitive,
+                    },
+                )
+            })
+            .collect();
+        push_store::notify_devices(conn, pushes, stamp)?;
+    }
+    Ok(())
 }

@@ -163,7 +163,7 @@ pub async fn list_consent_documents(
     }))
 }
 
-/// One acceptance or withdrawal.
+/// One acceptance, decline or withdrawal.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConsentRecord {
     /// Id.
@@ -172,7 +172,7 @@ pub struct ConsentRecord {
     pub document_id: String,
     /// Its version.
     pub version: i32,
-    /// `accept` or `withdraw`.
+    /// `accept`, `decline` or `withdraw`.
     pub action: String,
     /// When.
     pub at: DateTime<Utc>,
@@ -198,18 +198,26 @@ pub struct Consent {
     pub current: Option<ConsentDocument>,
     /// Whether the patient has accepted the document in force (true when there is none).
     pub accepted: bool,
-    /// Whether the patient is being prompted for check-ins (the same as `accepted`).
+    /// Whether the patient is being prompted for check-ins: with no document, or while an
+    /// acceptance is in force (of the version in force, or of an earlier one until the patient
+    /// declines the new version).
     pub prompting: bool,
-    /// Every acceptance and withdrawal, oldest first.
+    /// `not_required` (no document), `accepted`, `earlier_version` (an earlier version was
+    /// accepted and the one in force is not answered yet: prompts go on under the earlier
+    /// acceptance), `declined`, `withdrawn` or `not_given`.
+    #[schema(example = "accepted")]
+    pub standing: String,
+    /// Every acceptance, decline and withdrawal, oldest first.
     pub history: Vec<ConsentRecord>,
 }
 
 impl From<MyConsent> for Consent {
     fn from(mine: MyConsent) -> Self {
         Self {
+            accepted: mine.accepted(),
+            prompting: mine.standing.prompted(),
+            standing: mine.standing.as_str().to_owned(),
             current: mine.current.map(ConsentDocument::from),
-            accepted: mine.accepted,
-            prompting: mine.accepted,
             history: mine.history.into_iter().map(ConsentRecord::from).collect(),
         }
     }
@@ -239,17 +247,20 @@ pub async fn get_my_consent(
     Ok(Json(mine.into()))
 }
 
-/// Accept or withdraw.
+/// Accept, decline or withdraw.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentAction {
     /// Agree to the document in force.
     Accept,
+    /// Say no to the document in force (one not accepted): prompts stop, also those going on
+    /// under an earlier acceptance.
+    Decline,
     /// Take my acceptance back: prompts stop.
     Withdraw,
 }
 
-/// An acceptance or withdrawal; name the document by `document_id` or by `version`.
+/// An acceptance, decline or withdrawal; name the document by `document_id` or by `version`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentDecision {
@@ -261,10 +272,11 @@ pub struct ConsentDecision {
     pub action: ConsentAction,
 }
 
-/// Accept or withdraw my consent
+/// Accept, decline or withdraw my consent
 ///
-/// Only the document in force can be accepted or withdrawn (409 `consent_version_not_current`
-/// otherwise). Accepting starts prompts; withdrawing stops them. Who, when and which version are
+/// Only the document in force can be named (409 `consent_version_not_current` otherwise).
+/// Accepting starts prompts; declining the version in force (when an earlier acceptance keeps
+/// them going) or withdrawing an acceptance stops them. Who, when and which version are
 /// recorded.
 #[utoipa::path(
     post,
@@ -279,7 +291,7 @@ pub struct ConsentDecision {
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
         (status = 403, description = "Not a patient", body = ErrorBody),
         (status = 404, description = "No such document in my clinic", body = ErrorBody),
-        (status = 409, description = "Not the version in force (`consent_version_not_current`), or nothing to withdraw (`consent_not_given`)", body = ErrorBody),
+        (status = 409, description = "Not the version in force (`consent_version_not_current`), nothing to withdraw (`consent_not_given`), a decline of an accepted version (`consent_already_given`) or of one declined already (`consent_already_declined`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -302,6 +314,7 @@ pub async fn decide_my_consent(
     };
     let action = match body.action {
         ConsentAction::Accept => Action::Accept,
+        ConsentAction::Decline => Action::Decline,
         ConsentAction::Withdraw => Action::Withdraw,
     };
     let (now, horizon) = (state.now(), state.config.prompts.horizon);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use companion_schema::ids::ClinicId;
-use companion_schema::schema::{alert_events, alerts, audit_events, check_ins};
+use companion_schema::schema::{alert_events, alerts, audit_events, check_ins, clinic_lifecycle};
 use diesel::prelude::*;
 
 use crate::audit::{self, AuditEntry};
@@ -195,8 +195,9 @@ fn cutoff(now: NaiveDateTime, days: Option<i32>) -> Option<NaiveDateTime> {
 }
 
 /// Deletes, for one clinic, check-ins completed, alerts resolved and audit rows written longer
-/// ago than the clinic's retention periods allow. Open alerts are never purged, however old.
-/// Run inside a write transaction.
+/// ago than the clinic's retention periods allow. Unresolved alerts are never purged, however
+/// old, and neither is a check-in one of them names (the check-in behind a signal, an item 9
+/// synced late): it goes once a person has resolved the alert. Run inside a write transaction.
 pub fn purge_clinic(
     conn: &mut DbConnection,
     row: &LifecycleRow,
@@ -205,10 +206,22 @@ pub fn purge_clinic(
     let mut purged = Purged::default();
     let clinic = row.clinic_id.as_str();
     if let Some(before) = cutoff(now, row.check_in_retention_days) {
+        let unresolved = alerts::table
+            .filter(alerts::clinic_id.eq(clinic))
+            .filter(alerts::status.ne("resolved"));
+        let named_by_alert = unresolved
+            .filter(alerts::check_in_id.is_not_null())
+            .select(alerts::check_in_id.assume_not_null());
+        let named_by_signal = alert_events::table
+            .filter(alert_events::check_in_id.is_not_null())
+            .filter(alert_events::alert_id.eq_any(unresolved.select(alerts::id)))
+            .select(alert_events::check_in_id.assume_not_null());
         purged.check_ins = diesel::delete(
             check_ins::table
                 .filter(check_ins::clinic_id.eq(clinic))
-                .filter(check_ins::completed_at.lt(before)),
+                .filter(check_ins::completed_at.lt(before))
+                .filter(diesel::dsl::not(check_ins::id.eq_any(named_by_alert)))
+                .filter(diesel::dsl::not(check_ins::id.eq_any(named_by_signal))),
         )
         .execute(conn)?;
     }
@@ -219,12 +232,7 @@ pub fn purge_clinic(
             .filter(alerts::resolved_at.lt(before))
             .select(alerts::id)
             .load(conn)?;
-        for chunk in old.chunks(500) {
-            diesel::delete(alert_events::table.filter(alert_events::alert_id.eq_any(chunk)))
-                .execute(conn)?;
-            purged.alerts +=
-                diesel::delete(alerts::table.filter(alerts::id.eq_any(chunk))).execute(conn)?;
-        }
+        purged.alerts += delete_alerts(conn, &old)?;
     }
     if let Some(before) = cutoff(now, row.audit_retention_days) {
         purged.audit_rows = diesel::delete(
@@ -235,4 +243,31 @@ pub fn purge_clinic(
         .execute(conn)?;
     }
     Ok(purged)
+}
+
+fn delete_alerts(conn: &mut DbConnection, ids: &[String]) -> QueryResult<usize> {
+    let mut deleted = 0;
+    for chunk in ids.chunks(500) {
+        diesel::delete(alert_events::table.filter(alert_events::alert_id.eq_any(chunk)))
+            .execute(conn)?;
+        deleted += diesel::delete(alerts::table.filter(alerts::id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(deleted)
+}
+
+/// Deletes the alerts an erasure kept because they were unresolved, once staff have resolved
+/// them, in every clinic whose erasure deletes records (the default); a de-identifying clinic
+/// keeps them until their retention period ends. Returns how many went. Run inside a write
+/// transaction.
+pub fn purge_erased_alerts(conn: &mut DbConnection) -> QueryResult<usize> {
+    let deidentifying = clinic_lifecycle::table
+        .filter(clinic_lifecycle::erasure_mode.eq(ErasureMode::Deidentify.as_stored()))
+        .select(clinic_lifecycle::clinic_id);
+    let done: Vec<String> = alerts::table
+        .filter(alerts::status.eq("resolved"))
+        .filter(alerts::patient_erased_at.is_not_null())
+        .filter(diesel::dsl::not(alerts::clinic_id.eq_any(deidentifying)))
+        .select(alerts::id)
+        .load(conn)?;
+    delete_alerts(conn, &done)
 }

@@ -165,8 +165,9 @@ pub fn all_lifecycles(conn: &mut DbConnection) -> QueryResult<Vec<LifecycleRow>>
 }
 
 /// Of `patients` (patient id, clinic id), those whose clinic has a consent document in force
-/// that they have not accepted (never, an earlier version, or withdrawn since). Clinics without
-/// a document gate nobody, and cost one indexed read.
+/// and who have no acceptance in force (never accepted, declined the version in force, or
+/// withdrew). An acceptance of an earlier version keeps them prompted until they decline the new
+/// one. Clinics without a document gate nobody, and cost one indexed read.
 pub fn unconsented(
     conn: &mut DbConnection,
     patients: &[(&str, &str)],
@@ -210,12 +211,49 @@ pub fn unconsented(
     Ok(patients
         .iter()
         .filter(|(patient, clinic)| {
-            let Some(required) = versions.get(*clinic) else {
-                return false;
-            };
-            !matches!(latest.get(*patient), Some((action, v)) if action == "accept" && v == required)
+            let current = versions.get(*clinic).copied();
+            let decided = latest.get(*patient).map(|(a, v)| (a.as_str(), *v));
+            !super::consent::Standing::of(current, decided).prompted()
         })
         .map(|(patient, _)| (*patient).to_owned())
+        .collect())
+}
+
+/// Where each patient of a clinic stands with its consent document, by patient id.
+pub fn standings(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    patient_ids: &[String],
+) -> QueryResult<HashMap<String, super::consent::Standing>> {
+    let current: Option<i32> = clinic_lifecycle::table
+        .find(clinic_id)
+        .select(clinic_lifecycle::consent_version)
+        .first::<Option<i32>>(conn)
+        .optional()?
+        .flatten();
+    let mut latest: HashMap<String, (String, i32)> = HashMap::new();
+    if current.is_some() {
+        for chunk in patient_ids.chunks(500) {
+            for (patient, action, version) in consent_records::table
+                .filter(consent_records::patient_id.eq_any(chunk))
+                .order((consent_records::at, consent_records::id))
+                .select((
+                    consent_records::patient_id,
+                    consent_records::action,
+                    consent_records::version,
+                ))
+                .load::<(String, String, i32)>(conn)?
+            {
+                latest.insert(patient, (action, version));
+            }
+        }
+    }
+    Ok(patient_ids
+        .iter()
+        .map(|id| {
+            let decided = latest.get(id).map(|(a, v)| (a.as_str(), *v));
+            (id.clone(), super::consent::Standing::of(current, decided))
+        })
         .collect())
 }
 

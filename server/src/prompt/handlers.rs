@@ -33,7 +33,8 @@ pub struct Prompt {
     pub instrument: String,
     /// `scheduled`, `sent`, `reminded`, `completed`, `expired` or `cancelled`.
     pub status: String,
-    /// The care-plan rule that planned it.
+    /// The care-plan rule that planned it, or `positive_screen_follow_up`: the PHQ-9 a positive
+    /// PHQ-2 asks for within 24 hours.
     pub rule: String,
     /// The session a before-session prompt belongs to.
     pub session_id: Option<String>,

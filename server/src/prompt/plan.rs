@@ -184,7 +184,23 @@ impl Default for CarePlan {
     }
 }
 
+/// The instruments that ask PHQ-9 item 9 (the safety question).
+pub const ASKS_ITEM9: [&str; 1] = ["phq9"];
+
+/// Fewest days between two PHQ-9s a plan may ask for: its recall period is two weeks, so more
+/// often than weekly is refused (CLINICAL.md, part 2). Before-session prompts are the exception
+/// the clinical reference names ("weekly or before each session").
+pub const PHQ9_MIN_DAYS_APART: u32 = 7;
+
 impl CarePlan {
+    /// Whether any rule asks PHQ-9 item 9. A plan that never does is accepted, with a readiness
+    /// warning: nothing would ever ask the safety question.
+    pub fn asks_item9(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| ASKS_ITEM9.contains(&rule.instrument.as_str()))
+    }
+
     /// Problems, keyed by field (`rules[0].instrument`); `known_instrument` says which keys the
     /// catalogue has.
     pub fn problems(&self, known_instrument: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
@@ -193,6 +209,7 @@ impl CarePlan {
             out.insert("rules".into(), "must hold at most 20 rules".into());
         }
         let mut ids = BTreeSet::new();
+        let mut weekly_phq9 = 0;
         for (i, rule) in self.rules.iter().enumerate() {
             let field = |name: &str| format!("rules[{i}].{name}");
             let id_ok = !rule.id.is_empty()
@@ -223,6 +240,9 @@ impl CarePlan {
             }
             if rule.remind_after_hours.is_some_and(|h| h > 72) {
                 out.insert(field("remind_after_hours"), "must be 0 to 72".into());
+            }
+            if rule.instrument == "phq9" {
+                phq9_more_often_than_weekly(rule, &mut weekly_phq9, field("anchor"), &mut out);
             }
             match &rule.anchor {
                 Anchor::Daily => {}
@@ -259,6 +279,46 @@ impl CarePlan {
     }
 }
 
+/// A PHQ-9 asked more often than weekly is refused: daily, days after a session closer than
+/// [`PHQ9_MIN_DAYS_APART`], or a second weekly rule.
+fn phq9_more_often_than_weekly(
+    rule: &PromptRule,
+    weekly: &mut usize,
+    field: String,
+    out: &mut BTreeMap<String, String>,
+) {
+    let refuse = |out: &mut BTreeMap<String, String>, why: &str| {
+        out.insert(
+            field.clone(),
+            format!(
+                "asks the PHQ-9 more often than weekly ({why}); its recall period is two weeks: \
+                 ask it weekly, before each session, or on days after a session at least \
+                 {PHQ9_MIN_DAYS_APART} apart"
+            ),
+        );
+    };
+    match &rule.anchor {
+        Anchor::Daily => refuse(out, "daily"),
+        Anchor::AfterSession { days } => {
+            let mut sorted = days.clone();
+            sorted.sort_unstable();
+            if sorted
+                .windows(2)
+                .any(|pair| pair[1] - pair[0] < PHQ9_MIN_DAYS_APART)
+            {
+                refuse(out, "days after a session closer than a week apart");
+            }
+        }
+        Anchor::Weekly { .. } => {
+            *weekly += 1;
+            if *weekly > 1 {
+                refuse(out, "a second weekly PHQ-9");
+            }
+        }
+        Anchor::BeforeSession { .. } => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +327,35 @@ mod tests {
     #[test]
     fn the_default_plan_is_valid() {
         assert!(CarePlan::default().problems(|_| true).is_empty());
+    }
+
+    #[test]
+    fn a_phq9_more_often_than_weekly_is_refused_and_a_plan_without_item_nine_is_noticed() {
+        let plan: CarePlan = serde_json::from_value(json!({"rules": [
+            {"id": "daily", "instrument": "phq9", "anchor": {"kind": "daily"}},
+            {"id": "post", "instrument": "phq9", "anchor": {"kind": "after_session", "days": [1, 3]}},
+            {"id": "post_ok", "instrument": "phq9", "anchor": {"kind": "after_session", "days": [14, 7]}},
+            {"id": "mon", "instrument": "phq9", "anchor": {"kind": "weekly", "weekday": "mon"}},
+            {"id": "thu", "instrument": "phq9", "anchor": {"kind": "weekly", "weekday": "thu"}},
+            {"id": "pre", "instrument": "phq9", "anchor": {"kind": "before_session", "hours_before": 24}},
+            {"id": "mood", "instrument": "daily_mood", "anchor": {"kind": "daily"}}
+        ]}))
+        .unwrap();
+        let problems = plan.problems(|_| true);
+        let keys: Vec<&str> = problems.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["rules[0].anchor", "rules[1].anchor", "rules[4].anchor"]
+        );
+        assert!(problems["rules[0].anchor"].contains("two weeks"));
+        assert!(plan.asks_item9());
+        let mood_only: CarePlan = serde_json::from_value(json!({"rules": [
+            {"id": "mood", "instrument": "daily_mood", "anchor": {"kind": "daily"}}
+        ]}))
+        .unwrap();
+        assert!(mood_only.problems(|_| true).is_empty(), "accepted");
+        assert!(!mood_only.asks_item9(), "but noticed");
+        assert!(CarePlan::default().asks_item9());
     }
 
     #[test]

@@ -379,7 +379,10 @@ pub fn replan(
     let mut live = BTreeSet::new();
     for prompt in &open {
         let wanted = by_slot.get(prompt.slot.as_str());
-        let keep = if prompt.status == status::SCHEDULED {
+        let keep = if prompt.rule == FOLLOW_UP_RULE {
+            // Asked for by a check-in, not by the plan: a new plan does not take it back.
+            true
+        } else if prompt.status == status::SCHEDULED {
             // Unchanged, or already due by the plan (perhaps held back by quiet hours at
             // sending time): the workers are about to send it as it is.
             wanted.is_some_and(|p| {
@@ -423,6 +426,89 @@ pub fn replan(
         added,
         cancelled: cancel.len(),
     })
+}
+
+/// The rule name of the PHQ-9 asked after a positive PHQ-2 (not a care-plan rule: replanning
+/// leaves it alone).
+pub const FOLLOW_UP_RULE: &str = "positive_screen_follow_up";
+
+/// How soon after a positive PHQ-2 the PHQ-9 is asked (CLINICAL.md: within 24 hours).
+pub const FOLLOW_UP_WITHIN: TimeDelta = TimeDelta::hours(24);
+
+/// Schedules the PHQ-9 a positive PHQ-2 (`check_in_id`) calls for: due at once, or when the
+/// patient's quiet hours end, open for 48 hours, reminded once after 4. None when the patient
+/// already has a PHQ-9 open or due within [`FOLLOW_UP_WITHIN`] (it asks the same), or has no
+/// schedule (not an enrolled patient). Returns the prompt's id.
+pub fn schedule_follow_up(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    check_in_id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<String>> {
+    let stamp = now.naive_utc();
+    let Some(schedule) = find_schedule(conn, patient_id)? else {
+        return Ok(None);
+    };
+    let already: i64 = prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .filter(prompts::instrument.eq("phq9"))
+        .filter(prompts::status.eq_any(status::OPEN))
+        .filter(prompts::expires_at.gt(stamp))
+        .filter(prompts::due_at.le((now + FOLLOW_UP_WITHIN).naive_utc()))
+        .count()
+        .get_result(conn)?;
+    if already > 0 {
+        return Ok(None);
+    }
+    let zone: String = accounts::table
+        .find(patient_id)
+        .select(accounts::timezone)
+        .first(conn)?;
+    let tz = zone.parse::<Tz>().unwrap_or(chrono_tz::UTC);
+    let due = super::local_time::next_allowed(tz, now, schedule.quiet());
+    let expires = due + TimeDelta::hours(i64::from(super::plan::default_expiry_hours("phq9")));
+    let row = PromptRow {
+        id: PromptId::generate().into_string(),
+        patient_id: patient_id.to_owned(),
+        clinic_id: schedule.clinic_id.clone(),
+        slot: format!("follow_up:{check_in_id}"),
+        rule: FOLLOW_UP_RULE.to_owned(),
+        instrument: "phq9".to_owned(),
+        session_id: None,
+        status: status::SCHEDULED.into(),
+        local_time: super::local_time::local(tz, due)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string(),
+        due_at: due.naive_utc(),
+        remind_at: Some(
+            (due + TimeDelta::hours(i64::from(super::plan::DEFAULT_REMIND_AFTER_HOURS)))
+                .naive_utc(),
+        ),
+        expires_at: expires.naive_utc(),
+        sent_at: None,
+        reminded_at: None,
+        closed_at: None,
+        check_in_id: None,
+        created_at: stamp,
+        updated_at: stamp,
+    };
+    let id = row.id.clone();
+    Ok((insert_new(conn, &[row])? == 1).then_some(id))
+}
+
+/// The patients of a clinic (not erased) who follow a care plan of their own, with it (JSON).
+pub fn own_plans(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Vec<(String, String)>> {
+    patient_schedules::table
+        .inner_join(accounts::table)
+        .filter(patient_schedules::clinic_id.eq(clinic_id))
+        .filter(accounts::erased_at.is_null())
+        .filter(patient_schedules::care_plan.is_not_null())
+        .select((
+            patient_schedules::patient_id,
+            patient_schedules::care_plan.assume_not_null(),
+        ))
+        .order(patient_schedules::patient_id)
+        .load(conn)
 }
 
 /// Inserts prompts, skipping any whose slot already has a live (or finished) prompt.

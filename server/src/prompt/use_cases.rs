@@ -21,6 +21,36 @@ use super::local_time::DailySpan;
 use super::plan::CarePlan;
 use super::store::{self, PromptRow};
 
+/// Screening stays complete (CLINICAL.md, part 2): a positive PHQ-2 (`check_in_id`, stored in
+/// the caller's transaction) schedules a PHQ-9 within 24 hours, unless one is already open or
+/// due by then. Returns the prompt scheduled, if one was.
+pub fn follow_up_positive_screen(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    check_in_id: &str,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Option<String>> {
+    store::schedule_follow_up(conn, patient_id, check_in_id, now)
+}
+
+/// Care plans of a clinic that never ask PHQ-9 item 9: whether the clinic's default plan does
+/// not (its own, or the built-in default), and the patients whose own plan does not.
+pub fn plans_without_item9(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> diesel::QueryResult<(bool, Vec<String>)> {
+    let parse = |text: &str| serde_json::from_str::<CarePlan>(text).unwrap_or_default();
+    let default = crate::clinic::store::care_plan_of(conn, clinic_id)?
+        .map(|text| parse(&text))
+        .unwrap_or_default();
+    let patients = store::own_plans(conn, clinic_id)?
+        .into_iter()
+        .filter(|(_, plan)| !parse(plan).asks_item9())
+        .map(|(patient, _)| patient)
+        .collect();
+    Ok((!default.asks_item9(), patients))
+}
+
 /// The caller's prompts that can still be answered.
 pub fn open_prompts(
     conn: &mut DbConnection,

@@ -1,7 +1,9 @@
-//! Crisis resources (CLINICAL.md): the lines for the clinic's country, found from the clinic's
-//! country, else its time zone's, else the patient's zone's; for a country without listed lines,
-//! the clinic's own number, "call your local emergency number" and an international directory.
-//! A clinic may replace the list. Never empty. Pure: the inputs are passed in.
+//! Crisis resources (CLINICAL.md, part 2: "crisis lines follow the patient"): the lines for the
+//! country of the patient's own zone when it maps to one, else the clinic's country, else the
+//! country of the clinic's zone; for a country without listed lines, the clinic's own number,
+//! "call your local emergency number" and an international directory. A clinic may replace the
+//! list for its own country (not for a patient abroad). Never empty. Pure: the inputs are
+//! passed in.
 
 use std::collections::BTreeMap;
 
@@ -18,15 +20,18 @@ pub const DIRECTORY_URL: &str = "https://findahelpline.com";
 pub struct CrisisResources {
     /// ISO 3166-1 alpha-2 country the resources are for; null when no country could be found.
     pub country: Option<String>,
-    /// How the resources were chosen: `clinic_override` (the clinic's own list),
-    /// `clinic_country`, `clinic_timezone` (the country of the clinic's zone),
-    /// `patient_timezone`, or `unknown`.
-    #[schema(example = "clinic_timezone")]
+    /// How the resources were chosen: `clinic_override` (the clinic's own list, for a patient
+    /// in the clinic's country), `patient_timezone` (the country of the patient's zone),
+    /// `clinic_country`, `clinic_timezone` (the country of the clinic's zone), or `unknown`.
+    #[schema(example = "patient_timezone")]
     pub source: String,
     /// What the app should show first, in plain words.
     pub message: String,
-    /// The emergency number, when known.
+    /// The emergency number, when known (the first of `emergency_numbers`).
     pub emergency_number: Option<String>,
+    /// Every emergency number of the country, in the order to show them (Ireland: 112 and
+    /// 999); empty when unknown.
+    pub emergency_numbers: Vec<String>,
     /// Crisis lines to call, text or visit; never empty.
     pub lines: Vec<CrisisLine>,
 }
@@ -163,8 +168,8 @@ pub struct CrisisInputs<'a> {
     pub patient_timezone: &'a str,
 }
 
-/// The country the resources are for, and how it was found.
-pub fn country_for(
+/// The clinic's own country, and how it was found: its country, else its zone's.
+pub fn clinic_country_for(
     inputs: &CrisisInputs<'_>,
     zones: &ZoneCountries,
 ) -> (Option<String>, &'static str) {
@@ -174,10 +179,19 @@ pub fn country_for(
     if let Some(country) = zones.country_of(inputs.clinic_timezone) {
         return (Some(country.to_owned()), "clinic_timezone");
     }
+    (None, "unknown")
+}
+
+/// The country the resources are for, and how it was found: the patient's own zone's when it
+/// maps to one (crisis lines follow the patient), else the clinic's.
+pub fn country_for(
+    inputs: &CrisisInputs<'_>,
+    zones: &ZoneCountries,
+) -> (Option<String>, &'static str) {
     if let Some(country) = zones.country_of(inputs.patient_timezone) {
         return (Some(country.to_owned()), "patient_timezone");
     }
-    (None, "unknown")
+    clinic_country_for(inputs, zones)
 }
 
 fn line(name: &str, call: Option<&str>, text: Option<&str>) -> CrisisLine {
@@ -189,11 +203,11 @@ fn line(name: &str, call: Option<&str>, text: Option<&str>) -> CrisisLine {
     }
 }
 
-/// The national lines and emergency number of the countries CLINICAL.md lists.
-fn national(country: &str) -> Option<(&'static str, Vec<CrisisLine>)> {
+/// The national lines and emergency numbers of the countries CLINICAL.md lists.
+fn national(country: &str) -> Option<(&'static [&'static str], Vec<CrisisLine>)> {
     Some(match country {
         "US" => (
-            "911",
+            &["911"],
             vec![line(
                 "988 Suicide & Crisis Lifeline",
                 Some("988"),
@@ -201,7 +215,7 @@ fn national(country: &str) -> Option<(&'static str, Vec<CrisisLine>)> {
             )],
         ),
         "CA" => (
-            "911",
+            &["911"],
             vec![line(
                 "9-8-8 Suicide Crisis Helpline",
                 Some("988"),
@@ -209,40 +223,50 @@ fn national(country: &str) -> Option<(&'static str, Vec<CrisisLine>)> {
             )],
         ),
         "GB" => (
-            "999",
+            &["999"],
             vec![
                 line("Samaritans", Some("116 123"), None),
                 line("NHS 111", Some("111"), None),
             ],
         ),
-        "IE" => ("112", vec![line("Samaritans", Some("116 123"), None)]),
-        "AU" => ("000", vec![line("Lifeline", Some("13 11 14"), None)]),
+        "IE" => (
+            &["112", "999"],
+            vec![line("Samaritans", Some("116 123"), None)],
+        ),
+        "AU" => (&["000"], vec![line("Lifeline", Some("13 11 14"), None)]),
         "NZ" => (
-            "111",
+            &["111"],
             vec![line("Need to talk? 1737", Some("1737"), Some("1737"))],
         ),
         _ => return None,
     })
 }
 
-fn message(emergency: Option<&str>) -> String {
+fn message(emergency: &[&str]) -> String {
     match emergency {
-        Some(number) => format!(
-            "If you might act on these thoughts or are in danger, call {number} now. You can also reach the lines below at any hour."
+        [] => "If you might act on these thoughts or are in danger, call your local emergency number now. You can also reach the lines below.".to_owned(),
+        numbers => format!(
+            "If you might act on these thoughts or are in danger, call {} now. You can also reach the lines below at any hour.",
+            numbers.join(" or ")
         ),
-        None => "If you might act on these thoughts or are in danger, call your local emergency number now. You can also reach the lines below.".to_owned(),
     }
 }
 
 /// The resources a patient of this clinic is shown. Never without a line.
 pub fn resources(inputs: &CrisisInputs<'_>, zones: &ZoneCountries) -> CrisisResources {
     let (country, found) = country_for(inputs, zones);
-    if let Some(own) = inputs.clinic_override {
+    let (home, _) = clinic_country_for(inputs, zones);
+    // The clinic's own list replaces the national one for its own country only: a patient
+    // abroad is shown the lines of where they are.
+    if let Some(own) = inputs.clinic_override
+        && (country.is_none() || country == home)
+    {
         return CrisisResources {
             country,
             source: "clinic_override".to_owned(),
-            message: message(Some(&own.emergency_number)),
+            message: message(&[own.emergency_number.as_str()]),
             emergency_number: Some(own.emergency_number.clone()),
+            emergency_numbers: vec![own.emergency_number.clone()],
             lines: own.lines.clone(),
         };
     }
@@ -250,10 +274,10 @@ pub fn resources(inputs: &CrisisInputs<'_>, zones: &ZoneCountries) -> CrisisReso
     let clinic_line = inputs
         .clinic_phone
         .map(|phone| line("Your clinic", Some(phone), None));
-    let (emergency, mut lines) = match listed {
-        Some((number, lines)) => (Some(number), lines),
+    let (emergency, mut lines): (&[&str], Vec<CrisisLine>) = match listed {
+        Some((numbers, lines)) => (numbers, lines),
         None => (
-            None,
+            &[],
             vec![CrisisLine {
                 name: "Find A Helpline (international directory of crisis lines)".to_owned(),
                 call: None,
@@ -269,7 +293,8 @@ pub fn resources(inputs: &CrisisInputs<'_>, zones: &ZoneCountries) -> CrisisReso
         country,
         source: found.to_owned(),
         message: message(emergency),
-        emergency_number: emergency.map(str::to_owned),
+        emergency_number: emergency.first().map(|n| (*n).to_owned()),
+        emergency_numbers: emergency.iter().map(|n| (*n).to_owned()).collect(),
         lines,
     }
 }
@@ -296,14 +321,21 @@ mod tests {
         assert_eq!(us.lines[0].text.as_deref(), Some("988"));
         assert_eq!(us.source, "clinic_country");
         assert_eq!(get("GB").emergency_number.as_deref(), Some("999"));
-        assert_eq!(get("IE").emergency_number.as_deref(), Some("112"));
+        let ireland = get("IE");
+        assert_eq!(ireland.emergency_number.as_deref(), Some("112"));
+        assert_eq!(ireland.emergency_numbers, ["112", "999"]);
+        assert!(
+            ireland.message.contains("call 112 or 999 now"),
+            "{}",
+            ireland.message
+        );
         assert_eq!(get("AU").lines[0].call.as_deref(), Some("13 11 14"));
         assert_eq!(get("NZ").lines[0].call.as_deref(), Some("1737"));
         assert_eq!(get("CA").lines[0].call.as_deref(), Some("988"));
     }
 
     #[test]
-    fn the_country_comes_from_the_clinic_then_its_zone_then_the_patients_zone() {
+    fn the_country_comes_from_the_patients_zone_then_the_clinic_then_its_zone() {
         let zones = ZoneCountries::vendored();
         let chicago = resources(&inputs(None, "America/Chicago"), &zones);
         assert_eq!(
@@ -316,12 +348,21 @@ mod tests {
                 .iter()
                 .any(|l| l.call.as_deref() == Some("988"))
         );
-        let mut from_patient = inputs(None, "UTC");
-        from_patient.patient_timezone = "Pacific/Auckland";
-        let nz = resources(&from_patient, &zones);
+        // A patient in Auckland of a Chicago clinic is shown New Zealand's lines, not 988.
+        let mut abroad = inputs(None, "America/Chicago");
+        abroad.patient_timezone = "Pacific/Auckland";
+        let nz = resources(&abroad, &zones);
         assert_eq!(
             (nz.country.as_deref(), nz.source.as_str()),
             (Some("NZ"), "patient_timezone")
+        );
+        assert_eq!(nz.emergency_number.as_deref(), Some("111"));
+        assert!(nz.lines.iter().all(|l| l.call.as_deref() != Some("988")));
+        // A zone of no country (UTC) falls back to the clinic's country.
+        let gb = resources(&inputs(Some("gb"), "America/Chicago"), &zones);
+        assert_eq!(
+            (gb.country.as_deref(), gb.source.as_str()),
+            (Some("GB"), "clinic_country")
         );
     }
 
@@ -355,6 +396,16 @@ mod tests {
         let shown = resources(&with, &zones);
         assert_eq!(shown.lines, own.lines, "replaced, not added to");
         assert_eq!(shown.emergency_number.as_deref(), Some("112"));
+        // For its own country only: a patient whose zone is elsewhere gets that country's lines.
+        with.patient_timezone = "America/New_York";
+        assert_eq!(resources(&with, &zones).source, "clinic_override");
+        with.patient_timezone = "Europe/Dublin";
+        let abroad = resources(&with, &zones);
+        assert_eq!(
+            (abroad.source.as_str(), abroad.country.as_deref()),
+            ("patient_timezone", Some("IE"))
+        );
+        assert_eq!(abroad.emergency_numbers, ["112", "999"]);
         let bad = CrisisOverride {
             emergency_number: "call us".into(),
             lines: vec![CrisisLine {

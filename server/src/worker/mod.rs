@@ -106,12 +106,16 @@ pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
 
 /// The retention pass: for each clinic with retention periods set, deletes check-ins completed,
 /// alerts resolved (with their events) and audit rows written longer ago than its periods
-/// allow, as of `now`. Open alerts are never purged. One transaction per clinic. Returns what
-/// was deleted in all.
+/// allow, as of `now`. Unresolved alerts are never purged, nor the check-ins they name. Alerts
+/// an erasure kept while they were unresolved go once resolved (unless the clinic
+/// de-identifies). One transaction per clinic. Returns what was deleted in all.
 pub async fn retention_purge(app: &App, now: DateTime<Utc>) -> anyhow::Result<Purged> {
     let stamp = now.naive_utc();
     let clinics = app.db.run(lifecycle_store::all_lifecycles).await?;
-    let mut total = Purged::default();
+    let mut total = Purged {
+        alerts: app.db.write(retention::purge_erased_alerts).await?,
+        ..Purged::default()
+    };
     for clinic in clinics.into_iter().filter(|c| {
         c.check_in_retention_days.is_some()
             || c.alert_retention_days.is_some()

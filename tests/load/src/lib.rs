@@ -181,7 +181,7 @@ pub async fn drive(
                 let body = json!({
                     "id": uuid::Uuid::new_v4().to_string(),
                     "instrument": "daily_mood",
-                    "answers": {"mood": mood, "sleep_hours": 7.5, "anxiety": 3},
+                    "answers": {"mood": mood, "sleep_hours": sleep_hours(), "anxiety": 3},
                     "completed_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
                 });
                 let t = Instant::now();
@@ -334,6 +334,15 @@ pub async fn spawn_server(settings: &BTreeMap<String, String>) -> anyhow::Result
     }
 }
 
+/// A sleep answer (0.0 to 24.0 hours) that differs from one check-in to the next: the server
+/// takes the same answers sent again within minutes as the same check-in, so every check-in of
+/// a load run carries answers of its own.
+pub fn sleep_hours() -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    (NEXT.fetch_add(1, Ordering::Relaxed) % 241) as f64 / 10.0
+}
+
 /// One daily mood check-in for `token`, completed at `at`; its latency, or none if it was not
 /// stored.
 pub async fn check_in_once(
@@ -346,7 +355,7 @@ pub async fn check_in_once(
     let body = json!({
         "id": uuid::Uuid::new_v4().to_string(),
         "instrument": "daily_mood",
-        "answers": {"mood": mood, "sleep_hours": 7.5, "anxiety": 3},
+        "answers": {"mood": mood, "sleep_hours": sleep_hours(), "anxiety": 3},
         "completed_at": at.to_rfc3339_opts(SecondsFormat::Micros, true),
     });
     let t = Instant::now();

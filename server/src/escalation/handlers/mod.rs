@@ -86,6 +86,10 @@ pub struct Alert {
     pub resolved_by: Option<String>,
     /// Resolution note.
     pub resolution_note: Option<String>,
+    /// The patient erased their account while this alert was unresolved: it stays until staff
+    /// resolve it, shown as "erased patient", its details reduced to severity, rule and times
+    /// (`patient_id` is an opaque id that no longer leads to any data).
+    pub patient_erased: bool,
 }
 
 impl From<AlertRow> for Alert {
@@ -122,6 +126,7 @@ impl From<AlertRow> for Alert {
             resolved_at: row.resolved_at.map(utc),
             resolved_by: row.resolved_by,
             resolution_note: row.resolution_note,
+            patient_erased: row.patient_erased_at.is_some(),
         }
     }
 }
@@ -133,14 +138,19 @@ pub struct AlertEvent {
     pub at: DateTime<Utc>,
     /// `opened`, `repeated`, `new_signal_since_ack`, `reopened`, `notified` (deliveries queued),
     /// `reached` (one was accepted), `tier_reached_nobody`, `nobody_further_reachable`,
-    /// `tier_skipped`, `unreachable`,
-    /// `still_unreachable`, `escalated`, `acknowledged`, `assigned`, `resolved`,
-    /// `signal_after_resolve`.
+    /// `tier_skipped`, `unreachable`, `still_unreachable`, `escalated`, `acknowledged`,
+    /// `assigned`, `resolved`,
+    /// `signal_after_resolve`, `merged` (another unresolved alert of the same patient and rule
+    /// was merged into this one), `patient_erased` (the patient erased their account; the
+    /// alert stays until resolved).
     pub kind: String,
     /// Who, for staff actions.
     pub actor_id: Option<String>,
     /// Details.
     pub detail: String,
+    /// The check-in whose signal this event records (`opened`, `repeated`,
+    /// `new_signal_since_ack`, `reopened`, `signal_after_resolve`), if one raised it.
+    pub check_in_id: Option<String>,
 }
 
 /// An alert with its history and the patient's recent check-ins.
@@ -284,11 +294,12 @@ pub async fn get_alert(
         events: detail
             .events
             .into_iter()
-            .map(|(at, kind, actor_id, detail)| AlertEvent {
+            .map(|(at, kind, actor_id, detail, check_in_id)| AlertEvent {
                 at: utc(at),
                 kind,
                 actor_id,
                 detail,
+                check_in_id,
             })
             .collect(),
         recent_check_ins: detail
@@ -398,6 +409,11 @@ pub struct ResolveAlert {
         example = "Called the patient; safety plan reviewed."
     )]
     pub note: String,
+    /// The alert's `signal_count` when the resolver read it. When given and the alert has
+    /// received more signals since, it is not resolved (409 `alert_new_signal`): a new signal is
+    /// never closed unseen.
+    #[schema(minimum = 1)]
+    pub signal_count: Option<i32>,
 }
 
 /// Resolve an alert with a note
@@ -415,7 +431,7 @@ pub struct ResolveAlert {
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
         (status = 403, description = "Not clinic staff", body = ErrorBody),
         (status = 404, description = "No such alert in the caller's clinic", body = ErrorBody),
-        (status = 409, description = "Already resolved (`alert_resolved`)", body = ErrorBody),
+        (status = 409, description = "Already resolved (`alert_resolved`), or a new signal arrived since the resolver read it (`alert_new_signal`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid note", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -430,7 +446,7 @@ pub async fn resolve_alert(
     let now = state.now().naive_utc();
     let row = state
         .write_as(staff, move |conn, caller| {
-            inbox::resolve(conn, caller, &alert_id, &body.note, now)
+            inbox::resolve(conn, caller, &alert_id, &body.note, body.signal_count, now)
         })
         .await?;
     Ok(Json(row.into()))
