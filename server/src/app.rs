@@ -97,8 +97,8 @@ pub struct App {
     pub zones: Arc<crate::safety::zones::ZoneCountries>,
     /// Push gateways.
     pub push: PushGateways,
-    /// HTTP client for webhook deliveries.
-    pub webhook_client: reqwest::Client,
+    /// Webhook deliveries: where they may go, and the resolver that says where a host is.
+    pub outbound: crate::http::outbound::Outbound,
     /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
     pub job_wake: Arc<tokio::sync::Notify>,
     /// The job kinds this process runs (listed in `worker::registry`).
@@ -141,6 +141,14 @@ impl App {
                 }
             }
         }
+        let outbound = crate::http::outbound::Outbound {
+            policy: crate::http::outbound::OutboundPolicy {
+                allow: config.webhook_allow.clone(),
+                require_https: config.environment == crate::config::Environment::Production,
+            },
+            resolver: Arc::new(crate::http::outbound::SystemResolver),
+            timeout: std::time::Duration::from_secs(10),
+        };
         Ok(Self {
             config,
             db,
@@ -153,10 +161,7 @@ impl App {
             job_wake: Arc::new(tokio::sync::Notify::new()),
             jobs: Arc::new(crate::worker::registry()),
             metrics: Arc::default(),
-            webhook_client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .context("cannot build the webhook HTTP client")?,
+            outbound,
             decoy_hash: tokio::sync::OnceCell::new(),
         })
     }

@@ -183,6 +183,8 @@ pub struct Config {
     pub metrics_token: Option<Secret<String>>,
     /// How `serve` accepts connections.
     pub connections: ConnectionSettings,
+    /// `COMPANION_WEBHOOK_ALLOW`: internal hosts and networks webhooks may reach anyway.
+    pub webhook_allow: Vec<crate::http::outbound::AllowEntry>,
 }
 
 /// Limits on the connections `serve` accepts, against clients that hold sockets open.
@@ -304,6 +306,7 @@ pub const KEYS: &[&str] = &[
     "COMPANION_BODY_TIMEOUT",
     "COMPANION_MAX_CONNECTIONS",
     "COMPANION_MAX_CONNECTIONS_PER_CLIENT",
+    "COMPANION_WEBHOOK_ALLOW",
     "DATABASE_URL",
 ];
 
@@ -490,6 +493,24 @@ impl Config {
             Some(token) => Some(Secret::new(token.to_owned())),
         };
         let connections = connection_settings(get, request_timeout)?;
+        let webhook_allow = match get("COMPANION_WEBHOOK_ALLOW") {
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| {
+                    crate::http::outbound::AllowEntry::parse(entry).ok_or_else(|| {
+                        err(
+                            "COMPANION_WEBHOOK_ALLOW",
+                            format!(
+                                "'{entry}' is neither a host name, an IP address nor a CIDR network"
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
 
         Ok(Self {
             environment,
@@ -518,6 +539,7 @@ impl Config {
             shutdown_timeout,
             metrics_token,
             connections,
+            webhook_allow,
         })
     }
 }
@@ -785,6 +807,7 @@ mod tests {
             ("COMPANION_BODY_TIMEOUT", "30"),
             ("COMPANION_MAX_CONNECTIONS", "none"),
             ("COMPANION_MAX_CONNECTIONS_PER_CLIENT", "20000"),
+            ("COMPANION_WEBHOOK_ALLOW", "ok.example, not a host"),
         ] {
             let error = Config::from_source(&source(&[(key, value)])).unwrap_err();
             assert_eq!(error.key, key, "{value}");

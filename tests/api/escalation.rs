@@ -742,7 +742,17 @@ mod webhooks {
     async fn signed_webhooks_survive_a_receiver_that_fails_twice_and_rotate_secrets(
         backend: Backend,
     ) {
-        let (app, _gateway, world) = app_with_gateway(backend).await;
+        // The receiver listens on loopback, which webhooks reach only when the operator
+        // allow-lists it.
+        let app = TestApp::with_settings(
+            backend,
+            &[
+                ("COMPANION_ACCESS_TOKEN_TTL", "86400"),
+                ("COMPANION_WEBHOOK_ALLOW", "127.0.0.1"),
+            ],
+        )
+        .await;
+        let world = app.world().await;
         let (url, receiver) = start_receiver(2).await;
         let path = format!("/v1/clinics/{}/webhooks", world.clinic_a);
         for (who, status) in [

@@ -32,6 +32,7 @@ mod safety;
 mod safety_property;
 mod scale_out;
 mod schema;
+mod security;
 mod sessions;
 mod smart;
 mod statements;

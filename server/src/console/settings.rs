@@ -1054,10 +1054,11 @@ pub async fn create_webhook(
     };
     let url = form.get("url").cloned().unwrap_or_default();
     let now = state.now().naive_utc();
+    let policy = state.outbound.policy.clone();
     match state
         .write_as(user.bearer.clone(), move |conn, caller| {
             let id = own_clinic(caller);
-            webhooks::create_endpoint(conn, caller, &id, &url, now)
+            webhooks::create_endpoint(conn, caller, &policy, &id, &url, now)
         })
         .await
     {
