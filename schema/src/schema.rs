@@ -80,12 +80,13 @@ diesel::table! {
     audit_events (id) {
         id -> Text,
         at -> Timestamp,
-        actor_id -> Text,
+        actor_id -> Nullable<Text>,
         action -> Text,
         clinic_id -> Nullable<Text>,
         patient_id -> Nullable<Text>,
         subject_id -> Nullable<Text>,
         request_id -> Nullable<Text>,
+        actor_client_id -> Nullable<Text>,
     }
 }
 
@@ -291,6 +292,8 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         disabled_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        keys_rotated_at -> Nullable<Timestamp>,
     }
 }
 

@@ -177,7 +177,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
         .routes(routes!(crate::metrics::get_metrics))
-        .routes(routes!(fhir::handlers::create_system_client))
+        .routes(routes!(
+            fhir::handlers::create_system_client,
+            fhir::handlers::list_system_clients
+        ))
+        .routes(routes!(fhir::handlers::disable_system_client))
+        .routes(routes!(fhir::handlers::rotate_system_client_keys))
         .routes(routes!(clinic::handlers::list_clinic_staff))
         .routes(routes!(invitation::handlers::revoke_invitation))
         .routes(routes!(

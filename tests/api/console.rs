@@ -31,7 +31,7 @@ both!(
 );
 
 /// A browser: the cookies it holds and the CSRF token of the last page.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     cookies: Vec<(String, String)>,
 }
@@ -41,7 +41,7 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Browser {
             app,
             cookies: Vec::new(),
@@ -68,7 +68,7 @@ impl<'a> Browser<'a> {
             .join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> Reply {
+    pub(crate) async fn get(&mut self, path: &str) -> Reply {
         let request = Request::builder()
             .method(Method::GET)
             .uri(path)
@@ -80,7 +80,7 @@ impl<'a> Browser<'a> {
         reply
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
         let request = Request::builder()
             .method(Method::POST)
             .uri(path)
@@ -94,7 +94,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in through the form; the reply to the form's post.
-    async fn sign_in(&mut self, email: &str, password: &str) -> Reply {
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str) -> Reply {
         let page = self.get("/console/login").await.expect(StatusCode::OK);
         let csrf = csrf_of(&page.text);
         self.post(
@@ -105,7 +105,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in and returns the CSRF token of the inbox page.
-    async fn signed_in(app: &'a TestApp, who: &Actor) -> (Self, String) {
+    pub(crate) async fn signed_in(app: &'a TestApp, who: &Actor) -> (Self, String) {
         let mut browser = Browser::new(app);
         browser
             .sign_in(&who.email, PASSWORD)
@@ -117,7 +117,7 @@ impl<'a> Browser<'a> {
     }
 }
 
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
     html[start..start + 64].to_owned()

@@ -306,3 +306,356 @@ mod ssrf {
         assert!(jobs.iter().any(|(status, _)| status == "done"), "{jobs:?}");
     }
 }
+
+mod system_clients {
+    use super::*;
+    use crate::harness::{Actor, Reply};
+    use crate::smart::{TOKEN_URL, assertion, es384, exchange, jti, jwks, register, rs384};
+    use axum::http::Method;
+
+    both!(
+        any_clinic_admin_lists_disables_and_rekeys_a_system_client_whoever_registered_it,
+        a_system_clients_reads_are_audited_and_shown_under_its_own_name,
+    );
+
+    async fn post_empty(app: &TestApp, path: &str, who: &Actor) -> Reply {
+        app.call(Method::POST, path, Some(&who.access), None).await
+    }
+
+    async fn any_clinic_admin_lists_disables_and_rekeys_a_system_client_whoever_registered_it(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        let second_admin = app
+            .join(&world.org_admin, &world.clinic_a, "clinic_admin")
+            .await;
+        let (ec, rsa) = (es384(), rs384());
+        let client = register(
+            &app,
+            &world.admin_a,
+            &world.clinic_a,
+            json!({"name": "EHR feed", "jwks": jwks(&[&ec])}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        let id = client.body["client_id"].as_str().unwrap().to_owned();
+        assert_eq!(client.body["active"], true);
+        assert!(client.body["last_used_at"].is_null());
+
+        // The registrar leaves; the client is the clinic's, and still works.
+        post_empty(
+            &app,
+            &format!("/v1/accounts/{}/disable", world.admin_a.id),
+            &second_admin,
+        )
+        .await
+        .expect(StatusCode::OK);
+        let token = exchange(
+            &app,
+            &assertion(&app, &ec, &id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.get("/fhir/r4/Patient", &token)
+            .await
+            .expect(StatusCode::OK);
+
+        // Another admin of the clinic sees it, with its last use; nobody else does.
+        let list_path = format!("/v1/clinics/{}/system-clients", world.clinic_a);
+        let listed = app
+            .get(&list_path, &second_admin.access)
+            .await
+            .expect(StatusCode::OK);
+        let items = listed.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["client_id"], id.as_str());
+        assert_eq!(items[0]["name"], "EHR feed");
+        assert!(items[0]["last_used_at"].is_string(), "{}", listed.text);
+        assert!(items[0].get("jwks").is_none());
+        assert_error(
+            &app.get(&list_path, &world.clinician_a.access).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        assert_error(
+            &app.get(&list_path, &world.admin_b.access).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+        let disable_path = format!("/v1/system-clients/{id}/disable");
+        assert_error(
+            &post_empty(&app, &disable_path, &world.admin_b).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+        assert_error(
+            &post_empty(&app, &disable_path, &world.clinician_a).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        assert_error(
+            &post_empty(&app, "/v1/system-clients/not-an-id/disable", &second_admin).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+
+        // Disabled: the token in hand stops working at once, and no new one is issued.
+        let disabled = post_empty(&app, &disable_path, &second_admin)
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(disabled.body["active"], false);
+        assert!(disabled.body["disabled_at"].is_string());
+        let refused = app.get("/fhir/r4/Patient", &token).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
+        let again = exchange(
+            &app,
+            &assertion(&app, &ec, &id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await;
+        assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.text);
+        assert_eq!(again.body["error"], "invalid_client");
+        // Disabling twice is harmless.
+        post_empty(&app, &disable_path, &second_admin)
+            .await
+            .expect(StatusCode::OK);
+
+        // Key rotation: the old key and the tokens it earned are refused, the new key works.
+        let other = register(
+            &app,
+            &second_admin,
+            &world.clinic_a,
+            json!({"name": "Research", "jwks": jwks(&[&ec])}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        let other_id = other.body["client_id"].as_str().unwrap().to_owned();
+        let old_token = exchange(
+            &app,
+            &assertion(&app, &ec, &other_id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let keys_path = format!("/v1/system-clients/{other_id}/jwks");
+        let bad = app
+            .put(
+                &keys_path,
+                &second_admin.access,
+                json!({"jwks": {"keys": []}}),
+            )
+            .await;
+        assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_error(
+            &app.put(
+                &keys_path,
+                &world.admin_b.access,
+                json!({"jwks": jwks(&[&rsa])}),
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+        let rotated = app
+            .put(
+                &keys_path,
+                &second_admin.access,
+                json!({"jwks": jwks(&[&rsa])}),
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(rotated.body["keys_rotated_at"].is_string());
+        let stale = app.get("/fhir/r4/Patient", &old_token).await;
+        assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{}", stale.text);
+        let old_key = exchange(
+            &app,
+            &assertion(&app, &ec, &other_id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await;
+        assert_eq!(old_key.body["error"], "invalid_client", "{}", old_key.text);
+        exchange(
+            &app,
+            &assertion(&app, &rsa, &other_id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+
+    async fn a_system_clients_reads_are_audited_and_shown_under_its_own_name(backend: Backend) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        let ec = es384();
+        let client = register(
+            &app,
+            &world.admin_a,
+            &world.clinic_a,
+            json!({"name": "EHR feed", "jwks": jwks(&[&ec])}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        let id = client.body["client_id"].as_str().unwrap().to_owned();
+        let token = exchange(
+            &app,
+            &assertion(&app, &ec, &id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.get(&format!("/fhir/r4/Patient/{}", world.patient_a.id), &token)
+            .await
+            .expect(StatusCode::OK);
+        let log = app
+            .get("/v1/me/access-log", &world.patient_a.access)
+            .await
+            .expect(StatusCode::OK);
+        let items = log.body["items"].as_array().unwrap();
+        let by_client: Vec<&serde_json::Value> = items
+            .iter()
+            .filter(|e| e["actor"]["role"] == "system_client")
+            .collect();
+        assert_eq!(by_client.len(), 1, "{}", log.text);
+        assert_eq!(by_client[0]["actor"]["id"], id.as_str());
+        assert_eq!(by_client[0]["actor"]["display_name"], "EHR feed");
+        assert!(
+            !log.text.contains(&world.admin_a.id),
+            "the registrar is not named: {}",
+            log.text
+        );
+    }
+}
+
+mod console_system_clients {
+    use super::*;
+    use crate::console::Browser;
+    use crate::smart::{TOKEN_URL, assertion, es384, exchange, jti, jwks, rs384};
+
+    both!(clinic_admins_register_disable_and_rekey_system_clients_in_the_console);
+
+    async fn clinic_admins_register_disable_and_rekey_system_clients_in_the_console(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        let (ec, rsa) = (es384(), rs384());
+        let (mut admin, csrf) = Browser::signed_in(&app, &world.admin_a).await;
+        let empty = admin.get("/console/settings").await.expect(StatusCode::OK);
+        assert!(empty.text.contains("No system clients."), "{}", empty.text);
+        let bad = admin
+            .post(
+                "/console/settings/system-clients",
+                &[("csrf", &csrf), ("name", "Feed"), ("jwks", "not json")],
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bad.text.contains("JWK Set"), "{}", bad.text);
+        let keys = jwks(&[&ec]).to_string();
+        admin
+            .post(
+                "/console/settings/system-clients",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "EHR feed"),
+                    ("scope", "system/*.read"),
+                    ("jwks", &keys),
+                ],
+            )
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        let listed = admin.get("/console/settings").await.expect(StatusCode::OK);
+        let id = {
+            let marker = "data-client-id=\"";
+            let start = listed.text.find(marker).unwrap() + marker.len();
+            listed.text[start..start + 36].to_owned()
+        };
+        assert!(listed.text.contains("EHR feed") && listed.text.contains("Enabled"));
+        assert!(listed.text.contains("never"), "not used yet");
+
+        // Clinicians see none of it and may not act.
+        let (mut clinician, clinician_csrf) = Browser::signed_in(&app, &world.clinician_a).await;
+        let read = clinician
+            .get("/console/settings")
+            .await
+            .expect(StatusCode::OK);
+        assert!(!read.text.contains(&id));
+        clinician
+            .post(
+                &format!("/console/settings/system-clients/{id}/disable"),
+                &[("csrf", &clinician_csrf)],
+            )
+            .await
+            .expect(StatusCode::NOT_FOUND);
+
+        // New keys: the old key is refused, the new one accepted.
+        let new_keys = jwks(&[&rsa]).to_string();
+        admin
+            .post(
+                &format!("/console/settings/system-clients/{id}/keys"),
+                &[("csrf", &csrf), ("jwks", &new_keys)],
+            )
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        let old = exchange(
+            &app,
+            &assertion(&app, &ec, &id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await;
+        assert_eq!(old.body["error"], "invalid_client", "{}", old.text);
+        let token = exchange(
+            &app,
+            &assertion(&app, &rsa, &id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let used = admin.get("/console/settings").await.expect(StatusCode::OK);
+        assert!(
+            !used.text.contains(">never<"),
+            "last use shown: {}",
+            used.text
+        );
+
+        // Disabled from the console: its token stops at once.
+        admin
+            .post(
+                &format!("/console/settings/system-clients/{id}/disable"),
+                &[("csrf", &csrf)],
+            )
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        assert_eq!(
+            app.get("/fhir/r4/Patient", &token).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let after = admin.get("/console/settings").await.expect(StatusCode::OK);
+        assert!(after.text.contains("Disabled "), "{}", after.text);
+        // A form without the session's CSRF token does nothing.
+        admin
+            .post(
+                &format!("/console/settings/system-clients/{id}/disable"),
+                &[],
+            )
+            .await
+            .expect(StatusCode::FORBIDDEN);
+    }
+}

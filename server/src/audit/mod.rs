@@ -1,5 +1,6 @@
 //! The audit trail: who read or changed patient data or accounts, and when. Rows are written in
-//! the same transaction as the read or change they describe, so none is lost.
+//! the same transaction as the read or change they describe, so none is lost. The actor is an
+//! account or a system client (never the account that registered the client).
 
 use chrono::NaiveDateTime;
 use companion_schema::ids::AuditEventId;
@@ -9,11 +10,20 @@ use diesel::prelude::*;
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 
+/// Who acted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditActor {
+    /// A person's account.
+    Account(String),
+    /// A SMART system client.
+    SystemClient(String),
+}
+
 /// One audited action.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     /// Who.
-    pub actor_id: String,
+    pub actor: AuditActor,
     /// What, as a stable verb such as `patient_roster.read`.
     pub action: &'static str,
     /// The clinic concerned.
@@ -31,8 +41,13 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// An entry for `caller` doing `action` at `at`.
     pub fn by(caller: &Caller, action: &'static str, at: NaiveDateTime) -> Self {
+        let id = caller.account_id.to_string();
         Self {
-            actor_id: caller.account_id.to_string(),
+            actor: if caller.system_client {
+                AuditActor::SystemClient(id)
+            } else {
+                AuditActor::Account(id)
+            },
             action,
             clinic_id: caller.clinic_id.as_ref().map(ToString::to_string),
             patient_id: None,
@@ -63,11 +78,16 @@ impl AuditEntry {
 
 /// Writes an audit row.
 pub fn record(conn: &mut DbConnection, entry: &AuditEntry) -> QueryResult<()> {
+    let (account, client) = match &entry.actor {
+        AuditActor::Account(id) => (Some(id), None),
+        AuditActor::SystemClient(id) => (None, Some(id)),
+    };
     diesel::insert_into(audit_events::table)
         .values((
             audit_events::id.eq(AuditEventId::generate().into_string()),
             audit_events::at.eq(entry.at),
-            audit_events::actor_id.eq(&entry.actor_id),
+            audit_events::actor_id.eq(account),
+            audit_events::actor_client_id.eq(client),
             audit_events::action.eq(entry.action),
             audit_events::clinic_id.eq(&entry.clinic_id),
             audit_events::patient_id.eq(&entry.patient_id),

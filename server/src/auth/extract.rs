@@ -19,11 +19,13 @@ use crate::db::DbConnection;
 use crate::error::{ApiError, Outcome, Refusal};
 use crate::http::extract::request_id_of;
 
-/// An authenticated caller.
+/// An authenticated caller: a person's account, or a SMART system client (FHIR reads only).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The account.
+    /// The account, or for a system client its client id.
     pub account_id: AccountId,
+    /// True when `account_id` is a system client's id: audit rows then name the client.
+    pub system_client: bool,
     /// The session the access token belongs to.
     pub session_id: SessionId,
     /// The account's current role.
@@ -231,6 +233,7 @@ fn caller_of(bearer: &Bearer, session: Option<store::SessionState>) -> Result<Ca
     bearer.rule.check(role)?;
     Ok(Caller {
         account_id: bearer.account_id.clone(),
+        system_client: false,
         session_id: bearer.session_id.clone(),
         role,
         clinic_id: session.clinic_id.map(ClinicId::from_db),

@@ -16,6 +16,7 @@ pub mod patient;
 pub mod session;
 pub mod settings;
 pub mod sign_in;
+pub mod system_clients;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -121,6 +122,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/settings/webhooks/{webhook_id}/delete",
             post(settings::delete_webhook),
+        )
+        .route(
+            "/console/settings/system-clients",
+            post(system_clients::register),
+        )
+        .route(
+            "/console/settings/system-clients/{client_id}/disable",
+            post(system_clients::disable),
+        )
+        .route(
+            "/console/settings/system-clients/{client_id}/keys",
+            post(system_clients::rotate_keys),
         )
         .route(
             "/console/assets/console.css",

@@ -20,7 +20,8 @@ use crate::fhir::resources::{self as res, Systems};
 use crate::fhir::search::{self, ResourceType, SearchError};
 use crate::fhir::use_cases::{self, Context};
 use crate::fhir::{bulk, smart};
-use crate::http::extract::{ApiJson, request_id_of};
+use crate::http::extract::{ApiJson, ApiQuery, request_id_of};
+use crate::http::pagination::{PageParams, Paginated};
 
 /// The media type of every FHIR answer.
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
@@ -359,6 +360,151 @@ pub struct SystemClient {
     pub scope: String,
     /// Registered.
     pub created_at: DateTime<Utc>,
+    /// False once disabled: no token is issued to it, and those it held have ended.
+    pub active: bool,
+    /// When it was disabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// When a token was last issued to it or used (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When its keys were last replaced.
+    pub keys_rotated_at: Option<DateTime<Utc>>,
+}
+
+impl From<clients::ClientRow> for SystemClient {
+    fn from(row: clients::ClientRow) -> Self {
+        SystemClient {
+            client_id: row.id,
+            clinic_id: row.clinic_id,
+            name: row.name,
+            scope: row.scope,
+            created_at: crate::time::utc(row.created_at),
+            active: row.disabled_at.is_none(),
+            disabled_at: row.disabled_at.map(crate::time::utc),
+            last_used_at: row.last_used_at.map(crate::time::utc),
+            keys_rotated_at: row.keys_rotated_at.map(crate::time::utc),
+        }
+    }
+}
+
+/// A system client's new public keys.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SystemClientKeys {
+    /// The client's public keys as a JWK Set (RSA keys for RS384, EC P-384 keys for ES384);
+    /// they replace the keys it had.
+    #[schema(value_type = Object)]
+    pub jwks: Value,
+}
+
+/// A clinic's FHIR system clients
+///
+/// Every system client registered for the clinic, enabled or disabled, oldest first, with when
+/// each was last used. Clinic admins of the clinic.
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/system-clients",
+    tag = "clinics",
+    operation_id = "list_system_clients",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic"), PageParams),
+    responses(
+        (status = 200, description = "A page of system clients", body = Paginated<SystemClient>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_system_clients(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(clinic_id): Path<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<SystemClient>>> {
+    let page = params.parse()?;
+    let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
+    let now = state.now();
+    let rows = state
+        .read_as(admin, move |conn, caller| {
+            clients::list(conn, caller, &clinic_id, after.as_deref(), limit, now)
+        })
+        .await?;
+    let items = rows.into_iter().map(SystemClient::from).collect();
+    Ok(Json(Paginated::from_rows(items, &page, |c| {
+        c.client_id.clone()
+    })))
+}
+
+/// Disable a FHIR system client
+///
+/// No token is issued to it any more and the tokens it holds stop working at once. Any clinic
+/// admin of its clinic may disable it, whoever registered it.
+#[utoipa::path(
+    post,
+    path = "/v1/system-clients/{client_id}/disable",
+    tag = "clinics",
+    operation_id = "disable_system_client",
+    security(("bearer" = [])),
+    params(("client_id" = String, Path, description = "The system client")),
+    responses(
+        (status = 200, description = "Disabled (also when it already was)", body = SystemClient),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such system client of the caller's clinic", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn disable_system_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(client_id): Path<String>,
+) -> ApiResult<Json<SystemClient>> {
+    let now = state.now();
+    let row = state
+        .write_as(admin, move |conn, caller| {
+            clients::disable(conn, caller, &client_id, now)
+        })
+        .await?;
+    Ok(Json(row.into()))
+}
+
+/// Replace a FHIR system client's keys
+///
+/// Key rotation: the JWK Set given replaces the client's keys, assertions signed with the old
+/// keys are refused from now on, and the tokens it holds stop working at once.
+#[utoipa::path(
+    put,
+    path = "/v1/system-clients/{client_id}/jwks",
+    tag = "clinics",
+    operation_id = "rotate_system_client_keys",
+    security(("bearer" = [])),
+    params(("client_id" = String, Path, description = "The system client")),
+    request_body = SystemClientKeys,
+    responses(
+        (status = 200, description = "The keys are replaced", body = SystemClient),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such system client of the caller's clinic", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid keys", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn rotate_system_client_keys(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(client_id): Path<String>,
+    ApiJson(body): ApiJson<SystemClientKeys>,
+) -> ApiResult<Json<SystemClient>> {
+    let now = state.now();
+    let row = state
+        .write_as(admin, move |conn, caller| {
+            clients::rotate_keys(conn, caller, &client_id, &body.jwks, now)
+        })
+        .await?;
+    Ok(Json(row.into()))
 }
 
 /// Register a FHIR system client
@@ -405,16 +551,7 @@ pub async fn create_system_client(
             )
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(SystemClient {
-            client_id: row.id,
-            clinic_id: row.clinic_id,
-            name: row.name,
-            scope: row.scope,
-            created_at: crate::time::utc(row.created_at),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(row.into())))
 }
 
 fn invalid(message: &str) -> Response {
