@@ -659,3 +659,148 @@ mod console_system_clients {
             .expect(StatusCode::FORBIDDEN);
     }
 }
+
+mod bulk_binding {
+    use super::*;
+    use crate::smart::{TOKEN_URL, assertion, es384, exchange, jti, jwks, register};
+    use axum::body::Body;
+    use axum::http::{Method, Request, header};
+
+    both!(an_export_is_read_and_cancelled_only_by_whoever_asked_and_within_its_scopes);
+
+    async fn kick_off(app: &TestApp, token: &str) -> String {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri("/fhir/r4/Patient/$export")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("prefer", "respond-async")
+            .body(Body::empty())
+            .unwrap();
+        let reply = app.send(request).await.expect(StatusCode::ACCEPTED);
+        let location = reply.headers[header::CONTENT_LOCATION].to_str().unwrap();
+        url::Url::parse(location).unwrap().path().to_owned()
+    }
+
+    async fn system_token(app: &TestApp, client: &str, scope: &str) -> String {
+        exchange(
+            app,
+            &assertion(app, &es384(), client, TOKEN_URL, 60, &jti()),
+            scope,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn an_export_is_read_and_cancelled_only_by_whoever_asked_and_within_its_scopes(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        submit(
+            &app,
+            &world.patient_a,
+            "phq9",
+            phq9([1, 1, 1, 1, 1, 1, 1, 1, 0]),
+        )
+        .await;
+        let mut clients = Vec::new();
+        for (name, scope) in [
+            ("Wide", "system/*.read"),
+            ("Observations", "system/Observation.read"),
+        ] {
+            let client = register(
+                &app,
+                &world.admin_a,
+                &world.clinic_a,
+                json!({"name": name, "jwks": jwks(&[&es384()]), "scope": scope}),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+            clients.push(client.body["client_id"].as_str().unwrap().to_owned());
+        }
+        let observations_only = system_token(&app, &clients[1], "system/Observation.read").await;
+
+        // A clinician's export.
+        let status = kick_off(&app, &world.clinician_a.access).await;
+        app.run_jobs().await;
+        app.get(&status, &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK);
+        let observation_file = format!("{status}/Observation.ndjson");
+        let patient_file = format!("{status}/Patient.ndjson");
+        app.get(&observation_file, &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK);
+        // Nobody else of the clinic reads or cancels it: not the clinic admin, not a system
+        // client (even one whose scopes cover the file).
+        for token in [&world.admin_a.access, &observations_only] {
+            for path in [&status, &observation_file, &patient_file] {
+                let reply = app.get(path, token).await;
+                // A file its token's scopes do not cover is refused before any export is looked
+                // at; everything else of another's export is not found.
+                let expected = if token == &observations_only && path == &patient_file {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::NOT_FOUND
+                };
+                assert_eq!(reply.status, expected, "{path}: {}", reply.text);
+                assert_eq!(reply.body["resourceType"], "OperationOutcome");
+            }
+            let cancel = app.call(Method::DELETE, &status, Some(token), None).await;
+            assert_eq!(cancel.status, StatusCode::NOT_FOUND, "{}", cancel.text);
+        }
+        app.get(&patient_file, &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK);
+
+        // A system client's export: a later token of the same client reads only what its own
+        // scopes cover; another client reads nothing.
+        let wide = system_token(&app, &clients[0], "system/*.read").await;
+        let status = kick_off(&app, &wide).await;
+        app.run_jobs().await;
+        app.get(&status, &wide).await.expect(StatusCode::OK);
+        app.get(&format!("{status}/Patient.ndjson"), &wide)
+            .await
+            .expect(StatusCode::OK);
+        let narrowed = system_token(&app, &clients[0], "system/Observation.read").await;
+        app.get(&format!("{status}/Observation.ndjson"), &narrowed)
+            .await
+            .expect(StatusCode::OK);
+        let refused = app
+            .get(&format!("{status}/Patient.ndjson"), &narrowed)
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        for path in [status.clone(), format!("{status}/Observation.ndjson")] {
+            assert_eq!(
+                app.get(&path, &observations_only).await.status,
+                StatusCode::NOT_FOUND
+            );
+            assert_eq!(
+                app.get(&path, &world.clinician_a.access).await.status,
+                StatusCode::NOT_FOUND
+            );
+        }
+        // The clinician cannot cancel the client's export; the client can.
+        assert_eq!(
+            app.call(
+                Method::DELETE,
+                &status,
+                Some(&world.clinician_a.access),
+                None
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            app.call(Method::DELETE, &status, Some(&wide), None)
+                .await
+                .status,
+            StatusCode::ACCEPTED
+        );
+    }
+}

@@ -2,7 +2,8 @@
 //! its job in one transaction; the job pages through the clinic's rows and writes one ndjson
 //! file per resource type under `{data dir}/exports/{id}/`, a page at a time, so memory stays
 //! constant however many patients there are; polling reports progress and then the manifest;
-//! files are downloaded by the clinic's staff or system clients, deleted on cancel, and expire.
+//! files are downloaded only by whoever asked for the export (a member of staff, or a system
+//! client within the scopes of the token it presents), deleted on cancel, and expire.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,8 @@ pub struct ExportRow {
     pub id: String,
     /// The clinic exported.
     pub clinic_id: String,
-    /// The account (or the registrar of the system client) that asked.
+    /// The account or system client that asked: the only one that polls, downloads or cancels
+    /// it.
     pub requested_by: String,
     /// The kick-off URL.
     pub request: String,
@@ -190,8 +192,9 @@ pub enum Status {
     Failed,
 }
 
-/// An export of the caller's clinic, or not found (also once cancelled or expired; expired files
-/// are deleted here).
+/// An export the caller asked for, or not found: another clinic's, another staff member's or
+/// another system client's export does not exist for the caller, and neither does one cancelled
+/// or expired (expired files are deleted here).
 fn visible(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -203,6 +206,7 @@ fn visible(
         return Ok(Err(Refusal::not_found("export")));
     };
     if caller.clinic_id.as_ref().map(|c| c.as_str()) != Some(row.clinic_id.as_str())
+        || row.requested_by != caller.account_id.as_str()
         || row.status == "cancelled"
     {
         return Ok(Err(Refusal::not_found("export")));
