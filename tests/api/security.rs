@@ -804,3 +804,79 @@ mod bulk_binding {
         );
     }
 }
+
+mod audit_clinic {
+    use super::*;
+
+    both!(another_clinics_patient_is_not_found_and_never_sees_that_clinics_staff);
+
+    async fn another_clinics_patient_is_not_found_and_never_sees_that_clinics_staff(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        raise_alert(&app, &world).await;
+        // Clinic A's staff ask about clinic B's patient: not found, and nothing is recorded
+        // against that patient.
+        let probe = app
+            .get(
+                &format!("/v1/alerts?patient_id={}", world.patient_b.id),
+                &world.clinician_a.access,
+            )
+            .await;
+        assert_error(&probe, StatusCode::NOT_FOUND, "not_found");
+        let malformed = app
+            .get("/v1/alerts?patient_id=nobody", &world.clinician_a.access)
+            .await;
+        assert_error(
+            &malformed,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        // Their own patient's alerts are listed as before.
+        let own = app
+            .get(
+                &format!("/v1/alerts?patient_id={}", world.patient_a.id),
+                &world.clinician_a.access,
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(own.body["items"].as_array().unwrap().len(), 1);
+        // Clinic B's own staff read their patient.
+        app.get(
+            &format!("/v1/patients/{}/check-ins", world.patient_b.id),
+            &world.clinician_b.access,
+        )
+        .await
+        .expect(StatusCode::OK);
+
+        let log = app
+            .get("/v1/me/access-log", &world.patient_b.access)
+            .await
+            .expect(StatusCode::OK);
+        let actors: Vec<&str> = log.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["actor"]["id"].as_str().unwrap())
+            .collect();
+        assert!(!actors.is_empty(), "{}", log.text);
+        assert!(
+            actors.iter().all(|a| *a == world.clinician_b.id),
+            "only clinic B's staff: {}",
+            log.text
+        );
+        // Every audit row about a patient carries that patient's clinic.
+        let misfiled = app
+            .count(
+                "SELECT COUNT(*) AS n FROM audit_events e JOIN accounts p ON p.id = e.patient_id \
+                 WHERE e.clinic_id IS NULL OR e.clinic_id <> p.clinic_id",
+            )
+            .await;
+        assert_eq!(misfiled, 0);
+        let about_patients = app
+            .count("SELECT COUNT(*) AS n FROM audit_events WHERE patient_id IS NOT NULL")
+            .await;
+        assert!(about_patients >= 2, "{about_patients}");
+    }
+}

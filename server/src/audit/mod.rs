@@ -4,7 +4,7 @@
 
 use chrono::NaiveDateTime;
 use companion_schema::ids::AuditEventId;
-use companion_schema::schema::audit_events;
+use companion_schema::schema::{accounts, audit_events};
 use diesel::prelude::*;
 
 use crate::auth::extract::Caller;
@@ -76,11 +76,22 @@ impl AuditEntry {
     }
 }
 
-/// Writes an audit row.
+/// Writes an audit row. A row about a patient carries the patient's own clinic (whoever acted),
+/// so that it is kept, purged and shown with that clinic's records.
 pub fn record(conn: &mut DbConnection, entry: &AuditEntry) -> QueryResult<()> {
     let (account, client) = match &entry.actor {
         AuditActor::Account(id) => (Some(id), None),
         AuditActor::SystemClient(id) => (None, Some(id)),
+    };
+    let clinic = match &entry.patient_id {
+        Some(patient) => accounts::table
+            .find(patient)
+            .select(accounts::clinic_id)
+            .first::<Option<String>>(conn)
+            .optional()?
+            .flatten()
+            .or_else(|| entry.clinic_id.clone()),
+        None => entry.clinic_id.clone(),
     };
     diesel::insert_into(audit_events::table)
         .values((
@@ -89,7 +100,7 @@ pub fn record(conn: &mut DbConnection, entry: &AuditEntry) -> QueryResult<()> {
             audit_events::actor_id.eq(account),
             audit_events::actor_client_id.eq(client),
             audit_events::action.eq(entry.action),
-            audit_events::clinic_id.eq(&entry.clinic_id),
+            audit_events::clinic_id.eq(&clinic),
             audit_events::patient_id.eq(&entry.patient_id),
             audit_events::subject_id.eq(&entry.subject_id),
             audit_events::request_id.eq(&entry.request_id),

@@ -238,11 +238,13 @@ pub struct AccessRow {
     pub actor_name: Option<String>,
 }
 
-/// Staff and system-client actions on `patient_id`'s data, newest first, before the `(at, id)`
-/// position `before`.
+/// Actions on `patient_id`'s data by the staff and system clients of `clinic_id` (the
+/// patient's clinic: nobody of another clinic is ever shown), newest first, before the
+/// `(at, id)` position `before`.
 pub fn staff_access(
     conn: &mut DbConnection,
     patient_id: &str,
+    clinic_id: &str,
     before: Option<(NaiveDateTime, String)>,
     limit: i64,
 ) -> QueryResult<Vec<AccessRow>> {
@@ -265,11 +267,15 @@ pub fn staff_access(
                 .on(audit_events::actor_client_id.eq(system_clients::id.nullable())),
         )
         .filter(audit_events::patient_id.eq(patient_id.to_owned()))
+        .filter(audit_events::clinic_id.eq(clinic_id.to_owned()))
         .filter(
             accounts::role
                 .nullable()
                 .eq_any(["clinician", "clinic_admin"])
-                .or(audit_events::actor_client_id.is_not_null()),
+                .and(accounts::clinic_id.eq(clinic_id.to_owned()))
+                .or(system_clients::clinic_id
+                    .nullable()
+                    .eq(clinic_id.to_owned())),
         )
         .select((
             audit_events::id,
