@@ -880,3 +880,48 @@ mod audit_clinic {
         assert!(about_patients >= 2, "{about_patients}");
     }
 }
+
+mod invitation_emails {
+    use super::*;
+
+    both!(accepting_with_an_email_that_has_an_account_tells_nothing_and_keeps_the_code);
+
+    async fn accepting_with_an_email_that_has_an_account_tells_nothing_and_keeps_the_code(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        // An email with an account in another clinic, and one this addressed invitation was not
+        // sent to: the same answer, which names neither reason.
+        let code = app.invite(&world.admin_b, &world.clinic_b, "patient").await;
+        let taken = app.accept(&code, &world.patient_a.email).await;
+        let addressed = app
+            .post(
+                &format!("/v1/clinics/{}/invitations", world.clinic_b),
+                &world.admin_b.access,
+                json!({"role": "patient", "email": "invited@example.org"}),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        let other = app
+            .accept(
+                addressed.body["code"].as_str().unwrap(),
+                "someone-else@example.org",
+            )
+            .await;
+        for reply in [&taken, &other] {
+            assert_error(reply, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+            let text = reply.text.to_lowercase();
+            for telling in ["taken", "exist", "already", "account"] {
+                assert!(!text.contains(telling), "{telling}: {}", reply.text);
+            }
+        }
+        assert_eq!(taken.body["error"], other.body["error"]);
+        // The code is not spent by the refusal.
+        app.accept(&code, "new-person@example.org")
+            .await
+            .expect(StatusCode::CREATED);
+        let spent = app.accept(&code, "third@example.org").await;
+        assert_error(&spent, StatusCode::CONFLICT, "invitation_used");
+    }
+}

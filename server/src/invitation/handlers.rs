@@ -170,9 +170,9 @@ pub async fn create_invitation(
         (status = 201, description = "Account created and signed in", body = TokenResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No invitation has this code (code `invitation_not_found`)", body = ErrorBody),
-        (status = 409, description = "Already used (`invitation_used`), expired (`invitation_expired`), or the email has an account (`email_taken`)", body = ErrorBody),
+        (status = 409, description = "Already used (`invitation_used`), revoked (`invitation_revoked`) or expired (`invitation_expired`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 422, description = "Invalid fields; an email this invitation cannot be accepted with (not the address it was sent to, or one that cannot hold a new account) is answered alike, without saying which, and the code stays usable", body = ErrorBody),
         (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
