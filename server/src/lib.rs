@@ -31,6 +31,7 @@ pub mod patient;
 pub mod prompt;
 pub mod push;
 pub mod safety;
+pub mod text;
 pub mod time;
 pub mod treatment;
 pub mod worker;

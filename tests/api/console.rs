@@ -1023,7 +1023,7 @@ async fn clinic_admins_change_clinic_details_with_validation_messages(backend: B
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
     for expected in [
-        "Name</strong> must be 1 to 200 printable characters",
+        "Name</strong> must be 1 to 200 characters",
         "Time zone</strong> must be an IANA time zone name",
         "Country</strong> must be an ISO 3166-1 alpha-2 code",
         "Crisis phone</strong> must be a phone number",

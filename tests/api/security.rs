@@ -925,3 +925,98 @@ mod invitation_emails {
         assert_error(&spent, StatusCode::CONFLICT, "invitation_used");
     }
 }
+
+mod names {
+    use super::*;
+    use crate::smart::{es384, jwks, register};
+
+    both!(names_with_hidden_or_direction_changing_characters_are_refused_everywhere);
+
+    const HIDDEN: [&str; 5] = [
+        "Dr \u{202E}ynnaJ",
+        "Ann\u{200B}a",
+        "\u{2066}Anna\u{2069}",
+        "Anna\u{FEFF}",
+        "Anna\u{0008}",
+    ];
+
+    #[track_caller]
+    fn refused(reply: &crate::harness::Reply, field: &str) {
+        assert_error(reply, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(
+            reply.body["error"]["fields"][field]
+                .as_str()
+                .is_some_and(|m| m.contains("invisible")),
+            "{field}: {}",
+            reply.text
+        );
+    }
+
+    async fn names_with_hidden_or_direction_changing_characters_are_refused_everywhere(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        for name in HIDDEN {
+            let code = app
+                .invite(&world.clinician_a, &world.clinic_a, "patient")
+                .await;
+            let accept = app
+                .post_anonymous(
+                    "/v1/invitations/accept",
+                    json!({"code": code, "email": format!("{}@example.org", uuid::Uuid::new_v4()),
+                           "password": crate::harness::PASSWORD, "display_name": name}),
+                )
+                .await;
+            refused(&accept, "display_name");
+            let profile = app
+                .patch(
+                    &format!("/v1/patients/{}", world.patient_a.id),
+                    &world.clinician_a.access,
+                    json!({"display_name": name}),
+                )
+                .await;
+            refused(&profile, "display_name");
+            let clinic = app
+                .post(
+                    "/v1/clinics",
+                    &world.org_admin.access,
+                    json!({"name": name, "timezone": "Europe/London"}),
+                )
+                .await;
+            refused(&clinic, "name");
+            let rename = app
+                .patch(
+                    &format!("/v1/clinics/{}", world.clinic_a),
+                    &world.admin_a.access,
+                    json!({"name": name}),
+                )
+                .await;
+            refused(&rename, "name");
+            let client = register(
+                &app,
+                &world.admin_a,
+                &world.clinic_a,
+                json!({"name": name, "jwks": jwks(&[&es384()])}),
+            )
+            .await;
+            refused(&client, "name");
+            let consent = app
+                .post(
+                    &format!("/v1/clinics/{}/consent-documents", world.clinic_a),
+                    &world.admin_a.access,
+                    json!({"title": name, "body": "I agree."}),
+                )
+                .await;
+            refused(&consent, "title");
+        }
+        // Names in any script, with accents and emoji, are welcome.
+        app.patch(
+            &format!("/v1/patients/{}", world.patient_a.id),
+            &world.clinician_a.access,
+            json!({"display_name": "José Núñez 王小明 محمد ❤️"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+}

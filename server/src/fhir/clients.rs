@@ -71,10 +71,10 @@ pub fn register(
     if let Err(refused) = caller.ensure_admin_of(&clinic, "register system clients") {
         return Ok(Err(refused));
     }
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Ok(Err(Refusal::invalid_field("name", "1 to 100 characters")));
-    }
+    let name = match crate::text::parse_name(name, 100) {
+        Ok(name) => name,
+        Err(problem) => return Ok(Err(Refusal::invalid_field("name", problem))),
+    };
     if let Err(problem) = smart::check_jwks(jwks) {
         return Ok(Err(Refusal::invalid_field("jwks", problem.to_string())));
     }
@@ -88,7 +88,7 @@ pub fn register(
     let row = ClientRow {
         id: uuid::Uuid::now_v7().to_string(),
         clinic_id: clinic.as_str().to_owned(),
-        name: name.to_owned(),
+        name,
         jwks: jwks.to_string(),
         scope: smart::scopes_text(&scopes),
         created_by: caller.account_id.to_string(),

@@ -114,6 +114,11 @@ pub async fn publish_consent_document(
             "title".to_owned(),
             format!("must be 1 to {MAX_TITLE} characters"),
         );
+    } else if crate::text::has_hidden(&title) {
+        problems.insert(
+            "title".to_owned(),
+            crate::text::HIDDEN_CHARACTERS.to_owned(),
+        );
     }
     if body.body.trim().is_empty() || body.body.chars().count() > MAX_BODY {
         problems.insert(
