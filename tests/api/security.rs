@@ -1020,3 +1020,81 @@ mod names {
         .expect(StatusCode::OK);
     }
 }
+
+mod headers {
+    use super::*;
+    use axum::http::{Method, header};
+
+    both!(every_answer_carries_security_headers_and_patient_data_is_never_cached);
+
+    async fn every_answer_carries_security_headers_and_patient_data_is_never_cached(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        let get = |path: String, token: Option<String>| {
+            let app = &app;
+            async move { app.call(Method::GET, &path, token.as_deref(), None).await }
+        };
+        let staff = Some(world.clinician_a.access.clone());
+        let patient_data = [
+            get(
+                format!("/v1/patients/{}/check-ins", world.patient_a.id),
+                staff.clone(),
+            )
+            .await,
+            get("/v1/me".into(), Some(world.patient_a.access.clone())).await,
+            get(
+                format!("/fhir/r4/Patient/{}", world.patient_a.id),
+                staff.clone(),
+            )
+            .await,
+            get("/v1/alerts".into(), staff.clone()).await,
+            get("/v1/no-such-route".into(), None).await,
+            get("/v1/me".into(), None).await,
+        ];
+        for reply in &patient_data {
+            assert_eq!(
+                reply.headers[header::CACHE_CONTROL],
+                "no-store",
+                "{reply:?}"
+            );
+        }
+        let others = [
+            get("/openapi.json".into(), None).await,
+            get("/health/live".into(), None).await,
+            get("/docs/".into(), None).await,
+        ];
+        for reply in patient_data.iter().chain(&others) {
+            assert_eq!(reply.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            assert_eq!(reply.headers[header::REFERRER_POLICY], "no-referrer");
+            assert_eq!(reply.headers[header::X_FRAME_OPTIONS], "DENY");
+            let csp = reply.headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap();
+            assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        }
+        let docs_csp = others[2].headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(docs_csp.contains("script-src 'self'"), "{docs_csp}");
+        assert!(!docs_csp.contains("unsafe-eval"), "{docs_csp}");
+        let api_csp = patient_data[0].headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(api_csp.starts_with("default-src 'none'"), "{api_csp}");
+        // Crisis resources are meant to be kept on the phone for offline use.
+        let crisis = get(
+            "/v1/me/crisis-resources".into(),
+            Some(world.patient_a.access.clone()),
+        )
+        .await
+        .expect(StatusCode::OK);
+        assert!(
+            crisis.headers[header::CACHE_CONTROL]
+                .to_str()
+                .unwrap()
+                .starts_with("private"),
+        );
+    }
+}
