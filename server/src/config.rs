@@ -185,6 +185,39 @@ pub struct Config {
     pub connections: ConnectionSettings,
     /// `COMPANION_WEBHOOK_ALLOW`: internal hosts and networks webhooks may reach anyway.
     pub webhook_allow: Vec<crate::http::outbound::AllowEntry>,
+    /// `COMPANION_PUBLIC_URL`: where clients reach this installation; every absolute URL the
+    /// server emits (FHIR links, the SMART token endpoint and assertion audience, Bulk Data file
+    /// URLs) is built from it, never from a request's `Host`.
+    pub public_url: PublicUrl,
+}
+
+/// The installation's public base URL: scheme, host, optional port and path prefix, no trailing
+/// slash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// Parses an absolute `http` or `https` URL without query, fragment or credentials.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err("must be an http or https URL with a host".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            return Err("must have no query, fragment or credentials".into());
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// The base, without a trailing slash (`https://companion.example.org`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether clients reach the installation over TLS.
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
 }
 
 /// Limits on the connections `serve` accepts, against clients that hold sockets open.
@@ -307,6 +340,7 @@ pub const KEYS: &[&str] = &[
     "COMPANION_MAX_CONNECTIONS",
     "COMPANION_MAX_CONNECTIONS_PER_CLIENT",
     "COMPANION_WEBHOOK_ALLOW",
+    "COMPANION_PUBLIC_URL",
     "DATABASE_URL",
 ];
 
@@ -377,6 +411,37 @@ impl Config {
                 ));
             }
             None => KeySource::DevelopmentFile(data_dir.join("jwt-dev.key")),
+        };
+        let public_url = match get("COMPANION_PUBLIC_URL") {
+            Some(text) => {
+                let url = PublicUrl::parse(text).map_err(|p| err("COMPANION_PUBLIC_URL", p))?;
+                if environment == Environment::Production && !url.is_https() {
+                    return Err(err(
+                        "COMPANION_PUBLIC_URL",
+                        "must be an https URL when COMPANION_ENV=production",
+                    ));
+                }
+                url
+            }
+            None if environment == Environment::Production => {
+                return Err(err(
+                    "COMPANION_PUBLIC_URL",
+                    "required when COMPANION_ENV=production: the https URL clients reach this \
+                     installation at, e.g. https://companion.example.org",
+                ));
+            }
+            // Development: the listen address, as a browser on the same machine reaches it.
+            None => {
+                let host = if addr.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else {
+                    match addr {
+                        SocketAddr::V4(v4) => v4.ip().to_string(),
+                        SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+                    }
+                };
+                PublicUrl(format!("http://{host}:{}", addr.port()))
+            }
         };
         let jwt_issuer = get("COMPANION_JWT_ISSUER")
             .unwrap_or("companion")
@@ -540,6 +605,7 @@ impl Config {
             metrics_token,
             connections,
             webhook_allow,
+            public_url,
         })
     }
 }
@@ -842,6 +908,41 @@ mod tests {
             error.problem.contains("COMPANION_MAX_CONNECTIONS"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn production_needs_an_https_public_url_and_development_defaults_to_the_listen_address() {
+        let keys = (
+            "COMPANION_JWT_KEYS",
+            "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+        );
+        let error =
+            Config::from_source(&source(&[("COMPANION_ENV", "production"), keys])).unwrap_err();
+        assert_eq!(error.key, "COMPANION_PUBLIC_URL");
+        let error = Config::from_source(&source(&[
+            ("COMPANION_ENV", "production"),
+            keys,
+            ("COMPANION_PUBLIC_URL", "http://companion.example.org"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.key, "COMPANION_PUBLIC_URL");
+        let config = Config::from_source(&source(&[
+            ("COMPANION_ENV", "production"),
+            keys,
+            ("COMPANION_PUBLIC_URL", "https://companion.example.org/"),
+        ]))
+        .unwrap();
+        assert_eq!(config.public_url.as_str(), "https://companion.example.org");
+        let local = Config::from_source(&BTreeMap::new()).unwrap();
+        assert_eq!(local.public_url.as_str(), "http://127.0.0.1:8080");
+        for bad in [
+            "companion.example.org",
+            "ftp://x.example",
+            "https://x.example/?a=1",
+        ] {
+            let error = Config::from_source(&source(&[("COMPANION_PUBLIC_URL", bad)])).unwrap_err();
+            assert_eq!(error.key, "COMPANION_PUBLIC_URL", "{bad}");
+        }
     }
 
     #[test]

@@ -250,6 +250,16 @@ fn bad_settings_fail_at_start_naming_the_key() {
         (vec![("COMPANION_ADDR", "nowhere")], "COMPANION_ADDR"),
         (vec![("COMPANION_ENV", "production")], "COMPANION_JWT_KEYS"),
         (
+            vec![
+                ("COMPANION_ENV", "production"),
+                (
+                    "COMPANION_JWT_KEYS",
+                    "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+                ),
+            ],
+            "COMPANION_PUBLIC_URL",
+        ),
+        (
             vec![("COMPANION_ACESS_TOKEN_TTL", "60")],
             "COMPANION_ACESS_TOKEN_TTL",
         ),
@@ -449,6 +459,7 @@ fn demo_creates_a_clinic_to_sign_in_to_and_is_refused_in_production() {
                 "COMPANION_JWT_KEYS",
                 "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
             ),
+            ("COMPANION_PUBLIC_URL", "https://companion.example.org"),
         ],
     )
     .arg("demo")

@@ -270,6 +270,7 @@ impl TestApp {
             ),
             ("COMPANION_DB_POOL_SIZE".into(), "4".into()),
             ("COMPANION_AUTH_RATE_LIMIT".into(), "1000".into()),
+            ("COMPANION_PUBLIC_URL".into(), "http://localhost".into()),
         ]);
         for (key, value) in settings {
             source.insert((*key).into(), (*value).into());

@@ -210,7 +210,14 @@ mod ssrf {
     }
 
     async fn production_webhooks_must_use_https(backend: Backend) {
-        let app = TestApp::with_settings(backend, &[("COMPANION_ENV", "production")]).await;
+        let app = TestApp::with_settings(
+            backend,
+            &[
+                ("COMPANION_ENV", "production"),
+                ("COMPANION_PUBLIC_URL", "https://companion.example.org"),
+            ],
+        )
+        .await;
         let world = app.world().await;
         let plain = add_webhook(&app, &world, "http://hooks.example.org/in").await;
         assert_error(
@@ -1095,6 +1102,169 @@ mod headers {
                 .to_str()
                 .unwrap()
                 .starts_with("private"),
+        );
+    }
+}
+
+mod public_url {
+    use super::*;
+    use crate::smart::{assertion, es384, jwks, register};
+    use axum::body::Body;
+    use axum::http::{Method, Request, header};
+
+    both!(absolute_urls_come_from_the_configured_public_url_never_the_host_header);
+
+    const PUBLIC: &str = "https://companion.example.org";
+
+    fn forged(method: Method, path: &str, token: Option<&str>) -> axum::http::request::Builder {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "evil.example")
+            .header("x-forwarded-proto", "http")
+            .header("x-forwarded-host", "evil.example");
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        builder
+    }
+
+    async fn token_with_audience(app: &TestApp, client: &str, aud: &str) -> crate::harness::Reply {
+        let form = serde_urlencoded::to_string([
+            ("grant_type", "client_credentials"),
+            ("scope", "system/*.read"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            (
+                "client_assertion",
+                &assertion(
+                    app,
+                    &es384(),
+                    client,
+                    aud,
+                    60,
+                    &uuid::Uuid::new_v4().to_string(),
+                ),
+            ),
+        ])
+        .unwrap();
+        let request = forged(Method::POST, "/oauth/token", None)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap();
+        app.send(request).await
+    }
+
+    async fn absolute_urls_come_from_the_configured_public_url_never_the_host_header(
+        backend: Backend,
+    ) {
+        let app = TestApp::with_settings(backend, &[("COMPANION_PUBLIC_URL", PUBLIC)]).await;
+        let world = app.world().await;
+        let config = app
+            .send(
+                forged(Method::GET, "/.well-known/smart-configuration", None)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(
+            config.body["token_endpoint"],
+            format!("{PUBLIC}/oauth/token")
+        );
+        assert!(
+            config.headers[header::STRICT_TRANSPORT_SECURITY]
+                .to_str()
+                .unwrap()
+                .starts_with("max-age=")
+        );
+
+        // An assertion made out to the forged host is refused; one for the real endpoint works.
+        let client = register(
+            &app,
+            &world.admin_a,
+            &world.clinic_a,
+            json!({"name": "EHR", "jwks": jwks(&[&es384()])}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        let id = client.body["client_id"].as_str().unwrap();
+        let evil = token_with_audience(&app, id, "http://evil.example/oauth/token").await;
+        assert_eq!(evil.status, StatusCode::UNAUTHORIZED, "{}", evil.text);
+        assert_eq!(evil.body["error"], "invalid_client");
+        token_with_audience(&app, id, &format!("{PUBLIC}/oauth/token"))
+            .await
+            .expect(StatusCode::OK);
+
+        // FHIR links and Bulk Data URLs name the public URL.
+        submit(
+            &app,
+            &world.patient_a,
+            "phq9",
+            phq9([1, 1, 1, 1, 1, 1, 1, 1, 0]),
+        )
+        .await;
+        let staff = world.clinician_a.access.as_str();
+        let bundle = app
+            .send(
+                forged(Method::GET, "/fhir/r4/QuestionnaireResponse", Some(staff))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(!bundle.text.contains("evil.example"), "{}", bundle.text);
+        assert!(
+            bundle.body["link"][0]["url"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{PUBLIC}/fhir/r4/")),
+            "{}",
+            bundle.text
+        );
+        let kicked = app
+            .send(
+                forged(Method::GET, "/fhir/r4/Patient/$export", Some(staff))
+                    .header("prefer", "respond-async")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .expect(StatusCode::ACCEPTED);
+        let location = kicked.headers[header::CONTENT_LOCATION].to_str().unwrap();
+        assert!(
+            location.starts_with(&format!("{PUBLIC}/fhir/bulk/")),
+            "{location}"
+        );
+        app.run_jobs().await;
+        let path = location.strip_prefix(PUBLIC).unwrap();
+        let manifest = app
+            .send(
+                forged(Method::GET, path, Some(staff))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(!manifest.text.contains("evil.example"), "{}", manifest.text);
+        let files = manifest.body["output"].as_array().unwrap();
+        assert!(!files.is_empty());
+        for file in files {
+            assert!(
+                file["url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{PUBLIC}/fhir/bulk/")),
+                "{file}"
+            );
+        }
+        assert!(
+            manifest.body["request"]
+                .as_str()
+                .unwrap()
+                .starts_with(PUBLIC)
         );
     }
 }

@@ -49,7 +49,9 @@ pub fn secure(state: &AppState, headers: &HeaderMap) -> bool {
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    forwarded_https || state.config.environment == crate::config::Environment::Production
+    forwarded_https
+        || state.config.public_url.is_https()
+        || state.config.environment == crate::config::Environment::Production
 }
 
 /// A `Set-Cookie` value. `max_age` zero deletes the cookie.

@@ -69,33 +69,16 @@ fn unsupported_type(name: &str) -> Response {
     )
 }
 
-/// The installation's base URL: scheme and host of the request (a proxy's
-/// `X-Forwarded-Proto` says whether it is https). Hosts with anything but host characters are
-/// ignored, so a forged header cannot inject into the URLs we emit.
-pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        })
-        .unwrap_or("localhost");
-    let scheme = match headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-    {
-        Some("https") => "https",
-        _ => "http",
-    };
-    format!("{scheme}://{host}")
+/// The installation's base URL (`COMPANION_PUBLIC_URL`): every absolute URL in a FHIR answer,
+/// the SMART token endpoint and Bulk Data file URLs are built from it, never from the request's
+/// `Host` or `X-Forwarded-Proto`, which a client controls.
+fn base_url(state: &AppState) -> String {
+    state.config.public_url.as_str().to_owned()
 }
 
 /// `GET /fhir/r4/metadata`: the CapabilityStatement (public, as FHIR expects).
-pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let systems = Systems::new(&base_url(&headers));
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    let systems = Systems::new(&base_url(&state));
     fhir(
         StatusCode::OK,
         &res::capability_statement(&systems, state.now().naive_utc()),
@@ -107,7 +90,6 @@ pub async fn read_resource(
     State(state): State<AppState>,
     access: Result<FhirAccess, ApiError>,
     Path((type_name, id)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let access = match access {
         Ok(access) => access,
@@ -116,7 +98,7 @@ pub async fn read_resource(
     let Some(resource) = ResourceType::parse(&type_name) else {
         return unsupported_type(&type_name);
     };
-    let systems = Systems::new(&base_url(&headers));
+    let systems = Systems::new(&base_url(&state));
     let app = state.clone();
     let result = run_as(&state, access, resource, move |conn, caller| {
         let ctx = Context {
@@ -139,7 +121,6 @@ pub async fn search_resources(
     access: Result<FhirAccess, ApiError>,
     Path(type_name): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
 ) -> Response {
     let access = match access {
         Ok(access) => access,
@@ -171,7 +152,7 @@ pub async fn search_resources(
             );
         }
     };
-    let systems = Systems::new(&base_url(&headers));
+    let systems = Systems::new(&base_url(&state));
     let app = state.clone();
     let for_use_case = systems.clone();
     let result = run_as(&state, access, resource, move |conn, caller| {
@@ -266,8 +247,8 @@ where
 }
 
 /// `GET /.well-known/smart-configuration`: how a system client gets a token.
-pub async fn smart_configuration(headers: HeaderMap) -> Response {
-    let base = base_url(&headers);
+pub async fn smart_configuration(State(state): State<AppState>) -> Response {
+    let base = base_url(&state);
     let body = json!({
         "token_endpoint": format!("{base}/oauth/token"),
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
@@ -281,11 +262,7 @@ pub async fn smart_configuration(headers: HeaderMap) -> Response {
 
 /// `POST /oauth/token`: client credentials with a signed JWT assertion (SMART Backend
 /// Services). Errors are RFC 6749's: `{"error", "error_description"}`.
-pub async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+pub async fn token(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
     let request: TokenRequest = match serde_urlencoded::from_bytes(&body) {
         Ok(request) => request,
         Err(_) => {
@@ -297,7 +274,7 @@ pub async fn token(
             });
         }
     };
-    let token_url = format!("{}/oauth/token", base_url(&headers));
+    let token_url = format!("{}/oauth/token", base_url(&state));
     let now = state.now();
     let result = state
         .db
@@ -618,7 +595,7 @@ async fn kick_off(
         Ok(types) => types,
         Err(problem) => return invalid(&problem),
     };
-    let base = base_url(&headers);
+    let base = base_url(&state);
     let path = match &group {
         Some(id) => format!("{base}/fhir/r4/Group/{id}/$export"),
         None => format!("{base}/fhir/r4/Patient/$export"),

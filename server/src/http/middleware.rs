@@ -33,6 +33,7 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
     let timeout = config.request_timeout;
     let body_timeout = config.connections.body_timeout;
     let max_body_bytes = config.max_body_bytes;
+    let hsts = config.public_url.is_https();
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -52,7 +53,9 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             log_request(req, next, metrics.clone())
         }))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            security_headers(req, next, hsts)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid));
     match cors(&config.cors_origins) {
@@ -281,8 +284,9 @@ fn carries_private_data(path: &str) -> bool {
 /// Adds the headers every answer carries, keeping any a route set itself (the console sets its
 /// own policy): `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`,
 /// `X-Frame-Options: DENY`, a content security policy (the documentation page's own, or one that
-/// allows nothing), and `Cache-Control: no-store` on the API, FHIR and OAuth routes.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// allows nothing), `Cache-Control: no-store` on the API, FHIR and OAuth routes, and
+/// `Strict-Transport-Security` when the installation is reached over https.
+async fn security_headers(req: Request, next: Next, hsts: bool) -> Response {
     let path = req.uri().path().to_owned();
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
@@ -301,6 +305,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
     );
     if carries_private_data(&path) {
         set(header::CACHE_CONTROL, "no-store");
+    }
+    if hsts {
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
     }
     response
 }
