@@ -33,6 +33,10 @@ pub struct AuthLimits {
     pub refresh_per_client: RateLimiter,
     /// Invitation acceptances per client address (codes are short enough to guess at scale).
     pub accept_per_client: RateLimiter,
+    /// SMART token requests per client address.
+    pub token_per_client: RateLimiter,
+    /// SMART token requests per system client (the `iss` its assertion claims).
+    pub token_per_system_client: RateLimiter,
 }
 
 impl AuthLimits {
@@ -42,6 +46,8 @@ impl AuthLimits {
             login_per_client: RateLimiter::new(per_minute.saturating_mul(10)),
             refresh_per_client: RateLimiter::new(per_minute.saturating_mul(10)),
             accept_per_client: RateLimiter::new(per_minute),
+            token_per_client: RateLimiter::new(per_minute.saturating_mul(10)),
+            token_per_system_client: RateLimiter::new(per_minute),
         }
     }
 }

@@ -185,6 +185,9 @@ pub struct Config {
     pub connections: ConnectionSettings,
     /// `COMPANION_WEBHOOK_ALLOW`: internal hosts and networks webhooks may reach anyway.
     pub webhook_allow: Vec<crate::http::outbound::AllowEntry>,
+    /// `COMPANION_ORG_AUDIT_RETENTION_DAYS`: how long audit rows of no clinic (organisation-level
+    /// actions) are kept; a clinic's own rows follow its retention policy.
+    pub org_audit_retention_days: u32,
     /// `COMPANION_PUBLIC_URL`: where clients reach this installation; every absolute URL the
     /// server emits (FHIR links, the SMART token endpoint and assertion audience, Bulk Data file
     /// URLs) is built from it, never from a request's `Host`.
@@ -341,6 +344,7 @@ pub const KEYS: &[&str] = &[
     "COMPANION_MAX_CONNECTIONS_PER_CLIENT",
     "COMPANION_WEBHOOK_ALLOW",
     "COMPANION_PUBLIC_URL",
+    "COMPANION_ORG_AUDIT_RETENTION_DAYS",
     "DATABASE_URL",
 ];
 
@@ -558,6 +562,9 @@ impl Config {
             Some(token) => Some(Secret::new(token.to_owned())),
         };
         let connections = connection_settings(get, request_timeout)?;
+        // Six years by default: how long HIPAA asks for security documentation to be kept.
+        let org_audit_retention_days =
+            number(get, "COMPANION_ORG_AUDIT_RETENTION_DAYS", 2190, 1, 36_500)? as u32;
         let webhook_allow = match get("COMPANION_WEBHOOK_ALLOW") {
             None => Vec::new(),
             Some(text) => text
@@ -605,6 +612,7 @@ impl Config {
             metrics_token,
             connections,
             webhook_allow,
+            org_audit_retention_days,
             public_url,
         })
     }

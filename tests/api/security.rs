@@ -1268,3 +1268,251 @@ mod public_url {
         );
     }
 }
+
+mod housekeeping_and_limits {
+    use super::*;
+    use crate::escalation::{alert_pushes, app_with_gateway, device, on_call};
+    use crate::smart::{TOKEN_URL, assertion, es384, exchange, jti, jwks, register};
+    use axum::body::Body;
+    use axum::http::{Method, Request, header};
+    use chrono::TimeDelta;
+
+    both!(
+        the_token_endpoint_is_rate_limited_per_address_and_per_client,
+        expired_system_tokens_and_old_organisation_audit_rows_are_purged,
+        a_device_token_taken_over_by_another_account_does_not_carry_the_first_accounts_pushes,
+        a_client_request_id_reaches_the_audit_trail_only_when_short_and_plain,
+    );
+
+    async fn the_token_endpoint_is_rate_limited_per_address_and_per_client(backend: Backend) {
+        // Two token requests a minute per client and twenty per address (the limits of
+        // COMPANION_AUTH_RATE_LIMIT=2), set after the people of the test have signed up.
+        let app = TestApp::build(backend, &[], |app| {
+            use companion::http::rate_limit::RateLimiter;
+            app.limits.token_per_system_client = RateLimiter::new(2);
+            app.limits.token_per_client = RateLimiter::new(20);
+        })
+        .await;
+        let world = app.world().await;
+        let client = register(
+            &app,
+            &world.admin_a,
+            &world.clinic_a,
+            json!({"name": "EHR", "jwks": jwks(&[&es384()])}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        let id = client.body["client_id"].as_str().unwrap().to_owned();
+        for _ in 0..2 {
+            exchange(
+                &app,
+                &assertion(&app, &es384(), &id, TOKEN_URL, 60, &jti()),
+                "system/*.read",
+            )
+            .await
+            .expect(StatusCode::OK);
+        }
+        let limited = exchange(
+            &app,
+            &assertion(&app, &es384(), &id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await;
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            limited.text
+        );
+        assert!(limited.headers.contains_key(header::RETRY_AFTER));
+        assert_eq!(limited.body["error"], "temporarily_unavailable");
+        // Whatever the body, one address gets ten times the per-client limit.
+        let mut statuses = Vec::new();
+        for _ in 0..25 {
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri("/oauth/token")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("grant_type=password"))
+                .unwrap();
+            statuses.push(app.send(request).await.status);
+        }
+        assert!(statuses.contains(&StatusCode::BAD_REQUEST), "{statuses:?}");
+        assert_eq!(
+            statuses.last(),
+            Some(&StatusCode::TOO_MANY_REQUESTS),
+            "{statuses:?}"
+        );
+        // A minute later the client is served again.
+        app.clock.advance(TimeDelta::seconds(61));
+        exchange(
+            &app,
+            &assertion(&app, &es384(), &id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+
+    async fn expired_system_tokens_and_old_organisation_audit_rows_are_purged(backend: Backend) {
+        let app = TestApp::with_settings(
+            backend,
+            &[
+                ("COMPANION_ORG_AUDIT_RETENTION_DAYS", "30"),
+                ("COMPANION_ACCESS_TOKEN_TTL", "86400"),
+            ],
+        )
+        .await;
+        let world = app.world().await;
+        let client = register(
+            &app,
+            &world.admin_a,
+            &world.clinic_a,
+            json!({"name": "EHR", "jwks": jwks(&[&es384()])}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        let id = client.body["client_id"].as_str().unwrap().to_owned();
+        exchange(
+            &app,
+            &assertion(&app, &es384(), &id, TOKEN_URL, 60, &jti()),
+            "system/*.read",
+        )
+        .await
+        .expect(StatusCode::OK);
+        // An organisation-level action: one organisation admin disables another.
+        let other = app.org_admin().await;
+        app.call(
+            Method::POST,
+            &format!("/v1/accounts/{}/disable", other.id),
+            Some(&world.org_admin.access),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+        let org_rows = "SELECT COUNT(*) AS n FROM audit_events WHERE clinic_id IS NULL";
+        let clinic_rows = "SELECT COUNT(*) AS n FROM audit_events WHERE clinic_id IS NOT NULL";
+        assert!(app.count(org_rows).await >= 1);
+        let kept = app.count(clinic_rows).await;
+        assert!(kept > 0);
+        assert_eq!(
+            app.count("SELECT COUNT(*) AS n FROM system_tokens").await,
+            1
+        );
+
+        // Within their lifetimes nothing goes.
+        companion::worker::housekeeping(&app.app).await.unwrap();
+        assert_eq!(
+            app.count("SELECT COUNT(*) AS n FROM system_tokens").await,
+            1
+        );
+        assert!(app.count(org_rows).await >= 1);
+        // Past them: the token, its assertion id and the organisation's rows.
+        app.clock.advance(TimeDelta::days(31));
+        companion::worker::housekeeping(&app.app).await.unwrap();
+        assert_eq!(
+            app.count("SELECT COUNT(*) AS n FROM system_tokens").await,
+            0
+        );
+        assert_eq!(
+            app.count("SELECT COUNT(*) AS n FROM client_assertions")
+                .await,
+            0
+        );
+        assert_eq!(app.count(org_rows).await, 0);
+        // A clinic's rows follow the clinic's own retention policy (none set here).
+        assert_eq!(app.count(clinic_rows).await, kept);
+    }
+
+    async fn a_device_token_taken_over_by_another_account_does_not_carry_the_first_accounts_pushes(
+        backend: Backend,
+    ) {
+        let (app, gateway, world) = app_with_gateway(backend).await;
+        on_call(&app, &world.clinician_a).await;
+        let token = device(&app, &world.clinician_a).await;
+        submit(
+            &app,
+            &world.patient_a,
+            "phq9",
+            phq9([0, 0, 0, 0, 0, 0, 0, 0, 2]),
+        )
+        .await;
+        // The care team is told: the clinician's push is queued, not yet sent.
+        companion::jobs::runner::Runner::new(app.app.clone())
+            .run_once()
+            .await
+            .unwrap();
+        assert!(alert_pushes(&gateway, &token).is_empty());
+        // Someone else signs in on that phone and registers the same token.
+        app.post(
+            "/v1/devices",
+            &world.patient_a2.access,
+            json!({"platform": "android", "token": token}),
+        )
+        .await
+        .expect(StatusCode::OK);
+        app.run_jobs().await;
+        assert!(
+            alert_pushes(&gateway, &token).is_empty(),
+            "the clinician's alert push is not delivered to the new owner"
+        );
+        let theirs = app
+            .get("/v1/me/devices", &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK);
+        assert!(
+            theirs.body["items"].as_array().unwrap().is_empty(),
+            "{}",
+            theirs.text
+        );
+        // The new owner's own pushes reach the phone.
+        let mine = app
+            .get("/v1/me/devices", &world.patient_a2.access)
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
+    }
+
+    async fn a_client_request_id_reaches_the_audit_trail_only_when_short_and_plain(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        let long = "a".repeat(65);
+        for (sent, kept) in [
+            ("trace-7f3a:span.01_b", true),
+            (long.as_str(), false),
+            ("x'); DROP TABLE audit_events; --", false),
+            ("caf\u{e9}", false),
+        ] {
+            let request = Request::builder()
+                .method(Method::GET)
+                .uri(format!("/v1/patients/{}/check-ins", world.patient_a.id))
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", world.clinician_a.access),
+                )
+                .header(
+                    "x-request-id",
+                    axum::http::HeaderValue::from_bytes(sent.as_bytes()).unwrap(),
+                )
+                .body(Body::empty())
+                .unwrap();
+            let reply = app.send(request).await.expect(StatusCode::OK);
+            let echoed = reply.headers["x-request-id"].to_str().unwrap().to_owned();
+            let latest: &'static str = Box::leak(
+                format!(
+                    "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'check_ins.read' AND request_id = '{echoed}'"
+                )
+                .into_boxed_str(),
+            );
+            assert_eq!(app.count(latest).await, 1, "{sent:?}");
+            if kept {
+                assert_eq!(echoed, sent);
+            } else {
+                assert_ne!(echoed, sent);
+                assert!(uuid::Uuid::parse_str(&echoed).is_ok(), "{echoed}");
+            }
+        }
+    }
+}

@@ -108,3 +108,23 @@ pub fn record(conn: &mut DbConnection, entry: &AuditEntry) -> QueryResult<()> {
         .execute(conn)
         .map(drop)
 }
+
+/// Deletes audit rows that belong to no clinic (organisation-level actions) written before
+/// `before`, up to `batch` of them (housekeeping, under `COMPANION_ORG_AUDIT_RETENTION_DAYS`;
+/// a clinic's own rows follow the clinic's retention policy). Returns how many went.
+pub fn purge_organisation_rows(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    batch: i64,
+) -> QueryResult<usize> {
+    let ids: Vec<String> = audit_events::table
+        .filter(audit_events::clinic_id.is_null())
+        .filter(audit_events::at.lt(before))
+        .select(audit_events::id)
+        .limit(batch)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&ids))).execute(conn)
+}

@@ -496,3 +496,14 @@ pub fn scope_of_token(conn: &mut DbConnection, token: &str) -> QueryResult<Strin
         .optional()?
         .unwrap_or_default())
 }
+
+/// Deletes system access tokens that have expired, and spent assertion ids whose assertions
+/// could no longer be used anyway (housekeeping). Returns how many rows went.
+pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    let tokens = diesel::delete(system_tokens::table.filter(system_tokens::expires_at.le(now)))
+        .execute(conn)?;
+    let assertions =
+        diesel::delete(client_assertions::table.filter(client_assertions::expires_at.lt(now)))
+            .execute(conn)?;
+    Ok(tokens + assertions)
+}

@@ -262,7 +262,15 @@ pub async fn smart_configuration(State(state): State<AppState>) -> Response {
 
 /// `POST /oauth/token`: client credentials with a signed JWT assertion (SMART Backend
 /// Services). Errors are RFC 6749's: `{"error", "error_description"}`.
-pub async fn token(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    client: crate::http::extract::ClientAddr,
+    body: axum::body::Bytes,
+) -> Response {
+    let now = state.now();
+    if let Err(wait) = state.limits.token_per_client.check(&client.key(), now) {
+        return too_many_token_requests(wait);
+    }
     let request: TokenRequest = match serde_urlencoded::from_bytes(&body) {
         Ok(request) => request,
         Err(_) => {
@@ -274,8 +282,17 @@ pub async fn token(State(state): State<AppState>, body: axum::body::Bytes) -> Re
             });
         }
     };
+    // Per client as well, by the id its assertion claims (before anything is verified, so that
+    // guessing at one client's keys is slowed whichever address it comes from).
+    if let Some(claimed) = request
+        .client_assertion
+        .as_deref()
+        .and_then(|a| smart::claimed_client(a).ok())
+        && let Err(wait) = state.limits.token_per_system_client.check(&claimed, now)
+    {
+        return too_many_token_requests(wait);
+    }
     let token_url = format!("{}/oauth/token", base_url(&state));
-    let now = state.now();
     let result = state
         .db
         .write_or_refuse(move |conn| clients::issue_token(conn, &request, &token_url, now))
@@ -297,6 +314,19 @@ pub async fn token(State(state): State<AppState>, body: axum::body::Bytes) -> Re
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// 429 in the token endpoint's error format, with `Retry-After`.
+fn too_many_token_requests(wait: u64) -> Response {
+    let mut response = oauth_error(&clients::OAuthError {
+        status: 429,
+        error: "temporarily_unavailable",
+        description: format!("Too many token requests; try again in {wait} seconds."),
+    });
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
     response
 }
 

@@ -57,7 +57,8 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
             security_headers(req, next, hsts)
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unusable_request_id));
     match cors(&config.cors_origins) {
         Some(layer) => router.layer(layer),
         None => router,
@@ -263,6 +264,31 @@ async fn log_request(req: Request, next: Next, metrics: Arc<Metrics>) -> Respons
         }
     });
     response
+}
+
+/// The longest request id a client may choose.
+pub const MAX_REQUEST_ID: usize = 64;
+
+/// Whether a client's `X-Request-Id` may be kept: 1 to [`MAX_REQUEST_ID`] characters of letters,
+/// digits, `-`, `_`, `.` and `:` (a UUID, a trace id), since it is logged and written into audit
+/// rows.
+pub fn usable_request_id(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Removes a client's `X-Request-Id` that is not [`usable_request_id`] (more than one counts as
+/// unusable), so that the request gets a fresh one instead.
+async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
+    let values: Vec<&HeaderValue> = req.headers().get_all(REQUEST_ID_HEADER).iter().collect();
+    let keep = values.len() == 1 && usable_request_id(values[0].as_bytes());
+    if !keep && !values.is_empty() {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    next.run(req).await
 }
 
 /// The content security policy of the documentation page: its own scripts, styles (Swagger UI
