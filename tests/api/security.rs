@@ -1516,3 +1516,74 @@ mod housekeeping_and_limits {
         }
     }
 }
+
+mod console_sessions {
+    use super::*;
+    use crate::console::Browser;
+    use axum::http::Method;
+
+    both!(a_console_session_is_no_bearer_token_and_ends_on_sign_out_and_disable);
+
+    fn session_cookie(browser: &Browser<'_>) -> String {
+        browser
+            .cookies
+            .iter()
+            .find(|(name, _)| name == "companion_console")
+            .map(|(_, value)| value.clone())
+            .unwrap()
+    }
+
+    async fn a_console_session_is_no_bearer_token_and_ends_on_sign_out_and_disable(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        let (browser, _csrf) = Browser::signed_in(&app, &world.clinician_a).await;
+        let cookie = session_cookie(&browser);
+        // The cookie's token opens no API route.
+        for path in ["/v1/me", "/v1/alerts", "/fhir/r4/Patient"] {
+            let reply = app.get(path, &cookie).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{path}: {}",
+                reply.text
+            );
+        }
+        app.get("/v1/me", &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK);
+
+        // Disabling the account ends its console session at once.
+        let (mut admin_browser, _) = Browser::signed_in(&app, &world.admin_a).await;
+        let mut clinician = Browser::signed_in(&app, &world.clinician_a).await.0;
+        clinician.get("/console").await.expect(StatusCode::OK);
+        app.call(
+            Method::POST,
+            &format!("/v1/accounts/{}/disable", world.clinician_a.id),
+            Some(&world.admin_a.access),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+        let ended = clinician
+            .get("/console")
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        assert_eq!(
+            ended.headers[axum::http::header::LOCATION],
+            "/console/login?ended=1"
+        );
+        // Signing out ends it too, and its cookie then opens nothing.
+        let page = admin_browser.get("/console").await.expect(StatusCode::OK);
+        let csrf = crate::console::csrf_of(&page.text);
+        let stolen = session_cookie(&admin_browser);
+        admin_browser
+            .post("/console/logout", &[("csrf", &csrf)])
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        let mut replay = Browser::new(&app);
+        replay.cookies = vec![("companion_console".to_owned(), stolen)];
+        replay.get("/console").await.expect(StatusCode::SEE_OTHER);
+    }
+}

@@ -15,6 +15,7 @@ use companion_schema::ids::{AccountId, ClinicId, SessionId};
 use crate::account::model::Role;
 use crate::app::AppState;
 use crate::auth::store;
+use crate::auth::tokens::TokenKind;
 use crate::db::DbConnection;
 use crate::error::{ApiError, Outcome, Refusal};
 use crate::http::extract::request_id_of;
@@ -154,17 +155,39 @@ impl FromRequestParts<AppState> for Bearer {
 }
 
 impl Bearer {
-    /// Verifies an access token wherever it was carried (the `Authorization` header, or the
-    /// console's cookie); admits any role until narrowed.
+    /// Verifies an API access token (from the `Authorization` header); admits any role until
+    /// narrowed.
     pub fn from_token(
         app: &crate::app::App,
         token: &str,
         request_id: Option<String>,
     ) -> Result<Self, ApiError> {
-        let claims = app.tokens.verify(token, app.now()).map_err(|reason| {
-            tracing::debug!(%reason, "access token refused");
-            invalid_token()
-        })?;
+        Self::of_kind(app, TokenKind::Access, token, request_id)
+    }
+
+    /// Verifies a console session token (the console's cookie): the same session record and
+    /// checks as an access token, but never accepted as one.
+    pub fn from_console_token(
+        app: &crate::app::App,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<Self, ApiError> {
+        Self::of_kind(app, TokenKind::Console, token, request_id)
+    }
+
+    fn of_kind(
+        app: &crate::app::App,
+        kind: TokenKind,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let claims = app
+            .tokens
+            .verify_kind(kind, token, app.now())
+            .map_err(|reason| {
+                tracing::debug!(%reason, "access token refused");
+                invalid_token()
+            })?;
         Ok(Bearer {
             account_id: AccountId::parse(&claims.sub).ok_or_else(invalid_token)?,
             session_id: SessionId::parse(&claims.sid).ok_or_else(invalid_token)?,

@@ -162,7 +162,8 @@ pub async fn login(
         }
         return (StatusCode::FORBIDDEN, page::refusal_page()).into_response();
     }
-    let token = match state.tokens.issue(
+    let token = match state.tokens.issue_kind(
+        crate::auth::tokens::TokenKind::Console,
         &signed_in.account_id,
         signed_in.session_id.as_str(),
         &signed_in.role,
