@@ -272,6 +272,8 @@ pub fn operations_router(state: AppState) -> Router {
 fn load_or_create_dev_key(path: &Path) -> anyhow::Result<SigningKey> {
     let engine = base64::engine::general_purpose::STANDARD;
     if path.exists() {
+        crate::private_files::restrict(path)
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the development key {}", path.display()))?;
         let secret = engine
@@ -290,7 +292,7 @@ fn load_or_create_dev_key(path: &Path) -> anyhow::Result<SigningKey> {
         });
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
+        crate::private_files::create_dir(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let mut secret = vec![0u8; 32];

@@ -28,6 +28,7 @@ pub mod log_summary;
 pub mod metrics;
 pub mod openapi;
 pub mod patient;
+pub mod private_files;
 pub mod prompt;
 pub mod push;
 pub mod safety;

@@ -1587,3 +1587,185 @@ mod console_sessions {
         replay.get("/console").await.expect(StatusCode::SEE_OTHER);
     }
 }
+
+mod export_files {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Method, Request, header};
+    use chrono::TimeDelta;
+    use std::path::{Path, PathBuf};
+
+    both!(
+        export_files_and_the_database_are_readable_by_the_server_alone,
+        housekeeping_deletes_expired_failed_and_orphaned_export_files,
+        erasing_a_patient_invalidates_the_exports_made_before,
+    );
+
+    async fn kick_off(app: &TestApp, token: &str) -> String {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri("/fhir/r4/Patient/$export")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("prefer", "respond-async")
+            .body(Body::empty())
+            .unwrap();
+        let reply = app.send(request).await.expect(StatusCode::ACCEPTED);
+        let location = reply.headers[header::CONTENT_LOCATION].to_str().unwrap();
+        url::Url::parse(location).unwrap().path().to_owned()
+    }
+
+    fn exports(app: &TestApp) -> PathBuf {
+        app.app.config.data_dir.join("exports")
+    }
+
+    fn folder_of(app: &TestApp, status: &str) -> PathBuf {
+        exports(app).join(status.rsplit('/').next().unwrap())
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    async fn export_files_and_the_database_are_readable_by_the_server_alone(backend: Backend) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        submit(
+            &app,
+            &world.patient_a,
+            "phq9",
+            phq9([1, 1, 1, 1, 1, 1, 1, 1, 0]),
+        )
+        .await;
+        let status = kick_off(&app, &world.clinician_a.access).await;
+        app.run_jobs().await;
+        app.get(&status, &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK);
+        let folder = folder_of(&app, &status);
+        let files: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(!files.is_empty());
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&exports(&app)), 0o700);
+            assert_eq!(mode(&folder), 0o700);
+            for file in &files {
+                assert_eq!(mode(file), 0o600, "{}", file.display());
+            }
+            if let companion::config::DatabaseTarget::Sqlite(db) = &app.app.config.database {
+                assert_eq!(mode(db), 0o600);
+                let wal = PathBuf::from(format!("{}-wal", db.display()));
+                assert!(wal.exists());
+                assert_eq!(mode(&wal), 0o600);
+            }
+        }
+    }
+
+    async fn housekeeping_deletes_expired_failed_and_orphaned_export_files(backend: Backend) {
+        let app = TestApp::with_settings(backend, &[("COMPANION_ACCESS_TOKEN_TTL", "86400")]).await;
+        let world = app.world().await;
+        submit(
+            &app,
+            &world.patient_a,
+            "phq9",
+            phq9([1, 1, 1, 1, 1, 1, 1, 1, 0]),
+        )
+        .await;
+        let done = kick_off(&app, &world.clinician_a.access).await;
+        app.run_jobs().await;
+        assert!(folder_of(&app, &done).is_dir());
+        // A folder no export owns (a crash between writing and recording, a restored backup).
+        let orphan = exports(&app).join(uuid::Uuid::now_v7().to_string());
+        std::fs::create_dir_all(&orphan).unwrap();
+        std::fs::write(orphan.join("Patient.ndjson"), b"{}\n").unwrap();
+        // An export that fails part-way: a check-in of an instrument version nobody knows.
+        app.app
+            .db
+            .run(|conn| {
+                diesel::RunQueryDsl::execute(
+                    diesel::sql_query("UPDATE check_ins SET instrument_version = 99"),
+                    conn,
+                )
+            })
+            .await
+            .unwrap();
+        let failed = kick_off(&app, &world.clinician_a.access).await;
+        app.run_jobs().await;
+        assert!(
+            !folder_of(&app, &failed).exists(),
+            "a failed export keeps no files"
+        );
+
+        // Within the hour, housekeeping keeps the downloadable export and drops the orphan.
+        companion::worker::housekeeping(&app.app).await.unwrap();
+        assert!(folder_of(&app, &done).is_dir());
+        assert!(!orphan.exists());
+        // Past it, the expired export's files go even though nobody polled it again.
+        app.clock.advance(TimeDelta::minutes(61));
+        companion::worker::housekeeping(&app.app).await.unwrap();
+        assert!(!folder_of(&app, &done).exists());
+        let expired = app.get(&done, &world.clinician_a.access).await;
+        assert_eq!(expired.status, StatusCode::NOT_FOUND, "{}", expired.text);
+    }
+
+    async fn erasing_a_patient_invalidates_the_exports_made_before(backend: Backend) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        submit(
+            &app,
+            &world.patient_a,
+            "phq9",
+            phq9([1, 1, 1, 1, 1, 1, 1, 1, 0]),
+        )
+        .await;
+        submit(
+            &app,
+            &world.patient_b,
+            "phq9",
+            phq9([1, 1, 1, 1, 1, 1, 1, 1, 0]),
+        )
+        .await;
+        let clinic_a = kick_off(&app, &world.clinician_a.access).await;
+        let clinic_b = kick_off(&app, &world.clinician_b.access).await;
+        app.run_jobs().await;
+        app.post(
+            &format!("/v1/patients/{}/erasure", world.patient_a.id),
+            &world.admin_a.access,
+            json!({}),
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+        // The export that holds the erased patient is gone, files and all, at once.
+        let polled = app.get(&clinic_a, &world.clinician_a.access).await;
+        assert_eq!(polled.status, StatusCode::NOT_FOUND, "{}", polled.text);
+        assert!(polled.text.contains("erased"), "{}", polled.text);
+        let file = app
+            .get(
+                &format!("{clinic_a}/Patient.ndjson"),
+                &world.clinician_a.access,
+            )
+            .await;
+        assert_eq!(file.status, StatusCode::NOT_FOUND);
+        assert!(!folder_of(&app, &clinic_a).exists());
+        // Another clinic's export is untouched.
+        app.get(&clinic_b, &world.clinician_b.access)
+            .await
+            .expect(StatusCode::OK);
+        assert!(folder_of(&app, &clinic_b).is_dir());
+        // A new export of the clinic no longer holds the patient.
+        let fresh = kick_off(&app, &world.clinician_a.access).await;
+        app.run_jobs().await;
+        let patients = app
+            .get(
+                &format!("{fresh}/Patient.ndjson"),
+                &world.clinician_a.access,
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(!patients.text.contains(&world.patient_a.id));
+    }
+}

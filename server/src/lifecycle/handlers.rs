@@ -486,6 +486,7 @@ pub async fn erase_me(
             super::erasure::erase(conn, caller, &me, now)
         })
         .await?;
+    super::erasure_traces::after_commit(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -518,6 +519,7 @@ pub async fn erase_patient(
             super::erasure::erase(conn, caller, &patient_id, now)
         })
         .await?;
+    super::erasure_traces::after_commit(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

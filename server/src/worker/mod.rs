@@ -79,8 +79,9 @@ async fn housekeeping_loop(app: Arc<App>, shutdown: CancellationToken) {
 /// One housekeeping pass: deletes refresh tokens that expired more than a day ago (kept a day so
 /// a late reuse of a just-expired token is still recognised) and finished jobs due more than
 /// [`JOB_RETENTION_DAYS`] ago, in batches; then the [`retention_purge`]; then expired system
-/// access tokens and spent assertion ids, and audit rows of no clinic older than
-/// `COMPANION_ORG_AUDIT_RETENTION_DAYS`. Returns how many rows were deleted.
+/// access tokens and spent assertion ids, export files that can no longer be downloaded (and
+/// folders no export owns), and audit rows of no clinic older than
+/// `COMPANION_ORG_AUDIT_RETENTION_DAYS`. Returns how many rows (and folders) were deleted.
 pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
     let cutoff = (app.now() - TimeDelta::days(1)).naive_utc();
     let mut purged = app
@@ -104,6 +105,8 @@ pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
         .db
         .write(move |conn| crate::fhir::clients::purge_expired(conn, now))
         .await?;
+    let swept = crate::fhir::bulk::sweep(app, now).await?;
+    purged += swept.folders + swept.rows;
     let before = now - TimeDelta::days(i64::from(app.config.org_audit_retention_days));
     loop {
         let n = app
