@@ -1769,3 +1769,733 @@ mod export_files {
         assert!(!patients.text.contains(&world.patient_a.id));
     }
 }
+
+mod erasure {
+    use super::*;
+    use crate::escalation::{device, on_call};
+    use axum::http::Method;
+    use chrono::{SecondsFormat, TimeDelta};
+
+    both!(
+        erasure_frees_the_record_number_and_the_email_on_other_invitations,
+        deidentified_check_ins_keep_no_free_text,
+        every_column_of_every_table_is_accounted_for_by_erasure,
+    );
+
+    async fn erase(app: &TestApp, world: &World, patient: &str) {
+        app.call(
+            Method::POST,
+            &format!("/v1/patients/{patient}/erasure"),
+            Some(&world.admin_a.access),
+            None,
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    }
+
+    async fn erasure_frees_the_record_number_and_the_email_on_other_invitations(backend: Backend) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        app.patch(
+            &format!("/v1/patients/{}", world.patient_a.id),
+            &world.clinician_a.access,
+            json!({"external_id": "MRN-0042"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let taken = app
+            .patch(
+                &format!("/v1/patients/{}", world.patient_a2.id),
+                &world.clinician_a.access,
+                json!({"external_id": "MRN-0042"}),
+            )
+            .await;
+        assert_error(&taken, StatusCode::CONFLICT, "external_id_taken");
+        // Another invitation of the clinic addressed to the patient's email, never accepted.
+        app.post(
+            &format!("/v1/clinics/{}/invitations", world.clinic_a),
+            &world.admin_a.access,
+            json!({"role": "patient", "email": world.patient_a.email}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+
+        erase(&app, &world, &world.patient_a.id).await;
+
+        app.patch(
+            &format!("/v1/patients/{}", world.patient_a2.id),
+            &world.clinician_a.access,
+            json!({"external_id": "MRN-0042"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let pending = app
+            .get(
+                &format!("/v1/clinics/{}/invitations", world.clinic_a),
+                &world.admin_a.access,
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(
+            !pending.text.contains(&world.patient_a.email),
+            "{}",
+            pending.text
+        );
+        let left = app
+            .count(Box::leak(
+                format!(
+                    "SELECT COUNT(*) AS n FROM invitations WHERE email = '{}'",
+                    world.patient_a.email
+                )
+                .into_boxed_str(),
+            ))
+            .await;
+        assert_eq!(left, 0);
+    }
+
+    async fn deidentified_check_ins_keep_no_free_text(backend: Backend) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        app.put(
+            &format!("/v1/clinics/{}/retention", world.clinic_a),
+            &world.admin_a.access,
+            json!({"erasure_mode": "deidentify"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let at = app.app.now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        app.post(
+            "/v1/check-ins",
+            &world.patient_a.access,
+            json!({"id": uuid::Uuid::new_v4().to_string(), "instrument": "daily_mood",
+                   "answers": {"mood": 3, "note": "Ring my sister Annabel Quist on 0161 496 0000"},
+                   "completed_at": at}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        let before = app
+            .get("/fhir/r4/QuestionnaireResponse", &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK);
+        assert!(before.text.contains("Annabel Quist"));
+
+        erase(&app, &world, &world.patient_a.id).await;
+
+        let after = app
+            .get("/fhir/r4/QuestionnaireResponse", &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(
+            after.body["entry"].as_array().map(Vec::len),
+            Some(1),
+            "the check-in is kept, de-identified: {}",
+            after.text
+        );
+        assert!(!after.text.contains("Annabel"), "{}", after.text);
+        assert!(!after.text.contains("0161"), "{}", after.text);
+        let observations = app
+            .get("/fhir/r4/Observation", &world.clinician_a.access)
+            .await
+            .expect(StatusCode::OK);
+        assert!(!observations.text.contains("Annabel"));
+    }
+
+    /// What erasure does to a table's rows.
+    #[derive(Clone, Copy)]
+    enum Rows {
+        /// The table holds no patient data.
+        NoPatientData,
+        /// The patient's rows (found by this column) are deleted.
+        Deleted(&'static str),
+        /// Deleted under the clinic's `delete` mode; kept de-identified under `deidentify`
+        /// (found by this column, which keeps only the opaque id).
+        ByMode(&'static str),
+        /// Kept, with only what the column list says.
+        Kept,
+    }
+
+    /// Every table, what erasure does with its rows, and every column with what erasure does
+    /// with it. A column added to the schema fails the test below until it is listed here (and
+    /// erasure handles it).
+    const INVENTORY: &[(&str, Rows, &[(&str, &str)])] = &[
+        (
+            "accounts",
+            Rows::Kept,
+            &[
+                ("id", "kept: the opaque id audit rows point at"),
+                ("email", "replaced with erased-<id>@invalid"),
+                ("password_hash", "replaced with an unusable hash"),
+                ("role", "kept"),
+                ("clinic_id", "kept"),
+                ("display_name", "cleared"),
+                ("timezone", "replaced with UTC"),
+                ("disabled_at", "set: the mark cannot sign in"),
+                ("created_at", "kept"),
+                ("updated_at", "set to the erasure time"),
+                ("on_call", "kept (staff only)"),
+                ("working_hours", "cleared"),
+                (
+                    "external_id",
+                    "cleared: the clinic may give the MRN to someone else",
+                ),
+                ("erased_at", "set"),
+            ],
+        ),
+        (
+            "invitations",
+            Rows::Kept,
+            &[
+                ("id", "kept"),
+                ("clinic_id", "kept"),
+                ("role", "kept"),
+                ("code_hash", "kept: the digest of a spent code"),
+                (
+                    "email",
+                    "cleared on the accepted invitation and on every invitation of the clinic that named the email",
+                ),
+                ("created_by", "kept: a member of staff"),
+                ("created_at", "kept"),
+                ("expires_at", "kept"),
+                ("accepted_at", "kept"),
+                ("accepted_account_id", "kept: the opaque id"),
+                ("revoked_at", "kept"),
+                ("revoked_by", "kept: a member of staff"),
+            ],
+        ),
+        (
+            "refresh_families",
+            Rows::Deleted("account_id"),
+            &[
+                ("id", "deleted"),
+                ("account_id", "deleted"),
+                ("created_at", "deleted"),
+                ("revoked_at", "deleted"),
+                ("revoked_reason", "deleted"),
+            ],
+        ),
+        (
+            "refresh_tokens",
+            Rows::NoPatientData,
+            &[
+                ("token_hash", "deleted with the patient's sessions"),
+                ("family_id", "deleted with the patient's sessions"),
+                ("issued_at", "deleted with the patient's sessions"),
+                ("expires_at", "deleted with the patient's sessions"),
+                ("spent_at", "deleted with the patient's sessions"),
+            ],
+        ),
+        (
+            "audit_events",
+            Rows::Kept,
+            &[
+                ("id", "kept"),
+                ("at", "kept"),
+                ("actor_id", "kept: an account id"),
+                ("actor_client_id", "kept: a system client id"),
+                ("action", "kept: a verb, never data"),
+                ("clinic_id", "kept"),
+                ("patient_id", "kept: the opaque id"),
+                ("subject_id", "kept: an opaque record id"),
+                ("request_id", "kept"),
+            ],
+        ),
+        (
+            "check_ins",
+            Rows::ByMode("patient_id"),
+            &[
+                ("id", "delete: deleted; deidentify: kept"),
+                (
+                    "patient_id",
+                    "delete: deleted; deidentify: kept (the opaque id)",
+                ),
+                ("clinic_id", "delete: deleted; deidentify: kept"),
+                ("instrument", "delete: deleted; deidentify: kept"),
+                ("instrument_version", "delete: deleted; deidentify: kept"),
+                (
+                    "answers",
+                    "delete: deleted; deidentify: kept without free-text answers",
+                ),
+                ("total", "delete: deleted; deidentify: kept"),
+                ("severity", "delete: deleted; deidentify: kept"),
+                ("item9", "delete: deleted; deidentify: kept"),
+                ("completed_at", "delete: deleted; deidentify: kept"),
+                ("received_at", "delete: deleted; deidentify: kept"),
+                (
+                    "prompt_id",
+                    "delete: deleted; deidentify: cleared (the prompts are deleted)",
+                ),
+                (
+                    "content_hash",
+                    "delete: deleted; deidentify: kept (a digest)",
+                ),
+                ("device_completed_at", "delete: deleted; deidentify: kept"),
+                ("timing", "delete: deleted; deidentify: kept"),
+                ("mood", "delete: deleted; deidentify: kept"),
+            ],
+        ),
+        (
+            "treatment_sessions",
+            Rows::Deleted("patient_id"),
+            &[
+                ("id", "deleted"),
+                ("patient_id", "deleted"),
+                ("clinic_id", "deleted"),
+                ("modality", "deleted"),
+                ("status", "deleted"),
+                ("scheduled_at", "deleted"),
+                ("observations", "deleted"),
+                ("created_by", "deleted"),
+                ("created_at", "deleted"),
+                ("updated_at", "deleted"),
+            ],
+        ),
+        (
+            "jobs",
+            Rows::NoPatientData,
+            &[
+                (
+                    "id",
+                    "the patient's queued jobs are deleted; payloads hold opaque ids only",
+                ),
+                ("kind", "as id"),
+                ("payload", "as id"),
+                ("dedupe_key", "as id"),
+                ("status", "as id"),
+                ("attempts", "as id"),
+                ("max_attempts", "as id"),
+                ("run_at", "as id"),
+                ("locked_by", "as id"),
+                ("locked_until", "as id"),
+                ("last_error", "as id"),
+                ("created_at", "as id"),
+                ("updated_at", "as id"),
+                ("finished_at", "as id"),
+            ],
+        ),
+        (
+            "devices",
+            Rows::Deleted("account_id"),
+            &[
+                ("id", "deleted"),
+                ("account_id", "deleted"),
+                ("platform", "deleted"),
+                ("token", "deleted"),
+                ("app_version", "deleted"),
+                ("locale", "deleted"),
+                ("active", "deleted"),
+                ("invalid_argument_count", "deleted"),
+                ("deactivated_reason", "deleted"),
+                ("created_at", "deleted"),
+                ("last_seen_at", "deleted"),
+            ],
+        ),
+        (
+            "notifications",
+            Rows::Deleted("account_id"),
+            &[
+                ("id", "deleted"),
+                ("account_id", "deleted"),
+                ("device_id", "deleted"),
+                ("kind", "deleted"),
+                ("ref_id", "deleted"),
+                ("status", "deleted"),
+                ("attempts", "deleted"),
+                ("created_at", "deleted"),
+                ("delivered_at", "deleted"),
+                ("opened_at", "deleted"),
+            ],
+        ),
+        (
+            "notification_attempts",
+            Rows::NoPatientData,
+            &[
+                ("id", "deleted with the patient's notifications"),
+                (
+                    "notification_id",
+                    "deleted with the patient's notifications",
+                ),
+                ("attempt", "deleted with the patient's notifications"),
+                ("at", "deleted with the patient's notifications"),
+                ("outcome", "deleted with the patient's notifications"),
+                (
+                    "provider_status",
+                    "deleted with the patient's notifications",
+                ),
+                (
+                    "provider_reason",
+                    "deleted with the patient's notifications",
+                ),
+                ("latency_ms", "deleted with the patient's notifications"),
+            ],
+        ),
+        (
+            "alerts",
+            Rows::ByMode("patient_id"),
+            &[
+                (
+                    "id",
+                    "resolved if open, then delete: deleted; deidentify: kept",
+                ),
+                ("clinic_id", "as id"),
+                ("patient_id", "as id (deidentify: the opaque id)"),
+                ("rule", "as id"),
+                ("severity", "as id"),
+                ("status", "resolved, then as id"),
+                ("explanation", "as id (scores and rules, no identifier)"),
+                ("inputs", "as id (numbers)"),
+                ("check_in_id", "as id"),
+                ("signal_count", "as id"),
+                ("tier", "as id"),
+                ("escalations", "as id"),
+                ("opened_at", "as id"),
+                ("last_signal_at", "as id"),
+                ("ack_deadline", "as id"),
+                ("acknowledged_at", "as id"),
+                ("acknowledged_by", "as id (staff)"),
+                ("assigned_to", "as id (staff)"),
+                ("resolved_at", "as id"),
+                ("resolved_by", "as id (staff)"),
+                (
+                    "resolution_note",
+                    "delete: deleted; deidentify: replaced with \"patient erased\"",
+                ),
+                ("round", "as id"),
+                ("new_signal_since_ack", "as id"),
+                ("unreachable_at", "as id"),
+                ("severity_rank", "as id"),
+                ("signal_completed_at", "as id"),
+                ("signal_received_at", "as id"),
+            ],
+        ),
+        (
+            "alert_events",
+            Rows::NoPatientData,
+            &[
+                ("id", "delete: deleted with the alert; deidentify: kept"),
+                ("alert_id", "as id"),
+                ("at", "as id"),
+                ("kind", "as id"),
+                ("actor_id", "as id (staff)"),
+                (
+                    "detail",
+                    "delete: deleted; deidentify: blanked (free text staff wrote)",
+                ),
+            ],
+        ),
+        (
+            "webhook_endpoints",
+            Rows::NoPatientData,
+            &[
+                ("id", "-"),
+                ("clinic_id", "-"),
+                ("url", "-"),
+                ("secret", "-"),
+                ("previous_secret", "-"),
+                ("previous_expires_at", "-"),
+                ("active", "-"),
+                ("created_at", "-"),
+            ],
+        ),
+        (
+            "patient_schedules",
+            Rows::Deleted("patient_id"),
+            &[
+                ("patient_id", "deleted"),
+                ("clinic_id", "deleted"),
+                ("window_start", "deleted"),
+                ("window_end", "deleted"),
+                ("quiet_start", "deleted"),
+                ("quiet_end", "deleted"),
+                ("care_plan", "deleted"),
+                ("planned_until", "deleted"),
+                ("updated_at", "deleted"),
+            ],
+        ),
+        (
+            "prompts",
+            Rows::Deleted("patient_id"),
+            &[
+                ("id", "deleted"),
+                ("patient_id", "deleted"),
+                ("clinic_id", "deleted"),
+                ("slot", "deleted"),
+                ("rule", "deleted"),
+                ("instrument", "deleted"),
+                ("session_id", "deleted"),
+                ("status", "deleted"),
+                ("local_time", "deleted"),
+                ("due_at", "deleted"),
+                ("remind_at", "deleted"),
+                ("expires_at", "deleted"),
+                ("sent_at", "deleted"),
+                ("reminded_at", "deleted"),
+                ("closed_at", "deleted"),
+                ("check_in_id", "deleted"),
+                ("created_at", "deleted"),
+                ("updated_at", "deleted"),
+            ],
+        ),
+        (
+            "system_clients",
+            Rows::NoPatientData,
+            &[
+                ("id", "-"),
+                ("clinic_id", "-"),
+                ("name", "-"),
+                ("jwks", "-"),
+                ("scope", "-"),
+                ("created_by", "-"),
+                ("created_at", "-"),
+                ("disabled_at", "-"),
+                ("last_used_at", "-"),
+                ("keys_rotated_at", "-"),
+            ],
+        ),
+        (
+            "client_assertions",
+            Rows::NoPatientData,
+            &[("client_id", "-"), ("jti", "-"), ("expires_at", "-")],
+        ),
+        (
+            "system_tokens",
+            Rows::NoPatientData,
+            &[
+                ("token_hash", "-"),
+                ("client_id", "-"),
+                ("clinic_id", "-"),
+                ("scope", "-"),
+                ("issued_at", "-"),
+                ("expires_at", "-"),
+            ],
+        ),
+        (
+            "bulk_exports",
+            Rows::NoPatientData,
+            &[
+                (
+                    "id",
+                    "the clinic's exports made before are invalidated and their files deleted",
+                ),
+                ("clinic_id", "as id"),
+                ("requested_by", "as id"),
+                ("request", "as id"),
+                ("base_url", "as id"),
+                ("types", "as id"),
+                ("since", "as id"),
+                ("status", "set to invalidated"),
+                ("done_types", "as id"),
+                ("output", "as id"),
+                ("created_at", "as id"),
+                ("finished_at", "as id"),
+                ("expires_at", "as id"),
+            ],
+        ),
+        (
+            "consent_documents",
+            Rows::NoPatientData,
+            &[
+                ("id", "-"),
+                ("clinic_id", "-"),
+                ("version", "-"),
+                ("title", "-"),
+                ("body", "-"),
+                ("published_by", "-"),
+                ("published_at", "-"),
+            ],
+        ),
+        (
+            "consent_records",
+            Rows::Deleted("patient_id"),
+            &[
+                ("id", "deleted"),
+                ("patient_id", "deleted"),
+                ("clinic_id", "deleted"),
+                ("document_id", "deleted"),
+                ("version", "deleted"),
+                ("action", "deleted"),
+                ("at", "deleted"),
+            ],
+        ),
+        (
+            "clinic_lifecycle",
+            Rows::NoPatientData,
+            &[
+                ("clinic_id", "-"),
+                ("consent_version", "-"),
+                ("erasure_mode", "-"),
+                ("check_in_retention_days", "-"),
+                ("alert_retention_days", "-"),
+                ("audit_retention_days", "-"),
+                ("updated_at", "-"),
+            ],
+        ),
+        (
+            "clinics",
+            Rows::NoPatientData,
+            &[
+                ("id", "-"),
+                ("name", "-"),
+                ("timezone", "-"),
+                ("created_at", "-"),
+                ("country", "-"),
+                ("crisis_phone", "-"),
+                ("alert_thresholds", "-"),
+                ("escalation_policy", "-"),
+                ("care_plan", "-"),
+                ("crisis_resources", "-"),
+            ],
+        ),
+    ];
+
+    async fn columns_in_the_database(app: &TestApp, backend: Backend) -> Vec<(String, String)> {
+        #[derive(diesel::QueryableByName)]
+        struct Column {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            table_name: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            column_name: String,
+        }
+        let sql = match backend {
+            Backend::Sqlite => {
+                "SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m \
+                 JOIN pragma_table_info(m.name) p WHERE m.type = 'table' \
+                 AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(table_name AS TEXT) AS table_name, CAST(column_name AS TEXT) AS column_name \
+                 FROM information_schema.columns WHERE table_schema = 'public' \
+                 AND table_name <> '__diesel_schema_migrations'"
+            }
+        };
+        let mut columns: Vec<(String, String)> = app
+            .app
+            .db
+            .run(move |conn| diesel::RunQueryDsl::load::<Column>(diesel::sql_query(sql), conn))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.table_name, c.column_name))
+            .collect();
+        columns.sort();
+        columns
+    }
+
+    async fn every_column_of_every_table_is_accounted_for_by_erasure(backend: Backend) {
+        let app = TestApp::with_settings(backend, &[("COMPANION_ACCESS_TOKEN_TTL", "86400")]).await;
+        let world = app.world().await;
+
+        // The inventory names exactly the columns the schema has.
+        let mut listed: Vec<(String, String)> = INVENTORY
+            .iter()
+            .flat_map(|(table, _, columns)| {
+                columns
+                    .iter()
+                    .map(move |(column, _)| ((*table).to_owned(), (*column).to_owned()))
+            })
+            .collect();
+        listed.sort();
+        let actual = columns_in_the_database(&app, backend).await;
+        let missing: Vec<_> = actual.iter().filter(|c| !listed.contains(c)).collect();
+        let stale: Vec<_> = listed.iter().filter(|c| !actual.contains(c)).collect();
+        assert!(
+            missing.is_empty(),
+            "columns erasure does not account for (add them to INVENTORY, and handle them in \
+             lifecycle/erasure.rs): {missing:?}"
+        );
+        assert!(
+            stale.is_empty(),
+            "listed columns the schema does not have: {stale:?}"
+        );
+        for (_, _, columns) in INVENTORY {
+            for (column, what) in *columns {
+                assert!(!what.is_empty(), "{column} says nothing");
+            }
+        }
+
+        // The patient leaves data in every table the inventory says erasure empties.
+        let patient = &world.patient_a;
+        on_call(&app, &world.clinician_a).await;
+        device(&app, &world.clinician_a).await;
+        device(&app, patient).await;
+        submit(&app, patient, "phq9", phq9([1, 1, 1, 1, 1, 1, 1, 1, 2])).await;
+        let at = (app.app.now() + TimeDelta::days(2)).to_rfc3339();
+        app.post(
+            &format!("/v1/patients/{}/sessions", patient.id),
+            &world.clinician_a.access,
+            json!({"modality": "iv_infusion", "scheduled_at": at}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        app.post(
+            &format!("/v1/clinics/{}/consent-documents", world.clinic_a),
+            &world.admin_a.access,
+            json!({"title": "Consent", "body": "I agree."}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        app.post(
+            "/v1/me/consent",
+            &patient.access,
+            json!({"version": 1, "action": "accept"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let phone = app
+            .post(
+                "/v1/devices",
+                &patient.access,
+                json!({"platform": "ios", "token": format!("ios-{}", uuid::Uuid::new_v4())}),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        app.call(
+            Method::POST,
+            &format!("/v1/devices/{}/test", phone.body["id"].as_str().unwrap()),
+            Some(&patient.access),
+            None,
+        )
+        .await;
+        app.run_workers().await;
+        let count_of = |table: &str, column: &str| {
+            Box::leak(
+                format!(
+                    "SELECT COUNT(*) AS n FROM {table} WHERE {column} = '{}'",
+                    patient.id
+                )
+                .into_boxed_str(),
+            ) as &'static str
+        };
+        for (table, rows, _) in INVENTORY {
+            if let Rows::Deleted(key) | Rows::ByMode(key) = rows {
+                assert!(
+                    app.count(count_of(table, key)).await > 0,
+                    "the patient has no {table} row before erasure: the check below would prove nothing"
+                );
+            }
+        }
+
+        erase(&app, &world, &patient.id).await;
+
+        for (table, rows, _) in INVENTORY {
+            if let Rows::Deleted(key) | Rows::ByMode(key) = rows {
+                assert_eq!(
+                    app.count(count_of(table, key)).await,
+                    0,
+                    "{table}: the erased patient's rows (the clinic's mode is delete)"
+                );
+            }
+        }
+        let identifiers = app
+            .count(Box::leak(
+                format!(
+                    "SELECT COUNT(*) AS n FROM accounts WHERE id = '{}' AND display_name IS NULL \
+                     AND external_id IS NULL AND working_hours IS NULL AND erased_at IS NOT NULL \
+                     AND disabled_at IS NOT NULL AND email = 'erased-{}@invalid'",
+                    patient.id, patient.id
+                )
+                .into_boxed_str(),
+            ))
+            .await;
+        assert_eq!(identifiers, 1);
+    }
+}
