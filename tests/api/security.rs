@@ -1917,7 +1917,11 @@ mod erasure {
     /// Every table, what erasure does with its rows, and every column with what erasure does
     /// with it. A column added to the schema fails the test below until it is listed here (and
     /// erasure handles it).
-    const INVENTORY: &[(&str, Rows, &[(&str, &str)])] = &[
+    /// A table: its name, what erasure does with its rows, and each column with what erasure
+    /// does with it.
+    type Table = (&'static str, Rows, &'static [(&'static str, &'static str)]);
+
+    const INVENTORY: &[Table] = &[
         (
             "accounts",
             Rows::Kept,
