@@ -370,6 +370,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    password_resets (id) {
+        id -> Text,
+        account_id -> Text,
+        code_hash -> Text,
+        issued_by -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
 diesel::joinable!(patient_schedules -> accounts (patient_id));
 diesel::joinable!(alert_events -> alerts (alert_id));
@@ -403,4 +415,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     consent_documents,
     consent_records,
     clinic_lifecycle,
+    password_resets,
 );

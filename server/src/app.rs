@@ -37,6 +37,8 @@ pub struct AuthLimits {
     pub token_per_client: RateLimiter,
     /// SMART token requests per system client (the `iss` its assertion claims).
     pub token_per_system_client: RateLimiter,
+    /// Password resets with a code, per client address.
+    pub reset_per_client: RateLimiter,
 }
 
 impl AuthLimits {
@@ -48,6 +50,7 @@ impl AuthLimits {
             accept_per_client: RateLimiter::new(per_minute),
             token_per_client: RateLimiter::new(per_minute.saturating_mul(10)),
             token_per_system_client: RateLimiter::new(per_minute),
+            reset_per_client: RateLimiter::new(per_minute),
         }
     }
 }

@@ -2334,6 +2334,19 @@ mod erasure {
             ],
         ),
         (
+            "password_resets",
+            Rows::Deleted("account_id"),
+            &[
+                ("id", "deleted"),
+                ("account_id", "deleted"),
+                ("code_hash", "deleted"),
+                ("issued_by", "deleted (a member of staff)"),
+                ("issued_at", "deleted"),
+                ("expires_at", "deleted"),
+                ("used_at", "deleted"),
+            ],
+        ),
+        (
             "clinics",
             Rows::NoPatientData,
             &[
@@ -2460,6 +2473,14 @@ mod erasure {
         )
         .await;
         app.run_workers().await;
+        app.call(
+            Method::POST,
+            &format!("/v1/accounts/{}/password-reset", patient.id),
+            Some(&world.admin_a.access),
+            None,
+        )
+        .await
+        .expect(StatusCode::CREATED);
         let count_of = |table: &str, column: &str| {
             Box::leak(
                 format!(
@@ -2501,5 +2522,361 @@ mod erasure {
             ))
             .await;
         assert_eq!(identifiers, 1);
+    }
+}
+
+mod passwords {
+    use super::*;
+    use crate::console::{Browser, csrf_of};
+    use crate::harness::PASSWORD;
+    use axum::http::Method;
+    use chrono::TimeDelta;
+
+    both!(
+        changing_my_password_needs_the_current_one_and_ends_my_other_sessions,
+        a_clinic_admin_issues_a_single_use_reset_code_to_a_member_of_their_clinic,
+        passwords_are_changed_and_reset_in_the_console,
+    );
+
+    const NEW: &str = "a brand new long passphrase";
+
+    async fn changing_my_password_needs_the_current_one_and_ends_my_other_sessions(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        let me = &world.patient_a;
+        let other = app.login(&me.email, PASSWORD).await.expect(StatusCode::OK);
+        let other_access = other.body["access_token"].as_str().unwrap().to_owned();
+        let other_refresh = other.body["refresh_token"].as_str().unwrap().to_owned();
+
+        let wrong = app
+            .post(
+                "/v1/me/password",
+                &me.access,
+                json!({"current_password": "not my password at all", "new_password": NEW}),
+            )
+            .await;
+        assert_error(&wrong, StatusCode::FORBIDDEN, "wrong_password");
+        let weak = app
+            .post(
+                "/v1/me/password",
+                &me.access,
+                json!({"current_password": PASSWORD, "new_password": "short"}),
+            )
+            .await;
+        assert_error(&weak, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(weak.body["error"]["fields"]["new_password"].is_string());
+        assert_error(
+            &app.call(Method::POST, "/v1/me/password", None, Some(json!({})))
+                .await,
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+        );
+        app.post(
+            "/v1/me/password",
+            &me.access,
+            json!({"current_password": PASSWORD, "new_password": NEW}),
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+        // This session goes on; the other one has ended, access and refresh alike.
+        app.get("/v1/me", &me.access).await.expect(StatusCode::OK);
+        assert_error(
+            &app.get("/v1/me", &other_access).await,
+            StatusCode::UNAUTHORIZED,
+            "session_revoked",
+        );
+        let refreshed = app
+            .post_anonymous("/v1/auth/refresh", json!({"refresh_token": other_refresh}))
+            .await;
+        assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.login(&me.email, PASSWORD).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        app.login(&me.email, NEW).await.expect(StatusCode::OK);
+        assert_eq!(
+            app.count("SELECT COUNT(*) AS n FROM audit_events WHERE action = 'password.change'")
+                .await,
+            1
+        );
+    }
+
+    async fn redeem(
+        app: &TestApp,
+        email: &str,
+        code: &str,
+        password: &str,
+    ) -> crate::harness::Reply {
+        app.post_anonymous(
+            "/v1/auth/password-reset",
+            json!({"email": email, "code": code, "new_password": password}),
+        )
+        .await
+    }
+
+    async fn issue(
+        app: &TestApp,
+        admin: &crate::harness::Actor,
+        account: &str,
+    ) -> crate::harness::Reply {
+        app.call(
+            Method::POST,
+            &format!("/v1/accounts/{account}/password-reset"),
+            Some(&admin.access),
+            None,
+        )
+        .await
+    }
+
+    async fn a_clinic_admin_issues_a_single_use_reset_code_to_a_member_of_their_clinic(
+        backend: Backend,
+    ) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        let member = &world.clinician_a;
+        // Who may issue one.
+        assert_error(
+            &issue(&app, &world.admin_b, &member.id).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+        assert_error(
+            &issue(&app, &world.clinician_b, &world.patient_b.id).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        assert_error(
+            &issue(&app, &world.admin_a, &world.admin_a.id).await,
+            StatusCode::CONFLICT,
+            "cannot_change_self",
+        );
+        assert_error(
+            &issue(&app, &world.admin_a, &world.org_admin.id).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+        let first = issue(&app, &world.admin_a, &member.id)
+            .await
+            .expect(StatusCode::CREATED);
+        let first_code = first.body["code"].as_str().unwrap().to_owned();
+        let issued = issue(&app, &world.admin_a, &member.id)
+            .await
+            .expect(StatusCode::CREATED);
+        let code = issued.body["code"].as_str().unwrap().to_owned();
+        assert_eq!(issued.body["account_id"], member.id.as_str());
+        assert!(issued.body["expires_at"].is_string());
+
+        // An older code stops working once a newer one is issued; a code works only with its
+        // account's email; wrong, spent and unknown codes are refused alike.
+        let refusals = [
+            redeem(&app, &member.email, &first_code, NEW).await,
+            redeem(&app, &world.clinician_b.email, &code, NEW).await,
+            redeem(&app, &member.email, "AAAAA-AAAAA", NEW).await,
+        ];
+        for reply in &refusals {
+            assert_error(reply, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+            assert!(
+                reply.body["error"]["fields"]["code"].is_string(),
+                "{}",
+                reply.text
+            );
+        }
+        assert_eq!(refusals[0].body, refusals[1].body);
+        assert_eq!(refusals[1].body, refusals[2].body);
+        let weak = redeem(&app, &member.email, &code, "short").await;
+        assert_error(&weak, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+        redeem(
+            &app,
+            &member.email,
+            &code.to_lowercase().replace('-', " "),
+            NEW,
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+        assert_error(
+            &app.get("/v1/me", &member.access).await,
+            StatusCode::UNAUTHORIZED,
+            "session_revoked",
+        );
+        app.login(&member.email, NEW).await.expect(StatusCode::OK);
+        assert_error(
+            &redeem(&app, &member.email, &code, "yet another passphrase").await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+
+        // A code lasts an hour; an organisation admin may issue one to a clinic's admin.
+        let late = issue(&app, &world.org_admin, &world.admin_b.id)
+            .await
+            .expect(StatusCode::CREATED);
+        app.clock.advance(TimeDelta::minutes(61));
+        assert_error(
+            &redeem(
+                &app,
+                &world.admin_b.email,
+                late.body["code"].as_str().unwrap(),
+                NEW,
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        assert_eq!(
+            app.count(
+                "SELECT COUNT(*) AS n FROM audit_events WHERE action IN ('password_reset.issue', 'password_reset.redeem')"
+            )
+            .await,
+            4
+        );
+    }
+
+    async fn passwords_are_changed_and_reset_in_the_console(backend: Backend) {
+        let app = TestApp::new(backend).await;
+        let world = app.world().await;
+        let (mut clinician, csrf) = Browser::signed_in(&app, &world.clinician_a).await;
+        let page = clinician
+            .get("/console/account")
+            .await
+            .expect(StatusCode::OK);
+        assert!(page.text.contains("Change my password"));
+        let wrong = clinician
+            .post(
+                "/console/account/password",
+                &[
+                    ("csrf", &csrf),
+                    ("current_password", "wrong wrong wrong"),
+                    ("new_password", NEW),
+                    ("confirm_password", NEW),
+                ],
+            )
+            .await
+            .expect(StatusCode::FORBIDDEN);
+        assert!(wrong.text.contains("The current password is wrong."));
+        let differ = clinician
+            .post(
+                "/console/account/password",
+                &[
+                    ("csrf", &csrf),
+                    ("current_password", PASSWORD),
+                    ("new_password", NEW),
+                    ("confirm_password", "something else entirely"),
+                ],
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(differ.text.contains("differ"));
+        let changed = clinician
+            .post(
+                "/console/account/password",
+                &[
+                    ("csrf", &csrf),
+                    ("current_password", PASSWORD),
+                    ("new_password", NEW),
+                    ("confirm_password", NEW),
+                ],
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(changed.text.contains("Your password is changed"));
+        // The console session goes on; the API session from before has ended.
+        clinician.get("/console").await.expect(StatusCode::OK);
+        assert_eq!(
+            app.get("/v1/me", &world.clinician_a.access).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // A clinic admin issues a reset code from the clinic page; the member sets a new
+        // password with it from the sign-in page.
+        let (mut admin, _) = Browser::signed_in(&app, &world.admin_a).await;
+        let clinic = admin.get("/console/admin").await.expect(StatusCode::OK);
+        let admin_csrf = csrf_of(&clinic.text);
+        assert!(clinic.text.contains(&format!(
+            "/console/accounts/{}/password-reset",
+            world.clinician_a.id
+        )));
+        let shown = admin
+            .post(
+                &format!("/console/accounts/{}/password-reset", world.clinician_a.id),
+                &[("csrf", &admin_csrf)],
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        let code = {
+            let marker = "<code class=\"reset-code\">";
+            let start = shown.text.find(marker).unwrap() + marker.len();
+            let end = shown.text[start..].find('<').unwrap() + start;
+            shown.text[start..end].to_owned()
+        };
+        let mut locked_out = Browser::new(&app);
+        let login = locked_out
+            .get("/console/login")
+            .await
+            .expect(StatusCode::OK);
+        assert!(login.text.contains("/console/password-reset"));
+        let form = locked_out
+            .get("/console/password-reset")
+            .await
+            .expect(StatusCode::OK);
+        let reset_csrf = csrf_of(&form.text);
+        let bad = locked_out
+            .post(
+                "/console/password-reset",
+                &[
+                    ("csrf", &reset_csrf),
+                    ("email", &world.clinician_a.email),
+                    ("code", "AAAAA-AAAAA"),
+                    ("new_password", "the third passphrase"),
+                ],
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bad.text.contains("The code"), "{}", bad.text);
+        let reset_csrf = csrf_of(&bad.text);
+        let done = locked_out
+            .post(
+                "/console/password-reset",
+                &[
+                    ("csrf", &reset_csrf),
+                    ("email", &world.clinician_a.email),
+                    ("code", &code),
+                    ("new_password", "the third passphrase"),
+                ],
+            )
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        assert_eq!(
+            done.headers[axum::http::header::LOCATION],
+            "/console/login?reset=1"
+        );
+        // Every session of the account ended, the console's included.
+        let ended = clinician
+            .get("/console")
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        assert_eq!(
+            ended.headers[axum::http::header::LOCATION],
+            "/console/login?ended=1"
+        );
+        locked_out
+            .sign_in(&world.clinician_a.email, "the third passphrase")
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        // Without the form's own token nothing is reset.
+        let mut forger = Browser::new(&app);
+        forger
+            .post(
+                "/console/password-reset",
+                &[
+                    ("email", &world.clinician_a.email),
+                    ("code", &code),
+                    ("new_password", NEW),
+                ],
+            )
+            .await
+            .expect(StatusCode::FORBIDDEN);
     }
 }

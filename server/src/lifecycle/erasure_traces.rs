@@ -2,12 +2,13 @@
 //! `erasure::erase`): identifiers left elsewhere and copies made before it. The record number
 //! (MRN, `external_id`) is cleared so that the clinic may give it to someone else; the email is
 //! removed from every invitation of the clinic that named it, accepted or not; in de-identify
-//! mode the free-text answers of the check-ins that are kept go (a note may name anyone); and
+//! mode the free-text answers of the check-ins that are kept go (a note may name anyone); its
+//! password reset codes go; and
 //! every Bulk Data export of the clinic made before the erasure is invalidated, its files deleted
 //! by housekeeping (and at once, after the erasure commits: see [`after_commit`]).
 
 use chrono::NaiveDateTime;
-use companion_schema::schema::{accounts, check_ins, invitations};
+use companion_schema::schema::{accounts, check_ins, invitations, password_resets};
 use diesel::prelude::*;
 
 use crate::app::App;
@@ -38,6 +39,8 @@ pub fn clear(
         .set(invitations::email.eq(None::<String>))
         .execute(conn)?;
     }
+    diesel::delete(password_resets::table.filter(password_resets::account_id.eq(id)))
+        .execute(conn)?;
     diesel::update(accounts::table.find(id))
         .set((
             accounts::external_id.eq(None::<String>),

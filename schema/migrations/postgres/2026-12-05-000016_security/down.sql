@@ -1,3 +1,5 @@
+DROP TABLE password_resets;
+
 ALTER TABLE audit_events DROP CONSTRAINT audit_events_one_actor;
 DELETE FROM audit_events WHERE actor_id IS NULL;
 ALTER TABLE audit_events DROP COLUMN actor_client_id;

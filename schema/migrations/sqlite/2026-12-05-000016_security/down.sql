@@ -1,3 +1,5 @@
+DROP TABLE password_resets;
+
 CREATE TABLE audit_events_old (
     id          TEXT PRIMARY KEY,
     at          TIMESTAMP NOT NULL,

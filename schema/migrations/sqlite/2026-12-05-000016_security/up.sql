@@ -26,3 +26,16 @@ DROP TABLE audit_events;
 ALTER TABLE audit_events_new RENAME TO audit_events;
 CREATE INDEX audit_events_patient_idx ON audit_events (patient_id, at);
 CREATE INDEX audit_events_clinic_idx ON audit_events (clinic_id, at);
+
+-- Password reset codes a clinic admin (or an organisation admin) issues to an account: stored
+-- hashed, single use, short-lived; a newer code replaces an unused older one.
+CREATE TABLE password_resets (
+    id          TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL REFERENCES accounts (id),
+    code_hash   TEXT NOT NULL UNIQUE,
+    issued_by   TEXT NOT NULL REFERENCES accounts (id),
+    issued_at   TIMESTAMP NOT NULL,
+    expires_at  TIMESTAMP NOT NULL,
+    used_at     TIMESTAMP
+);
+CREATE INDEX password_resets_account_idx ON password_resets (account_id);
