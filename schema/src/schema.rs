@@ -80,12 +80,13 @@ diesel::table! {
     audit_events (id) {
         id -> Text,
         at -> Timestamp,
-        actor_id -> Text,
+        actor_id -> Nullable<Text>,
         action -> Text,
         clinic_id -> Nullable<Text>,
         patient_id -> Nullable<Text>,
         subject_id -> Nullable<Text>,
         request_id -> Nullable<Text>,
+        actor_client_id -> Nullable<Text>,
     }
 }
 
@@ -322,6 +323,8 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         disabled_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        keys_rotated_at -> Nullable<Timestamp>,
     }
 }
 
@@ -398,6 +401,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    password_resets (id) {
+        id -> Text,
+        account_id -> Text,
+        code_hash -> Text,
+        issued_by -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
 diesel::joinable!(patient_schedules -> accounts (patient_id));
 diesel::joinable!(alert_events -> alerts (alert_id));
@@ -433,4 +448,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     consent_documents,
     consent_records,
     clinic_lifecycle,
+    password_resets,
 );

@@ -33,6 +33,12 @@ pub struct AuthLimits {
     pub refresh_per_client: RateLimiter,
     /// Invitation acceptances per client address (codes are short enough to guess at scale).
     pub accept_per_client: RateLimiter,
+    /// SMART token requests per client address.
+    pub token_per_client: RateLimiter,
+    /// SMART token requests per system client (the `iss` its assertion claims).
+    pub token_per_system_client: RateLimiter,
+    /// Password resets with a code, per client address.
+    pub reset_per_client: RateLimiter,
 }
 
 impl AuthLimits {
@@ -42,6 +48,9 @@ impl AuthLimits {
             login_per_client: RateLimiter::new(per_minute.saturating_mul(10)),
             refresh_per_client: RateLimiter::new(per_minute.saturating_mul(10)),
             accept_per_client: RateLimiter::new(per_minute),
+            token_per_client: RateLimiter::new(per_minute.saturating_mul(10)),
+            token_per_system_client: RateLimiter::new(per_minute),
+            reset_per_client: RateLimiter::new(per_minute),
         }
     }
 }
@@ -97,10 +106,10 @@ pub struct App {
     pub zones: Arc<crate::safety::zones::ZoneCountries>,
     /// Push gateways.
     pub push: PushGateways,
-    /// HTTP client for webhook deliveries.
-    pub webhook_client: reqwest::Client,
     /// The SMTP mailer, when `COMPANION_SMTP_URL` is set.
     pub mailer: Option<crate::email::Mailer>,
+    /// Webhook deliveries: where they may go, and the resolver that says where a host is.
+    pub outbound: crate::http::outbound::Outbound,
     /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
     pub job_wake: Arc<tokio::sync::Notify>,
     /// The job kinds this process runs (listed in `worker::registry`).
@@ -148,6 +157,14 @@ impl App {
             .as_ref()
             .map(crate::email::Mailer::new)
             .transpose()?;
+        let outbound = crate::http::outbound::Outbound {
+            policy: crate::http::outbound::OutboundPolicy {
+                allow: config.webhook_allow.clone(),
+                require_https: config.environment == crate::config::Environment::Production,
+            },
+            resolver: Arc::new(crate::http::outbound::SystemResolver),
+            timeout: std::time::Duration::from_secs(10),
+        };
         Ok(Self {
             config,
             db,
@@ -160,10 +177,7 @@ impl App {
             job_wake: Arc::new(tokio::sync::Notify::new()),
             jobs: Arc::new(crate::worker::registry()),
             metrics: Arc::default(),
-            webhook_client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .context("cannot build the webhook HTTP client")?,
+            outbound,
             decoy_hash: tokio::sync::OnceCell::new(),
             mailer,
         })
@@ -278,6 +292,8 @@ pub fn operations_router(state: AppState) -> Router {
 fn load_or_create_dev_key(path: &Path) -> anyhow::Result<SigningKey> {
     let engine = base64::engine::general_purpose::STANDARD;
     if path.exists() {
+        crate::private_files::restrict(path)
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the development key {}", path.display()))?;
         let secret = engine
@@ -296,7 +312,7 @@ fn load_or_create_dev_key(path: &Path) -> anyhow::Result<SigningKey> {
         });
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
+        crate::private_files::create_dir(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let mut secret = vec![0u8; 32];

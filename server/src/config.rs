@@ -187,9 +187,15 @@ pub struct Config {
     pub safety: SafetySettings,
     /// Email, when `COMPANION_SMTP_URL` is set.
     pub email: Option<EmailSettings>,
-    /// `COMPANION_PUBLIC_URL`: the address people reach this server at (links in emails); when
-    /// unset, `http://` and `COMPANION_ADDR`.
-    pub public_url: String,
+    /// `COMPANION_WEBHOOK_ALLOW`: internal hosts and networks webhooks may reach anyway.
+    pub webhook_allow: Vec<crate::http::outbound::AllowEntry>,
+    /// `COMPANION_ORG_AUDIT_RETENTION_DAYS`: how long audit rows of no clinic (organisation-level
+    /// actions) are kept; a clinic's own rows follow its retention policy.
+    pub org_audit_retention_days: u32,
+    /// `COMPANION_PUBLIC_URL`: where clients reach this installation; every absolute URL the
+    /// server emits (FHIR links, the SMART token endpoint and assertion audience, Bulk Data file
+    /// URLs) is built from it, never from a request's `Host`.
+    pub public_url: PublicUrl,
 }
 
 /// The safety path's settings.
@@ -213,6 +219,35 @@ pub struct EmailSettings {
     pub url: Secret<String>,
     /// `COMPANION_SMTP_FROM`: the sender, `Name <address>` or an address.
     pub from: String,
+}
+
+/// The installation's public base URL: scheme, host, optional port and path prefix, no trailing
+/// slash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// Parses an absolute `http` or `https` URL without query, fragment or credentials.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err("must be an http or https URL with a host".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            return Err("must have no query, fragment or credentials".into());
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// The base, without a trailing slash (`https://companion.example.org`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether clients reach the installation over TLS.
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
 }
 
 /// Limits on the connections `serve` accepts, against clients that hold sockets open.
@@ -338,7 +373,9 @@ pub const KEYS: &[&str] = &[
     "COMPANION_ACCEPT_PUSH_NOT_CONFIGURED",
     "COMPANION_SMTP_URL",
     "COMPANION_SMTP_FROM",
+    "COMPANION_WEBHOOK_ALLOW",
     "COMPANION_PUBLIC_URL",
+    "COMPANION_ORG_AUDIT_RETENTION_DAYS",
     "DATABASE_URL",
 ];
 
@@ -409,6 +446,37 @@ impl Config {
                 ));
             }
             None => KeySource::DevelopmentFile(data_dir.join("jwt-dev.key")),
+        };
+        let public_url = match get("COMPANION_PUBLIC_URL") {
+            Some(text) => {
+                let url = PublicUrl::parse(text).map_err(|p| err("COMPANION_PUBLIC_URL", p))?;
+                if environment == Environment::Production && !url.is_https() {
+                    return Err(err(
+                        "COMPANION_PUBLIC_URL",
+                        "must be an https URL when COMPANION_ENV=production",
+                    ));
+                }
+                url
+            }
+            None if environment == Environment::Production => {
+                return Err(err(
+                    "COMPANION_PUBLIC_URL",
+                    "required when COMPANION_ENV=production: the https URL clients reach this \
+                     installation at, e.g. https://companion.example.org",
+                ));
+            }
+            // Development: the listen address, as a browser on the same machine reaches it.
+            None => {
+                let host = if addr.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else {
+                    match addr {
+                        SocketAddr::V4(v4) => v4.ip().to_string(),
+                        SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+                    }
+                };
+                PublicUrl(format!("http://{host}:{}", addr.port()))
+            }
         };
         let jwt_issuer = get("COMPANION_JWT_ISSUER")
             .unwrap_or("companion")
@@ -583,19 +651,26 @@ impl Config {
                 })
             }
         };
-        let public_url = match get("COMPANION_PUBLIC_URL") {
-            None | Some("") => format!("http://{addr}"),
-            Some(raw) => {
-                let parsed = url::Url::parse(raw)
-                    .map_err(|_| err("COMPANION_PUBLIC_URL", "is not a URL"))?;
-                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                    return Err(err(
-                        "COMPANION_PUBLIC_URL",
-                        "must be an http or https URL with a host",
-                    ));
-                }
-                raw.trim_end_matches('/').to_owned()
-            }
+        // Six years by default: how long HIPAA asks for security documentation to be kept.
+        let org_audit_retention_days =
+            number(get, "COMPANION_ORG_AUDIT_RETENTION_DAYS", 2190, 1, 36_500)? as u32;
+        let webhook_allow = match get("COMPANION_WEBHOOK_ALLOW") {
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| {
+                    crate::http::outbound::AllowEntry::parse(entry).ok_or_else(|| {
+                        err(
+                            "COMPANION_WEBHOOK_ALLOW",
+                            format!(
+                                "'{entry}' is neither a host name, an IP address nor a CIDR network"
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         };
 
         Ok(Self {
@@ -627,6 +702,8 @@ impl Config {
             connections,
             safety,
             email,
+            webhook_allow,
+            org_audit_retention_days,
             public_url,
         })
     }
@@ -895,6 +972,7 @@ mod tests {
             ("COMPANION_BODY_TIMEOUT", "30"),
             ("COMPANION_MAX_CONNECTIONS", "none"),
             ("COMPANION_MAX_CONNECTIONS_PER_CLIENT", "20000"),
+            ("COMPANION_WEBHOOK_ALLOW", "ok.example, not a host"),
         ] {
             let error = Config::from_source(&source(&[(key, value)])).unwrap_err();
             assert_eq!(error.key, key, "{value}");
@@ -929,6 +1007,44 @@ mod tests {
             error.problem.contains("COMPANION_MAX_CONNECTIONS"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn production_needs_an_https_public_url_and_development_defaults_to_the_listen_address() {
+        let keys = (
+            "COMPANION_JWT_KEYS",
+            "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+        );
+        let push = ("COMPANION_ACCEPT_PUSH_NOT_CONFIGURED", "true");
+        let error = Config::from_source(&source(&[("COMPANION_ENV", "production"), keys, push]))
+            .unwrap_err();
+        assert_eq!(error.key, "COMPANION_PUBLIC_URL");
+        let error = Config::from_source(&source(&[
+            ("COMPANION_ENV", "production"),
+            keys,
+            push,
+            ("COMPANION_PUBLIC_URL", "http://companion.example.org"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.key, "COMPANION_PUBLIC_URL");
+        let config = Config::from_source(&source(&[
+            ("COMPANION_ENV", "production"),
+            keys,
+            push,
+            ("COMPANION_PUBLIC_URL", "https://companion.example.org/"),
+        ]))
+        .unwrap();
+        assert_eq!(config.public_url.as_str(), "https://companion.example.org");
+        let local = Config::from_source(&BTreeMap::new()).unwrap();
+        assert_eq!(local.public_url.as_str(), "http://127.0.0.1:8080");
+        for bad in [
+            "companion.example.org",
+            "ftp://x.example",
+            "https://x.example/?a=1",
+        ] {
+            let error = Config::from_source(&source(&[("COMPANION_PUBLIC_URL", bad)])).unwrap_err();
+            assert_eq!(error.key, "COMPANION_PUBLIC_URL", "{bad}");
+        }
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::handlers::login))
         .routes(routes!(auth::handlers::refresh))
         .routes(routes!(auth::handlers::logout))
+        .routes(routes!(auth::handlers::change_my_password))
+        .routes(routes!(auth::handlers::issue_password_reset))
+        .routes(routes!(auth::handlers::reset_password))
         .routes(routes!(account::handlers::get_me))
         .routes(routes!(account::handlers::disable_account))
         .routes(routes!(account::handlers::enable_account))
@@ -178,7 +181,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
         .routes(routes!(crate::metrics::get_metrics))
-        .routes(routes!(fhir::handlers::create_system_client))
+        .routes(routes!(
+            fhir::handlers::create_system_client,
+            fhir::handlers::list_system_clients
+        ))
+        .routes(routes!(fhir::handlers::disable_system_client))
+        .routes(routes!(fhir::handlers::rotate_system_client_keys))
         .routes(routes!(clinic::handlers::list_clinic_staff))
         .routes(routes!(invitation::handlers::revoke_invitation))
         .routes(routes!(

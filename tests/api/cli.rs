@@ -260,8 +260,19 @@ fn bad_settings_fail_at_start_naming_the_key() {
                     "COMPANION_JWT_KEYS",
                     "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
                 ),
+                ("COMPANION_PUBLIC_URL", "https://companion.example.org"),
             ],
             "COMPANION_ACCEPT_PUSH_NOT_CONFIGURED",
+        ),
+        (
+            vec![
+                ("COMPANION_ENV", "production"),
+                (
+                    "COMPANION_JWT_KEYS",
+                    "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+                ),
+            ],
+            "COMPANION_PUBLIC_URL",
         ),
         (
             vec![("COMPANION_ACESS_TOKEN_TTL", "60")],
@@ -464,6 +475,7 @@ fn demo_creates_a_clinic_to_sign_in_to_and_is_refused_in_production() {
                 "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
             ),
             ("COMPANION_ACCEPT_PUSH_NOT_CONFIGURED", "true"),
+            ("COMPANION_PUBLIC_URL", "https://companion.example.org"),
         ],
     )
     .arg("demo")

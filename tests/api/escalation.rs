@@ -758,7 +758,18 @@ mod webhooks {
     async fn signed_webhooks_survive_a_receiver_that_fails_twice_and_rotate_secrets(
         backend: Backend,
     ) {
-        let (app, _gateway, world) = app_with_gateway(backend).await;
+        // The receiver listens on loopback, which webhooks reach only when the operator
+        // allow-lists it.
+        let app = TestApp::build(
+            backend,
+            &[
+                ("COMPANION_ACCESS_TOKEN_TTL", "86400"),
+                ("COMPANION_WEBHOOK_ALLOW", "127.0.0.1"),
+            ],
+            |a| a.push.fcm = Arc::new(MemoryGateway::default()),
+        )
+        .await;
+        let world = app.world().await;
         // The clinicians are reached by push; the webhook is retried on its own.
         device(&app, &world.clinician_a).await;
         let (url, receiver) = start_receiver(2).await;

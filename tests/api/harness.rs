@@ -272,6 +272,7 @@ impl TestApp {
             ("COMPANION_AUTH_RATE_LIMIT".into(), "1000".into()),
             // No worker runs beside a request here: tests drive the jobs themselves.
             ("COMPANION_SAFETY_ANSWER_WAIT_MS".into(), "0".into()),
+            ("COMPANION_PUBLIC_URL".into(), "http://localhost".into()),
         ]);
         for (key, value) in settings {
             source.insert((*key).into(), (*value).into());

@@ -210,7 +210,11 @@ async fn an_email_can_hold_only_one_account(backend: Backend) {
     let reply = app
         .accept(&code, &world.patient_a.email.to_uppercase())
         .await;
-    assert_error(&reply, StatusCode::CONFLICT, "email_taken");
+    assert_error(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     // The failed attempt did not spend the code.
     app.accept(&code, "fresh@example.org")
         .await

@@ -36,6 +36,7 @@ mod safety_property;
 mod safety_simulator;
 mod scale_out;
 mod schema;
+mod security;
 mod sessions;
 mod smart;
 mod statements;

@@ -588,9 +588,13 @@ async fn alert_inbox_filters_combine_with_each_other(backend: Backend) {
     assert_eq!(none, Vec::<Value>::new());
     let resolved = list("rule=safety_item9&status=resolved".into()).await;
     assert_eq!(resolved, Vec::<Value>::new());
-    // Another clinic's patient matches nothing; it is not revealed.
-    let other = list(format!("patient_id={}", world.patient_b.id)).await;
-    assert_eq!(other, Vec::<Value>::new());
+    // Another clinic's patient is not found, exactly as a patient that does not exist.
+    for patient in [world.patient_b.id.clone(), uuid::Uuid::now_v7().to_string()] {
+        let other = app
+            .get(&format!("/v1/alerts?patient_id={patient}"), token)
+            .await;
+        assert_error(&other, StatusCode::NOT_FOUND, "not_found");
+    }
     // Paging keeps the filter.
     let first = app
         .get(

@@ -292,7 +292,9 @@ fn problem<'a>(readiness: &'a Value, code: &str) -> Option<&'a Value> {
 async fn a_failing_webhook_reaches_nobody_until_it_answers_and_readiness_says_since_when(
     backend: Backend,
 ) {
-    let (app, gateway, world) = world_with(backend, &[]).await;
+    // The pager listens on loopback, which webhooks reach only when the operator allows it.
+    let (app, gateway, world) =
+        world_with(backend, &[("COMPANION_WEBHOOK_ALLOW", "127.0.0.1")]).await;
     let org_phone = device(&app, &world.org_admin).await;
     let pager = pager(false).await;
     app.post(

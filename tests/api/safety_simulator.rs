@@ -198,7 +198,11 @@ impl Sim {
             None
         };
         let url = sink.as_ref().map(SmtpSink::url).unwrap_or_default();
-        let mut settings = vec![("COMPANION_ACCESS_TOKEN_TTL", "86400")];
+        // The clinic's receiver listens on loopback, which webhooks reach only when allowed.
+        let mut settings = vec![
+            ("COMPANION_ACCESS_TOKEN_TTL", "86400"),
+            ("COMPANION_WEBHOOK_ALLOW", "127.0.0.1"),
+        ];
         if spec.smtp {
             settings.push(("COMPANION_SMTP_URL", &url));
             settings.push(("COMPANION_SMTP_FROM", "alerts@care.example.org"));

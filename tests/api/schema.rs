@@ -41,6 +41,11 @@ async fn constraints_behave_the_same_on_both_backends(backend: Backend) {
          VALUES ('a6', 'e@x.org', 'h', 'org_admin', 'c1', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
         // a session for an account that does not exist
         "INSERT INTO refresh_families (id, account_id, created_at) VALUES ('f1', 'ghost', '2026-01-01 00:00:00')",
+        // an audit row that names no actor
+        "INSERT INTO audit_events (id, at, action) VALUES ('e1', '2026-01-01 00:00:00', 'x.read')",
+        // an audit row that names an account and a system client at once
+        "INSERT INTO audit_events (id, at, actor_id, actor_client_id, action) \
+         VALUES ('e2', '2026-01-01 00:00:00', 'a1', 'a1', 'x.read')",
         // an invitation granting org_admin
         "INSERT INTO invitations (id, clinic_id, role, code_hash, created_by, created_at, expires_at) \
          VALUES ('i1', 'c1', 'org_admin', 'h1', 'a1', '2026-01-01 00:00:00', '2026-01-02 00:00:00')",

@@ -19,7 +19,7 @@ both!(
     only_a_clinic_admin_registers_public_keys_for_their_own_clinic,
 );
 
-const TOKEN_URL: &str = "http://localhost/oauth/token";
+pub(crate) const TOKEN_URL: &str = "http://localhost/oauth/token";
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -29,13 +29,13 @@ fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-struct Key {
+pub(crate) struct Key {
     encoding: EncodingKey,
     alg: Algorithm,
     kid: &'static str,
 }
 
-fn rs384() -> Key {
+pub(crate) fn rs384() -> Key {
     Key {
         encoding: EncodingKey::from_rsa_pem(&fixture("smart-rs384-key.pem")).unwrap(),
         alg: Algorithm::RS384,
@@ -43,7 +43,7 @@ fn rs384() -> Key {
     }
 }
 
-fn es384() -> Key {
+pub(crate) fn es384() -> Key {
     Key {
         encoding: EncodingKey::from_ec_pem(&fixture("smart-es384-key.pem")).unwrap(),
         alg: Algorithm::ES384,
@@ -52,7 +52,7 @@ fn es384() -> Key {
 }
 
 /// Another RSA key claiming the registered key's id.
-fn forger() -> Key {
+pub(crate) fn forger() -> Key {
     Key {
         encoding: EncodingKey::from_rsa_pem(&fixture("fcm-test-key.pem")).unwrap(),
         alg: Algorithm::RS384,
@@ -60,7 +60,7 @@ fn forger() -> Key {
     }
 }
 
-fn jwks(keys: &[&Key]) -> Value {
+pub(crate) fn jwks(keys: &[&Key]) -> Value {
     let set = JwkSet {
         keys: keys
             .iter()
@@ -74,7 +74,7 @@ fn jwks(keys: &[&Key]) -> Value {
     serde_json::to_value(set).unwrap()
 }
 
-async fn register(app: &TestApp, admin: &Actor, clinic: &str, body: Value) -> Reply {
+pub(crate) async fn register(app: &TestApp, admin: &Actor, clinic: &str, body: Value) -> Reply {
     app.post(
         &format!("/v1/clinics/{clinic}/system-clients"),
         &admin.access,
@@ -83,7 +83,14 @@ async fn register(app: &TestApp, admin: &Actor, clinic: &str, body: Value) -> Re
     .await
 }
 
-fn assertion(app: &TestApp, key: &Key, client: &str, aud: &str, exp_in: i64, jti: &str) -> String {
+pub(crate) fn assertion(
+    app: &TestApp,
+    key: &Key,
+    client: &str,
+    aud: &str,
+    exp_in: i64,
+    jti: &str,
+) -> String {
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.to_owned());
     let exp = (app.app.now() + TimeDelta::seconds(exp_in)).timestamp();
@@ -105,7 +112,7 @@ async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> Reply {
     app.send(request).await
 }
 
-async fn exchange(app: &TestApp, assertion: &str, scope: &str) -> Reply {
+pub(crate) async fn exchange(app: &TestApp, assertion: &str, scope: &str) -> Reply {
     token_request(
         app,
         &[
@@ -129,7 +136,7 @@ fn assert_oauth_error(reply: &Reply, status: StatusCode, error: &str) {
     assert!(reply.body.get("access_token").is_none());
 }
 
-fn jti() -> String {
+pub(crate) fn jti() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -201,19 +208,18 @@ async fn a_good_assertion_gets_a_token_that_reads_fhir_within_its_scope_and_clin
         .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
     assert_eq!(other.body["resourceType"], "OperationOutcome");
-    // Its reads are audited under the admin who registered it.
+    // Its reads are audited under its own name, not the admin who registered it.
     let audited = app
         .count("SELECT COUNT(*) AS n FROM audit_events WHERE action = 'fhir.patient.read'")
         .await;
     assert_eq!(audited, 1);
-    let by_admin: &'static str = Box::leak(
+    let by_client: &'static str = Box::leak(
         format!(
-            "SELECT COUNT(*) AS n FROM audit_events WHERE action LIKE 'fhir.patient.%' AND actor_id = '{}'",
-            world.admin_a.id
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action LIKE 'fhir.patient.%' AND actor_client_id = '{wide_id}' AND actor_id IS NULL"
         )
         .into_boxed_str(),
     );
-    assert_eq!(app.count(by_admin).await, 2);
+    assert_eq!(app.count(by_client).await, 2);
     // Not a token for the JSON API.
     let me = app.get("/v1/me", &token).await;
     assert_error(&me, StatusCode::UNAUTHORIZED, "invalid_token");

@@ -115,16 +115,10 @@ impl NewPassword {
     }
 }
 
-/// A display name: 1 to 100 characters after trimming, no control characters.
+/// A display name: 1 to 100 characters after trimming, nothing hidden (no control, invisible or
+/// text-direction characters: see [`crate::text`]).
 pub fn parse_display_name(text: &str) -> Result<String, &'static str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > 100 {
-        return Err("must be 1 to 100 characters");
-    }
-    if text.chars().any(char::is_control) {
-        return Err("must not contain control characters");
-    }
-    Ok(text.to_owned())
+    crate::text::parse_name(text, 100)
 }
 
 /// An IANA time-zone name such as `America/Chicago` (never an offset).

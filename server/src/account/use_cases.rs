@@ -16,17 +16,20 @@ pub fn me(conn: &mut DbConnection, caller: &Caller) -> Outcome<AccountRow> {
     Ok(store::find(conn, caller.account_id.as_str())?.ok_or_else(|| Refusal::not_found("account")))
 }
 
-/// Finds an account the admin may manage: a clinic admin manages accounts of their own clinic,
-/// an organisation admin any account; nobody manages themselves here.
-fn managed_account(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<AccountRow> {
+/// Finds an account the admin may manage: a clinic admin manages accounts of their own clinic
+/// (not organisation admins), an organisation admin any account; nobody manages themselves here
+/// (`self_refusal` says what they cannot do to their own account).
+pub(crate) fn managed_account(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    self_refusal: &str,
+) -> Outcome<AccountRow> {
     let Some(id) = AccountId::parse(raw_id) else {
         return Ok(Err(Refusal::not_found("account")));
     };
     if id == caller.account_id {
-        return Ok(Err(Refusal::conflict(
-            "cannot_change_self",
-            "You cannot disable or enable your own account.",
-        )));
+        return Ok(Err(Refusal::conflict("cannot_change_self", self_refusal)));
     }
     let Some(row) = store::find(conn, id.as_str())? else {
         return Ok(Err(Refusal::not_found("account")));
@@ -56,7 +59,12 @@ pub fn set_disabled(
     now: DateTime<Utc>,
     horizon: chrono::TimeDelta,
 ) -> Outcome<(AccountRow, Role)> {
-    let row = match managed_account(conn, caller, raw_id)? {
+    let row = match managed_account(
+        conn,
+        caller,
+        raw_id,
+        "You cannot disable or enable your own account.",
+    )? {
         Ok(row) => row,
         Err(refused) => return Ok(Err(refused)),
     };

@@ -15,15 +15,18 @@ use companion_schema::ids::{AccountId, ClinicId, SessionId};
 use crate::account::model::Role;
 use crate::app::AppState;
 use crate::auth::store;
+use crate::auth::tokens::TokenKind;
 use crate::db::DbConnection;
 use crate::error::{ApiError, Outcome, Refusal};
 use crate::http::extract::request_id_of;
 
-/// An authenticated caller.
+/// An authenticated caller: a person's account, or a SMART system client (FHIR reads only).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The account.
+    /// The account, or for a system client its client id.
     pub account_id: AccountId,
+    /// True when `account_id` is a system client's id: audit rows then name the client.
+    pub system_client: bool,
     /// The session the access token belongs to.
     pub session_id: SessionId,
     /// The account's current role.
@@ -152,17 +155,39 @@ impl FromRequestParts<AppState> for Bearer {
 }
 
 impl Bearer {
-    /// Verifies an access token wherever it was carried (the `Authorization` header, or the
-    /// console's cookie); admits any role until narrowed.
+    /// Verifies an API access token (from the `Authorization` header); admits any role until
+    /// narrowed.
     pub fn from_token(
         app: &crate::app::App,
         token: &str,
         request_id: Option<String>,
     ) -> Result<Self, ApiError> {
-        let claims = app.tokens.verify(token, app.now()).map_err(|reason| {
-            tracing::debug!(%reason, "access token refused");
-            invalid_token()
-        })?;
+        Self::of_kind(app, TokenKind::Access, token, request_id)
+    }
+
+    /// Verifies a console session token (the console's cookie): the same session record and
+    /// checks as an access token, but never accepted as one.
+    pub fn from_console_token(
+        app: &crate::app::App,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<Self, ApiError> {
+        Self::of_kind(app, TokenKind::Console, token, request_id)
+    }
+
+    fn of_kind(
+        app: &crate::app::App,
+        kind: TokenKind,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let claims = app
+            .tokens
+            .verify_kind(kind, token, app.now())
+            .map_err(|reason| {
+                tracing::debug!(%reason, "access token refused");
+                invalid_token()
+            })?;
         Ok(Bearer {
             account_id: AccountId::parse(&claims.sub).ok_or_else(invalid_token)?,
             session_id: SessionId::parse(&claims.sid).ok_or_else(invalid_token)?,
@@ -231,6 +256,7 @@ fn caller_of(bearer: &Bearer, session: Option<store::SessionState>) -> Result<Ca
     bearer.rule.check(role)?;
     Ok(Caller {
         account_id: bearer.account_id.clone(),
+        system_client: false,
         session_id: bearer.session_id.clone(),
         role,
         clinic_id: session.clinic_id.map(ClinicId::from_db),

@@ -1,9 +1,9 @@
-//! `/v1/auth`: sign in, refresh, sign out.
+//! `/v1/auth`: sign in, refresh, sign out; changing one's password, and reset codes.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
@@ -168,5 +168,166 @@ pub async fn logout(State(state): State<AppState>, bearer: Bearer) -> ApiResult<
             Ok(Ok(()))
         })
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password now.
+    #[schema(format = Password, min_length = 1, max_length = 1024)]
+    pub current_password: String,
+    /// The new password: 10 to 256 characters, not one character repeated.
+    #[schema(format = Password, min_length = 10, max_length = 256)]
+    pub new_password: String,
+}
+
+/// Change my password
+///
+/// Needs the current password (tried as often as a sign-in is). Every other session of the
+/// account ends, in the apps and in the console; this one goes on.
+#[utoipa::path(
+    post,
+    path = "/v1/me/password",
+    tag = "auth",
+    operation_id = "change_my_password",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; other sessions ended"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "The current password is wrong (code `wrong_password`)", body = ErrorBody),
+        (status = 409, description = "Changed meanwhile by another request (code `password_changed`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields (a new password too short, too long or one character repeated)", body = ErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn change_my_password(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    crate::auth::credentials::change_password(
+        &state,
+        bearer,
+        body.current_password,
+        &body.new_password,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A reset code, shown once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PasswordResetCode {
+    /// The account it resets.
+    pub account_id: String,
+    /// The code (`XXXXX-XXXXX`), to give to the account's owner; shown only now.
+    #[schema(example = "7KQ2M-XC9TD")]
+    pub code: String,
+    /// When it stops working (an hour from now).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Issue a password reset code
+///
+/// For an account the caller manages (a clinic admin: the staff and patients of their clinic;
+/// an organisation admin: any account), never their own. Single use, valid for an hour; an older
+/// unused code of the account stops working. The owner sets a new password with it at
+/// `POST /v1/auth/password-reset`.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account_id}/password-reset",
+    tag = "accounts",
+    operation_id = "issue_password_reset",
+    security(("bearer" = [])),
+    params(("account_id" = String, Path, description = "The account")),
+    responses(
+        (status = 201, description = "The code, shown only now", body = PasswordResetCode),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such account the caller manages", body = ErrorBody),
+        (status = 409, description = "The caller's own account (`cannot_change_self`) or a disabled one (`account_disabled`)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn issue_password_reset(
+    State(state): State<AppState>,
+    admin: crate::auth::extract::Admin,
+    axum::extract::Path(account_id): axum::extract::Path<String>,
+) -> ApiResult<(StatusCode, Json<PasswordResetCode>)> {
+    let now = state.now();
+    let issued = state
+        .write_as(admin, move |conn, caller| {
+            crate::auth::credentials::issue_reset(conn, caller, &account_id, now)
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PasswordResetCode {
+            account_id: issued.account_id,
+            code: issued.code,
+            expires_at: crate::time::utc(issued.expires_at),
+        }),
+    ))
+}
+
+/// A new password set with a reset code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// The account's email address.
+    #[schema(
+        example = "ann@example.org",
+        max_length = 254,
+        pattern = r"^[!-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
+    pub email: String,
+    /// The reset code the clinic gave (case and dashes do not matter).
+    #[schema(example = "7KQ2M-XC9TD", min_length = 10, max_length = 64)]
+    pub code: String,
+    /// The new password: 10 to 256 characters, not one character repeated.
+    #[schema(format = Password, min_length = 10, max_length = 256)]
+    pub new_password: String,
+}
+
+/// Set a new password with a reset code
+///
+/// With the code an administrator issued and the account's email. A wrong, spent or expired
+/// code and a code for another email are refused alike. Every session of the account ends; sign
+/// in with the new password.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password-reset",
+    tag = "auth",
+    operation_id = "reset_password",
+    security(()),
+    request_body = PasswordReset,
+    responses(
+        (status = 204, description = "The password is set; every session of the account ended"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields, or not a current code for this email (field `code`)", body = ErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(body): ApiJson<PasswordReset>,
+) -> ApiResult<StatusCode> {
+    crate::auth::credentials::reset_password(
+        &state,
+        &client.key(),
+        &body.email,
+        &body.code,
+        &body.new_password,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

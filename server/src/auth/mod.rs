@@ -1,6 +1,8 @@
 //! Authentication: password hashing, access tokens (JWT), rotating refresh tokens with reuse
-//! detection, the extractors that identify and authorise the caller, and the `/v1/auth` endpoints.
+//! detection, the extractors that identify and authorise the caller, password changes and reset
+//! codes, and the `/v1/auth` endpoints.
 
+pub mod credentials;
 pub mod extract;
 pub mod handlers;
 pub mod password;

@@ -5,6 +5,11 @@
 //! asymmetric scheme would buy nothing here and cost far more per request (see
 //! `benches/token_verification.rs` for the measured figures). Expiry is checked against the
 //! application clock, not the library's, so time stays a value the caller passes in.
+//!
+//! Two kinds are signed, told apart by their audience: API access tokens (the configured
+//! audience) and console session tokens (the same audience with `#console` appended), which only
+//! the console's cookie carries. Neither verifies as the other, so a console cookie is never a
+//! bearer token for the API, and an API token never signs anyone in to the console.
 
 use std::collections::HashMap;
 
@@ -49,14 +54,29 @@ pub enum TokenError {
     Expired,
 }
 
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An API access token (`Authorization: Bearer`).
+    Access,
+    /// A console session (the console's cookie only).
+    Console,
+}
+
 /// Signing and verification keys with the validation rules.
 pub struct TokenKeys {
     signing_kid: String,
     signing: EncodingKey,
     verifying: HashMap<String, DecodingKey>,
     validation: Validation,
+    console_validation: Validation,
     issuer: String,
     audience: String,
+}
+
+/// The audience of console session tokens for the API audience `audience`.
+pub fn console_audience(audience: &str) -> String {
+    format!("{audience}#console")
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -75,12 +95,15 @@ impl TokenKeys {
     /// Builds the key set; `keys` must not be empty (the first one signs).
     pub fn new(keys: &[SigningKey], issuer: &str, audience: &str) -> Option<Self> {
         let first = keys.first()?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
+        let validation_for = |audience: &str| {
+            let mut validation = Validation::new(Algorithm::HS256);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation.set_issuer(&[issuer]);
+            validation.set_audience(&[audience]);
+            validation.validate_exp = false;
+            validation.validate_nbf = false;
+            validation
+        };
         Some(Self {
             signing_kid: first.id.clone(),
             signing: EncodingKey::from_secret(first.secret.expose()),
@@ -88,7 +111,8 @@ impl TokenKeys {
                 .iter()
                 .map(|k| (k.id.clone(), DecodingKey::from_secret(k.secret.expose())))
                 .collect(),
-            validation,
+            validation: validation_for(audience),
+            console_validation: validation_for(&console_audience(audience)),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         })
@@ -103,11 +127,34 @@ impl TokenKeys {
         now: DateTime<Utc>,
         ttl_secs: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.issue_kind(
+            TokenKind::Access,
+            account_id,
+            session_id,
+            role,
+            now,
+            ttl_secs,
+        )
+    }
+
+    /// Signs a token of `kind` for `account_id` in session `session_id`, valid for `ttl_secs`.
+    pub fn issue_kind(
+        &self,
+        kind: TokenKind,
+        account_id: &str,
+        session_id: &str,
+        role: &str,
+        now: DateTime<Utc>,
+        ttl_secs: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signing_kid.clone());
         let claims = Claims {
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: match kind {
+                TokenKind::Access => self.audience.clone(),
+                TokenKind::Console => console_audience(&self.audience),
+            },
             sub: account_id.to_owned(),
             sid: session_id.to_owned(),
             iat: now.timestamp(),
@@ -117,8 +164,23 @@ impl TokenKeys {
         jsonwebtoken::encode(&header, &claims, &self.signing)
     }
 
-    /// Verifies a token's algorithm, key, signature, issuer, audience and expiry at `now`.
+    /// Verifies an access token's algorithm, key, signature, issuer, audience and expiry at
+    /// `now`.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        self.verify_kind(TokenKind::Access, token, now)
+    }
+
+    /// Verifies a token of `kind` (its audience must be that kind's) at `now`.
+    pub fn verify_kind(
+        &self,
+        kind: TokenKind,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, TokenError> {
+        let validation = match kind {
+            TokenKind::Access => &self.validation,
+            TokenKind::Console => &self.console_validation,
+        };
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::Invalid);
@@ -128,7 +190,7 @@ impl TokenKeys {
             .as_deref()
             .and_then(|kid| self.verifying.get(kid))
             .ok_or(TokenError::UnknownKey)?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|_| TokenError::Invalid)?;
         if data.claims.exp + LEEWAY_SECS <= now.timestamp() {
             return Err(TokenError::Expired);
@@ -189,6 +251,24 @@ mod tests {
             let token = signer.issue("acct", "sess", "patient", now(), 900).unwrap();
             assert_eq!(keys.verify(&token, now()), Err(TokenError::Invalid));
         }
+    }
+
+    #[test]
+    fn console_and_access_tokens_never_verify_as_each_other() {
+        let keys = TokenKeys::new(&[key("k1", 1)], "companion", "companion-api").unwrap();
+        let console = keys
+            .issue_kind(TokenKind::Console, "acct", "sess", "clinician", now(), 900)
+            .unwrap();
+        let access = keys.issue("acct", "sess", "clinician", now(), 900).unwrap();
+        assert!(
+            keys.verify_kind(TokenKind::Console, &console, now())
+                .is_ok()
+        );
+        assert_eq!(keys.verify(&console, now()), Err(TokenError::Invalid));
+        assert_eq!(
+            keys.verify_kind(TokenKind::Console, &access, now()),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

@@ -116,6 +116,7 @@ pub async fn search(
 struct AdminPage {
     staff: Vec<StaffMember>,
     pending: Vec<InvitationRow>,
+    me: String,
 }
 
 fn role_label(role: &str) -> &str {
@@ -150,7 +151,11 @@ async fn admin(
                 Ok(staff) => staff,
                 Err(refused) => return Ok(Err(refused)),
             };
-            Ok(Ok(AdminPage { staff, pending }))
+            Ok(Ok(AdminPage {
+                staff,
+                pending,
+                me: caller.account_id.to_string(),
+            }))
         })
         .await;
     let data = match loaded {
@@ -170,13 +175,23 @@ async fn admin(
         section aria-labelledby="staff-h" {
             h2 id="staff-h" { "Staff" }
             table class="list" {
-                thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "On call" } } }
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "On call" } th scope="col" { "Password" } } }
                 tbody {
                     @for m in &data.staff {
-                        tr {
+                        tr data-staff-id=(m.id) {
                             td data-label="Name" { (m.display_name.as_deref().unwrap_or("Unnamed staff member")) }
                             td data-label="Role" { (role_label(&m.role)) }
                             td data-label="On call" { @if m.on_call { "on call" } @else { "no" } }
+                            td data-label="Password" {
+                                @if m.id != data.me {
+                                    form method="post" action={ "/console/accounts/" (m.id) "/password-reset" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button type="submit" { "Issue reset code" }
+                                    }
+                                } @else {
+                                    a href="/console/account" { "Change mine" }
+                                }
+                            }
                         }
                     }
                 }

@@ -7,6 +7,7 @@
 //! document. They call the same use cases as the JSON API, inside the same units of work
 //! (`App::read_as` / `App::write_as`), so every read is audited and every rule holds alike.
 
+pub mod account;
 pub mod admin;
 pub mod charts;
 pub mod demo;
@@ -16,6 +17,7 @@ pub mod patient;
 pub mod session;
 pub mod settings;
 pub mod sign_in;
+pub mod system_clients;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -72,6 +74,16 @@ pub fn router() -> Router<AppState> {
             get(sign_in::login_page).post(sign_in::login),
         )
         .route("/console/logout", post(sign_in::logout))
+        .route("/console/account", get(account::page))
+        .route("/console/account/password", post(account::change_password))
+        .route(
+            "/console/accounts/{account_id}/password-reset",
+            post(account::issue_reset),
+        )
+        .route(
+            "/console/password-reset",
+            get(account::reset_form_page).post(account::reset),
+        )
         .route("/console/alerts", get(inbox::inbox_page))
         .route("/console/alerts/rows", get(inbox::inbox_rows))
         .route(
@@ -121,6 +133,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/settings/webhooks/{webhook_id}/delete",
             post(settings::delete_webhook),
+        )
+        .route(
+            "/console/settings/system-clients",
+            post(system_clients::register),
+        )
+        .route(
+            "/console/settings/system-clients/{client_id}/disable",
+            post(system_clients::disable),
+        )
+        .route(
+            "/console/settings/system-clients/{client_id}/keys",
+            post(system_clients::rotate_keys),
         )
         .route(
             "/console/assets/console.css",

@@ -28,6 +28,8 @@ pub enum Nav {
     Clinic,
     /// The clinic settings page.
     Settings,
+    /// My account (password).
+    Account,
     /// No navigation (sign-in, errors).
     None,
 }
@@ -58,6 +60,8 @@ pub fn frame(title: &str, nav: Nav, csrf: Option<&str>, body: Markup) -> Markup 
                             a href="/console/admin" aria-current=[(nav == Nav::Clinic).then_some("page")] { "Clinic" }
                             " "
                             a href="/console/settings" aria-current=[(nav == Nav::Settings).then_some("page")] { "Settings" }
+                            " "
+                            a href="/console/account" aria-current=[(nav == Nav::Account).then_some("page")] { "My account" }
                         }
                     }
                     @if let Some(csrf) = csrf {

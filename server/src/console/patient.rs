@@ -49,6 +49,8 @@ struct PatientPage {
     prompts: Vec<PromptRow>,
     adherence: Adherence,
     plan: PatientCarePlan,
+    /// Whether the viewer is a clinic admin (who may issue the patient a password reset code).
+    admin: bool,
 }
 
 /// Prompts listed at most (the latest due first).
@@ -157,6 +159,7 @@ pub async fn patient_page(
                 prompts: prompt_rows,
                 adherence,
                 plan,
+                admin: caller.role == crate::account::model::Role::ClinicAdmin,
             }))
         })
         .await;
@@ -374,6 +377,16 @@ fn render(id: &str, data: &PatientPage, csrf: &str, now: DateTime<Utc>) -> Marku
                             }
                         }
                     }
+                }
+            }
+        }
+        @if data.admin {
+            section aria-labelledby="password-h" {
+                h2 id="password-h" { "Password" }
+                p class="note" { "A patient locked out of the app can set a new password with a reset code (single use, one hour)." }
+                form method="post" action={ "/console/accounts/" (id) "/password-reset" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Issue reset code" }
                 }
             }
         }

@@ -1,9 +1,11 @@
 //! The console's cookie session and CSRF protection.
 //!
 //! Signing in starts the same session record (refresh family) the JSON API starts, and the
-//! cookie carries an access token for it, verified like a bearer token; every request then checks
-//! the session inside its unit of work ([`crate::app::App::read_as`] / `write_as`), so signing
-//! out anywhere, or disabling the account, ends the console session at once. The cookie is
+//! cookie carries a console session token for it: signed like an access token but for the
+//! console's own audience, so it is never accepted as a bearer token by the API (nor an API token
+//! as a console session). Every request then checks the session inside its unit of work
+//! ([`crate::app::App::read_as`] / `write_as`), so signing out, a password change, or disabling
+//! the account ends the console session at once. The cookie is
 //! HttpOnly, SameSite=Strict, scoped to `/console`, and Secure when the request came over TLS
 //! (directly or through a proxy that says so) or in production.
 //!
@@ -49,7 +51,9 @@ pub fn secure(state: &AppState, headers: &HeaderMap) -> bool {
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    forwarded_https || state.config.environment == crate::config::Environment::Production
+    forwarded_https
+        || state.config.public_url.is_https()
+        || state.config.environment == crate::config::Environment::Production
 }
 
 /// A `Set-Cookie` value. `max_age` zero deletes the cookie.
@@ -125,7 +129,7 @@ impl FromRequestParts<AppState> for ConsoleUser {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(to_sign_in());
         };
-        let bearer = match Bearer::from_token(state, token, request_id_of(parts)) {
+        let bearer = match Bearer::from_console_token(state, token, request_id_of(parts)) {
             Ok(bearer) => bearer,
             Err(_) => return Err(session_ended(secure(state, &parts.headers))),
         };

@@ -1,6 +1,7 @@
 //! The clinic settings page: clinic details (name, zone, country, crisis number), the on-call
-//! roster, the escalation policy, the alert thresholds, webhooks and the clinic's default care
-//! plan (its rules as rows of a form). Clinicians read them (webhooks are the admins' alone); clinic admins change them. Every
+//! roster, the escalation policy, the alert thresholds, webhooks, FHIR system clients (in
+//! `system_clients`) and the clinic's default care plan (its rules as rows of a form). Clinicians
+//! read them (webhooks and system clients are the admins' alone); clinic admins change them. Every
 //! form calls the JSON API's own use case, so roles, validation and audit rows are the same.
 
 use std::collections::BTreeMap;
@@ -113,6 +114,8 @@ struct SettingsPage {
     instruments: Vec<(String, String)>,
     /// None for clinicians, who may not see webhooks.
     webhooks: Option<Vec<EndpointRow>>,
+    /// None for clinicians, who may not see system clients.
+    system_clients: Option<Vec<crate::fhir::clients::ClientRow>>,
     me: String,
     admin: bool,
 }
@@ -183,6 +186,18 @@ async fn settings_page(
             } else {
                 None
             };
+            let system_clients = if admin {
+                Some(step!(crate::fhir::clients::list(
+                    conn,
+                    caller,
+                    &id,
+                    None,
+                    super::system_clients::LIMIT,
+                    crate::time::utc(now)
+                )))
+            } else {
+                None
+            };
             Ok(Ok(SettingsPage {
                 clinic,
                 staff,
@@ -191,6 +206,7 @@ async fn settings_page(
                 care_plan,
                 instruments,
                 webhooks,
+                system_clients,
                 me: caller.account_id.to_string(),
                 admin,
             }))
@@ -365,6 +381,9 @@ fn settings_body(data: &SettingsPage, created: Option<&NewWebhook>, csrf: &str) 
                     }
                 }
             }
+        }
+        @if let Some(rows) = &data.system_clients {
+            (super::system_clients::section(rows, csrf))
         }
         section aria-labelledby="plan-h" {
             h2 id="plan-h" { "Care plan" }
@@ -1054,10 +1073,11 @@ pub async fn create_webhook(
     };
     let url = form.get("url").cloned().unwrap_or_default();
     let now = state.now().naive_utc();
+    let policy = state.outbound.policy.clone();
     match state
         .write_as(user.bearer.clone(), move |conn, caller| {
             let id = own_clinic(caller);
-            webhooks::create_endpoint(conn, caller, &id, &url, now)
+            webhooks::create_endpoint(conn, caller, &policy, &id, &url, now)
         })
         .await
     {

@@ -29,6 +29,8 @@ pub struct LoginQuery {
     ended: Option<String>,
     /// Set after signing out.
     out: Option<String>,
+    /// Set after a new password was set with a reset code.
+    reset: Option<String>,
 }
 
 fn login_form(csrf: &str, email: &str, problem: Option<&str>, note: Option<&str>) -> Markup {
@@ -49,6 +51,7 @@ fn login_form(csrf: &str, email: &str, problem: Option<&str>, note: Option<&str>
                     input id="password" name="password" type="password" autocomplete="current-password" required;
                     button type="submit" class="primary" { "Sign in" }
                 }
+                p { a href="/console/password-reset" { "I have a reset code" } }
             }
         },
     )
@@ -85,7 +88,9 @@ pub async fn login_page(
     headers: HeaderMap,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    let note = if query.out.is_some() {
+    let note = if query.reset.is_some() {
+        Some("Your new password is set; sign in with it.")
+    } else if query.out.is_some() {
         Some("You are signed out.")
     } else if query.ended.is_some() {
         Some("Your session has ended; sign in again.")
@@ -162,7 +167,8 @@ pub async fn login(
         }
         return (StatusCode::FORBIDDEN, page::refusal_page()).into_response();
     }
-    let token = match state.tokens.issue(
+    let token = match state.tokens.issue_kind(
+        crate::auth::tokens::TokenKind::Console,
         &signed_in.account_id,
         signed_in.session_id.as_str(),
         &signed_in.role,

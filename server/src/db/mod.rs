@@ -75,12 +75,31 @@ pub fn establish(target: &DatabaseTarget) -> Result<DbConnection, String> {
         }
         DatabaseTarget::Sqlite(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| {
+                crate::private_files::create_dir(parent).map_err(|e| {
                     format!(
                         "cannot create the folder {} for SQLite: {e}",
                         parent.display()
                     )
                 })?;
+            }
+            // The database (and the WAL and shared-memory files SQLite creates with the
+            // database's own permissions) is readable by this server's user only.
+            if !path.exists() {
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                if let Err(e) = options.open(path)
+                    && e.kind() != std::io::ErrorKind::AlreadyExists
+                {
+                    return Err(format!("cannot create {}: {e}", target.describe()));
+                }
+            }
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.as_os_str().to_owned();
+                file.push(suffix);
+                crate::private_files::restrict(std::path::Path::new(&file))
+                    .map_err(|e| format!("cannot restrict {}: {e}", target.describe()))?;
             }
             let path_text = path
                 .to_str()

@@ -10,6 +10,7 @@ use crate::auth::extract::Caller;
 use crate::check_in::store::{self as check_ins, CheckInRow, HistoryFilter};
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
+use crate::patient::SelfAccess;
 
 use diesel::QueryResult;
 
@@ -48,13 +49,19 @@ pub fn list(
     };
     let mut filter = filter;
     if let Some(raw) = filter.patient_id.take() {
-        let Some(patient) = AccountId::parse(&raw) else {
+        if AccountId::parse(&raw).is_none() {
             return Ok(Err(Refusal::invalid_field(
                 "patient_id",
                 "must be a patient id",
             )));
+        }
+        // The patient is resolved in the caller's clinic first: another clinic's patient is
+        // not found, and no audit row is written about them.
+        let patient = match crate::patient::resolve(conn, caller, &raw, SelfAccess::StaffOnly)? {
+            Ok(patient) => patient,
+            Err(refused) => return Ok(Err(refused)),
         };
-        filter.patient_id = Some(patient.to_string());
+        filter.patient_id = Some(patient.id.to_string());
     }
     let rows = store::inbox_page(conn, &clinic, &filter, after, limit)?;
     let mut entry = AuditEntry::by(caller, "alerts.read", now);

@@ -145,8 +145,8 @@ async fn send(app: &App, job: &Claimed, payload: Payload) -> JobResult {
         ),
         (Some(mailer), Some(address)) => {
             let email = match payload.kind {
-                Kind::Alert => email::alert_email(&app.config.public_url),
-                Kind::Unreachable => email::unreachable_email(&app.config.public_url),
+                Kind::Alert => email::alert_email(app.config.public_url.as_str()),
+                Kind::Unreachable => email::unreachable_email(app.config.public_url.as_str()),
             };
             match mailer.send(&address, &email).await {
                 Sent::Accepted => (Delivery::Counted, None, JobResult::Done),

@@ -24,6 +24,7 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
+use crate::http::outbound::{OutboundPolicy, Refused};
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::Claimed;
 use crate::jobs::{self, NewJob};
@@ -327,8 +328,24 @@ pub async fn deliver(app: &App, job: &Claimed, payload: Payload) -> (JobResult, 
         secrets.push(previous);
     }
     let timestamp = now.timestamp();
-    let result = app
-        .webhook_client
+    // Where the URL leads is decided now, not at registration: its host is resolved and every
+    // address checked, and the request goes to the address that was checked.
+    let pinned = match url::Url::parse(&endpoint.url) {
+        Ok(url) => app.outbound.pin(&url).await,
+        Err(_) => Err(Refused::BadUrl),
+    };
+    let pinned = match pinned {
+        Ok(pinned) => pinned,
+        Err(refused) if refused.is_transient() => {
+            return (JobResult::retry(format!("refused: {refused}")), true);
+        }
+        Err(refused) => {
+            tracing::warn!(endpoint_id = %endpoint.id, %refused, "webhook delivery refused");
+            return (JobResult::Dead(format!("refused: {refused}")), true);
+        }
+    };
+    let result = pinned
+        .client
         .post(&endpoint.url)
         .header("content-type", "application/json")
         .header("companion-webhook-id", &job.id)
@@ -342,6 +359,10 @@ pub async fn deliver(app: &App, job: &Claimed, payload: Payload) -> (JobResult, 
         .await;
     let result = match result {
         Ok(response) if response.status().is_success() => JobResult::Done,
+        Ok(response) if response.status().is_redirection() => JobResult::retry(format!(
+            "endpoint answered {} (redirects are not followed)",
+            response.status().as_u16()
+        )),
         Ok(response) => {
             JobResult::retry(format!("endpoint answered {}", response.status().as_u16()))
         }
@@ -351,10 +372,13 @@ pub async fn deliver(app: &App, job: &Claimed, payload: Payload) -> (JobResult, 
     (result, true)
 }
 
-/// Adds an endpoint to a clinic (its admins only): an http(s) URL, a fresh secret. Audited.
+/// Adds an endpoint to a clinic (its admins only): an http(s) URL (https in production) whose
+/// host `policy` does not refuse already (an internal address, a local name), a fresh secret.
+/// Audited.
 pub fn create_endpoint(
     conn: &mut DbConnection,
     caller: &Caller,
+    policy: &OutboundPolicy,
     raw_clinic: &str,
     raw_url: &str,
     now: NaiveDateTime,
@@ -372,6 +396,9 @@ pub fn create_endpoint(
              query, fragment or credentials",
         )));
     };
+    if let Err(refused) = policy.check_url(&url) {
+        return Ok(Err(Refusal::invalid_field("url", refused.to_string())));
+    }
     let row = EndpointRow {
         id: uuid::Uuid::now_v7().to_string(),
         clinic_id: clinic.to_string(),

@@ -2,7 +2,8 @@
 //! its job in one transaction; the job pages through the clinic's rows and writes one ndjson
 //! file per resource type under `{data dir}/exports/{id}/`, a page at a time, so memory stays
 //! constant however many patients there are; polling reports progress and then the manifest;
-//! files are downloaded by the clinic's staff or system clients, deleted on cancel, and expire.
+//! files are downloaded only by whoever asked for the export (a member of staff, or a system
+//! client within the scopes of the token it presents), deleted on cancel, and expire.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,11 @@ pub const JOB: &str = "fhir.bulk_export";
 pub const FILES_LIVE: TimeDelta = TimeDelta::hours(1);
 /// Rows read per page while writing files.
 pub const PAGE: i64 = 500;
+/// The status of an export made before one of its clinic's patients was erased.
+pub const INVALIDATED: &str = "invalidated";
+/// How long the row of a finished, failed or cancelled export is kept after its files are gone
+/// (so that polling it says why), in days.
+pub const ROW_RETENTION_DAYS: i64 = 7;
 /// The types an export may hold, in the order they are written.
 pub const EXPORTABLE: [ResourceType; 6] = [
     ResourceType::Organization,
@@ -49,7 +55,8 @@ pub struct ExportRow {
     pub id: String,
     /// The clinic exported.
     pub clinic_id: String,
-    /// The account (or the registrar of the system client) that asked.
+    /// The account or system client that asked: the only one that polls, downloads or cancels
+    /// it.
     pub requested_by: String,
     /// The kick-off URL.
     pub request: String,
@@ -59,7 +66,8 @@ pub struct ExportRow {
     pub types: String,
     /// `_since`.
     pub since: Option<NaiveDateTime>,
-    /// `queued`, `running`, `done`, `cancelled` or `failed`.
+    /// `queued`, `running`, `done`, `cancelled`, `failed` or `invalidated` (a patient of the
+    /// clinic was erased after it was asked for).
     pub status: String,
     /// Types written so far.
     pub done_types: i32,
@@ -190,8 +198,9 @@ pub enum Status {
     Failed,
 }
 
-/// An export of the caller's clinic, or not found (also once cancelled or expired; expired files
-/// are deleted here).
+/// An export the caller asked for, or not found: another clinic's, another staff member's or
+/// another system client's export does not exist for the caller, and neither does one cancelled
+/// or expired (expired files are deleted here).
 fn visible(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -203,9 +212,16 @@ fn visible(
         return Ok(Err(Refusal::not_found("export")));
     };
     if caller.clinic_id.as_ref().map(|c| c.as_str()) != Some(row.clinic_id.as_str())
+        || row.requested_by != caller.account_id.as_str()
         || row.status == "cancelled"
     {
         return Ok(Err(Refusal::not_found("export")));
+    }
+    if row.status == INVALIDATED {
+        return Ok(Err(Refusal::not_found_because(
+            "export_invalidated",
+            "A patient's data was erased after this export was asked for; start a new one.",
+        )));
     }
     if row.expires_at.is_some_and(|e| e <= now) {
         let _ = std::fs::remove_dir_all(folder(data_dir, &row.id));
@@ -301,6 +317,99 @@ pub fn file(
     Ok(Ok(path))
 }
 
+/// Invalidates every export of `clinic_id` not yet finished with or expired, in the caller's
+/// transaction (a patient of the clinic is being erased, and those exports hold them): polling
+/// them answers 404 `export_invalidated`, a job still writing stops, and housekeeping deletes
+/// their files ([`sweep`], also run right after the erasure). Returns how many.
+pub fn invalidate_clinic_exports(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<usize> {
+    diesel::update(
+        bulk_exports::table
+            .filter(bulk_exports::clinic_id.eq(clinic_id))
+            .filter(bulk_exports::status.eq_any(["queued", "running", "done"])),
+    )
+    .set(bulk_exports::status.eq(INVALIDATED))
+    .execute(conn)
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Folders deleted (expired, failed, cancelled or invalidated exports, and folders no export
+    /// row accounts for).
+    pub folders: usize,
+    /// Export rows deleted ([`ROW_RETENTION_DAYS`] after they stopped being downloadable).
+    pub rows: usize,
+}
+
+/// Housekeeping of export files at `now`: deletes the folder of every export that can no longer
+/// be downloaded (expired, failed, cancelled, invalidated) and every folder under `exports/`
+/// that no queued, running or downloadable export owns; then deletes rows that stopped being
+/// downloadable more than [`ROW_RETENTION_DAYS`] ago.
+pub async fn sweep(app: &App, now: NaiveDateTime) -> anyhow::Result<Swept> {
+    let root = app.config.data_dir.join("exports");
+    let mut swept = Swept::default();
+    let names: Vec<String> = match std::fs::read_dir(&root) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    if !names.is_empty() {
+        let lookup = names.clone();
+        let live: std::collections::HashSet<String> = app
+            .db
+            .run(move |conn| {
+                bulk_exports::table
+                    .filter(bulk_exports::id.eq_any(&lookup))
+                    .filter(
+                        bulk_exports::status
+                            .eq_any(["queued", "running"])
+                            .or(bulk_exports::status
+                                .eq("done")
+                                .and(bulk_exports::expires_at.gt(now))),
+                    )
+                    .select(bulk_exports::id)
+                    .load::<String>(conn)
+            })
+            .await?
+            .into_iter()
+            .collect();
+        for name in names.iter().filter(|n| !live.contains(*n)) {
+            let path = root.join(name);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => swept.folders += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let before = now - TimeDelta::days(ROW_RETENTION_DAYS);
+    swept.rows = app
+        .db
+        .write(move |conn| {
+            diesel::delete(
+                bulk_exports::table.filter(
+                    bulk_exports::status
+                        .eq("done")
+                        .and(bulk_exports::expires_at.lt(before))
+                        .or(bulk_exports::status
+                            .eq_any(["failed", "cancelled", INVALIDATED])
+                            .and(bulk_exports::created_at.lt(before))),
+                ),
+            )
+            .execute(conn)
+        })
+        .await?;
+    Ok(swept)
+}
+
 /// The payload of a bulk export job.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BulkExportPayload {
@@ -335,6 +444,8 @@ async fn run(app: &App, id: String) -> JobResult {
         Ok(()) => JobResult::Done,
         Err(error) => {
             let reason = format!("{error:#}");
+            // What was written before the failure goes now; nobody can download it.
+            let _ = std::fs::remove_dir_all(folder(&app.config.data_dir, &id));
             let failed = id.clone();
             let _ = app
                 .db
@@ -342,7 +453,7 @@ async fn run(app: &App, id: String) -> JobResult {
                     diesel::update(
                         bulk_exports::table
                             .find(&failed)
-                            .filter(bulk_exports::status.ne("cancelled")),
+                            .filter(bulk_exports::status.eq_any(["queued", "running"])),
                     )
                     .set(bulk_exports::status.eq("failed"))
                     .execute(conn)
@@ -366,7 +477,7 @@ async fn write_export(app: &App, id: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let dir = folder(&app.config.data_dir, id);
-    std::fs::create_dir_all(&dir)?;
+    crate::private_files::create_dir(&dir)?;
     let types: Vec<ResourceType> = row
         .types
         .split_whitespace()
@@ -455,7 +566,7 @@ async fn write_type(
     resource: ResourceType,
     path: &Path,
 ) -> anyhow::Result<u64> {
-    let file = std::fs::File::create(path)?;
+    let file = crate::private_files::create_file(path)?;
     let shared = std::sync::Arc::new(std::sync::Mutex::new(std::io::BufWriter::new(file)));
     let mut position = Position::Start;
     let mut count = 0u64;

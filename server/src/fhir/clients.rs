@@ -1,9 +1,10 @@
 //! SMART Backend Services over the database: a clinic admin registers a system client with its
 //! public JWKS; the client trades a signed assertion for a short-lived access token at
 //! `POST /oauth/token` (each assertion's `jti` usable once); the token, stored hashed, lets it read
-//! the FHIR resources of its clinic within its scopes. A system client reads as its clinic's
-//! staff would; its reads are audited under the admin who registered it (audit actors are
-//! accounts), with the client id as the session.
+//! the FHIR resources of its clinic within its scopes. A system client belongs to its clinic,
+//! not to the admin who registered it: any admin of the clinic lists, disables (which ends its
+//! live tokens) or gives it new keys (which ends them too, and refuses the old keys). It reads as
+//! its clinic's staff would; audit rows name the client itself.
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, SubsecRound as _, TimeDelta, Utc};
@@ -44,7 +45,15 @@ pub struct ClientRow {
     pub created_at: NaiveDateTime,
     /// Set once disabled.
     pub disabled_at: Option<NaiveDateTime>,
+    /// When a token was last issued to it or used (to the minute).
+    pub last_used_at: Option<NaiveDateTime>,
+    /// When its keys were last replaced.
+    pub keys_rotated_at: Option<NaiveDateTime>,
 }
+
+/// How stale `last_used_at` may get before a use writes it again (a read does not write on
+/// every request).
+const LAST_USED_RESOLUTION: TimeDelta = TimeDelta::minutes(1);
 
 /// Registers a system client for `raw_clinic` (its clinic admin only).
 pub fn register(
@@ -62,10 +71,10 @@ pub fn register(
     if let Err(refused) = caller.ensure_admin_of(&clinic, "register system clients") {
         return Ok(Err(refused));
     }
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Ok(Err(Refusal::invalid_field("name", "1 to 100 characters")));
-    }
+    let name = match crate::text::parse_name(name, 100) {
+        Ok(name) => name,
+        Err(problem) => return Ok(Err(Refusal::invalid_field("name", problem))),
+    };
     if let Err(problem) = smart::check_jwks(jwks) {
         return Ok(Err(Refusal::invalid_field("jwks", problem.to_string())));
     }
@@ -79,12 +88,14 @@ pub fn register(
     let row = ClientRow {
         id: uuid::Uuid::now_v7().to_string(),
         clinic_id: clinic.as_str().to_owned(),
-        name: name.to_owned(),
+        name,
         jwks: jwks.to_string(),
         scope: smart::scopes_text(&scopes),
         created_by: caller.account_id.to_string(),
         created_at: at.trunc_subsecs(6),
         disabled_at: None,
+        last_used_at: None,
+        keys_rotated_at: None,
     };
     diesel::insert_into(system_clients::table)
         .values(&row)
@@ -250,6 +261,9 @@ pub fn issue_token(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
     let scope = smart::scopes_text(&granted);
+    diesel::update(system_clients::table.find(&client.id))
+        .set(system_clients::last_used_at.eq(Some(at)))
+        .execute(conn)?;
     diesel::insert_into(system_tokens::table)
         .values((
             system_tokens::token_hash.eq(hash(&token)),
@@ -268,8 +282,8 @@ pub fn issue_token(
 }
 
 /// The caller a system access token stands for, if it is current, its client enabled, and its
-/// scopes cover `resource` when one is named (403 otherwise). It reads as staff of its clinic; audit rows name the
-/// admin who registered it as the actor and the client id as the session.
+/// scopes cover `resource` when one is named (403 otherwise). It reads as staff of its clinic;
+/// its audit rows name the client. Marks the client used (to the minute).
 pub fn system_caller(
     conn: &mut DbConnection,
     token: &str,
@@ -287,27 +301,29 @@ pub fn system_caller(
         String,
         String,
         String,
-        String,
         NaiveDateTime,
+        Option<NaiveDateTime>,
         Option<NaiveDateTime>,
     );
     let found: Option<Found> = system_tokens::table
         .inner_join(system_clients::table.on(system_clients::id.eq(system_tokens::client_id)))
         .filter(system_tokens::token_hash.eq(hash(token)))
+        .filter(system_clients::clinic_id.eq(system_tokens::clinic_id))
         .select((
             system_tokens::client_id,
-            system_clients::created_by,
             system_tokens::clinic_id,
             system_tokens::scope,
             system_tokens::expires_at,
             system_clients::disabled_at,
+            system_clients::last_used_at,
         ))
         .first(conn)
         .optional()?;
-    let Some((client_id, registered_by, clinic_id, scope, expires_at, disabled_at)) = found else {
+    let Some((client_id, clinic_id, scope, expires_at, disabled_at, last_used_at)) = found else {
         return invalid();
     };
-    if expires_at <= now.naive_utc() || disabled_at.is_some() {
+    let at = now.naive_utc().trunc_subsecs(6);
+    if expires_at <= at || disabled_at.is_some() {
         return invalid();
     }
     if let Some(resource) = resource
@@ -318,24 +334,156 @@ pub fn system_caller(
             format!("The token's scopes do not cover {}.", resource.name()),
         )));
     }
-    // The audit trail names accounts: a client's reads are recorded under the admin who
-    // registered it (accountable for it), with the client id as the session.
-    let (Some(account_id), Some(session_id)) = (
-        AccountId::parse(&registered_by),
-        SessionId::parse(&client_id),
-    ) else {
-        return Ok(Err(Refusal::broken(
-            &"system client or its registrar is not a UUID",
-        )));
+    if last_used_at.is_none_or(|last| last + LAST_USED_RESOLUTION <= at) {
+        diesel::update(system_clients::table.find(&client_id))
+            .set(system_clients::last_used_at.eq(Some(at)))
+            .execute(conn)?;
+    }
+    let (Some(account_id), Some(session_id)) =
+        (AccountId::parse(&client_id), SessionId::parse(&client_id))
+    else {
+        return Ok(Err(Refusal::broken(&"system client id is not a UUID")));
     };
     Ok(Ok(Caller {
         account_id,
+        system_client: true,
         session_id,
         role: Role::Clinician,
         clinic_id: Some(ClinicId::from_db(clinic_id)),
         request_id,
         timezone: "UTC".to_owned(),
         clinic_alert_thresholds: None,
+    }))
+}
+
+/// A page of a clinic's system clients (its admins only), enabled and disabled, in id
+/// (registration) order after `after` (`limit` + 1 rows when there is a next page). Audited.
+pub fn list(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    after: Option<&str>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Outcome<Vec<ClientRow>> {
+    let Some(clinic) = ClinicId::parse(raw_clinic) else {
+        return Ok(Err(Refusal::not_found("clinic")));
+    };
+    if let Err(refused) = caller.ensure_admin_of(&clinic, "manage system clients") {
+        return Ok(Err(refused));
+    }
+    let mut query = system_clients::table
+        .filter(system_clients::clinic_id.eq(clinic.as_str()))
+        .select(ClientRow::as_select())
+        .order(system_clients::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(system_clients::id.gt(after.to_owned()));
+    }
+    let rows = query.load(conn)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "system_clients.read", now.naive_utc()).clinic(clinic.as_str()),
+    )?;
+    Ok(Ok(rows))
+}
+
+/// A system client of a clinic the caller administers, or not found.
+fn own_client(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<ClientRow> {
+    let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
+        return Ok(Err(Refusal::not_found("system client")));
+    };
+    let row: Option<ClientRow> = system_clients::table
+        .find(id.to_string())
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row
+        .filter(|row| {
+            caller
+                .ensure_admin_of(
+                    &ClinicId::from_db(row.clinic_id.clone()),
+                    "manage system clients",
+                )
+                .is_ok()
+        })
+        .ok_or_else(|| Refusal::not_found("system client")))
+}
+
+/// Ends every live token of a client.
+fn end_tokens(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
+    diesel::delete(system_tokens::table.filter(system_tokens::client_id.eq(client_id)))
+        .execute(conn)
+}
+
+/// Disables a client: no token is issued to it any more, and its live tokens end now. Disabling
+/// a disabled client changes nothing. Audited.
+pub fn disable(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    now: DateTime<Utc>,
+) -> Outcome<ClientRow> {
+    let row = match own_client(conn, caller, raw_id)? {
+        Ok(row) => row,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if row.disabled_at.is_some() {
+        return Ok(Ok(row));
+    }
+    let at = now.naive_utc().trunc_subsecs(6);
+    diesel::update(system_clients::table.find(&row.id))
+        .set(system_clients::disabled_at.eq(Some(at)))
+        .execute(conn)?;
+    end_tokens(conn, &row.id)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "system_client.disable", at)
+            .clinic(&row.clinic_id)
+            .subject(&row.id),
+    )?;
+    Ok(Ok(ClientRow {
+        disabled_at: Some(at),
+        ..row
+    }))
+}
+
+/// Replaces a client's public keys: assertions signed with the old keys are refused from now
+/// on, and its live tokens end. Audited.
+pub fn rotate_keys(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_id: &str,
+    jwks: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Outcome<ClientRow> {
+    let row = match own_client(conn, caller, raw_id)? {
+        Ok(row) => row,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if let Err(problem) = smart::check_jwks(jwks) {
+        return Ok(Err(Refusal::invalid_field("jwks", problem.to_string())));
+    }
+    let at = now.naive_utc().trunc_subsecs(6);
+    let text = jwks.to_string();
+    diesel::update(system_clients::table.find(&row.id))
+        .set((
+            system_clients::jwks.eq(&text),
+            system_clients::keys_rotated_at.eq(Some(at)),
+        ))
+        .execute(conn)?;
+    end_tokens(conn, &row.id)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "system_client.rotate_keys", at)
+            .clinic(&row.clinic_id)
+            .subject(&row.id),
+    )?;
+    Ok(Ok(ClientRow {
+        jwks: text,
+        keys_rotated_at: Some(at),
+        ..row
     }))
 }
 
@@ -347,4 +495,15 @@ pub fn scope_of_token(conn: &mut DbConnection, token: &str) -> QueryResult<Strin
         .first(conn)
         .optional()?
         .unwrap_or_default())
+}
+
+/// Deletes system access tokens that have expired, and spent assertion ids whose assertions
+/// could no longer be used anyway (housekeeping). Returns how many rows went.
+pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    let tokens = diesel::delete(system_tokens::table.filter(system_tokens::expires_at.le(now)))
+        .execute(conn)?;
+    let assertions =
+        diesel::delete(client_assertions::table.filter(client_assertions::expires_at.lt(now)))
+            .execute(conn)?;
+    Ok(tokens + assertions)
 }

@@ -20,7 +20,8 @@ use crate::fhir::resources::{self as res, Systems};
 use crate::fhir::search::{self, ResourceType, SearchError};
 use crate::fhir::use_cases::{self, Context};
 use crate::fhir::{bulk, smart};
-use crate::http::extract::{ApiJson, request_id_of};
+use crate::http::extract::{ApiJson, ApiQuery, request_id_of};
+use crate::http::pagination::{PageParams, Paginated};
 
 /// The media type of every FHIR answer.
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
@@ -68,33 +69,16 @@ fn unsupported_type(name: &str) -> Response {
     )
 }
 
-/// The installation's base URL: scheme and host of the request (a proxy's
-/// `X-Forwarded-Proto` says whether it is https). Hosts with anything but host characters are
-/// ignored, so a forged header cannot inject into the URLs we emit.
-pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        })
-        .unwrap_or("localhost");
-    let scheme = match headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-    {
-        Some("https") => "https",
-        _ => "http",
-    };
-    format!("{scheme}://{host}")
+/// The installation's base URL (`COMPANION_PUBLIC_URL`): every absolute URL in a FHIR answer,
+/// the SMART token endpoint and Bulk Data file URLs are built from it, never from the request's
+/// `Host` or `X-Forwarded-Proto`, which a client controls.
+fn base_url(state: &AppState) -> String {
+    state.config.public_url.as_str().to_owned()
 }
 
 /// `GET /fhir/r4/metadata`: the CapabilityStatement (public, as FHIR expects).
-pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let systems = Systems::new(&base_url(&headers));
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    let systems = Systems::new(&base_url(&state));
     fhir(
         StatusCode::OK,
         &res::capability_statement(&systems, state.now().naive_utc()),
@@ -106,7 +90,6 @@ pub async fn read_resource(
     State(state): State<AppState>,
     access: Result<FhirAccess, ApiError>,
     Path((type_name, id)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let access = match access {
         Ok(access) => access,
@@ -115,7 +98,7 @@ pub async fn read_resource(
     let Some(resource) = ResourceType::parse(&type_name) else {
         return unsupported_type(&type_name);
     };
-    let systems = Systems::new(&base_url(&headers));
+    let systems = Systems::new(&base_url(&state));
     let app = state.clone();
     let result = run_as(&state, access, resource, move |conn, caller| {
         let ctx = Context {
@@ -138,7 +121,6 @@ pub async fn search_resources(
     access: Result<FhirAccess, ApiError>,
     Path(type_name): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
 ) -> Response {
     let access = match access {
         Ok(access) => access,
@@ -170,7 +152,7 @@ pub async fn search_resources(
             );
         }
     };
-    let systems = Systems::new(&base_url(&headers));
+    let systems = Systems::new(&base_url(&state));
     let app = state.clone();
     let for_use_case = systems.clone();
     let result = run_as(&state, access, resource, move |conn, caller| {
@@ -265,8 +247,8 @@ where
 }
 
 /// `GET /.well-known/smart-configuration`: how a system client gets a token.
-pub async fn smart_configuration(headers: HeaderMap) -> Response {
-    let base = base_url(&headers);
+pub async fn smart_configuration(State(state): State<AppState>) -> Response {
+    let base = base_url(&state);
     let body = json!({
         "token_endpoint": format!("{base}/oauth/token"),
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
@@ -282,9 +264,13 @@ pub async fn smart_configuration(headers: HeaderMap) -> Response {
 /// Services). Errors are RFC 6749's: `{"error", "error_description"}`.
 pub async fn token(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    client: crate::http::extract::ClientAddr,
     body: axum::body::Bytes,
 ) -> Response {
+    let now = state.now();
+    if let Err(wait) = state.limits.token_per_client.check(&client.key(), now) {
+        return too_many_token_requests(wait);
+    }
     let request: TokenRequest = match serde_urlencoded::from_bytes(&body) {
         Ok(request) => request,
         Err(_) => {
@@ -296,8 +282,17 @@ pub async fn token(
             });
         }
     };
-    let token_url = format!("{}/oauth/token", base_url(&headers));
-    let now = state.now();
+    // Per client as well, by the id its assertion claims (before anything is verified, so that
+    // guessing at one client's keys is slowed whichever address it comes from).
+    if let Some(claimed) = request
+        .client_assertion
+        .as_deref()
+        .and_then(|a| smart::claimed_client(a).ok())
+        && let Err(wait) = state.limits.token_per_system_client.check(&claimed, now)
+    {
+        return too_many_token_requests(wait);
+    }
+    let token_url = format!("{}/oauth/token", base_url(&state));
     let result = state
         .db
         .write_or_refuse(move |conn| clients::issue_token(conn, &request, &token_url, now))
@@ -322,6 +317,19 @@ pub async fn token(
     response
 }
 
+/// 429 in the token endpoint's error format, with `Retry-After`.
+fn too_many_token_requests(wait: u64) -> Response {
+    let mut response = oauth_error(&clients::OAuthError {
+        status: 429,
+        error: "temporarily_unavailable",
+        description: format!("Too many token requests; try again in {wait} seconds."),
+    });
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+    response
+}
+
 fn oauth_error(error: &clients::OAuthError) -> Response {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
     (
@@ -335,8 +343,13 @@ fn oauth_error(error: &clients::OAuthError) -> Response {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSystemClient {
-    /// A name for people: 1 to 100 characters, not only spaces.
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    /// A name for people: 1 to 100 characters, not only spaces, with no control, invisible or
+    /// text-direction characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*$"
+    )]
     pub name: String,
     /// The client's public keys as a JWK Set (RSA keys for RS384, EC P-384 keys for ES384).
     #[schema(value_type = Object)]
@@ -359,6 +372,151 @@ pub struct SystemClient {
     pub scope: String,
     /// Registered.
     pub created_at: DateTime<Utc>,
+    /// False once disabled: no token is issued to it, and those it held have ended.
+    pub active: bool,
+    /// When it was disabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// When a token was last issued to it or used (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When its keys were last replaced.
+    pub keys_rotated_at: Option<DateTime<Utc>>,
+}
+
+impl From<clients::ClientRow> for SystemClient {
+    fn from(row: clients::ClientRow) -> Self {
+        SystemClient {
+            client_id: row.id,
+            clinic_id: row.clinic_id,
+            name: row.name,
+            scope: row.scope,
+            created_at: crate::time::utc(row.created_at),
+            active: row.disabled_at.is_none(),
+            disabled_at: row.disabled_at.map(crate::time::utc),
+            last_used_at: row.last_used_at.map(crate::time::utc),
+            keys_rotated_at: row.keys_rotated_at.map(crate::time::utc),
+        }
+    }
+}
+
+/// A system client's new public keys.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SystemClientKeys {
+    /// The client's public keys as a JWK Set (RSA keys for RS384, EC P-384 keys for ES384);
+    /// they replace the keys it had.
+    #[schema(value_type = Object)]
+    pub jwks: Value,
+}
+
+/// A clinic's FHIR system clients
+///
+/// Every system client registered for the clinic, enabled or disabled, oldest first, with when
+/// each was last used. Clinic admins of the clinic.
+#[utoipa::path(
+    get,
+    path = "/v1/clinics/{clinic_id}/system-clients",
+    tag = "clinics",
+    operation_id = "list_system_clients",
+    security(("bearer" = [])),
+    params(("clinic_id" = String, Path, description = "The clinic"), PageParams),
+    responses(
+        (status = 200, description = "A page of system clients", body = Paginated<SystemClient>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid query parameters", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_system_clients(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(clinic_id): Path<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<SystemClient>>> {
+    let page = params.parse()?;
+    let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
+    let now = state.now();
+    let rows = state
+        .read_as(admin, move |conn, caller| {
+            clients::list(conn, caller, &clinic_id, after.as_deref(), limit, now)
+        })
+        .await?;
+    let items = rows.into_iter().map(SystemClient::from).collect();
+    Ok(Json(Paginated::from_rows(items, &page, |c| {
+        c.client_id.clone()
+    })))
+}
+
+/// Disable a FHIR system client
+///
+/// No token is issued to it any more and the tokens it holds stop working at once. Any clinic
+/// admin of its clinic may disable it, whoever registered it.
+#[utoipa::path(
+    post,
+    path = "/v1/system-clients/{client_id}/disable",
+    tag = "clinics",
+    operation_id = "disable_system_client",
+    security(("bearer" = [])),
+    params(("client_id" = String, Path, description = "The system client")),
+    responses(
+        (status = 200, description = "Disabled (also when it already was)", body = SystemClient),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such system client of the caller's clinic", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn disable_system_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(client_id): Path<String>,
+) -> ApiResult<Json<SystemClient>> {
+    let now = state.now();
+    let row = state
+        .write_as(admin, move |conn, caller| {
+            clients::disable(conn, caller, &client_id, now)
+        })
+        .await?;
+    Ok(Json(row.into()))
+}
+
+/// Replace a FHIR system client's keys
+///
+/// Key rotation: the JWK Set given replaces the client's keys, assertions signed with the old
+/// keys are refused from now on, and the tokens it holds stop working at once.
+#[utoipa::path(
+    put,
+    path = "/v1/system-clients/{client_id}/jwks",
+    tag = "clinics",
+    operation_id = "rotate_system_client_keys",
+    security(("bearer" = [])),
+    params(("client_id" = String, Path, description = "The system client")),
+    request_body = SystemClientKeys,
+    responses(
+        (status = 200, description = "The keys are replaced", body = SystemClient),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 403, description = "Not a clinic admin", body = ErrorBody),
+        (status = 404, description = "No such system client of the caller's clinic", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid keys", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn rotate_system_client_keys(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(client_id): Path<String>,
+    ApiJson(body): ApiJson<SystemClientKeys>,
+) -> ApiResult<Json<SystemClient>> {
+    let now = state.now();
+    let row = state
+        .write_as(admin, move |conn, caller| {
+            clients::rotate_keys(conn, caller, &client_id, &body.jwks, now)
+        })
+        .await?;
+    Ok(Json(row.into()))
 }
 
 /// Register a FHIR system client
@@ -405,16 +563,7 @@ pub async fn create_system_client(
             )
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(SystemClient {
-            client_id: row.id,
-            clinic_id: row.clinic_id,
-            name: row.name,
-            scope: row.scope,
-            created_at: crate::time::utc(row.created_at),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(row.into())))
 }
 
 fn invalid(message: &str) -> Response {
@@ -476,7 +625,7 @@ async fn kick_off(
         Ok(types) => types,
         Err(problem) => return invalid(&problem),
     };
-    let base = base_url(&headers);
+    let base = base_url(&state);
     let path = match &group {
         Some(id) => format!("{base}/fhir/r4/Group/{id}/$export"),
         None => format!("{base}/fhir/r4/Patient/$export"),

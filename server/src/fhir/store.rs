@@ -140,6 +140,7 @@ pub fn patient_of_clinic(
         .filter(accounts::id.eq(id))
         .filter(accounts::role.eq("patient"))
         .filter(accounts::clinic_id.eq(clinic_id))
+        .filter(accounts::erased_at.is_null())
         .select(PATIENT_COLUMNS)
         .first(conn)
         .optional()
@@ -156,6 +157,8 @@ pub fn patients_of_clinic(
     let mut q = accounts::table
         .filter(accounts::role.eq("patient"))
         .filter(accounts::clinic_id.eq(clinic_id.to_owned()))
+        // An erased patient is nobody's to read any more (its empty mark stays for the audit).
+        .filter(accounts::erased_at.is_null())
         .select(PATIENT_COLUMNS)
         .order(accounts::id.asc())
         .limit(limit)

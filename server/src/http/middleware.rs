@@ -1,7 +1,8 @@
 //! The middleware stack around every route: request ids, a request span and one log line per
 //! request (method, route template, status, latency: never bodies, queries or headers), a
 //! request timeout, the body size limit (a declared length over it answered before the body is
-//! read), a deadline for the body to arrive, CORS, and panics turned into our 500 body.
+//! read), a deadline for the body to arrive, CORS, panics turned into our 500 body, and the
+//! security headers of every answer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
     let timeout = config.request_timeout;
     let body_timeout = config.connections.body_timeout;
     let max_body_bytes = config.max_body_bytes;
+    let hsts = config.public_url.is_https();
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -51,8 +53,12 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             log_request(req, next, metrics.clone())
         }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            security_headers(req, next, hsts)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unusable_request_id));
     match cors(&config.cors_origins) {
         Some(layer) => router.layer(layer),
         None => router,
@@ -257,6 +263,78 @@ async fn log_request(req: Request, next: Next, metrics: Arc<Metrics>) -> Respons
             tracing::info!(status, latency_ms, "request");
         }
     });
+    response
+}
+
+/// The longest request id a client may choose.
+pub const MAX_REQUEST_ID: usize = 64;
+
+/// Whether a client's `X-Request-Id` may be kept: 1 to [`MAX_REQUEST_ID`] characters of letters,
+/// digits, `-`, `_`, `.` and `:` (a UUID, a trace id), since it is logged and written into audit
+/// rows.
+pub fn usable_request_id(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Removes a client's `X-Request-Id` that is not [`usable_request_id`] (more than one counts as
+/// unusable), so that the request gets a fresh one instead.
+async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
+    let values: Vec<&HeaderValue> = req.headers().get_all(REQUEST_ID_HEADER).iter().collect();
+    let keep = values.len() == 1 && usable_request_id(values[0].as_bytes());
+    if !keep && !values.is_empty() {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    next.run(req).await
+}
+
+/// The content security policy of the documentation page: its own scripts, styles (Swagger UI
+/// sets some inline), images and the document it fetches; nothing else, and never in a frame.
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The policy of every other non-HTML answer (JSON, FHIR, ndjson): nothing is loaded from it and
+/// it is never framed, should a browser be led to render it.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Paths whose answers may carry patient data (or tokens): never stored by a browser or proxy
+/// unless the handler says otherwise (crisis resources are meant to be kept for offline use).
+fn carries_private_data(path: &str) -> bool {
+    ["/v1/", "/fhir/", "/oauth/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+}
+
+/// Adds the headers every answer carries, keeping any a route set itself (the console sets its
+/// own policy): `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`,
+/// `X-Frame-Options: DENY`, a content security policy (the documentation page's own, or one that
+/// allows nothing), `Cache-Control: no-store` on the API, FHIR and OAuth routes, and
+/// `Strict-Transport-Security` when the installation is reached over https.
+async fn security_headers(req: Request, next: Next, hsts: bool) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    let mut set = |name: HeaderName, value: &'static str| {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    let docs = path == "/docs" || path.starts_with("/docs/");
+    set(
+        header::CONTENT_SECURITY_POLICY,
+        if docs { DOCS_CSP } else { API_CSP },
+    );
+    if carries_private_data(&path) {
+        set(header::CACHE_CONTROL, "no-store");
+    }
+    if hsts {
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
     response
 }
 

@@ -3,6 +3,7 @@
 
 pub mod extract;
 pub mod middleware;
+pub mod outbound;
 pub mod pagination;
 pub mod rate_limit;
 pub mod serve;

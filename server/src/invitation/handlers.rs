@@ -94,7 +94,7 @@ pub struct AcceptInvitation {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*$"
     )]
     pub display_name: Option<String>,
     /// IANA time zone (default: the clinic's).
@@ -170,9 +170,9 @@ pub async fn create_invitation(
         (status = 201, description = "Account created and signed in", body = TokenResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No invitation has this code (code `invitation_not_found`)", body = ErrorBody),
-        (status = 409, description = "Already used (`invitation_used`), expired (`invitation_expired`), or the email has an account (`email_taken`)", body = ErrorBody),
+        (status = 409, description = "Already used (`invitation_used`), revoked (`invitation_revoked`) or expired (`invitation_expired`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 422, description = "Invalid fields; an email this invitation cannot be accepted with (not the address it was sent to, or one that cannot hold a new account) is answered alike, without saying which, and the code stays usable", body = ErrorBody),
         (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )

@@ -248,6 +248,12 @@ pub struct Accepted {
     pub role: String,
 }
 
+/// The refusal of an email an invitation cannot be accepted with, whatever the reason (not the
+/// address it was sent to, or one that already has an account): the answer does not tell which.
+fn unusable_email() -> Refusal {
+    Refusal::invalid_field("email", "cannot be used to accept this invitation")
+}
+
 /// Accepts an invitation: claims it, creates the account (role and clinic from the invitation),
 /// plans a patient's prompts and starts the first session, all or nothing.
 pub fn accept(
@@ -281,10 +287,7 @@ pub fn accept(
         .as_deref()
         .is_some_and(|e| e != acceptance.email.as_str())
     {
-        return Ok(Err(Refusal::invalid_field(
-            "email",
-            "is not the address this invitation was sent to",
-        )));
+        return Ok(Err(unusable_email()));
     }
     if !store::claim(conn, &invitation.id, now_db)? {
         // Accepted or revoked since it was read.
@@ -318,10 +321,10 @@ pub fn accept(
     );
     match inserted {
         Err(e) if is_unique_violation(&e) => {
-            return Ok(Err(Refusal::conflict(
-                "email_taken",
-                "An account with this email already exists.",
-            )));
+            // Said exactly as for an address the invitation was not sent to, so that the answer
+            // does not tell whether the address has an account; the refusal rolls the claim
+            // back, so the code stays usable until it is spent.
+            return Ok(Err(unusable_email()));
         }
         other => other?,
     }

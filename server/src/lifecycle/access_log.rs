@@ -1,5 +1,6 @@
-//! The patient's access log: who on the staff read or changed their data, and when, drawn from
-//! the audit trail (the patient's own actions are left out).
+//! The patient's access log: who on the staff (or which system client) of their clinic read or
+//! changed their data, and when, drawn from the audit trail (the patient's own actions are left
+//! out, and so is anyone of another clinic).
 
 use chrono::NaiveDateTime;
 
@@ -17,9 +18,14 @@ pub fn mine(
     before: Option<(NaiveDateTime, String)>,
     limit: u32,
 ) -> Outcome<Vec<AccessRow>> {
+    let clinic = match caller.own_clinic() {
+        Ok(clinic) => clinic.as_str().to_owned(),
+        Err(refused) => return Ok(Err(refused)),
+    };
     store::staff_access(
         conn,
         caller.account_id.as_str(),
+        &clinic,
         before,
         i64::from(limit) + 1,
     )

@@ -114,6 +114,11 @@ pub async fn publish_consent_document(
             "title".to_owned(),
             format!("must be 1 to {MAX_TITLE} characters"),
         );
+    } else if crate::text::has_hidden(&title) {
+        problems.insert(
+            "title".to_owned(),
+            crate::text::HIDDEN_CHARACTERS.to_owned(),
+        );
     }
     if body.body.trim().is_empty() || body.body.chars().count() > MAX_BODY {
         problems.insert(
@@ -494,6 +499,7 @@ pub async fn erase_me(
             super::erasure::erase(conn, caller, &me, now)
         })
         .await?;
+    super::erasure_traces::after_commit(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -526,6 +532,7 @@ pub async fn erase_patient(
             super::erasure::erase(conn, caller, &patient_id, now)
         })
         .await?;
+    super::erasure_traces::after_commit(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod consent;
 pub mod erasure;
+pub mod erasure_traces;
 pub mod export;
 pub mod handlers;
 pub mod retention;

@@ -258,7 +258,7 @@ pub fn standings(
 }
 
 /// One staff action on a patient's data, as the patient's access log shows it.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub struct AccessRow {
     /// The audit row.
     pub id: String,
@@ -268,34 +268,63 @@ pub struct AccessRow {
     pub action: String,
     /// The record concerned.
     pub subject_id: Option<String>,
-    /// Who.
+    /// Who: an account id, or a system client's id.
     pub actor_id: String,
-    /// Their role.
+    /// Their role (`system_client` for a system client).
     pub actor_role: String,
-    /// Their display name.
+    /// Their display name (a system client's name).
     pub actor_name: Option<String>,
 }
 
-/// Staff actions on `patient_id`'s data, newest first, before the `(at, id)` position `before`.
+/// Actions on `patient_id`'s data by the staff and system clients of `clinic_id` (the
+/// patient's clinic: nobody of another clinic is ever shown), newest first, before the
+/// `(at, id)` position `before`.
 pub fn staff_access(
     conn: &mut DbConnection,
     patient_id: &str,
+    clinic_id: &str,
     before: Option<(NaiveDateTime, String)>,
     limit: i64,
 ) -> QueryResult<Vec<AccessRow>> {
-    use companion_schema::schema::{accounts, audit_events};
+    use companion_schema::schema::{accounts, audit_events, system_clients};
+    type Row = (
+        String,
+        NaiveDateTime,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let mut query = audit_events::table
-        .inner_join(accounts::table.on(accounts::id.eq(audit_events::actor_id)))
+        .left_join(accounts::table.on(audit_events::actor_id.eq(accounts::id.nullable())))
+        .left_join(
+            system_clients::table
+                .on(audit_events::actor_client_id.eq(system_clients::id.nullable())),
+        )
         .filter(audit_events::patient_id.eq(patient_id.to_owned()))
-        .filter(accounts::role.eq_any(["clinician", "clinic_admin"]))
+        .filter(audit_events::clinic_id.eq(clinic_id.to_owned()))
+        .filter(
+            accounts::role
+                .nullable()
+                .eq_any(["clinician", "clinic_admin"])
+                .and(accounts::clinic_id.eq(clinic_id.to_owned()))
+                .or(system_clients::clinic_id
+                    .nullable()
+                    .eq(clinic_id.to_owned())),
+        )
         .select((
             audit_events::id,
             audit_events::at,
             audit_events::action,
             audit_events::subject_id,
             audit_events::actor_id,
-            accounts::role,
-            accounts::display_name,
+            accounts::role.nullable(),
+            accounts::display_name.nullable(),
+            audit_events::actor_client_id,
+            system_clients::name.nullable(),
         ))
         .order((audit_events::at.desc(), audit_events::id.desc()))
         .limit(limit)
@@ -307,5 +336,30 @@ pub fn staff_access(
                 .or(audit_events::at.eq(at).and(audit_events::id.lt(id))),
         );
     }
-    query.load(conn)
+    let rows: Vec<Row> = query.load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, at, action, subject_id, account, role, name, client, client_name)| match client {
+                Some(client) => AccessRow {
+                    id,
+                    at,
+                    action,
+                    subject_id,
+                    actor_id: client,
+                    actor_role: "system_client".to_owned(),
+                    actor_name: client_name,
+                },
+                None => AccessRow {
+                    id,
+                    at,
+                    action,
+                    subject_id,
+                    actor_id: account.unwrap_or_default(),
+                    actor_role: role.unwrap_or_default(),
+                    actor_name: name,
+                },
+            },
+        )
+        .collect())
 }

@@ -50,7 +50,10 @@ impl std::fmt::Debug for DeviceRow {
 }
 
 /// Registers `device` for its account, idempotently by token: a known token is refreshed,
-/// reactivated and moved to this account. Returns the stored row and whether it was new.
+/// reactivated and moved to this account. When it moves from another account (the phone
+/// changed hands, or another person signed in on it), that account's pushes still waiting for
+/// the device are settled as failed, never delivered to the new owner. Returns the stored row
+/// and whether it was new.
 pub fn register(conn: &mut DbConnection, device: DeviceRow) -> QueryResult<(DeviceRow, bool)> {
     let existing: Option<DeviceRow> = devices::table
         .filter(devices::token.eq(&device.token))
@@ -59,6 +62,16 @@ pub fn register(conn: &mut DbConnection, device: DeviceRow) -> QueryResult<(Devi
         .optional()?;
     match existing {
         Some(mut row) => {
+            if row.account_id != device.account_id {
+                diesel::update(
+                    notifications::table
+                        .filter(notifications::device_id.eq(&row.id))
+                        .filter(notifications::account_id.eq(&row.account_id))
+                        .filter(notifications::status.eq("pending")),
+                )
+                .set(notifications::status.eq("failed"))
+                .execute(conn)?;
+            }
             row.account_id = device.account_id;
             row.platform = device.platform;
             row.app_version = device.app_version;

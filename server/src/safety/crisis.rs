@@ -125,6 +125,11 @@ impl CrisisOverride {
                     format!("{field}.name"),
                     "must be 1 to 100 characters".into(),
                 );
+            } else if crate::text::has_hidden(&line.name) {
+                out.insert(
+                    format!("{field}.name"),
+                    crate::text::HIDDEN_CHARACTERS.into(),
+                );
             }
             if line.call.is_none() && line.text.is_none() && line.url.is_none() {
                 out.insert(

@@ -81,8 +81,10 @@ async fn housekeeping_loop(app: Arc<App>, shutdown: CancellationToken) {
 
 /// One housekeeping pass: deletes refresh tokens that expired more than a day ago (kept a day so
 /// a late reuse of a just-expired token is still recognised) and finished jobs due more than
-/// [`JOB_RETENTION_DAYS`] ago, in batches; then the [`retention_purge`]. Returns how many rows
-/// were deleted.
+/// [`JOB_RETENTION_DAYS`] ago, in batches; then the [`retention_purge`]; then expired system
+/// access tokens and spent assertion ids, export files that can no longer be downloaded (and
+/// folders no export owns), and audit rows of no clinic older than
+/// `COMPANION_ORG_AUDIT_RETENTION_DAYS`. Returns how many rows (and folders) were deleted.
 pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
     let cutoff = (app.now() - TimeDelta::days(1)).naive_utc();
     let mut purged = app
@@ -101,6 +103,24 @@ pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
         }
     }
     purged += retention_purge(app, app.now()).await?.total();
+    let now = app.now().naive_utc();
+    purged += app
+        .db
+        .write(move |conn| crate::fhir::clients::purge_expired(conn, now))
+        .await?;
+    let swept = crate::fhir::bulk::sweep(app, now).await?;
+    purged += swept.folders + swept.rows;
+    let before = now - TimeDelta::days(i64::from(app.config.org_audit_retention_days));
+    loop {
+        let n = app
+            .db
+            .write(move |conn| crate::audit::purge_organisation_rows(conn, before, 5000))
+            .await?;
+        purged += n;
+        if n < 5000 {
+            break;
+        }
+    }
     Ok(purged)
 }
 

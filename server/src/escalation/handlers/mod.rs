@@ -217,6 +217,7 @@ pub struct AlertListParams {
         (status = 200, description = "A page of alerts, most severe first, then by latest signal", body = Paginated<Alert>),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
         (status = 403, description = "Not clinic staff", body = ErrorBody),
+        (status = 404, description = "`patient_id` names no patient of the caller's clinic", body = ErrorBody),
         (status = 422, description = "Invalid query parameters", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )

@@ -65,7 +65,7 @@ pub struct Webhook {
         (status = 403, description = "Not a clinic admin", body = ErrorBody),
         (status = 404, description = "No such clinic, or not the caller's", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Not an http(s) URL", body = ErrorBody),
+        (status = 422, description = "Not an http(s) URL (https in production), or a host webhooks may not reach (a local or internal address or name)", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
@@ -76,9 +76,10 @@ pub async fn create_webhook(
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> ApiResult<(StatusCode, Json<Webhook>)> {
     let now = state.now().naive_utc();
+    let policy = state.outbound.policy.clone();
     let row = state
         .write_as(admin, move |conn, caller| {
-            webhooks::create_endpoint(conn, caller, &clinic_id, &body.url, now)
+            webhooks::create_endpoint(conn, caller, &policy, &clinic_id, &body.url, now)
         })
         .await?;
     Ok((

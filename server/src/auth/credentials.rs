@@ -1,0 +1,330 @@
+//! Passwords after sign-up. Anyone signed in changes their own password with the current one;
+//! the change ends every other session of the account (the API's and the console's). A clinic
+//! admin (or an organisation admin) issues a reset code to an account they manage: single use,
+//! valid for [`RESET_CODE_LIFETIME`], stored hashed, shown once; whoever holds it sets a new
+//! password with the account's email and the code, which ends every session of the account. A
+//! wrong, spent or expired code and a code for another email are refused alike.
+
+use chrono::{DateTime, NaiveDateTime, SubsecRound as _, TimeDelta, Utc};
+use companion_schema::schema::{accounts, password_resets};
+use diesel::prelude::*;
+
+use crate::audit::{self, AuditActor, AuditEntry};
+use crate::auth::extract::Caller;
+use crate::auth::refresh::digest;
+use crate::auth::store as sessions;
+use crate::db::DbConnection;
+use crate::error::{Outcome, Refusal};
+
+/// How long a reset code may be used.
+pub const RESET_CODE_LIFETIME: TimeDelta = TimeDelta::hours(1);
+
+/// The caller's email and stored password hash (to check the current password against).
+pub fn own_credentials(conn: &mut DbConnection, caller: &Caller) -> Outcome<(String, String)> {
+    let found: Option<(String, String)> = accounts::table
+        .find(caller.account_id.as_str())
+        .select((accounts::email, accounts::password_hash))
+        .first(conn)
+        .optional()?;
+    Ok(found.ok_or_else(|| Refusal::not_found("account")))
+}
+
+/// Stores the caller's new password hash, if the stored one is still `expected` (the one the
+/// current password was checked against); ends every other session of the account and any
+/// reset code still open. Audited. Returns how many sessions ended.
+pub fn change_own(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    expected: &str,
+    new_hash: &str,
+    now: DateTime<Utc>,
+) -> Outcome<usize> {
+    let at = now.naive_utc().trunc_subsecs(6);
+    let changed = diesel::update(
+        accounts::table
+            .find(caller.account_id.as_str())
+            .filter(accounts::password_hash.eq(expected)),
+    )
+    .set((
+        accounts::password_hash.eq(new_hash),
+        accounts::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        return Ok(Err(Refusal::conflict(
+            "password_changed",
+            "The password was changed meanwhile; sign in again.",
+        )));
+    }
+    let ended = diesel::update(
+        companion_schema::schema::refresh_families::table
+            .filter(
+                companion_schema::schema::refresh_families::account_id
+                    .eq(caller.account_id.as_str()),
+            )
+            .filter(companion_schema::schema::refresh_families::id.ne(caller.session_id.as_str()))
+            .filter(companion_schema::schema::refresh_families::revoked_at.is_null()),
+    )
+    .set((
+        companion_schema::schema::refresh_families::revoked_at.eq(at),
+        companion_schema::schema::refresh_families::revoked_reason.eq("password_changed"),
+    ))
+    .execute(conn)?;
+    void_codes(conn, caller.account_id.as_str(), at)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "password.change", at).subject(caller.account_id.as_str()),
+    )?;
+    Ok(Ok(ended))
+}
+
+fn void_codes(conn: &mut DbConnection, account_id: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        password_resets::table
+            .filter(password_resets::account_id.eq(account_id))
+            .filter(password_resets::used_at.is_null()),
+    )
+    .set(password_resets::used_at.eq(Some(at)))
+    .execute(conn)
+}
+
+/// A reset code just issued.
+#[derive(Debug)]
+pub struct IssuedReset {
+    /// The account it resets.
+    pub account_id: String,
+    /// The code, shown only now.
+    pub code: String,
+    /// When it stops working.
+    pub expires_at: NaiveDateTime,
+}
+
+/// Issues a reset code for an account the caller manages (a clinic admin: accounts of their
+/// clinic; an organisation admin: any account; nobody their own, which they change with the
+/// current password). A disabled account gets none. Any older unused code of the account stops
+/// working. Audited.
+pub fn issue_reset(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_account: &str,
+    now: DateTime<Utc>,
+) -> Outcome<IssuedReset> {
+    if !matches!(
+        caller.role,
+        crate::account::model::Role::ClinicAdmin | crate::account::model::Role::OrgAdmin
+    ) {
+        return Ok(Err(Refusal::forbidden(
+            "Only an administrator may issue reset codes.",
+        )));
+    }
+    let row = match crate::account::use_cases::managed_account(
+        conn,
+        caller,
+        raw_account,
+        "Change your own password with your current one instead.",
+    )? {
+        Ok(row) => row,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if row.disabled_at.is_some() {
+        return Ok(Err(Refusal::conflict(
+            "account_disabled",
+            "This account is disabled; enable it first.",
+        )));
+    }
+    let at = now.naive_utc().trunc_subsecs(6);
+    void_codes(conn, &row.id, at)?;
+    let code = crate::invitation::code::generate();
+    let normalised = crate::invitation::code::normalise(&code).unwrap_or_default();
+    let expires_at = at + RESET_CODE_LIFETIME;
+    diesel::insert_into(password_resets::table)
+        .values((
+            password_resets::id.eq(uuid::Uuid::now_v7().to_string()),
+            password_resets::account_id.eq(&row.id),
+            password_resets::code_hash.eq(digest(&normalised)),
+            password_resets::issued_by.eq(caller.account_id.as_str()),
+            password_resets::issued_at.eq(at),
+            password_resets::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    let mut entry = AuditEntry::by(caller, "password_reset.issue", at).subject(&row.id);
+    entry.clinic_id = row.clinic_id.clone();
+    audit::record(conn, &entry)?;
+    Ok(Ok(IssuedReset {
+        account_id: row.id,
+        code,
+        expires_at,
+    }))
+}
+
+/// The refusal of a code that is not a current code for the email given, whatever the reason.
+pub fn invalid_code() -> Refusal {
+    Refusal::invalid_field(
+        "code",
+        "is not a current reset code for this email; ask your clinic admin for a new one",
+    )
+}
+
+/// Sets a new password with a reset code: the code must be unused, unexpired and issued for the
+/// account of `email`, which must be enabled. Spends the code, ends every session of the account.
+/// Audited as the account's own action.
+pub fn redeem_reset(
+    conn: &mut DbConnection,
+    email: &str,
+    normalised_code: &str,
+    new_hash: &str,
+    now: DateTime<Utc>,
+) -> Outcome<()> {
+    let at = now.naive_utc().trunc_subsecs(6);
+    let found: Option<(String, String, Option<String>, Option<NaiveDateTime>)> =
+        password_resets::table
+            .inner_join(accounts::table.on(accounts::id.eq(password_resets::account_id)))
+            .filter(password_resets::code_hash.eq(digest(normalised_code)))
+            .filter(password_resets::used_at.is_null())
+            .filter(password_resets::expires_at.gt(at))
+            .filter(accounts::email.eq(email))
+            .select((
+                password_resets::id,
+                accounts::id,
+                accounts::clinic_id,
+                accounts::disabled_at,
+            ))
+            .first(conn)
+            .optional()?;
+    let Some((reset_id, account_id, clinic_id, None)) = found else {
+        return Ok(Err(invalid_code()));
+    };
+    let spent = diesel::update(
+        password_resets::table
+            .find(&reset_id)
+            .filter(password_resets::used_at.is_null()),
+    )
+    .set(password_resets::used_at.eq(Some(at)))
+    .execute(conn)?;
+    if spent != 1 {
+        return Ok(Err(invalid_code()));
+    }
+    diesel::update(accounts::table.find(&account_id))
+        .set((
+            accounts::password_hash.eq(new_hash),
+            accounts::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    sessions::revoke_all_sessions(conn, &account_id, at, "password_reset")?;
+    void_codes(conn, &account_id, at)?;
+    audit::record(
+        conn,
+        &AuditEntry {
+            actor: AuditActor::Account(account_id.clone()),
+            action: "password_reset.redeem",
+            clinic_id,
+            patient_id: None,
+            subject_id: Some(account_id),
+            request_id: None,
+            at,
+        },
+    )?;
+    Ok(Ok(()))
+}
+
+/// Changes the password of `access`'s account: checks the current one (limited like sign-in,
+/// per account), then stores the new one and ends every other session (see [`change_own`]).
+/// The API and the console both end here.
+pub async fn change_password(
+    app: &crate::app::App,
+    access: crate::auth::extract::Bearer,
+    current: String,
+    new: &str,
+) -> crate::error::ApiResult<usize> {
+    use crate::error::ApiError;
+    let now = app.now();
+    let mut problems = std::collections::BTreeMap::new();
+    if current.is_empty() || current.chars().count() > 1024 {
+        problems.insert(
+            "current_password".to_owned(),
+            "must be 1 to 1024 characters".to_owned(),
+        );
+    }
+    let new = match crate::account::model::NewPassword::parse(new) {
+        Ok(new) => Some(new),
+        Err(problem) => {
+            problems.insert("new_password".to_owned(), problem.to_owned());
+            None
+        }
+    };
+    let (Some(new), true) = (new, problems.is_empty()) else {
+        return Err(ApiError::validation(problems));
+    };
+    let (email, stored) = app
+        .read_as(access.clone(), move |conn, caller| {
+            own_credentials(conn, caller)
+        })
+        .await?;
+    app.limits
+        .login_per_account
+        .check(&email, now)
+        .map_err(ApiError::rate_limited)?;
+    if !crate::auth::password::verify_blocking(current, stored.clone()).await {
+        return Err(ApiError::forbidden_because(
+            "wrong_password",
+            "The current password is wrong.",
+        ));
+    }
+    let hash = crate::auth::password::hash_blocking(new)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let ended = app
+        .write_as(access, move |conn, caller| {
+            change_own(conn, caller, &stored, &hash, now)
+        })
+        .await?;
+    tracing::info!(sessions_ended = ended, "password changed");
+    Ok(ended)
+}
+
+/// Sets a new password with a reset code (limited per client address and per email), see
+/// [`redeem_reset`]. The API and the console both end here.
+pub async fn reset_password(
+    app: &crate::app::App,
+    client_key: &str,
+    raw_email: &str,
+    raw_code: &str,
+    new: &str,
+) -> crate::error::ApiResult<()> {
+    use crate::error::ApiError;
+    let now = app.now();
+    app.limits
+        .reset_per_client
+        .check(client_key, now)
+        .map_err(ApiError::rate_limited)?;
+    let mut problems = std::collections::BTreeMap::new();
+    let email = crate::account::model::Email::parse(raw_email)
+        .map_err(|p| problems.insert("email".to_owned(), p.to_owned()))
+        .ok();
+    let code = crate::invitation::code::normalise(raw_code);
+    if code.is_none() {
+        problems.insert(
+            "code".to_owned(),
+            "must be a 10-character reset code".to_owned(),
+        );
+    }
+    let new = crate::account::model::NewPassword::parse(new)
+        .map_err(|p| problems.insert("new_password".to_owned(), p.to_owned()))
+        .ok();
+    let (Some(email), Some(code), Some(new), true) = (email, code, new, problems.is_empty()) else {
+        return Err(ApiError::validation(problems));
+    };
+    app.limits
+        .login_per_account
+        .check(email.as_str(), now)
+        .map_err(ApiError::rate_limited)?;
+    let hash = crate::auth::password::hash_blocking(new)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let email = email.as_str().to_owned();
+    app.db
+        .write_or_refuse(move |conn| redeem_reset(conn, &email, &code, &hash, now))
+        .await??;
+    tracing::info!("password reset with a code");
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! Passwords in the console: a signed-in member of staff changes their own (the current one
+//! required; their other sessions end), a clinic admin issues a reset code to a member of their
+//! clinic (shown once), and anyone with a code sets a new password from the sign-in page. Each
+//! form calls the same use case as the API (`auth::credentials`).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+
+use crate::app::AppState;
+use crate::auth::credentials;
+use crate::http::extract::ClientAddr;
+
+use super::page::{self, Nav};
+use super::session::{self, ConsoleUser, csrf_matches, csrf_token_for};
+
+/// The reset form's double-submit cookie (as the sign-in form's, before any session exists).
+const RESET_COOKIE: &str = "companion_console_reset";
+
+fn problems_list(problems: &[String]) -> Markup {
+    html! {
+        @if !problems.is_empty() {
+            ul class="problems" role="alert" id="password-problems" {
+                @for p in problems { li { (p) } }
+            }
+        }
+    }
+}
+
+fn account_body(csrf: &str, problems: &[String], done: bool) -> Markup {
+    html! {
+        h1 { "My account" }
+        @if done {
+            p class="note" role="status" id="password-changed" { "Your password is changed. Your other sessions, in the apps and in other browsers, have ended." }
+        }
+        section aria-labelledby="password-h" {
+            h2 id="password-h" { "Change my password" }
+            (problems_list(problems))
+            form method="post" action="/console/account/password" id="password-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="current-password" { "Current password" }
+                input id="current-password" name="current_password" type="password" autocomplete="current-password" required;
+                label for="new-password" { "New password (at least 10 characters)" }
+                input id="new-password" name="new_password" type="password" autocomplete="new-password" minlength="10" required;
+                label for="confirm-password" { "New password again" }
+                input id="confirm-password" name="confirm_password" type="password" autocomplete="new-password" minlength="10" required;
+                button type="submit" class="primary" { "Change password" }
+            }
+        }
+    }
+}
+
+fn account_page(
+    user: &ConsoleUser,
+    status: StatusCode,
+    problems: &[String],
+    done: bool,
+) -> Response {
+    (
+        status,
+        page::frame(
+            "My account",
+            Nav::Account,
+            Some(&user.csrf),
+            account_body(&user.csrf, problems, done),
+        ),
+    )
+        .into_response()
+}
+
+/// My account: the password form.
+pub async fn page(user: ConsoleUser) -> Response {
+    account_page(&user, StatusCode::OK, &[], false)
+}
+
+/// Changes the signed-in member's password.
+pub async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: ConsoleUser,
+    body: Bytes,
+) -> Response {
+    let secure = session::secure(&state, &headers);
+    let form = match page::signed_form(&headers, &body, &user) {
+        Ok(form) => form,
+        Err(response) => return *response,
+    };
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let (current, new) = (field("current_password"), field("new_password"));
+    if new != field("confirm_password") {
+        return account_page(
+            &user,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["The two new passwords differ.".to_owned()],
+            false,
+        );
+    }
+    match credentials::change_password(&state, user.bearer.clone(), current, &new).await {
+        Ok(_) => account_page(&user, StatusCode::OK, &[], true),
+        Err(error) if error.status() == StatusCode::FORBIDDEN => account_page(
+            &user,
+            StatusCode::FORBIDDEN,
+            &["The current password is wrong.".to_owned()],
+            false,
+        ),
+        Err(error) if error.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+            let problems: Vec<String> = error
+                .fields()
+                .iter()
+                .map(|(field, problem)| {
+                    let label = match field.as_str() {
+                        "new_password" => "The new password",
+                        "current_password" => "The current password",
+                        _ => "A field",
+                    };
+                    format!("{label} {problem}.")
+                })
+                .collect();
+            account_page(&user, StatusCode::UNPROCESSABLE_ENTITY, &problems, false)
+        }
+        Err(error) => page::failure(error, secure),
+    }
+}
+
+/// Issues a reset code for a member of the admin's clinic and shows it once.
+pub async fn issue_reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: ConsoleUser,
+    Path(account_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let secure = session::secure(&state, &headers);
+    if let Err(response) = page::signed_form(&headers, &body, &user) {
+        return *response;
+    }
+    let now = state.now();
+    match state
+        .write_as(user.bearer.clone(), move |conn, caller| {
+            credentials::issue_reset(conn, caller, &account_id, now)
+        })
+        .await
+    {
+        Ok(issued) => (
+            StatusCode::CREATED,
+            page::frame(
+                "Reset code",
+                Nav::Clinic,
+                Some(&user.csrf),
+                html! {
+                    h1 { "Password reset code" }
+                    div class="readiness warn" role="status" id="reset-code" {
+                        p { "Give this code to the account's owner, in person or by phone. It works once, until " (issued.expires_at.format("%H:%M UTC")) ", and is shown only now:" }
+                        p { code class="reset-code" { (issued.code) } }
+                        p { "They set a new password with it and their email on the sign-in page (\"I have a reset code\") or in the app." }
+                    }
+                    p { a href="/console/admin" { "Back to the clinic" } }
+                },
+            ),
+        )
+            .into_response(),
+        Err(error) => page::failure(error, secure),
+    }
+}
+
+fn reset_form(csrf: &str, email: &str, problems: &[String]) -> Markup {
+    page::frame(
+        "Set a new password",
+        Nav::None,
+        None,
+        html! {
+            div class="signin" {
+                h1 { "Set a new password" }
+                p class="note" { "With the reset code your clinic admin gave you." }
+                (problems_list(problems))
+                form method="post" action="/console/password-reset" id="reset-form" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="email" { "Email" }
+                    input id="email" name="email" type="email" autocomplete="username" required value=(email);
+                    label for="code" { "Reset code" }
+                    input id="code" name="code" type="text" autocomplete="one-time-code" required;
+                    label for="new-password" { "New password (at least 10 characters)" }
+                    input id="new-password" name="new_password" type="password" autocomplete="new-password" minlength="10" required;
+                    button type="submit" class="primary" { "Set password" }
+                }
+                p { a href="/console/login" { "Back to sign in" } }
+            }
+        },
+    )
+}
+
+fn reset_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    email: &str,
+    problems: &[String],
+) -> Response {
+    let value = crate::auth::refresh::new_refresh_token();
+    let mut response =
+        (status, reset_form(&csrf_token_for(&value), email, problems)).into_response();
+    let cookie = session::set_cookie(
+        RESET_COOKIE,
+        &value,
+        "/console/password-reset",
+        session::secure(state, headers),
+        Some(3600),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// The form to set a new password with a reset code (no session needed).
+pub async fn reset_form_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    reset_page(&state, &headers, StatusCode::OK, "", &[])
+}
+
+/// Sets a new password with a reset code, then sends the browser to sign in.
+pub async fn reset(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match page::parse_form(&headers, &body) {
+        Ok(form) => form,
+        Err(response) => return *response,
+    };
+    let presented = form.get("csrf").map(String::as_str);
+    if !session::cookie(&headers, RESET_COOKIE).is_some_and(|c| csrf_matches(c, presented)) {
+        return page::forged();
+    }
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let email = field("email");
+    match credentials::reset_password(
+        &state,
+        &client.key(),
+        &email,
+        &field("code"),
+        &field("new_password"),
+    )
+    .await
+    {
+        Ok(()) => page::done("/console/login?reset=1"),
+        Err(error) if error.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+            let problems: Vec<String> = error
+                .fields()
+                .iter()
+                .map(|(field, problem)| {
+                    let label = match field.as_str() {
+                        "email" => "The email",
+                        "code" => "The code",
+                        "new_password" => "The new password",
+                        _ => "A field",
+                    };
+                    format!("{label} {problem}.")
+                })
+                .collect();
+            reset_page(
+                &state,
+                &headers,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &email,
+                &problems,
+            )
+        }
+        Err(error) => page::failure(error, false),
+    }
+}
