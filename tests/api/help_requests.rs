@@ -2,7 +2,7 @@
 //! `patient_help_request` alert on the item-9 path (the clinic's inbox, the on-call clinician's
 //! phone), answers with the crisis resources and a `care_team` whose words match it, is never
 //! refused for its form, is idempotent by its id, joins the patient's unresolved alert, is for
-//! patients only, never puts the patient's note in a push, and goes with an erasure.
+//! patients only, never puts the patient's note in a push, is in the patient's export, and goes with an erasure.
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ both!(
     a_request_is_never_refused_for_its_form,
     staff_and_anonymous_callers_are_refused,
     the_note_reaches_the_care_team_but_never_a_push,
-    erasure_removes_help_requests_and_keeps_the_unresolved_alert_minimal,
+    the_export_holds_help_requests_and_erasure_removes_them_keeping_the_alert_minimal,
 );
 
 const PATH: &str = "/v1/me/help-requests";
@@ -384,13 +384,25 @@ async fn the_note_reaches_the_care_team_but_never_a_push(backend: Backend) {
     assert_eq!(alert.body["alert"]["inputs"]["note"], note);
 }
 
-async fn erasure_removes_help_requests_and_keeps_the_unresolved_alert_minimal(backend: Backend) {
+async fn the_export_holds_help_requests_and_erasure_removes_them_keeping_the_alert_minimal(
+    backend: Backend,
+) {
     let (app, _gateway, world) = world_with(backend, &[]).await;
     let patient = &world.patient_a;
     let reply = ask(&app, patient, json!({"note": "please call me"}))
         .await
         .expect(StatusCode::CREATED);
     let alert_id = reply.body["alert_id"].as_str().unwrap().to_owned();
+    // Before: the patient's own export holds it, with the note.
+    let export = app
+        .get("/v1/me/export", &patient.access)
+        .await
+        .expect(StatusCode::OK);
+    let held = &export.body["help_requests"];
+    assert_eq!(held.as_array().map(Vec::len), Some(1), "{held}");
+    assert_eq!(held[0]["id"], reply.body["id"]);
+    assert_eq!(held[0]["note"], "please call me");
+    assert_eq!(held[0]["alert_id"], alert_id.as_str());
     app.post("/v1/me/erasure", &patient.access, json!({}))
         .await
         .expect(StatusCode::NO_CONTENT);

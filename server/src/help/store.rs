@@ -42,6 +42,15 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<HelpRequest
         .optional()
 }
 
+/// A patient's requests, oldest first (their export).
+pub fn of_patient(conn: &mut DbConnection, patient_id: &str) -> QueryResult<Vec<HelpRequestRow>> {
+    help_requests::table
+        .filter(help_requests::patient_id.eq(patient_id))
+        .order((help_requests::received_at, help_requests::id))
+        .select(HelpRequestRow::as_select())
+        .load(conn)
+}
+
 /// Names the alert a request went to.
 pub fn set_alert(conn: &mut DbConnection, id: &str, alert_id: &str) -> QueryResult<()> {
     diesel::update(help_requests::table.find(id))
