@@ -413,6 +413,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    help_requests (id) {
+        id -> Text,
+        patient_id -> Text,
+        clinic_id -> Text,
+        note -> Nullable<Text>,
+        received_at -> Timestamp,
+        alert_id -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(accounts -> clinics (clinic_id));
 diesel::joinable!(patient_schedules -> accounts (patient_id));
 diesel::joinable!(alert_events -> alerts (alert_id));
@@ -449,4 +460,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     consent_records,
     clinic_lifecycle,
     password_resets,
+    help_requests,
 );

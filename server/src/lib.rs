@@ -20,6 +20,7 @@ pub mod error;
 pub mod escalation;
 pub mod fhir;
 pub mod health;
+pub mod help;
 pub mod http;
 pub mod instrument;
 pub mod invitation;

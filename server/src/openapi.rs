@@ -14,8 +14,8 @@ mod exact;
 
 use crate::app::AppState;
 use crate::{
-    account, auth, check_in, clinic, escalation, fhir, health, instrument, invitation, prompt,
-    push, treatment,
+    account, auth, check_in, clinic, escalation, fhir, health, help, instrument, invitation,
+    prompt, push, treatment,
 };
 
 #[derive(OpenApi)]
@@ -101,6 +101,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(check_in::handlers::get_my_check_in))
         .routes(routes!(check_in::handlers::list_patient_check_ins))
         .routes(routes!(check_in::handlers::get_patient_trends))
+        .routes(routes!(help::handlers::create_help_request))
+        .routes(routes!(help::handlers::get_my_help_request))
         .routes(routes!(
             treatment::handlers::create_session,
             treatment::handlers::list_patient_sessions

@@ -17,6 +17,7 @@ mod console;
 mod escalation;
 mod fhir;
 mod hardening;
+mod help_requests;
 mod http;
 mod invitations;
 mod jobs;

@@ -2199,6 +2199,18 @@ mod erasure {
             ],
         ),
         (
+            "help_requests",
+            Rows::Deleted("patient_id"),
+            &[
+                ("id", "deleted (the alert it raised stays until resolved)"),
+                ("patient_id", "deleted"),
+                ("clinic_id", "deleted"),
+                ("note", "deleted"),
+                ("received_at", "deleted"),
+                ("alert_id", "deleted"),
+            ],
+        ),
+        (
             "alert_deliveries",
             Rows::NoPatientData,
             &[
@@ -2494,6 +2506,13 @@ mod erasure {
         device(&app, &world.clinician_a).await;
         device(&app, patient).await;
         submit(&app, patient, "phq9", phq9([1, 1, 1, 1, 1, 1, 1, 1, 2])).await;
+        app.post(
+            "/v1/me/help-requests",
+            &patient.access,
+            json!({"note": "please call me"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
         let at = (app.app.now() + TimeDelta::days(2)).to_rfc3339();
         app.post(
             &format!("/v1/patients/{}/sessions", patient.id),

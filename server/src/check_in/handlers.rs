@@ -142,7 +142,7 @@ pub async fn create_check_in(
     };
     let safety = match (safety, stored.safety_alert_id.clone()) {
         (Some(safety), Some(alert)) if safety.care_team == CareTeam::Trying => {
-            let care_team = wait_for_outcome(&state, alert).await;
+            let care_team = crate::escalation::wait::wait_for_outcome(&state, alert).await;
             Some(Safety {
                 care_team,
                 ..safety
@@ -152,38 +152,6 @@ pub async fn create_check_in(
     };
     let notice = safety.map(|s| crate::check_in::view::notice(&stored, s.care_team, s.resources));
     Ok((status, Json(view(&stored, &state.catalogue, notice))))
-}
-
-/// Waits up to `COMPANION_SAFETY_ANSWER_WAIT_MS` for the first outcome of the alert's deliveries
-/// (the workers were woken by the commit), so that the patient hears `reached` or `unreachable`
-/// rather than `trying` where the answer comes within seconds. Returns where the care team
-/// stands when it came, or `trying` when time ran out.
-async fn wait_for_outcome(state: &AppState, alert_id: String) -> CareTeam {
-    let wait = state.config.safety.answer_wait;
-    if wait.is_zero() {
-        return CareTeam::Trying;
-    }
-    let until = tokio::time::Instant::now() + wait;
-    let mut pause = std::time::Duration::from_millis(10);
-    loop {
-        let now = tokio::time::Instant::now();
-        if now >= until {
-            return CareTeam::Trying;
-        }
-        tokio::time::sleep(pause.min(until - now)).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(200));
-        let alert = alert_id.clone();
-        match state
-            .db
-            .run(move |conn| crate::escalation::reach::care_team_of(conn, &alert))
-            .await
-        {
-            Ok(Some(CareTeam::Trying)) => {}
-            Ok(Some(care_team)) => return care_team,
-            // Gone (an erasure) or unreadable now: the patient hears the honest `trying`.
-            Ok(None) | Err(_) => return CareTeam::Trying,
-        }
-    }
 }
 
 /// One of my check-ins

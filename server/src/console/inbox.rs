@@ -196,6 +196,7 @@ fn rule_label(rule: &str) -> &str {
         "missed_check_ins" => "Missed check-ins",
         "blood_pressure" => "Blood pressure",
         "lingering_dissociation" => "Lingering dissociation",
+        "patient_help_request" => "Patient asked for help",
         other => other,
     }
 }

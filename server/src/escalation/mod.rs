@@ -12,6 +12,7 @@ pub mod readiness;
 pub mod rules;
 pub mod settings;
 pub mod store;
+pub mod wait;
 pub mod webhooks;
 pub mod worker;
 pub mod working_hours;

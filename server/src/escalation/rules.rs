@@ -64,6 +64,8 @@ pub enum Rule {
     BloodPressure,
     /// Still feeling detached more than 24 h after a session.
     LingeringDissociation,
+    /// The patient pressed "Get help now" (`POST /v1/me/help-requests`).
+    PatientHelpRequest,
 }
 
 /// A rule that fired.
@@ -304,6 +306,17 @@ pub fn baseline(clinic: Option<i64>, earlier: &[ScoredAnswer], at: DateTime<Utc>
                 .min_by_key(|s| s.completed_at)
                 .map(|s| s.total)
         })
+}
+
+/// What the patient's own request for help raises: urgent, on the same path as a safety answer.
+/// The explanation is fixed: the patient's note is not part of it.
+pub fn help_request() -> Firing {
+    Firing {
+        rule: Rule::PatientHelpRequest,
+        severity: Severity::Urgent,
+        explanation: "The patient asked for help now".to_owned(),
+        inputs: json!({}),
+    }
 }
 
 /// The rules that look at a new check-in and the history around it.

@@ -2,8 +2,9 @@
 //! of the patient goes in one transaction: identifiers (email, name, zone, password, devices
 //! and push tokens, sign-in sessions, the invitation's email) and their clinical records
 //! (check-ins, prompts, preferences, treatment sessions, resolved alerts with their events,
-//! consent records), or, when the clinic's policy is to de-identify, check-ins and resolved
-//! alerts stay under the opaque id only, until the retention purge takes them. An unresolved
+//! consent records, requests for help), or, when the clinic's policy is to de-identify,
+//! check-ins and resolved alerts stay under the opaque id only (requests for help go either way),
+//! until the retention purge takes them. An unresolved
 //! alert outlives erasure: it stays, reduced to severity, rule and times, escalating as before,
 //! until staff resolve it, and the care team is told at once. The account stays as an empty,
 //! disabled mark so that audit rows and kept alerts keep pointing at an id; the audit keeps
@@ -30,6 +31,9 @@ use crate::push::store as push_store;
 
 /// The reason an erased patient's resolved alerts keep instead of the staff's notes.
 pub const ERASED: &str = "patient erased";
+
+/// The stored rule name of a patient's request for help.
+const HELP_REQUEST_RULE: &str = "patient_help_request";
 
 /// What an unresolved alert of an erased patient says instead of its details.
 pub const ERASED_EXPLANATION: &str =
@@ -100,6 +104,14 @@ pub fn erase(
                     diesel::update(alerts::table.filter(alerts::id.eq_any(&resolved)))
                         .set(alerts::resolution_note.eq(ERASED))
                         .execute(conn)?;
+                    // A request for help carries the patient's own words: they go too.
+                    diesel::update(
+                        alerts::table
+                            .filter(alerts::id.eq_any(&resolved))
+                            .filter(alerts::rule.eq(HELP_REQUEST_RULE)),
+                    )
+                    .set(alerts::inputs.eq("{}"))
+                    .execute(conn)?;
                 }
             }
             let pending_pushes: Vec<String> = notifications::table
@@ -154,6 +166,9 @@ pub fn erase(
                 .execute(conn)?;
             diesel::delete(consent_records::table.filter(consent_records::patient_id.eq(id)))
                 .execute(conn)?;
+            // Requests for help go in either mode: their notes are the patient's own words, and
+            // the alerts they raised keep the signal (an unresolved one until staff resolve it).
+            crate::help::store::delete_of_patient(conn, id)?;
             diesel::update(invitations::table.filter(invitations::accepted_account_id.eq(id)))
                 .set(invitations::email.eq(None::<String>))
                 .execute(conn)?;

@@ -1,6 +1,6 @@
 //! A patient's data as one JSON document: profile, preferences, devices (never their push
 //! tokens), sign-in sessions, treatment sessions, prompts, check-ins with scores, alerts with
-//! their events, and consent records. Each export is audited. The document is built from the
+//! their events, consent records and requests for help. Each export is audited. The document is built from the
 //! stored rows here; another format (a FHIR Bundle) can be built from the same reads.
 
 use chrono::{DateTime, NaiveDateTime};
@@ -202,6 +202,7 @@ pub fn document(
             ))
             .load(conn)?;
     let consent = super::store::records(conn, patient_id)?;
+    let help_requests = crate::help::store::of_patient(conn, patient_id)?;
     let (id, email, display_name, timezone, clinic_id, created_at) = profile;
     Ok(json!({
         "format": "companion.patient-export",
@@ -248,6 +249,9 @@ pub fn document(
         "consent": consent.into_iter().map(|r| json!({
             "id": r.id, "document_id": r.document_id, "version": r.version,
             "action": r.action, "at": t(r.at),
+        })).collect::<Vec<_>>(),
+        "help_requests": help_requests.into_iter().map(|r| json!({
+            "id": r.id, "note": r.note, "received_at": t(r.received_at), "alert_id": r.alert_id,
         })).collect::<Vec<_>>(),
     }))
 }

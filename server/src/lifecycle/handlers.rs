@@ -411,7 +411,8 @@ pub async fn list_my_access_log(
 ///
 /// Everything the service holds about me as one JSON document: profile, preferences, devices
 /// (without push tokens), sign-in sessions, treatment sessions, prompts, check-ins with scores,
-/// alerts with their events, and consent records. Each export is audited.
+/// alerts with their events, consent records and requests for help (with their notes). Each
+/// export is audited.
 #[utoipa::path(
     get,
     path = "/v1/me/export",

@@ -1,0 +1,8 @@
+//! "Get help now": a patient's own request for help. It raises an urgent alert (rule
+//! `patient_help_request`) on the same path as a safety answer, is never refused for its form,
+//! and answers with the crisis resources and where the care team stands.
+
+pub mod handlers;
+pub mod request;
+pub mod store;
+pub mod use_cases;
