@@ -62,3 +62,25 @@ export const offset: Schemas["TimeZone"] = "+05:00";
 
 // @ts-expect-error: severities are urgent, high, medium and low
 export const dire: AlertQuery = { severity: "dire" };
+
+type PasswordChangeBody =
+  paths["/v1/me/password"]["post"]["requestBody"]["content"]["application/json"];
+export const passwordChange: PasswordChangeBody = {
+  current_password: "a long passphrase",
+  new_password: "a longer new passphrase",
+};
+
+export const reset: Schemas["PasswordReset"] = {
+  email: "ann@example.org",
+  code: "7KQ2M-XC9TD",
+  new_password: "a longer new passphrase",
+};
+
+// A system client is listed with whether it is enabled and when it was last used.
+export function idleSince(client: Schemas["SystemClient"]): string | null | undefined {
+  return client.active ? client.last_used_at : client.disabled_at;
+}
+
+export const newKeys: Schemas["SystemClientKeys"] = {
+  jwks: { keys: [{ kty: "EC", crv: "P-384", x: "…", y: "…", kid: "ec-2" }] },
+};

@@ -157,11 +157,12 @@ pub fn issue_reset(
     }))
 }
 
-/// The refusal of a code that is not a current code for the email given, whatever the reason.
+/// The refusal of a code that is not a current code for the email given, whatever the reason
+/// (unknown, spent, expired, another account's, a disabled account's).
 pub fn invalid_code() -> Refusal {
-    Refusal::invalid_field(
-        "code",
-        "is not a current reset code for this email; ask your clinic admin for a new one",
+    Refusal::not_found_because(
+        "reset_code_not_found",
+        "No current reset code matches this email and code; ask your clinic admin for a new one.",
     )
 }
 

@@ -179,7 +179,7 @@ pub struct PasswordChange {
     #[schema(format = Password, min_length = 1, max_length = 1024)]
     pub current_password: String,
     /// The new password: 10 to 256 characters, not one character repeated.
-    #[schema(format = Password, min_length = 10, max_length = 256)]
+    #[schema(format = Password, min_length = 10, max_length = 256, pattern = r"^(?!([\s\S])\1*$)")]
     pub new_password: String,
 }
 
@@ -287,11 +287,14 @@ pub struct PasswordReset {
         pattern = r"^[!-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
     )]
     pub email: String,
-    /// The reset code the clinic gave (case and dashes do not matter).
-    #[schema(example = "7KQ2M-XC9TD", min_length = 10, max_length = 64)]
+    /// The reset code the clinic gave (case, dashes and spaces do not matter).
+    #[schema(
+        pattern = r"^[- \t]*([0-9A-TV-Za-tv-z][- \t]*){10}$",
+        example = "7KQ2M-XC9TD"
+    )]
     pub code: String,
     /// The new password: 10 to 256 characters, not one character repeated.
-    #[schema(format = Password, min_length = 10, max_length = 256)]
+    #[schema(format = Password, min_length = 10, max_length = 256, pattern = r"^(?!([\s\S])\1*$)")]
     pub new_password: String,
 }
 
@@ -311,7 +314,8 @@ pub struct PasswordReset {
         (status = 204, description = "The password is set; every session of the account ended"),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid fields, or not a current code for this email (field `code`)", body = ErrorBody),
+        (status = 404, description = "No current reset code matches this email and code (`reset_code_not_found`): unknown, spent, expired or another account's, said alike", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
         (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )

@@ -246,6 +246,13 @@ pub async fn reset(
     .await
     {
         Ok(()) => page::done("/console/login?reset=1"),
+        Err(error) if error.status() == StatusCode::NOT_FOUND => reset_page(
+            &state,
+            &headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &email,
+            &["The code does not match this email, or it is spent or expired; ask your clinic admin for a new one.".to_owned()],
+        ),
         Err(error) if error.status() == StatusCode::UNPROCESSABLE_ENTITY => {
             let problems: Vec<String> = error
                 .fields()

@@ -352,7 +352,7 @@ pub struct CreateSystemClient {
     )]
     pub name: String,
     /// The client's public keys as a JWK Set (RSA keys for RS384, EC P-384 keys for ES384).
-    #[schema(value_type = Object)]
+    #[schema(value_type = JwkSet)]
     pub jwks: Value,
     /// Space-separated scopes the client may ask for (`system/*.read` when absent; or e.g.
     /// `system/Observation.read system/Patient.read`).
@@ -404,8 +404,50 @@ impl From<clients::ClientRow> for SystemClient {
 pub struct SystemClientKeys {
     /// The client's public keys as a JWK Set (RSA keys for RS384, EC P-384 keys for ES384);
     /// they replace the keys it had.
-    #[schema(value_type = Object)]
+    #[schema(value_type = JwkSet)]
     pub jwks: Value,
+}
+
+/// A JSON Web Key Set (RFC 7517) of public keys, as the document shows it: what each key must
+/// hold (`kty`, `n` and `e` for RSA; `kty`, `crv` P-384, `x` and `y` for EC; never a private
+/// part) is checked by the server.
+#[derive(Debug, ToSchema)]
+pub struct JwkSet {
+    /// The keys.
+    #[schema(min_items = 1)]
+    pub keys: Vec<Jwk>,
+}
+
+/// A public JSON Web Key (RFC 7517): an RSA key (`n`, `e`) or an EC P-384 key (`crv`, `x`, `y`).
+#[derive(Debug, ToSchema)]
+pub struct Jwk {
+    /// `RSA` or `EC`.
+    #[schema(example = "EC")]
+    pub kty: String,
+    /// The key id assertions name in their header.
+    #[schema(nullable = false)]
+    pub kid: Option<String>,
+    /// `RS384` or `ES384`.
+    #[schema(nullable = false)]
+    pub alg: Option<String>,
+    /// `sig`.
+    #[schema(rename = "use", nullable = false)]
+    pub key_use: Option<String>,
+    /// RSA modulus (base64url).
+    #[schema(nullable = false)]
+    pub n: Option<String>,
+    /// RSA exponent (base64url).
+    #[schema(nullable = false)]
+    pub e: Option<String>,
+    /// EC curve: `P-384`.
+    #[schema(nullable = false)]
+    pub crv: Option<String>,
+    /// EC x coordinate (base64url).
+    #[schema(nullable = false)]
+    pub x: Option<String>,
+    /// EC y coordinate (base64url).
+    #[schema(nullable = false)]
+    pub y: Option<String>,
 }
 
 /// A clinic's FHIR system clients
