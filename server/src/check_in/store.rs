@@ -2,6 +2,7 @@
 
 use chrono::NaiveDateTime;
 use companion_schema::schema::check_ins;
+use diesel::IntoSql;
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -132,11 +133,89 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CheckInRow>
         .optional()
 }
 
-/// Inserts a check-in unless one with its id exists; true when it was inserted. One statement,
-/// so a first submission costs a single round trip and concurrent replays cannot both insert.
-pub fn insert_if_new(conn: &mut DbConnection, row: &CheckInRow) -> QueryResult<bool> {
+/// Inserts a check-in unless one with its id exists, or the patient sent the same answers
+/// (`answers_hash`), received at or after `since` and completed (by the device's clock) within
+/// `near` of this one; true when it was inserted. One statement (`INSERT … SELECT … WHERE NOT
+/// EXISTS … ON CONFLICT DO NOTHING`), so a first submission costs a single round trip and
+/// concurrent replays cannot both insert; the caller reads what stopped it only when it did.
+pub fn insert_unless_repeated(
+    conn: &mut DbConnection,
+    row: &CheckInRow,
+    since: NaiveDateTime,
+    near: chrono::TimeDelta,
+) -> QueryResult<bool> {
+    use diesel::dsl::{exists, not};
+    use diesel::sql_types::{Double, Integer, Nullable, Text, Timestamp};
+    let (low, high) = (row.device_time() - near, row.device_time() + near);
+    let repeated = check_ins::table
+        .filter(check_ins::patient_id.eq(row.patient_id.clone()))
+        .filter(check_ins::answers_hash.eq(row.answers_hash.clone()))
+        .filter(check_ins::received_at.ge(since))
+        .filter(
+            check_ins::device_completed_at
+                .is_null()
+                .and(check_ins::completed_at.between(low, high))
+                .or(check_ins::device_completed_at.between(low, high)),
+        )
+        .select(check_ins::id);
+    let values = diesel::select((
+        (
+            row.id.clone().into_sql::<Text>(),
+            row.patient_id.clone().into_sql::<Text>(),
+            row.clinic_id.clone().into_sql::<Text>(),
+            row.instrument.clone().into_sql::<Text>(),
+            row.instrument_version.into_sql::<Integer>(),
+            row.answers.clone().into_sql::<Text>(),
+            row.total.into_sql::<Nullable<Integer>>(),
+            row.severity.clone().into_sql::<Nullable<Text>>(),
+            row.item9.into_sql::<Nullable<Integer>>(),
+            row.completed_at.into_sql::<Timestamp>(),
+            row.received_at.into_sql::<Timestamp>(),
+        ),
+        (
+            row.prompt_id.clone().into_sql::<Nullable<Text>>(),
+            row.content_hash.clone().into_sql::<Text>(),
+            row.device_completed_at.into_sql::<Nullable<Timestamp>>(),
+            row.timing.clone().into_sql::<Text>(),
+            row.mood.into_sql::<Nullable<Double>>(),
+            row.status.clone().into_sql::<Text>(),
+            row.problems.clone().into_sql::<Nullable<Text>>(),
+            row.answers_hash.clone().into_sql::<Nullable<Text>>(),
+            row.amended_at.into_sql::<Nullable<Timestamp>>(),
+            row.earlier_versions.clone().into_sql::<Nullable<Text>>(),
+        ),
+    ))
+    .filter(not(exists(repeated)));
+    let columns = (
+        (
+            check_ins::id,
+            check_ins::patient_id,
+            check_ins::clinic_id,
+            check_ins::instrument,
+            check_ins::instrument_version,
+            check_ins::answers,
+            check_ins::total,
+            check_ins::severity,
+            check_ins::item9,
+            check_ins::completed_at,
+            check_ins::received_at,
+        ),
+        (
+            check_ins::prompt_id,
+            check_ins::content_hash,
+            check_ins::device_completed_at,
+            check_ins::timing,
+            check_ins::mood,
+            check_ins::status,
+            check_ins::problems,
+            check_ins::answers_hash,
+            check_ins::amended_at,
+            check_ins::earlier_versions,
+        ),
+    );
     let inserted = crate::per_backend!(conn, |c| diesel::insert_into(check_ins::table)
-        .values(row)
+        .values(values.clone())
+        .into_columns(columns)
         .on_conflict_do_nothing()
         .execute(c)?);
     Ok(inserted == 1)

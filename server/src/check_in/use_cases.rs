@@ -131,24 +131,11 @@ pub fn submit(
             "A different check-in was already submitted with this id; generate a new id.",
         ))
     };
-    // Identical answers re-sent under a new id within minutes are the first check-in (a replay
-    // under the same id is found here too, when it comes within minutes).
-    if let Some(hash) = &row.answers_hash {
-        let candidates = store::identical_since(
-            conn,
-            &row.patient_id,
-            hash,
-            row.received_at - resend::SAME_ANSWERS_WINDOW,
-        )?;
-        if let Some(first) = resend::repeated(&candidates, &row) {
-            let resources = crisis(conn, first)?;
-            return Ok(Ok(Stored::Replayed(first.clone(), resources)));
-        }
-    }
+    let since = row.received_at - resend::SAME_ANSWERS_WINDOW;
     for _ in 0..ATTEMPTS {
-        // One statement for a first submission; only when the id is taken is the stored
-        // check-in read and compared.
-        if store::insert_if_new(conn, &row)? {
+        // One statement for a first submission: stored unless its id is taken or the same
+        // answers came minutes before; only then is what stopped it read.
+        if store::insert_unless_repeated(conn, &row, since, resend::SAME_ANSWERS_WINDOW)? {
             crate::prompt::store::complete_for_check_in(
                 conn,
                 &row.patient_id,
@@ -171,7 +158,15 @@ pub fn submit(
             return Ok(Ok(Stored::Created(row, resources)));
         }
         let Some(existing) = store::find(conn, &row.id)? else {
-            // Taken and gone again (an erasure in between): try the insert again.
+            // Not its id: the same answers, sent minutes before under another one, are the
+            // first check-in.
+            let hash = row.answers_hash.as_deref().unwrap_or_default();
+            let candidates = store::identical_since(conn, &row.patient_id, hash, since)?;
+            if let Some(first) = resend::repeated(&candidates, &row) {
+                let resources = crisis(conn, first)?;
+                return Ok(Ok(Stored::Replayed(first.clone(), resources)));
+            }
+            // Gone again in between: try the insert again.
             continue;
         };
         if existing.patient_id != row.patient_id {

@@ -261,6 +261,7 @@ fn prepare_replay(conn: &mut PgConnection, patients: usize) -> anyhow::Result<Ve
         ("at", stamp(at)),
         ("since", stamp(at - TimeDelta::days(22))),
         ("recent", stamp(at - TimeDelta::minutes(10))),
+        ("soon", stamp(at + TimeDelta::minutes(10))),
         ("hash", "0".repeat(64)),
         // Answers never sent before, as each check-in of the load carries.
         ("answers_hash", "1".repeat(64)),
@@ -269,7 +270,6 @@ fn prepare_replay(conn: &mut PgConnection, patients: usize) -> anyhow::Result<Ve
         ("completed", "completed".into()),
         ("answerable", "{scheduled,sent,reminded,expired}".into()),
         ("one", "1".into()),
-        ("twenty", "20".into()),
         ("mood_rows", "200".into()),
     ]
     .into_iter()
