@@ -77,6 +77,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::handlers::logout))
         .routes(routes!(auth::handlers::change_my_password))
         .routes(routes!(auth::handlers::issue_password_reset))
+        .routes(routes!(auth::handlers::request_password_reset))
         .routes(routes!(auth::handlers::reset_password))
         .routes(routes!(account::handlers::get_me))
         .routes(routes!(account::handlers::disable_account))

@@ -2634,9 +2634,174 @@ mod passwords {
         changing_my_password_needs_the_current_one_and_ends_my_other_sessions,
         a_clinic_admin_issues_a_single_use_reset_code_to_a_member_of_their_clinic,
         passwords_are_changed_and_reset_in_the_console,
+        a_reset_link_is_emailed_to_the_account_alone_and_the_answer_tells_nothing,
     );
 
     const NEW: &str = "a brand new long passphrase";
+
+    /// The mails the sink holds for `address`, waiting a little for one sent after the answer.
+    async fn mails_for(
+        sink: &companion_fake_push::smtp::SmtpSink,
+        address: &str,
+        at_least: usize,
+    ) -> Vec<companion_fake_push::smtp::Mail> {
+        for _ in 0..100 {
+            if sink.mails_to(address).len() >= at_least {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        sink.mails_to(address)
+    }
+
+    /// The code in a reset email's link, checking the link's form on the way.
+    fn code_in(mail: &companion_fake_push::smtp::Mail, email: &str) -> String {
+        let body = mail.body();
+        let start = body
+            .find("https://care.example.org/console/password-reset#")
+            .unwrap_or_else(|| panic!("no reset link in {body}"));
+        let link: String = body[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        let fragment = link.split_once('#').unwrap().1;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(fragment).unwrap();
+        assert_eq!(pairs[0], ("email".to_owned(), email.to_owned()));
+        assert_eq!(pairs[1].0, "code");
+        let code = pairs[1].1.clone();
+        assert!(body.contains(&format!(
+            "this code with your email on the reset page: {code}"
+        )));
+        code
+    }
+
+    async fn a_reset_link_is_emailed_to_the_account_alone_and_the_answer_tells_nothing(
+        backend: Backend,
+    ) {
+        // Without a mail server there is no link to send: said plainly.
+        let plain = TestApp::new(backend).await;
+        let refused = plain
+            .post_anonymous(
+                "/v1/auth/password-reset-request",
+                json!({"email": "ann@example.org"}),
+            )
+            .await;
+        assert_error(
+            &refused,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "email_not_configured",
+        );
+        drop(plain);
+
+        let sink = companion_fake_push::smtp::SmtpSink::start().await.unwrap();
+        let url = sink.url();
+        let app = TestApp::with_settings(
+            backend,
+            &[
+                ("COMPANION_SMTP_URL", &url),
+                ("COMPANION_SMTP_FROM", "Companion <care@care.example.org>"),
+                ("COMPANION_PUBLIC_URL", "https://care.example.org"),
+            ],
+        )
+        .await;
+        let world = app.world().await;
+        let member = &world.clinician_a;
+        let ask = |email: &str| {
+            app.post_anonymous("/v1/auth/password-reset-request", json!({"email": email}))
+        };
+        let known = ask(&member.email).await.expect(StatusCode::ACCEPTED);
+        let unknown = ask("nobody-here@example.org")
+            .await
+            .expect(StatusCode::ACCEPTED);
+        assert_eq!(known.body, unknown.body, "the answer tells nothing");
+        assert_error(
+            &ask("not an address").await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+
+        let mails = mails_for(&sink, &member.email, 1).await;
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        assert_eq!(
+            mails[0].header("Subject").as_deref(),
+            Some("Reset your Companion password")
+        );
+        let first = code_in(&mails[0], &member.email);
+        assert!(sink.mails_to("nobody-here@example.org").is_empty());
+        assert_eq!(sink.mails().len(), 1, "one mail, to the account alone");
+
+        // A second request makes the first link stop working; the second works once and ends
+        // every session of the account.
+        ask(&member.email).await.expect(StatusCode::ACCEPTED);
+        let mails = mails_for(&sink, &member.email, 2).await;
+        assert_eq!(mails.len(), 2);
+        let code = code_in(&mails[1], &member.email);
+        assert_ne!(code, first);
+        assert_error(
+            &redeem(&app, &member.email, &first, NEW).await,
+            StatusCode::NOT_FOUND,
+            "reset_code_not_found",
+        );
+        redeem(&app, &member.email, &code, NEW)
+            .await
+            .expect(StatusCode::NO_CONTENT);
+        assert_error(
+            &app.get("/v1/me", &member.access).await,
+            StatusCode::UNAUTHORIZED,
+            "session_revoked",
+        );
+        app.login(&member.email, NEW).await.expect(StatusCode::OK);
+        assert_error(
+            &redeem(&app, &member.email, &code, "yet another passphrase").await,
+            StatusCode::NOT_FOUND,
+            "reset_code_not_found",
+        );
+
+        // A link lasts 30 minutes.
+        ask(&world.patient_a.email)
+            .await
+            .expect(StatusCode::ACCEPTED);
+        let mails = mails_for(&sink, &world.patient_a.email, 1).await;
+        let late = code_in(&mails[0], &world.patient_a.email);
+        app.clock.advance(TimeDelta::minutes(31));
+        assert_error(
+            &redeem(&app, &world.patient_a.email, &late, NEW).await,
+            StatusCode::NOT_FOUND,
+            "reset_code_not_found",
+        );
+
+        // The console's reset page offers the link and sends it through the same path.
+        let mut browser = Browser::new(&app);
+        let form = browser
+            .get("/console/password-reset")
+            .await
+            .expect(StatusCode::OK);
+        assert!(form.text.contains("Email me a reset link"), "{}", form.text);
+        let sent = browser
+            .post(
+                "/console/password-reset/email",
+                &[
+                    ("csrf", &csrf_of(&form.text)),
+                    ("email", &world.clinician_b.email),
+                ],
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(
+            sent.text.contains("a reset link is on its way"),
+            "{}",
+            sent.text
+        );
+        let mails = mails_for(&sink, &world.clinician_b.email, 1).await;
+        code_in(&mails[0], &world.clinician_b.email);
+        assert_eq!(
+            app.count(
+                "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'password_reset.email'"
+            )
+            .await,
+            4
+        );
+    }
 
     async fn changing_my_password_needs_the_current_one_and_ends_my_other_sessions(
         backend: Backend,

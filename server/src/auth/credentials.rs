@@ -19,6 +19,9 @@ use crate::error::{Outcome, Refusal};
 /// How long a reset code may be used.
 pub const RESET_CODE_LIFETIME: TimeDelta = TimeDelta::hours(1);
 
+/// How long an emailed reset code (link) may be used.
+pub const EMAILED_RESET_LIFETIME: TimeDelta = TimeDelta::minutes(30);
+
 /// The caller's email and stored password hash (to check the current password against).
 pub fn own_credentials(conn: &mut DbConnection, caller: &Caller) -> Outcome<(String, String)> {
     let found: Option<(String, String)> = accounts::table
@@ -155,6 +158,108 @@ pub fn issue_reset(
         code,
         expires_at,
     }))
+}
+
+/// Issues a reset code to be emailed to the enabled account that uses `email` (any older unused
+/// code of it stops working), valid for [`EMAILED_RESET_LIFETIME`]; `None` when no enabled
+/// account uses it, which the caller answers exactly as it answers a sent email. Audited as
+/// the account's own request.
+pub fn issue_emailed_reset(
+    conn: &mut DbConnection,
+    email: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<IssuedReset>> {
+    let found: Option<(String, Option<String>)> = accounts::table
+        .filter(accounts::email.eq(email))
+        .filter(accounts::disabled_at.is_null())
+        .select((accounts::id, accounts::clinic_id))
+        .first(conn)
+        .optional()?;
+    let Some((account_id, clinic_id)) = found else {
+        return Ok(None);
+    };
+    let at = now.naive_utc().trunc_subsecs(6);
+    void_codes(conn, &account_id, at)?;
+    let code = crate::invitation::code::generate();
+    let normalised = crate::invitation::code::normalise(&code).unwrap_or_default();
+    let expires_at = at + EMAILED_RESET_LIFETIME;
+    diesel::insert_into(password_resets::table)
+        .values((
+            password_resets::id.eq(uuid::Uuid::now_v7().to_string()),
+            password_resets::account_id.eq(&account_id),
+            password_resets::code_hash.eq(digest(&normalised)),
+            password_resets::issued_by.eq(&account_id),
+            password_resets::issued_at.eq(at),
+            password_resets::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        &AuditEntry {
+            actor: AuditActor::Account(account_id.clone()),
+            action: "password_reset.email",
+            clinic_id,
+            patient_id: None,
+            subject_id: Some(account_id.clone()),
+            request_id: None,
+            at,
+        },
+    )?;
+    Ok(Some(IssuedReset {
+        account_id,
+        code,
+        expires_at,
+    }))
+}
+
+/// Emails a reset link to the account that uses `raw_email`, when there is one (limited per
+/// client address and per email). The answer is the same whether or not an account uses the
+/// email, and the email goes out after the answer, so neither its content nor its timing tells.
+/// Refused with 503 `email_not_configured` when no SMTP server is configured.
+pub async fn request_reset_email(
+    app: &crate::app::App,
+    client_key: &str,
+    raw_email: &str,
+) -> crate::error::ApiResult<()> {
+    use crate::error::ApiError;
+    let now = app.now();
+    app.limits
+        .reset_per_client
+        .check(client_key, now)
+        .map_err(ApiError::rate_limited)?;
+    let email = crate::account::model::Email::parse(raw_email)
+        .map_err(|problem| ApiError::invalid_field("email", problem))?;
+    let Some(mailer) = app.mailer.clone() else {
+        return Err(ApiError::with_status(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "email_not_configured",
+            "This server sends no email; ask your clinic admin for a reset code.",
+        ));
+    };
+    app.limits
+        .login_per_account
+        .check(email.as_str(), now)
+        .map_err(ApiError::rate_limited)?;
+    let address = email.as_str().to_owned();
+    let issued = app
+        .db
+        .write(move |conn| issue_emailed_reset(conn, &address, now))
+        .await?;
+    if let Some(issued) = issued {
+        let message = crate::email::password_reset_email(
+            app.config.public_url.as_str(),
+            email.as_str(),
+            &issued.code,
+        );
+        let address = email.as_str().to_owned();
+        tokio::spawn(async move {
+            match mailer.send(&address, &message).await {
+                crate::email::Sent::Accepted => tracing::info!("password reset email sent"),
+                other => tracing::warn!(outcome = ?other, "password reset email not sent"),
+            }
+        });
+    }
+    Ok(())
 }
 
 /// The refusal of a code that is not a current code for the email given, whatever the reason

@@ -335,3 +335,62 @@ pub async fn reset_password(
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Asks for a password reset link by email.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    /// The email address of the account.
+    #[schema(
+        example = "ann@example.org",
+        max_length = 254,
+        pattern = r"^[!-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
+    pub email: String,
+}
+
+/// The answer to a reset link request, the same whether or not an account uses the email.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordResetRequested {
+    /// What happens next, in words for the person.
+    #[schema(
+        example = "If an account uses this email, a reset link is on its way; it works for 30 minutes."
+    )]
+    pub message: String,
+}
+
+/// Email me a password reset link
+///
+/// When the server sends email (`COMPANION_SMTP_URL`): the account that uses this email, if
+/// any and enabled, receives a single-use link valid for 30 minutes (and the code it carries),
+/// redeemed at `POST /v1/auth/password-reset`; any older code of the account stops working. The
+/// answer is the same whether or not an account uses the email.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password-reset-request",
+    tag = "auth",
+    operation_id = "request_password_reset",
+    security(()),
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "Taken: an email goes out if an account uses this address", body = PasswordResetRequested),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Not an email address", body = ErrorBody),
+        (status = 429, description = "Too many requests; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The server sends no email (`email_not_configured`: ask a clinic admin for a reset code) or the database is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(body): ApiJson<PasswordResetRequest>,
+) -> ApiResult<(StatusCode, Json<PasswordResetRequested>)> {
+    crate::auth::credentials::request_reset_email(&state, &client.key(), &body.email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PasswordResetRequested {
+            message: "If an account uses this email, a reset link is on its way; it works for 30 minutes.".to_owned(),
+        }),
+    ))
+}

@@ -165,7 +165,7 @@ pub async fn issue_reset(
     }
 }
 
-fn reset_form(csrf: &str, email: &str, problems: &[String]) -> Markup {
+fn reset_form(csrf: &str, email: &str, problems: &[String], emails: bool) -> Markup {
     page::frame(
         "Set a new password",
         Nav::None,
@@ -173,7 +173,7 @@ fn reset_form(csrf: &str, email: &str, problems: &[String]) -> Markup {
         html! {
             div class="signin" {
                 h1 { "Set a new password" }
-                p class="note" { "With the reset code your clinic admin gave you." }
+                p class="note" { "With the reset code your clinic admin gave you, or the one in your reset email." }
                 (problems_list(problems))
                 form method="post" action="/console/password-reset" id="reset-form" {
                     input type="hidden" name="csrf" value=(csrf);
@@ -184,6 +184,15 @@ fn reset_form(csrf: &str, email: &str, problems: &[String]) -> Markup {
                     label for="new-password" { "New password (at least 10 characters)" }
                     input id="new-password" name="new_password" type="password" autocomplete="new-password" minlength="10" required;
                     button type="submit" class="primary" { "Set password" }
+                }
+                @if emails {
+                    h2 { "No code?" }
+                    form method="post" action="/console/password-reset/email" id="reset-request-form" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        label for="request-email" { "Email me a reset link" }
+                        input id="request-email" name="email" type="email" autocomplete="username" required;
+                        button type="submit" { "Send the link" }
+                    }
                 }
                 p { a href="/console/login" { "Back to sign in" } }
             }
@@ -199,8 +208,16 @@ fn reset_page(
     problems: &[String],
 ) -> Response {
     let value = crate::auth::refresh::new_refresh_token();
-    let mut response =
-        (status, reset_form(&csrf_token_for(&value), email, problems)).into_response();
+    let mut response = (
+        status,
+        reset_form(
+            &csrf_token_for(&value),
+            email,
+            problems,
+            state.mailer.is_some(),
+        ),
+    )
+        .into_response();
     let cookie = session::set_cookie(
         RESET_COOKIE,
         &value,
@@ -277,4 +294,34 @@ pub async fn reset(
         }
         Err(error) => page::failure(error, false),
     }
+}
+
+/// Emails a reset link (when the server sends email) and says so, whether or not an account
+/// uses the address.
+pub async fn request_reset_email(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match page::parse_form(&headers, &body) {
+        Ok(form) => form,
+        Err(response) => return *response,
+    };
+    let presented = form.get("csrf").map(String::as_str);
+    if !session::cookie(&headers, RESET_COOKIE).is_some_and(|c| csrf_matches(c, presented)) {
+        return page::forged();
+    }
+    let email = form.get("email").cloned().unwrap_or_default();
+    let problem = match credentials::request_reset_email(&state, &client.key(), &email).await {
+        Ok(()) => {
+            "If an account uses this email, a reset link is on its way; it works for 30 minutes."
+                .to_owned()
+        }
+        Err(error) if error.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+            "The email is not an email address.".to_owned()
+        }
+        Err(error) => return page::failure(error, false),
+    };
+    reset_page(&state, &headers, StatusCode::OK, &email, &[problem])
 }

@@ -84,6 +84,10 @@ pub fn router() -> Router<AppState> {
             "/console/password-reset",
             get(account::reset_form_page).post(account::reset),
         )
+        .route(
+            "/console/password-reset/email",
+            post(account::request_reset_email),
+        )
         .route("/console/alerts", get(inbox::inbox_page))
         .route("/console/alerts/rows", get(inbox::inbox_rows))
         .route(

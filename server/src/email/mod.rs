@@ -43,6 +43,24 @@ pub fn unreachable_email(public_url: &str) -> Email {
     }
 }
 
+/// The email with a password reset link, sent only to the address of the account it resets:
+/// the link opens the reset form with the code filled in (the code rides in the URL's fragment,
+/// which browsers never send to a server), and the code is in the text for typing.
+pub fn password_reset_email(public_url: &str, address: &str, code: &str) -> Email {
+    let fragment =
+        serde_urlencoded::to_string([("email", address), ("code", code)]).unwrap_or_default();
+    Email {
+        subject: "Reset your Companion password".to_owned(),
+        body: format!(
+            "Someone asked to reset the password of the Companion account that uses this \
+             address.\r\n\r\nTo set a new password, open this link within 30 minutes:\r\n\
+             {public_url}/console/password-reset#{fragment}\r\n\r\nOr enter this code with \
+             your email on the reset page: {code}\r\n\r\nIf it was not you, ignore this \
+             message: your password stays as it is.\r\n"
+        ),
+    }
+}
+
 /// What the SMTP server made of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {

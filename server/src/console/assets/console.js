@@ -21,7 +21,20 @@
     root.querySelectorAll("tr[data-severity='urgent']").forEach(function (tr) { ids[tr.getAttribute("data-alert-id")] = true; });
     return ids;
   }
+  // A reset link carries the email and the code in its fragment (never sent to the server):
+  // fill them in, then drop the fragment from the address bar and the history.
+  function fillReset() {
+    var form = document.getElementById("reset-form");
+    if (!form || !location.hash) return;
+    var params = new URLSearchParams(location.hash.slice(1));
+    var email = params.get("email"), code = params.get("code");
+    if (email) form.querySelector("#email").value = email;
+    if (code) form.querySelector("#code").value = code;
+    history.replaceState(null, "", location.pathname + location.search);
+    if (code) form.querySelector("#new-password").focus();
+  }
   function start() {
+    fillReset();
     tick();
     setInterval(tick, 15000);
     var table = document.querySelector("table.inbox");
