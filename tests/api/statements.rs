@@ -126,3 +126,30 @@ async fn a_daily_mood_check_in_is_four_statements_and_its_transaction_on_both_ba
         );
     }
 }
+
+#[tokio::test]
+async fn in_steady_state_every_statement_of_a_check_in_is_a_prepared_one() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (app, log) = logged_app(backend).await;
+        let world = app.world().await;
+        for mood in [6, 5, 4] {
+            daily_mood(&app, &world.patient_a.access, mood).await;
+        }
+        log.take();
+        daily_mood(&app, &world.patient_a.access, 3).await;
+        let unprepared: Vec<String> = log
+            .take()
+            .into_iter()
+            .filter(|s| {
+                let upper = s.trim().to_ascii_uppercase();
+                !(upper.starts_with("BEGIN") || upper.starts_with("COMMIT"))
+            })
+            .filter(|s| !log.was_prepared(s))
+            .collect();
+        assert!(
+            unprepared.is_empty(),
+            "{backend:?}: sent without being kept prepared (parsed and planned on every \
+             check-in): {unprepared:#?}"
+        );
+    }
+}

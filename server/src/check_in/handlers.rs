@@ -133,8 +133,10 @@ pub async fn create_check_in(
             use_cases::submit(conn, caller, parsed.row, &parsed.answers, &zones)
         })
         .await?;
-    state.jobs_enqueued();
-    let (status, stored, safety) = match outcome {
+    if outcome.enqueued {
+        state.jobs_enqueued();
+    }
+    let (status, stored, safety) = match outcome.stored {
         Stored::Created(row, safety) => (StatusCode::CREATED, row, safety),
         Stored::Replayed(row, safety) | Stored::Amended(row, safety) => {
             (StatusCode::OK, row, safety)

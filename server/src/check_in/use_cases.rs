@@ -82,19 +82,30 @@ fn safety_alert(raised: &[Raised]) -> Option<&str> {
         .map(|r| r.alert_id.as_str())
 }
 
-/// Raises the alerts of `row`'s answers and names the urgent or high one it went to.
+/// Raises the alerts of `row`'s answers and names the urgent or high one it went to; true when
+/// anything was raised (and so may have enqueued jobs).
 fn raise(
     conn: &mut DbConnection,
     caller: &Caller,
     row: &mut CheckInRow,
     answers: &BTreeMap<String, Value>,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
     let raised = crate::escalation::intake::on_check_in(conn, caller, row, answers)?;
     if let Some(alert) = safety_alert(&raised) {
         store::set_safety_alert(conn, &row.id, alert)?;
         row.safety_alert_id = Some(alert.to_owned());
     }
-    Ok(())
+    Ok(!raised.is_empty())
+}
+
+/// A submission's outcome and whether its transaction enqueued jobs (an alert raised, a
+/// follow-up prompt), so that the workers are woken only when there is work.
+#[derive(Debug)]
+pub struct Submitted {
+    /// What became of the submission.
+    pub stored: Stored,
+    /// Jobs may wait: wake the workers after the commit.
+    pub enqueued: bool,
 }
 
 /// Attempts at storing a submission whose id another request stores at the same moment.
@@ -113,7 +124,7 @@ pub fn submit(
     row: CheckInRow,
     answers: &BTreeMap<String, Value>,
     zones: &ZoneCountries,
-) -> Outcome<Stored> {
+) -> Outcome<Submitted> {
     let clinic_id = match caller.own_clinic() {
         Ok(clinic) => clinic.to_string(),
         Err(refused) => return Ok(Err(refused)),
@@ -145,8 +156,9 @@ pub fn submit(
                 row.completed_at,
                 row.received_at,
             )?;
-            raise(conn, caller, &mut row, answers)?;
+            let mut enqueued = raise(conn, caller, &mut row, answers)?;
             if positive_screen(&row) {
+                enqueued = true;
                 crate::prompt::use_cases::follow_up_positive_screen(
                     conn,
                     &row.patient_id,
@@ -155,7 +167,10 @@ pub fn submit(
                 )?;
             }
             let resources = crisis(conn, &row)?;
-            return Ok(Ok(Stored::Created(row, resources)));
+            return Ok(Ok(Submitted {
+                stored: Stored::Created(row, resources),
+                enqueued,
+            }));
         }
         let Some(existing) = store::find(conn, &row.id)? else {
             // Not its id: the same answers, sent minutes before under another one, are the
@@ -164,7 +179,10 @@ pub fn submit(
             let candidates = store::identical_since(conn, &row.patient_id, hash, since)?;
             if let Some(first) = resend::repeated(&candidates, &row) {
                 let resources = crisis(conn, first)?;
-                return Ok(Ok(Stored::Replayed(first.clone(), resources)));
+                return Ok(Ok(Submitted {
+                    stored: Stored::Replayed(first.clone(), resources),
+                    enqueued: false,
+                }));
             }
             // Gone again in between: try the insert again.
             continue;
@@ -175,7 +193,10 @@ pub fn submit(
         match resend::decide(&existing, &row) {
             Resend::Replay => {
                 let resources = crisis(conn, &existing)?;
-                return Ok(Ok(Stored::Replayed(existing, resources)));
+                return Ok(Ok(Submitted {
+                    stored: Stored::Replayed(existing, resources),
+                    enqueued: false,
+                }));
             }
             Resend::Conflict => return Ok(conflict()),
             Resend::Amend => {
@@ -186,9 +207,12 @@ pub fn submit(
                 let Some(mut amended) = store::find(conn, &row.id)? else {
                     continue;
                 };
-                raise(conn, caller, &mut amended, answers)?;
+                let enqueued = raise(conn, caller, &mut amended, answers)?;
                 let resources = crisis(conn, &amended)?;
-                return Ok(Ok(Stored::Amended(amended, resources)));
+                return Ok(Ok(Submitted {
+                    stored: Stored::Amended(amended, resources),
+                    enqueued,
+                }));
             }
         }
     }

@@ -119,28 +119,49 @@ pub fn establish(target: &DatabaseTarget) -> Result<DbConnection, String> {
 }
 
 /// The SQL text of every statement the pool's connections send, in order, without their bound
-/// values: how a test compares what a request costs with what the benchmark replays. Off unless
-/// a pool is built with one ([`Db::with_statement_log`]).
+/// values: how a test compares what a request costs with what the benchmark replays. Beside it,
+/// the text of every statement a connection kept as a prepared statement: one sent and never
+/// kept is parsed and planned anew each time. Off unless a pool is built with one
+/// ([`Db::with_statement_log`]).
 #[derive(Debug, Clone, Default)]
-pub struct StatementLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+pub struct StatementLog {
+    sent: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    prepared: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
 
 impl StatementLog {
     /// Everything logged so far, emptying the log.
     pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.sent.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether any connection has kept `sql` as a prepared statement.
+    pub fn was_prepared(&self, sql: &str) -> bool {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(sql.trim())
     }
 
     fn attach(&self, conn: &mut DbConnection) {
-        let log = self.0.clone();
-        let record = move |event: diesel::connection::InstrumentationEvent<'_>| {
-            if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+        let sent = self.sent.clone();
+        let prepared = self.prepared.clone();
+        let record = move |event: diesel::connection::InstrumentationEvent<'_>| match event {
+            diesel::connection::InstrumentationEvent::StartQuery { query, .. } => {
                 let text = query.to_string();
                 // Diesel appends the bound values after this marker; only the SQL is kept.
                 let sql = text.split(" -- binds: ").next().unwrap_or_default().trim();
-                log.lock()
+                sent.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(sql.to_owned());
             }
+            diesel::connection::InstrumentationEvent::CacheQuery { sql, .. } => {
+                prepared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(sql.trim().to_owned());
+            }
+            _ => {}
         };
         match conn {
             DbConnection::Pg(c) => c.set_instrumentation(record),

@@ -660,50 +660,93 @@ pub fn complete_for_check_in(
     completed_at: NaiveDateTime,
     now: NaiveDateTime,
 ) -> QueryResult<Option<String>> {
-    let answerable = [
-        status::SCHEDULED,
-        status::SENT,
-        status::REMINDED,
-        status::EXPIRED,
-    ];
     // One statement: the update picks its prompt in a subquery (the named one first, if it is
     // answerable; else the oldest whose window held the check-in) and says which it completed.
-    crate::per_backend!(conn, |c| {
-        let mut target = prompts::table
-            .filter(prompts::patient_id.eq(patient_id.to_owned()))
-            .filter(prompts::instrument.eq(instrument.to_owned()))
-            .filter(prompts::status.eq_any(answerable))
-            .filter(prompts::expires_at.gt(completed_at))
-            .select(prompts::id)
-            .limit(1)
-            .into_boxed();
-        target = match named {
-            Some(named) => target
-                .filter(
-                    prompts::id
-                        .eq(named.to_owned())
-                        .or(prompts::due_at.le(completed_at)),
-                )
-                .order((
-                    prompts::id.eq(named.to_owned()).desc(),
-                    prompts::due_at,
-                    prompts::id,
-                )),
-            None => target
-                .filter(prompts::due_at.le(completed_at))
-                .order((prompts::due_at, prompts::id)),
-        };
-        diesel::update(prompts::table.filter(prompts::id.nullable().eq(target.single_value())))
-            .set((
-                prompts::status.eq(status::COMPLETED),
-                prompts::closed_at.eq(Some(now)),
-                prompts::check_in_id.eq(Some(check_in_id)),
-                prompts::updated_at.eq(now),
-            ))
-            .returning(prompts::id)
-            .get_result::<String>(c)
-            .optional()
-    })
+    let statement = CompletePrompt {
+        patient_id,
+        instrument,
+        named,
+        completed_at,
+        check_in_id,
+        now,
+    };
+    crate::per_backend!(conn, |c| statement.get_result::<String>(c).optional())
+}
+
+/// The prompt completion of [`complete_for_check_in`], written out by hand because diesel
+/// never keeps an `UPDATE` as a prepared statement (its update builder marks every update unsafe
+/// to cache, whatever its shape): this one has one fixed text and a fixed number of binds (the
+/// named prompt is a bind that may be NULL, the answerable statuses four binds), so it is
+/// prepared once per connection and only executed after, on both backends. Whatever it matches
+/// with no prompt named (`id = NULL` is never true, and orders every row alike) is what the
+/// unnamed form would.
+#[derive(Debug, Clone, Copy)]
+struct CompletePrompt<'a> {
+    patient_id: &'a str,
+    instrument: &'a str,
+    named: Option<&'a str>,
+    completed_at: NaiveDateTime,
+    check_in_id: &'a str,
+    now: NaiveDateTime,
+}
+
+impl diesel::query_builder::QueryId for CompletePrompt<'_> {
+    type QueryId = CompletePrompt<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for CompletePrompt<'_> {
+    type SqlType = diesel::sql_types::Text;
+}
+
+impl<Conn> RunQueryDsl<Conn> for CompletePrompt<'_> {}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for CompletePrompt<'_>
+where
+    DB: diesel::backend::Backend,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+    for<'x> Option<&'x str>:
+        diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::Text>, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Nullable, Text, Timestamp};
+        out.push_sql(r#"UPDATE "prompts" SET "status" = "#);
+        out.push_bind_param::<Text, _>(status::COMPLETED)?;
+        out.push_sql(r#", "closed_at" = "#);
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(r#", "check_in_id" = "#);
+        out.push_bind_param::<Text, _>(self.check_in_id)?;
+        out.push_sql(r#", "updated_at" = "#);
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(r#" WHERE "prompts"."id" = (SELECT "prompts"."id" FROM "prompts" WHERE "prompts"."patient_id" = "#);
+        out.push_bind_param::<Text, _>(self.patient_id)?;
+        out.push_sql(r#" AND "prompts"."instrument" = "#);
+        out.push_bind_param::<Text, _>(self.instrument)?;
+        out.push_sql(r#" AND "prompts"."status" IN ("#);
+        out.push_bind_param::<Text, _>(status::SCHEDULED)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(status::SENT)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(status::REMINDED)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(status::EXPIRED)?;
+        out.push_sql(r#") AND "prompts"."expires_at" > "#);
+        out.push_bind_param::<Timestamp, _>(&self.completed_at)?;
+        out.push_sql(r#" AND ("prompts"."id" = "#);
+        out.push_bind_param::<Nullable<Text>, _>(&self.named)?;
+        out.push_sql(r#" OR "prompts"."due_at" <= "#);
+        out.push_bind_param::<Timestamp, _>(&self.completed_at)?;
+        out.push_sql(r#") ORDER BY "prompts"."id" = "#);
+        out.push_bind_param::<Nullable<Text>, _>(&self.named)?;
+        out.push_sql(
+            r#" DESC, "prompts"."due_at", "prompts"."id" LIMIT 1) RETURNING "prompts"."id""#,
+        );
+        Ok(())
+    }
 }
 
 /// The outcomes of a patient's closed prompts (completed or expired), newest first, since

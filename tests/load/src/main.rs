@@ -268,7 +268,10 @@ fn prepare_replay(conn: &mut PgConnection, patients: usize) -> anyhow::Result<Ve
         ("timing", "on_time".into()),
         ("complete", "complete".into()),
         ("completed", "completed".into()),
-        ("answerable", "{scheduled,sent,reminded,expired}".into()),
+        ("scheduled", "scheduled".into()),
+        ("sent", "sent".into()),
+        ("reminded", "reminded".into()),
+        ("expired", "expired".into()),
         ("one", "1".into()),
         ("mood_rows", "200".into()),
     ]
