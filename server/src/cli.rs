@@ -297,3 +297,27 @@ fn init_logging(config: &Config) {
         eprintln!("logging was already initialised");
     }
 }
+
+/// Threads for blocking work beside a database pool of `pool` connections: one per connection
+/// (every query runs on one), as many again for what waits beside them (password hashing, file
+/// writes, a connection being opened) and a few spare. Tokio's default allows 512, and each of
+/// them keeps its own allocator arena once it has run a query: bounded, the server's memory
+/// stays near what its pool needs.
+pub fn blocking_threads(pool: usize) -> usize {
+    pool * 2 + 8
+}
+
+/// The process's runtime: tokio's multi-threaded one, its blocking threads bounded by
+/// [`blocking_threads`] for the configured pool (`COMPANION_DB_POOL_SIZE`, read again and
+/// checked with the rest of the configuration).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let pool = std::env::var("COMPANION_DB_POOL_SIZE")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=1024).contains(n))
+        .unwrap_or(16);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(blocking_threads(pool))
+        .build()
+}

@@ -2,10 +2,16 @@
 
 use clap::Parser as _;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = companion::cli::Cli::parse();
-    match companion::cli::run(cli).await {
+    let runtime = match companion::cli::runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("companion: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(companion::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("companion: {error:#}");

@@ -245,6 +245,84 @@ impl ServerProcess {
     }
 }
 
+/// A process's highest resident memory so far (`VmHWM`), in MiB (Linux; none elsewhere).
+pub fn peak_resident_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Clock ticks per second of `/proc`'s CPU times (`USER_HZ`, 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// The busy CPU time of the whole machine so far (every core, every process: all but idle and
+/// I/O wait), in seconds (Linux).
+pub fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((total - idle) / TICKS)
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name, from the state (field 3) on.
+fn stat_fields(pid: &str) -> Option<Vec<f64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(
+        rest.split_whitespace()
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect(),
+    )
+}
+
+/// A process's own CPU time so far (user and system), in seconds (Linux).
+pub fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let f = stat_fields(&pid.to_string())?;
+    Some((f.get(11)? + f.get(12)?) / TICKS)
+}
+
+/// This process's CPU time and that of its children it has waited for (a finished `pgbench`),
+/// in seconds (Linux).
+pub fn own_and_children_cpu_secs() -> Option<f64> {
+    let f = stat_fields("self")?;
+    Some((f.get(11)? + f.get(12)? + f.get(13)? + f.get(14)?) / TICKS)
+}
+
+/// CPU spent during a run by everything but the named processes: on a quiet machine, the
+/// database's. Take one before and one after; the difference is [`CpuSpan`].
+#[derive(Debug, Clone, Copy)]
+pub struct CpuMark {
+    busy: f64,
+    own: f64,
+    server: f64,
+}
+
+impl CpuMark {
+    /// Now, with `server`'s CPU when a server process is part of the run.
+    pub fn now(server: Option<u32>) -> Self {
+        Self {
+            busy: machine_busy_secs().unwrap_or(0.0),
+            own: own_and_children_cpu_secs().unwrap_or(0.0),
+            server: server.and_then(process_cpu_secs).unwrap_or(0.0),
+        }
+    }
+
+    /// The CPU seconds from `self` to `later`: (the rest of the machine, the server).
+    pub fn until(&self, later: &CpuMark) -> (f64, f64) {
+        let server = later.server - self.server;
+        let rest = (later.busy - self.busy) - (later.own - self.own) - server;
+        (rest.max(0.0), server)
+    }
+}
+
 /// A process's resident memory now, in MiB (Linux; none elsewhere).
 pub fn resident_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -340,7 +418,7 @@ pub async fn spawn_server(settings: &BTreeMap<String, String>) -> anyhow::Result
 pub fn sleep_hours() -> f64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    (NEXT.fetch_add(1, Ordering::Relaxed) % 241) as f64 / 10.0
+    (NEXT.fetch_add(1, Ordering::Relaxed) % 2_400_001) as f64 / 100_000.0
 }
 
 /// One daily mood check-in for `token`, completed at `at`; its latency, or none if it was not

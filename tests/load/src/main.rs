@@ -32,8 +32,8 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use companion_load::{
-    Figures, ServerProcess, check_in_once, drive, enrol, enrol_as, median, resident_mib,
-    spawn_server,
+    CpuMark, Figures, ServerProcess, check_in_once, drive, enrol, enrol_as, median,
+    peak_resident_mib, resident_mib, spawn_server,
 };
 
 /// Patients each load client speaks for.
@@ -97,7 +97,7 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
     println!();
     println!("PostgreSQL");
     println!(
-        "{:>7}  {:>9} {:>8} {:>8}  {:>13}  {:>13}  {:>9}  {:>9}  {:>8}",
+        "{:>7}  {:>9} {:>8} {:>8}  {:>10}  {:>14}  {:>8}  {:>10}  {:>8}  {:>10}  {:>10}  {:>8}",
         "clients",
         "API/s",
         "p50 ms",
@@ -106,7 +106,10 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
         "1-row insert/s",
         "API/SQL",
         "API/insert",
-        "RSS MiB"
+        "DB ms/API",
+        "DB ms/SQL",
+        "DB API/SQL",
+        "srv ms",
     );
     for &clients in levels {
         let replay = pgbench(
@@ -116,18 +119,34 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
             PgbenchScript::Replay(&replay_vars),
         )?;
         let insert = pgbench(db_url, clients, seconds, PgbenchScript::Insert)?;
-        let (figures, rss) = measured(&server, &tokens, clients, seconds).await?;
+        let run = measured(&server, &tokens, clients, seconds).await?;
+        let figures = &run.figures;
         println!(
-            "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {replay:>13.0}  {insert:>13.0}  {:>8.0}%  {:>8.0}%  {:>8.1}{}",
+            "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {:>10.0}  {:>14.0}  {:>8.2}  {:>10.2}  {:>8.3}  {:>10.3}  {:>10.2}  {:>8.3}   RSS {:.1} MiB{}",
             figures.throughput(),
             ms(figures.p50),
             ms(figures.p99),
-            figures.throughput() / replay * 100.0,
-            figures.throughput() / insert * 100.0,
-            rss,
-            errors(&figures),
+            replay.tps,
+            insert.tps,
+            figures.throughput() / replay.tps,
+            figures.throughput() / insert.tps,
+            run.db_ms,
+            replay.db_ms_per_tx,
+            run.db_ms / replay.db_ms_per_tx,
+            run.server_ms,
+            run.rss,
+            errors(figures),
         );
     }
+    println!(
+        "(DB ms: CPU per check-in or per replayed transaction of everything on the machine but the \
+         server, pgbench and this tool, from /proc: the database's on a quiet machine; srv ms: the \
+         server's own CPU per check-in)"
+    );
+    println!(
+        "server peak resident memory (VmHWM) after the PostgreSQL runs: {:.1} MiB",
+        peak_resident_mib(server.pid()).unwrap_or(0.0)
+    );
     growth(&client, &server).await?;
     drop(server);
 
@@ -143,13 +162,15 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
         "clients", "API/s", "p50 ms", "p99 ms", "RSS MiB"
     );
     for &clients in levels {
-        let (figures, rss) = measured(&server, &tokens, clients, seconds).await?;
+        let run = measured(&server, &tokens, clients, seconds).await?;
+        let figures = &run.figures;
         println!(
-            "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {rss:>8.1}{}",
+            "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {:>8.1}{}",
             figures.throughput(),
             ms(figures.p50),
             ms(figures.p99),
-            errors(&figures),
+            run.rss,
+            errors(figures),
         );
     }
     growth(&client, &server).await?;
@@ -167,13 +188,22 @@ fn errors(figures: &Figures) -> String {
     }
 }
 
-/// A load run, with the server's highest resident memory sampled during it.
+/// One load run through the API: its figures, the server's highest resident memory sampled
+/// during it, and per check-in the CPU milliseconds of the rest of the machine (the database,
+/// on a quiet machine) and of the server.
+struct Measured {
+    figures: Figures,
+    rss: f64,
+    db_ms: f64,
+    server_ms: f64,
+}
+
 async fn measured(
     server: &ServerProcess,
     tokens: &[String],
     clients: usize,
     seconds: u64,
-) -> anyhow::Result<(Figures, f64)> {
+) -> anyhow::Result<Measured> {
     let done = Arc::new(AtomicBool::new(false));
     let pid = server.pid();
     let sampler = {
@@ -189,10 +219,18 @@ async fn measured(
             highest
         })
     };
+    let before = CpuMark::now(Some(pid));
     let figures = drive(&server.base, tokens, clients, seconds).await?;
+    let (db_secs, server_secs) = before.until(&CpuMark::now(Some(pid)));
     done.store(true, Ordering::Relaxed);
     let rss = sampler.await?.max(server.resident_mib().unwrap_or(0.0));
-    Ok((figures, rss))
+    let n = figures.requests.max(1) as f64;
+    Ok(Measured {
+        db_ms: db_secs * 1e3 / n,
+        server_ms: server_secs * 1e3 / n,
+        figures,
+        rss,
+    })
 }
 
 /// The median check-in of a new patient and of one with [`HISTORY`] earlier check-ins (a year
@@ -287,9 +325,21 @@ enum PgbenchScript<'a> {
     Insert,
 }
 
-/// Transactions per second of `pgbench` running `script` with `clients` clients, as prepared
-/// statements (as the server sends them).
-fn pgbench(url: &str, clients: usize, seconds: u64, script: PgbenchScript) -> anyhow::Result<f64> {
+/// What one `pgbench` run did: transactions per second, and the database's CPU per transaction
+/// (the machine's busy time less pgbench's and this tool's own), in milliseconds.
+struct Pgbench {
+    tps: f64,
+    db_ms_per_tx: f64,
+}
+
+/// `pgbench` running `script` with `clients` clients, as prepared statements (as the server
+/// sends them).
+fn pgbench(
+    url: &str,
+    clients: usize,
+    seconds: u64,
+    script: PgbenchScript,
+) -> anyhow::Result<Pgbench> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("script.sql");
     let mut vars = Vec::new();
@@ -309,6 +359,7 @@ fn pgbench(url: &str, clients: usize, seconds: u64, script: PgbenchScript) -> an
         )?,
     }
     let jobs = clients.min(2).to_string();
+    let before = CpuMark::now(None);
     let output = Command::new("pgbench")
         .args([
             "-n",
@@ -326,17 +377,26 @@ fn pgbench(url: &str, clients: usize, seconds: u64, script: PgbenchScript) -> an
         .arg(url)
         .output()
         .context("run pgbench (install postgresql-client)")?;
+    let (db_secs, _) = before.until(&CpuMark::now(None));
     let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|v| v.parse().ok())
-        .with_context(|| {
-            format!(
-                "pgbench gave no tps: {text} {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })
+    let figure = |prefix: &str, word: usize| -> anyhow::Result<f64> {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(word))
+            .and_then(|v| v.parse().ok())
+            .with_context(|| {
+                format!(
+                    "pgbench gave no {prefix}: {text} {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })
+    };
+    let tps = figure("tps = ", 2)?;
+    let transactions = figure("number of transactions actually processed: ", 5)?;
+    Ok(Pgbench {
+        tps,
+        db_ms_per_tx: db_secs * 1e3 / transactions.max(1.0),
+    })
 }
 
 /// Server connection-pool size: `LOAD_POOL_SIZE`, default 8.
