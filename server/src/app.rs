@@ -369,9 +369,8 @@ fn load_or_create_vapid_key(path: &Path) -> anyhow::Result<VapidKey> {
     if path.exists() {
         crate::private_files::restrict(path)
             .with_context(|| format!("cannot restrict {}", path.display()))?;
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!("cannot read the development VAPID key {}", path.display())
-        })?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the development VAPID key {}", path.display()))?;
         return VapidKey::parse(&text).map_err(|_| {
             anyhow::anyhow!(
                 "the development VAPID key {} is corrupt; delete it (browsers subscribed with it must subscribe again)",
@@ -384,12 +383,8 @@ fn load_or_create_vapid_key(path: &Path) -> anyhow::Result<VapidKey> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let key = VapidKey::generate();
-    write_private(path, key.private_base64url().as_bytes()).with_context(|| {
-        format!(
-            "cannot write the development VAPID key {}",
-            path.display()
-        )
-    })?;
+    write_private(path, key.private_base64url().as_bytes())
+        .with_context(|| format!("cannot write the development VAPID key {}", path.display()))?;
     tracing::warn!(
         path = %path.display(),
         "no COMPANION_VAPID_PRIVATE_KEY configured: generated a development Web Push key (never do this in production)"

@@ -626,7 +626,8 @@ impl Config {
                 false,
             )?,
         };
-        if matches!(push.web, VapidKeySource::NotConfigured) && environment == Environment::Development
+        if matches!(push.web, VapidKeySource::NotConfigured)
+            && environment == Environment::Development
         {
             // Like the JWT development key: generated once, kept, never used in production.
             push.web = VapidKeySource::DevelopmentFile(data_dir.join("vapid-dev.key"));

@@ -78,7 +78,10 @@ pub struct WebPushSubscriptionKeys {
     )]
     pub p256dh: String,
     /// The authentication secret (16 bytes), base64url. Never shown again.
-    #[schema(pattern = "^[A-Za-z0-9_-]{22}(==)?$", example = "BTBZMqHH6r4Tts7J_aSIgg")]
+    #[schema(
+        pattern = "^[A-Za-z0-9_-]{22}(==)?$",
+        example = "BTBZMqHH6r4Tts7J_aSIgg"
+    )]
     pub auth: String,
 }
 
@@ -111,7 +114,10 @@ enum WebPlatform {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebBody {
-    #[expect(dead_code, reason = "read to refuse a body without it; the caller matched it")]
+    #[expect(
+        dead_code,
+        reason = "read to refuse a body without it; the caller matched it"
+    )]
     platform: WebPlatform,
     endpoint: String,
     keys: WebPushSubscriptionKeys,
@@ -131,10 +137,9 @@ struct Registration {
 type Problems = std::collections::BTreeMap<String, String>;
 
 fn check_short(value: &Option<String>, field: &str, problems: &mut Problems) {
-    if value
-        .as_ref()
-        .is_some_and(|v| v.is_empty() || v.len() > 64 || !v.chars().all(|c| (' '..='~').contains(&c)))
-    {
+    if value.as_ref().is_some_and(|v| {
+        v.is_empty() || v.len() > 64 || !v.chars().all(|c| (' '..='~').contains(&c))
+    }) {
         problems.insert(
             field.to_owned(),
             "must be 1 to 64 printable ASCII characters".to_owned(),
@@ -208,7 +213,9 @@ fn parse_registration(
         _ => {
             let body: NativeBody = crate::http::extract::from_value(body)?;
             let token = body.token.trim().to_owned();
-            if token.is_empty() || token.len() > 4096 || !token.chars().all(|c| c.is_ascii_graphic())
+            if token.is_empty()
+                || token.len() > 4096
+                || !token.chars().all(|c| c.is_ascii_graphic())
             {
                 problems.insert(
                     "token".to_owned(),
@@ -335,7 +342,9 @@ pub async fn register_device(
 pub struct WebPushKey {
     /// The VAPID public key (RFC 8292): an uncompressed P-256 point, base64url without padding.
     /// A browser subscribes with it as `applicationServerKey`.
-    #[schema(example = "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8")]
+    #[schema(
+        example = "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8"
+    )]
     pub public_key: String,
 }
 
@@ -353,6 +362,7 @@ pub struct WebPushKey {
     responses(
         (status = 200, description = "The key", body = WebPushKey),
         (status = 404, description = "Web Push is not configured on this server (`web_push_not_configured`)", body = ErrorBody),
+        (status = 503, description = "The server could not answer in time (`request_timeout`)", body = ErrorBody),
     )
 )]
 pub async fn get_web_push_key(State(state): State<AppState>) -> ApiResult<Json<WebPushKey>> {

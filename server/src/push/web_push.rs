@@ -66,7 +66,9 @@ pub enum KeyProblem {
 
 /// Decodes base64url with or without padding.
 fn base64url(text: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(text.trim().trim_end_matches('=')).ok()
+    URL_SAFE_NO_PAD
+        .decode(text.trim().trim_end_matches('='))
+        .ok()
 }
 
 /// The browser's public key, checked to be an uncompressed point on P-256.
@@ -263,7 +265,11 @@ pub fn payload(message: &PushMessage) -> Value {
 /// message's opaque id without its hyphens (a UUID is then exactly 32 hex digits); any other id
 /// is hashed.
 pub fn topic(message: &PushMessage) -> String {
-    let id: String = message.collapse_id().chars().filter(|c| *c != '-').collect();
+    let id: String = message
+        .collapse_id()
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
     if !id.is_empty()
         && id.len() <= 32
         && id
@@ -480,7 +486,11 @@ mod tests {
         let key = VapidKey::generate();
         let again = VapidKey::parse(&key.private_base64url()).unwrap();
         assert_eq!(again.public_key(), key.public_key());
-        let jwt = key.token("https://push.example.net", "mailto:ops@example.org", 1_900_000_000);
+        let jwt = key.token(
+            "https://push.example.net",
+            "mailto:ops@example.org",
+            1_900_000_000,
+        );
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
         let claims: Value = serde_json::from_slice(&b64(parts[1])).unwrap();
@@ -492,7 +502,10 @@ mod tests {
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
             .unwrap();
         assert!(VapidKey::parse("short").is_err());
-        assert!(VapidKey::parse("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_err());
+        assert!(
+            VapidKey::parse("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")
+                .is_err()
+        );
     }
 
     #[test]
@@ -507,14 +520,21 @@ mod tests {
         };
         let hashed = topic(&odd);
         assert_eq!(hashed.len(), 32);
-        assert!(hashed.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        assert!(
+            hashed
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
         assert_eq!(urgency(&prompt), "normal");
         let alert = PushMessage::ClinicianAlert {
             alert_id: "a".into(),
             time_sensitive: true,
         };
         assert_eq!(urgency(&alert), "high");
-        assert_eq!(payload(&prompt)["url"], "/app/#/check-in/0190c1c2-0000-7000-8000-000000000001");
+        assert_eq!(
+            payload(&prompt)["url"],
+            "/app/#/check-in/0190c1c2-0000-7000-8000-000000000001"
+        );
         assert_eq!(payload(&alert)["alert_id"], "a");
     }
 
