@@ -1148,6 +1148,57 @@ mod tests {
     }
 
     #[test]
+    fn web_push_has_a_development_key_and_production_needs_a_configured_one() {
+        let local = Config::from_source(&source(&[("COMPANION_DATA_DIR", "/srv/c")])).unwrap();
+        assert!(matches!(
+            &local.push.web,
+            VapidKeySource::DevelopmentFile(path) if path.ends_with("vapid-dev.key")
+        ));
+        assert_eq!(local.push.vapid_subject, "mailto:webpush@localhost");
+        let keys = (
+            "COMPANION_JWT_KEYS",
+            "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+        );
+        let url = ("COMPANION_PUBLIC_URL", "https://companion.example.org");
+        let apns_and_fcm_missing_accepted = ("COMPANION_ACCEPT_PUSH_NOT_CONFIGURED", "true");
+        let production = Config::from_source(&source(&[
+            ("COMPANION_ENV", "production"),
+            keys,
+            url,
+            apns_and_fcm_missing_accepted,
+        ]))
+        .unwrap();
+        assert!(
+            matches!(production.push.web, VapidKeySource::NotConfigured),
+            "no development key in production"
+        );
+        assert_eq!(
+            production.push.vapid_subject,
+            "https://companion.example.org"
+        );
+        let key = crate::push::web_push::VapidKey::generate().private_base64url();
+        let configured = Config::from_source(&source(&[
+            ("COMPANION_VAPID_PRIVATE_KEY", &key),
+            ("COMPANION_VAPID_SUBJECT", "mailto:ops@example.org"),
+        ]))
+        .unwrap();
+        assert!(matches!(configured.push.web, VapidKeySource::Configured(_)));
+        assert!(
+            !format!("{configured:?}").contains(&key),
+            "the key never prints"
+        );
+        for (setting, value) in [
+            ("COMPANION_VAPID_PRIVATE_KEY", "not a key"),
+            ("COMPANION_VAPID_PRIVATE_KEY", "AAAA"),
+            ("COMPANION_VAPID_SUBJECT", "http://example.org"),
+            ("COMPANION_VAPID_SUBJECT", "mailto:nobody"),
+        ] {
+            let error = Config::from_source(&source(&[(setting, value)])).unwrap_err();
+            assert_eq!(error.key, setting, "{value}");
+        }
+    }
+
+    #[test]
     fn secrets_never_print() {
         let target = DatabaseTarget::parse("postgres://u:hunter2@db:5433/companion").unwrap();
         assert!(!format!("{target:?}").contains("hunter2"));
