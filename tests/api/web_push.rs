@@ -24,6 +24,7 @@ both!(
     an_item_nine_alert_reaches_a_clinician_who_has_only_a_browser_and_counts_as_reached,
     a_failing_push_service_counts_for_nothing_until_it_accepts,
     a_gone_subscription_is_deactivated_and_never_pushed_again,
+    staff_turn_on_browser_notifications_from_the_console_and_alerts_reach_them,
 );
 
 /// Words that would reveal health information on a lock screen or to the push service.
@@ -422,4 +423,91 @@ async fn a_gone_subscription_is_deactivated_and_never_pushed_again(backend: Back
         )
         .await;
     assert_error(&test, StatusCode::CONFLICT, "device_inactive");
+}
+
+async fn staff_turn_on_browser_notifications_from_the_console_and_alerts_reach_them(
+    backend: Backend,
+) {
+    use crate::console::Browser;
+    let (app, fake, world) = app_with_push_service(backend).await;
+    on_call(&app, &world.clinician_a).await;
+    let key = app
+        .call(Method::GET, "/v1/push/web-push-key", None, None)
+        .await
+        .body["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut console, _) = Browser::signed_in(&app, &world.clinician_a).await;
+    let page = console.get("/console/account").await.expect(StatusCode::OK);
+    assert!(
+        page.text.contains(&format!("data-key=\"{key}\"")),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("id=\"web-push-enable\""));
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let csrf = crate::console::csrf_of(&page.text);
+    let worker = console
+        .get("/console/push-worker.js")
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        worker.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"),
+        "{:?}",
+        worker.headers
+    );
+    assert!(worker.text.contains("showNotification"));
+
+    // The script posts the subscription as a signed form; without the token it is refused.
+    let subscription = fake.subscribe();
+    let fields = [
+        ("endpoint", subscription.endpoint.as_str()),
+        ("p256dh", subscription.p256dh.as_str()),
+        ("auth", subscription.auth.as_str()),
+    ];
+    let forged = console.post("/console/account/web-push", &fields).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let mut signed = vec![("csrf", csrf.as_str())];
+    signed.extend_from_slice(&fields);
+    console
+        .post("/console/account/web-push", &signed)
+        .await
+        .expect(StatusCode::CREATED);
+    let bad = console
+        .post(
+            "/console/account/web-push",
+            &[
+                ("csrf", csrf.as_str()),
+                ("endpoint", "nope"),
+                ("p256dh", "x"),
+                ("auth", "y"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let devices = my_devices(&app, &world.clinician_a).await;
+    assert_eq!(
+        devices.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        devices.text
+    );
+    assert_eq!(devices.body["items"][0]["platform"], "web");
+
+    // An urgent alert now rings in that browser, and counts.
+    let reply = item9(&app, &world.patient_a).await;
+    app.run_jobs().await;
+    let received = fake.received_by(&subscription);
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(clean(&received[0])["kind"], "care_alert");
+    assert_eq!(received[0].urgency.as_deref(), Some("high"));
+    assert_eq!(care_team(&app, &world.patient_a, &reply).await, "reached");
 }

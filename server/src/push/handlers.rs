@@ -306,6 +306,16 @@ pub async fn register_device(
     bearer: Bearer,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<Device>)> {
+    register_for(&state, bearer, body).await
+}
+
+/// Registers the device `body` describes (a registration as `POST /v1/devices` reads it) for
+/// the caller of `bearer`: the API's handler and the console's browser-notifications form.
+pub async fn register_for(
+    state: &AppState,
+    bearer: Bearer,
+    body: serde_json::Value,
+) -> ApiResult<(StatusCode, Json<Device>)> {
     let registration = parse_registration(body, &state.outbound.policy)?;
     let now = state.now().naive_utc();
     let (web_p256dh, web_auth) = registration.web.unzip();
