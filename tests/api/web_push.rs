@@ -25,6 +25,7 @@ both!(
     a_failing_push_service_counts_for_nothing_until_it_accepts,
     a_gone_subscription_is_deactivated_and_never_pushed_again,
     staff_turn_on_browser_notifications_from_the_console_and_alerts_reach_them,
+    without_a_vapid_key_browsers_cannot_subscribe_and_never_count,
 );
 
 /// Words that would reveal health information on a lock screen or to the push service.
@@ -510,4 +511,75 @@ async fn staff_turn_on_browser_notifications_from_the_console_and_alerts_reach_t
     assert_eq!(clean(&received[0])["kind"], "care_alert");
     assert_eq!(received[0].urgency.as_deref(), Some("high"));
     assert_eq!(care_team(&app, &world.patient_a, &reply).await, "reached");
+}
+
+async fn without_a_vapid_key_browsers_cannot_subscribe_and_never_count(backend: Backend) {
+    // Production with push accepted as not configured: no development key is made.
+    let app = TestApp::with_settings(
+        backend,
+        &[
+            ("COMPANION_ENV", "production"),
+            ("COMPANION_PUBLIC_URL", "https://companion.example.org"),
+            ("COMPANION_ACCEPT_PUSH_NOT_CONFIGURED", "true"),
+            ("COMPANION_ACCESS_TOKEN_TTL", "86400"),
+        ],
+    )
+    .await;
+    let key = app
+        .call(Method::GET, "/v1/push/web-push-key", None, None)
+        .await;
+    assert_error(&key, StatusCode::NOT_FOUND, "web_push_not_configured");
+    let world = app.world().await;
+    on_call(&app, &world.clinician_a).await;
+    let fake = FakeWebPush::start().await.unwrap();
+    let subscription = fake.subscribe();
+    // Production takes https endpoints only.
+    let plain = app
+        .post(
+            "/v1/devices",
+            &world.clinician_a.access,
+            registration(&subscription),
+        )
+        .await;
+    assert_error(
+        &plain,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(plain.body["error"]["fields"]["endpoint"].is_string());
+    let mut body = registration(&subscription);
+    body["endpoint"] = json!("https://push.example.net/send/abc");
+    app.post("/v1/devices", &world.clinician_a.access, body)
+        .await
+        .expect(StatusCode::CREATED);
+    let ready = app
+        .get(
+            &format!("/v1/clinics/{}/readiness", world.clinic_a),
+            &world.admin_a.access,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(ready["reachable"], false, "{ready}");
+    let push = ready["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "push_not_configured")
+        .unwrap();
+    assert!(
+        push["message"]
+            .as_str()
+            .unwrap()
+            .contains("browsers (Web Push)"),
+        "{push}"
+    );
+    assert_eq!(push["account_ids"], json!([world.clinician_a.id]), "{push}");
+    let reply = item9(&app, &world.patient_a).await;
+    app.run_jobs().await;
+    assert_eq!(
+        care_team(&app, &world.patient_a, &reply).await,
+        "unreachable"
+    );
+    assert!(fake.received().is_empty());
 }

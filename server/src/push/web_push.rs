@@ -64,11 +64,18 @@ pub enum KeyProblem {
     Auth,
 }
 
-/// Decodes base64url with or without padding.
+/// Reads base64url as browsers and libraries write it: with or without padding, and forgiving
+/// non-zero bits after the last byte (a strict decoder refuses those, though the bytes are the
+/// same).
 fn base64url(text: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD
-        .decode(text.trim().trim_end_matches('='))
-        .ok()
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT.decode(text.trim().trim_end_matches('=')).ok()
 }
 
 /// The browser's public key, checked to be an uncompressed point on P-256.
@@ -477,6 +484,12 @@ mod tests {
         );
         assert_eq!(parse_p256dh("not base64!"), Err(KeyProblem::P256dh));
         assert!(parse_auth("BTBZMqHH6r4Tts7J_aSIgg").is_ok());
+        assert!(parse_auth("BTBZMqHH6r4Tts7J_aSIgg==").is_ok());
+        assert_eq!(
+            parse_auth("BTBZMqHH6r4Tts7J_aSIgh"),
+            parse_auth("BTBZMqHH6r4Tts7J_aSIgg"),
+            "bits after the last byte do not matter"
+        );
         assert_eq!(parse_auth("BTBZMqHH6r4Tts7J"), Err(KeyProblem::Auth));
     }
 
