@@ -1176,7 +1176,37 @@ mod tests {
             production.push.vapid_subject,
             "https://companion.example.org"
         );
+        // APNs and FCM configured, no VAPID key: production refuses to start, naming it.
+        let dir = tempfile::tempdir().unwrap();
+        let (apns, fcm) = (dir.path().join("apns.p8"), dir.path().join("fcm.json"));
+        std::fs::write(&apns, "-----BEGIN PRIVATE KEY-----").unwrap();
+        std::fs::write(
+            &fcm,
+            r#"{"project_id": "p", "client_email": "c@p.example", "private_key": "k"}"#,
+        )
+        .unwrap();
+        let (apns, fcm) = (apns.display().to_string(), fcm.display().to_string());
+        let native = [
+            ("COMPANION_ENV", "production"),
+            keys,
+            url,
+            ("COMPANION_APNS_KEY_FILE", apns.as_str()),
+            ("COMPANION_APNS_KEY_ID", "k"),
+            ("COMPANION_APNS_TEAM_ID", "t"),
+            ("COMPANION_APNS_TOPIC", "org.example.app"),
+            ("COMPANION_FCM_SERVICE_ACCOUNT_FILE", fcm.as_str()),
+        ];
+        let error = Config::from_source(&source(&native)).unwrap_err();
+        assert_eq!(error.key, "COMPANION_VAPID_PRIVATE_KEY", "{error}");
+        assert!(
+            error
+                .problem
+                .contains("COMPANION_ACCEPT_PUSH_NOT_CONFIGURED")
+        );
         let key = crate::push::web_push::VapidKey::generate().private_base64url();
+        let mut complete = native.to_vec();
+        complete.push(("COMPANION_VAPID_PRIVATE_KEY", &key));
+        assert!(Config::from_source(&source(&complete)).is_ok());
         let configured = Config::from_source(&source(&[
             ("COMPANION_VAPID_PRIVATE_KEY", &key),
             ("COMPANION_VAPID_SUBJECT", "mailto:ops@example.org"),
