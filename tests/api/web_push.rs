@@ -26,6 +26,7 @@ both!(
     a_gone_subscription_is_deactivated_and_never_pushed_again,
     staff_turn_on_browser_notifications_from_the_console_and_alerts_reach_them,
     without_a_vapid_key_browsers_cannot_subscribe_and_never_count,
+    an_endpoint_whose_name_resolves_inside_is_refused_at_delivery,
 );
 
 /// Words that would reveal health information on a lock screen or to the push service.
@@ -582,4 +583,59 @@ async fn without_a_vapid_key_browsers_cannot_subscribe_and_never_count(backend: 
         "unreachable"
     );
     assert!(fake.received().is_empty());
+}
+
+/// Answers every name with one address (as a hostile DNS server would).
+#[derive(Debug)]
+struct Rebinding(std::net::IpAddr);
+
+#[async_trait::async_trait]
+impl companion::http::outbound::Resolver for Rebinding {
+    async fn lookup(&self, _host: &str, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        Ok(vec![std::net::SocketAddr::new(self.0, port)])
+    }
+}
+
+async fn an_endpoint_whose_name_resolves_inside_is_refused_at_delivery(backend: Backend) {
+    use companion::push::web_push::{VapidKey, WebPushGateway};
+    // Endpoints come from users: a public-looking name that resolves to this machine is refused
+    // when the push is sent, as a webhook's would be, and nothing reaches the address.
+    let fake = FakeWebPush::start().await.unwrap();
+    let app = TestApp::build(backend, &[("COMPANION_ACCESS_TOKEN_TTL", "86400")], |a| {
+        let outbound = companion::http::outbound::Outbound {
+            resolver: std::sync::Arc::new(Rebinding("127.0.0.1".parse().unwrap())),
+            ..a.outbound.clone()
+        };
+        a.outbound = outbound.clone();
+        a.push.web = std::sync::Arc::new(WebPushGateway::new(
+            VapidKey::generate(),
+            "mailto:ops@example.org".into(),
+            outbound,
+        ));
+    })
+    .await;
+    let world = app.world().await;
+    on_call(&app, &world.clinician_a).await;
+    let subscription = fake.subscribe();
+    let mut body = registration(&subscription);
+    body["endpoint"] = json!(format!(
+        "http://push.rebound.example:{}/push/{}",
+        fake.addr.port(),
+        subscription.id
+    ));
+    app.post("/v1/devices", &world.clinician_a.access, body)
+        .await
+        .expect(StatusCode::CREATED);
+    let reply = item9(&app, &world.patient_a).await;
+    app.run_jobs().await;
+    assert!(fake.received().is_empty(), "{:?}", fake.received());
+    assert!(
+        app.count(
+            "SELECT COUNT(*) AS n FROM notification_attempts \
+             WHERE provider_reason LIKE '%127.0.0.1 is loopback%'"
+        )
+        .await
+            >= 1
+    );
+    assert_ne!(care_team(&app, &world.patient_a, &reply).await, "reached");
 }
