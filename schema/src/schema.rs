@@ -165,6 +165,8 @@ diesel::table! {
         deactivated_reason -> Nullable<Text>,
         created_at -> Timestamp,
         last_seen_at -> Timestamp,
+        web_p256dh -> Nullable<Text>,
+        web_auth -> Nullable<Text>,
     }
 }
 

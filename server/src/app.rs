@@ -14,13 +14,14 @@ use rand::RngCore;
 
 use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
-use crate::config::{Config, KeySource, PushSettings, Secret, SigningKey};
+use crate::config::{Config, KeySource, PushSettings, Secret, SigningKey, VapidKeySource};
 use crate::db::Db;
 use crate::http::rate_limit::RateLimiter;
 use crate::instrument::catalogue::Catalogue;
 use crate::push::apns::ApnsGateway;
 use crate::push::fcm::FcmGateway;
 use crate::push::gateway::{LoggingGateway, PushGateway};
+use crate::push::web_push::{VapidKey, WebPushGateway};
 
 /// Rate limiters for the credential endpoints.
 #[derive(Debug)]
@@ -62,6 +63,10 @@ pub struct PushGateways {
     pub apns: Arc<dyn PushGateway>,
     /// Android.
     pub fcm: Arc<dyn PushGateway>,
+    /// Browsers (Web Push).
+    pub web: Arc<dyn PushGateway>,
+    /// The VAPID public key browsers subscribe with (base64url), when Web Push is configured.
+    pub web_public_key: Option<String>,
     /// Per-attempt time limit.
     pub timeout: std::time::Duration,
     /// Writes delivered pushes in groups.
@@ -69,7 +74,10 @@ pub struct PushGateways {
 }
 
 impl PushGateways {
-    fn from_settings(settings: &PushSettings) -> anyhow::Result<Self> {
+    fn from_settings(
+        settings: &PushSettings,
+        outbound: &crate::http::outbound::Outbound,
+    ) -> anyhow::Result<Self> {
         let apns: Arc<dyn PushGateway> = match &settings.apns {
             Some(apns) => Arc::new(ApnsGateway::new(apns)?),
             None => Arc::new(LoggingGateway { platform: "apns" }),
@@ -78,9 +86,31 @@ impl PushGateways {
             Some(fcm) => Arc::new(FcmGateway::new(fcm.clone())?),
             None => Arc::new(LoggingGateway { platform: "fcm" }),
         };
+        let vapid = match &settings.web {
+            VapidKeySource::Configured(text) => Some(
+                VapidKey::parse(text.expose())
+                    .map_err(|p| anyhow::anyhow!("COMPANION_VAPID_PRIVATE_KEY {p}"))?,
+            ),
+            VapidKeySource::DevelopmentFile(path) => Some(load_or_create_vapid_key(path)?),
+            VapidKeySource::NotConfigured => None,
+        };
+        let web_public_key = vapid.as_ref().map(|k| k.public_key().to_owned());
+        let web: Arc<dyn PushGateway> = match vapid {
+            Some(key) => Arc::new(WebPushGateway::new(
+                key,
+                settings.vapid_subject.clone(),
+                crate::http::outbound::Outbound {
+                    timeout: settings.timeout,
+                    ..outbound.clone()
+                },
+            )),
+            None => Arc::new(LoggingGateway { platform: "web" }),
+        };
         Ok(Self {
             apns,
             fcm,
+            web,
+            web_public_key,
             timeout: settings.timeout,
             settler: Arc::default(),
         })
@@ -138,12 +168,22 @@ impl App {
             .context("COMPANION_JWT_KEYS holds no key")?;
         let db = Db::new(&config.database, config.db_pool_size).map_err(anyhow::Error::msg)?;
         let limits = AuthLimits::new(config.auth_rate_limit_per_minute);
-        let push = PushGateways::from_settings(&config.push)?;
+        // Webhooks and Web Push endpoints both come from users: one policy for both.
+        let outbound = crate::http::outbound::Outbound {
+            policy: crate::http::outbound::OutboundPolicy {
+                allow: config.webhook_allow.clone(),
+                require_https: config.environment == crate::config::Environment::Production,
+            },
+            resolver: Arc::new(crate::http::outbound::SystemResolver),
+            timeout: std::time::Duration::from_secs(10),
+        };
+        let push = PushGateways::from_settings(&config.push, &outbound)?;
         // Production refuses this unless COMPANION_ACCEPT_PUSH_NOT_CONFIGURED accepts the risk
         // (see `Config`); development says so at start.
         for (platform, missing) in [
             ("APNs", config.push.apns.is_none()),
             ("FCM", config.push.fcm.is_none()),
+            ("Web Push", push.web_public_key.is_none()),
         ] {
             if missing {
                 tracing::warn!(
@@ -157,14 +197,6 @@ impl App {
             .as_ref()
             .map(crate::email::Mailer::new)
             .transpose()?;
-        let outbound = crate::http::outbound::Outbound {
-            policy: crate::http::outbound::OutboundPolicy {
-                allow: config.webhook_allow.clone(),
-                require_https: config.environment == crate::config::Environment::Production,
-            },
-            resolver: Arc::new(crate::http::outbound::SystemResolver),
-            timeout: std::time::Duration::from_secs(10),
-        };
         Ok(Self {
             config,
             db,
@@ -188,6 +220,7 @@ impl App {
         crate::escalation::decide::Channels {
             ios: self.push.apns.reaches_devices(),
             android: self.push.fcm.reaches_devices(),
+            web: self.push.web.reaches_devices(),
             email: self.mailer.is_some(),
         }
     }
@@ -327,6 +360,36 @@ fn load_or_create_dev_key(path: &Path) -> anyhow::Result<SigningKey> {
         id: "dev".into(),
         secret: Secret::new(secret),
     })
+}
+
+/// Reads the development VAPID key (Web Push), generating it on first use, 0600 like the JWT
+/// development key. Never used in production (the configuration refuses to start without
+/// `COMPANION_VAPID_PRIVATE_KEY` there, unless Web Push is accepted as not configured).
+fn load_or_create_vapid_key(path: &Path) -> anyhow::Result<VapidKey> {
+    if path.exists() {
+        crate::private_files::restrict(path)
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the development VAPID key {}", path.display()))?;
+        return VapidKey::parse(&text).map_err(|_| {
+            anyhow::anyhow!(
+                "the development VAPID key {} is corrupt; delete it (browsers subscribed with it must subscribe again)",
+                path.display()
+            )
+        });
+    }
+    if let Some(parent) = path.parent() {
+        crate::private_files::create_dir(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let key = VapidKey::generate();
+    write_private(path, key.private_base64url().as_bytes())
+        .with_context(|| format!("cannot write the development VAPID key {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "no COMPANION_VAPID_PRIVATE_KEY configured: generated a development Web Push key (never do this in production)"
+    );
+    Ok(key)
 }
 
 #[cfg(unix)]

@@ -301,8 +301,25 @@ pub struct PushSettings {
     pub fcm: Option<crate::push::fcm::FcmSettings>,
     /// APNs, when `COMPANION_APNS_KEY_FILE` is set.
     pub apns: Option<crate::push::apns::ApnsSettings>,
+    /// Web Push: where the VAPID key comes from.
+    pub web: VapidKeySource,
+    /// `COMPANION_VAPID_SUBJECT`: the contact push services see (`mailto:` or `https:`);
+    /// by default `COMPANION_PUBLIC_URL` when it is https.
+    pub vapid_subject: String,
     /// `COMPANION_PUSH_TIMEOUT` (seconds) per delivery attempt.
     pub timeout: Duration,
+}
+
+/// Where the Web Push (VAPID) key comes from.
+#[derive(Clone, Debug)]
+pub enum VapidKeySource {
+    /// `COMPANION_VAPID_PRIVATE_KEY` (checked to be a P-256 private key).
+    Configured(Secret<String>),
+    /// Development: a key generated once into the data folder, like the JWT development key.
+    DevelopmentFile(PathBuf),
+    /// None (production with `COMPANION_ACCEPT_PUSH_NOT_CONFIGURED`): Web Push is only logged,
+    /// and browsers cannot subscribe.
+    NotConfigured,
 }
 
 /// A configuration problem, naming the key.
@@ -365,6 +382,8 @@ pub const KEYS: &[&str] = &[
     "COMPANION_APNS_TEAM_ID",
     "COMPANION_APNS_TOPIC",
     "COMPANION_APNS_ENVIRONMENT",
+    "COMPANION_VAPID_PRIVATE_KEY",
+    "COMPANION_VAPID_SUBJECT",
     "COMPANION_HEADER_TIMEOUT",
     "COMPANION_BODY_TIMEOUT",
     "COMPANION_MAX_CONNECTIONS",
@@ -558,7 +577,7 @@ impl Config {
             )?),
             retry_cap: Duration::from_secs(600),
         };
-        let push = push_settings(get)?;
+        let mut push = push_settings(get)?;
         if jobs.lease <= push.timeout {
             // A delivery still waiting on the push service when its lease lapses would be
             // claimed and sent again.
@@ -607,10 +626,29 @@ impl Config {
                 false,
             )?,
         };
+        if matches!(push.web, VapidKeySource::NotConfigured)
+            && environment == Environment::Development
+        {
+            // Like the JWT development key: generated once, kept, never used in production.
+            push.web = VapidKeySource::DevelopmentFile(data_dir.join("vapid-dev.key"));
+        }
+        if push.vapid_subject.is_empty() {
+            push.vapid_subject = if public_url.is_https() {
+                public_url.as_str().to_owned()
+            } else {
+                // Development over plain http: push services want a contact, and an http URL
+                // is not one.
+                "mailto:webpush@localhost".to_owned()
+            };
+        }
         if environment == Environment::Production && !safety.accept_push_not_configured {
             for (key, missing) in [
                 ("COMPANION_APNS_KEY_FILE", push.apns.is_none()),
                 ("COMPANION_FCM_SERVICE_ACCOUNT_FILE", push.fcm.is_none()),
+                (
+                    "COMPANION_VAPID_PRIVATE_KEY",
+                    matches!(push.web, VapidKeySource::NotConfigured),
+                ),
             ] {
                 if missing {
                     return Err(err(
@@ -860,7 +898,39 @@ fn push_settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<PushSettin
             })
         }
     };
-    Ok(PushSettings { fcm, apns, timeout })
+    let web = match get("COMPANION_VAPID_PRIVATE_KEY") {
+        None => VapidKeySource::NotConfigured,
+        Some(text) => {
+            crate::push::web_push::VapidKey::parse(text)
+                .map_err(|problem| err("COMPANION_VAPID_PRIVATE_KEY", problem))?;
+            VapidKeySource::Configured(Secret::new(text.to_owned()))
+        }
+    };
+    let vapid_subject = match get("COMPANION_VAPID_SUBJECT") {
+        None => String::new(),
+        Some(subject) => {
+            let parsed = url::Url::parse(subject).ok();
+            let usable = parsed.as_ref().is_some_and(|u| match u.scheme() {
+                "mailto" => u.path().contains('@'),
+                "https" => u.host_str().is_some(),
+                _ => false,
+            });
+            if !usable {
+                return Err(err(
+                    "COMPANION_VAPID_SUBJECT",
+                    "must be a mailto: address or an https: URL where the operator can be reached",
+                ));
+            }
+            subject.to_owned()
+        }
+    };
+    Ok(PushSettings {
+        fcm,
+        apns,
+        web,
+        vapid_subject,
+        timeout,
+    })
 }
 
 fn parse_keys(text: &str) -> Result<Vec<SigningKey>, ConfigError> {
@@ -1075,6 +1145,87 @@ mod tests {
             DatabaseTarget::Sqlite(PathBuf::from("/var/lib/c.db"))
         );
         assert!(DatabaseTarget::parse("sqlite://:memory:").is_err());
+    }
+
+    #[test]
+    fn web_push_has_a_development_key_and_production_needs_a_configured_one() {
+        let local = Config::from_source(&source(&[("COMPANION_DATA_DIR", "/srv/c")])).unwrap();
+        assert!(matches!(
+            &local.push.web,
+            VapidKeySource::DevelopmentFile(path) if path.ends_with("vapid-dev.key")
+        ));
+        assert_eq!(local.push.vapid_subject, "mailto:webpush@localhost");
+        let keys = (
+            "COMPANION_JWT_KEYS",
+            "k1=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+        );
+        let url = ("COMPANION_PUBLIC_URL", "https://companion.example.org");
+        let apns_and_fcm_missing_accepted = ("COMPANION_ACCEPT_PUSH_NOT_CONFIGURED", "true");
+        let production = Config::from_source(&source(&[
+            ("COMPANION_ENV", "production"),
+            keys,
+            url,
+            apns_and_fcm_missing_accepted,
+        ]))
+        .unwrap();
+        assert!(
+            matches!(production.push.web, VapidKeySource::NotConfigured),
+            "no development key in production"
+        );
+        assert_eq!(
+            production.push.vapid_subject,
+            "https://companion.example.org"
+        );
+        // APNs and FCM configured, no VAPID key: production refuses to start, naming it.
+        let dir = tempfile::tempdir().unwrap();
+        let (apns, fcm) = (dir.path().join("apns.p8"), dir.path().join("fcm.json"));
+        std::fs::write(&apns, "-----BEGIN PRIVATE KEY-----").unwrap();
+        std::fs::write(
+            &fcm,
+            r#"{"project_id": "p", "client_email": "c@p.example", "private_key": "k"}"#,
+        )
+        .unwrap();
+        let (apns, fcm) = (apns.display().to_string(), fcm.display().to_string());
+        let native = [
+            ("COMPANION_ENV", "production"),
+            keys,
+            url,
+            ("COMPANION_APNS_KEY_FILE", apns.as_str()),
+            ("COMPANION_APNS_KEY_ID", "k"),
+            ("COMPANION_APNS_TEAM_ID", "t"),
+            ("COMPANION_APNS_TOPIC", "org.example.app"),
+            ("COMPANION_FCM_SERVICE_ACCOUNT_FILE", fcm.as_str()),
+        ];
+        let error = Config::from_source(&source(&native)).unwrap_err();
+        assert_eq!(error.key, "COMPANION_VAPID_PRIVATE_KEY", "{error}");
+        assert!(
+            error
+                .problem
+                .contains("COMPANION_ACCEPT_PUSH_NOT_CONFIGURED")
+        );
+        let key = crate::push::web_push::VapidKey::generate().private_base64url();
+        let mut complete = native.to_vec();
+        complete.push(("COMPANION_VAPID_PRIVATE_KEY", &key));
+        assert!(Config::from_source(&source(&complete)).is_ok());
+        let configured = Config::from_source(&source(&[
+            ("COMPANION_VAPID_PRIVATE_KEY", &key),
+            ("COMPANION_VAPID_SUBJECT", "mailto:ops@example.org"),
+        ]))
+        .unwrap();
+        assert!(matches!(configured.push.web, VapidKeySource::Configured(_)));
+        assert!(
+            !format!("{configured:?}").contains(&key),
+            "the key never prints"
+        );
+        for (setting, value) in [
+            ("COMPANION_VAPID_PRIVATE_KEY", "not a key"),
+            ("COMPANION_VAPID_PRIVATE_KEY", "AAAA"),
+            ("COMPANION_VAPID_SUBJECT", "http://example.org"),
+            ("COMPANION_VAPID_SUBJECT", "mailto:nobody"),
+        ] {
+            let error = Config::from_source(&source(&[(setting, value)])).unwrap_err();
+            assert_eq!(error.key, setting, "{value}");
+        }
     }
 
     #[test]

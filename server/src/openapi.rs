@@ -130,6 +130,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(prompt::handlers::get_patient_adherence))
         .routes(routes!(push::handlers::register_device))
+        .routes(routes!(push::handlers::get_web_push_key))
         .routes(routes!(push::handlers::delete_device))
         .routes(routes!(push::handlers::test_device))
         .routes(routes!(push::handlers::get_notification))

@@ -213,6 +213,15 @@ fn a_fresh_folder_runs_on_sqlite_with_no_setup() {
     first_run(dir.path(), &[]);
     assert!(dir.path().join("data/companion.db").exists());
     assert!(dir.path().join("data/jwt-dev.key").exists());
+    // The development Web Push key, readable by the server's user only, like the signing key.
+    let vapid = dir.path().join("data/vapid-dev.key");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&vapid).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&vapid).unwrap();
+    assert_eq!(text.trim().len(), 43, "a base64url P-256 private scalar");
 }
 
 #[test]

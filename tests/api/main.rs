@@ -41,3 +41,4 @@ mod security;
 mod sessions;
 mod smart;
 mod statements;
+mod web_push;

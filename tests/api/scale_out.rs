@@ -368,6 +368,8 @@ async fn a_worker_killed_mid_storm_loses_nothing_and_every_resent_push_replaces_
             deactivated_reason: None,
             created_at: now,
             last_seen_at: now,
+            web_p256dh: None,
+            web_auth: None,
         },
     )
     .unwrap();

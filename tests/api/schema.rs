@@ -49,7 +49,19 @@ async fn constraints_behave_the_same_on_both_backends(backend: Backend) {
         // an invitation granting org_admin
         "INSERT INTO invitations (id, clinic_id, role, code_hash, created_by, created_at, expires_at) \
          VALUES ('i1', 'c1', 'org_admin', 'h1', 'a1', '2026-01-01 00:00:00', '2026-01-02 00:00:00')",
+        // a browser subscription without its keys, a phone with a subscription's keys, and a
+        // platform nobody pushes to
+        "INSERT INTO devices (id, account_id, platform, token, active, created_at, last_seen_at) \
+         VALUES ('d1', 'a1', 'web', 'https://push.example.net/1', TRUE, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        "INSERT INTO devices (id, account_id, platform, token, active, created_at, last_seen_at, web_p256dh, web_auth) \
+         VALUES ('d2', 'a1', 'ios', 'tok', TRUE, '2026-01-01 00:00:00', '2026-01-01 00:00:00', 'k', 'a')",
+        "INSERT INTO devices (id, account_id, platform, token, active, created_at, last_seen_at) \
+         VALUES ('d3', 'a1', 'windows', 'tok3', TRUE, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
     ];
+    run("INSERT INTO devices (id, account_id, platform, token, active, created_at, last_seen_at, web_p256dh, web_auth) \
+         VALUES ('d4', 'a1', 'web', 'https://push.example.net/4', TRUE, '2026-01-01 00:00:00', '2026-01-01 00:00:00', 'k', 'a')")
+        .await
+        .expect("a browser subscription with its keys");
     for sql in refused {
         assert!(run(sql).await.is_err(), "{backend:?} accepted: {sql}");
     }

@@ -2113,6 +2113,8 @@ mod erasure {
                 ("deactivated_reason", "deleted"),
                 ("created_at", "deleted"),
                 ("last_seen_at", "deleted"),
+                ("web_p256dh", "deleted"),
+                ("web_auth", "deleted"),
             ],
         ),
         (

@@ -84,3 +84,20 @@ export function idleSince(client: Schemas["SystemClient"]): string | null | unde
 export const newKeys: Schemas["SystemClientKeys"] = {
   jwks: { keys: [{ kty: "EC", crv: "P-384", x: "…", y: "…", kid: "ec-2" }] },
 };
+
+// A browser registers its Web Push subscription with the server's key.
+type WebPushKey = paths["/v1/push/web-push-key"]["get"]["responses"][200]["content"]["application/json"];
+type RegisterDeviceBody = paths["/v1/devices"]["post"]["requestBody"]["content"]["application/json"];
+
+export function applicationServerKey(key: WebPushKey): string {
+  return key.public_key;
+}
+
+export function webRegistration(subscription: {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}): RegisterDeviceBody {
+  return { platform: "web", endpoint: subscription.endpoint, keys: subscription.keys };
+}
+
+export const phoneRegistration: RegisterDeviceBody = { platform: "ios", token: "apns-token" };

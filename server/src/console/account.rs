@@ -1,7 +1,9 @@
-//! Passwords in the console: a signed-in member of staff changes their own (the current one
-//! required; their other sessions end), a clinic admin issues a reset code to a member of their
-//! clinic (shown once), and anyone with a code sets a new password from the sign-in page. Each
-//! form calls the same use case as the API (`auth::credentials`).
+//! My account in the console: a signed-in member of staff changes their own password (the current
+//! one required; their other sessions end) and turns on browser notifications for alerts (a Web
+//! Push subscription registered as one of their devices, through the same use case as
+//! `POST /v1/devices`); a clinic admin issues a reset code to a member of their clinic (shown
+//! once), and anyone with a code sets a new password from the sign-in page. Each form calls the
+//! same use case as the API (`auth::credentials`, `push::use_cases`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -29,7 +31,24 @@ fn problems_list(problems: &[String]) -> Markup {
     }
 }
 
-fn account_body(csrf: &str, problems: &[String], done: bool) -> Markup {
+/// The browser-notifications section: a button the console's script shows in browsers that can
+/// subscribe (service workers and the Push API), the key to subscribe with, and a status line.
+fn notifications_section(csrf: &str, web_push_key: Option<&str>) -> Markup {
+    html! {
+        section aria-labelledby="web-push-h" id="web-push" data-csrf=(csrf) data-key=[web_push_key] {
+            h2 id="web-push-h" { "Browser notifications" }
+            @if web_push_key.is_some() {
+                p { "Get alert notifications in this browser, even with the console closed. The notification says only that an alert needs your attention; open the console to see it. A browser with notifications on counts as a device that can reach you." }
+                button type="button" class="primary" id="web-push-enable" hidden { "Turn on notifications in this browser" }
+                p role="status" id="web-push-status" {}
+            } @else {
+                p id="web-push-status" { "Browser notifications are not available on this server." }
+            }
+        }
+    }
+}
+
+fn account_body(csrf: &str, problems: &[String], done: bool, web_push_key: Option<&str>) -> Markup {
     html! {
         h1 { "My account" }
         @if done {
@@ -49,10 +68,12 @@ fn account_body(csrf: &str, problems: &[String], done: bool) -> Markup {
                 button type="submit" class="primary" { "Change password" }
             }
         }
+        (notifications_section(csrf, web_push_key))
     }
 }
 
 fn account_page(
+    state: &AppState,
     user: &ConsoleUser,
     status: StatusCode,
     problems: &[String],
@@ -64,15 +85,80 @@ fn account_page(
             "My account",
             Nav::Account,
             Some(&user.csrf),
-            account_body(&user.csrf, problems, done),
+            account_body(
+                &user.csrf,
+                problems,
+                done,
+                state.push.web_public_key.as_deref(),
+            ),
         ),
     )
         .into_response()
 }
 
-/// My account: the password form.
-pub async fn page(user: ConsoleUser) -> Response {
-    account_page(&user, StatusCode::OK, &[], false)
+/// My account: the password form and browser notifications.
+pub async fn page(State(state): State<AppState>, user: ConsoleUser) -> Response {
+    account_page(&state, &user, StatusCode::OK, &[], false)
+}
+
+/// Registers this browser's Web Push subscription (posted by the console's script as a signed
+/// form: `endpoint`, `p256dh`, `auth`) as one of the signed-in member's devices, so that alert
+/// pushes reach them here. Answers 201 (or 200 when already registered) with a short text, or
+/// 422 naming what is wrong.
+pub async fn register_web_push(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: ConsoleUser,
+    body: Bytes,
+) -> Response {
+    let secure = session::secure(&state, &headers);
+    let form = match page::signed_form(&headers, &body, &user) {
+        Ok(form) => form,
+        Err(response) => return *response,
+    };
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let registration = serde_json::json!({
+        "platform": "web",
+        "endpoint": field("endpoint"),
+        "keys": {"p256dh": field("p256dh"), "auth": field("auth")},
+    });
+    match crate::push::handlers::register_for(&state, user.bearer.clone(), registration).await {
+        Ok((status, _)) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            "Browser notifications are on: alerts for you will show in this browser.",
+        )
+            .into_response(),
+        Err(error) if error.status() == StatusCode::UNPROCESSABLE_ENTITY => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            "This browser's subscription could not be used; try again, or use another browser.",
+        )
+            .into_response(),
+        Err(error) => page::failure(error, secure),
+    }
+}
+
+/// The console's service worker: shows the alert pushes this browser receives and opens the
+/// inbox when one is clicked.
+pub async fn push_worker() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        super::page::PUSH_WORKER,
+    )
+        .into_response()
 }
 
 /// Changes the signed-in member's password.
@@ -91,6 +177,7 @@ pub async fn change_password(
     let (current, new) = (field("current_password"), field("new_password"));
     if new != field("confirm_password") {
         return account_page(
+            &state,
             &user,
             StatusCode::UNPROCESSABLE_ENTITY,
             &["The two new passwords differ.".to_owned()],
@@ -98,8 +185,9 @@ pub async fn change_password(
         );
     }
     match credentials::change_password(&state, user.bearer.clone(), current, &new).await {
-        Ok(_) => account_page(&user, StatusCode::OK, &[], true),
+        Ok(_) => account_page(&state, &user, StatusCode::OK, &[], true),
         Err(error) if error.status() == StatusCode::FORBIDDEN => account_page(
+            &state,
             &user,
             StatusCode::FORBIDDEN,
             &["The current password is wrong.".to_owned()],
@@ -118,7 +206,13 @@ pub async fn change_password(
                     format!("{label} {problem}.")
                 })
                 .collect();
-            account_page(&user, StatusCode::UNPROCESSABLE_ENTITY, &problems, false)
+            account_page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &problems,
+                false,
+            )
         }
         Err(error) => page::failure(error, secure),
     }

@@ -77,6 +77,11 @@ pub fn router() -> Router<AppState> {
         .route("/console/account", get(account::page))
         .route("/console/account/password", post(account::change_password))
         .route(
+            "/console/account/web-push",
+            post(account::register_web_push),
+        )
+        .route("/console/push-worker.js", get(account::push_worker))
+        .route(
             "/console/accounts/{account_id}/password-reset",
             post(account::issue_reset),
         )

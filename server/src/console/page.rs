@@ -14,6 +14,8 @@ use crate::error::ApiError;
 pub const CSS: &str = include_str!("assets/console.css");
 /// The small script (live inbox, countdowns), embedded.
 pub const JS: &str = include_str!("assets/console.js");
+/// The console's service worker (browser notifications for alerts).
+pub const PUSH_WORKER: &str = include_str!("assets/push-worker.js");
 
 /// Which navigation entry is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

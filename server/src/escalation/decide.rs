@@ -98,6 +98,8 @@ pub struct Channels {
     pub ios: bool,
     /// FCM credentials are configured (Android devices can be pushed).
     pub android: bool,
+    /// A VAPID key is configured (browsers' Web Push subscriptions can be pushed).
+    pub web: bool,
     /// An SMTP server is configured.
     pub email: bool,
 }
@@ -108,6 +110,7 @@ impl Channels {
         match platform {
             "ios" => self.ios,
             "android" => self.android,
+            "web" => self.web,
             _ => false,
         }
     }

@@ -117,6 +117,7 @@ pub fn assess(
     let missing: Vec<&str> = [
         ("iOS (APNs)", means.channels.ios),
         ("Android (FCM)", means.channels.android),
+        ("browsers (Web Push)", means.channels.web),
     ]
     .iter()
     .filter(|(_, configured)| !configured)
@@ -260,6 +261,7 @@ mod tests {
     const PUSH: Channels = Channels {
         ios: true,
         android: true,
+        web: true,
         email: false,
     };
 

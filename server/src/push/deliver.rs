@@ -139,13 +139,15 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
             Err(e) => JobResult::retry(format!("database: {e}")),
         };
     }
-    let gateway = match device.platform.as_str() {
-        "ios" => app.push.apns.clone(),
-        _ => app.push.fcm.clone(),
+    let (gateway, gateway_name) = match device.platform.as_str() {
+        "ios" => (app.push.apns.clone(), "apns"),
+        "web" => (app.push.web.clone(), "web"),
+        _ => (app.push.fcm.clone(), "fcm"),
     };
     let target = Target {
         notification_id: notification.id.clone(),
         token: device.token.clone(),
+        web: device.web_keys(),
     };
     let started = Instant::now();
     let attempt =
@@ -160,11 +162,6 @@ pub async fn run(app: &App, job: &Claimed, worker: &str, payload: Payload) -> Jo
             },
         };
     let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-    let gateway_name = if device.platform == "ios" {
-        "apns"
-    } else {
-        "fcm"
-    };
     app.metrics
         .push_outcome(gateway_name, attempt.outcome.name());
     let last_attempt = job.attempts >= job.max_attempts;

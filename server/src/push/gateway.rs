@@ -11,8 +11,10 @@ use super::content::PushMessage;
 pub struct Target {
     /// The notification id (the only thing ever logged about a delivery).
     pub notification_id: String,
-    /// The device token. Never logged.
+    /// The device token (a Web Push subscription's endpoint). Never logged.
     pub token: String,
+    /// A Web Push subscription's keys (none for APNs and FCM). Never logged.
+    pub web: Option<super::web_push::WebPushKeys>,
 }
 
 impl std::fmt::Debug for Target {
@@ -96,7 +98,7 @@ pub trait PushGateway: Send + Sync + std::fmt::Debug {
 /// the risk by name (`COMPANION_ACCEPT_PUSH_NOT_CONFIGURED`).
 #[derive(Debug, Default)]
 pub struct LoggingGateway {
-    /// `apns` or `fcm`, for the log line.
+    /// `apns`, `fcm` or `web`, for the log line.
     pub platform: &'static str,
 }
 
@@ -172,6 +174,7 @@ mod tests {
         let target = Target {
             notification_id: "n1".into(),
             token: "secret-device-token".into(),
+            web: None,
         };
         assert!(!format!("{target:?}").contains("secret-device-token"));
         let now = chrono::Utc::now().naive_utc();
@@ -180,6 +183,8 @@ mod tests {
             account_id: "a".into(),
             platform: "ios".into(),
             token: "secret-device-token".into(),
+            web_p256dh: None,
+            web_auth: None,
             app_version: None,
             locale: None,
             active: true,

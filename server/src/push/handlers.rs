@@ -17,48 +17,240 @@ use crate::time::utc;
 use super::store::{self, DeviceRow, NotificationRow};
 use super::use_cases;
 
-/// A device to register.
+/// A device to register: a phone's push token (APNs or FCM), or a browser's Web Push
+/// subscription (`PushSubscription.toJSON()`'s `endpoint` and `keys`).
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterDevice {
-    /// `ios` (APNs) or `android` (FCM).
-    pub platform: Platform,
-    /// The push token from APNs or FCM.
-    #[schema(pattern = "^[!-~]{1,4096}$")]
-    pub token: String,
-    /// The app's version.
-    #[schema(pattern = "^[ -~]{1,64}$", example = "2.4.1")]
-    pub app_version: Option<String>,
-    /// The device's BCP 47 locale, e.g. `en-US`.
-    #[schema(pattern = "^[ -~]{1,64}$", example = "en-US")]
-    pub locale: Option<String>,
+#[serde(tag = "platform", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RegisterDevice {
+    /// An iPhone or iPad, pushed through APNs.
+    Ios {
+        /// The push token from APNs.
+        #[schema(pattern = "^[!-~]{1,4096}$")]
+        token: String,
+        /// The app's version.
+        #[schema(pattern = "^[ -~]{1,64}$", example = "2.4.1")]
+        app_version: Option<String>,
+        /// The device's BCP 47 locale, e.g. `en-US`.
+        #[schema(pattern = "^[ -~]{1,64}$", example = "en-US")]
+        locale: Option<String>,
+    },
+    /// An Android phone, pushed through FCM.
+    Android {
+        /// The registration token from FCM.
+        #[schema(pattern = "^[!-~]{1,4096}$")]
+        token: String,
+        /// The app's version.
+        #[schema(pattern = "^[ -~]{1,64}$", example = "2.4.1")]
+        app_version: Option<String>,
+        /// The device's BCP 47 locale, e.g. `en-US`.
+        #[schema(pattern = "^[ -~]{1,64}$", example = "en-US")]
+        locale: Option<String>,
+    },
+    /// A browser, pushed through its push service (Web Push, RFC 8030). Subscribe with the key
+    /// from `GET /v1/push/web-push-key` as `applicationServerKey`.
+    Web {
+        /// The subscription's endpoint: an absolute https URL (http is accepted outside
+        /// production), never shown again.
+        #[schema(
+            pattern = "^https?://[!-~]{1,4088}$",
+            example = "https://push.example.net/send/dGhpcyBpcyBhbiBleGFtcGxl"
+        )]
+        endpoint: String,
+        /// The subscription's keys.
+        keys: WebPushSubscriptionKeys,
+        /// The web app's version.
+        #[schema(pattern = "^[ -~]{1,64}$", example = "2.4.1")]
+        app_version: Option<String>,
+        /// The browser's BCP 47 locale, e.g. `en-US`.
+        #[schema(pattern = "^[ -~]{1,64}$", example = "en-US")]
+        locale: Option<String>,
+    },
 }
 
-/// A push platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A Web Push subscription's keys, as the browser gives them (base64url, padding optional).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebPushSubscriptionKeys {
+    /// The browser's ECDH public key: an uncompressed P-256 point (65 bytes), base64url.
+    #[schema(
+        pattern = "^[A-Za-z0-9_-]{87}=?$",
+        example = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+    )]
+    pub p256dh: String,
+    /// The authentication secret (16 bytes), base64url. Never shown again.
+    #[schema(
+        pattern = "^[A-Za-z0-9_-]{22}(==)?$",
+        example = "BTBZMqHH6r4Tts7J_aSIgg"
+    )]
+    pub auth: String,
+}
+
+/// The phone platforms, as a registration names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Platform {
-    /// Apple (APNs).
+enum NativePlatform {
     Ios,
-    /// Android (FCM).
     Android,
 }
 
-impl Platform {
-    fn as_str(self) -> &'static str {
-        match self {
-            Platform::Ios => "ios",
-            Platform::Android => "android",
-        }
+/// A phone's registration as read (the tagged union above is what the document shows; reading
+/// each shape on its own names the field at fault).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NativeBody {
+    platform: NativePlatform,
+    token: String,
+    app_version: Option<String>,
+    locale: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WebPlatform {
+    Web,
+}
+
+/// A browser's registration as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebBody {
+    #[expect(
+        dead_code,
+        reason = "read to refuse a body without it; the caller matched it"
+    )]
+    platform: WebPlatform,
+    endpoint: String,
+    keys: WebPushSubscriptionKeys,
+    app_version: Option<String>,
+    locale: Option<String>,
+}
+
+/// A registration, parsed and checked.
+struct Registration {
+    platform: &'static str,
+    token: String,
+    web: Option<(String, String)>,
+    app_version: Option<String>,
+    locale: Option<String>,
+}
+
+type Problems = std::collections::BTreeMap<String, String>;
+
+fn check_short(value: &Option<String>, field: &str, problems: &mut Problems) {
+    if value.as_ref().is_some_and(|v| {
+        v.is_empty() || v.len() > 64 || !v.chars().all(|c| (' '..='~').contains(&c))
+    }) {
+        problems.insert(
+            field.to_owned(),
+            "must be 1 to 64 printable ASCII characters".to_owned(),
+        );
     }
 }
 
-/// A registered device (the token is never echoed back).
+/// Reads and checks a registration body: the shape its `platform` names, every field valid.
+fn parse_registration(
+    body: serde_json::Value,
+    policy: &crate::http::outbound::OutboundPolicy,
+) -> Result<Registration, ApiError> {
+    use base64::Engine as _;
+    let mut problems = Problems::new();
+    let registration = match body.get("platform").and_then(|p| p.as_str()) {
+        Some("web") => {
+            let body: WebBody = crate::http::extract::from_value(body)?;
+            let endpoint = body.endpoint.trim().to_owned();
+            match url::Url::parse(&endpoint) {
+                Ok(url)
+                    if endpoint.len() <= 4096
+                        && url.username().is_empty()
+                        && url.password().is_none()
+                        && url.fragment().is_none() =>
+                {
+                    if let Err(refused) = policy.check_url(&url) {
+                        problems.insert(
+                            "endpoint".to_owned(),
+                            format!("must be a push service's https URL ({refused})"),
+                        );
+                    }
+                }
+                _ => {
+                    problems.insert(
+                        "endpoint".to_owned(),
+                        "must be an absolute https URL of at most 4096 characters, without \
+                         credentials or fragment"
+                            .to_owned(),
+                    );
+                }
+            }
+            let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let p256dh = match super::web_push::parse_p256dh(&body.keys.p256dh) {
+                Ok(key) => Some(engine.encode(key.to_sec1_bytes())),
+                Err(problem) => {
+                    problems.insert("keys.p256dh".to_owned(), problem.to_string());
+                    None
+                }
+            };
+            let auth = match super::web_push::parse_auth(&body.keys.auth) {
+                Ok(secret) => Some(engine.encode(secret)),
+                Err(problem) => {
+                    problems.insert("keys.auth".to_owned(), problem.to_string());
+                    None
+                }
+            };
+            Registration {
+                platform: "web",
+                token: endpoint,
+                web: p256dh.zip(auth),
+                app_version: body.app_version,
+                locale: body.locale,
+            }
+        }
+        Some(other) if other != "ios" && other != "android" => {
+            return Err(ApiError::invalid_field(
+                "platform",
+                "must be `ios`, `android` or `web`",
+            ));
+        }
+        _ => {
+            let body: NativeBody = crate::http::extract::from_value(body)?;
+            let token = body.token.trim().to_owned();
+            if token.is_empty()
+                || token.len() > 4096
+                || !token.chars().all(|c| c.is_ascii_graphic())
+            {
+                problems.insert(
+                    "token".to_owned(),
+                    "must be a push token (printable ASCII, at most 4096)".to_owned(),
+                );
+            }
+            Registration {
+                platform: if matches!(body.platform, NativePlatform::Ios) {
+                    "ios"
+                } else {
+                    "android"
+                },
+                token,
+                web: None,
+                app_version: body.app_version,
+                locale: body.locale,
+            }
+        }
+    };
+    check_short(&registration.app_version, "app_version", &mut problems);
+    check_short(&registration.locale, "locale", &mut problems);
+    if problems.is_empty() {
+        Ok(registration)
+    } else {
+        Err(ApiError::validation(problems))
+    }
+}
+
+/// A registered device (the token, a subscription's endpoint and its keys are never echoed
+/// back).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Device {
     /// Id.
     pub id: String,
-    /// `ios` or `android`.
+    /// `ios`, `android` or `web`.
     pub platform: String,
     /// App version.
     pub app_version: Option<String>,
@@ -88,8 +280,10 @@ impl From<DeviceRow> for Device {
 
 /// Register a device for push notifications
 ///
-/// Idempotent by token: registering a known token refreshes it (and moves it to the caller if
-/// another account had it, as when a phone changes hands).
+/// A phone (`ios`, `android`: its push token) or a browser (`web`: its Web Push subscription).
+/// Idempotent by token or endpoint: registering a known one refreshes it (with a subscription's
+/// current keys), and moves it to the caller if another account had it, as when a phone changes
+/// hands. Patients and staff alike may register devices.
 #[utoipa::path(
     post,
     path = "/v1/devices",
@@ -110,46 +304,35 @@ impl From<DeviceRow> for Device {
 pub async fn register_device(
     State(state): State<AppState>,
     bearer: Bearer,
-    ApiJson(body): ApiJson<RegisterDevice>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<Device>)> {
-    let mut problems = std::collections::BTreeMap::new();
-    let token = body.token.trim().to_owned();
-    if token.is_empty() || token.len() > 4096 || !token.chars().all(|c| c.is_ascii_graphic()) {
-        problems.insert(
-            "token".to_owned(),
-            "must be a push token (printable ASCII, at most 4096)".to_owned(),
-        );
-    }
-    let short = |v: &Option<String>,
-                 field: &str,
-                 problems: &mut std::collections::BTreeMap<String, String>| {
-        if v.as_ref().is_some_and(|v| {
-            v.is_empty() || v.len() > 64 || !v.chars().all(|c| (' '..='~').contains(&c))
-        }) {
-            problems.insert(
-                field.to_owned(),
-                "must be 1 to 64 printable ASCII characters".to_owned(),
-            );
-        }
-    };
-    short(&body.app_version, "app_version", &mut problems);
-    short(&body.locale, "locale", &mut problems);
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
-    }
+    register_for(&state, bearer, body).await
+}
+
+/// Registers the device `body` describes (a registration as `POST /v1/devices` reads it) for
+/// the caller of `bearer`: the API's handler and the console's browser-notifications form.
+pub async fn register_for(
+    state: &AppState,
+    bearer: Bearer,
+    body: serde_json::Value,
+) -> ApiResult<(StatusCode, Json<Device>)> {
+    let registration = parse_registration(body, &state.outbound.policy)?;
     let now = state.now().naive_utc();
+    let (web_p256dh, web_auth) = registration.web.unzip();
     let device = DeviceRow {
         id: store::new_device_id(),
         account_id: String::new(),
-        platform: body.platform.as_str().to_owned(),
-        token,
-        app_version: body.app_version,
-        locale: body.locale,
+        platform: registration.platform.to_owned(),
+        token: registration.token,
+        app_version: registration.app_version,
+        locale: registration.locale,
         active: true,
         invalid_argument_count: 0,
         deactivated_reason: None,
         created_at: now,
         last_seen_at: now,
+        web_p256dh,
+        web_auth,
     };
     let (row, created) = state
         .write_as(bearer, move |conn, caller| {
@@ -162,6 +345,47 @@ pub async fn register_device(
         StatusCode::OK
     };
     Ok((status, Json(row.into())))
+}
+
+/// The server's Web Push key.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebPushKey {
+    /// The VAPID public key (RFC 8292): an uncompressed P-256 point, base64url without padding.
+    /// A browser subscribes with it as `applicationServerKey`.
+    #[schema(
+        example = "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8"
+    )]
+    pub public_key: String,
+}
+
+/// The key browsers subscribe to Web Push with
+///
+/// Public: a web app needs it before anyone signs in to subscribe
+/// (`pushManager.subscribe({userVisibleOnly: true, applicationServerKey})`), then registers the
+/// subscription with `POST /v1/devices` (`platform: "web"`).
+#[utoipa::path(
+    get,
+    path = "/v1/push/web-push-key",
+    tag = "devices",
+    operation_id = "get_web_push_key",
+    security(()),
+    responses(
+        (status = 200, description = "The key", body = WebPushKey),
+        (status = 404, description = "Web Push is not configured on this server (`web_push_not_configured`)", body = ErrorBody),
+        (status = 503, description = "The server could not answer in time (`request_timeout`)", body = ErrorBody),
+    )
+)]
+pub async fn get_web_push_key(State(state): State<AppState>) -> ApiResult<Json<WebPushKey>> {
+    match &state.push.web_public_key {
+        Some(key) => Ok(Json(WebPushKey {
+            public_key: key.clone(),
+        })),
+        None => Err(ApiError::with_status(
+            StatusCode::NOT_FOUND,
+            "web_push_not_configured",
+            "Web Push is not configured on this server.",
+        )),
+    }
 }
 
 /// Unregister a device

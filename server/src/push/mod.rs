@@ -1,5 +1,6 @@
 //! Push notifications: devices, the fixed PHI-free message content, the gateways (APNs through
-//! `a2`, FCM through its HTTP v1 API, a logging one for development, an in-memory one for tests),
+//! `a2`, FCM through its HTTP v1 API, Web Push to browsers, a logging one for development, an
+//! in-memory one for tests),
 //! and delivery as one job per notification with a row per attempt.
 
 pub mod apns;
@@ -11,6 +12,7 @@ pub mod handlers;
 pub mod settle;
 pub mod store;
 pub mod use_cases;
+pub mod web_push;
 
 /// Job kinds of push.
 pub mod kinds {

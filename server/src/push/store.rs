@@ -36,6 +36,23 @@ pub struct DeviceRow {
     pub created_at: NaiveDateTime,
     /// Last registration or refresh.
     pub last_seen_at: NaiveDateTime,
+    /// A Web Push subscription's public key (base64url); none for the native platforms.
+    pub web_p256dh: Option<String>,
+    /// A Web Push subscription's authentication secret (base64url). Never logged or returned.
+    pub web_auth: Option<String>,
+}
+
+impl DeviceRow {
+    /// A Web Push subscription's keys, when this device is one.
+    pub fn web_keys(&self) -> Option<super::web_push::WebPushKeys> {
+        match (&self.web_p256dh, &self.web_auth) {
+            (Some(p256dh), Some(auth)) => Some(super::web_push::WebPushKeys {
+                p256dh: p256dh.clone(),
+                auth: auth.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for DeviceRow {
@@ -49,7 +66,8 @@ impl std::fmt::Debug for DeviceRow {
     }
 }
 
-/// Registers `device` for its account, idempotently by token: a known token is refreshed,
+/// Registers `device` for its account, idempotently by token (a Web Push subscription's
+/// endpoint): a known token is refreshed (with the subscription's current keys),
 /// reactivated and moved to this account. When it moves from another account (the phone
 /// changed hands, or another person signed in on it), that account's pushes still waiting for
 /// the device are settled as failed, never delivered to the new owner. Returns the stored row
@@ -80,6 +98,8 @@ pub fn register(conn: &mut DbConnection, device: DeviceRow) -> QueryResult<(Devi
             row.invalid_argument_count = 0;
             row.deactivated_reason = None;
             row.last_seen_at = device.last_seen_at;
+            row.web_p256dh = device.web_p256dh;
+            row.web_auth = device.web_auth;
             diesel::update(devices::table.find(&row.id))
                 .set((
                     devices::account_id.eq(&row.account_id),
@@ -90,6 +110,8 @@ pub fn register(conn: &mut DbConnection, device: DeviceRow) -> QueryResult<(Devi
                     devices::invalid_argument_count.eq(0),
                     devices::deactivated_reason.eq(None::<String>),
                     devices::last_seen_at.eq(row.last_seen_at),
+                    devices::web_p256dh.eq(&row.web_p256dh),
+                    devices::web_auth.eq(&row.web_auth),
                 ))
                 .execute(conn)?;
             Ok((row, false))

@@ -13,8 +13,12 @@
 //! It speaks HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) on the same port. A message
 //! is recorded the moment it arrives, before any configured latency, so a message whose sender
 //! died before reading the answer still counts as shown on the phone (as with the real service).
+//!
+//! Beside it: an SMTP sink (`smtp`) and a Web Push service that checks VAPID and decrypts every
+//! payload as a browser would (`web_push`).
 
 pub mod smtp;
+pub mod web_push;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -89,6 +89,8 @@ async fn device(app: &App) -> anyhow::Result<DeviceRow> {
         deactivated_reason: None,
         created_at: now,
         last_seen_at: now,
+        web_p256dh: None,
+        web_auth: None,
     };
     Ok(app
         .db

@@ -80,3 +80,60 @@
   }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
 })();
+
+// My account: browser notifications for alerts. Where the browser has service workers and the
+// Push API, shows the button; a click asks for permission, registers the console's service
+// worker, subscribes with the server's key and posts the subscription as a signed form.
+(function () {
+  "use strict";
+  function keyBytes(text) {
+    var b64 = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+    var raw = atob(b64), out = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+    return out;
+  }
+  function start() {
+    var section = document.getElementById("web-push");
+    var button = document.getElementById("web-push-enable");
+    var status = document.getElementById("web-push-status");
+    if (!section || !button || !status) return;
+    var key = section.getAttribute("data-key"), csrf = section.getAttribute("data-csrf");
+    if (!("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) {
+      status.textContent = "This browser cannot show notifications from the console.";
+      return;
+    }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      status.textContent = "Turning notifications on…";
+      Notification.requestPermission().then(function (permission) {
+        if (permission !== "granted") throw new Error("Notifications are blocked for this site: allow them in the browser's site settings, then try again.");
+        return navigator.serviceWorker.register("/console/push-worker.js", { scope: "/console/" });
+      }).then(function () {
+        return navigator.serviceWorker.ready;
+      }).then(function (registration) {
+        return registration.pushManager.getSubscription().then(function (existing) {
+          return existing || registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) });
+        });
+      }).then(function (subscription) {
+        var json = subscription.toJSON();
+        var form = new URLSearchParams();
+        form.set("csrf", csrf);
+        form.set("endpoint", json.endpoint);
+        form.set("p256dh", json.keys.p256dh);
+        form.set("auth", json.keys.auth);
+        return fetch("/console/account/web-push", { method: "POST", credentials: "same-origin", body: form });
+      }).then(function (response) {
+        return response.text().then(function (text) {
+          if (!response.ok) throw new Error(text && text.length < 200 ? text : "The server did not accept this browser (" + response.status + ").");
+          status.textContent = text;
+          button.disabled = false;
+        });
+      }).catch(function (error) {
+        status.textContent = error && error.message ? error.message : "Notifications could not be turned on.";
+        button.disabled = false;
+      });
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
+})();
