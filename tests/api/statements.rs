@@ -153,3 +153,71 @@ async fn in_steady_state_every_statement_of_a_check_in_is_a_prepared_one() {
         );
     }
 }
+
+/// What `log` holds that no connection kept prepared, besides transaction control.
+fn unprepared(log: &StatementLog) -> Vec<String> {
+    log.take()
+        .into_iter()
+        .filter(|s| {
+            let upper = s.trim().to_ascii_uppercase();
+            !(upper.starts_with("BEGIN") || upper.starts_with("COMMIT"))
+        })
+        .filter(|s| !log.was_prepared(s))
+        .collect()
+}
+
+async fn item9(app: &TestApp, token: &str) {
+    let body = json!({"id": uuid::Uuid::new_v4().to_string(), "instrument": "phq9",
+        "answers": {"item1": 1, "item2": 1, "item3": 1, "item4": 1, "item5": 1,
+                    "item6": 1, "item7": 1, "item8": 1, "item9": 2},
+        "completed_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)});
+    app.post("/v1/check-ins", token, body).await;
+}
+
+async fn session(app: &TestApp, email: &str) {
+    let tokens = app
+        .login(email, crate::harness::PASSWORD)
+        .await
+        .expect(StatusCode::OK);
+    let refresh = tokens.body["refresh_token"].as_str().unwrap().to_owned();
+    app.post_anonymous("/v1/auth/refresh", json!({"refresh_token": refresh}))
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn in_steady_state_sign_in_refresh_and_the_workers_claims_are_prepared_statements() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (app, log) = logged_app(backend).await;
+        let world = app.world().await;
+        for _ in 0..3 {
+            session(&app, &world.patient_a.email).await;
+            item9(&app, &world.patient_a.access).await;
+            app.run_jobs().await;
+        }
+        log.take();
+        session(&app, &world.patient_a.email).await;
+        let auth = unprepared(&log);
+        assert!(
+            auth.is_empty(),
+            "{backend:?}: sign-in and refresh sent these without keeping them prepared: {auth:#?}"
+        );
+        item9(&app, &world.patient_b.access).await;
+        log.take();
+        app.run_jobs().await;
+        let sent = log.take();
+        let claims: Vec<&String> = sent
+            .iter()
+            .filter(|s| s.contains("UPDATE jobs SET status = 'running'"))
+            .collect();
+        assert!(
+            !claims.is_empty(),
+            "{backend:?}: no claim was sent: {sent:#?}"
+        );
+        let work: Vec<&&String> = claims.iter().filter(|s| !log.was_prepared(s)).collect();
+        assert!(
+            work.is_empty(),
+            "{backend:?}: the workers' claims were not kept prepared: {work:#?}"
+        );
+    }
+}

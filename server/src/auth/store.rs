@@ -113,13 +113,11 @@ pub fn rotate(
         return Ok(Rotation::Refused);
     }
     // Conditional on still being unspent, so two concurrent refreshes cannot both win.
-    let spent = diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::token_hash.eq(presented_hash))
-            .filter(refresh_tokens::spent_at.is_null()),
-    )
-    .set(refresh_tokens::spent_at.eq(now))
-    .execute(conn)?;
+    let spend = SpendToken {
+        token_hash: presented_hash,
+        now,
+    };
+    let spent = crate::per_backend!(conn, |c| spend.execute(c))?;
     if spent == 0 {
         revoke_session(conn, &session_id, now, "refresh_token_reused")?;
         return Ok(Rotation::Reused);
@@ -217,4 +215,38 @@ pub fn session_state(
 pub fn purge_expired_tokens(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(before)))
         .execute(conn)
+}
+
+/// Spends a refresh token if it is still unspent, written out by hand so that every refresh
+/// uses one prepared statement (diesel keeps no `UPDATE` prepared).
+#[derive(Debug, Clone, Copy)]
+struct SpendToken<'a> {
+    token_hash: &'a str,
+    now: NaiveDateTime,
+}
+
+impl diesel::query_builder::QueryId for SpendToken<'_> {
+    type QueryId = SpendToken<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Conn> RunQueryDsl<Conn> for SpendToken<'_> {}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for SpendToken<'_>
+where
+    DB: diesel::backend::Backend,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql(r#"UPDATE "refresh_tokens" SET "spent_at" = "#);
+        out.push_bind_param::<diesel::sql_types::Timestamp, _>(&self.now)?;
+        out.push_sql(r#" WHERE "refresh_tokens"."token_hash" = "#);
+        out.push_bind_param::<diesel::sql_types::Text, _>(self.token_hash)?;
+        out.push_sql(r#" AND "refresh_tokens"."spent_at" IS NULL"#);
+        Ok(())
+    }
 }

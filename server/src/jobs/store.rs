@@ -123,7 +123,7 @@ pub fn enqueue_many(
 }
 
 /// A claimed job.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName, Queryable)]
 pub struct Claimed {
     /// Id.
     #[diesel(sql_type = Text)]
@@ -146,19 +146,10 @@ pub struct Claimed {
 /// safety work first and oldest first within a priority. Separate statements rather than one with
 /// an `OR` or a sort across priorities, so that each walks its own index (`(status,
 /// locked_until)`, `(status, priority, run_at)`) and stops at the limit however long the backlog
-/// is: a backlog of routine jobs costs a safety claim nothing. `SKIP LOCKED` lets PostgreSQL workers claim side by side without waiting or
-/// double-claiming; SQLite runs each statement alone under its write lock.
-const CLAIM_LAPSED: &str = "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
-     attempts = attempts + 1, updated_at = $3 \
-     WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND locked_until < $3 \
-       ORDER BY locked_until LIMIT $4 SKIP_LOCKED) \
-     RETURNING id, kind, payload, attempts, max_attempts";
-const CLAIM_DUE: &str = "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
-     attempts = attempts + 1, updated_at = $3 \
-     WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND priority = $5 AND run_at <= $3 \
-       ORDER BY run_at LIMIT $4 SKIP_LOCKED) \
-     RETURNING id, kind, payload, attempts, max_attempts";
-
+/// is: a backlog of routine jobs costs a safety claim nothing. `SKIP LOCKED` lets PostgreSQL
+/// workers claim side by side without waiting or double-claiming; SQLite runs each statement
+/// alone under its write lock.
+///
 /// Claims up to `limit` jobs for `worker` until `lease_until`.
 pub fn claim(
     conn: &mut DbConnection,
@@ -167,59 +158,100 @@ pub fn claim(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<Claimed>> {
-    let mut claimed = claim_with(conn, CLAIM_LAPSED, worker, now, lease_until, limit, None)?;
+    let lapsed = Claim {
+        worker,
+        now,
+        lease_until,
+        limit,
+        priority: None,
+    };
+    let mut claimed = crate::per_backend!(conn, |c| lapsed.load::<Claimed>(c))?;
     for priority in Priority::ORDER {
         let left = limit - claimed.len() as i64;
         if left <= 0 {
             break;
         }
-        claimed.extend(claim_with(
-            conn,
-            CLAIM_DUE,
+        let due = Claim {
             worker,
             now,
             lease_until,
-            left,
-            Some(priority),
-        )?);
+            limit: left,
+            priority: Some(priority.value()),
+        };
+        claimed.extend(crate::per_backend!(conn, |c| due.load::<Claimed>(c))?);
     }
     Ok(claimed)
 }
 
-fn claim_with(
-    conn: &mut DbConnection,
-    sql: &str,
-    worker: &str,
+/// One claim statement (see [`claim`]), written out by hand so that it is kept prepared: a
+/// worker claims many times a second, and diesel keeps neither raw SQL nor an `UPDATE` as a
+/// prepared statement. Two fixed texts per backend, told apart by their type: the lapsed claim
+/// (`priority` none) and the due claim of one priority.
+#[derive(Debug, Clone, Copy)]
+struct Claim<'a> {
+    worker: &'a str,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
-    priority: Option<Priority>,
-) -> QueryResult<Vec<Claimed>> {
-    // The lapsed claim has no fifth parameter: it is bound only where the statement names it.
-    let priority = priority.map(Priority::value);
-    match conn {
-        DbConnection::Pg(c) => {
-            let query = diesel::sql_query(sql.replace("SKIP_LOCKED", "FOR UPDATE SKIP LOCKED"))
-                .bind::<Text, _>(worker)
-                .bind::<Timestamp, _>(lease_until)
-                .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(limit);
-            match priority {
-                Some(p) => query.bind::<Integer, _>(p).load(c),
-                None => query.load(c),
+    priority: Option<i32>,
+}
+
+/// No static id: diesel keeps it by its text, of which there are two per backend.
+impl diesel::query_builder::QueryId for Claim<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for Claim<'_> {
+    type SqlType = (Text, Text, Text, Integer, Integer);
+}
+
+impl<Conn> RunQueryDsl<Conn> for Claim<'_> {}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for Claim<'_>
+where
+    DB: diesel::backend::Backend + 'static,
+    str: diesel::serialize::ToSql<Text, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+    i32: diesel::serialize::ToSql<Integer, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        // Only PostgreSQL has row locks to skip; SQLite claims under its write lock.
+        let skip_locked = std::any::TypeId::of::<DB>() == std::any::TypeId::of::<diesel::pg::Pg>();
+        out.push_sql("UPDATE jobs SET status = 'running', locked_by = ");
+        out.push_bind_param::<Text, _>(self.worker)?;
+        out.push_sql(", locked_until = ");
+        out.push_bind_param::<Timestamp, _>(&self.lease_until)?;
+        out.push_sql(", attempts = attempts + 1, updated_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        match &self.priority {
+            None => {
+                out.push_sql(
+                    " WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND locked_until < ",
+                );
+                out.push_bind_param::<Timestamp, _>(&self.now)?;
+                out.push_sql(" ORDER BY locked_until LIMIT ");
+            }
+            Some(priority) => {
+                out.push_sql(
+                    " WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND priority = ",
+                );
+                out.push_bind_param::<Integer, _>(priority)?;
+                out.push_sql(" AND run_at <= ");
+                out.push_bind_param::<Timestamp, _>(&self.now)?;
+                out.push_sql(" ORDER BY run_at LIMIT ");
             }
         }
-        DbConnection::Sqlite(c) => {
-            let query = diesel::sql_query(sql.replace("SKIP_LOCKED", "").replace('$', "?"))
-                .bind::<Text, _>(worker)
-                .bind::<Timestamp, _>(lease_until)
-                .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(limit);
-            match priority {
-                Some(p) => query.bind::<Integer, _>(p).load(c),
-                None => query.load(c),
-            }
+        out.push_bind_param::<BigInt, _>(&self.limit)?;
+        if skip_locked {
+            out.push_sql(" FOR UPDATE SKIP LOCKED");
         }
+        out.push_sql(") RETURNING id, kind, payload, attempts, max_attempts");
+        Ok(())
     }
 }
 
