@@ -227,9 +227,10 @@ mod tests {
         let [index, worker, manifest] = &*RENDERED;
         for text in [index, worker, manifest] {
             assert!(!text.contains("{{"), "a placeholder is left");
+            let prefix = format!("/app/v/{}/", VERSION.as_str());
             let mut rest = text.as_str();
-            while let Some(at) = rest.find("/app/v/") {
-                let tail = &rest[at + "/app/v/".len() + VERSION.len() + 1..];
+            while let Some(at) = rest.find(&prefix) {
+                let tail = &rest[at + prefix.len()..];
                 let end = tail
                     .find(|c: char| c == '"' || c == '\'' || c == ')')
                     .unwrap_or(tail.len());

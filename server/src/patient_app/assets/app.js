@@ -278,7 +278,11 @@ async function route() {
   if (heading && document.activeElement !== document.getElementById('help-now')) heading.focus({ preventScroll: true });
 }
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  // A message said just before moving on (within say()'s short delay) still shows.
+  document.getElementById('status').textContent = '';
+  route();
+});
 window.addEventListener('online', () => { say('You are online again.'); flush(); });
 window.addEventListener('offline', () => say('You are offline. Check-ins are kept on this phone and sent later.'));
 

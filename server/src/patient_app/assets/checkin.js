@@ -123,16 +123,22 @@ export function renderCheckIn(root, instrument, { promptId, submit, resources, d
   const crisis = h('div', { id: 'crisis-now' });
   const formError = h('p', { class: 'error', role: 'alert' });
   const send = h('button', { type: 'submit', class: 'primary' }, 'Send check-in');
+  const safetyItems = controls.filter((c) => isSafetyItem(instrument, c.item));
+  // The resources appear right below the safety question, where the person's eyes are.
+  const elements = controls.flatMap((c) => (c === safetyItems[safetyItems.length - 1] ? [c.element, crisis] : [c.element]));
   const form = h('form', { novalidate: '', 'aria-describedby': 'instructions' },
     h('p', { id: 'instructions', class: 'hint' }, `${instrument.instructions} (${instrument.recall_period})`),
-    ...controls.map((c) => c.element), crisis, formError, h('div', { class: 'actions' }, send));
+    ...elements, formError, h('div', { class: 'actions' }, send));
   root.replaceChildren(h('h1', { tabindex: '-1' }, instrument.title), form);
 
-  const safetyItems = controls.filter((c) => isSafetyItem(instrument, c.item));
   async function showCrisisIfNeeded() {
     const positive = safetyItems.some((c) => (c.read() || 0) >= 1);
     if (positive && !crisis.firstChild) {
-      crisis.replaceChildren(crisisPanel(await resources(), 'You are not alone. If you might act on these thoughts, please reach out now:'));
+      const panel = crisisPanel(await resources(), 'You are not alone. If you might act on these thoughts, please reach out now:');
+      panel.setAttribute('role', 'alert');
+      crisis.replaceChildren(panel);
+      const calm = matchMedia('(prefers-reduced-motion: reduce)').matches;
+      panel.scrollIntoView({ behavior: calm ? 'auto' : 'smooth', block: 'nearest' });
     } else if (!positive) {
       crisis.replaceChildren();
     }
