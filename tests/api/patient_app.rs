@@ -48,7 +48,7 @@ async fn compressed(app: &TestApp, path: &str, accept: &str) -> (String, Vec<u8>
     (encoding, bytes)
 }
 
-fn header_of<'a>(reply: &'a Reply, name: header::HeaderName) -> &'a str {
+fn header_of(reply: &Reply, name: header::HeaderName) -> &str {
     reply
         .headers
         .get(&name)

@@ -231,9 +231,7 @@ mod tests {
             let mut rest = text.as_str();
             while let Some(at) = rest.find(&prefix) {
                 let tail = &rest[at + prefix.len()..];
-                let end = tail
-                    .find(|c: char| c == '"' || c == '\'' || c == ')')
-                    .unwrap_or(tail.len());
+                let end = tail.find(['"', '\'', ')']).unwrap_or(tail.len());
                 let name = &tail[..end];
                 assert!(
                     ASSETS.iter().any(|a| a.name == name),
