@@ -63,9 +63,23 @@ function keep(tokens) {
   return kvSet('refresh_token', tokens.refresh_token);
 }
 
-/** Exchanges the stored refresh token for a new pair. */
-export async function refresh() {
+let refreshing = null;
+
+/**
+ * Exchanges the stored refresh token for a new pair. Calls made meanwhile share the one
+ * exchange; `rejected` names the access token the server just refused (so a token another
+ * tab or the service worker fetched meanwhile is used rather than rotating again).
+ */
+export function refresh(rejected = null) {
+  if (!refreshing) {
+    refreshing = exchange(rejected).finally(() => { refreshing = null; });
+  }
+  return refreshing;
+}
+
+async function exchange(rejected) {
   return withLock('companion-auth', async () => {
+    if (access && access !== rejected && Date.now() < accessUntil) return;
     const token = await kvGet('refresh_token');
     if (!token) throw new SignedOut();
     const { status, data } = await send('POST', '/v1/auth/refresh', { refresh_token: token });
@@ -99,7 +113,7 @@ export async function call(method, path, body) {
   }
   let reply = await send(method, path, body, offline ? null : access);
   if (reply.status === 401 && !offline) {
-    await refresh();
+    await refresh(access);
     reply = await send(method, path, body, access);
   }
   if (reply.status === 401) throw new SignedOut();

@@ -53,12 +53,16 @@ async function shellFirst(request) {
   return cached || fetch(request);
 }
 
+// The page of this version from the cache at once (it names this version's files, which are
+// cached beside it); the browser checks for a new service worker on every navigation, and a
+// new version takes over with its own page.
 async function page(request) {
+  const cached = await caches.match('/app/', { cacheName: SHELL, ignoreVary: true });
+  if (cached) return cached;
   try {
     return await fetch(request);
   } catch (_) {
-    const cached = await caches.match('/app/', { cacheName: SHELL, ignoreVary: true });
-    return cached || Response.error();
+    return Response.error();
   }
 }
 
