@@ -133,7 +133,10 @@ def main():
         page = ctx.new_page()
         page.on("console", lambda m: csp_violations.append(m.text)
                 if "Content Security Policy" in m.text or "Refused to" in m.text else None)
-        shot = lambda name: page.screenshot(path=f"{args.shots}/{name}.png", full_page=True)
+        def shot(name):
+            # From the top, so the sticky header sits where a person sees it.
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=f"{args.shots}/{name}.png", full_page=True)
 
         def axe(screen):
             if not page.evaluate("typeof window.axe !== 'undefined'"):
@@ -165,6 +168,7 @@ def main():
             page.goto(state["link"])
             view("join")
             assert page.input_value("#timezone"), "the time zone is filled in from the device"
+            assert not page.is_visible("#tabs"), "no navigation before an account exists"
             axe("join")
             shot("app-01-join")
             page.fill("#email", PATIENT_EMAIL)
@@ -289,6 +293,8 @@ def main():
             page.reload()
             view("home")
             assert "None scheduled" not in page.inner_text("#next-h + *"), "the next session is shown"
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=f"{args.shots}/app-readme-home.png")
 
         def push_opens_the_check_in():
             key_status = api.status("/v1/push/web-push-key")
