@@ -355,6 +355,16 @@ def main():
             view("settings")
             page.click("button:has-text('Show who read my data')")
             page.wait_for_selector("#access-log, p:has-text('Nobody on the staff')")
+            page.fill("#quiet-start", "22:00")
+            page.fill("#quiet-end", "07:30")
+            page.click("button:has-text('Save preferences')")
+            page.wait_for_selector("#status:has-text('Preferences saved')")
+            prefs = api.call("GET", "/v1/me/preferences", patient_token())
+            assert prefs["quiet_hours"] == {"start": "22:00", "end": "07:30"}, prefs
+            with page.expect_download() as download:
+                page.click("button:has-text('Download my data')")
+            exported = json.loads(open(download.value.path(), encoding="utf-8").read())
+            assert exported, "the export has content"
 
         def dark_mode_and_desktop():
             page.emulate_media(color_scheme="dark", reduced_motion="reduce")
@@ -379,7 +389,8 @@ def main():
             view("settings")
             page.click("#sign-out")
             view("sign-in")
-            assert page.evaluate("indexedDB.databases().then(() => true)")
+            kept = page.evaluate("""() => caches.keys().then(keys => keys.filter(k => k.startsWith('companion-api')))""")
+            assert not kept, f"API answers kept after sign out: {kept}"
             axe("sign in")
             shot("app-18-signed-out")
             page.fill("#email", PATIENT_EMAIL)
