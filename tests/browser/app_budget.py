@@ -86,7 +86,9 @@ def main():
         b2, n2 = meter.reset()
         rows.append(("app: sign in until home usable", b2, n2, t))
         app_first = (b + b2, None)
-        page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30000)
+        deadline = time.time() + 30
+        while not page.evaluate("navigator.serviceWorker.controller !== null") and time.time() < deadline:
+            page.wait_for_timeout(100)
         meter.reset()
         t = timed(lambda: (page.reload(), page.wait_for_selector("body[data-view='home']")))
         b3, n3 = meter.reset()

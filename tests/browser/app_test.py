@@ -13,6 +13,7 @@ Prints "N passed, N failed" and exits non-zero on any failure.
 """
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -161,6 +162,14 @@ def main():
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"{screen} is {width}px wide at 390px"
 
+        def wait_js(expression, timeout=15000):
+            # Playwright's own waiting for a JS predicate polls with eval, which the app's
+            # policy refuses (rightly): poll from here instead.
+            deadline = time.time() + timeout / 1000
+            while not page.evaluate(expression):
+                assert time.time() < deadline, f"timed out waiting for {expression}"
+                page.wait_for_timeout(100)
+
         def view(name, timeout=15000):
             page.wait_for_selector(f"body[data-view='{name}']", timeout=timeout)
 
@@ -186,7 +195,7 @@ def main():
             consent = api.call("GET", "/v1/me/consent", patient_token())
             assert consent["standing"] == "accepted", consent
             assert page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-            page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15000)
+            wait_js("navigator.serviceWorker.controller !== null")
             stored = page.evaluate("Object.keys(localStorage).length")
             assert stored == 0, "nothing is kept in localStorage"
             axe("home")
@@ -307,9 +316,23 @@ def main():
                 page.wait_for_selector("#push-note:has-text('Notifications are on')")
                 devices = api.call("GET", "/v1/me/devices", patient_token())["items"]
                 assert any(d["platform"] == "web" for d in devices), devices
-            prompts = api.call("GET", "/v1/me/prompts", patient_token())["items"]
-            prompt = next((p for p in prompts if p["status"] in ("sent", "reminded", "scheduled")), None)
-            prompt_id = prompt["id"] if prompt else "no-open-prompt"
+            # A daily prompt due now: the check-in window moved to start in a minute, and the
+            # server's own workers plan and send it.
+            token = patient_token()
+            chicago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)  # December: CST
+            start = (chicago + dt.timedelta(minutes=1)).strftime("%H:%M")
+            end = (chicago + dt.timedelta(hours=3)).strftime("%H:%M")
+            api.call("PUT", "/v1/me/preferences", token, {
+                "timezone": "America/Chicago", "check_in_window": {"start": start, "end": end},
+                "quiet_hours": {"start": "03:00", "end": "03:00"}})
+            prompt = None
+            deadline = time.time() + 150
+            while time.time() < deadline and not prompt:
+                prompts = api.call("GET", "/v1/me/prompts", token)["items"]
+                prompt = next((p for p in prompts if p["status"] in ("sent", "reminded")), None)
+                time.sleep(2)
+            assert prompt, "a prompt was sent"
+            prompt_id = prompt["id"]
             page.goto(args.base + "/app/#/home")
             view("home")
             cdp = ctx.new_cdp_session(page)
@@ -335,11 +358,15 @@ def main():
             assert shown[0]["body"] == "Time for your check-in" and shown[0]["tag"] == prompt_id, shown
             assert shown[0]["url"] == f"{args.base}/app/#/check-in/{prompt_id}", shown
             page.evaluate("(tag) => navigator.serviceWorker.controller.postMessage({type: 'click-notification', tag})", prompt_id)
-            page.wait_for_function(f"location.hash === '#/check-in/{prompt_id}'", timeout=10000)
+            wait_js(f"location.hash === '#/check-in/{prompt_id}'", timeout=10000)
             view("check-in")
-            if prompt:
-                page.wait_for_selector("form button:has-text('Send check-in')")
+            page.wait_for_selector("form button:has-text('Send check-in')")
             shot("app-12-opened-from-notification")
+            page.click("fieldset[data-item=mood] label.option:has-text('6')")
+            page.click("button:has-text('Send check-in')")
+            page.wait_for_selector("h1:has-text('Check-in sent')")
+            answered = api.call("GET", "/v1/me/check-ins?limit=200", patient_token())["items"]
+            assert any(c.get("prompt_id") == prompt_id for c in answered), "the check-in answers the prompt"
 
         def other_screens():
             for name, screen in [("history", "app-13-history"), ("sessions", "app-14-sessions"), ("settings", "app-15-settings")]:
@@ -349,7 +376,7 @@ def main():
                 shot(screen)
             page.goto(args.base + "/app/#/history")
             view("history")
-            assert page.locator("#mood-chart circle.point").count() == 2, "two mood points"
+            assert page.locator("#mood-chart circle.point").count() == 3, "three mood points"
             assert page.locator("#phq9-chart circle.point").count() == 1
             page.goto(args.base + "/app/#/settings")
             view("settings")
