@@ -127,7 +127,8 @@ export function renderCheckIn(root, instrument, { promptId, submit, resources, d
   // The resources appear right below the safety question, where the person's eyes are.
   const elements = controls.flatMap((c) => (c === safetyItems[safetyItems.length - 1] ? [c.element, crisis] : [c.element]));
   const form = h('form', { novalidate: '', 'aria-describedby': 'instructions' },
-    h('p', { id: 'instructions', class: 'hint' }, `${instrument.instructions} (${instrument.recall_period})`),
+    h('p', { id: 'instructions', class: 'hint' }, instrument.instructions.toLowerCase().includes(instrument.recall_period.toLowerCase())
+      ? instrument.instructions : `${instrument.instructions} (About ${instrument.recall_period}.)`),
     ...elements, formError, h('div', { class: 'actions' }, send));
   root.replaceChildren(h('h1', { tabindex: '-1' }, instrument.title), form);
 
