@@ -19,6 +19,9 @@ fi
 
 # axe-core (accessibility checks of the patient app), from npm into tests/browser/node_modules.
 if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  fi
   npm install --no-save --no-audit --no-fund --prefix tests/browser axe-core@4 >/dev/null
 fi
 
@@ -55,3 +58,8 @@ python3 tests/browser/app_test.py \
   --base "http://127.0.0.1:$port" \
   --admin-email admin@browser.example --admin-password "$admin_password" \
   --shots "$shots" || { echo "server log:"; tail -n 50 "$data/server.log"; exit 1; }
+# The load budget (printed, not asserted): BROWSER_BUDGET=1 tests/browser/run.sh
+if [ "${BROWSER_BUDGET:-0}" = 1 ]; then
+  (cd tests/browser && python3 app_budget.py --base "http://127.0.0.1:$port" \
+    --admin-email admin@browser.example --admin-password "$admin_password")
+fi
