@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 from playwright.sync_api import sync_playwright
 
@@ -425,6 +426,43 @@ def main():
             page.click("button:has-text('Sign in')")
             view("home")
 
+        def validation_agrees_with_the_server():
+            # The app's checks (checkin.js) against the server's, answer set by answer set, as
+            # another patient (so Pat's history stays as the other steps expect).
+            other = api.join(admin, clinic, "patient", "app-validation@browser.example", "Val Idation")
+            cases = [
+                {}, {"mood": 5}, {"mood": 11}, {"mood": -1}, {"mood": 5.5}, {"mood": "5"},
+                {"mood": 5, "sleep_hours": 7.5}, {"mood": 5, "sleep_hours": 30},
+                {"mood": 5, "still_detached": True}, {"mood": 5, "still_detached": "yes"},
+                {"mood": 5, "bp_systolic": 130}, {"mood": 5, "bp_systolic": 120, "bp_diastolic": 80},
+                {"mood": 5, "bp_systolic": 80, "bp_diastolic": 120},
+                {"mood": 5, "note": "slept badly\nbut ok"}, {"mood": 5, "note": "bad\u0007bell"},
+                {"mood": 5, "note": "x" * 501}, {"mood": 5, "unknown_item": 1},
+            ]
+            module = page.evaluate("document.querySelector('script[type=module]').src.replace('app.js', 'checkin.js')")
+            instruments = api.call("GET", "/v1/instruments", other)["items"]
+            mood = next(i for i in instruments if i["key"] == "daily_mood")
+            verdicts = page.evaluate("""async ([module, instrument, cases]) => {
+                const { validate } = await import(module);
+                return cases.map((answers) => Object.keys(validate(instrument, answers)));
+            }""", [module, mood, cases])
+            disagree = []
+            for answers, problems in zip(cases, verdicts):
+                try:
+                    api.call("POST", "/v1/check-ins", other, {
+                        "id": str(uuid.uuid4()), "instrument": "daily_mood", "answers": answers,
+                        "completed_at": dt.datetime.now(dt.timezone.utc).isoformat()})
+                    accepted = True
+                except urllib.error.HTTPError as error:
+                    assert error.code == 422, (answers, error.code)
+                    accepted = False
+                # The app sends only the items it knows, so an unknown item is not a client case.
+                if "unknown_item" in answers:
+                    continue
+                if accepted != (not problems):
+                    disagree.append((answers, "server accepts" if accepted else "server refuses", problems))
+            assert not disagree, disagree
+
         def no_csp_violation():
             assert not csp_violations, csp_violations
 
@@ -439,6 +477,7 @@ def main():
             ("history, sessions and settings", other_screens),
             ("dark mode, 320 px and desktop", dark_mode_and_desktop),
             ("sign out and in again", sign_out_and_in),
+            ("the app's answer checks agree with the server's", validation_agrees_with_the_server),
             ("no content security policy violation", no_csp_violation),
         ]:
             step(name, fn)
