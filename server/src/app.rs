@@ -295,7 +295,8 @@ impl Deref for AppState {
 }
 
 /// The complete HTTP service: every documented route plus `/openapi.json`, `/docs`, the
-/// care-team console's HTML pages (`/console`, not API operations) and the middleware stack.
+/// care-team console's HTML pages (`/console`, not API operations), the patient web app
+/// (`/app`) and the middleware stack.
 pub fn router(state: AppState) -> Router {
     let (api, generated) = crate::openapi::api_router().split_for_parts();
     let docs = crate::openapi::docs_router(crate::openapi::exact(generated));
@@ -304,7 +305,8 @@ pub fn router(state: AppState) -> Router {
     let router = api
         .merge(docs)
         .merge(crate::console::router())
-        .merge(crate::fhir::router());
+        .merge(crate::fhir::router())
+        .merge(crate::patient_app::router());
     let metrics = state.metrics.clone();
     crate::http::middleware::apply(router, &state.config, metrics).with_state(state)
 }

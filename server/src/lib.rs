@@ -30,6 +30,7 @@ pub mod log_summary;
 pub mod metrics;
 pub mod openapi;
 pub mod patient;
+pub mod patient_app;
 pub mod private_files;
 pub mod prompt;
 pub mod push;

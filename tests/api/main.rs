@@ -26,6 +26,7 @@ mod management;
 mod metrics;
 mod openapi;
 mod outage;
+mod patient_app;
 mod process;
 mod prompts;
 mod push;

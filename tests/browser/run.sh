@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Browser tests of the care-team console: builds the real `companion` binary, starts it on a
+# Browser tests of the care-team console and the patient app (/app): builds the real `companion` binary, starts it on a
 # fresh SQLite data directory, seeds a clinic through the JSON API, and drives Debian's headless
 # Chromium (through Python playwright) through the console. Screenshots go to the folder named
 # by BROWSER_SCREENSHOTS (default: target/browser-screenshots).
@@ -15,6 +15,14 @@ fi
 if ! python3 -c 'import playwright' 2>/dev/null; then
   # Only the Python package: the browser is Debian's, never a downloaded build.
   pip install -q playwright 2>/dev/null || pip install -q --break-system-packages playwright
+fi
+
+# axe-core (accessibility checks of the patient app), from npm into tests/browser/node_modules.
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  fi
+  npm install --no-save --no-audit --no-fund --prefix tests/browser axe-core@4 >/dev/null
 fi
 
 bin=$(bash tests/server-bin.sh)
@@ -46,3 +54,12 @@ python3 tests/browser/console_test.py \
   --base "http://127.0.0.1:$port" \
   --admin-email admin@browser.example --admin-password "$admin_password" \
   --shots "$shots" || { echo "server log:"; tail -n 50 "$data/server.log"; exit 1; }
+python3 tests/browser/app_test.py \
+  --base "http://127.0.0.1:$port" \
+  --admin-email admin@browser.example --admin-password "$admin_password" \
+  --shots "$shots" || { echo "server log:"; tail -n 50 "$data/server.log"; exit 1; }
+# The load budget (printed, not asserted): BROWSER_BUDGET=1 tests/browser/run.sh
+if [ "${BROWSER_BUDGET:-0}" = 1 ]; then
+  (cd tests/browser && python3 app_budget.py --base "http://127.0.0.1:$port" \
+    --admin-email admin@browser.example --admin-password "$admin_password")
+fi

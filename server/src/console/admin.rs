@@ -170,6 +170,14 @@ async fn admin(
                 h2 { "Invitation created" }
                 p { "Give this code to the new " (role_label(role).to_lowercase()) ". It is shown only now:" }
                 p { code class="invitation-code" { (code) } }
+                @if role == "patient" {
+                    @let link = crate::patient_app::qr::join_link(state.config.public_url.as_str(), code);
+                    p { "Or send the patient this link to the app, or let them scan the code with their phone's camera:" }
+                    p { a id="invitation-link" class="invitation-link" href=(link) { (link) } }
+                    @if let Some(qr) = crate::patient_app::qr::svg_data_uri(&link) {
+                        p { img class="invitation-qr" src=(qr) width="200" height="200" alt="QR code of the invitation link"; }
+                    }
+                }
             }
         }
         section aria-labelledby="staff-h" {

@@ -170,12 +170,50 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         eprintln!("The demo clinic already exists.");
     }
+    let invitation = patient_invitation(&app, &clock).await?;
     println!("Demo clinic ready. Start the server with `companion serve` and open");
     println!("  http://{addr}/console");
     println!(
         "Sign in as {DEMO_CLINICIAN} (or admin@demo.companion.example) with the password \"{DEMO_PASSWORD}\"."
     );
+    println!(
+        "A new patient can enrol in the patient app (single use, open it in a phone-sized window):"
+    );
+    println!("  {invitation}");
     Ok(())
+}
+
+/// A fresh patient invitation from the demo clinic's admin, as the app link the console shows.
+async fn patient_invitation(app: &Arc<App>, clock: &ManualClock) -> anyhow::Result<String> {
+    // Dated now, so it is open for the usual week whatever the demo's clock was left at.
+    clock.set(Utc::now());
+    let api = Api {
+        router: crate::app::router(AppState(app.clone())),
+    };
+    let admin = Person::of(
+        &api.post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "admin@demo.companion.example", "password": DEMO_PASSWORD}),
+        )
+        .await?,
+    )?;
+    let clinic = api
+        .call(Method::GET, "/v1/me", Some(&admin.access), Value::Null)
+        .await?;
+    let clinic = clinic["clinic_id"].as_str().context("no clinic id")?;
+    let invitation = api
+        .post(
+            &format!("/v1/clinics/{clinic}/invitations"),
+            Some(&admin.access),
+            json!({"role": "patient"}),
+        )
+        .await?;
+    let code = invitation["code"].as_str().context("no invitation code")?;
+    Ok(crate::patient_app::qr::join_link(
+        app.config.public_url.as_str(),
+        code,
+    ))
 }
 
 async fn seed(app: &Arc<App>, clock: &ManualClock) -> anyhow::Result<()> {
