@@ -2690,7 +2690,7 @@ mod passwords {
             .await;
         assert_error(
             &refused,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
             "email_not_configured",
         );
         drop(plain);

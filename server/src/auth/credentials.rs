@@ -215,7 +215,8 @@ pub fn issue_emailed_reset(
 /// Emails a reset link to the account that uses `raw_email`, when there is one (limited per
 /// client address and per email). The answer is the same whether or not an account uses the
 /// email, and the email goes out after the answer, so neither its content nor its timing tells.
-/// Refused with 503 `email_not_configured` when no SMTP server is configured.
+/// Refused with 404 `email_not_configured` when no SMTP server is configured (there is no reset
+/// by email on this server, as `GET /v1/push/web-push-key` is a 404 without a Web Push key).
 pub async fn request_reset_email(
     app: &crate::app::App,
     client_key: &str,
@@ -231,7 +232,7 @@ pub async fn request_reset_email(
         .map_err(|problem| ApiError::invalid_field("email", problem))?;
     let Some(mailer) = app.mailer.clone() else {
         return Err(ApiError::with_status(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::http::StatusCode::NOT_FOUND,
             "email_not_configured",
             "This server sends no email; ask your clinic admin for a reset code.",
         ));

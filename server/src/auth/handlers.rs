@@ -378,7 +378,8 @@ pub struct PasswordResetRequested {
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Not an email address", body = ErrorBody),
         (status = 429, description = "Too many requests; see Retry-After", body = ErrorBody),
-        (status = 503, description = "The server sends no email (`email_not_configured`: ask a clinic admin for a reset code) or the database is unavailable", body = ErrorBody),
+        (status = 404, description = "The server sends no email, so there is no reset by email (`email_not_configured`): ask a clinic admin for a reset code", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
 pub async fn request_password_reset(

@@ -296,6 +296,41 @@ pub fn own_and_children_cpu_secs() -> Option<f64> {
     Some((f.get(11)? + f.get(12)? + f.get(13)? + f.get(14)?) / TICKS)
 }
 
+/// The CPU time of PostgreSQL on this machine so far, in seconds (Linux, read as a user who may
+/// read its processes' `/proc` entries): every live `postgres` process's own, plus the
+/// postmaster's finished children's (backends that have exited, such as pgbench's). Unlike the
+/// machine's busy time, it leaves out the HTTP traffic between a load tool and the server.
+pub fn postgres_cpu_secs() -> Option<f64> {
+    let mut total = 0.0;
+    let mut seen = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != "postgres" {
+            continue;
+        }
+        let Some(f) = stat_fields(pid) else { continue };
+        seen = true;
+        total += f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0);
+        // The postmaster (its parent is no postgres process) holds its exited children's time.
+        let parent = f.get(1).map(|p| *p as u32).unwrap_or(0);
+        let parent_is_postgres = std::fs::read_to_string(format!("/proc/{parent}/stat"))
+            .is_ok_and(|s| s.contains("(postgres)"));
+        if !parent_is_postgres {
+            total += f.get(13).unwrap_or(&0.0) + f.get(14).unwrap_or(&0.0);
+        }
+    }
+    seen.then_some(total / TICKS)
+}
+
 /// CPU spent during a run by everything but the named processes: on a quiet machine, the
 /// database's. Take one before and one after; the difference is [`CpuSpan`].
 #[derive(Debug, Clone, Copy)]
@@ -303,6 +338,7 @@ pub struct CpuMark {
     busy: f64,
     own: f64,
     server: f64,
+    postgres: f64,
 }
 
 impl CpuMark {
@@ -312,7 +348,13 @@ impl CpuMark {
             busy: machine_busy_secs().unwrap_or(0.0),
             own: own_and_children_cpu_secs().unwrap_or(0.0),
             server: server.and_then(process_cpu_secs).unwrap_or(0.0),
+            postgres: postgres_cpu_secs().unwrap_or(0.0),
         }
+    }
+
+    /// PostgreSQL's own CPU seconds from `self` to `later` (see [`postgres_cpu_secs`]).
+    pub fn postgres_until(&self, later: &CpuMark) -> f64 {
+        (later.postgres - self.postgres).max(0.0)
     }
 
     /// The CPU seconds from `self` to `later`: (the rest of the machine, the server).

@@ -97,7 +97,7 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
     println!();
     println!("PostgreSQL");
     println!(
-        "{:>7}  {:>9} {:>8} {:>8}  {:>10}  {:>14}  {:>8}  {:>10}  {:>8}  {:>10}  {:>10}  {:>8}",
+        "{:>7}  {:>9} {:>8} {:>8}  {:>10}  {:>14}  {:>8}  {:>10}  {:>8}  {:>10}  {:>10}  {:>8}  {:>9}  {:>9}  {:>10}",
         "clients",
         "API/s",
         "p50 ms",
@@ -110,6 +110,9 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
         "DB ms/SQL",
         "DB API/SQL",
         "srv ms",
+        "PG ms/API",
+        "PG ms/SQL",
+        "PG API/SQL",
     );
     for &clients in levels {
         let replay = pgbench(
@@ -122,7 +125,7 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
         let run = measured(&server, &tokens, clients, seconds).await?;
         let figures = &run.figures;
         println!(
-            "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {:>10.0}  {:>14.0}  {:>8.2}  {:>10.2}  {:>8.3}  {:>10.3}  {:>10.2}  {:>8.3}   RSS {:.1} MiB{}",
+            "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {:>10.0}  {:>14.0}  {:>8.2}  {:>10.2}  {:>8.3}  {:>10.3}  {:>10.2}  {:>8.3}  {:>9.3}  {:>9.3}  {:>10.2}   RSS {:.1} MiB{}",
             figures.throughput(),
             ms(figures.p50),
             ms(figures.p99),
@@ -134,6 +137,9 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
             replay.db_ms_per_tx,
             run.db_ms / replay.db_ms_per_tx,
             run.server_ms,
+            run.pg_ms,
+            replay.pg_ms_per_tx,
+            run.pg_ms / replay.pg_ms_per_tx,
             run.rss,
             errors(figures),
         );
@@ -141,7 +147,9 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
     println!(
         "(DB ms: CPU per check-in or per replayed transaction of everything on the machine but the \
          server, pgbench and this tool, from /proc: the database's on a quiet machine; srv ms: the \
-         server's own CPU per check-in)"
+         server's own CPU per check-in; PG ms: the CPU of PostgreSQL's own processes, exited \
+         backends included, per check-in or transaction: the database's alone, without the \
+         HTTP traffic between this tool and the server)"
     );
     println!(
         "server peak resident memory (VmHWM) after the PostgreSQL runs: {:.1} MiB",
@@ -195,6 +203,7 @@ struct Measured {
     figures: Figures,
     rss: f64,
     db_ms: f64,
+    pg_ms: f64,
     server_ms: f64,
 }
 
@@ -221,12 +230,15 @@ async fn measured(
     };
     let before = CpuMark::now(Some(pid));
     let figures = drive(&server.base, tokens, clients, seconds).await?;
-    let (db_secs, server_secs) = before.until(&CpuMark::now(Some(pid)));
+    let after = CpuMark::now(Some(pid));
+    let (db_secs, server_secs) = before.until(&after);
+    let pg_secs = before.postgres_until(&after);
     done.store(true, Ordering::Relaxed);
     let rss = sampler.await?.max(server.resident_mib().unwrap_or(0.0));
     let n = figures.requests.max(1) as f64;
     Ok(Measured {
         db_ms: db_secs * 1e3 / n,
+        pg_ms: pg_secs * 1e3 / n,
         server_ms: server_secs * 1e3 / n,
         figures,
         rss,
@@ -330,6 +342,7 @@ enum PgbenchScript<'a> {
 struct Pgbench {
     tps: f64,
     db_ms_per_tx: f64,
+    pg_ms_per_tx: f64,
 }
 
 /// `pgbench` running `script` with `clients` clients, as prepared statements (as the server
@@ -377,7 +390,9 @@ fn pgbench(
         .arg(url)
         .output()
         .context("run pgbench (install postgresql-client)")?;
-    let (db_secs, _) = before.until(&CpuMark::now(None));
+    let after = CpuMark::now(None);
+    let (db_secs, _) = before.until(&after);
+    let pg_secs = before.postgres_until(&after);
     let text = String::from_utf8_lossy(&output.stdout);
     let figure = |prefix: &str, word: usize| -> anyhow::Result<f64> {
         text.lines()
@@ -396,6 +411,7 @@ fn pgbench(
     Ok(Pgbench {
         tps,
         db_ms_per_tx: db_secs * 1e3 / transactions.max(1.0),
+        pg_ms_per_tx: pg_secs * 1e3 / transactions.max(1.0),
     })
 }
 
