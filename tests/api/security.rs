@@ -2688,11 +2688,7 @@ mod passwords {
                 json!({"email": "ann@example.org"}),
             )
             .await;
-        assert_error(
-            &refused,
-            StatusCode::NOT_FOUND,
-            "email_not_configured",
-        );
+        assert_error(&refused, StatusCode::NOT_FOUND, "email_not_configured");
         drop(plain);
 
         let sink = companion_fake_push::smtp::SmtpSink::start().await.unwrap();

@@ -10,6 +10,9 @@
 \set p random(1, :patients)
 \set id random(1, 9000000000000000000)
 \set mood random(0, 10)
+-- Answers of their own each time, as the load's check-ins have: the same answers within minutes
+-- are one check-in, and the insert would store nothing.
+\set answers_hash random(1, 9000000000000000000)
 BEGIN;
 SELECT "accounts"."role", "accounts"."clinic_id", "accounts"."disabled_at", "refresh_families"."revoked_at", "accounts"."timezone", "clinics"."alert_thresholds" FROM ("refresh_families" INNER JOIN ("accounts" LEFT OUTER JOIN "clinics" ON ("accounts"."clinic_id" = "clinics"."id")) ON ("refresh_families"."account_id" = "accounts"."id")) WHERE (("refresh_families"."id" = :p) AND ("refresh_families"."account_id" = :p)) LIMIT :one;
 INSERT INTO "check_ins" ("id", "patient_id", "clinic_id", "instrument", "instrument_version", "answers", "total", "severity", "item9", "completed_at", "received_at", "prompt_id", "content_hash", "device_completed_at", "timing", "mood", "status", "problems", "answers_hash", "amended_at", "earlier_versions") SELECT :id, :p, :clinic, :instrument, :one, :answers, NULL, NULL, NULL, :at, :at, NULL, :hash, NULL, :timing, :mood, :complete, NULL, :answers_hash, NULL, NULL WHERE NOT (EXISTS (SELECT "check_ins"."id" FROM "check_ins" WHERE (((("check_ins"."patient_id" = :p) AND ("check_ins"."answers_hash" = :answers_hash)) AND ("check_ins"."received_at" >= :recent)) AND ((("check_ins"."device_completed_at" IS NULL) AND ("check_ins"."completed_at" BETWEEN :recent AND :soon)) OR ("check_ins"."device_completed_at" BETWEEN :recent AND :soon))))) ON CONFLICT DO NOTHING;

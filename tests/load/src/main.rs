@@ -114,15 +114,21 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
         "PG ms/SQL",
         "PG API/SQL",
     );
+    let mut counters = Vec::new();
     for &clients in levels {
+        let before = DbCounters::read(&mut conn)?;
         let replay = pgbench(
             db_url,
             clients,
             seconds,
             PgbenchScript::Replay(&replay_vars),
         )?;
+        let replay_counters = DbCounters::read(&mut conn)?.since(&before);
         let insert = pgbench(db_url, clients, seconds, PgbenchScript::Insert)?;
+        let before = DbCounters::read(&mut conn)?;
         let run = measured(&server, &tokens, clients, seconds).await?;
+        let api_counters = DbCounters::read(&mut conn)?.since(&before);
+        counters.push((clients, api_counters, run.figures.requests, replay_counters));
         let figures = &run.figures;
         println!(
             "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {:>10.0}  {:>14.0}  {:>8.2}  {:>10.2}  {:>8.3}  {:>10.3}  {:>10.2}  {:>8.3}  {:>9.3}  {:>9.3}  {:>10.2}   RSS {:.1} MiB{}",
@@ -151,6 +157,26 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
          backends included, per check-in or transaction: the database's alone, without the \
          HTTP traffic between this tool and the server)"
     );
+    println!(
+        "PostgreSQL's own counters (pg_stat_database) per check-in (API) and per replayed \
+         transaction (same SQL):"
+    );
+    for (clients, api, requests, replay) in &counters {
+        let n = *requests as f64;
+        let t = replay.commits.max(1) as f64;
+        println!(
+            "{clients:>7} clients: commits {:.2} / {:.2}, rows returned {:.1} / {:.1}, rows \
+             fetched {:.1} / {:.1}, buffer hits {:.1} / {:.1}",
+            api.commits as f64 / n,
+            replay.commits as f64 / t,
+            api.returned as f64 / n,
+            replay.returned as f64 / t,
+            api.fetched as f64 / n,
+            replay.fetched as f64 / t,
+            api.hits as f64 / n,
+            replay.hits as f64 / t,
+        );
+    }
     println!(
         "server peak resident memory (VmHWM) after the PostgreSQL runs: {:.1} MiB",
         peak_resident_mib(server.pid()).unwrap_or(0.0)
@@ -421,4 +447,41 @@ fn pool_size() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8)
+}
+
+/// The database's cumulative counters from `pg_stat_database` (this database only).
+#[derive(Debug, Clone, Copy, diesel::QueryableByName)]
+struct DbCounters {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    commits: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    returned: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    fetched: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hits: i64,
+}
+
+impl DbCounters {
+    /// Now (the statistics collector's view, flushed by a new snapshot).
+    fn read(conn: &mut PgConnection) -> anyhow::Result<Self> {
+        conn.batch_execute("SELECT pg_stat_clear_snapshot()")?;
+        // The collector publishes a backend's counts when its transaction ends and at most every
+        // half second: wait that out so that a run's last transactions are in.
+        std::thread::sleep(Duration::from_millis(1100));
+        Ok(diesel::sql_query(
+            "SELECT xact_commit AS commits, tup_returned AS returned, tup_fetched AS fetched, \
+             blks_hit AS hits FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .get_result(conn)?)
+    }
+
+    fn since(&self, before: &DbCounters) -> DbCounters {
+        DbCounters {
+            commits: self.commits - before.commits,
+            returned: self.returned - before.returned,
+            fetched: self.fetched - before.fetched,
+            hits: self.hits - before.hits,
+        }
+    }
 }
