@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-mod exact;
+pub mod exact;
 
 use crate::app::AppState;
 use crate::{
@@ -97,6 +97,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(invitation::handlers::accept_invitation))
         .routes(routes!(instrument::handlers::list_instruments))
+        .routes(routes!(account::handlers::list_time_zones))
         .routes(routes!(check_in::handlers::create_check_in))
         .routes(routes!(check_in::handlers::list_my_check_ins))
         .routes(routes!(check_in::handlers::get_my_check_in))

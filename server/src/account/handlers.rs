@@ -147,3 +147,34 @@ pub async fn enable_account(
 ) -> ApiResult<Json<AccountStatus>> {
     set_disabled(state, admin, account_id, false).await
 }
+
+/// The time zones the server accepts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimeZones {
+    /// Every IANA time-zone name a `timezone` field accepts, sorted.
+    #[schema(example = json!(["Africa/Abidjan", "America/Chicago", "Europe/Dublin"]))]
+    pub time_zones: Vec<&'static str>,
+}
+
+/// List the time zones the server accepts
+///
+/// Every `timezone` field of the API is one of these IANA names (the document states it as a
+/// string with a pattern, so that generated clients stay small and their enums never collide);
+/// a name not listed here is refused with 422. Public, and the same until the server is upgraded.
+#[utoipa::path(
+    get,
+    path = "/v1/time-zones",
+    tag = "accounts",
+    operation_id = "list_time_zones",
+    security(()),
+    responses(
+        (status = 200, description = "Every accepted zone", body = TimeZones),
+        (status = 503, description = "The server could not answer in time (`request_timeout`)", body = ErrorBody),
+    )
+)]
+pub async fn list_time_zones() -> Json<TimeZones> {
+    let mut time_zones: Vec<&'static str> =
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+    time_zones.sort_unstable();
+    Json(TimeZones { time_zones })
+}
