@@ -167,11 +167,14 @@ fn unprepared(log: &StatementLog) -> Vec<String> {
 }
 
 async fn item9(app: &TestApp, token: &str) {
+    let answers: serde_json::Map<String, serde_json::Value> = (1..=9)
+        .map(|i| (format!("q{i}"), json!(if i == 9 { 2 } else { 1 })))
+        .collect();
     let body = json!({"id": uuid::Uuid::new_v4().to_string(), "instrument": "phq9",
-        "answers": {"item1": 1, "item2": 1, "item3": 1, "item4": 1, "item5": 1,
-                    "item6": 1, "item7": 1, "item8": 1, "item9": 2},
+        "answers": answers,
         "completed_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)});
-    app.post("/v1/check-ins", token, body).await;
+    let reply = app.post("/v1/check-ins", token, body).await;
+    assert!(reply.status.is_success(), "{}", reply.body);
 }
 
 async fn session(app: &TestApp, email: &str) {

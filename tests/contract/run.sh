@@ -68,6 +68,22 @@ curl -fsS "$base/health/ready" > /dev/null
 "${clean_env[@]}" python3 "$here/setup.py" "$base" "$bin" "$data" "$data/accounts.json"
 token() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['token'])" "$data/accounts.json" "$1"; }
 
+# Before schemathesis, whose requests may end the accounts' sessions.
+echo "== contract: Python client (openapi-python-client, default settings)"
+if [ ! -x "$work/venv/bin/openapi-python-client" ]; then
+  "$work/venv/bin/pip" install -q "openapi-python-client==0.29.1"
+fi
+rm -rf "$work/py" && mkdir -p "$work/py"
+if (cd "$work/py" && "$work/venv/bin/openapi-python-client" generate --path "$root/openapi/openapi.json" > "$work/py/generate.log" 2>&1) \
+   && "$work/venv/bin/pip" install -q "$work/py/companion-api-client" \
+   && "$work/venv/bin/python" "$here/python_flow.py" "$base" "$data/accounts.json"; then
+  :
+else
+  cat "$work/py/generate.log" >&2 || true
+  echo "the generated Python client could not be built or failed its flow" >&2
+  exit 1
+fi
+
 baseline=(--baseline "$here/baseline.json")
 if [ "${CONTRACT_BASELINE_UPDATE:-0}" = 1 ]; then
   baseline+=(--baseline-update)
