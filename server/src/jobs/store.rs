@@ -185,8 +185,8 @@ pub fn claim(
 
 /// One claim statement (see [`claim`]), written out by hand so that it is kept prepared: a
 /// worker claims many times a second, and diesel keeps neither raw SQL nor an `UPDATE` as a
-/// prepared statement. Two fixed texts per backend, told apart by their type: the lapsed claim
-/// (`priority` none) and the due claim of one priority.
+/// prepared statement. Two fixed texts per backend, which diesel keeps apart by their text: the
+/// lapsed claim (`priority` none) and the due claim of one priority.
 #[derive(Debug, Clone, Copy)]
 struct Claim<'a> {
     worker: &'a str,
