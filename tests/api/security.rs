@@ -2768,6 +2768,20 @@ mod passwords {
             "reset_code_not_found",
         );
 
+        // A disabled account is answered alike and sent nothing.
+        let disabled = &world.patient_a2;
+        let admin = app.token(&world.admin_a).await;
+        app.call(
+            Method::POST,
+            &format!("/v1/accounts/{}/disable", disabled.id),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let quiet = ask(&disabled.email).await.expect(StatusCode::ACCEPTED);
+        assert_eq!(quiet.body, unknown.body);
+
         // The console's reset page offers the link and sends it through the same path.
         let mut browser = Browser::new(&app);
         let form = browser
@@ -2792,6 +2806,10 @@ mod passwords {
         );
         let mails = mails_for(&sink, &world.clinician_b.email, 1).await;
         code_in(&mails[0], &world.clinician_b.email);
+        assert!(
+            sink.mails_to(&disabled.email).is_empty(),
+            "a disabled account is sent no link"
+        );
         assert_eq!(
             app.count(
                 "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'password_reset.email'"

@@ -325,6 +325,20 @@ fn reset_page(
     response
 }
 
+/// The fields of a form posted from the reset page, once its double-submit cookie matches (there
+/// is no session to sign the form with).
+fn reset_form_posted(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<std::collections::BTreeMap<String, String>, Box<Response>> {
+    let form = page::parse_form(headers, body)?;
+    let presented = form.get("csrf").map(String::as_str);
+    if !session::cookie(headers, RESET_COOKIE).is_some_and(|c| csrf_matches(c, presented)) {
+        return Err(Box::new(page::forged()));
+    }
+    Ok(form)
+}
+
 /// The form to set a new password with a reset code (no session needed).
 pub async fn reset_form_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     reset_page(&state, &headers, StatusCode::OK, "", &[])
@@ -337,14 +351,10 @@ pub async fn reset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match page::parse_form(&headers, &body) {
+    let form = match reset_form_posted(&headers, &body) {
         Ok(form) => form,
         Err(response) => return *response,
     };
-    let presented = form.get("csrf").map(String::as_str);
-    if !session::cookie(&headers, RESET_COOKIE).is_some_and(|c| csrf_matches(c, presented)) {
-        return page::forged();
-    }
     let field = |name: &str| form.get(name).cloned().unwrap_or_default();
     let email = field("email");
     match credentials::reset_password(
@@ -398,14 +408,10 @@ pub async fn request_reset_email(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match page::parse_form(&headers, &body) {
+    let form = match reset_form_posted(&headers, &body) {
         Ok(form) => form,
         Err(response) => return *response,
     };
-    let presented = form.get("csrf").map(String::as_str);
-    if !session::cookie(&headers, RESET_COOKIE).is_some_and(|c| csrf_matches(c, presented)) {
-        return page::forged();
-    }
     let email = form.get("email").cloned().unwrap_or_default();
     let problem = match credentials::request_reset_email(&state, &client.key(), &email).await {
         Ok(()) => {
