@@ -133,7 +133,7 @@ async fn run(label: &str, url: String, earlier: usize, rounds: usize) {
     companion::account::use_cases::create_org_admin(&app.db, "g@example.org", PASSWORD, app.now())
         .await
         .unwrap();
-    let router = companion::app::router(AppState(app));
+    let router = companion::router::router(AppState(app));
     let login = call(
         &router,
         "POST",

@@ -104,7 +104,7 @@ async fn run(patients: usize) {
     companion::account::use_cases::create_org_admin(&app.db, "g@example.org", PASSWORD, app.now())
         .await
         .unwrap();
-    let router = companion::app::router(AppState(app.clone()));
+    let router = companion::router::router(AppState(app.clone()));
     let (_, _, login) = call(
         &router,
         "POST",

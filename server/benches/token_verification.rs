@@ -158,7 +158,7 @@ fn whole_request() {
         companion::account::use_cases::create_org_admin(&app.db, "b@example.org", "bench password 123", app.now())
             .await
             .unwrap();
-        let router = companion::app::router(AppState(app));
+        let router = companion::router::router(AppState(app));
         let login = router
             .clone()
             .oneshot(

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::Router;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -142,8 +141,6 @@ pub struct App {
     pub outbound: crate::http::outbound::Outbound,
     /// Woken whenever this process enqueues a job (and by the PostgreSQL listener).
     pub job_wake: Arc<tokio::sync::Notify>,
-    /// The job kinds this process runs (listed in `worker::registry`).
-    pub jobs: Arc<crate::jobs::Registry>,
     /// This process's counters and histograms (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// A hash to verify against when an email is unknown, so that the response time does not
@@ -207,7 +204,6 @@ impl App {
             zones: Arc::new(crate::safety::zones::ZoneCountries::vendored()),
             push,
             job_wake: Arc::new(tokio::sync::Notify::new()),
-            jobs: Arc::new(crate::worker::registry()),
             metrics: Arc::default(),
             outbound,
             decoy_hash: tokio::sync::OnceCell::new(),
@@ -223,52 +219,6 @@ impl App {
             web: self.push.web.reaches_devices(),
             email: self.mailer.is_some(),
         }
-    }
-
-    /// One unit of work for a request that writes: one pooled connection and one hand-off to the
-    /// blocking pool run the session check of `access` and `work`, in one write transaction. A
-    /// refusal (the session's 401 or 403, or `work`'s own) rolls everything back.
-    pub async fn write_as<T, F>(
-        &self,
-        access: impl Into<crate::auth::extract::Bearer>,
-        work: F,
-    ) -> crate::error::ApiResult<T>
-    where
-        F: FnOnce(
-                &mut crate::db::DbConnection,
-                &crate::auth::extract::Caller,
-            ) -> crate::error::Outcome<T>
-            + Send
-            + 'static,
-        T: Send + 'static,
-    {
-        Ok(self
-            .db
-            .write_or_refuse(crate::auth::extract::as_caller(access.into(), work))
-            .await??)
-    }
-
-    /// Like [`App::write_as`] for a request that only reads: no transaction, so on SQLite it never
-    /// waits for the writer's lock. An audit row it writes is its own short statement, written
-    /// before the answer is given.
-    pub async fn read_as<T, F>(
-        &self,
-        access: impl Into<crate::auth::extract::Bearer>,
-        work: F,
-    ) -> crate::error::ApiResult<T>
-    where
-        F: FnOnce(
-                &mut crate::db::DbConnection,
-                &crate::auth::extract::Caller,
-            ) -> crate::error::Outcome<T>
-            + Send
-            + 'static,
-        T: Send + 'static,
-    {
-        Ok(self
-            .db
-            .run(crate::auth::extract::as_caller(access.into(), work))
-            .await??)
     }
 
     /// Wakes the workers of this process: call after committing a transaction that enqueued jobs.
@@ -292,34 +242,6 @@ impl Deref for AppState {
     fn deref(&self) -> &App {
         &self.0
     }
-}
-
-/// The complete HTTP service: every documented route plus `/openapi.json`, `/docs`, the
-/// care-team console's HTML pages (`/console`, not API operations), the patient web app
-/// (`/app`) and the middleware stack.
-pub fn router(state: AppState) -> Router {
-    let (api, generated) = crate::openapi::api_router().split_for_parts();
-    let docs = crate::openapi::docs_router(crate::openapi::exact(generated));
-    // FHIR answers FHIR's contract (its CapabilityStatement), and the console is HTML: neither is
-    // part of the OpenAPI document.
-    let router = api
-        .merge(docs)
-        .merge(crate::console::router())
-        .merge(crate::fhir::router())
-        .merge(crate::patient_app::router());
-    let metrics = state.metrics.clone();
-    crate::http::middleware::apply(router, &state.config, metrics).with_state(state)
-}
-
-/// The operations endpoints alone (`/health/live`, `/health/ready`, `/metrics`): what a worker
-/// process serves on `COMPANION_WORKER_ADDR`.
-pub fn operations_router(state: AppState) -> Router {
-    use axum::routing::get;
-    Router::new()
-        .route("/health/live", get(crate::health::get_liveness))
-        .route("/health/ready", get(crate::health::get_readiness))
-        .route("/metrics", get(crate::metrics::get_metrics))
-        .with_state(state)
 }
 
 /// Reads the development signing key, generating it on first use. Never used in production

@@ -92,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr} (COMPANION_WORKER_ADDR)"))?;
-                let router = crate::app::operations_router(AppState(app.clone()));
+                let router = crate::router::operations_router(AppState(app.clone()));
                 let stop = shutdown.clone();
                 tracing::info!(%addr, "serving health and metrics");
                 tokio::spawn(async move {
@@ -191,7 +191,7 @@ async fn serve(app: Arc<App>, with_workers: bool) -> anyhow::Result<()> {
     let worker =
         with_workers.then(|| tokio::spawn(crate::worker::run(app.clone(), shutdown.clone())));
     tracing::info!(%addr, workers = with_workers, "serving");
-    let router = crate::app::router(AppState(app.clone()));
+    let router = crate::router::router(AppState(app.clone()));
     // On the signal the server stops accepting and lets in-flight requests finish, and the
     // workers let running jobs finish and hand back the jobs they claimed but did not start.
     let settings = app.config.connections.clone();
@@ -285,13 +285,14 @@ fn init_logging(config: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let result = match config.log_format {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let result = match config.log_format.resolve(config.environment, terminal) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text | LogFormat::Auto => builder.try_init(),
     };
     if result.is_err() {
         eprintln!("logging was already initialised");

@@ -44,10 +44,26 @@ pub enum Environment {
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
-    /// One JSON object per line (the default; what log pipelines ingest).
+    /// One JSON object per line (what log pipelines ingest).
     Json,
     /// Human-readable lines for a terminal.
     Text,
+    /// Not set: human-readable lines when a development server logs to a terminal, JSON
+    /// otherwise (production, or logs going to a file or a pipe).
+    Auto,
+}
+
+impl LogFormat {
+    /// The format to use in `environment`, given whether the logs go to a terminal.
+    pub fn resolve(self, environment: Environment, terminal: bool) -> LogFormat {
+        match self {
+            LogFormat::Auto if terminal && environment == Environment::Development => {
+                LogFormat::Text
+            }
+            LogFormat::Auto => LogFormat::Json,
+            chosen => chosen,
+        }
+    }
 }
 
 /// Which database backend a URL selects.
@@ -164,7 +180,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `COMPANION_MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
-    /// `COMPANION_LOG_FORMAT`: `json` or `text`.
+    /// `COMPANION_LOG_FORMAT`: `json` or `text`; unset, text on a development terminal and JSON
+    /// otherwise.
     pub log_format: LogFormat,
     /// `COMPANION_LOG`: a tracing filter such as `info` or `companion=debug`.
     pub log_filter: String,
@@ -545,7 +562,8 @@ impl Config {
             16 * 1024 * 1024,
         )? as usize;
         let log_format = match get("COMPANION_LOG_FORMAT") {
-            None | Some("json") => LogFormat::Json,
+            None => LogFormat::Auto,
+            Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
             Some(other) => {
                 return Err(err(
@@ -1004,6 +1022,38 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn unset_log_format_is_text_on_a_development_terminal_and_json_everywhere_else() {
+        let unset = Config::from_source(&BTreeMap::new()).unwrap().log_format;
+        assert_eq!(unset, LogFormat::Auto);
+        assert_eq!(
+            unset.resolve(Environment::Development, true),
+            LogFormat::Text
+        );
+        assert_eq!(
+            unset.resolve(Environment::Development, false),
+            LogFormat::Json
+        );
+        assert_eq!(
+            unset.resolve(Environment::Production, true),
+            LogFormat::Json
+        );
+        let asked = Config::from_source(&source(&[("COMPANION_LOG_FORMAT", "json")]))
+            .unwrap()
+            .log_format;
+        assert_eq!(
+            asked.resolve(Environment::Development, true),
+            LogFormat::Json
+        );
+        let text = Config::from_source(&source(&[("COMPANION_LOG_FORMAT", "text")]))
+            .unwrap()
+            .log_format;
+        assert_eq!(
+            text.resolve(Environment::Production, false),
+            LogFormat::Text
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod patient_app;
 pub mod private_files;
 pub mod prompt;
 pub mod push;
+pub mod router;
 pub mod safety;
 pub mod text;
 pub mod time;

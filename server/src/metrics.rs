@@ -1,4 +1,4 @@
-//! Prometheus metrics, in the text exposition format, at `GET /metrics`. Counters and histograms
+//! Prometheus metrics, in the text exposition format, at `GET /metrics` (served by `health`). Counters and histograms
 //! live in the [`Metrics`] held by the `App` (no global registry); queue depth, dead jobs and open
 //! alerts are read from the database at scrape time, so every replica reports the same figures
 //! for shared state. Labels are route templates, kinds, severities and outcome names: never ids,
@@ -9,16 +9,11 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 
-use crate::app::AppState;
 use crate::db::DbConnection;
-use crate::error::{ApiError, ErrorBody};
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -273,52 +268,6 @@ pub fn read_shared(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<S
         shared.open_alerts.insert(row.key, row.n);
     }
     Ok(shared)
-}
-
-/// Prometheus metrics
-///
-/// Text exposition format. When `COMPANION_METRICS_TOKEN` is set, send it as a bearer token;
-/// otherwise the endpoint is open and should be reachable only from the monitoring network.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    operation_id = "get_metrics",
-    security((), ("bearer" = [])),
-    responses(
-        (status = 200, description = "Metrics in the Prometheus text format", content_type = "text/plain; version=0.0.4", body = String),
-        (status = 401, description = "`COMPANION_METRICS_TOKEN` is set and was not sent", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
-    )
-)]
-pub async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(expected) = &state.config.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let same: bool =
-            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.expose().as_bytes()).into();
-        if !same {
-            return ApiError::with_status(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "Send the metrics token as a bearer token.",
-            )
-            .into_response();
-        }
-    }
-    let now = state.now().naive_utc();
-    let shared = match state.db.run(move |conn| read_shared(conn, now)).await {
-        Ok(shared) => shared,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&shared),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(health::get_liveness))
         .routes(routes!(health::get_readiness))
-        .routes(routes!(crate::metrics::get_metrics))
+        .routes(routes!(crate::health::get_metrics))
         .routes(routes!(
             fhir::handlers::create_system_client,
             fhir::handlers::list_system_clients

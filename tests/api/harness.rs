@@ -282,7 +282,7 @@ impl TestApp {
         if backend == Backend::Sqlite {
             app.db.migrate().await.expect("migrations");
         }
-        let router = companion::app::router(AppState(app.clone()));
+        let router = companion::router::router(AppState(app.clone()));
         TestApp {
             app,
             clock,

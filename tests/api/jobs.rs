@@ -678,7 +678,7 @@ async fn a_payload_from_a_newer_release_is_left_for_a_newer_worker(backend: Back
 }
 
 async fn a_payload_written_with_its_version_is_run(backend: Backend) {
-    use companion::jobs::Job as _;
+    use companion::jobs::JobKind as _;
     let gateway = Arc::new(MemoryGateway::default());
     let installed = gateway.clone();
     let app = TestApp::build(backend, &[], move |a| a.push.fcm = installed).await;

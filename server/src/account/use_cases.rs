@@ -6,8 +6,8 @@ use companion_schema::ids::AccountId;
 use crate::account::model::Role;
 use crate::account::store::{self, AccountRow};
 use crate::audit::{self, AuditEntry};
+use crate::auth as sessions;
 use crate::auth::extract::Caller;
-use crate::auth::store as sessions;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 
@@ -84,7 +84,7 @@ pub fn set_disabled(
         sessions::revoke_all_sessions(conn, &row.id, at, "account_disabled")?;
     }
     // A disabled patient's open prompts are withdrawn; enabling plans them again.
-    crate::prompt::store::replan(conn, &row.id, now, horizon)?;
+    crate::prompt::use_cases::replan_patient(conn, &row.id, now, horizon)?;
     audit::record(conn, &entry)?;
     Ok(Ok((row, role)))
 }

@@ -1,7 +1,7 @@
 //! Who is calling. Extractors verify the bearer token only (signature, expiry, issuer,
 //! audience, and the role it was signed for): they read nothing. The session itself (not
 //! revoked, the account not disabled, the role it holds now) is checked inside the request's
-//! unit of work ([`crate::app::App::read_as`], [`crate::app::App::write_as`]), on the same pooled
+//! unit of work ([`crate::app::App::read_as`], [`crate::app::App::write_as`], in [`super::work`]), on the same pooled
 //! connection and in the same hand-off to the blocking pool as the work, so logging out or
 //! disabling an account still takes effect at once.
 //!

@@ -10,8 +10,8 @@ use crate::app::App;
 use crate::auth::refresh::{digest, new_refresh_token};
 use companion_schema::ids::SessionId;
 
+use crate::account as accounts;
 use crate::account::model::Email;
-use crate::account::store as accounts;
 use crate::auth::password;
 use crate::auth::store;
 use crate::error::{ApiError, ApiResult};

@@ -10,3 +10,10 @@ pub mod timing;
 pub mod trends;
 pub mod use_cases;
 pub mod view;
+
+// What other domains use of this one's tables: the rows it hands out and the operations
+// that run inside another domain's transaction. Its store is private to it.
+pub use store::{
+    CheckInRow, HistoryFilter, INCOMPLETE, find as find_check_in, history as check_in_history,
+    latest_completed,
+};

@@ -15,10 +15,10 @@ use crate::check_in::store::{self, CheckInRow, HistoryFilter};
 use crate::check_in::trends::{self, DailyMood, InstrumentTrend, Record};
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
+use crate::escalation::Raised;
 use crate::escalation::decide::{CareTeam, OnSignal};
 use crate::escalation::reach;
 use crate::escalation::rules::Severity;
-use crate::escalation::store::Raised;
 use crate::patient::{self, PatientRef, SelfAccess};
 use crate::safety::crisis::CrisisResources;
 use crate::safety::zones::ZoneCountries;
@@ -58,7 +58,7 @@ pub fn safety_of(
     if !super::view::needs_notice(row) {
         return Ok(None);
     }
-    let Some(resources) = crate::safety::store::for_patient(conn, &row.patient_id, zones)? else {
+    let Some(resources) = crate::safety::for_patient(conn, &row.patient_id, zones)? else {
         return Ok(None);
     };
     // No alert behind the answers (a clinic that raised its blood-pressure threshold): nobody
@@ -147,7 +147,7 @@ pub fn submit(
         // One statement for a first submission: stored unless its id is taken or the same
         // answers came minutes before; only then is what stopped it read.
         if store::insert_unless_repeated(conn, &row, since, resend::SAME_ANSWERS_WINDOW)? {
-            crate::prompt::store::complete_for_check_in(
+            crate::prompt::use_cases::complete_for_check_in(
                 conn,
                 &row.patient_id,
                 &row.id,

@@ -194,7 +194,7 @@ pub fn roster(
         .take(limit + 1)
         .collect();
     let ids: Vec<String> = page.iter().map(|(_, row, ..)| row.id.clone()).collect();
-    let consent = crate::lifecycle::store::standings(conn, id, &ids)?;
+    let consent = crate::lifecycle::standings(conn, id, &ids)?;
     let mut adherence = crate::prompt::use_cases::adherence_of(conn, ids, now)?;
     audit::record(
         conn,

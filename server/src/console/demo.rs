@@ -188,7 +188,7 @@ async fn patient_invitation(app: &Arc<App>, clock: &ManualClock) -> anyhow::Resu
     // Dated now, so it is open for the usual week whatever the demo's clock was left at.
     clock.set(Utc::now());
     let api = Api {
-        router: crate::app::router(AppState(app.clone())),
+        router: crate::router::router(AppState(app.clone())),
     };
     let admin = Person::of(
         &api.post(
@@ -218,7 +218,7 @@ async fn patient_invitation(app: &Arc<App>, clock: &ManualClock) -> anyhow::Resu
 
 async fn seed(app: &Arc<App>, clock: &ManualClock) -> anyhow::Result<()> {
     let api = Api {
-        router: crate::app::router(AppState(app.clone())),
+        router: crate::router::router(AppState(app.clone())),
     };
     let org_email = "org-admin@demo.companion.example";
     crate::account::use_cases::create_org_admin(&app.db, org_email, DEMO_PASSWORD, app.now())

@@ -64,7 +64,7 @@ async fn page_headers(request: axum::extract::Request, next: axum::middleware::N
     response
 }
 
-/// The console's routes, merged into the service by `app::router`.
+/// The console's routes, merged into the service by `router::router`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console", get(inbox::inbox_page))

@@ -7,7 +7,7 @@ use companion_schema::ids::{AccountId, AlertId};
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
-use crate::check_in::store::{self as check_ins, CheckInRow, HistoryFilter};
+use crate::check_in::{self as check_ins, CheckInRow, HistoryFilter};
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 use crate::patient::SelfAccess;
@@ -110,7 +110,7 @@ pub fn detail(
     let recent = if alert.patient_erased_at.is_some() {
         Vec::new()
     } else {
-        check_ins::history(conn, &alert.patient_id, &HistoryFilter::default(), 10)?
+        check_ins::check_in_history(conn, &alert.patient_id, &HistoryFilter::default(), 10)?
     };
     audit::record(
         conn,
@@ -194,7 +194,7 @@ pub fn acknowledge(
                 });
             }
             let withdrawn =
-                crate::push::store::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
+                crate::push::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
             // Acknowledged is not resolved: an urgent or high alert left so comes back.
             super::worker::schedule_ack_lapse(conn, alert, now)?;
             let detail = match withdrawn {
@@ -258,11 +258,11 @@ fn tell_assignee(
         escalation: alert.escalations,
     };
     let mut devices = 0;
-    for device in crate::push::store::active_devices(conn, assignee)? {
+    for device in crate::push::active_devices(conn, assignee)? {
         if !channels.pushes(&device.platform) {
             continue;
         }
-        let id = crate::push::store::notify_device(
+        let id = crate::push::notify_device(
             conn,
             &device,
             |_| PushMessage::ClinicianAlert {
@@ -344,7 +344,7 @@ pub fn resolve(
                 _ => new_signal_conflict(),
             }));
         }
-        crate::push::store::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
+        crate::push::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
         store::event(conn, &alert.id, "resolved", Some(&who), note, now)?;
         Ok(Ok(Decision::Changed))
     })?;

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::auth::extract::Caller;
-use crate::check_in::store::CheckInRow;
+use crate::check_in::CheckInRow;
 use crate::check_in::timing;
 use crate::check_in::trends::{self, Record};
 use crate::db::DbConnection;
@@ -134,7 +134,7 @@ pub fn on_check_in(
         if let Some(note) = &note {
             firing.explanation = format!("{}; {note}", firing.explanation);
         }
-        if row.status == crate::check_in::store::INCOMPLETE {
+        if row.status == crate::check_in::INCOMPLETE {
             firing.explanation = format!(
                 "{}; incomplete check-in ({} problem(s) with its other answers)",
                 firing.explanation,

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::email::{self, Sent};
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::{Claimed, NewJob, Priority};
-use crate::jobs::{self, Job};
+use crate::jobs::{self, Job, JobKind};
 
 use super::decide::Delivery;
 use super::reach::{self, Audience, Channel, NewDelivery};
@@ -104,11 +104,13 @@ pub fn enqueue(
 #[derive(Debug, Clone, Copy)]
 pub struct AlertEmail;
 
-#[async_trait::async_trait]
-impl Job for AlertEmail {
+impl JobKind for AlertEmail {
     const KIND: &'static str = KIND;
     type Payload = Payload;
+}
 
+#[async_trait::async_trait]
+impl Job<App> for AlertEmail {
     async fn run(&self, app: &App, job: &Claimed, _worker: &str, payload: Payload) -> JobResult {
         send(app, job, payload).await
     }

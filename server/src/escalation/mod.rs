@@ -16,3 +16,9 @@ pub mod wait;
 pub mod webhooks;
 pub mod worker;
 pub mod working_hours;
+
+// What other domains use of this one's tables: the rows it hands out and the operations
+// that run inside another domain's transaction. Its store is private to it.
+pub use store::{
+    AlertRow, ClinicSetting, Raised, Signal, audience, event, find as find_alert, raise,
+};

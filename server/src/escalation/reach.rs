@@ -13,8 +13,8 @@ use companion_schema::schema::{accounts, alert_deliveries, alerts};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::push as push_store;
 use crate::push::content::PushMessage;
-use crate::push::store as push_store;
 
 use super::decide::{self, Channels, Delivery, StepVerdict};
 use super::rules::Severity;

@@ -8,8 +8,8 @@ use companion_schema::ids::ClinicId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::account as accounts;
 use crate::account::model::Role;
-use crate::account::store as accounts;
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
@@ -85,7 +85,7 @@ pub fn update_setting<T: Serialize>(
     };
     store::write_setting(conn, clinic.as_str(), setting, json)?;
     if setting == ClinicSetting::CarePlan {
-        crate::prompt::store::enqueue_clinic_replan(conn, clinic.as_str(), now)?;
+        crate::prompt::use_cases::replan_clinic_later(conn, clinic.as_str(), now)?;
     }
     audit::record(
         conn,
@@ -117,7 +117,7 @@ pub fn clinic_readiness(
         return Ok(Err(refused));
     }
     let id = clinic.as_str();
-    let Some(row) = crate::clinic::store::find(conn, id)? else {
+    let Some(row) = crate::clinic::find_clinic(conn, id)? else {
         return Ok(Err(Refusal::not_found("clinic")));
     };
     let (policy, means) = super::worker::reach_of(conn, id, channels)?;
@@ -166,12 +166,12 @@ fn monitoring_gaps(
             account_ids: patients,
         });
     }
-    let roster: Vec<String> = crate::clinic::store::roster(conn, clinic_id, None, i64::MAX)?
+    let roster: Vec<String> = crate::clinic::roster(conn, clinic_id, None, i64::MAX)?
         .into_iter()
         .filter(|row| row.disabled_at.is_none())
         .map(|row| row.id)
         .collect();
-    let standings = crate::lifecycle::store::standings(conn, clinic_id, &roster)?;
+    let standings = crate::lifecycle::standings(conn, clinic_id, &roster)?;
     let mut unanswered: Vec<(String, bool)> = standings
         .into_iter()
         .filter(|(_, standing)| standing.unanswered())

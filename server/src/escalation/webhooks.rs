@@ -171,11 +171,13 @@ pub struct Payload {
 #[derive(Debug, Clone, Copy)]
 pub struct DeliverWebhook;
 
-#[async_trait::async_trait]
-impl crate::jobs::Job for DeliverWebhook {
+impl crate::jobs::JobKind for DeliverWebhook {
     const KIND: &'static str = DELIVER;
     type Payload = Payload;
+}
 
+#[async_trait::async_trait]
+impl crate::jobs::Job<App> for DeliverWebhook {
     async fn run(&self, app: &App, job: &Claimed, _worker: &str, payload: Payload) -> JobResult {
         let key = delivery_key(
             &payload.endpoint_id,
@@ -478,7 +480,7 @@ pub fn list_endpoints(
     if let Err(refused) = caller.ensure_admin_of(&clinic, "manage webhooks") {
         return Ok(Err(refused));
     }
-    if crate::clinic::store::find(conn, clinic.as_str())?.is_none() {
+    if crate::clinic::find_clinic(conn, clinic.as_str())?.is_none() {
         return Ok(Err(Refusal::not_found("clinic")));
     }
     let mut query = webhook_endpoints::table

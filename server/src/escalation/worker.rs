@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::db::DbConnection;
-use crate::jobs::Job;
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::{self as job_store, Claimed};
+use crate::jobs::{Job, JobKind};
 use crate::push::content::PushMessage;
 use crate::push::deliver::AlertPushOutcome;
-use crate::push::store::{self as push_store, DeviceRow};
+use crate::push::{self as push_store, DeviceRow};
 use crate::time::utc;
 
 use super::decide::{self, Channels, Delivery, TierReach};
@@ -42,11 +42,13 @@ pub struct Payload {
 #[derive(Debug, Clone, Copy)]
 pub struct NotifyTier;
 
-#[async_trait::async_trait]
-impl Job for NotifyTier {
+impl JobKind for NotifyTier {
     const KIND: &'static str = super::store::kinds::NOTIFY;
     type Payload = Payload;
+}
 
+#[async_trait::async_trait]
+impl Job<App> for NotifyTier {
     async fn run(&self, app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
         notify(app, job, worker, payload).await
     }
@@ -56,11 +58,13 @@ impl Job for NotifyTier {
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline;
 
-#[async_trait::async_trait]
-impl Job for Deadline {
+impl JobKind for Deadline {
     const KIND: &'static str = super::store::kinds::DEADLINE;
     type Payload = Payload;
+}
 
+#[async_trait::async_trait]
+impl Job<App> for Deadline {
     async fn run(&self, app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
         deadline(app, job, worker, payload).await
     }
@@ -514,11 +518,13 @@ pub fn reach_of(
 #[derive(Debug, Clone, Copy)]
 pub struct PushOutcome;
 
-#[async_trait::async_trait]
-impl Job for PushOutcome {
+impl JobKind for PushOutcome {
     const KIND: &'static str = crate::push::kinds::ALERT_PUSH_OUTCOME;
     type Payload = AlertPushOutcome;
+}
 
+#[async_trait::async_trait]
+impl Job<App> for PushOutcome {
     async fn run(
         &self,
         app: &App,
@@ -596,11 +602,13 @@ pub fn schedule_ack_lapse(
 #[derive(Debug, Clone, Copy)]
 pub struct AckLapse;
 
-#[async_trait::async_trait]
-impl Job for AckLapse {
+impl JobKind for AckLapse {
     const KIND: &'static str = store::kinds::ACK_LAPSE;
     type Payload = AckLapsePayload;
+}
 
+#[async_trait::async_trait]
+impl Job<App> for AckLapse {
     async fn run(
         &self,
         app: &App,

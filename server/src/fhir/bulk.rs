@@ -18,7 +18,7 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
-use crate::escalation::store::AlertRow;
+use crate::escalation::AlertRow;
 use crate::fhir::resources::{self as res, Systems};
 use crate::fhir::search::{Range, ResourceType};
 use crate::fhir::store::{self, CheckInQuery};
@@ -421,11 +421,13 @@ pub struct BulkExportPayload {
 #[derive(Debug, Clone, Copy)]
 pub struct BulkExport;
 
-#[async_trait::async_trait]
-impl crate::jobs::Job for BulkExport {
+impl crate::jobs::JobKind for BulkExport {
     const KIND: &'static str = JOB;
     type Payload = BulkExportPayload;
+}
 
+#[async_trait::async_trait]
+impl crate::jobs::Job<App> for BulkExport {
     async fn run(
         &self,
         app: &App,
@@ -623,7 +625,7 @@ fn write_page(
     let result: anyhow::Result<Position> = (|| match resource {
         ResourceType::Organization => {
             if let (Position::Start, Some(row)) =
-                (&at, crate::clinic::store::find(conn, &export.clinic_id)?)
+                (&at, crate::clinic::find_clinic(conn, &export.clinic_id)?)
             {
                 io(&res::organization(&row))?;
             }

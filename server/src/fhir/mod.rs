@@ -25,7 +25,7 @@ pub mod handlers;
 pub mod resources;
 pub mod search;
 pub mod smart;
-pub mod store;
+mod store;
 pub mod use_cases;
 
 use axum::Router;

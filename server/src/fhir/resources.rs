@@ -6,9 +6,9 @@
 use chrono::{NaiveDateTime, SecondsFormat};
 use serde_json::{Map, Value, json};
 
-use crate::check_in::store::CheckInRow;
-use crate::clinic::store::ClinicRow;
-use crate::escalation::store::AlertRow;
+use crate::check_in::CheckInRow;
+use crate::clinic::ClinicRow;
+use crate::escalation::AlertRow;
 use crate::instrument::catalogue::{AnswerKind, Instrument, Item};
 
 /// LOINC's system URI.
@@ -246,7 +246,7 @@ fn answer_value(systems: &Systems, item: &Item, value: &Value) -> Option<Value> 
 fn response_status(row: &CheckInRow) -> &'static str {
     if row.amended_at.is_some() {
         "amended"
-    } else if row.status == crate::check_in::store::INCOMPLETE {
+    } else if row.status == crate::check_in::INCOMPLETE {
         "stopped"
     } else {
         "completed"

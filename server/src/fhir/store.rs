@@ -6,9 +6,9 @@ use chrono::NaiveDateTime;
 use companion_schema::schema::{accounts, alerts, check_ins};
 use diesel::prelude::*;
 
-use crate::check_in::store::CheckInRow;
+use crate::check_in::CheckInRow;
 use crate::db::DbConnection;
-use crate::escalation::store::AlertRow;
+use crate::escalation::AlertRow;
 use crate::fhir::search::Range;
 
 /// A page of check-ins: filters and position.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
-use crate::check_in::store::CheckInRow;
+use crate::check_in::CheckInRow;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 use crate::fhir::resources::{self as res, Systems};
@@ -99,7 +99,7 @@ pub fn read(
             if id != clinic {
                 return missing();
             }
-            let Some(row) = crate::clinic::store::find(conn, &clinic)? else {
+            let Some(row) = crate::clinic::find_clinic(conn, &clinic)? else {
                 return missing();
             };
             audit_read(
@@ -137,7 +137,7 @@ pub fn read(
             } else {
                 (id.to_owned(), None)
             };
-            let Some(row) = crate::check_in::store::find(conn, &check_in_id)? else {
+            let Some(row) = crate::check_in::find_check_in(conn, &check_in_id)? else {
                 return missing();
             };
             if row.clinic_id != clinic {
@@ -173,7 +173,7 @@ pub fn read(
             Ok(Ok(found))
         }
         ResourceType::Flag | ResourceType::Task => {
-            let Some(alert) = crate::escalation::store::find(conn, id)? else {
+            let Some(alert) = crate::escalation::find_alert(conn, id)? else {
                 return missing();
             };
             if alert.clinic_id != clinic {
@@ -253,7 +253,7 @@ pub fn search(
             }));
         }
         ResourceType::Organization => {
-            let rows = match (&search.cursor, crate::clinic::store::find(conn, &clinic)?) {
+            let rows = match (&search.cursor, crate::clinic::find_clinic(conn, &clinic)?) {
                 (None, Some(row)) => vec![res::organization(&row)],
                 _ => Vec::new(),
             };

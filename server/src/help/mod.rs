@@ -4,5 +4,9 @@
 
 pub mod handlers;
 pub mod request;
-pub mod store;
+mod store;
 pub mod use_cases;
+
+// What other domains use of this one's tables: the rows it hands out and the operations
+// that run inside another domain's transaction. Its store is private to it.
+pub use store::{delete_of_patient, of_patient};

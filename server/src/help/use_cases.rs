@@ -9,7 +9,7 @@ use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 use crate::escalation::decide::CareTeam;
-use crate::escalation::{reach, rules, store as escalation_store};
+use crate::escalation::{self, reach, rules};
 use crate::safety::crisis::{self, CrisisInputs, CrisisResources};
 use crate::safety::zones::ZoneCountries;
 
@@ -70,11 +70,11 @@ pub fn request_help(
                 "help_request_id": row.id,
                 "note": row.note,
             });
-            let raised = escalation_store::raise(
+            let raised = escalation::raise(
                 conn,
                 &clinic_id,
                 &patient_id,
-                escalation_store::Signal {
+                escalation::Signal {
                     check_in_id: None,
                     completed_at: Some(received_at),
                     received_at,
@@ -134,7 +134,7 @@ fn answer(
     zones: &ZoneCountries,
 ) -> QueryResult<Answered> {
     // Crisis resources are never empty: with nothing known, the international fallback.
-    let resources = match crate::safety::store::for_patient(conn, &row.patient_id, zones)? {
+    let resources = match crate::safety::for_patient(conn, &row.patient_id, zones)? {
         Some(resources) => resources,
         None => crisis::resources(
             &CrisisInputs {

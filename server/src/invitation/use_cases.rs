@@ -7,17 +7,17 @@ use chrono::{DateTime, TimeDelta, Utc};
 use companion_schema::ids::{AccountId, ClinicId, InvitationId, SessionId};
 
 use crate::account::model::{Email, Role};
-use crate::account::store::{self as accounts, NewAccount};
+use crate::account::{self as accounts, NewAccount};
 use crate::audit::{self, AuditEntry};
+use crate::auth as sessions;
 use crate::auth::extract::Caller;
 use crate::auth::refresh::digest;
-use crate::auth::store as sessions;
-use crate::clinic::store as clinics;
+use crate::clinic as clinics;
 use crate::db::{DbConnection, is_unique_violation};
 use crate::error::{Outcome, Refusal};
 use crate::invitation::code;
 use crate::invitation::store::{self, InvitationRow};
-use crate::prompt::store as prompts;
+use crate::prompt::use_cases as prompts;
 
 /// An invitation as asked for.
 #[derive(Debug, Clone)]
@@ -96,7 +96,7 @@ pub fn invite(
     if !problems.is_empty() {
         return Ok(Err(Refusal::validation(problems)));
     }
-    if clinics::find(conn, clinic_id.as_str())?.is_none() {
+    if clinics::find_clinic(conn, clinic_id.as_str())?.is_none() {
         return Ok(Err(Refusal::not_found("clinic")));
     }
     let code = code::generate();
@@ -164,7 +164,7 @@ pub fn pending(
     if let Err(refused) = ensure_manager_of(caller, &clinic) {
         return Ok(Err(refused));
     }
-    if clinics::find(conn, clinic.as_str())?.is_none() {
+    if clinics::find_clinic(conn, clinic.as_str())?.is_none() {
         return Ok(Err(Refusal::not_found("clinic")));
     }
     let rows = store::pending(conn, clinic.as_str(), now.naive_utc(), after, limit)?;
@@ -300,12 +300,12 @@ pub fn accept(
     }
     let timezone = match acceptance.timezone {
         Some(tz) => tz,
-        None => clinics::find(conn, &invitation.clinic_id)?
+        None => clinics::find_clinic(conn, &invitation.clinic_id)?
             .map(|c| c.timezone)
             .unwrap_or_else(|| "UTC".to_owned()),
     };
     let account_id = AccountId::generate().into_string();
-    let inserted = accounts::insert(
+    let inserted = accounts::insert_account(
         conn,
         &NewAccount {
             id: &account_id,
@@ -332,11 +332,7 @@ pub fn accept(
     if invitation.role == Role::Patient.as_str() {
         // Prompts start with the enrolment: the default window, quiet hours and the clinic's
         // plan, planned ahead at once.
-        prompts::create_schedule(
-            conn,
-            &prompts::ScheduleRow::new(&account_id, &invitation.clinic_id, now_db),
-        )?;
-        prompts::replan(conn, &account_id, now, horizon)?;
+        prompts::start_patient(conn, &account_id, &invitation.clinic_id, now, horizon)?;
     }
     let session_id = SessionId::generate().into_string();
     sessions::start_session(

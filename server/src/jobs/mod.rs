@@ -4,10 +4,12 @@
 //! exponential backoff and jitter, and parked as `dead` after their last attempt.
 
 pub mod backoff;
+pub mod context;
 pub mod listen;
 pub mod registry;
 pub mod runner;
 pub mod store;
 
-pub use registry::{Job, Registry, new_job};
+pub use context::Context;
+pub use registry::{Job, JobKind, Registry, new_job};
 pub use store::{Claimed, NewJob, enqueue};

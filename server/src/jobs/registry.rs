@@ -15,17 +15,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::app::App;
-
 use super::runner::JobResult;
 use super::store::{Claimed, NewJob};
 
 /// The payload key that holds the payload's version.
 pub const VERSION_KEY: &str = "v";
 
-/// One kind of job.
-#[async_trait::async_trait]
-pub trait Job: Send + Sync + 'static {
+/// One kind of job: its stored name, its payload and the payload's versions. What running it
+/// takes is [`Job`], in the context the worker provides.
+pub trait JobKind: Send + Sync + 'static {
     /// The stored kind name (never reused for another meaning).
     const KIND: &'static str;
     /// The payload version this code writes and reads.
@@ -42,19 +40,17 @@ pub trait Job: Send + Sync + 'static {
             Self::VERSION
         ))
     }
+}
 
+/// A job kind that runs in the context `C` (the process's `App` in the server).
+#[async_trait::async_trait]
+pub trait Job<C>: JobKind {
     /// Runs the job once. `job` is the claimed row (id, attempts), `worker` the lease holder.
-    async fn run(
-        &self,
-        app: &App,
-        job: &Claimed,
-        worker: &str,
-        payload: Self::Payload,
-    ) -> JobResult;
+    async fn run(&self, app: &C, job: &Claimed, worker: &str, payload: Self::Payload) -> JobResult;
 }
 
 /// A job to enqueue for `J`: its kind and its payload with the version written in.
-pub fn new_job<J: Job>(
+pub fn new_job<J: JobKind>(
     payload: &J::Payload,
     dedupe_key: Option<String>,
     run_at: chrono::NaiveDateTime,
@@ -71,7 +67,7 @@ pub fn new_job<J: Job>(
 }
 
 /// `payload` as stored: its JSON object with `"v"` set to `J::VERSION`.
-pub fn versioned<J: Job>(payload: &J::Payload) -> Value {
+pub fn versioned<J: JobKind>(payload: &J::Payload) -> Value {
     let mut value = serde_json::to_value(payload).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.insert(VERSION_KEY.into(), Value::from(J::VERSION));
@@ -91,7 +87,7 @@ pub enum Decoded<P> {
 }
 
 /// Reads a stored payload of `J`, upgrading an older version.
-pub fn decode<J: Job>(raw: &str) -> Decoded<J::Payload> {
+pub fn decode<J: JobKind>(raw: &str) -> Decoded<J::Payload> {
     let mut value: Value = match serde_json::from_str(raw) {
         Ok(value) => value,
         Err(e) => return Decoded::Unreadable(format!("not JSON: {e}")),
@@ -123,13 +119,13 @@ pub fn decode<J: Job>(raw: &str) -> Decoded<J::Payload> {
 
 /// A job with its payload type erased, as the registry holds it.
 #[async_trait::async_trait]
-trait Runnable: Send + Sync {
-    async fn run_raw(&self, app: &App, job: &Claimed, worker: &str) -> JobResult;
+trait Runnable<C>: Send + Sync {
+    async fn run_raw(&self, app: &C, job: &Claimed, worker: &str) -> JobResult;
 }
 
 #[async_trait::async_trait]
-impl<J: Job> Runnable for J {
-    async fn run_raw(&self, app: &App, job: &Claimed, worker: &str) -> JobResult {
+impl<C: Sync, J: Job<C>> Runnable<C> for J {
+    async fn run_raw(&self, app: &C, job: &Claimed, worker: &str) -> JobResult {
         match decode::<J>(&job.payload) {
             Decoded::Payload(payload) => self.run(app, job, worker, payload).await,
             Decoded::Newer(version) => JobResult::Retry {
@@ -147,19 +143,26 @@ impl<J: Job> Runnable for J {
     }
 }
 
-/// The job kinds a worker runs.
-#[derive(Default)]
-pub struct Registry {
-    jobs: BTreeMap<&'static str, Box<dyn Runnable>>,
+/// The job kinds a worker runs, each run in the context `C`.
+pub struct Registry<C> {
+    jobs: BTreeMap<&'static str, Box<dyn Runnable<C>>>,
 }
 
-impl std::fmt::Debug for Registry {
+impl<C> Default for Registry<C> {
+    fn default() -> Self {
+        Self {
+            jobs: BTreeMap::new(),
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for Registry<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set().entries(self.jobs.keys()).finish()
     }
 }
 
-impl Registry {
+impl<C: Sync + 'static> Registry<C> {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
@@ -167,7 +170,7 @@ impl Registry {
 
     /// Adds `job` under its kind (a later registration of the same kind replaces it).
     #[must_use]
-    pub fn with<J: Job>(mut self, job: J) -> Self {
+    pub fn with<J: Job<C>>(mut self, job: J) -> Self {
         self.jobs.insert(J::KIND, Box::new(job));
         self
     }
@@ -178,7 +181,7 @@ impl Registry {
     }
 
     /// Runs a claimed job through the job of its kind; an unknown kind is dead at once.
-    pub async fn run(&self, app: &App, job: &Claimed, worker: &str) -> JobResult {
+    pub async fn run(&self, app: &C, job: &Claimed, worker: &str) -> JobResult {
         match self.jobs.get(job.kind.as_str()) {
             Some(runnable) => runnable.run_raw(app, job, worker).await,
             None => JobResult::Dead(format!(
@@ -199,18 +202,19 @@ mod tests {
     }
 
     struct V1;
-    #[async_trait::async_trait]
-    impl Job for V1 {
+    impl JobKind for V1 {
         const KIND: &'static str = "test.v1";
         type Payload = Ids;
-        async fn run(&self, _: &App, _: &Claimed, _: &str, _: Ids) -> JobResult {
+    }
+    #[async_trait::async_trait]
+    impl Job<()> for V1 {
+        async fn run(&self, _: &(), _: &Claimed, _: &str, _: Ids) -> JobResult {
             JobResult::Done
         }
     }
 
     struct V2;
-    #[async_trait::async_trait]
-    impl Job for V2 {
+    impl JobKind for V2 {
         const KIND: &'static str = "test.v2";
         const VERSION: u64 = 2;
         type Payload = Ids;
@@ -220,7 +224,10 @@ mod tests {
                 _ => Err(format!("no upgrade from {version}")),
             }
         }
-        async fn run(&self, _: &App, _: &Claimed, _: &str, _: Ids) -> JobResult {
+    }
+    #[async_trait::async_trait]
+    impl Job<()> for V2 {
+        async fn run(&self, _: &(), _: &Claimed, _: &str, _: Ids) -> JobResult {
             JobResult::Done
         }
     }

@@ -10,10 +10,9 @@ use chrono::TimeDelta;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
-use crate::config::DatabaseTarget;
-
 use super::backoff;
+use super::context::Context;
+use super::registry::Registry;
 use super::store::{self, Claimed};
 
 /// What running a job came to.
@@ -44,18 +43,30 @@ impl JobResult {
     }
 }
 
-/// One worker.
-#[derive(Debug, Clone)]
-pub struct Runner {
-    app: Arc<App>,
+/// One worker, running the jobs of its context's registry.
+#[derive(Debug)]
+pub struct Runner<C> {
+    app: Arc<C>,
+    registry: Arc<Registry<C>>,
     id: String,
 }
 
-impl Runner {
+impl<C> Clone for Runner<C> {
+    fn clone(&self) -> Self {
+        Self {
+            app: self.app.clone(),
+            registry: self.registry.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+impl<C: Context> Runner<C> {
     /// A worker with a fresh id.
-    pub fn new(app: Arc<App>) -> Self {
+    pub fn new(app: Arc<C>) -> Self {
         Self {
             app,
+            registry: Arc::new(C::registry()),
             id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
         }
     }
@@ -68,20 +79,20 @@ impl Runner {
     /// Claims up to `limit` due jobs.
     async fn claim(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
         let now = self.app.now();
-        let lease_until = (now + TimeDelta::from_std(self.app.config.jobs.lease)?).naive_utc();
+        let lease_until = (now + TimeDelta::from_std(self.app.job_settings().lease)?).naive_utc();
         let worker = self.id.clone();
         let now_db = now.naive_utc();
         let limit = limit as i64;
         Ok(self
             .app
-            .db
+            .db()
             .run(move |conn| store::claim(conn, &worker, now_db, lease_until, limit))
             .await?)
     }
 
     /// Claims one batch and runs it to the end; returns how many jobs were claimed.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let claimed = self.claim(self.app.config.jobs.concurrency).await?;
+        let claimed = self.claim(self.app.job_settings().concurrency).await?;
         let count = claimed.len();
         let mut tasks = tokio::task::JoinSet::new();
         for job in claimed {
@@ -112,22 +123,22 @@ impl Runner {
         let result = if job.attempts > job.max_attempts {
             JobResult::Dead("lease lapsed on every attempt".into())
         } else {
-            self.app.jobs.run(&self.app, &job, &self.id).await
+            self.registry.run(&*self.app, &job, &self.id).await
         };
         let now = self.app.now();
         let (id, worker) = (job.id.clone(), self.id.clone());
-        let settings = &self.app.config.jobs;
+        let settings = self.app.job_settings();
         let saved = match result {
             JobResult::Completed => Ok(true),
             JobResult::Done => {
                 let now = now.naive_utc();
                 self.app
-                    .db
+                    .db()
                     .run(move |conn| store::complete(conn, &id, &worker, now))
                     .await
             }
             JobResult::Retry { reason, after } if job.attempts < job.max_attempts => {
-                self.app.metrics.job_failed(&job.kind, "retry");
+                self.app.job_failed(&job.kind, "retry");
                 let delay = after.unwrap_or_else(|| {
                     backoff::delay(
                         job.attempts as u32,
@@ -140,16 +151,16 @@ impl Runner {
                     (now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::minutes(1))).naive_utc();
                 let now = now.naive_utc();
                 self.app
-                    .db
+                    .db()
                     .run(move |conn| store::fail(conn, &id, &worker, &reason, Some(retry_at), now))
                     .await
             }
             JobResult::Retry { reason, .. } | JobResult::Dead(reason) => {
-                self.app.metrics.job_failed(&job.kind, "dead");
+                self.app.job_failed(&job.kind, "dead");
                 tracing::error!(job_id = %job.id, kind = %job.kind, %reason, "job is dead");
                 let now = now.naive_utc();
                 self.app
-                    .db
+                    .db()
                     .run(move |conn| store::fail(conn, &id, &worker, &reason, None, now))
                     .await
             }
@@ -169,7 +180,7 @@ impl Runner {
     pub async fn run(self, shutdown: CancellationToken) {
         let listening = shutdown.child_token();
         let listener = self.spawn_listener(listening.clone());
-        let settings = self.app.config.jobs.clone();
+        let settings = self.app.job_settings().clone();
         let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
         let low_water = u32::try_from((settings.concurrency / 4).max(1)).unwrap_or(1);
         tracing::info!(worker = %self.id, "worker started");
@@ -206,7 +217,7 @@ impl Runner {
             if !full {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = self.app.job_wake.notified() => {}
+                    () = self.app.wake().notified() => {}
                     () = tokio::time::sleep(settings.poll_interval) => {}
                 }
             }
@@ -218,7 +229,7 @@ impl Runner {
         let now = self.app.now().naive_utc();
         if let Err(e) = self
             .app
-            .db
+            .db()
             .run(move |conn| store::release(conn, &worker, now))
             .await
         {
@@ -234,12 +245,9 @@ impl Runner {
     /// On PostgreSQL, a task that LISTENs for jobs enqueued by other processes and wakes this
     /// worker (see [`super::listen`]); it stops when `shutdown` is cancelled.
     fn spawn_listener(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
-        let DatabaseTarget::Postgres(url) = &self.app.config.database else {
-            return None;
-        };
-        let url = url.expose().clone();
+        let url = self.app.listen_url()?;
         // The wake handle only: the task must not keep the whole App (and its pool) alive.
-        let wake = self.app.job_wake.clone();
+        let wake = self.app.wake().clone();
         Some(tokio::spawn(async move {
             // Reading the system's trust roots is file work: off the runtime, and off the path
             // of the worker's first claim.

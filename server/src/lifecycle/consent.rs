@@ -11,14 +11,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use companion_schema::ids::{ClinicId, ConsentDocumentId, ConsentRecordId};
-use companion_schema::schema::prompts;
-use diesel::prelude::*;
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
-use crate::prompt::store::{self as prompt_store, status};
+use crate::prompt;
 
 use super::store::{self, DocumentRow, RecordRow};
 
@@ -146,30 +144,13 @@ pub fn publish(
     store::save_lifecycle(conn, &settings)?;
     // Those with no acceptance in force (a clinic's first document, or patients who never
     // accepted) stop being prompted now; an earlier acceptance keeps its patient prompted.
-    let patients: Vec<String> = prompts::table
-        .filter(prompts::clinic_id.eq(clinic.as_str()))
-        .filter(prompts::status.eq_any(status::OPEN))
-        .select(prompts::patient_id)
-        .distinct()
-        .load(conn)?;
+    let patients = prompt::use_cases::patients_with_open_prompts(conn, clinic.as_str())?;
     let standings = store::standings(conn, clinic.as_str(), &patients)?;
     let unconsented: Vec<&String> = patients
         .iter()
         .filter(|p| standings.get(*p).is_some_and(|s| !s.prompted()))
         .collect();
-    for chunk in unconsented.chunks(500) {
-        diesel::update(
-            prompts::table
-                .filter(prompts::patient_id.eq_any(chunk))
-                .filter(prompts::status.eq_any(status::OPEN)),
-        )
-        .set((
-            prompts::status.eq(status::CANCELLED),
-            prompts::closed_at.eq(Some(stamp)),
-            prompts::updated_at.eq(stamp),
-        ))
-        .execute(conn)?;
-    }
+    prompt::use_cases::cancel_open_prompts(conn, &unconsented, stamp)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "consent_document.publish", stamp)
@@ -311,7 +292,7 @@ pub fn act(
         at: stamp,
     };
     store::insert_record(conn, &record)?;
-    prompt_store::replan(conn, caller.account_id.as_str(), now, horizon)?;
+    prompt::use_cases::replan_patient(conn, caller.account_id.as_str(), now, horizon)?;
     let verb = match action {
         Action::Accept => "consent.accept",
         Action::Decline => "consent.decline",

@@ -23,11 +23,11 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
+use crate::escalation as escalation_store;
 use crate::escalation::policy::Audience;
-use crate::escalation::store as escalation_store;
 use crate::patient::{self, SelfAccess};
+use crate::push as push_store;
 use crate::push::content::PushMessage;
-use crate::push::store as push_store;
 
 /// The reason an erased patient's resolved alerts keep instead of the staff's notes.
 pub const ERASED: &str = "patient erased";
@@ -168,7 +168,7 @@ pub fn erase(
                 .execute(conn)?;
             // Requests for help go in either mode: their notes are the patient's own words, and
             // the alerts they raised keep the signal (an unresolved one until staff resolve it).
-            crate::help::store::delete_of_patient(conn, id)?;
+            crate::help::delete_of_patient(conn, id)?;
             diesel::update(invitations::table.filter(invitations::accepted_account_id.eq(id)))
                 .set(invitations::email.eq(None::<String>))
                 .execute(conn)?;

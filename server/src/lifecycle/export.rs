@@ -202,7 +202,7 @@ pub fn document(
             ))
             .load(conn)?;
     let consent = super::store::records(conn, patient_id)?;
-    let help_requests = crate::help::store::of_patient(conn, patient_id)?;
+    let help_requests = crate::help::of_patient(conn, patient_id)?;
     let (id, email, display_name, timezone, clinic_id, created_at) = profile;
     Ok(json!({
         "format": "companion.patient-export",

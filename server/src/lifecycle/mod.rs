@@ -9,4 +9,8 @@ pub mod erasure_traces;
 pub mod export;
 pub mod handlers;
 pub mod retention;
-pub mod store;
+mod store;
+
+// What other domains use of this one's tables: the rows it hands out and the operations
+// that run inside another domain's transaction. Its store is private to it.
+pub use store::{all_lifecycles, standings, unconsented};

@@ -3,7 +3,7 @@
 //! profile (display name, external id, zone, status) as the care team manages it.
 
 pub mod handlers;
-pub mod store;
+mod store;
 pub mod use_cases;
 
 use companion_schema::ids::{AccountId, ClinicId};

@@ -138,7 +138,7 @@ pub fn update_profile(
                 .as_ref()
                 .is_some_and(|zone| *zone != before.timezone)
             {
-                crate::prompt::store::replan(conn, id, now, horizon)?;
+                crate::prompt::use_cases::replan_patient(conn, id, now, horizon)?;
             }
             if let Some(status) = change.status
                 && status != PatientStatus::of(&before)

@@ -205,7 +205,7 @@ async fn app_headers(request: axum::extract::Request, next: axum::middleware::Ne
     response
 }
 
-/// The app's routes, merged into the service by `app::router`.
+/// The app's routes, merged into the service by `router::router`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/app", get(|| async { Redirect::permanent("/app/") }))

@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::auth::extract::{Bearer, PatientCaller, Staff};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::escalation::ClinicSetting;
 use crate::escalation::settings;
-use crate::escalation::store::ClinicSetting;
 use crate::http::extract::ApiJson;
 use crate::time::utc;
 

@@ -16,7 +16,7 @@ use crate::db::DbConnection;
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::Claimed;
 use crate::push::content::PushMessage;
-use crate::push::store::{self as push_store, DeviceRow};
+use crate::push::{self as push_store, DeviceRow};
 
 use super::local_time::{self, DailySpan};
 use super::store::{self, PromptRow, ScheduleRow, status};
@@ -205,7 +205,7 @@ pub fn send_due(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let gated = crate::lifecycle::store::unconsented(conn, &pairs)?;
+    let gated = crate::lifecycle::unconsented(conn, &pairs)?;
     let rows: Vec<PromptRow> = if gated.is_empty() {
         rows
     } else {
@@ -343,11 +343,13 @@ pub struct ReplanClinicPayload {
 #[derive(Debug, Clone, Copy)]
 pub struct ReplanClinic;
 
-#[async_trait::async_trait]
-impl crate::jobs::Job for ReplanClinic {
+impl crate::jobs::JobKind for ReplanClinic {
     const KIND: &'static str = super::kinds::REPLAN_CLINIC;
     type Payload = ReplanClinicPayload;
+}
 
+#[async_trait::async_trait]
+impl crate::jobs::Job<App> for ReplanClinic {
     async fn run(
         &self,
         app: &App,

@@ -192,6 +192,41 @@ pub fn create_schedule(conn: &mut DbConnection, row: &ScheduleRow) -> QueryResul
         .map(drop)
 }
 
+/// The patients of `clinic_id` with a prompt still open.
+pub fn patients_with_open_prompts(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> QueryResult<Vec<String>> {
+    prompts::table
+        .filter(prompts::clinic_id.eq(clinic_id))
+        .filter(prompts::status.eq_any(status::OPEN))
+        .select(prompts::patient_id)
+        .distinct()
+        .load(conn)
+}
+
+/// Cancels every open prompt of `patients` at `stamp`.
+pub fn cancel_open(
+    conn: &mut DbConnection,
+    patients: &[&String],
+    stamp: NaiveDateTime,
+) -> QueryResult<()> {
+    for chunk in patients.chunks(500) {
+        diesel::update(
+            prompts::table
+                .filter(prompts::patient_id.eq_any(chunk))
+                .filter(prompts::status.eq_any(status::OPEN)),
+        )
+        .set((
+            prompts::status.eq(status::CANCELLED),
+            prompts::closed_at.eq(Some(stamp)),
+            prompts::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// A patient's schedule.
 pub fn find_schedule(
     conn: &mut DbConnection,
@@ -236,7 +271,7 @@ fn load_inputs(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<Input
         .iter()
         .map(|(s, _, _)| (s.patient_id.as_str(), s.clinic_id.as_str()))
         .collect();
-    let gated = crate::lifecycle::store::unconsented(conn, &pairs)?;
+    let gated = crate::lifecycle::unconsented(conn, &pairs)?;
     Ok(rows
         .into_iter()
         .filter(|(schedule, _, _)| !gated.contains(&schedule.patient_id))

@@ -7,10 +7,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::account::store as accounts;
+use crate::account as accounts;
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
-use crate::check_in::store as check_ins;
+use crate::check_in as check_ins;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 use crate::patient::{self, SelfAccess};
@@ -20,6 +20,85 @@ use super::adherence::{self, Adherence};
 use super::local_time::DailySpan;
 use super::plan::CarePlan;
 use super::store::{self, PromptRow};
+
+// What other domains call, inside their own transaction (prompt's tables are written here
+// and in the store only).
+
+/// Starts a newly enrolled patient's prompts: the default window and quiet hours, the clinic's
+/// plan, planned ahead at once.
+pub fn start_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    clinic_id: &str,
+    now: DateTime<Utc>,
+    horizon: TimeDelta,
+) -> diesel::QueryResult<()> {
+    store::create_schedule(
+        conn,
+        &store::ScheduleRow::new(patient_id, clinic_id, now.naive_utc()),
+    )?;
+    store::replan(conn, patient_id, now, horizon).map(drop)
+}
+
+/// Plans `patient_id`'s prompts afresh (after a change to their account, sessions, consent or
+/// zone): withdraws what no longer applies and plans up to `horizon` ahead.
+pub fn replan_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    now: DateTime<Utc>,
+    horizon: TimeDelta,
+) -> diesel::QueryResult<()> {
+    store::replan(conn, patient_id, now, horizon).map(drop)
+}
+
+/// Replans every patient of `clinic_id` in the background (after its care plan changed).
+pub fn replan_clinic_later(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<bool> {
+    store::enqueue_clinic_replan(conn, clinic_id, now)
+}
+
+/// Completes the prompt a stored check-in answers (the one it names, or the open one of its
+/// instrument); returns the prompt completed, if any.
+#[allow(clippy::too_many_arguments)]
+pub fn complete_for_check_in(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    check_in_id: &str,
+    instrument: &str,
+    named: Option<&str>,
+    completed_at: chrono::NaiveDateTime,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<Option<String>> {
+    store::complete_for_check_in(
+        conn,
+        patient_id,
+        check_in_id,
+        instrument,
+        named,
+        completed_at,
+        now,
+    )
+}
+
+/// The patients of `clinic_id` with a prompt still open.
+pub fn patients_with_open_prompts(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> diesel::QueryResult<Vec<String>> {
+    store::patients_with_open_prompts(conn, clinic_id)
+}
+
+/// Cancels every open prompt of `patients` at `now` (they are no longer to be prompted).
+pub fn cancel_open_prompts(
+    conn: &mut DbConnection,
+    patients: &[&String],
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    store::cancel_open(conn, patients, now)
+}
 
 /// Screening stays complete (CLINICAL.md, part 2): a positive PHQ-2 (`check_in_id`, stored in
 /// the caller's transaction) schedules a PHQ-9 within 24 hours, unless one is already open or
@@ -40,7 +119,7 @@ pub fn plans_without_item9(
     clinic_id: &str,
 ) -> diesel::QueryResult<(bool, Vec<String>)> {
     let parse = |text: &str| serde_json::from_str::<CarePlan>(text).unwrap_or_default();
-    let default = crate::clinic::store::care_plan_of(conn, clinic_id)?
+    let default = crate::clinic::care_plan_of(conn, clinic_id)?
         .map(|text| parse(&text))
         .unwrap_or_default();
     let patients = store::own_plans(conn, clinic_id)?
@@ -206,7 +285,7 @@ fn plan_in_force(
             plan,
         });
     }
-    let clinic = crate::clinic::store::care_plan_of(conn, clinic_id)?
+    let clinic = crate::clinic::care_plan_of(conn, clinic_id)?
         .and_then(|text| serde_json::from_str::<CarePlan>(&text).ok());
     Ok(match clinic {
         Some(plan) => PatientCarePlan {

@@ -58,22 +58,10 @@ fn enqueue_alert_outcome(
     )
 }
 
-/// The `push.deliver` payload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Payload {
-    /// The notification to deliver.
-    pub notification_id: String,
-}
-
-/// The `push.deliver` job.
-#[derive(Debug, Clone, Copy)]
-pub struct DeliverPush;
+pub use super::kinds::{DeliverPush, DeliverPushPayload as Payload};
 
 #[async_trait::async_trait]
-impl Job for DeliverPush {
-    const KIND: &'static str = super::kinds::PUSH_DELIVER;
-    type Payload = Payload;
-
+impl Job<App> for DeliverPush {
     async fn run(&self, app: &App, job: &Claimed, worker: &str, payload: Payload) -> JobResult {
         run(app, job, worker, payload).await
     }

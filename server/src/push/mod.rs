@@ -21,4 +21,28 @@ pub mod kinds {
     /// What became of a push about an alert, for the safety path to judge (run by
     /// `escalation`). Payload: [`super::deliver::AlertPushOutcome`].
     pub const ALERT_PUSH_OUTCOME: &str = "alert.push_outcome";
+
+    /// The `push.deliver` payload.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub struct DeliverPushPayload {
+        /// The notification to deliver.
+        pub notification_id: String,
+    }
+
+    /// The `push.deliver` job: enqueued by the store with each notification, run by
+    /// [`super::deliver`].
+    #[derive(Debug, Clone, Copy)]
+    pub struct DeliverPush;
+
+    impl crate::jobs::JobKind for DeliverPush {
+        const KIND: &'static str = PUSH_DELIVER;
+        type Payload = DeliverPushPayload;
+    }
 }
+
+// What other domains use of this one's tables: the rows it hands out and the operations
+// that run inside another domain's transaction. Its store is private to it.
+pub use store::{
+    DeviceRow, active_devices, active_devices_of, notify_device, notify_device_at, notify_devices,
+    withdraw_waiting,
+};

@@ -257,8 +257,8 @@ fn pending(
 ) -> (NotificationRow, NewJob) {
     let id = NotificationId::generate().into_string();
     let message = message(&id);
-    let mut delivery = jobs::new_job::<super::deliver::DeliverPush>(
-        &super::deliver::Payload {
+    let mut delivery = jobs::new_job::<super::kinds::DeliverPush>(
+        &super::kinds::DeliverPushPayload {
             notification_id: id.clone(),
         },
         Some(format!("push:{id}")),

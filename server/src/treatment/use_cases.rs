@@ -11,7 +11,7 @@ use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 use crate::patient::{self, SelfAccess};
-use crate::prompt::store as prompts;
+use crate::prompt::use_cases as prompts;
 use crate::treatment::model::{self, Change, Modality, Observations, SessionStatus, may_change};
 use crate::treatment::store::{self, SessionRow, When};
 
@@ -86,7 +86,7 @@ pub fn schedule(
                 updated_at: now.naive_utc(),
             };
             store::insert(conn, &row)?;
-            prompts::replan(conn, &row.patient_id, now, horizon)?;
+            prompts::replan_patient(conn, &row.patient_id, now, horizon)?;
             audited(conn, caller, "session.create", &row, now.naive_utc())?;
             Ok(Ok(row))
         },
@@ -143,7 +143,7 @@ fn save(
 ) -> diesel::QueryResult<()> {
     store::update(conn, row)?;
     // A moved or cancelled session replaces its prompts in the same transaction.
-    prompts::replan(conn, &row.patient_id, now, horizon)?;
+    prompts::replan_patient(conn, &row.patient_id, now, horizon)?;
     audited(conn, caller, action, row, now.naive_utc())
 }
 

@@ -7,13 +7,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::auth::store as sessions;
+use crate::auth as sessions;
+use crate::lifecycle as lifecycle_store;
 use crate::lifecycle::retention::{self, Purged};
-use crate::lifecycle::store as lifecycle_store;
 
 /// Every job kind the worker runs, one line each. A kind missing here is parked as dead with
 /// "unknown job kind" when it is claimed.
-pub fn registry() -> crate::jobs::Registry {
+pub fn registry() -> crate::jobs::Registry<App> {
     crate::jobs::Registry::new()
         .with(crate::push::deliver::DeliverPush)
         .with(crate::escalation::worker::NotifyTier)
@@ -24,6 +24,40 @@ pub fn registry() -> crate::jobs::Registry {
         .with(crate::escalation::webhooks::DeliverWebhook)
         .with(crate::prompt::lifecycle::ReplanClinic)
         .with(crate::fhir::bulk::BulkExport)
+}
+
+/// The queue runs in the application's context; the job kinds are the ones listed above.
+impl crate::jobs::Context for App {
+    fn db(&self) -> &crate::db::Db {
+        &self.db
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn job_settings(&self) -> &crate::config::JobSettings {
+        &self.config.jobs
+    }
+
+    fn registry() -> crate::jobs::Registry<App> {
+        registry()
+    }
+
+    fn wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.job_wake
+    }
+
+    fn job_failed(&self, kind: &str, outcome: &'static str) {
+        self.metrics.job_failed(kind, outcome);
+    }
+
+    fn listen_url(&self) -> Option<String> {
+        match &self.config.database {
+            crate::config::DatabaseTarget::Postgres(url) => Some(url.expose().clone()),
+            crate::config::DatabaseTarget::Sqlite(_) => None,
+        }
+    }
 }
 
 /// Runs the job worker and housekeeping until `shutdown` is cancelled; work in progress is

@@ -51,7 +51,7 @@ pub async fn start_app(
     app.db.migrate().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let router = companion::app::router(AppState(app.clone()));
+    let router = companion::router::router(AppState(app.clone()));
     companion::account::use_cases::create_org_admin(
         &app.db,
         "load-admin@example.org",
