@@ -9,7 +9,7 @@
 //! - one unresolved alert per patient and rule;
 //! - a safety answer is never refused, and its answer carries crisis resources.
 //!
-//! The normal suite runs a few cases; set `COMPANION_SAFETY_ANSWERS_CASES` (e.g. 200) for more.
+//! The normal suite runs a few cases; set `COMPANION_TEST_SAFETY_ANSWERS_CASES` (e.g. 200) for more.
 
 use std::collections::BTreeSet;
 
@@ -397,7 +397,7 @@ async fn at_once(app: &TestApp, access: &str, bodies: &[Value]) -> Vec<Reply> {
 async fn every_safety_answer_sits_on_an_unresolved_alert_until_a_person_resolves_it(
     backend: Backend,
 ) {
-    let cases = std::env::var("COMPANION_SAFETY_ANSWERS_CASES")
+    let cases = std::env::var("COMPANION_TEST_SAFETY_ANSWERS_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);

@@ -289,7 +289,7 @@ impl Scenario {
 async fn no_safety_signal_is_dropped_and_every_one_reaches_a_reachable_tier_in_time(
     backend: Backend,
 ) {
-    let cases = std::env::var("COMPANION_PROPERTY_CASES")
+    let cases = std::env::var("COMPANION_TEST_PROPERTY_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);

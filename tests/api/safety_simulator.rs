@@ -17,7 +17,7 @@
 //! 4. The patient's words match `care_team`, and `reached` is never said before something
 //!    counted, in the answer and when read again.
 //!
-//! Both backends; `COMPANION_SIMULATOR_CASES` sets the number of worlds per backend (default 4;
+//! Both backends; `COMPANION_TEST_SIMULATOR_CASES` sets the number of worlds per backend (default 4;
 //! try 200 for a long run).
 
 use std::collections::{BTreeMap, HashSet};
@@ -627,7 +627,7 @@ async fn receiver(healthy: bool, hits: Arc<Mutex<Vec<(String, bool)>>>) -> Strin
 async fn every_safety_signal_reaches_a_person_or_is_unreachable_and_nobody_is_told_otherwise(
     backend: Backend,
 ) {
-    let cases = std::env::var("COMPANION_SIMULATOR_CASES")
+    let cases = std::env::var("COMPANION_TEST_SIMULATOR_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
