@@ -348,8 +348,8 @@ impl TestApp {
     /// One pass of the workers at the test clock's time, as `companion work` makes every
     /// `COMPANION_PROMPT_INTERVAL`: prompts (expire, send, remind, plan ahead), then jobs until
     /// none is due.
-    pub async fn run_workers(&self) -> companion::prompt::lifecycle::TickReport {
-        let report = companion::prompt::lifecycle::tick(&self.app)
+    pub async fn run_workers(&self) -> companion::prompt::passes::TickReport {
+        let report = companion::prompt::passes::tick(&self.app)
             .await
             .expect("prompt pass");
         self.run_jobs().await;

@@ -687,8 +687,8 @@ async fn two_workers_side_by_side_send_each_prompt_and_reminder_once(backend: Ba
     for when in ["2026-06-01T09:00:00Z", "2026-06-01T13:00:00Z"] {
         app.clock.set(at(when));
         let (a, b) = tokio::join!(
-            companion::prompt::lifecycle::tick(&app.app),
-            companion::prompt::lifecycle::tick(&other)
+            companion::prompt::passes::tick(&app.app),
+            companion::prompt::passes::tick(&other)
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(a.sent + b.sent, if when.contains("T09") { 8 } else { 0 });

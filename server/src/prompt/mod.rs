@@ -4,8 +4,8 @@
 
 pub mod adherence;
 pub mod handlers;
-pub mod lifecycle;
 pub mod local_time;
+pub mod passes;
 pub mod plan;
 pub mod planner;
 pub mod store;

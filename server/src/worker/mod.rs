@@ -22,7 +22,7 @@ pub fn registry() -> crate::jobs::Registry<App> {
         .with(crate::escalation::worker::AckLapse)
         .with(crate::escalation::mail::AlertEmail)
         .with(crate::escalation::webhooks::DeliverWebhook)
-        .with(crate::prompt::lifecycle::ReplanClinic)
+        .with(crate::prompt::passes::ReplanClinic)
         .with(crate::fhir::bulk::BulkExport)
 }
 
@@ -79,7 +79,7 @@ async fn prompt_loop(app: Arc<App>, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = ticker.tick() => {
-                match crate::prompt::lifecycle::tick(&app).await {
+                match crate::prompt::passes::tick(&app).await {
                     Ok(report) if report != Default::default() => tracing::info!(
                         sent = report.sent,
                         reminded = report.reminded,

@@ -22,7 +22,7 @@ use companion::app::App;
 use companion::clock::{Clock, ManualClock};
 use companion::config::Config;
 use companion::jobs::runner::Runner;
-use companion::prompt::lifecycle;
+use companion::prompt::passes;
 use companion_fake_push::FakeFcm;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
@@ -231,7 +231,7 @@ async fn measure(label: &str, database_url: &str, patients: usize) -> anyhow::Re
     let seeded = began.elapsed();
 
     let began = Instant::now();
-    let report = lifecycle::tick(&app).await?;
+    let report = passes::tick(&app).await?;
     let planned = began.elapsed();
     let prompts = count(&app, "SELECT COUNT(*) AS n FROM prompts").await?;
     println!(
@@ -248,12 +248,12 @@ async fn measure(label: &str, database_url: &str, patients: usize) -> anyhow::Re
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(Runner::new(deliverer).run(shutdown.clone()));
     let began = Instant::now();
-    let mut totals = lifecycle::TickReport::default();
+    let mut totals = passes::TickReport::default();
     let mut tick_time = Duration::ZERO;
     for step in 1..=(24 * 6) {
         clock.set(start + TimeDelta::minutes(10 * step));
         let t = Instant::now();
-        let r = lifecycle::tick(&app).await?;
+        let r = passes::tick(&app).await?;
         tick_time += t.elapsed();
         totals.sent += r.sent;
         totals.reminded += r.reminded;

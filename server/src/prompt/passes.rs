@@ -1,5 +1,6 @@
-//! The prompt lifecycle run by the workers: expire what was missed, send what is due, remind
-//! once, and plan ahead. Each step takes a batch of rows in one transaction and makes its state
+//! The prompt passes run by the workers: expire what was missed, send what is due, remind once,
+//! and plan ahead (a prompt's lifecycle; a patient's data lifecycle is `crate::lifecycle`). Each
+//! step takes a batch of rows in one transaction and makes its state
 //! change together with the push jobs it causes, so a prompt is sent (or reminded) once whatever
 //! the number of workers: PostgreSQL workers skip rows another holds, SQLite runs one writer.
 
