@@ -169,6 +169,68 @@ fn the_document_states_tagged_unions_time_zones_and_shared_errors() {
     );
 }
 
+/// Generators read an object schema that names neither its properties nor
+/// `additionalProperties` as an object with no members (openapi-typescript's default:
+/// `Record<string, never>`), so every object says one or the other; a stored check-in's answers
+/// say what they hold, as a submission's do.
+#[test]
+fn every_object_schema_says_what_members_it_has() {
+    const SAYS_WHAT_IT_HOLDS: [&str; 6] = [
+        "properties",
+        "additionalProperties",
+        "allOf",
+        "oneOf",
+        "anyOf",
+        "$ref",
+    ];
+    fn walk(node: &Value, at: &str, silent: &mut Vec<String>) {
+        match node {
+            Value::Object(schema) => {
+                let is_object = match schema.get("type") {
+                    Some(Value::String(kind)) => kind == "object",
+                    Some(Value::Array(kinds)) => kinds.iter().any(|kind| kind == "object"),
+                    _ => false,
+                };
+                let says = SAYS_WHAT_IT_HOLDS
+                    .iter()
+                    .any(|key| schema.contains_key(*key));
+                if is_object && !says {
+                    silent.push(at.to_owned());
+                }
+                for (key, value) in schema {
+                    walk(value, &format!("{at}/{key}"), silent);
+                }
+            }
+            Value::Array(items) => {
+                for (i, value) in items.iter().enumerate() {
+                    walk(value, &format!("{at}/{i}"), silent);
+                }
+            }
+            _ => {}
+        }
+    }
+    let document: Value = serde_json::from_str(&companion::openapi::document_json()).unwrap();
+    let mut silent = Vec::new();
+    walk(&document, "", &mut silent);
+    assert!(
+        silent.is_empty(),
+        "object schemas silent about their members: {silent:?}"
+    );
+    let scalar = serde_json::json!({"type": ["number", "boolean", "string"]});
+    for pointer in [
+        "/components/schemas/SubmitCheckIn/properties/answers",
+        "/components/schemas/CheckIn/properties/answers",
+        "/components/schemas/Paginated_CheckIn/properties/items/items/properties/answers",
+        "/components/schemas/EarlierVersionView/properties/answers",
+    ] {
+        assert_eq!(
+            document.pointer(&format!("{pointer}/additionalProperties")),
+            Some(&scalar),
+            "{pointer}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_accepted_time_zones_are_listed_and_others_refused() {
     let app = TestApp::new(Backend::Sqlite).await;

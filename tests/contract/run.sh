@@ -4,13 +4,18 @@
 # Builds the server, starts it on a fresh SQLite data directory, creates an organisation admin
 # (command line), a clinic, a clinic admin, a clinician and a patient (API), and runs
 # schemathesis with every check for the patient, the clinician and the clinic admin (signing
-# out and disabling accounts left out, so that the tokens survive). Then generates a TypeScript
-# client with openapi-typescript and type-checks usage.ts against it with tsc.
+# out and disabling accounts left out, so that the tokens survive). Before schemathesis, two
+# clients generated from the document with their generators' default settings run a short flow
+# against the server: the Python one openapi-python-client generates (python_flow.py) and the
+# TypeScript example client (examples/typescript: openapi-typescript types, openapi-fetch calls),
+# which enrols a patient with an invitation, sends a PHQ-9 with item 9 and finds the alert as a
+# clinician. At the end, usage.ts is type-checked with tsc against the openapi-typescript types.
 # Exits non-zero on any failure.
 #
-# Tools are installed into target/contract/ (a Python virtualenv and a local npm folder); the
-# first run needs PyPI and the npm registry. CONTRACT_MAX_EXAMPLES bounds the examples per
-# operation (default 25).
+# Tools: a Python virtualenv in target/contract/, and the example's npm packages, installed with
+# `npm ci` from examples/typescript/package-lock.json (openapi-typescript and typescript, pinned
+# there, also check usage.ts); the first run needs PyPI and the npm registry.
+# CONTRACT_MAX_EXAMPLES bounds the examples per operation (default 25).
 #
 # baseline.json lists the known mismatches the document cannot state in JSON Schema (see the
 # README's "API for third parties"); any other failure fails the check. After a deliberate
@@ -31,12 +36,9 @@ if [ ! -x "$work/venv/bin/st" ]; then
   python3 -m venv "$work/venv"
   "$work/venv/bin/pip" install -q "schemathesis==4.32.5"
 fi
-if [ ! -x "$work/node/node_modules/.bin/tsc" ] || [ ! -x "$work/node/node_modules/.bin/openapi-typescript" ]; then
-  mkdir -p "$work/node"
-  [ -f "$work/node/package.json" ] || echo '{"private": true}' > "$work/node/package.json"
-  (cd "$work/node" && npm install --silent --no-audit --no-fund \
-    openapi-typescript@7.13.0 typescript@5.9.3)
-fi
+example=$root/examples/typescript
+(cd "$example" && npm ci --silent --no-audit --no-fund)
+node_bin=$example/node_modules/.bin
 
 data=$(mktemp -d)
 server_pid=
@@ -84,6 +86,21 @@ else
   exit 1
 fi
 
+echo "== contract: TypeScript example client (examples/typescript: openapi-typescript, openapi-fetch)"
+fixture() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['example'][sys.argv[2]])" "$data/accounts.json" "$1"; }
+# `npm run build`: the types from openapi/openapi.json with openapi-typescript's default
+# settings, then tsc (strict).
+if ! (cd "$example" && npm run --silent build > "$work/ts-example-build.log" 2>&1); then
+  cat "$work/ts-example-build.log" >&2
+  echo "the TypeScript example client does not build against the generated types" >&2
+  exit 1
+fi
+if ! CLINICIAN_EMAIL=$(fixture clinician_email) CLINICIAN_PASSWORD=$(fixture clinician_password) \
+     node "$example/dist/main.js" "$base" "$(fixture invitation_code)"; then
+  echo "the TypeScript example client failed its flow" >&2
+  exit 1
+fi
+
 baseline=(--baseline "$here/baseline.json")
 if [ "${CONTRACT_BASELINE_UPDATE:-0}" = 1 ]; then
   baseline+=(--baseline-update)
@@ -112,9 +129,9 @@ done
 
 echo "== contract: TypeScript client"
 mkdir -p "$work/ts"
-"$work/node/node_modules/.bin/openapi-typescript" "$root/openapi/openapi.json" -o "$work/ts/companion.ts" > /dev/null
+"$node_bin/openapi-typescript" "$root/openapi/openapi.json" -o "$work/ts/companion.ts" > /dev/null
 cp "$here/usage.ts" "$work/ts/usage.ts"
-if ! "$work/node/node_modules/.bin/tsc" --noEmit --strict --target es2020 --module es2020 \
+if ! "$node_bin/tsc" --noEmit --strict --target es2020 --module es2020 \
      --moduleResolution bundler "$work/ts/usage.ts"; then
   echo "the generated TypeScript client does not type-check against usage.ts" >&2
   failed=1

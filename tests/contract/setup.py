@@ -5,7 +5,8 @@ Usage: setup.py BASE_URL COMPANION_BINARY DATA_DIR OUT_JSON
 The organisation admin comes from the command line (`companion admin create-org-admin`, as on a
 fresh installation); a clinic, its admin, a clinician and a patient come from invitations. Writes
 their access tokens and ids (and one of each record the operations take as a path parameter) to
-OUT_JSON. Standard library only.
+OUT_JSON, with, under "example", what examples/typescript signs in with: a patient invitation
+code and a clinician's email and password in a second clinic. Standard library only.
 """
 
 import json
@@ -68,7 +69,26 @@ def main():
                       {"modality": "iv_infusion", "scheduled_at": now}, clinician["token"])
     json.dump({"clinic_id": clinic["id"], "org_admin": {"token": org},
                "clinic_admin": admin, "clinician": clinician, "patient": patient,
-               "session_id": session["id"]}, open(out, "w"), indent=2)
+               "session_id": session["id"], "example": example_client(base, org)},
+              open(out, "w"), indent=2)
+
+
+def example_client(base, org):
+    """What examples/typescript needs: a patient invitation code and a clinician's credentials,
+    in a clinic of their own (with a consent document in force, which the example accepts), so
+    that the example's patient and alert stay out of the accounts schemathesis drives."""
+    _, clinic = call(base, "POST", "/v1/clinics",
+                     {"name": "Example Clinic", "timezone": "America/New_York"}, org)
+    admin = join(base, org, clinic["id"], "clinic_admin")
+    call(base, "POST", f"/v1/clinics/{clinic['id']}/consent-documents",
+         {"title": "Monitoring between sessions",
+          "body": "The clinic reads your check-ins and is alerted to safety answers."},
+         admin["token"])
+    clinician = join(base, admin["token"], clinic["id"], "clinician")
+    _, invitation = call(base, "POST", f"/v1/clinics/{clinic['id']}/invitations",
+                         {"role": "patient"}, clinician["token"])
+    return {"clinic_id": clinic["id"], "invitation_code": invitation["code"],
+            "clinician_email": clinician["email"], "clinician_password": PASSWORD}
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ impl PageParams {
 /// A page of results.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Paginated<T> {
-    /// The items, oldest first.
+    /// The items, in the order the operation describes.
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,

@@ -6,6 +6,7 @@
 //! - constraints the field attributes cannot reach (each day after a session 1 to 60; working
 //!   days different; a session change names something and completes at most; check-in answers
 //!   are numbers, booleans or text; a crisis line has a number or a web page);
+//! - an object schema that says nothing of its members says `additionalProperties: true`;
 //! - error responses repeated across operations are shared components (with their
 //!   `WWW-Authenticate` and `Retry-After` headers) rather than copies.
 
@@ -18,6 +19,7 @@ pub fn apply(document: &mut Value) {
     tagged_unions(document);
     time_zones(document);
     item_constraints(document);
+    open_objects(document);
     shared_responses(document);
 }
 
@@ -187,6 +189,20 @@ fn item_constraints(document: &mut Value) {
             "/components/schemas/SubmitCheckIn/properties/answers",
             json!({"additionalProperties": {"type": ["number", "boolean", "string"]}}),
         ),
+        // A stored check-in's answers are those that validated: numbers, booleans or text too
+        // (the list of check-ins holds a copy of the check-in's schema).
+        (
+            "/components/schemas/CheckIn/properties/answers",
+            json!({"additionalProperties": {"type": ["number", "boolean", "string"]}}),
+        ),
+        (
+            "/components/schemas/Paginated_CheckIn/properties/items/items/properties/answers",
+            json!({"additionalProperties": {"type": ["number", "boolean", "string"]}}),
+        ),
+        (
+            "/components/schemas/EarlierVersionView/properties/answers",
+            json!({"additionalProperties": {"type": ["number", "boolean", "string"]}}),
+        ),
     ];
     // A session is moved or completed here; it is cancelled with DELETE.
     if let Some(Value::Object(status)) =
@@ -217,6 +233,39 @@ fn item_constraints(document: &mut Value) {
         {
             target.extend(patch);
         }
+    }
+}
+
+/// An object schema that names neither its properties nor `additionalProperties` (an alert's
+/// `inputs`, an export) says `additionalProperties: true`: the same in JSON Schema, but
+/// generators read the silence differently (openapi-typescript's default makes it an object
+/// with no members, `Record<string, never>`, so a client could read nothing out of it).
+fn open_objects(node: &mut Value) {
+    const SAYS_WHAT_IT_HOLDS: [&str; 6] = [
+        "properties",
+        "additionalProperties",
+        "allOf",
+        "oneOf",
+        "anyOf",
+        "$ref",
+    ];
+    match node {
+        Value::Object(schema) => {
+            let is_object = match schema.get("type") {
+                Some(Value::String(kind)) => kind == "object",
+                Some(Value::Array(kinds)) => kinds.iter().any(|kind| kind == "object"),
+                _ => false,
+            };
+            let silent = !SAYS_WHAT_IT_HOLDS
+                .iter()
+                .any(|key| schema.contains_key(*key));
+            if is_object && silent {
+                schema.insert("additionalProperties".into(), Value::Bool(true));
+            }
+            schema.values_mut().for_each(open_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(open_objects),
+        _ => {}
     }
 }
 
