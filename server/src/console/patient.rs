@@ -341,7 +341,7 @@ fn render(id: &str, data: &PatientPage, csrf: &str, now: DateTime<Utc>) -> Marku
                         tr {
                             td data-label="Rule" { (rule.id) }
                             td data-label="Check-in" { (instrument_label(&rule.instrument)) }
-                            td data-label="When" { (super::settings::anchor_text(&rule.anchor)) }
+                            td data-label="When" { (super::settings::care_plan::anchor_text(&rule.anchor)) }
                         }
                     }
                 }

@@ -12,8 +12,8 @@ use maud::{Markup, html};
 use crate::app::AppState;
 use crate::fhir::clients::{self, ClientRow};
 
-use super::page;
-use super::session::{self, ConsoleUser};
+use crate::console::page;
+use crate::console::session::{self, ConsoleUser};
 
 /// System clients listed at most.
 pub const LIMIT: i64 = 100;

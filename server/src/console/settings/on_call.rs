@@ -1,0 +1,79 @@
+//! The settings page's on-call roster: who of the clinic's staff is on call (the first tier of
+//! escalation), and the button a staff member goes on or off call with (the
+//! `PUT /v1/me/on-call` use case).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use maud::{Markup, html};
+
+use crate::app::AppState;
+use crate::clinic::use_cases::StaffMember;
+use crate::console::page;
+use crate::console::session::{self, ConsoleUser};
+use crate::error::Refusal;
+use crate::escalation::settings;
+
+/// The section: each member of staff, whether they are on call, and `me`'s own switch.
+pub(super) fn section(staff: &[StaffMember], me: &str, csrf: &str) -> Markup {
+    html! {
+        section aria-labelledby="oncall-h" {
+            h2 id="oncall-h" { "On call" }
+            p class="note" { "Staff on call are the first tier of escalation. Each staff member sets their own status." }
+            table class="list" id="on-call" {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "On call" } th scope="col" { "Action" } } }
+                tbody {
+                    @for m in staff {
+                        tr {
+                            td data-label="Name" { (m.display_name.as_deref().unwrap_or("Unnamed staff member")) }
+                            td data-label="On call" { @if m.on_call { strong { "on call" } } @else { "no" } }
+                            td data-label="Action" {
+                                @if m.id == me {
+                                    form method="post" action="/console/settings/on-call" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="on_call" value=(if m.on_call { "false" } else { "true" });
+                                        button type="submit" { @if m.on_call { "Go off call" } @else { "Go on call" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Marks the signed-in staff member on or off call (the `PUT /v1/me/on-call` use case).
+pub async fn set_on_call(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: ConsoleUser,
+    body: Bytes,
+) -> Response {
+    let secure = session::secure(&state, &headers);
+    let form = match page::signed_form(&headers, &body, &user) {
+        Ok(form) => form,
+        Err(response) => return *response,
+    };
+    let on_call = match form.get("on_call").map(String::as_str) {
+        Some("true") => true,
+        Some("false") => false,
+        _ => {
+            return page::failure(
+                Refusal::invalid_field("on_call", "must be true or false").into(),
+                secure,
+            );
+        }
+    };
+    match state
+        .write_as(user.bearer, move |conn, caller| {
+            settings::set_on_call(conn, caller, on_call)
+        })
+        .await
+    {
+        Ok(_) => page::done("/console/settings#oncall-h"),
+        Err(error) => page::failure(error, secure),
+    }
+}
