@@ -11,6 +11,7 @@ pub mod account;
 pub mod admin;
 pub mod charts;
 pub mod demo;
+pub mod form;
 pub mod inbox;
 pub mod page;
 pub mod patient;

@@ -5,15 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
 
 use crate::app::AppState;
-use crate::console::page;
-use crate::console::session::{self, ConsoleUser};
+use crate::console::form::SignedForm;
 use crate::escalation::settings::SettingChange;
 use crate::escalation::store::ClinicSetting;
 use crate::prompt::plan::{Anchor, CarePlan, PromptRule, WeekdayName};
@@ -396,15 +393,8 @@ fn by_form_row(field: &str, rows: &[usize]) -> String {
 /// patients who follow it are planned again in the background.
 pub async fn set_care_plan(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
     let (plan, mut problems, rows) = care_plan_of(&form);
     for (field, problem) in plan.problems(|key| state.catalogue.find(key, None).is_some()) {
         problems

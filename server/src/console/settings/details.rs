@@ -3,21 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use crate::account::model::parse_timezone;
 use crate::app::AppState;
 use crate::clinic::handlers::{checked as check_field, parse_country, parse_name, parse_phone};
 use crate::clinic::store::{ClinicChanges, ClinicRow};
 use crate::clinic::use_cases as clinics;
+use crate::console::form::{SignedForm, filled};
 use crate::console::page;
-use crate::console::session::{self, ConsoleUser};
 
-use super::{own_clinic, text};
+use super::own_clinic;
 
 /// The section: the details as they are, and for clinic admins the form that changes them.
 pub(super) fn section(c: &ClinicRow, admin: bool, csrf: &str) -> Markup {
@@ -51,33 +50,34 @@ pub(super) fn section(c: &ClinicRow, admin: bool, csrf: &str) -> Markup {
     }
 }
 
+/// The clinic details form: an empty country or crisis phone clears it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ClinicForm {
+    name: String,
+    timezone: String,
+    country: String,
+    crisis_phone: String,
+}
+
 /// Changes the clinic's details (the `PATCH /v1/clinics/{id}` use case).
 pub async fn update_clinic(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<ClinicForm>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
     let mut problems = BTreeMap::new();
-    let name = form.get("name").map(String::as_str).unwrap_or_default();
-    let zone = form.get("timezone").map(String::as_str).unwrap_or_default();
     let mut changes = ClinicChanges {
-        name: check_field(&mut problems, "name", parse_name(name)),
-        timezone: check_field(&mut problems, "timezone", parse_timezone(zone))
+        name: check_field(&mut problems, "name", parse_name(&form.name)),
+        timezone: check_field(&mut problems, "timezone", parse_timezone(&form.timezone))
             .map(|tz| tz.name().to_owned()),
         ..ClinicChanges::default()
     };
     changes.country = Some(
-        text(&form, "country")
+        filled(&form.country)
             .and_then(|c| check_field(&mut problems, "country", parse_country(c, &state.zones))),
     );
     changes.crisis_phone = Some(
-        text(&form, "crisis_phone")
+        filled(&form.crisis_phone)
             .and_then(|p| check_field(&mut problems, "crisis_phone", parse_phone(p))),
     );
     let now = state.now().naive_utc();

@@ -32,6 +32,7 @@ use crate::escalation::store::ClinicSetting;
 use crate::escalation::webhooks::EndpointRow;
 use crate::prompt::plan::CarePlan;
 
+use super::form::filled;
 use super::page::{self, Nav};
 use super::session::{self, ConsoleUser};
 use webhooks::NewWebhook;
@@ -72,12 +73,11 @@ macro_rules! step {
 /// The page, answered with `status`; `created` is a webhook just added, whose secret it shows once.
 async fn settings_page(
     state: &AppState,
-    headers: &HeaderMap,
+    secure: bool,
     user: &ConsoleUser,
     created: Option<NewWebhook>,
     status: StatusCode,
 ) -> Response {
-    let secure = session::secure(state, headers);
     let now = state.now().naive_utc();
     let instruments: Vec<(String, String)> = state
         .catalogue
@@ -196,12 +196,13 @@ pub async fn page(
     headers: HeaderMap,
     user: ConsoleUser,
 ) -> Response {
-    settings_page(&state, &headers, &user, None, StatusCode::OK).await
+    let secure = session::secure(&state, &headers);
+    settings_page(&state, secure, &user, None, StatusCode::OK).await
 }
 
 /// Non-empty trimmed text of a field.
 fn text<'f>(form: &'f BTreeMap<String, String>, field: &str) -> Option<&'f str> {
-    form.get(field).map(|v| v.trim()).filter(|v| !v.is_empty())
+    form.get(field).and_then(|v| filled(v))
 }
 
 /// Saves one of the clinic's settings through the API's use case, then back to its section of

@@ -2,16 +2,15 @@
 //! escalation), and the button a staff member goes on or off call with (the
 //! `PUT /v1/me/on-call` use case).
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::clinic::use_cases::StaffMember;
+use crate::console::form::SignedForm;
 use crate::console::page;
-use crate::console::session::{self, ConsoleUser};
 use crate::error::Refusal;
 use crate::escalation::settings;
 
@@ -45,21 +44,21 @@ pub(super) fn section(staff: &[StaffMember], me: &str, csrf: &str) -> Markup {
     }
 }
 
+/// The on-call switch: `true` or `false`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct OnCallForm {
+    on_call: String,
+}
+
 /// Marks the signed-in staff member on or off call (the `PUT /v1/me/on-call` use case).
 pub async fn set_on_call(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<OnCallForm>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let on_call = match form.get("on_call").map(String::as_str) {
-        Some("true") => true,
-        Some("false") => false,
+    let on_call = match form.on_call.as_str() {
+        "true" => true,
+        "false" => false,
         _ => {
             return page::failure(
                 Refusal::invalid_field("on_call", "must be true or false").into(),

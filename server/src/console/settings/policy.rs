@@ -4,15 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
 
 use crate::app::AppState;
-use crate::console::page;
-use crate::console::session::{self, ConsoleUser};
+use crate::console::form::SignedForm;
 use crate::escalation::policy::{Audience, EscalationPolicy, SeverityDelays, Tier};
 use crate::escalation::settings::SettingChange;
 use crate::escalation::store::ClinicSetting;
@@ -160,15 +157,8 @@ fn policy_of(form: &BTreeMap<String, String>) -> (EscalationPolicy, BTreeMap<Str
 /// Replaces the escalation policy (the `PUT …/escalation-policy` use case).
 pub async fn set_policy(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
     let (policy, problems) = policy_of(&form);
     let change = SettingChange {
         setting: ClinicSetting::EscalationPolicy,

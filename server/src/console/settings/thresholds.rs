@@ -4,15 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
 
 use crate::app::AppState;
-use crate::console::page;
-use crate::console::session::{self, ConsoleUser};
+use crate::console::form::SignedForm;
 use crate::escalation::rules::Thresholds;
 use crate::escalation::settings::SettingChange;
 use crate::escalation::store::ClinicSetting;
@@ -143,15 +140,8 @@ fn thresholds_of(form: &BTreeMap<String, String>) -> (Thresholds, BTreeMap<Strin
 /// Replaces the alert thresholds (the `PUT …/alert-thresholds` use case).
 pub async fn set_thresholds(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
     let (thresholds, problems) = thresholds_of(&form);
     let change = SettingChange {
         setting: ClinicSetting::AlertThresholds,

@@ -2,15 +2,15 @@
 //! one (its signing secret shown once, on the page that answers the form) and the button that
 //! deletes one, through the same use cases as `/v1/clinics/{id}/webhooks`.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::console::form::{NoFields, SignedForm};
 use crate::console::page;
-use crate::console::session::{self, ConsoleUser};
 use crate::escalation::webhooks::{self, EndpointRow};
 
 use super::{own_clinic, settings_page};
@@ -64,19 +64,19 @@ pub(super) fn section(hooks: &[EndpointRow], created: Option<&NewWebhook>, csrf:
     }
 }
 
+/// The form that adds a webhook: its endpoint's URL.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WebhookForm {
+    url: String,
+}
+
 /// Adds a webhook endpoint and shows its secret once.
 pub async fn create_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<WebhookForm>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let url = form.get("url").cloned().unwrap_or_default();
+    let url = form.url;
     let now = state.now().naive_utc();
     let policy = state.outbound.policy.clone();
     match state
@@ -91,7 +91,7 @@ pub async fn create_webhook(
                 url: row.url,
                 secret: row.secret,
             };
-            settings_page(&state, &headers, &user, Some(created), StatusCode::CREATED).await
+            settings_page(&state, secure, &user, Some(created), StatusCode::CREATED).await
         }
         Err(error) => page::failure(error, secure),
     }
@@ -100,15 +100,9 @@ pub async fn create_webhook(
 /// Deletes (deactivates) a webhook endpoint.
 pub async fn delete_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm { user, secure, .. }: SignedForm<NoFields>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    if let Err(response) = page::signed_form(&headers, &body, &user) {
-        return *response;
-    }
     let now = state.now().naive_utc();
     match state
         .write_as(user.bearer, move |conn, caller| {
