@@ -28,6 +28,7 @@ both!(
     webhooks_are_listed_without_secrets_shown_once_and_deleted,
     settings_forms_need_a_session_and_its_csrf_token,
     the_care_plan_is_edited_row_by_row_with_validation_messages,
+    every_console_form_is_refused_alike_without_a_session_a_token_or_a_form_body,
 );
 
 /// A browser: the cookies it holds and the CSRF token of the last page.
@@ -87,6 +88,20 @@ impl<'a> Browser<'a> {
             .header(header::COOKIE, self.cookie_header())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(form_body(fields)))
+            .unwrap();
+        let reply = self.app.send(request).await;
+        self.remember(&reply);
+        reply
+    }
+
+    /// Posts `body` as it is, with the content type given.
+    pub(crate) async fn post_raw(&mut self, path: &str, content_type: &str, body: &str) -> Reply {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::COOKIE, self.cookie_header())
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.to_owned()))
             .unwrap();
         let reply = self.app.send(request).await;
         self.remember(&reply);
@@ -1772,4 +1787,86 @@ async fn the_care_plan_is_edited_row_by_row_with_validation_messages(backend: Ba
         .await
         .expect(StatusCode::OK);
     assert_eq!(still.body["rules"].as_array().unwrap().len(), 2);
+}
+
+async fn every_console_form_is_refused_alike_without_a_session_a_token_or_a_form_body(
+    backend: Backend,
+) {
+    let app = TestApp::new(backend).await;
+    let w = app.world().await;
+    let id = "00000000-0000-0000-0000-000000000000";
+    let signed = [
+        "/console/logout".to_owned(),
+        "/console/account/password".to_owned(),
+        "/console/account/web-push".to_owned(),
+        format!("/console/accounts/{id}/password-reset"),
+        format!("/console/alerts/{id}/acknowledge"),
+        format!("/console/alerts/{id}/assign"),
+        format!("/console/alerts/{id}/resolve"),
+        "/console/patients/search".to_owned(),
+        "/console/admin/invitations".to_owned(),
+        format!("/console/admin/invitations/{id}/revoke"),
+        format!("/console/patients/{id}/sessions"),
+        format!("/console/sessions/{id}/move"),
+        format!("/console/sessions/{id}/complete"),
+        format!("/console/sessions/{id}/cancel"),
+        "/console/settings/clinic".to_owned(),
+        "/console/settings/on-call".to_owned(),
+        "/console/settings/escalation-policy".to_owned(),
+        "/console/settings/alert-thresholds".to_owned(),
+        "/console/settings/care-plan".to_owned(),
+        "/console/settings/webhooks".to_owned(),
+        format!("/console/settings/webhooks/{id}/delete"),
+        "/console/settings/system-clients".to_owned(),
+        format!("/console/settings/system-clients/{id}/disable"),
+        format!("/console/settings/system-clients/{id}/keys"),
+    ];
+    let (mut admin, csrf) = Browser::signed_in(&app, &w.admin_a).await;
+    let mut anonymous = Browser::new(&app);
+    let mut ended = Browser::new(&app);
+    let with_token = form_body(&[("csrf", &csrf)]);
+    for path in &signed {
+        // Without a session the browser is sent to sign in, whatever the body.
+        for reply in [
+            anonymous.post(path, &[("csrf", &csrf)]).await,
+            anonymous.post_raw(path, "text/plain", &with_token).await,
+        ] {
+            let reply = reply.expect(StatusCode::SEE_OTHER);
+            assert_eq!(location(&reply), "/console/login", "{path}");
+        }
+        // A cookie that carries no session is forgotten and the browser signs in again.
+        ended.cookies = vec![("companion_console".to_owned(), "not-a-token".to_owned())];
+        let reply = ended
+            .post(path, &[("csrf", &csrf)])
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        assert_eq!(location(&reply), "/console/login?ended=1", "{path}");
+        assert!(ended.cookies.is_empty(), "{path}");
+        // Signed in: a body that is not a form is unreadable, even with the token in it.
+        let reply = admin.post_raw(path, "text/plain", &with_token).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(reply.text.contains("Unreadable form"), "{path}");
+        // Signed in: a form without this session's token has expired.
+        for fields in [vec![], vec![("csrf", "0".repeat(64))]] {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let reply = admin.post(path, &fields).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+            assert!(reply.text.contains("Form expired"), "{path}");
+        }
+    }
+    // The forms posted before any session exists check their own double-submit cookie.
+    for path in [
+        "/console/login",
+        "/console/password-reset",
+        "/console/password-reset/email",
+    ] {
+        let reply = anonymous.post(path, &[("csrf", &csrf)]).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(reply.text.contains("Form expired"), "{path}");
+        let reply = anonymous.post_raw(path, "text/plain", &with_token).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(reply.text.contains("Unreadable form"), "{path}");
+    }
+    // Nothing was changed, and the session still works.
+    admin.get("/console/settings").await.expect(StatusCode::OK);
 }

@@ -5,21 +5,30 @@
 //! once), and anyone with a code sets a new password from the sign-in page. Each form calls the
 //! same use case as the API (`auth::credentials`, `push::use_cases`).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::auth::credentials;
 use crate::http::extract::ClientAddr;
 
+use super::form::{FormCookie, NoFields, PreSessionForm, SignedForm};
 use super::page::{self, Nav};
-use super::session::{self, ConsoleUser, csrf_matches, csrf_token_for};
+use super::session::{self, ConsoleUser, csrf_token_for};
 
 /// The reset form's double-submit cookie (as the sign-in form's, before any session exists).
 const RESET_COOKIE: &str = "companion_console_reset";
+
+/// The reset page's forms carry the token of [`RESET_COOKIE`].
+#[derive(Debug)]
+pub struct ResetCookie;
+
+impl FormCookie for ResetCookie {
+    const NAME: &'static str = RESET_COOKIE;
+}
 
 fn problems_list(problems: &[String]) -> Markup {
     html! {
@@ -101,26 +110,27 @@ pub async fn page(State(state): State<AppState>, user: ConsoleUser) -> Response 
     account_page(&state, &user, StatusCode::OK, &[], false)
 }
 
+/// A browser's Web Push subscription, as the console's script posts it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WebPushForm {
+    endpoint: String,
+    p256dh: String,
+    auth: String,
+}
+
 /// Registers this browser's Web Push subscription (posted by the console's script as a signed
 /// form: `endpoint`, `p256dh`, `auth`) as one of the signed-in member's devices, so that alert
 /// pushes reach them here. Answers 201 (or 200 when already registered) with a short text, or
 /// 422 naming what is wrong.
 pub async fn register_web_push(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<WebPushForm>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
     let registration = serde_json::json!({
         "platform": "web",
-        "endpoint": field("endpoint"),
-        "keys": {"p256dh": field("p256dh"), "auth": field("auth")},
+        "endpoint": form.endpoint,
+        "keys": {"p256dh": form.p256dh, "auth": form.auth},
     });
     match crate::push::handlers::register_for(&state, user.bearer.clone(), registration).await {
         Ok((status, _)) => (
@@ -161,21 +171,22 @@ pub async fn push_worker() -> Response {
         .into_response()
 }
 
+/// The password form: the current password and the new one, twice.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
 /// Changes the signed-in member's password.
 pub async fn change_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<PasswordForm>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
-    let (current, new) = (field("current_password"), field("new_password"));
-    if new != field("confirm_password") {
+    let (current, new) = (form.current_password, form.new_password);
+    if new != form.confirm_password {
         return account_page(
             &state,
             &user,
@@ -221,15 +232,9 @@ pub async fn change_password(
 /// Issues a reset code for a member of the admin's clinic and shows it once.
 pub async fn issue_reset(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
     Path(account_id): Path<String>,
-    body: Bytes,
+    SignedForm { user, secure, .. }: SignedForm<NoFields>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    if let Err(response) = page::signed_form(&headers, &body, &user) {
-        return *response;
-    }
     let now = state.now();
     match state
         .write_as(user.bearer.clone(), move |conn, caller| {
@@ -325,23 +330,18 @@ fn reset_page(
     response
 }
 
-/// The fields of a form posted from the reset page, once its double-submit cookie matches (there
-/// is no session to sign the form with).
-fn reset_form_posted(
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<std::collections::BTreeMap<String, String>, Box<Response>> {
-    let form = page::parse_form(headers, body)?;
-    let presented = form.get("csrf").map(String::as_str);
-    if !session::cookie(headers, RESET_COOKIE).is_some_and(|c| csrf_matches(c, presented)) {
-        return Err(Box::new(page::forged()));
-    }
-    Ok(form)
-}
-
 /// The form to set a new password with a reset code (no session needed).
 pub async fn reset_form_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     reset_page(&state, &headers, StatusCode::OK, "", &[])
+}
+
+/// The form that sets a new password with a reset code.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ResetForm {
+    email: String,
+    code: String,
+    new_password: String,
 }
 
 /// Sets a new password with a reset code, then sends the browser to sign in.
@@ -349,20 +349,15 @@ pub async fn reset(
     State(state): State<AppState>,
     client: ClientAddr,
     headers: HeaderMap,
-    body: Bytes,
+    PreSessionForm { form, .. }: PreSessionForm<ResetCookie, ResetForm>,
 ) -> Response {
-    let form = match reset_form_posted(&headers, &body) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
-    let email = field("email");
+    let email = form.email;
     match credentials::reset_password(
         &state,
         &client.key(),
         &email,
-        &field("code"),
-        &field("new_password"),
+        &form.code,
+        &form.new_password,
     )
     .await
     {
@@ -400,19 +395,22 @@ pub async fn reset(
     }
 }
 
+/// The form that asks for a reset link: the account's email.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EmailForm {
+    email: String,
+}
+
 /// Emails a reset link (when the server sends email) and says so, whether or not an account
 /// uses the address.
 pub async fn request_reset_email(
     State(state): State<AppState>,
     client: ClientAddr,
     headers: HeaderMap,
-    body: Bytes,
+    PreSessionForm { form, .. }: PreSessionForm<ResetCookie, EmailForm>,
 ) -> Response {
-    let form = match reset_form_posted(&headers, &body) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let email = form.get("email").cloned().unwrap_or_default();
+    let email = form.email;
     let problem = match credentials::request_reset_email(&state, &client.key(), &email).await {
         Ok(()) => {
             "If an account uses this email, a reset link is on its way; it works for 30 minutes."

@@ -2,12 +2,12 @@
 //! the clinic admin page (staff with their on-call status; invitations: create, list pending,
 //! revoke). Searching posts its query, so that a patient's name never appears in a URL.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use crate::account::model::Role;
 use crate::app::AppState;
@@ -15,19 +15,14 @@ use crate::clinic::use_cases::{self as clinics, RosterEntry, StaffMember};
 use crate::invitation::store::InvitationRow;
 use crate::invitation::use_cases::{self as invitations, Invite};
 
+use super::form::{NoFields, SignedForm, filled};
 use super::page::{self, Nav};
 use super::session::{self, ConsoleUser};
 
 /// Patients listed at most.
 const ROSTER_LIMIT: usize = 500;
 
-async fn roster(
-    state: &AppState,
-    headers: &HeaderMap,
-    user: ConsoleUser,
-    query: String,
-) -> Response {
-    let secure = session::secure(state, headers);
+async fn roster(state: &AppState, secure: bool, user: ConsoleUser, query: String) -> Response {
     let now = state.now();
     let q = query.clone();
     let found = state
@@ -95,22 +90,23 @@ pub async fn roster_page(
     headers: HeaderMap,
     user: ConsoleUser,
 ) -> Response {
-    roster(&state, &headers, user, String::new()).await
+    let secure = session::secure(&state, &headers);
+    roster(&state, secure, user, String::new()).await
+}
+
+/// The roster search: the text to look for.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SearchForm {
+    q: String,
 }
 
 /// The roster narrowed by a search (posted, so names stay out of URLs).
 pub async fn search(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<SearchForm>,
 ) -> Response {
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let query = form.get("q").cloned().unwrap_or_default();
-    roster(&state, &headers, user, query).await
+    roster(&state, secure, user, form.q).await
 }
 
 struct AdminPage {
@@ -130,12 +126,11 @@ fn role_label(role: &str) -> &str {
 
 async fn admin(
     state: &AppState,
-    headers: &HeaderMap,
+    secure: bool,
     user: &ConsoleUser,
     created: Option<(String, String)>,
     status: StatusCode,
 ) -> Response {
-    let secure = session::secure(state, headers);
     let now = state.now();
     let loaded = state
         .read_as(user.bearer.clone(), move |conn, caller| {
@@ -249,29 +244,25 @@ pub async fn admin_page(
     headers: HeaderMap,
     user: ConsoleUser,
 ) -> Response {
-    admin(&state, &headers, &user, None, StatusCode::OK).await
+    let secure = session::secure(&state, &headers);
+    admin(&state, secure, &user, None, StatusCode::OK).await
+}
+
+/// The invitation form: the role, and the only email that may accept it (empty for anyone).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct InvitationForm {
+    role: String,
+    email: String,
 }
 
 /// Creates an invitation and shows its code once.
 pub async fn create_invitation(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<InvitationForm>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let role = form
-        .get("role")
-        .and_then(|r| Role::parse(r))
-        .unwrap_or(Role::OrgAdmin);
-    let email = form
-        .get("email")
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty());
+    let role = Role::parse(&form.role).unwrap_or(Role::OrgAdmin);
+    let email = filled(&form.email).map(str::to_owned);
     let invite = Invite {
         role,
         email,
@@ -297,7 +288,7 @@ pub async fn create_invitation(
         Ok(invited) => {
             admin(
                 &state,
-                &headers,
+                secure,
                 &user,
                 Some((invited.code, invited.row.role)),
                 StatusCode::CREATED,
@@ -311,15 +302,9 @@ pub async fn create_invitation(
 /// Revokes a pending invitation.
 pub async fn revoke_invitation(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm { user, secure, .. }: SignedForm<NoFields>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    if let Err(response) = page::signed_form(&headers, &body, &user) {
-        return *response;
-    }
     let now = state.now();
     match state
         .write_as(user.bearer, move |conn, caller| {

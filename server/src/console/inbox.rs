@@ -5,9 +5,7 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
@@ -20,8 +18,9 @@ use crate::escalation::readiness::Readiness;
 use crate::escalation::store::AlertRow;
 use crate::time::utc;
 
+use super::form::SignedForm;
 use super::page::{self, Nav};
-use super::session::{self, ConsoleUser};
+use super::session::ConsoleUser;
 
 /// Rows shown per tab.
 const PAGE: i64 = 200;
@@ -300,28 +299,32 @@ enum Action {
     Resolve,
 }
 
+/// An alert form: the tab to go back to, and what the action needs (the assignee; the
+/// resolution note and the signals seen when resolving).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AlertForm {
+    back: String,
+    note: String,
+    assignee_id: String,
+    signal_count: String,
+}
+
 async fn act(
     state: AppState,
-    user: ConsoleUser,
-    headers: HeaderMap,
     id: String,
-    body: Bytes,
+    signed: SignedForm<AlertForm>,
     action: Action,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let back = match form.get("back").map(String::as_str) {
-        Some("acknowledged") => "acknowledged",
-        Some("resolved") => "resolved",
+    let SignedForm { user, secure, form } = signed;
+    let back = match form.back.as_str() {
+        "acknowledged" => "acknowledged",
+        "resolved" => "resolved",
         _ => "open",
     };
     let now = state.now().naive_utc();
-    let note = form.get("note").cloned().unwrap_or_default();
-    let assignee = form.get("assignee_id").cloned().unwrap_or_default();
-    let seen_signals = form.get("signal_count").and_then(|n| n.parse().ok());
+    let seen_signals = form.signal_count.parse().ok();
+    let (note, assignee) = (form.note, form.assignee_id);
     let channels = state.channels();
     let done = state
         .write_as(user.bearer, move |conn, caller| match action {
@@ -351,32 +354,26 @@ async fn act(
 /// Acknowledges an alert (form).
 pub async fn acknowledge(
     State(state): State<AppState>,
-    user: ConsoleUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    form: SignedForm<AlertForm>,
 ) -> Response {
-    act(state, user, headers, id, body, Action::Acknowledge).await
+    act(state, id, form, Action::Acknowledge).await
 }
 
 /// Assigns an alert (form).
 pub async fn assign(
     State(state): State<AppState>,
-    user: ConsoleUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    form: SignedForm<AlertForm>,
 ) -> Response {
-    act(state, user, headers, id, body, Action::Assign).await
+    act(state, id, form, Action::Assign).await
 }
 
 /// Resolves an alert with a note (form).
 pub async fn resolve(
     State(state): State<AppState>,
-    user: ConsoleUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    form: SignedForm<AlertForm>,
 ) -> Response {
-    act(state, user, headers, id, body, Action::Resolve).await
+    act(state, id, form, Action::Resolve).await
 }

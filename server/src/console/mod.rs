@@ -11,13 +11,13 @@ pub mod account;
 pub mod admin;
 pub mod charts;
 pub mod demo;
+pub mod form;
 pub mod inbox;
 pub mod page;
 pub mod patient;
 pub mod session;
 pub mod settings;
 pub mod sign_in;
-pub mod system_clients;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -127,33 +127,45 @@ pub fn router() -> Router<AppState> {
             post(patient::cancel_session),
         )
         .route("/console/settings", get(settings::page))
-        .route("/console/settings/clinic", post(settings::update_clinic))
-        .route("/console/settings/on-call", post(settings::set_on_call))
+        .route(
+            "/console/settings/clinic",
+            post(settings::details::update_clinic),
+        )
+        .route(
+            "/console/settings/on-call",
+            post(settings::on_call::set_on_call),
+        )
         .route(
             "/console/settings/escalation-policy",
-            post(settings::set_policy),
+            post(settings::policy::set_policy),
         )
         .route(
             "/console/settings/alert-thresholds",
-            post(settings::set_thresholds),
+            post(settings::thresholds::set_thresholds),
         )
-        .route("/console/settings/care-plan", post(settings::set_care_plan))
-        .route("/console/settings/webhooks", post(settings::create_webhook))
+        .route(
+            "/console/settings/care-plan",
+            post(settings::care_plan::set_care_plan),
+        )
+        .route(
+            "/console/settings/webhooks",
+            post(settings::webhooks::create_webhook),
+        )
         .route(
             "/console/settings/webhooks/{webhook_id}/delete",
-            post(settings::delete_webhook),
+            post(settings::webhooks::delete_webhook),
         )
         .route(
             "/console/settings/system-clients",
-            post(system_clients::register),
+            post(settings::system_clients::register),
         )
         .route(
             "/console/settings/system-clients/{client_id}/disable",
-            post(system_clients::disable),
+            post(settings::system_clients::disable),
         )
         .route(
             "/console/settings/system-clients/{client_id}/keys",
-            post(system_clients::rotate_keys),
+            post(settings::system_clients::rotate_keys),
         )
         .route(
             "/console/assets/console.css",

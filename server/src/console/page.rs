@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -200,44 +200,6 @@ pub fn forged() -> Response {
 /// See-other redirect after a successful form.
 pub fn done(to: &str) -> Response {
     Redirect::to(to).into_response()
-}
-
-/// A form posted by a signed-in user: its fields, or the response to send instead (an unreadable
-/// form, or the refusal of a post without the session's CSRF token).
-pub fn signed_form(
-    headers: &HeaderMap,
-    body: &[u8],
-    user: &super::session::ConsoleUser,
-) -> Result<BTreeMap<String, String>, Box<Response>> {
-    let form = parse_form(headers, body)?;
-    if !user.csrf_ok(form.get("csrf").map(String::as_str)) {
-        return Err(Box::new(forged()));
-    }
-    Ok(form)
-}
-
-/// A submitted `application/x-www-form-urlencoded` body as (name, value) pairs; a body that is
-/// not one is answered 400.
-pub fn parse_form(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<BTreeMap<String, String>, Box<Response>> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let bad = || {
-        Box::new(error_page(
-            StatusCode::BAD_REQUEST,
-            "Unreadable form",
-            html! { p { "The form could not be read." } },
-        ))
-    };
-    if !is_form {
-        return Err(bad());
-    }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| bad())?;
-    Ok(pairs.into_iter().collect())
 }
 
 /// "4 min ago", "3 h ago", "2 d ago".

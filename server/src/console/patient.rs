@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +13,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use companion_schema::ids::AccountId;
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::check_in::store::{CheckInRow, HistoryFilter};
@@ -29,6 +29,7 @@ use crate::treatment::store::{SessionRow, When};
 use crate::treatment::use_cases::{self as sessions, NewSession, SessionChange};
 
 use super::charts::{self, Axis};
+use super::form::SignedForm;
 use super::page::{self, Nav};
 use super::session::{self, ConsoleUser};
 
@@ -341,7 +342,7 @@ fn render(id: &str, data: &PatientPage, csrf: &str, now: DateTime<Utc>) -> Marku
                         tr {
                             td data-label="Rule" { (rule.id) }
                             td data-label="Check-in" { (instrument_label(&rule.instrument)) }
-                            td data-label="When" { (super::settings::anchor_text(&rule.anchor)) }
+                            td data-label="When" { (super::settings::care_plan::anchor_text(&rule.anchor)) }
                         }
                     }
                 }
@@ -437,22 +438,25 @@ fn parse_local(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A session form: the treatment (when scheduling), the date and time in the viewer's zone
+/// (when scheduling or moving), and the patient whose page to go back to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SessionForm {
+    modality: String,
+    scheduled_at: String,
+    patient: String,
+}
+
 /// Schedules a session (form).
 pub async fn schedule(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<SessionForm>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
     let (now, horizon) = (state.now(), state.config.prompts.horizon);
-    let modality = form.get("modality").and_then(|m| Modality::parse(m));
-    let at = form.get("scheduled_at").cloned().unwrap_or_default();
+    let modality = Modality::parse(&form.modality);
+    let at = form.scheduled_at;
     let raw = id.clone();
     let done = state
         .write_as(user.bearer, move |conn, caller| {
@@ -497,26 +501,17 @@ enum SessionAction {
 
 async fn session_action(
     state: AppState,
-    headers: HeaderMap,
-    user: ConsoleUser,
     id: String,
-    body: Bytes,
+    signed: SignedForm<SessionForm>,
     action: SessionAction,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let back = form
-        .get("patient")
-        .and_then(|p| AccountId::parse(p))
-        .map_or_else(
-            || "/console".to_owned(),
-            |p| format!("/console/patients/{p}#sessions-h"),
-        );
+    let SignedForm { user, secure, form } = signed;
+    let back = AccountId::parse(&form.patient).map_or_else(
+        || "/console".to_owned(),
+        |p| format!("/console/patients/{p}#sessions-h"),
+    );
     let (now, horizon) = (state.now(), state.config.prompts.horizon);
-    let at = form.get("scheduled_at").cloned().unwrap_or_default();
+    let at = form.scheduled_at;
     let done = state
         .write_as(user.bearer, move |conn, caller| match action {
             SessionAction::Cancel => sessions::cancel(conn, caller, &id, now, horizon),
@@ -559,32 +554,26 @@ async fn session_action(
 /// Moves a session (form).
 pub async fn move_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    body: Bytes,
+    form: SignedForm<SessionForm>,
 ) -> Response {
-    session_action(state, headers, user, id, body, SessionAction::Move).await
+    session_action(state, id, form, SessionAction::Move).await
 }
 
 /// Records a session as completed (form).
 pub async fn complete_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    body: Bytes,
+    form: SignedForm<SessionForm>,
 ) -> Response {
-    session_action(state, headers, user, id, body, SessionAction::Complete).await
+    session_action(state, id, form, SessionAction::Complete).await
 }
 
 /// Cancels a session (form).
 pub async fn cancel_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    body: Bytes,
+    form: SignedForm<SessionForm>,
 ) -> Response {
-    session_action(state, headers, user, id, body, SessionAction::Cancel).await
+    session_action(state, id, form, SessionAction::Cancel).await
 }

@@ -2,7 +2,6 @@
 //! sign-in, by the same limiters), refusal for accounts that are not clinic staff, and signing
 //! out, which revokes the session record exactly as `POST /v1/auth/logout` does.
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,10 +16,25 @@ use crate::auth::session::sign_in;
 use crate::auth::store;
 use crate::http::extract::ClientAddr;
 
+use super::form::{FormCookie, NoFields, PreSessionForm, SignedForm};
 use super::page::{self, Nav};
-use super::session::{
-    self, ConsoleUser, LOGIN_COOKIE, SESSION_COOKIE, SESSION_HOURS, csrf_matches, csrf_token_for,
-};
+use super::session::{self, LOGIN_COOKIE, SESSION_COOKIE, SESSION_HOURS, csrf_token_for};
+
+/// The sign-in form carries the token of [`LOGIN_COOKIE`].
+#[derive(Debug)]
+pub struct LoginCookie;
+
+impl FormCookie for LoginCookie {
+    const NAME: &'static str = LOGIN_COOKIE;
+}
+
+/// The sign-in form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+}
 
 /// Query of the sign-in page.
 #[derive(Debug, Deserialize)]
@@ -106,18 +120,9 @@ pub async fn login(
     State(state): State<AppState>,
     client: ClientAddr,
     headers: HeaderMap,
-    body: Bytes,
+    PreSessionForm { form, .. }: PreSessionForm<LoginCookie, LoginForm>,
 ) -> Response {
-    let form = match page::parse_form(&headers, &body) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let presented = form.get("csrf").map(String::as_str);
-    if !session::cookie(&headers, LOGIN_COOKIE).is_some_and(|c| csrf_matches(c, presented)) {
-        return page::forged();
-    }
-    let email = form.get("email").cloned().unwrap_or_default();
-    let password = form.get("password").cloned().unwrap_or_default();
+    let LoginForm { email, password } = form;
     let mut problems = Vec::new();
     if email.trim().is_empty() {
         problems.push("Enter your email address.");
@@ -194,14 +199,8 @@ pub async fn login(
 /// Signs out: revokes the session (as the API's logout does) and clears the cookie.
 pub async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, .. }: SignedForm<NoFields>,
 ) -> Response {
-    if let Err(response) = page::signed_form(&headers, &body, &user) {
-        return *response;
-    }
-    let secure = session::secure(&state, &headers);
     let now = state.now().naive_utc();
     let ended = state
         .write_as(user.bearer, move |conn, caller| {

@@ -2,18 +2,16 @@
 //! whether it is enabled and when it was last used; register one, disable one (its tokens end at
 //! once), or replace its keys. The forms call the JSON API's use cases in `fhir::clients`.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::NaiveDateTime;
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::console::form::{NoFields, SignedForm, filled};
+use crate::console::page;
 use crate::fhir::clients::{self, ClientRow};
-
-use super::page;
-use super::session::{self, ConsoleUser};
 
 /// System clients listed at most.
 pub const LIMIT: i64 = 100;
@@ -90,30 +88,35 @@ pub fn section(rows: &[ClientRow], csrf: &str) -> Markup {
 
 /// The form's JWK Set; text that is not JSON is passed on as `null`, which the use case refuses
 /// (after its role check) as not a JWK Set.
-fn jwks_of(form: &std::collections::BTreeMap<String, String>) -> serde_json::Value {
-    form.get("jwks")
-        .and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or(serde_json::Value::Null)
+fn jwks_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+/// The form that registers a system client: its name, scopes (empty for the default) and
+/// public keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ClientForm {
+    name: String,
+    scope: String,
+    jwks: String,
+}
+
+/// The form that replaces a client's public keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct KeysForm {
+    jwks: String,
 }
 
 /// Registers a system client from the form.
 pub async fn register(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<ClientForm>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let name = form.get("name").cloned().unwrap_or_default();
-    let scope = form
-        .get("scope")
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
-    let jwks = jwks_of(&form);
+    let scope = filled(&form.scope).map(str::to_owned);
+    let jwks = jwks_of(&form.jwks);
+    let name = form.name;
     let now = state.now();
     match state
         .write_as(user.bearer, move |conn, caller| {
@@ -133,15 +136,9 @@ pub async fn register(
 /// Disables a system client; its tokens end at once.
 pub async fn disable(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm { user, secure, .. }: SignedForm<NoFields>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    if let Err(response) = page::signed_form(&headers, &body, &user) {
-        return *response;
-    }
     let now = state.now();
     match state
         .write_as(user.bearer, move |conn, caller| {
@@ -157,17 +154,10 @@ pub async fn disable(
 /// Replaces a system client's keys.
 pub async fn rotate_keys(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm { user, secure, form }: SignedForm<KeysForm>,
 ) -> Response {
-    let secure = session::secure(&state, &headers);
-    let form = match page::signed_form(&headers, &body, &user) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let jwks = jwks_of(&form);
+    let jwks = jwks_of(&form.jwks);
     let now = state.now();
     match state
         .write_as(user.bearer, move |conn, caller| {
