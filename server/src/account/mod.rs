@@ -3,7 +3,7 @@
 
 pub mod handlers;
 pub mod model;
-pub mod store;
+mod store;
 pub mod use_cases;
 
 // What other domains use of this one's tables: the rows it hands out and the operations

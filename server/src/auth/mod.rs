@@ -8,10 +8,10 @@ pub mod handlers;
 pub mod password;
 pub mod refresh;
 pub mod session;
-pub mod store;
+mod store;
 pub mod tokens;
 pub mod work;
 
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
-pub use store::{purge_expired_tokens, revoke_all_sessions, start_session};
+pub use store::{purge_expired_tokens, revoke_all_sessions, revoke_session, start_session};

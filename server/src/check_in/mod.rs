@@ -4,7 +4,7 @@
 
 pub mod handlers;
 pub mod resend;
-pub mod store;
+mod store;
 pub mod submission;
 pub mod timing;
 pub mod trends;

@@ -132,9 +132,13 @@ pub async fn register_web_push(
         "endpoint": form.endpoint,
         "keys": {"p256dh": form.p256dh, "auth": form.auth},
     });
-    match crate::push::handlers::register_for(&state, user.bearer.clone(), registration).await {
-        Ok((status, _)) => (
-            status,
+    match crate::push::use_cases::register_from(&state, user.bearer.clone(), registration).await {
+        Ok((_, created)) => (
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::account::model::Role;
 use crate::app::AppState;
 use crate::clinic::use_cases::{self as clinics, RosterEntry, StaffMember};
-use crate::invitation::store::InvitationRow;
+use crate::invitation::InvitationRow;
 use crate::invitation::use_cases::{self as invitations, Invite};
 
 use super::form::{NoFields, SignedForm, filled};

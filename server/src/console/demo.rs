@@ -163,7 +163,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = Arc::new(App::new(config, clock.clone())?);
     let exists = app
         .db
-        .run(|conn| crate::account::store::find_by_email(conn, DEMO_CLINICIAN))
+        .run(|conn| crate::account::find_by_email(conn, DEMO_CLINICIAN))
         .await?;
     if exists.is_none() {
         seed(&app, &clock).await?;

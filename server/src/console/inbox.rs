@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::clinic::use_cases::{self as clinics, StaffMember};
+use crate::escalation::AlertRow;
 use crate::escalation::inbox;
 use crate::escalation::readiness::Readiness;
-use crate::escalation::store::AlertRow;
 use crate::time::utc;
 
 use super::form::SignedForm;
@@ -63,7 +63,7 @@ async fn load(
             let mut rows = match inbox::list(
                 conn,
                 caller,
-                crate::escalation::store::InboxFilter {
+                crate::escalation::InboxFilter {
                     status: Some(tab.to_owned()),
                     ..Default::default()
                 },

@@ -16,17 +16,17 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::check_in::store::{CheckInRow, HistoryFilter};
 use crate::check_in::use_cases as check_ins;
+use crate::check_in::{CheckInRow, HistoryFilter};
+use crate::escalation::AlertRow;
 use crate::escalation::inbox;
-use crate::escalation::store::AlertRow;
+use crate::prompt::PromptRow;
 use crate::prompt::adherence::Adherence;
-use crate::prompt::store::PromptRow;
 use crate::prompt::use_cases::{self as prompts, PatientCarePlan, PlanSource};
 use crate::time::utc;
 use crate::treatment::model::{Modality, check_schedule_time};
-use crate::treatment::store::{SessionRow, When};
 use crate::treatment::use_cases::{self as sessions, NewSession, SessionChange};
+use crate::treatment::{SessionRow, When};
 
 use super::charts::{self, Axis};
 use super::form::SignedForm;

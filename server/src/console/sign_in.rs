@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use crate::account::model::Role;
 use crate::app::AppState;
+use crate::auth;
 use crate::auth::refresh::new_refresh_token;
 use crate::auth::session::sign_in;
-use crate::auth::store;
 use crate::http::extract::ClientAddr;
 
 use super::form::{FormCookie, NoFields, PreSessionForm, SignedForm};
@@ -165,7 +165,7 @@ pub async fn login(
         let (sid, at) = (signed_in.session_id.to_string(), now.naive_utc());
         if let Err(error) = state
             .db
-            .write(move |conn| store::revoke_session(conn, &sid, at, "console_refused"))
+            .write(move |conn| auth::revoke_session(conn, &sid, at, "console_refused"))
             .await
         {
             return page::failure(error.into(), false);
@@ -204,7 +204,7 @@ pub async fn logout(
     let now = state.now().naive_utc();
     let ended = state
         .write_as(user.bearer, move |conn, caller| {
-            store::revoke_session(conn, caller.session_id.as_str(), now, "logout")?;
+            auth::revoke_session(conn, caller.session_id.as_str(), now, "logout")?;
             Ok(Ok(()))
         })
         .await;

@@ -11,7 +11,7 @@ pub mod reach;
 pub mod readiness;
 pub mod rules;
 pub mod settings;
-pub mod store;
+mod store;
 pub mod wait;
 pub mod webhooks;
 pub mod worker;
@@ -20,5 +20,6 @@ pub mod working_hours;
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
 pub use store::{
-    AlertRow, ClinicSetting, Raised, Signal, audience, event, find as find_alert, raise,
+    AlertRow, ClinicSetting, InboxFilter, Raised, Signal, audience, event, find as find_alert,
+    raise,
 };

@@ -8,7 +8,7 @@ pub mod local_time;
 pub mod passes;
 pub mod plan;
 pub mod planner;
-pub mod store;
+mod store;
 pub mod use_cases;
 
 /// Job kinds.
@@ -17,3 +17,7 @@ pub mod kinds {
     /// `{"clinic_id": "..."}`.
     pub const REPLAN_CLINIC: &str = "prompt.replan_clinic";
 }
+
+// What other domains use of this one's tables: the rows it hands out and the operations
+// that run inside another domain's transaction. Its store is private to it.
+pub use store::PromptRow;

@@ -14,7 +14,7 @@ use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{PageParams, Paginated};
 use crate::time::utc;
 
-use super::store::{self, DeviceRow, NotificationRow};
+use super::store::{DeviceRow, NotificationRow};
 use super::use_cases;
 
 /// A device to register: a phone's push token (APNs or FCM), or a browser's Web Push
@@ -126,12 +126,12 @@ struct WebBody {
 }
 
 /// A registration, parsed and checked.
-struct Registration {
-    platform: &'static str,
-    token: String,
-    web: Option<(String, String)>,
-    app_version: Option<String>,
-    locale: Option<String>,
+pub(super) struct Registration {
+    pub(super) platform: &'static str,
+    pub(super) token: String,
+    pub(super) web: Option<(String, String)>,
+    pub(super) app_version: Option<String>,
+    pub(super) locale: Option<String>,
 }
 
 type Problems = std::collections::BTreeMap<String, String>;
@@ -148,7 +148,7 @@ fn check_short(value: &Option<String>, field: &str, problems: &mut Problems) {
 }
 
 /// Reads and checks a registration body: the shape its `platform` names, every field valid.
-fn parse_registration(
+pub(super) fn parse_registration(
     body: serde_json::Value,
     policy: &crate::http::outbound::OutboundPolicy,
 ) -> Result<Registration, ApiError> {
@@ -309,36 +309,14 @@ pub async fn register_device(
     register_for(&state, bearer, body).await
 }
 
-/// Registers the device `body` describes (a registration as `POST /v1/devices` reads it) for
-/// the caller of `bearer`: the API's handler and the console's browser-notifications form.
-pub async fn register_for(
+/// Registers the device `body` describes for the caller of `bearer`, answering 201 for a new
+/// device and 200 for one already known.
+async fn register_for(
     state: &AppState,
     bearer: Bearer,
     body: serde_json::Value,
 ) -> ApiResult<(StatusCode, Json<Device>)> {
-    let registration = parse_registration(body, &state.outbound.policy)?;
-    let now = state.now().naive_utc();
-    let (web_p256dh, web_auth) = registration.web.unzip();
-    let device = DeviceRow {
-        id: store::new_device_id(),
-        account_id: String::new(),
-        platform: registration.platform.to_owned(),
-        token: registration.token,
-        app_version: registration.app_version,
-        locale: registration.locale,
-        active: true,
-        invalid_argument_count: 0,
-        deactivated_reason: None,
-        created_at: now,
-        last_seen_at: now,
-        web_p256dh,
-        web_auth,
-    };
-    let (row, created) = state
-        .write_as(bearer, move |conn, caller| {
-            use_cases::register(conn, caller, device)
-        })
-        .await?;
+    let (row, created) = use_cases::register_from(state, bearer, body).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -112,3 +112,35 @@ pub fn mark_opened(
     store::mark_opened(conn, &found.id, now)?;
     notification(conn, caller, &found.id)
 }
+
+/// Registers the device `body` describes (a registration as `POST /v1/devices` reads it) for
+/// the caller of `bearer`, in one unit of work: the API's handler and the console's
+/// browser-notifications form. Returns the device and whether it is new.
+pub async fn register_from(
+    state: &crate::app::App,
+    bearer: crate::auth::extract::Bearer,
+    body: serde_json::Value,
+) -> crate::error::ApiResult<(DeviceRow, bool)> {
+    let registration = super::handlers::parse_registration(body, &state.outbound.policy)?;
+    let now = state.now().naive_utc();
+    let (web_p256dh, web_auth) = registration.web.unzip();
+    let device = DeviceRow {
+        id: store::new_device_id(),
+        account_id: String::new(),
+        platform: registration.platform.to_owned(),
+        token: registration.token,
+        app_version: registration.app_version,
+        locale: registration.locale,
+        active: true,
+        invalid_argument_count: 0,
+        deactivated_reason: None,
+        created_at: now,
+        last_seen_at: now,
+        web_p256dh,
+        web_auth,
+    };
+    let (row, created) = state
+        .write_as(bearer, move |conn, caller| register(conn, caller, device))
+        .await?;
+    Ok((row, created))
+}

@@ -3,5 +3,9 @@
 
 pub mod handlers;
 pub mod model;
-pub mod store;
+mod store;
 pub mod use_cases;
+
+// What other domains use of this one's tables: the rows it hands out and the operations
+// that run inside another domain's transaction. Its store is private to it.
+pub use store::{SessionRow, When};

@@ -11,8 +11,8 @@ use maud::{Markup, html};
 
 use crate::app::AppState;
 use crate::console::form::SignedForm;
+use crate::escalation::ClinicSetting;
 use crate::escalation::settings::SettingChange;
-use crate::escalation::store::ClinicSetting;
 use crate::prompt::plan::{Anchor, CarePlan, PromptRule, WeekdayName};
 
 use super::{save_setting, text};

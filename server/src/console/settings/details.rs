@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use crate::account::model::parse_timezone;
 use crate::app::AppState;
-use crate::clinic::handlers::{checked as check_field, parse_country, parse_name, parse_phone};
-use crate::clinic::store::{ClinicChanges, ClinicRow};
+use crate::clinic::input::{checked as check_field, parse_country, parse_name, parse_phone};
 use crate::clinic::use_cases as clinics;
+use crate::clinic::{ClinicChanges, ClinicRow};
 use crate::console::form::{SignedForm, filled};
 use crate::console::page;
 

@@ -23,12 +23,12 @@ use maud::{Markup, html};
 
 use crate::account::model::Role;
 use crate::app::AppState;
-use crate::clinic::store::ClinicRow;
+use crate::clinic::ClinicRow;
 use crate::clinic::use_cases::{self as clinics, StaffMember};
+use crate::escalation::ClinicSetting;
 use crate::escalation::policy::EscalationPolicy;
 use crate::escalation::rules::Thresholds;
 use crate::escalation::settings::{self, SettingChange};
-use crate::escalation::store::ClinicSetting;
 use crate::escalation::webhooks::EndpointRow;
 use crate::prompt::plan::CarePlan;
 

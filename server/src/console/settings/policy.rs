@@ -10,9 +10,9 @@ use maud::{Markup, html};
 
 use crate::app::AppState;
 use crate::console::form::SignedForm;
+use crate::escalation::ClinicSetting;
 use crate::escalation::policy::{Audience, EscalationPolicy, SeverityDelays, Tier};
 use crate::escalation::settings::SettingChange;
-use crate::escalation::store::ClinicSetting;
 
 use super::{save_setting, text};
 
