@@ -8,7 +8,9 @@ declarations and inline) to the file that defines the module, and prints:
 - every import cycle (strongly connected set of files) that passes through `app.rs` or `jobs/`;
 - every file that reaches into another domain's `store` (a domain owns its tables: others call
   its use cases or its public module, never its store);
-- the README's length.
+- the README's length;
+- which files outside a `store.rs` name database tables (for reading, not a finding: the rule is
+  that SQL lives in the stores, and these are the places where it does not yet).
 
     python3 tests/structure/imports.py            # the picture
     python3 tests/structure/imports.py --check    # also exit 1 on any of the three findings
@@ -114,6 +116,7 @@ def load():
             if f.endswith(".rs"):
                 p = os.path.join(dirpath, f)
                 modules[module_of(p)] = p
+                PATHS[module_of(p)] = p
     edges = defaultdict(set)
     for mod, p in modules.items():
         with open(p, encoding="utf-8") as fh:
@@ -125,7 +128,13 @@ def load():
     return modules, edges
 
 
+PATHS = {}
+
+
 def name(mod):
+    """The file that defines `mod`, relative to server/src."""
+    if mod in PATHS:
+        return os.path.relpath(PATHS[mod], SRC)
     return "/".join(mod) + ".rs" if mod else "lib.rs"
 
 
@@ -209,6 +218,18 @@ def main(argv):
     if not crossings:
         print("none")
     findings += len(crossings)
+
+    print("\n== tables named outside a store (SQL that has not moved into its store yet)")
+    for mod, p in sorted(modules.items()):
+        if mod and mod[-1] == "store":
+            continue
+        with open(p, encoding="utf-8") as fh:
+            text = strip_tests_and_comments(fh.read())
+        tables = set()
+        for m in re.finditer(r"schema::schema::(\{[^}]*\}|\w+)", text):
+            tables.update(t.strip() for t in m.group(1).strip("{}").split(",") if t.strip())
+        if tables:
+            print(f"{name(mod)}: {', '.join(sorted(tables))}")
 
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
         lines = sum(1 for _ in fh)
