@@ -63,10 +63,7 @@ fn tz_of(name: &str) -> Tz {
 
 macro_rules! refused {
     ($e:expr) => {
-        match $e? {
-            Ok(value) => value,
-            Err(refused) => return Ok(Err(refused)),
-        }
+        $e?
     };
 }
 
@@ -146,7 +143,7 @@ pub async fn patient_page(
                 caller,
                 std::slice::from_ref(&raw)
             ));
-            Ok(Ok(PatientPage {
+            Ok(PatientPage {
                 name: names.get(&raw).cloned(),
                 tz: trends.timezone,
                 viewer_tz: tz_of(&caller.timezone),
@@ -161,7 +158,7 @@ pub async fn patient_page(
                 adherence,
                 plan,
                 admin: caller.role == crate::account::model::Role::ClinicAdmin,
-            }))
+            })
         })
         .await;
     match loaded {

@@ -63,10 +63,7 @@ struct SettingsPage {
 
 macro_rules! step {
     ($e:expr) => {
-        match $e? {
-            Ok(value) => value,
-            Err(refused) => return Ok(Err(refused)),
-        }
+        $e?
     };
 }
 
@@ -133,7 +130,7 @@ async fn settings_page(
             } else {
                 None
             };
-            Ok(Ok(SettingsPage {
+            Ok(SettingsPage {
                 clinic,
                 staff,
                 policy,
@@ -144,7 +141,7 @@ async fn settings_page(
                 system_clients,
                 me: caller.account_id.to_string(),
                 admin,
-            }))
+            })
         })
         .await;
     match loaded {
