@@ -2,7 +2,9 @@
 //! with no HTTP in it, so that the JSON API, the console and FHIR each answer it in their own
 //! form. [`ApiError`] is the JSON API's form: a status, a stable machine-readable code, a human
 //! message and, for invalid input, the offending fields; only handlers and extractors produce it.
-//! Internal causes are logged inside the request span and never sent to the client.
+//! [`Failure`] is what stops a use case, its refusal or the database's own error, in one flat
+//! type ([`Outcome`]). Internal causes are logged inside the request span and never sent to the
+//! client.
 
 use std::collections::BTreeMap;
 
@@ -259,8 +261,37 @@ pub struct Refusal {
     fields: BTreeMap<String, String>,
 }
 
-/// The result of a use case: the database's own failure outside, the use case's refusal inside.
-pub type Outcome<T> = diesel::QueryResult<Result<T, Refusal>>;
+/// Why a use case gave no value: the database failed, or the use case said no. One flat error,
+/// so that `?` passes either on: a `QueryResult` (through `From<diesel::result::Error>`) and a
+/// `Result<_, Refusal>` (through `From<Refusal>`) alike, and a use case calling another passes
+/// on its failure with one `?`.
+///
+/// `R` is the refusal: [`Refusal`] everywhere but the OAuth token endpoint, whose refusals take
+/// the form that RFC 6749 gives them.
+#[derive(Debug)]
+pub enum Failure<R = Refusal> {
+    /// The database's own failure: the work stops, its transaction is rolled back, and the
+    /// request is answered 503 or 500 (see `From<DbError> for ApiError`).
+    Db(diesel::result::Error),
+    /// The use case said no: nothing it wrote is kept (see `Db::write_or_refuse`), and the
+    /// caller is answered the refusal.
+    Refused(R),
+}
+
+impl<R> From<diesel::result::Error> for Failure<R> {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Db(error)
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+/// The result of a use case: its value, or the [`Failure`] that stopped it.
+pub type Outcome<T, R = Refusal> = Result<T, Failure<R>>;
 
 impl Refusal {
     fn new(kind: RefusalKind, code: &'static str, message: impl Into<String>) -> Self {

@@ -61,7 +61,7 @@ pub struct AccountStatus {
 pub async fn get_me(State(state): State<AppState>, bearer: Bearer) -> ApiResult<Json<Me>> {
     let (row, role) = state
         .read_as(bearer, |conn, caller| {
-            Ok(use_cases::me(conn, caller)?.map(|row| (row, caller.role)))
+            Ok((use_cases::me(conn, caller)?, caller.role))
         })
         .await?;
     Ok(Json(Me {

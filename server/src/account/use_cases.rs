@@ -13,7 +13,8 @@ use crate::error::{Outcome, Refusal};
 
 /// The caller's own account.
 pub fn me(conn: &mut DbConnection, caller: &Caller) -> Outcome<AccountRow> {
-    Ok(store::find(conn, caller.account_id.as_str())?.ok_or_else(|| Refusal::not_found("account")))
+    Ok(store::find(conn, caller.account_id.as_str())?
+        .ok_or_else(|| Refusal::not_found("account"))?)
 }
 
 /// Finds an account the admin may manage: a clinic admin manages accounts of their own clinic
@@ -26,13 +27,13 @@ pub(crate) fn managed_account(
     self_refusal: &str,
 ) -> Outcome<AccountRow> {
     let Some(id) = AccountId::parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("account")));
+        return Err(Refusal::not_found("account").into());
     };
     if id == caller.account_id {
-        return Ok(Err(Refusal::conflict("cannot_change_self", self_refusal)));
+        return Err(Refusal::conflict("cannot_change_self", self_refusal).into());
     }
     let Some(row) = store::find(conn, id.as_str())? else {
-        return Ok(Err(Refusal::not_found("account")));
+        return Err(Refusal::not_found("account").into());
     };
     let visible = match caller.role {
         Role::OrgAdmin => true,
@@ -42,11 +43,10 @@ pub(crate) fn managed_account(
                 && row.role != Role::OrgAdmin.as_str()
         }
     };
-    Ok(if visible {
-        Ok(row)
-    } else {
-        Err(Refusal::not_found("account"))
-    })
+    if !visible {
+        return Err(Refusal::not_found("account").into());
+    }
+    Ok(row)
 }
 
 /// Disables (ending its sessions and withdrawing its open prompts) or enables an account, with
@@ -59,17 +59,14 @@ pub fn set_disabled(
     now: DateTime<Utc>,
     horizon: chrono::TimeDelta,
 ) -> Outcome<(AccountRow, Role)> {
-    let row = match managed_account(
+    let row = managed_account(
         conn,
         caller,
         raw_id,
         "You cannot disable or enable your own account.",
-    )? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    )?;
     let Some(role) = Role::parse(&row.role) else {
-        return Ok(Err(Refusal::broken(&"stored role is not a known role")));
+        return Err(Refusal::broken(&"stored role is not a known role").into());
     };
     let at = now.naive_utc();
     let action = if disable {
@@ -86,7 +83,7 @@ pub fn set_disabled(
     // A disabled patient's open prompts are withdrawn; enabling plans them again.
     crate::prompt::use_cases::replan_patient(conn, &row.id, now, horizon)?;
     audit::record(conn, &entry)?;
-    Ok(Ok((row, role)))
+    Ok((row, role))
 }
 
 /// Stores an organisation admin with an already hashed password; refuses a taken email.
@@ -112,12 +109,13 @@ pub fn insert_org_admin(
         },
     );
     match inserted {
-        Ok(()) => Ok(Ok(id)),
-        Err(e) if crate::db::is_unique_violation(&e) => Ok(Err(Refusal::conflict(
+        Ok(()) => Ok(id),
+        Err(e) if crate::db::is_unique_violation(&e) => Err(Refusal::conflict(
             "email_taken",
             format!("an account with email {email} already exists"),
-        ))),
-        Err(e) => Err(e),
+        )
+        .into()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -29,7 +29,7 @@ pub fn own_credentials(conn: &mut DbConnection, caller: &Caller) -> Outcome<(Str
         .select((accounts::email, accounts::password_hash))
         .first(conn)
         .optional()?;
-    Ok(found.ok_or_else(|| Refusal::not_found("account")))
+    Ok(found.ok_or_else(|| Refusal::not_found("account"))?)
 }
 
 /// Stores the caller's new password hash, if the stored one is still `expected` (the one the
@@ -54,10 +54,11 @@ pub fn change_own(
     ))
     .execute(conn)?;
     if changed == 0 {
-        return Ok(Err(Refusal::conflict(
+        return Err(Refusal::conflict(
             "password_changed",
             "The password was changed meanwhile; sign in again.",
-        )));
+        )
+        .into());
     }
     let ended = diesel::update(
         companion_schema::schema::refresh_families::table
@@ -78,7 +79,7 @@ pub fn change_own(
         conn,
         &AuditEntry::by(caller, "password.change", at).subject(caller.account_id.as_str()),
     )?;
-    Ok(Ok(ended))
+    Ok(ended)
 }
 
 fn void_codes(conn: &mut DbConnection, account_id: &str, at: NaiveDateTime) -> QueryResult<usize> {
@@ -116,24 +117,20 @@ pub fn issue_reset(
         caller.role,
         crate::account::model::Role::ClinicAdmin | crate::account::model::Role::OrgAdmin
     ) {
-        return Ok(Err(Refusal::forbidden(
-            "Only an administrator may issue reset codes.",
-        )));
+        return Err(Refusal::forbidden("Only an administrator may issue reset codes.").into());
     }
-    let row = match crate::account::use_cases::managed_account(
+    let row = crate::account::use_cases::managed_account(
         conn,
         caller,
         raw_account,
         "Change your own password with your current one instead.",
-    )? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    )?;
     if row.disabled_at.is_some() {
-        return Ok(Err(Refusal::conflict(
+        return Err(Refusal::conflict(
             "account_disabled",
             "This account is disabled; enable it first.",
-        )));
+        )
+        .into());
     }
     let at = now.naive_utc().trunc_subsecs(6);
     void_codes(conn, &row.id, at)?;
@@ -153,11 +150,11 @@ pub fn issue_reset(
     let mut entry = AuditEntry::by(caller, "password_reset.issue", at).subject(&row.id);
     entry.clinic_id = row.clinic_id.clone();
     audit::record(conn, &entry)?;
-    Ok(Ok(IssuedReset {
+    Ok(IssuedReset {
         account_id: row.id,
         code,
         expires_at,
-    }))
+    })
 }
 
 /// Issues a reset code to be emailed to the enabled account that uses `email` (any older unused
@@ -299,7 +296,7 @@ pub fn redeem_reset(
             .first(conn)
             .optional()?;
     let Some((reset_id, account_id, clinic_id, None)) = found else {
-        return Ok(Err(invalid_code()));
+        return Err(invalid_code().into());
     };
     let spent = diesel::update(
         password_resets::table
@@ -309,7 +306,7 @@ pub fn redeem_reset(
     .set(password_resets::used_at.eq(Some(at)))
     .execute(conn)?;
     if spent != 1 {
-        return Ok(Err(invalid_code()));
+        return Err(invalid_code().into());
     }
     diesel::update(accounts::table.find(&account_id))
         .set((
@@ -331,7 +328,7 @@ pub fn redeem_reset(
             at,
         },
     )?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Changes the password of `access`'s account: checks the current one (limited like sign-in,

@@ -216,7 +216,7 @@ impl Bearer {
 pub fn session_caller(conn: &mut DbConnection, bearer: &Bearer) -> Outcome<Caller> {
     let session =
         store::session_state(conn, bearer.session_id.as_str(), bearer.account_id.as_str())?;
-    Ok(caller_of(bearer, session))
+    Ok(caller_of(bearer, session)?)
 }
 
 /// `work` run as `bearer`'s caller, after [`session_caller`] on the same connection; a refused
@@ -225,9 +225,9 @@ pub fn as_caller<T>(
     bearer: Bearer,
     work: impl FnOnce(&mut DbConnection, &Caller) -> Outcome<T>,
 ) -> impl FnOnce(&mut DbConnection) -> Outcome<T> {
-    move |conn| match session_caller(conn, &bearer)? {
-        Ok(caller) => work(conn, &caller),
-        Err(refused) => Ok(Err(refused)),
+    move |conn| {
+        let caller = session_caller(conn, &bearer)?;
+        work(conn, &caller)
     }
 }
 

@@ -165,7 +165,7 @@ pub async fn logout(State(state): State<AppState>, bearer: Bearer) -> ApiResult<
     state
         .write_as(bearer, move |conn, caller| {
             store::revoke_session(conn, caller.session_id.as_str(), now, "logout")?;
-            Ok(Ok(()))
+            Ok(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -49,7 +49,7 @@ impl App {
     {
         Ok(self
             .db
-            .run(super::extract::as_caller(access.into(), work))
+            .run_or_refuse(super::extract::as_caller(access.into(), work))
             .await??)
     }
 }

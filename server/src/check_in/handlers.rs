@@ -121,7 +121,9 @@ pub async fn create_check_in(
         Err(problems) => {
             // Answered after the session check, so that a 401 comes before a 422.
             return state
-                .read_as(patient, move |_, _| Ok(Err(Refusal::validation(problems))))
+                .read_as(patient, move |_, _| {
+                    Err(Refusal::validation(problems).into())
+                })
                 .await;
         }
     };
@@ -254,18 +256,9 @@ async fn history(
     let zones = state.zones.clone();
     let rows = state
         .read_as(access, move |conn, caller| {
-            let rows = match use_cases::history(
-                conn,
-                caller,
-                raw_patient.as_deref(),
-                &filter,
-                limit,
-                now,
-            )? {
-                Ok(rows) => rows,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            use_cases::with_safety(conn, rows, &zones).map(Ok)
+            let rows =
+                use_cases::history(conn, caller, raw_patient.as_deref(), &filter, limit, now)?;
+            Ok(use_cases::with_safety(conn, rows, &zones)?)
         })
         .await?;
     let items: Vec<CheckIn> = rows

@@ -125,10 +125,7 @@ pub fn submit(
     answers: &BTreeMap<String, Value>,
     zones: &ZoneCountries,
 ) -> Outcome<Submitted> {
-    let clinic_id = match caller.own_clinic() {
-        Ok(clinic) => clinic.to_string(),
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic_id = caller.own_clinic()?.to_string();
     let mut row = CheckInRow {
         patient_id: caller.account_id.to_string(),
         clinic_id,
@@ -137,10 +134,10 @@ pub fn submit(
     };
     let crisis = |conn: &mut DbConnection, row: &CheckInRow| safety_of(conn, row, zones);
     let conflict = || {
-        Err(Refusal::conflict(
+        Refusal::conflict(
             "check_in_conflict",
             "A different check-in was already submitted with this id; generate a new id.",
-        ))
+        )
     };
     let since = row.received_at - resend::SAME_ANSWERS_WINDOW;
     for _ in 0..ATTEMPTS {
@@ -167,10 +164,10 @@ pub fn submit(
                 )?;
             }
             let resources = crisis(conn, &row)?;
-            return Ok(Ok(Submitted {
+            return Ok(Submitted {
                 stored: Stored::Created(row, resources),
                 enqueued,
-            }));
+            });
         }
         let Some(existing) = store::find(conn, &row.id)? else {
             // Not its id: the same answers, sent minutes before under another one, are the
@@ -179,26 +176,26 @@ pub fn submit(
             let candidates = store::identical_since(conn, &row.patient_id, hash, since)?;
             if let Some(first) = resend::repeated(&candidates, &row) {
                 let resources = crisis(conn, first)?;
-                return Ok(Ok(Submitted {
+                return Ok(Submitted {
                     stored: Stored::Replayed(first.clone(), resources),
                     enqueued: false,
-                }));
+                });
             }
             // Gone again in between: try the insert again.
             continue;
         };
         if existing.patient_id != row.patient_id {
-            return Ok(conflict());
+            return Err(conflict().into());
         }
         match resend::decide(&existing, &row) {
             Resend::Replay => {
                 let resources = crisis(conn, &existing)?;
-                return Ok(Ok(Submitted {
+                return Ok(Submitted {
                     stored: Stored::Replayed(existing, resources),
                     enqueued: false,
-                }));
+                });
             }
-            Resend::Conflict => return Ok(conflict()),
+            Resend::Conflict => return Err(conflict().into()),
             Resend::Amend => {
                 if !store::amend(conn, &existing, &row, row.received_at)? {
                     // Changed since it was read: decide again on what is stored now.
@@ -209,14 +206,14 @@ pub fn submit(
                 };
                 let enqueued = raise(conn, caller, &mut amended, answers)?;
                 let resources = crisis(conn, &amended)?;
-                return Ok(Ok(Submitted {
+                return Ok(Submitted {
                     stored: Stored::Amended(amended, resources),
                     enqueued,
-                }));
+                });
             }
         }
     }
-    Ok(conflict())
+    Err(conflict().into())
 }
 
 /// A positive PHQ-2 (CLINICAL.md): a total of 3 or more, or any answer to item 9 on a PHQ-2
@@ -248,15 +245,15 @@ pub fn own(
     zones: &ZoneCountries,
 ) -> Outcome<(CheckInRow, Option<Safety>)> {
     let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("check-in")));
+        return Err(Refusal::not_found("check-in").into());
     };
     let row = store::find(conn, &id.hyphenated().to_string())?
         .filter(|row| row.patient_id == caller.account_id.as_str());
     let Some(row) = row else {
-        return Ok(Err(Refusal::not_found("check-in")));
+        return Err(Refusal::not_found("check-in").into());
     };
     let safety = safety_of(conn, &row, zones)?;
-    Ok(Ok((row, safety)))
+    Ok((row, safety))
 }
 
 /// The daily mood answer of a check-in, kept in its own column so that the mood rules read
@@ -278,7 +275,12 @@ pub fn history(
     now: NaiveDateTime,
 ) -> Outcome<Vec<CheckInRow>> {
     let Some(raw) = raw_patient else {
-        return store::history(conn, caller.account_id.as_str(), filter, limit).map(Ok);
+        return Ok(store::history(
+            conn,
+            caller.account_id.as_str(),
+            filter,
+            limit,
+        )?);
     };
     patient::with_patient(conn, caller, raw, SelfAccess::StaffOnly, |conn, patient| {
         let rows = store::history(conn, patient.id.as_str(), filter, limit)?;
@@ -288,7 +290,7 @@ pub fn history(
                 .clinic(patient.clinic_id.as_str())
                 .patient(patient.id.as_str()),
         )?;
-        Ok(Ok(rows))
+        Ok(rows)
     })
 }
 
@@ -317,10 +319,7 @@ pub fn trends_of(
     now: DateTime<Utc>,
 ) -> Outcome<PatientTrends> {
     if !(1..=365).contains(&days) {
-        return Ok(Err(Refusal::invalid_field(
-            "days",
-            "must be between 1 and 365",
-        )));
+        return Err(Refusal::invalid_field("days", "must be between 1 and 365").into());
     }
     patient::with_patient(
         conn,
@@ -361,13 +360,13 @@ pub fn trends_of(
                     trends::instrument_trend(key, &records, first.as_ref())
                 })
                 .collect();
-            Ok(Ok(PatientTrends {
+            Ok(PatientTrends {
                 daily_mood: trends::daily_mood(&records, tz, from),
                 timezone: tz,
                 from,
                 patient,
                 instruments,
-            }))
+            })
         },
     )
 }

@@ -22,7 +22,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, row: ClinicRow) -> Outco
         conn,
         &AuditEntry::by(caller, "clinic.create", row.created_at).clinic(&row.id),
     )?;
-    Ok(Ok(row))
+    Ok(row)
 }
 
 /// A page of clinics: every clinic for organisation admins, their own for staff.
@@ -35,25 +35,23 @@ pub fn list(
     let only = match caller.role {
         Role::OrgAdmin => None,
         Role::ClinicAdmin | Role::Clinician => caller.clinic_id.as_ref().map(ToString::to_string),
-        Role::Patient => return Ok(Err(Refusal::forbidden("Patients cannot list clinics."))),
+        Role::Patient => return Err(Refusal::forbidden("Patients cannot list clinics.").into()),
     };
-    store::list(conn, only.as_deref(), after, limit).map(Ok)
+    Ok(store::list(conn, only.as_deref(), after, limit)?)
 }
 
 /// One clinic: any for organisation admins, their own for staff.
 pub fn get(conn: &mut DbConnection, caller: &Caller, raw_clinic: &str) -> Outcome<ClinicRow> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
     let allowed = match caller.role {
         Role::OrgAdmin => Ok(()),
         Role::Patient => Err(Refusal::forbidden("Patients cannot read clinics.")),
         Role::ClinicAdmin | Role::Clinician => caller.ensure_staff_of(&clinic),
     };
-    if let Err(refused) = allowed {
-        return Ok(Err(refused));
-    }
-    Ok(store::find(conn, clinic.as_str())?.ok_or_else(|| Refusal::not_found("clinic")))
+    allowed?;
+    Ok(store::find(conn, clinic.as_str())?.ok_or_else(|| Refusal::not_found("clinic"))?)
 }
 
 /// Changes a clinic: organisation admins any, clinic admins their own. `problems` are the
@@ -67,7 +65,7 @@ pub fn update(
     now: chrono::NaiveDateTime,
 ) -> Outcome<ClinicRow> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
     // Organisation admins set up clinics, so they may change any; clinic admins their own.
     let allowed = match caller.role {
@@ -75,20 +73,18 @@ pub fn update(
         Role::Patient => Err(Refusal::forbidden("Patients cannot change a clinic.")),
         Role::ClinicAdmin | Role::Clinician => caller.ensure_admin_of(&clinic, "change the clinic"),
     };
-    if let Err(refused) = allowed {
-        return Ok(Err(refused));
-    }
+    allowed?;
     if !problems.is_empty() {
-        return Ok(Err(Refusal::validation(problems)));
+        return Err(Refusal::validation(problems).into());
     }
     if !store::update(conn, clinic.as_str(), &changes)? {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     }
     audit::record(
         conn,
         &AuditEntry::by(caller, "clinic.update", now).clinic(clinic.as_str()),
     )?;
-    Ok(store::find(conn, clinic.as_str())?.ok_or_else(|| Refusal::not_found("clinic")))
+    Ok(store::find(conn, clinic.as_str())?.ok_or_else(|| Refusal::not_found("clinic"))?)
 }
 
 /// A patient on the roster, with what ranks them.
@@ -156,11 +152,9 @@ pub fn roster(
     now: DateTime<Utc>,
 ) -> Outcome<Vec<RosterEntry>> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = caller.ensure_staff_of(&clinic) {
-        return Ok(Err(refused));
-    }
+    caller.ensure_staff_of(&clinic)?;
     let id = clinic.as_str();
     let mut rows = store::roster(conn, id, None, i64::MAX)?;
     if let Some(search) = search {
@@ -200,7 +194,7 @@ pub fn roster(
         conn,
         &AuditEntry::by(caller, "patient_roster.read", now.naive_utc()).clinic(id),
     )?;
-    Ok(Ok(page
+    Ok(page
         .into_iter()
         .map(|(rank, row, open_alerts, risk)| RosterEntry {
             adherence: adherence
@@ -215,7 +209,7 @@ pub fn roster(
             open_alerts,
             risk,
         })
-        .collect()))
+        .collect())
 }
 
 /// Display names of patients of the caller's clinic, by id (patients of other clinics, and
@@ -226,17 +220,14 @@ pub fn patient_names(
     ids: &[String],
 ) -> Outcome<HashMap<String, String>> {
     if !caller.role.is_staff() {
-        return Ok(Err(Refusal::forbidden("Only clinic staff may do this.")));
+        return Err(Refusal::forbidden("Only clinic staff may do this.").into());
     }
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.to_string(),
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic = caller.own_clinic()?.to_string();
     let rows = store::patient_names(conn, &clinic, ids)?;
-    Ok(Ok(rows
+    Ok(rows
         .into_iter()
         .filter_map(|(id, name)| name.map(|name| (id, name)))
-        .collect()))
+        .collect())
 }
 
 /// A member of a clinic's staff.
@@ -255,13 +246,10 @@ pub struct StaffMember {
 /// The enabled staff of the caller's clinic (to assign alerts to, and for the admin pages).
 pub fn list_staff(conn: &mut DbConnection, caller: &Caller) -> Outcome<Vec<StaffMember>> {
     if !caller.role.is_staff() {
-        return Ok(Err(Refusal::forbidden("Only clinic staff may do this.")));
+        return Err(Refusal::forbidden("Only clinic staff may do this.").into());
     }
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.to_string(),
-        Err(refused) => return Ok(Err(refused)),
-    };
-    Ok(Ok(store::staff_of(conn, &clinic)?
+    let clinic = caller.own_clinic()?.to_string();
+    Ok(store::staff_of(conn, &clinic)?
         .into_iter()
         .map(|row| StaffMember {
             id: row.id,
@@ -269,7 +257,7 @@ pub fn list_staff(conn: &mut DbConnection, caller: &Caller) -> Outcome<Vec<Staff
             role: row.role,
             on_call: row.on_call,
         })
-        .collect()))
+        .collect())
 }
 
 /// The caller's clinic's roster (most at risk first), narrowed to patients whose display name or
@@ -282,15 +270,12 @@ pub fn search_roster(
     limit: usize,
     now: DateTime<Utc>,
 ) -> Outcome<Vec<RosterEntry>> {
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.to_string(),
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic = caller.own_clinic()?.to_string();
     let search = match query.trim() {
         "" => None,
         text => match RosterSearch::parse(text) {
             Ok(search) => Some(search),
-            Err(problem) => return Ok(Err(Refusal::invalid_field("q", problem))),
+            Err(problem) => return Err(Refusal::invalid_field("q", problem).into()),
         },
     };
     roster(conn, caller, &clinic, search.as_ref(), None, limit, now)
@@ -308,23 +293,21 @@ pub fn staff(
     now: chrono::NaiveDateTime,
 ) -> Outcome<Vec<StaffRow>> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
     let allowed = match caller.role {
         Role::OrgAdmin => Ok(()),
         Role::Patient => Err(Refusal::forbidden("Patients cannot list a clinic's staff.")),
         Role::ClinicAdmin | Role::Clinician => caller.ensure_admin_of(&clinic, "list the staff"),
     };
-    if let Err(refused) = allowed {
-        return Ok(Err(refused));
-    }
+    allowed?;
     if store::find(conn, clinic.as_str())?.is_none() {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     }
     let rows = store::staff(conn, clinic.as_str(), after, limit)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "clinic_staff.read", now).clinic(clinic.as_str()),
     )?;
-    Ok(Ok(rows))
+    Ok(rows)
 }

@@ -134,23 +134,14 @@ async fn admin(
     let now = state.now();
     let loaded = state
         .read_as(user.bearer.clone(), move |conn, caller| {
-            let clinic = match caller.own_clinic() {
-                Ok(clinic) => clinic.to_string(),
-                Err(refused) => return Ok(Err(refused)),
-            };
-            let pending = match invitations::pending(conn, caller, &clinic, None, 200, now)? {
-                Ok(rows) => rows,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            let staff = match clinics::list_staff(conn, caller)? {
-                Ok(staff) => staff,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            Ok(Ok(AdminPage {
+            let clinic = caller.own_clinic()?.to_string();
+            let pending = invitations::pending(conn, caller, &clinic, None, 200, now)?;
+            let staff = clinics::list_staff(conn, caller)?;
+            Ok(AdminPage {
                 staff,
                 pending,
                 me: caller.account_id.to_string(),
-            }))
+            })
         })
         .await;
     let data = match loaded {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::clinic::use_cases::{self as clinics, StaffMember};
+use crate::error::Failure;
 use crate::escalation::AlertRow;
 use crate::escalation::inbox;
 use crate::escalation::readiness::Readiness;
@@ -60,7 +61,7 @@ async fn load(
     let secure = false;
     state
         .read_as(user.bearer.clone(), move |conn, caller| {
-            let mut rows = match inbox::list(
+            let mut rows = inbox::list(
                 conn,
                 caller,
                 crate::escalation::InboxFilter {
@@ -70,43 +71,38 @@ async fn load(
                 None,
                 PAGE + 1,
                 now.naive_utc(),
-            )? {
-                Ok(rows) => rows,
-                Err(refused) => return Ok(Err(refused)),
-            };
+            )?;
             let more = rows.len() as i64 > PAGE;
             rows.truncate(PAGE as usize);
             let mut ids: Vec<String> = rows.iter().map(|r| r.patient_id.clone()).collect();
             ids.sort();
             ids.dedup();
-            let names = match clinics::patient_names(conn, caller, &ids)? {
-                Ok(names) => names,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            let staff = match clinics::list_staff(conn, caller)? {
-                Ok(staff) => staff,
-                Err(refused) => return Ok(Err(refused)),
-            };
+            let names = clinics::patient_names(conn, caller, &ids)?;
+            let staff = clinics::list_staff(conn, caller)?;
             let readiness = if full {
                 let clinic = caller
                     .clinic_id
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                crate::escalation::settings::clinic_readiness(
+                // Shown to those who may read it; a refusal leaves it out of the page.
+                match crate::escalation::settings::clinic_readiness(
                     conn, caller, &clinic, &zones, channels,
-                )?
-                .ok()
+                ) {
+                    Ok(readiness) => Some(readiness),
+                    Err(Failure::Refused(_)) => None,
+                    Err(failure) => return Err(failure),
+                }
             } else {
                 None
             };
-            Ok(Ok(Inbox {
+            Ok(Inbox {
                 rows,
                 more,
                 names,
                 staff,
                 readiness,
-            }))
+            })
         })
         .await
         .map_err(|e| page::failure(e, secure))
@@ -328,12 +324,10 @@ async fn act(
     let channels = state.channels();
     let done = state
         .write_as(user.bearer, move |conn, caller| match action {
-            Action::Acknowledge => inbox::acknowledge(conn, caller, &id, now).map(|r| r.map(drop)),
-            Action::Assign => {
-                inbox::assign(conn, caller, &id, &assignee, channels, now).map(|r| r.map(drop))
-            }
+            Action::Acknowledge => inbox::acknowledge(conn, caller, &id, now).map(drop),
+            Action::Assign => inbox::assign(conn, caller, &id, &assignee, channels, now).map(drop),
             Action::Resolve => {
-                inbox::resolve(conn, caller, &id, &note, seen_signals, now).map(|r| r.map(drop))
+                inbox::resolve(conn, caller, &id, &note, seen_signals, now).map(drop)
             }
         })
         .await;

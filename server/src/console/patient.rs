@@ -61,15 +61,6 @@ fn tz_of(name: &str) -> Tz {
     crate::account::model::parse_timezone(name).unwrap_or(chrono_tz::UTC)
 }
 
-macro_rules! refused {
-    ($e:expr) => {
-        match $e? {
-            Ok(value) => value,
-            Err(refused) => return Ok(Err(refused)),
-        }
-    };
-}
-
 /// The patient page.
 pub async fn patient_page(
     State(state): State<AppState>,
@@ -85,7 +76,7 @@ pub async fn patient_page(
     // commit instead of eight), which is what the page costs most on PostgreSQL.
     let loaded = state
         .write_as(user.bearer.clone(), move |conn, caller| {
-            let trends = refused!(check_ins::trends_of(conn, caller, &raw, DAYS, now));
+            let trends = check_ins::trends_of(conn, caller, &raw, DAYS, now)?;
             let since = (now - TimeDelta::days(i64::from(DAYS))).naive_utc();
             let filter = |instrument: &str| HistoryFilter {
                 instrument: Some(instrument.to_owned()),
@@ -93,60 +84,22 @@ pub async fn patient_page(
                 ..HistoryFilter::default()
             };
             let n = now.naive_utc();
-            let phq9 = refused!(check_ins::history(
-                conn,
-                caller,
-                Some(&raw),
-                &filter("phq9"),
-                500,
-                n
-            ));
-            let gad7 = refused!(check_ins::history(
-                conn,
-                caller,
-                Some(&raw),
-                &filter("gad7"),
-                500,
-                n
-            ));
-            let moods = refused!(check_ins::history(
-                conn,
-                caller,
-                Some(&raw),
-                &filter("daily_mood"),
-                1000,
-                n
-            ));
-            let recent = refused!(check_ins::history(
-                conn,
-                caller,
-                Some(&raw),
-                &HistoryFilter::default(),
-                30,
-                n
-            ));
-            let sessions = refused!(sessions::list(
-                conn,
-                caller,
-                Some(&raw),
-                When::All,
-                None,
-                200,
-                n
-            ));
-            let alerts = refused!(inbox::of_patient(conn, caller, &raw, 50, n));
-            let mut prompt_rows =
-                refused!(prompts::patient_prompts(conn, caller, &raw, now, horizon));
+            let phq9 = check_ins::history(conn, caller, Some(&raw), &filter("phq9"), 500, n)?;
+            let gad7 = check_ins::history(conn, caller, Some(&raw), &filter("gad7"), 500, n)?;
+            let moods =
+                check_ins::history(conn, caller, Some(&raw), &filter("daily_mood"), 1000, n)?;
+            let recent =
+                check_ins::history(conn, caller, Some(&raw), &HistoryFilter::default(), 30, n)?;
+            let sessions = sessions::list(conn, caller, Some(&raw), When::All, None, 200, n)?;
+            let alerts = inbox::of_patient(conn, caller, &raw, 50, n)?;
+            let mut prompt_rows = prompts::patient_prompts(conn, caller, &raw, now, horizon)?;
             prompt_rows.sort_by_key(|p| std::cmp::Reverse(p.due_at));
             prompt_rows.truncate(PROMPTS_SHOWN);
-            let adherence = refused!(prompts::patient_adherence(conn, caller, &raw, now));
-            let plan = refused!(prompts::patient_care_plan(conn, caller, &raw));
-            let names = refused!(crate::clinic::use_cases::patient_names(
-                conn,
-                caller,
-                std::slice::from_ref(&raw)
-            ));
-            Ok(Ok(PatientPage {
+            let adherence = prompts::patient_adherence(conn, caller, &raw, now)?;
+            let plan = prompts::patient_care_plan(conn, caller, &raw)?;
+            let names =
+                crate::clinic::use_cases::patient_names(conn, caller, std::slice::from_ref(&raw))?;
+            Ok(PatientPage {
                 name: names.get(&raw).cloned(),
                 tz: trends.timezone,
                 viewer_tz: tz_of(&caller.timezone),
@@ -161,7 +114,7 @@ pub async fn patient_page(
                 adherence,
                 plan,
                 admin: caller.role == crate::account::model::Role::ClinicAdmin,
-            }))
+            })
         })
         .await;
     match loaded {

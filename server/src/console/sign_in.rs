@@ -205,7 +205,7 @@ pub async fn logout(
     let ended = state
         .write_as(user.bearer, move |conn, caller| {
             auth::revoke_session(conn, caller.session_id.as_str(), now, "logout")?;
-            Ok(Ok(()))
+            Ok(())
         })
         .await;
     if let Err(error) = ended

@@ -15,6 +15,7 @@ use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 
 use crate::config::DatabaseTarget;
+use crate::error::Failure;
 
 pub mod batch;
 mod connection;
@@ -410,19 +411,31 @@ impl Db {
         }
     }
 
-    /// Like [`Db::write`], for work that may refuse: `Ok(Err(refusal))` from `f` rolls the
-    /// transaction back (nothing it wrote stays) and is handed back as it is, so a use case can
-    /// decide on what it reads and still leave no trace when it says no.
-    pub async fn write_or_refuse<T, E, F>(&self, f: F) -> Result<Result<T, E>, DbError>
+    /// Like [`Db::run`], for a use case: its value, or its refusal (`Ok(Err(refusal))`), or the
+    /// database's failure, reported as [`Db::run`] reports it.
+    pub async fn run_or_refuse<T, R, F>(&self, f: F) -> Result<Result<T, R>, DbError>
     where
-        F: FnOnce(&mut DbConnection) -> QueryResult<Result<T, E>> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, Failure<R>> + Send + 'static,
         T: Send + 'static,
-        E: Send + 'static,
+        R: Send + 'static,
+    {
+        self.run(move |conn| refusal_inside(f(conn))).await
+    }
+
+    /// Like [`Db::write`], for a use case that may refuse: `Err(Failure::Refused(refusal))` from
+    /// `f` rolls the transaction back (nothing it wrote stays) and is handed back as
+    /// `Ok(Err(refusal))`, so a use case can decide on what it reads and still leave no trace
+    /// when it says no. `Err(Failure::Db(error))` rolls back and fails as in [`Db::write`].
+    pub async fn write_or_refuse<T, R, F>(&self, f: F) -> Result<Result<T, R>, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, Failure<R>> + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
     {
         let _turn = self.writer_turn().await?;
         self.run(move |conn| {
             let mut refused = None;
-            let result = write_transaction(conn, |c| match f(c)? {
+            let result = write_transaction(conn, |c| match refusal_inside(f(c))? {
                 Ok(value) => Ok(value),
                 Err(refusal) => {
                     refused = Some(refusal);
@@ -449,6 +462,19 @@ impl Db {
     pub async fn pending_migrations(&self) -> Result<Vec<String>, DbError> {
         self.run(|conn| pending_migrations(conn).map_err(diesel::result::Error::QueryBuilderError))
             .await
+    }
+}
+
+/// A use case's result in the nested shape the pool and the transaction take: the database's own
+/// failure outside, where [`Db::run`] sees it (to tell a lost connection from a failed query, and
+/// to report an outage) and a transaction aborts on it, the refusal inside, where it is an answer
+/// and not a failure of the database. Only here, between a use case and the pool: everywhere
+/// else a use case's result is flat.
+fn refusal_inside<T, R>(outcome: Result<T, Failure<R>>) -> QueryResult<Result<T, R>> {
+    match outcome {
+        Ok(value) => Ok(Ok(value)),
+        Err(Failure::Refused(refusal)) => Ok(Err(refusal)),
+        Err(Failure::Db(error)) => Err(error),
     }
 }
 

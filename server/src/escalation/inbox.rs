@@ -38,29 +38,19 @@ pub fn list(
     if let Some(status) = filter.status.as_deref()
         && !STATUSES.contains(&status)
     {
-        return Ok(Err(Refusal::invalid_field(
-            "status",
-            "must be open, acknowledged or resolved",
-        )));
+        return Err(
+            Refusal::invalid_field("status", "must be open, acknowledged or resolved").into(),
+        );
     }
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.to_string(),
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic = caller.own_clinic()?.to_string();
     let mut filter = filter;
     if let Some(raw) = filter.patient_id.take() {
         if AccountId::parse(&raw).is_none() {
-            return Ok(Err(Refusal::invalid_field(
-                "patient_id",
-                "must be a patient id",
-            )));
+            return Err(Refusal::invalid_field("patient_id", "must be a patient id").into());
         }
         // The patient is resolved in the caller's clinic first: another clinic's patient is
         // not found, and no audit row is written about them.
-        let patient = match crate::patient::resolve(conn, caller, &raw, SelfAccess::StaffOnly)? {
-            Ok(patient) => patient,
-            Err(refused) => return Ok(Err(refused)),
-        };
+        let patient = crate::patient::resolve(conn, caller, &raw, SelfAccess::StaffOnly)?;
         filter.patient_id = Some(patient.id.to_string());
     }
     let rows = store::inbox_page(conn, &clinic, &filter, after, limit)?;
@@ -69,18 +59,18 @@ pub fn list(
         entry = entry.patient(patient);
     }
     audit::record(conn, &entry)?;
-    Ok(Ok(rows))
+    Ok(rows)
 }
 
 /// An alert of the caller's clinic, or not found.
 fn clinic_alert(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<AlertRow> {
     let Some(id) = AlertId::parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("alert")));
+        return Err(Refusal::not_found("alert").into());
     };
     let clinic = caller.clinic_id.as_ref().map(|c| c.as_str());
     Ok(store::find(conn, id.as_str())?
         .filter(|a| Some(a.clinic_id.as_str()) == clinic)
-        .ok_or_else(|| Refusal::not_found("alert")))
+        .ok_or_else(|| Refusal::not_found("alert"))?)
 }
 
 /// An alert with its history and the patient's ten latest check-ins.
@@ -101,10 +91,7 @@ pub fn detail(
     raw_id: &str,
     now: NaiveDateTime,
 ) -> Outcome<Detail> {
-    let alert = match clinic_alert(conn, caller, raw_id)? {
-        Ok(alert) => alert,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let alert = clinic_alert(conn, caller, raw_id)?;
     let events = store::events_of(conn, &alert.id)?;
     // An erased patient's alert keeps the minimum needed to act on it: no check-ins.
     let recent = if alert.patient_erased_at.is_some() {
@@ -118,11 +105,11 @@ pub fn detail(
             .patient(&alert.patient_id)
             .subject(&alert.id),
     )?;
-    Ok(Ok(Detail {
+    Ok(Detail {
         alert,
         events,
         recent,
-    }))
+    })
 }
 
 /// What an action decided, inside its transaction.
@@ -149,14 +136,10 @@ fn act(
     now: NaiveDateTime,
     change: impl FnOnce(&mut DbConnection, &AlertRow) -> Outcome<Decision>,
 ) -> Outcome<(AlertRow, bool)> {
-    let alert = match clinic_alert(conn, caller, raw_id)? {
-        Ok(alert) => alert,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let alert = clinic_alert(conn, caller, raw_id)?;
     let changed = match change(conn, &alert)? {
-        Ok(Decision::Changed) => true,
-        Ok(Decision::Unchanged) => false,
-        Err(refused) => return Ok(Err(refused)),
+        Decision::Changed => true,
+        Decision::Unchanged => false,
     };
     if changed {
         audit::record(
@@ -168,7 +151,7 @@ fn act(
     }
     Ok(store::find(conn, &alert.id)?
         .map(|row| (row, changed))
-        .ok_or_else(|| Refusal::not_found("alert")))
+        .ok_or_else(|| Refusal::not_found("alert"))?)
 }
 
 /// Acknowledges an alert: stops its escalation and withdraws routine pushes held for working
@@ -188,10 +171,10 @@ pub fn acknowledge(
         now,
         |conn, alert| {
             if !store::acknowledge_if_open(conn, &alert.id, &who, now)? {
-                return Ok(match store::status_of(conn, &alert.id)?.as_str() {
-                    "resolved" => Err(resolved_conflict()),
+                return match store::status_of(conn, &alert.id)?.as_str() {
+                    "resolved" => Err(resolved_conflict().into()),
                     _ => Ok(Decision::Unchanged),
-                });
+                };
             }
             let withdrawn =
                 crate::push::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
@@ -202,7 +185,7 @@ pub fn acknowledge(
                 n => format!("{n} held push(es) withdrawn"),
             };
             store::event(conn, &alert.id, "acknowledged", Some(&who), &detail, now)?;
-            Ok(Ok(Decision::Changed))
+            Ok(Decision::Changed)
         },
     )
 }
@@ -219,16 +202,16 @@ pub fn assign(
 ) -> Outcome<AlertRow> {
     let not_staff = || Refusal::invalid_field("assignee_id", "is not staff of this clinic");
     let Some(assignee) = AccountId::parse(raw_assignee) else {
-        return Ok(Err(not_staff()));
+        return Err(not_staff().into());
     };
     let assignee = assignee.to_string();
     let who = caller.account_id.to_string();
-    let done = act(conn, caller, raw_id, "alert.assign", now, |conn, alert| {
+    let (row, _) = act(conn, caller, raw_id, "alert.assign", now, |conn, alert| {
         if !store::is_active_staff(conn, &assignee, &alert.clinic_id)? {
-            return Ok(Err(not_staff()));
+            return Err(not_staff().into());
         }
         if !store::assign_if_unresolved(conn, &alert.id, &assignee)? {
-            return Ok(Err(resolved_conflict()));
+            return Err(resolved_conflict().into());
         }
         let told = tell_assignee(conn, alert, &assignee, channels, now)?;
         store::event(
@@ -239,9 +222,9 @@ pub fn assign(
             &format!("{assignee}; told: {told}"),
             now,
         )?;
-        Ok(Ok(Decision::Changed))
+        Ok(Decision::Changed)
     })?;
-    Ok(done.map(|(row, _)| row))
+    Ok(row)
 }
 
 /// Queues the pushes (and, for urgent and high alerts, the email) that tell an assignee.
@@ -327,28 +310,26 @@ pub fn resolve(
 ) -> Outcome<AlertRow> {
     let note = note.trim();
     if note.is_empty() || note.chars().count() > 2000 {
-        return Ok(Err(Refusal::invalid_field(
-            "note",
-            "must be 1 to 2000 characters",
-        )));
+        return Err(Refusal::invalid_field("note", "must be 1 to 2000 characters").into());
     }
     let who = caller.account_id.to_string();
-    let done = act(conn, caller, raw_id, "alert.resolve", now, |conn, alert| {
+    let (row, _) = act(conn, caller, raw_id, "alert.resolve", now, |conn, alert| {
         if alert.status == "resolved" {
-            return Ok(Err(resolved_conflict()));
+            return Err(resolved_conflict().into());
         }
         let expected = seen_signals.unwrap_or(alert.signal_count);
         if !store::resolve_if_unresolved(conn, &alert.id, expected, &who, note, now)? {
-            return Ok(Err(match store::status_of(conn, &alert.id)?.as_str() {
+            let conflict = match store::status_of(conn, &alert.id)?.as_str() {
                 "resolved" => resolved_conflict(),
                 _ => new_signal_conflict(),
-            }));
+            };
+            return Err(conflict.into());
         }
         crate::push::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
         store::event(conn, &alert.id, "resolved", Some(&who), note, now)?;
-        Ok(Ok(Decision::Changed))
+        Ok(Decision::Changed)
     })?;
-    Ok(done.map(|(row, _)| row))
+    Ok(row)
 }
 
 /// A patient's alerts (newest signal first, at most `limit`), for staff of the patient's
@@ -373,7 +354,7 @@ pub fn of_patient(
                     .clinic(patient.clinic_id.as_str())
                     .patient(patient.id.as_str()),
             )?;
-            Ok(Ok(rows))
+            Ok(rows)
         },
     )
 }

@@ -31,11 +31,8 @@ pub fn read_setting<T: DeserializeOwned + Default>(
     raw_clinic: &str,
     setting: ClinicSetting,
 ) -> Outcome<T> {
-    let clinic = match clinic_of(raw_clinic).and_then(|c| caller.ensure_staff_of(&c).map(|()| c)) {
-        Ok(clinic) => clinic,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    store::read_setting(conn, clinic.as_str(), setting).map(Ok)
+    let clinic = clinic_of(raw_clinic).and_then(|c| caller.ensure_staff_of(&c).map(|()| c))?;
+    Ok(store::read_setting(conn, clinic.as_str(), setting)?)
 }
 
 /// A new value for a clinic setting.
@@ -67,16 +64,13 @@ pub fn update_setting<T: Serialize>(
         problems,
     } = change;
     let clinic =
-        match clinic_of(raw_clinic).and_then(|c| caller.ensure_admin_of(&c, what).map(|()| c)) {
-            Ok(clinic) => clinic,
-            Err(refused) => return Ok(Err(refused)),
-        };
+        clinic_of(raw_clinic).and_then(|c| caller.ensure_admin_of(&c, what).map(|()| c))?;
     if !problems.is_empty() {
-        return Ok(Err(Refusal::validation(problems)));
+        return Err(Refusal::validation(problems).into());
     }
     let json = match serde_json::to_string(&value) {
         Ok(json) => json,
-        Err(e) => return Ok(Err(Refusal::broken(&e))),
+        Err(e) => return Err(Refusal::broken(&e).into()),
     };
     let action = match setting {
         ClinicSetting::AlertThresholds => "alert_thresholds.update",
@@ -91,7 +85,7 @@ pub fn update_setting<T: Serialize>(
         conn,
         &AuditEntry::by(caller, action, now).clinic(clinic.as_str()),
     )?;
-    Ok(Ok(value))
+    Ok(value)
 }
 
 /// What would leave a clinic's alerts unreachable: for its staff and organisation admins.
@@ -102,10 +96,7 @@ pub fn clinic_readiness(
     zones: &ZoneCountries,
     channels: super::decide::Channels,
 ) -> Outcome<Readiness> {
-    let clinic = match clinic_of(raw_clinic) {
-        Ok(clinic) => clinic,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic = clinic_of(raw_clinic)?;
     let allowed = match caller.role {
         Role::OrgAdmin => Ok(()),
         Role::Patient => Err(Refusal::forbidden(
@@ -113,12 +104,10 @@ pub fn clinic_readiness(
         )),
         _ => caller.ensure_staff_of(&clinic),
     };
-    if let Err(refused) = allowed {
-        return Ok(Err(refused));
-    }
+    allowed?;
     let id = clinic.as_str();
     let Some(row) = crate::clinic::find_clinic(conn, id)? else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
     let (policy, means) = super::worker::reach_of(conn, id, channels)?;
     let found = crate::safety::crisis::clinic_country_for(
@@ -132,7 +121,7 @@ pub fn clinic_readiness(
     );
     let mut readiness = readiness::assess(id, &policy, &means, found);
     readiness.problems.extend(monitoring_gaps(conn, id)?);
-    Ok(Ok(readiness))
+    Ok(readiness)
 }
 
 /// What would leave patients unmonitored rather than alerts unreachable: care plans that never
@@ -199,7 +188,7 @@ fn monitoring_gaps(
 /// Marks the caller on or off call.
 pub fn set_on_call(conn: &mut DbConnection, caller: &Caller, on_call: bool) -> Outcome<bool> {
     accounts::set_on_call(conn, caller.account_id.as_str(), on_call)?;
-    Ok(Ok(on_call))
+    Ok(on_call)
 }
 
 /// The caller's zone and working hours (the default when unset).
@@ -208,7 +197,7 @@ pub fn working_hours(conn: &mut DbConnection, caller: &Caller) -> Outcome<(Strin
     let hours = stored
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
-    Ok(Ok((timezone, hours)))
+    Ok((timezone, hours))
 }
 
 /// Sets the caller's working hours and, if given, zone (validated here); returns the zone now.
@@ -231,18 +220,17 @@ pub fn set_working_hours(
         }
     };
     if !problems.is_empty() {
-        return Ok(Err(Refusal::validation(problems)));
+        return Err(Refusal::validation(problems).into());
     }
     let json = match serde_json::to_string(hours) {
         Ok(json) => json,
-        Err(e) => return Ok(Err(Refusal::broken(&e))),
+        Err(e) => return Err(Refusal::broken(&e).into()),
     };
-    accounts::set_working_hours(
+    Ok(accounts::set_working_hours(
         conn,
         caller.account_id.as_str(),
         &json,
         timezone.as_deref(),
         now,
-    )
-    .map(Ok)
+    )?)
 }

@@ -386,20 +386,19 @@ pub fn create_endpoint(
     now: NaiveDateTime,
 ) -> Outcome<EndpointRow> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = caller.ensure_admin_of(&clinic, "manage webhooks") {
-        return Ok(Err(refused));
-    }
+    caller.ensure_admin_of(&clinic, "manage webhooks")?;
     let Some(url) = endpoint_url(raw_url) else {
-        return Ok(Err(Refusal::invalid_field(
+        return Err(Refusal::invalid_field(
             "url",
             "must be an http or https URL with a host name, an optional port and path, and no \
              query, fragment or credentials",
-        )));
+        )
+        .into());
     };
     if let Err(refused) = policy.check_url(&url) {
-        return Ok(Err(Refusal::invalid_field("url", refused.to_string())));
+        return Err(Refusal::invalid_field("url", refused.to_string()).into());
     }
     let row = EndpointRow {
         id: uuid::Uuid::now_v7().to_string(),
@@ -420,7 +419,7 @@ pub fn create_endpoint(
             .clinic(clinic.as_str())
             .subject(&row.id),
     )?;
-    Ok(Ok(row))
+    Ok(row)
 }
 
 /// The longest endpoint URL accepted.
@@ -475,13 +474,11 @@ pub fn list_endpoints(
     now: NaiveDateTime,
 ) -> Outcome<Vec<EndpointRow>> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = caller.ensure_admin_of(&clinic, "manage webhooks") {
-        return Ok(Err(refused));
-    }
+    caller.ensure_admin_of(&clinic, "manage webhooks")?;
     if crate::clinic::find_clinic(conn, clinic.as_str())?.is_none() {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     }
     let mut query = webhook_endpoints::table
         .filter(webhook_endpoints::clinic_id.eq(clinic.as_str()))
@@ -498,13 +495,13 @@ pub fn list_endpoints(
         conn,
         &AuditEntry::by(caller, "webhooks.read", now).clinic(clinic.as_str()),
     )?;
-    Ok(Ok(rows))
+    Ok(rows)
 }
 
 /// An endpoint of a clinic the caller administers, or not found.
 fn own_endpoint(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<EndpointRow> {
     let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("webhook")));
+        return Err(Refusal::not_found("webhook").into());
     };
     let row: Option<EndpointRow> = webhook_endpoints::table
         .find(id.to_string())
@@ -517,7 +514,7 @@ fn own_endpoint(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outco
                 .ensure_admin_of(&ClinicId::from_db(row.clinic_id.clone()), "manage webhooks")
                 .is_ok()
         })
-        .ok_or_else(|| Refusal::not_found("webhook")))
+        .ok_or_else(|| Refusal::not_found("webhook"))?)
 }
 
 /// Gives an endpoint a new secret; the old one still signs for 24 hours. Audited.
@@ -527,10 +524,7 @@ pub fn rotate_secret(
     raw_id: &str,
     now: NaiveDateTime,
 ) -> Outcome<EndpointRow> {
-    let row = match own_endpoint(conn, caller, raw_id)? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let row = own_endpoint(conn, caller, raw_id)?;
     let secret = new_secret();
     diesel::update(webhook_endpoints::table.find(&row.id))
         .set((
@@ -545,11 +539,11 @@ pub fn rotate_secret(
             .clinic(&row.clinic_id)
             .subject(&row.id),
     )?;
-    Ok(Ok(EndpointRow {
+    Ok(EndpointRow {
         previous_secret: Some(row.secret.clone()),
         secret,
         ..row
-    }))
+    })
 }
 
 /// Stops deliveries to an endpoint. Audited.
@@ -559,10 +553,7 @@ pub fn deactivate(
     raw_id: &str,
     now: NaiveDateTime,
 ) -> Outcome<()> {
-    let row = match own_endpoint(conn, caller, raw_id)? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let row = own_endpoint(conn, caller, raw_id)?;
     diesel::update(webhook_endpoints::table.find(&row.id))
         .set(webhook_endpoints::active.eq(false))
         .execute(conn)?;
@@ -572,7 +563,7 @@ pub fn deactivate(
             .clinic(&row.clinic_id)
             .subject(&row.id),
     )?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -122,12 +122,9 @@ pub fn kick_off(
     ask: KickOff,
     now: DateTime<Utc>,
 ) -> Outcome<ExportRow> {
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.as_str().to_owned(),
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic = caller.own_clinic()?.as_str().to_owned();
     if ask.group.as_deref().is_some_and(|g| g != clinic) {
-        return Ok(Err(Refusal::not_found("Group")));
+        return Err(Refusal::not_found("Group").into());
     }
     let at = now.naive_utc().trunc_subsecs(6);
     let row = ExportRow {
@@ -171,7 +168,7 @@ pub fn kick_off(
             .clinic(&clinic)
             .subject(&row.id),
     )?;
-    Ok(Ok(row))
+    Ok(row)
 }
 
 fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ExportRow>> {
@@ -209,28 +206,30 @@ fn visible(
     data_dir: &Path,
 ) -> Outcome<ExportRow> {
     let Some(row) = find(conn, id)? else {
-        return Ok(Err(Refusal::not_found("export")));
+        return Err(Refusal::not_found("export").into());
     };
     if caller.clinic_id.as_ref().map(|c| c.as_str()) != Some(row.clinic_id.as_str())
         || row.requested_by != caller.account_id.as_str()
         || row.status == "cancelled"
     {
-        return Ok(Err(Refusal::not_found("export")));
+        return Err(Refusal::not_found("export").into());
     }
     if row.status == INVALIDATED {
-        return Ok(Err(Refusal::not_found_because(
+        return Err(Refusal::not_found_because(
             "export_invalidated",
             "A patient's data was erased after this export was asked for; start a new one.",
-        )));
+        )
+        .into());
     }
     if row.expires_at.is_some_and(|e| e <= now) {
         let _ = std::fs::remove_dir_all(folder(data_dir, &row.id));
-        return Ok(Err(Refusal::not_found_because(
+        return Err(Refusal::not_found_because(
             "expired",
             "This export has expired; start a new one.",
-        )));
+        )
+        .into());
     }
-    Ok(Ok(row))
+    Ok(row)
 }
 
 /// Polls an export.
@@ -241,12 +240,9 @@ pub fn status(
     now: DateTime<Utc>,
     data_dir: &Path,
 ) -> Outcome<Status> {
-    let row = match visible(conn, caller, id, now.naive_utc(), data_dir)? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let row = visible(conn, caller, id, now.naive_utc(), data_dir)?;
     let total = row.types.split_whitespace().count();
-    Ok(Ok(match row.status.as_str() {
+    Ok(match row.status.as_str() {
         "done" => {
             let output: Value = row
                 .output
@@ -263,7 +259,7 @@ pub fn status(
         }
         "failed" => Status::Failed,
         _ => Status::InProgress(row.done_types, total),
-    }))
+    })
 }
 
 /// Cancels an export and deletes its files.
@@ -274,10 +270,7 @@ pub fn cancel(
     now: DateTime<Utc>,
     data_dir: &Path,
 ) -> Outcome<()> {
-    let row = match visible(conn, caller, id, now.naive_utc(), data_dir)? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let row = visible(conn, caller, id, now.naive_utc(), data_dir)?;
     diesel::update(bulk_exports::table.find(&row.id))
         .set(bulk_exports::status.eq("cancelled"))
         .execute(conn)?;
@@ -288,7 +281,7 @@ pub fn cancel(
             .clinic(&row.clinic_id)
             .subject(&row.id),
     )?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// The file of one type of a completed export, audited as a read of the clinic's data.
@@ -300,13 +293,10 @@ pub fn file(
     now: DateTime<Utc>,
     data_dir: &Path,
 ) -> Outcome<PathBuf> {
-    let row = match visible(conn, caller, id, now.naive_utc(), data_dir)? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let row = visible(conn, caller, id, now.naive_utc(), data_dir)?;
     let path = folder(data_dir, &row.id).join(format!("{}.ndjson", resource.name()));
     if row.status != "done" || !path.exists() {
-        return Ok(Err(Refusal::not_found("file")));
+        return Err(Refusal::not_found("file").into());
     }
     audit::record(
         conn,
@@ -314,7 +304,7 @@ pub fn file(
             .clinic(&row.clinic_id)
             .subject(&row.id),
     )?;
-    Ok(Ok(path))
+    Ok(path)
 }
 
 /// Invalidates every export of `clinic_id` not yet finished with or expired, in the caller's

@@ -18,7 +18,7 @@ use crate::account::model::Role;
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
-use crate::error::{Outcome, Refusal};
+use crate::error::{Failure, Outcome, Refusal};
 use crate::fhir::search::ResourceType;
 use crate::fhir::smart::{self, AssertionError};
 
@@ -66,23 +66,22 @@ pub fn register(
     now: DateTime<Utc>,
 ) -> Outcome<ClientRow> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = caller.ensure_admin_of(&clinic, "register system clients") {
-        return Ok(Err(refused));
-    }
+    caller.ensure_admin_of(&clinic, "register system clients")?;
     let name = match crate::text::parse_name(name, 100) {
         Ok(name) => name,
-        Err(problem) => return Ok(Err(Refusal::invalid_field("name", problem))),
+        Err(problem) => return Err(Refusal::invalid_field("name", problem).into()),
     };
     if let Err(problem) = smart::check_jwks(jwks) {
-        return Ok(Err(Refusal::invalid_field("jwks", problem.to_string())));
+        return Err(Refusal::invalid_field("jwks", problem.to_string()).into());
     }
     let Some(scopes) = smart::parse_scopes(scope.unwrap_or(smart::DEFAULT_SCOPE)) else {
-        return Ok(Err(Refusal::invalid_field(
+        return Err(Refusal::invalid_field(
             "scope",
             "space-separated system/{type or *}.read scopes",
-        )));
+        )
+        .into());
     };
     let at = now.naive_utc();
     let row = ClientRow {
@@ -106,7 +105,7 @@ pub fn register(
             .clinic(clinic.as_str())
             .subject(&row.id),
     )?;
-    Ok(Ok(row))
+    Ok(row)
 }
 
 /// A token request (`application/x-www-form-urlencoded`).
@@ -145,6 +144,12 @@ pub struct OAuthError {
     pub description: String,
 }
 
+impl From<OAuthError> for Failure<OAuthError> {
+    fn from(error: OAuthError) -> Self {
+        Self::Refused(error)
+    }
+}
+
 fn oauth(status: u16, error: &'static str, description: impl Into<String>) -> OAuthError {
     OAuthError {
         status,
@@ -164,42 +169,42 @@ pub fn issue_token(
     request: &TokenRequest,
     token_url: &str,
     now: DateTime<Utc>,
-) -> QueryResult<Result<Grant, OAuthError>> {
+) -> Outcome<Grant, OAuthError> {
     if request.grant_type.as_deref() != Some("client_credentials") {
-        return Ok(Err(oauth(
+        return Err(oauth(
             400,
             "unsupported_grant_type",
             "grant_type must be client_credentials.",
-        )));
+        )
+        .into());
     }
     if request.client_assertion_type.as_deref() != Some(smart::JWT_BEARER) {
-        return Ok(Err(oauth(
+        return Err(oauth(
             400,
             "invalid_request",
             format!("client_assertion_type must be {}.", smart::JWT_BEARER),
-        )));
+        )
+        .into());
     }
     let Some(assertion) = request.client_assertion.as_deref() else {
-        return Ok(Err(oauth(
-            400,
-            "invalid_request",
-            "client_assertion is missing.",
-        )));
+        return Err(oauth(400, "invalid_request", "client_assertion is missing.").into());
     };
     let Some(requested) = request.scope.as_deref().and_then(smart::parse_scopes) else {
-        return Ok(Err(oauth(
+        return Err(oauth(
             400,
             "invalid_scope",
             "scope must list system/{type or *}.read scopes.",
-        )));
+        )
+        .into());
     };
     let refused = |reason: AssertionError| {
         tracing::info!(%reason, "client assertion refused");
-        Ok(Err(oauth(
+        Err(oauth(
             401,
             "invalid_client",
             "The client assertion is not accepted.",
-        )))
+        )
+        .into())
     };
     let client_id = match smart::claimed_client(assertion) {
         Ok(id) => id,
@@ -222,11 +227,12 @@ pub fn issue_token(
     };
     let registered = smart::parse_scopes(&client.scope).unwrap_or_default();
     let Some(granted) = smart::grant(&registered, &requested) else {
-        return Ok(Err(oauth(
+        return Err(oauth(
             400,
             "invalid_scope",
             "The scope asked for is wider than the client's registration.",
-        )));
+        )
+        .into());
     };
     // The jti is one-time: spent here, kept until the assertion could no longer be used anyway.
     let at = now.naive_utc().trunc_subsecs(6);
@@ -248,11 +254,12 @@ pub fn issue_token(
         .on_conflict_do_nothing()
         .execute(c)?);
     if spent != 1 {
-        return Ok(Err(oauth(
+        return Err(oauth(
             400,
             "invalid_grant",
             "This client assertion (its jti) was already used.",
-        )));
+        )
+        .into());
     }
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -274,11 +281,11 @@ pub fn issue_token(
             system_tokens::expires_at.eq(at + TimeDelta::seconds(smart::ACCESS_TOKEN_SECONDS)),
         ))
         .execute(conn)?;
-    Ok(Ok(Grant {
+    Ok(Grant {
         access_token: token,
         expires_in: smart::ACCESS_TOKEN_SECONDS,
         scope,
-    }))
+    })
 }
 
 /// The caller a system access token stands for, if it is current, its client enabled, and its
@@ -292,10 +299,11 @@ pub fn system_caller(
     request_id: Option<String>,
 ) -> Outcome<Caller> {
     let invalid = || {
-        Ok(Err(Refusal::unauthenticated(
+        Err(Refusal::unauthenticated(
             "invalid_token",
             "The access token is invalid or has expired.",
-        )))
+        )
+        .into())
     };
     type Found = (
         String,
@@ -329,10 +337,11 @@ pub fn system_caller(
     if let Some(resource) = resource
         && !smart::allows(&scope, resource)
     {
-        return Ok(Err(Refusal::forbidden_because(
+        return Err(Refusal::forbidden_because(
             "insufficient_scope",
             format!("The token's scopes do not cover {}.", resource.name()),
-        )));
+        )
+        .into());
     }
     if last_used_at.is_none_or(|last| last + LAST_USED_RESOLUTION <= at) {
         diesel::update(system_clients::table.find(&client_id))
@@ -342,9 +351,9 @@ pub fn system_caller(
     let (Some(account_id), Some(session_id)) =
         (AccountId::parse(&client_id), SessionId::parse(&client_id))
     else {
-        return Ok(Err(Refusal::broken(&"system client id is not a UUID")));
+        return Err(Refusal::broken(&"system client id is not a UUID").into());
     };
-    Ok(Ok(Caller {
+    Ok(Caller {
         account_id,
         system_client: true,
         session_id,
@@ -353,7 +362,7 @@ pub fn system_caller(
         request_id,
         timezone: "UTC".to_owned(),
         clinic_alert_thresholds: None,
-    }))
+    })
 }
 
 /// A page of a clinic's system clients (its admins only), enabled and disabled, in id
@@ -367,11 +376,9 @@ pub fn list(
     now: DateTime<Utc>,
 ) -> Outcome<Vec<ClientRow>> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = caller.ensure_admin_of(&clinic, "manage system clients") {
-        return Ok(Err(refused));
-    }
+    caller.ensure_admin_of(&clinic, "manage system clients")?;
     let mut query = system_clients::table
         .filter(system_clients::clinic_id.eq(clinic.as_str()))
         .select(ClientRow::as_select())
@@ -386,13 +393,13 @@ pub fn list(
         conn,
         &AuditEntry::by(caller, "system_clients.read", now.naive_utc()).clinic(clinic.as_str()),
     )?;
-    Ok(Ok(rows))
+    Ok(rows)
 }
 
 /// A system client of a clinic the caller administers, or not found.
 fn own_client(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<ClientRow> {
     let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("system client")));
+        return Err(Refusal::not_found("system client").into());
     };
     let row: Option<ClientRow> = system_clients::table
         .find(id.to_string())
@@ -408,7 +415,7 @@ fn own_client(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome
                 )
                 .is_ok()
         })
-        .ok_or_else(|| Refusal::not_found("system client")))
+        .ok_or_else(|| Refusal::not_found("system client"))?)
 }
 
 /// Ends every live token of a client.
@@ -425,12 +432,9 @@ pub fn disable(
     raw_id: &str,
     now: DateTime<Utc>,
 ) -> Outcome<ClientRow> {
-    let row = match own_client(conn, caller, raw_id)? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let row = own_client(conn, caller, raw_id)?;
     if row.disabled_at.is_some() {
-        return Ok(Ok(row));
+        return Ok(row);
     }
     let at = now.naive_utc().trunc_subsecs(6);
     diesel::update(system_clients::table.find(&row.id))
@@ -443,10 +447,10 @@ pub fn disable(
             .clinic(&row.clinic_id)
             .subject(&row.id),
     )?;
-    Ok(Ok(ClientRow {
+    Ok(ClientRow {
         disabled_at: Some(at),
         ..row
-    }))
+    })
 }
 
 /// Replaces a client's public keys: assertions signed with the old keys are refused from now
@@ -458,12 +462,9 @@ pub fn rotate_keys(
     jwks: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Outcome<ClientRow> {
-    let row = match own_client(conn, caller, raw_id)? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let row = own_client(conn, caller, raw_id)?;
     if let Err(problem) = smart::check_jwks(jwks) {
-        return Ok(Err(Refusal::invalid_field("jwks", problem.to_string())));
+        return Err(Refusal::invalid_field("jwks", problem.to_string()).into());
     }
     let at = now.naive_utc().trunc_subsecs(6);
     let text = jwks.to_string();
@@ -480,11 +481,11 @@ pub fn rotate_keys(
             .clinic(&row.clinic_id)
             .subject(&row.id),
     )?;
-    Ok(Ok(ClientRow {
+    Ok(ClientRow {
         jwks: text,
         keys_rotated_at: Some(at),
         ..row
-    }))
+    })
 }
 
 /// The scopes of a system access token (empty when unknown).

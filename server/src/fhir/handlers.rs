@@ -235,11 +235,9 @@ where
             let resource = resource.into();
             Ok(state
                 .db
-                .run(move |conn| {
-                    match clients::system_caller(conn, &token, resource, now, request_id)? {
-                        Ok(caller) => work(conn, &caller),
-                        Err(refused) => Ok(Err(refused)),
-                    }
+                .run_or_refuse(move |conn| {
+                    let caller = clients::system_caller(conn, &token, resource, now, request_id)?;
+                    work(conn, &caller)
                 })
                 .await??)
         }
@@ -696,17 +694,14 @@ async fn kick_off(
             let result = state
                 .db
                 .write_or_refuse(move |conn| {
-                    let caller = match clients::system_caller(conn, &token, None, now, request_id)?
-                    {
-                        Ok(caller) => caller,
-                        Err(refused) => return Ok(Err(refused)),
-                    };
+                    let caller = clients::system_caller(conn, &token, None, now, request_id)?;
                     let scopes = clients::scope_of_token(conn, &token)?;
                     if let Some(missing) = types.iter().find(|t| !smart::allows(&scopes, **t)) {
-                        return Ok(Err(crate::error::Refusal::forbidden_because(
+                        return Err(crate::error::Refusal::forbidden_because(
                             "insufficient_scope",
                             format!("The token's scopes do not cover {}.", missing.name()),
-                        )));
+                        )
+                        .into());
                     }
                     bulk::kick_off(conn, &caller, ask, now)
                 })

@@ -81,17 +81,14 @@ pub fn read(
     resource: ResourceType,
     id: &str,
 ) -> Outcome<Value> {
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.as_str().to_owned(),
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let missing = || Ok(Err(not_found(resource)));
+    let clinic = caller.own_clinic()?.as_str().to_owned();
+    let missing = || Err(not_found(resource).into());
     match resource {
         ResourceType::Questionnaire => {
             let found = res::parse_questionnaire_id(id)
                 .and_then(|(key, version)| ctx.catalogue.find(&key, Some(version)));
             match found {
-                Some(instrument) => Ok(Ok(res::questionnaire(ctx.systems, instrument))),
+                Some(instrument) => Ok(res::questionnaire(ctx.systems, instrument)),
                 None => missing(),
             }
         }
@@ -111,7 +108,7 @@ pub fn read(
                 None,
                 None,
             )?;
-            Ok(Ok(res::organization(&row)))
+            Ok(res::organization(&row))
         }
         ResourceType::Patient => {
             let Some(row) = store::patient_of_clinic(conn, &clinic, id)? else {
@@ -126,7 +123,7 @@ pub fn read(
                 Some(&row.id),
                 None,
             )?;
-            Ok(Ok(patient_resource(&row, &clinic)))
+            Ok(patient_resource(&row, &clinic))
         }
         ResourceType::QuestionnaireResponse | ResourceType::Observation => {
             let (check_in_id, kind) = if resource == ResourceType::Observation {
@@ -143,10 +140,7 @@ pub fn read(
             if row.clinic_id != clinic {
                 return missing();
             }
-            let instrument = match instrument_of(ctx, &row) {
-                Ok(instrument) => instrument,
-                Err(refused) => return Ok(Err(refused)),
-            };
+            let instrument = instrument_of(ctx, &row)?;
             let found = match kind {
                 None => Some(res::questionnaire_response(ctx.systems, instrument, &row)),
                 Some(kind) => res::observations(ctx.systems, instrument, &row)
@@ -170,7 +164,7 @@ pub fn read(
                 Some(&row.patient_id),
                 Some(&row.id),
             )?;
-            Ok(Ok(found))
+            Ok(found)
         }
         ResourceType::Flag | ResourceType::Task => {
             let Some(alert) = crate::escalation::find_alert(conn, id)? else {
@@ -193,7 +187,7 @@ pub fn read(
                 Some(&alert.patient_id),
                 Some(&alert.id),
             )?;
-            Ok(Ok(out))
+            Ok(out)
         }
     }
 }
@@ -220,16 +214,13 @@ pub fn search(
     resource: ResourceType,
     search: &Search,
 ) -> Outcome<Found> {
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.as_str().to_owned(),
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic = caller.own_clinic()?.as_str().to_owned();
     // A patient of another clinic (or none) is "not found", as everywhere else.
     let patient = match &search.patient {
-        Some(raw) => match crate::patient::resolve(conn, caller, raw, SelfAccess::StaffOnly)? {
-            Ok(patient) => Some(patient.id.as_str().to_owned()),
-            Err(refused) => return Ok(Err(refused)),
-        },
+        Some(raw) => {
+            let patient = crate::patient::resolve(conn, caller, raw, SelfAccess::StaffOnly)?;
+            Some(patient.id.as_str().to_owned())
+        }
         None => None,
     };
     let count = search.count;
@@ -238,11 +229,11 @@ pub fn search(
             let start: usize = match search.cursor.as_deref().map(str::parse) {
                 None => 0,
                 Some(Ok(n)) => n,
-                Some(Err(_)) => return Ok(Err(bad_cursor())),
+                Some(Err(_)) => return Err(bad_cursor().into()),
             };
             let all: Vec<&Instrument> = ctx.catalogue.all().collect();
             let end = (start + count as usize).min(all.len());
-            return Ok(Ok(Found {
+            return Ok(Found {
                 resources: all
                     .get(start..end)
                     .unwrap_or_default()
@@ -250,7 +241,7 @@ pub fn search(
                     .map(|i| res::questionnaire(ctx.systems, i))
                     .collect(),
                 next_cursor: (end < all.len()).then(|| end.to_string()),
-            }));
+            });
         }
         ResourceType::Organization => {
             let rows = match (&search.cursor, crate::clinic::find_clinic(conn, &clinic)?) {
@@ -291,7 +282,7 @@ pub fn search(
             let from = match search.cursor.as_deref().map(parse_time_key) {
                 None => None,
                 Some(Some(key)) => Some(key),
-                Some(None) => return Ok(Err(bad_cursor())),
+                Some(None) => return Err(bad_cursor().into()),
             };
             let query = CheckInQuery {
                 patient_id: patient.clone(),
@@ -307,24 +298,15 @@ pub fn search(
             });
             let mut resources = Vec::with_capacity(rows.len());
             for row in &rows {
-                match instrument_of(ctx, row) {
-                    Ok(instrument) => {
-                        resources.push(res::questionnaire_response(ctx.systems, instrument, row))
-                    }
-                    Err(refused) => return Ok(Err(refused)),
-                }
+                let instrument = instrument_of(ctx, row)?;
+                resources.push(res::questionnaire_response(ctx.systems, instrument, row));
             }
             Found {
                 resources,
                 next_cursor,
             }
         }
-        ResourceType::Observation => {
-            match observation_page(conn, &clinic, ctx, patient.clone(), search)? {
-                Ok(found) => found,
-                Err(refused) => return Ok(Err(refused)),
-            }
-        }
+        ResourceType::Observation => observation_page(conn, &clinic, ctx, patient.clone(), search)?,
         ResourceType::Flag | ResourceType::Task => {
             let statuses = match search.status.as_deref() {
                 None => None,
@@ -353,7 +335,7 @@ pub fn search(
             let from = match search.cursor.as_deref().map(parse_time_key) {
                 None => None,
                 Some(Some(key)) => Some(key),
-                Some(None) => return Ok(Err(bad_cursor())),
+                Some(None) => return Err(bad_cursor().into()),
             };
             let mut rows = store::alerts_of_clinic(
                 conn,
@@ -404,7 +386,7 @@ fn found_and_audit(
     found: Found,
 ) -> Outcome<Found> {
     let action = match resource {
-        ResourceType::Questionnaire => return Ok(Ok(found)),
+        ResourceType::Questionnaire => return Ok(found),
         ResourceType::Organization => "fhir.organization.search",
         ResourceType::Patient => "fhir.patient.search",
         ResourceType::QuestionnaireResponse => "fhir.questionnaire_response.search",
@@ -413,7 +395,7 @@ fn found_and_audit(
         ResourceType::Task => "fhir.task.search",
     };
     audit_read(conn, caller, ctx, action, clinic, patient.as_deref(), None)?;
-    Ok(Ok(found))
+    Ok(found)
 }
 
 /// Observations page over check-ins: the cursor is the position of the first Observation of the
@@ -427,7 +409,7 @@ fn observation_page(
 ) -> Outcome<Found> {
     let count = search.count as usize;
     if search.status.as_deref().is_some_and(|s| s != "final") {
-        return Ok(Ok(Found::empty()));
+        return Ok(Found::empty());
     }
     let (mut from, skip) = match search.cursor.as_deref() {
         None => (None, 0),
@@ -437,7 +419,7 @@ fn observation_page(
                 .and_then(|(key, skip)| Some((parse_time_key(key)?, skip.parse::<usize>().ok()?)));
             match parsed {
                 Some((key, skip)) => (Some(key), skip),
-                None => return Ok(Err(bad_cursor())),
+                None => return Err(bad_cursor().into()),
             }
         }
     };
@@ -448,7 +430,7 @@ fn observation_page(
             .collect::<Vec<_>>()
     });
     if instruments.as_ref().is_some_and(Vec::is_empty) {
-        return Ok(Ok(Found::empty()));
+        return Ok(Found::empty());
     }
     let cursor_row = from.as_ref().map(|(_, id)| id.clone());
     let batch = (count as i64 + 1).max(16);
@@ -469,10 +451,7 @@ fn observation_page(
             if last_seen.as_deref() == Some(row.id.as_str()) {
                 continue;
             }
-            let instrument = match instrument_of(ctx, row) {
-                Ok(instrument) => instrument,
-                Err(refused) => return Ok(Err(refused)),
-            };
+            let instrument = instrument_of(ctx, row)?;
             let matching = res::observations(ctx.systems, instrument, row)
                 .into_iter()
                 .filter(|o| match (&search.code, res::kind_of(o)) {
@@ -510,8 +489,8 @@ fn observation_page(
             _ => break,
         }
     }
-    Ok(Ok(Found {
+    Ok(Found {
         resources: out,
         next_cursor,
-    }))
+    })
 }

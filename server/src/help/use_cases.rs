@@ -45,10 +45,7 @@ pub fn request_help(
     now: DateTime<Utc>,
     zones: &ZoneCountries,
 ) -> Outcome<(Answered, HelpRequestInput)> {
-    let clinic_id = match caller.own_clinic() {
-        Ok(clinic) => clinic.to_string(),
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic_id = caller.own_clinic()?.to_string();
     let patient_id = caller.account_id.to_string();
     let received_at = now.trunc_subsecs(6).naive_utc();
     for _ in 0..ATTEMPTS {
@@ -84,12 +81,12 @@ pub fn request_help(
             store::set_alert(conn, &row.id, &raised.alert_id)?;
             row.alert_id = Some(raised.alert_id);
             let answered = answer(conn, row, false, zones)?;
-            return Ok(Ok((answered, input)));
+            return Ok((answered, input));
         }
         match store::find(conn, &row.id)? {
             Some(first) if first.patient_id == patient_id => {
                 let answered = answer(conn, first, true, zones)?;
-                return Ok(Ok((answered, input)));
+                return Ok((answered, input));
             }
             Some(_) => {
                 // Another patient's id: this request is still a request for help.
@@ -103,9 +100,7 @@ pub fn request_help(
             None => {}
         }
     }
-    Ok(Err(Refusal::broken(
-        &"help request id kept changing while it was stored",
-    )))
+    Err(Refusal::broken(&"help request id kept changing while it was stored").into())
 }
 
 /// One of the caller's own requests, with where the care team stands now; not found when it is
@@ -117,14 +112,14 @@ pub fn own(
     zones: &ZoneCountries,
 ) -> Outcome<Answered> {
     let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("help request")));
+        return Err(Refusal::not_found("help request").into());
     };
     let row = store::find(conn, &id.hyphenated().to_string())?
         .filter(|row| row.patient_id == caller.account_id.as_str());
     let Some(row) = row else {
-        return Ok(Err(Refusal::not_found("help request")));
+        return Err(Refusal::not_found("help request").into());
     };
-    answer(conn, row, true, zones).map(Ok)
+    Ok(answer(conn, row, true, zones)?)
 }
 
 fn answer(

@@ -38,7 +38,7 @@ pub async fn list_instruments(
     bearer: Bearer,
 ) -> ApiResult<Json<InstrumentList>> {
     // The session still has to stand; the catalogue itself is in memory.
-    state.read_as(bearer, |_, _| Ok(Ok(()))).await?;
+    state.read_as(bearer, |_, _| Ok(())).await?;
     Ok(Json(InstrumentList {
         items: state.catalogue.current().into_iter().cloned().collect(),
     }))

@@ -51,7 +51,7 @@ pub fn invite(
     now: DateTime<Utc>,
 ) -> Outcome<Invited> {
     let Some(clinic_id) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
     let allowed = match caller.role {
         Role::OrgAdmin => Ok(()),
@@ -65,9 +65,7 @@ pub fn invite(
         }),
         Role::Patient => Err(Refusal::forbidden("Patients cannot invite others.")),
     };
-    if let Err(refused) = allowed {
-        return Ok(Err(refused));
-    }
+    allowed?;
     let mut problems = BTreeMap::new();
     if invite.role == Role::OrgAdmin {
         problems.insert(
@@ -94,14 +92,14 @@ pub fn invite(
         }
     };
     if !problems.is_empty() {
-        return Ok(Err(Refusal::validation(problems)));
+        return Err(Refusal::validation(problems).into());
     }
     if clinics::find_clinic(conn, clinic_id.as_str())?.is_none() {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     }
     let code = code::generate();
     let Some(normalised) = code::normalise(&code) else {
-        return Ok(Err(Refusal::broken(&"generated an invalid code")));
+        return Err(Refusal::broken(&"generated an invalid code").into());
     };
     let row = InvitationRow {
         id: InvitationId::generate().into_string(),
@@ -124,7 +122,7 @@ pub fn invite(
             .clinic(&row.clinic_id)
             .subject(&row.id),
     )?;
-    Ok(Ok(Invited { row, code }))
+    Ok(Invited { row, code })
 }
 
 fn revoked() -> Refusal {
@@ -159,20 +157,18 @@ pub fn pending(
     now: DateTime<Utc>,
 ) -> Outcome<Vec<InvitationRow>> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = ensure_manager_of(caller, &clinic) {
-        return Ok(Err(refused));
-    }
+    ensure_manager_of(caller, &clinic)?;
     if clinics::find_clinic(conn, clinic.as_str())?.is_none() {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     }
     let rows = store::pending(conn, clinic.as_str(), now.naive_utc(), after, limit)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "invitations.read", now.naive_utc()).clinic(clinic.as_str()),
     )?;
-    Ok(Ok(rows))
+    Ok(rows)
 }
 
 /// Revokes an invitation so that its code can no longer be accepted. Revoking a revoked
@@ -186,28 +182,28 @@ pub fn revoke(
 ) -> Outcome<()> {
     let not_found = || Refusal::not_found("invitation");
     let Some(id) = InvitationId::parse(raw_id) else {
-        return Ok(Err(not_found()));
+        return Err(not_found().into());
     };
     let Some(row) = store::find(conn, id.as_str())? else {
-        return Ok(Err(not_found()));
+        return Err(not_found().into());
     };
-    if let Err(refused) = ensure_manager_of(caller, &ClinicId::from_db(row.clinic_id.clone())) {
-        return Ok(Err(refused));
-    }
+    ensure_manager_of(caller, &ClinicId::from_db(row.clinic_id.clone()))?;
     if row.accepted_at.is_some() {
-        return Ok(Err(Refusal::conflict(
+        return Err(Refusal::conflict(
             "invitation_used",
             "This invitation has already been accepted; disable the account instead.",
-        )));
+        )
+        .into());
     }
     if row.revoked_at.is_some() {
-        return Ok(Ok(()));
+        return Ok(());
     }
     if !store::revoke(conn, &row.id, caller.account_id.as_str(), now.naive_utc())? {
-        return Ok(Err(Refusal::conflict(
+        return Err(Refusal::conflict(
             "invitation_used",
             "This invitation has already been accepted; disable the account instead.",
-        )));
+        )
+        .into());
     }
     audit::record(
         conn,
@@ -215,7 +211,7 @@ pub fn revoke(
             .clinic(&row.clinic_id)
             .subject(&row.id),
     )?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// An acceptance, validated.
@@ -264,39 +260,40 @@ pub fn accept(
 ) -> Outcome<Accepted> {
     let now_db = now.naive_utc();
     let Some(invitation) = store::find_by_code(conn, &digest(&acceptance.code))? else {
-        return Ok(Err(Refusal::not_found_because(
+        return Err(Refusal::not_found_because(
             "invitation_not_found",
             "No invitation has this code.",
-        )));
+        )
+        .into());
     };
     let used = || Refusal::conflict("invitation_used", "This invitation has already been used.");
     if invitation.accepted_at.is_some() {
-        return Ok(Err(used()));
+        return Err(used().into());
     }
     if invitation.revoked_at.is_some() {
-        return Ok(Err(revoked()));
+        return Err(revoked().into());
     }
     if invitation.expires_at <= now_db {
-        return Ok(Err(Refusal::conflict(
+        return Err(Refusal::conflict(
             "invitation_expired",
             "This invitation has expired; ask the clinic for a new one.",
-        )));
+        )
+        .into());
     }
     if invitation
         .email
         .as_deref()
         .is_some_and(|e| e != acceptance.email.as_str())
     {
-        return Ok(Err(unusable_email()));
+        return Err(unusable_email().into());
     }
     if !store::claim(conn, &invitation.id, now_db)? {
         // Accepted or revoked since it was read.
-        return Ok(Err(
-            match store::find(conn, &invitation.id)?.and_then(|i| i.revoked_at) {
-                Some(_) => revoked(),
-                None => used(),
-            },
-        ));
+        let unusable = match store::find(conn, &invitation.id)?.and_then(|i| i.revoked_at) {
+            Some(_) => revoked(),
+            None => used(),
+        };
+        return Err(unusable.into());
     }
     let timezone = match acceptance.timezone {
         Some(tz) => tz,
@@ -324,7 +321,7 @@ pub fn accept(
             // Said exactly as for an address the invitation was not sent to, so that the answer
             // does not tell whether the address has an account; the refusal rolls the claim
             // back, so the code stays usable until it is spent.
-            return Ok(Err(unusable_email()));
+            return Err(unusable_email().into());
         }
         other => other?,
     }
@@ -343,9 +340,9 @@ pub fn accept(
         now_db,
         acceptance.refresh_expires_at.naive_utc(),
     )?;
-    Ok(Ok(Accepted {
+    Ok(Accepted {
         account_id,
         session_id,
         role: invitation.role,
-    }))
+    })
 }

@@ -18,16 +18,12 @@ pub fn mine(
     before: Option<(NaiveDateTime, String)>,
     limit: u32,
 ) -> Outcome<Vec<AccessRow>> {
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.as_str().to_owned(),
-        Err(refused) => return Ok(Err(refused)),
-    };
-    store::staff_access(
+    let clinic = caller.own_clinic()?.as_str().to_owned();
+    Ok(store::staff_access(
         conn,
         caller.account_id.as_str(),
         &clinic,
         before,
         i64::from(limit) + 1,
-    )
-    .map(Ok)
+    )?)
 }

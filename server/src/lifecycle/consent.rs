@@ -118,13 +118,11 @@ pub fn publish(
     now: DateTime<Utc>,
 ) -> Outcome<DocumentRow> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = caller.ensure_admin_of(&clinic, "publish consent documents") {
-        return Ok(Err(refused));
-    }
+    caller.ensure_admin_of(&clinic, "publish consent documents")?;
     if !problems.is_empty() {
-        return Ok(Err(Refusal::validation(problems)));
+        return Err(Refusal::validation(problems).into());
     }
     let stamp = now.naive_utc();
     let version = store::current_document(conn, clinic.as_str())?.map_or(1, |d| d.version + 1);
@@ -157,7 +155,7 @@ pub fn publish(
             .clinic(clinic.as_str())
             .subject(&row.id),
     )?;
-    Ok(Ok(row))
+    Ok(row)
 }
 
 /// The clinic's documents, newest first (staff of the clinic).
@@ -167,12 +165,10 @@ pub fn documents(
     raw_clinic: &str,
 ) -> Outcome<Vec<DocumentRow>> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = caller.ensure_staff_of(&clinic) {
-        return Ok(Err(refused));
-    }
-    store::documents(conn, clinic.as_str()).map(Ok)
+    caller.ensure_staff_of(&clinic)?;
+    Ok(store::documents(conn, clinic.as_str())?)
 }
 
 /// A patient's consent as they see it.
@@ -202,17 +198,14 @@ fn standing(current: Option<&DocumentRow>, history: &[RecordRow]) -> Standing {
 
 /// The caller's (a patient's) consent.
 pub fn mine(conn: &mut DbConnection, caller: &Caller) -> Outcome<MyConsent> {
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.clone(),
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic = caller.own_clinic()?.clone();
     let current = store::current_document(conn, clinic.as_str())?;
     let history = store::records(conn, caller.account_id.as_str())?;
-    Ok(Ok(MyConsent {
+    Ok(MyConsent {
         standing: standing(current.as_ref(), &history),
         current,
         history,
-    }))
+    })
 }
 
 /// Which document a patient acts on: by id or by version.
@@ -236,10 +229,7 @@ pub fn act(
     now: DateTime<Utc>,
     horizon: TimeDelta,
 ) -> Outcome<MyConsent> {
-    let clinic = match caller.own_clinic() {
-        Ok(clinic) => clinic.clone(),
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let clinic = caller.own_clinic()?.clone();
     let all = store::documents(conn, clinic.as_str())?;
     let document = match &named {
         Named::Id(raw) => {
@@ -248,36 +238,40 @@ pub fn act(
         Named::Version(v) => all.iter().find(|d| d.version == *v),
     };
     let Some(document) = document else {
-        return Ok(Err(Refusal::not_found("consent document")));
+        return Err(Refusal::not_found("consent document").into());
     };
     let current_version = all.first().map(|d| d.version);
     if Some(document.version) != current_version {
-        return Ok(Err(Refusal::conflict(
+        return Err(Refusal::conflict(
             "consent_version_not_current",
             "This is not the clinic's current consent document; read GET /v1/me/consent for the one in force.",
-        )));
+        )
+        .into());
     }
     let history = store::records(conn, caller.account_id.as_str())?;
     let before = standing(Some(document), &history);
     match (action, before) {
         (Action::Withdraw, Standing::Accepted | Standing::EarlierVersion(_)) => {}
         (Action::Withdraw, _) => {
-            return Ok(Err(Refusal::conflict(
+            return Err(Refusal::conflict(
                 "consent_not_given",
                 "There is no acceptance in force to withdraw.",
-            )));
+            )
+            .into());
         }
         (Action::Decline, Standing::Accepted) => {
-            return Ok(Err(Refusal::conflict(
+            return Err(Refusal::conflict(
                 "consent_already_given",
                 "This version is accepted; withdraw the acceptance instead.",
-            )));
+            )
+            .into());
         }
         (Action::Decline, Standing::Declined) => {
-            return Ok(Err(Refusal::conflict(
+            return Err(Refusal::conflict(
                 "consent_already_declined",
                 "This version is already declined.",
-            )));
+            )
+            .into());
         }
         _ => {}
     }
@@ -307,11 +301,11 @@ pub fn act(
     )?;
     let current = all.into_iter().next();
     let history = store::records(conn, caller.account_id.as_str())?;
-    Ok(Ok(MyConsent {
+    Ok(MyConsent {
         standing: standing(current.as_ref(), &history),
         current,
         history,
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -47,9 +47,7 @@ pub fn erase(
     now: DateTime<Utc>,
 ) -> Outcome<()> {
     if caller.role == Role::Clinician {
-        return Ok(Err(Refusal::forbidden(
-            "Only a clinic admin may erase a patient.",
-        )));
+        return Err(Refusal::forbidden("Only a clinic admin may erase a patient.").into());
     }
     patient::with_patient(
         conn,
@@ -191,7 +189,7 @@ pub fn erase(
                     .clinic(patient.clinic_id.as_str())
                     .patient(id),
             )?;
-            Ok(Ok(()))
+            Ok(())
         },
     )
 }

@@ -276,7 +276,7 @@ pub fn export(
                     .clinic(patient.clinic_id.as_str())
                     .patient(patient.id.as_str()),
             )?;
-            Ok(Ok(doc))
+            Ok(doc)
         },
     )
 }

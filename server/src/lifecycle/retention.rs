@@ -130,12 +130,10 @@ pub fn get(
     now: DateTime<Utc>,
 ) -> Outcome<LifecycleRow> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = caller.ensure_admin_of(&clinic, "read the retention policy") {
-        return Ok(Err(refused));
-    }
-    store::lifecycle_of(conn, clinic.as_str(), now.naive_utc()).map(Ok)
+    caller.ensure_admin_of(&clinic, "read the retention policy")?;
+    Ok(store::lifecycle_of(conn, clinic.as_str(), now.naive_utc())?)
 }
 
 /// Sets the clinic's retention settings (clinic admins of the clinic); `policy` is the
@@ -148,14 +146,12 @@ pub fn set(
     now: DateTime<Utc>,
 ) -> Outcome<LifecycleRow> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
-        return Ok(Err(Refusal::not_found("clinic")));
+        return Err(Refusal::not_found("clinic").into());
     };
-    if let Err(refused) = caller.ensure_admin_of(&clinic, "set the retention policy") {
-        return Ok(Err(refused));
-    }
+    caller.ensure_admin_of(&clinic, "set the retention policy")?;
     let policy = match policy {
         Ok(policy) => policy,
-        Err(problems) => return Ok(Err(Refusal::validation(problems))),
+        Err(problems) => return Err(Refusal::validation(problems).into()),
     };
     let stamp = now.naive_utc();
     let mut row = store::lifecycle_of(conn, clinic.as_str(), stamp)?;
@@ -169,7 +165,7 @@ pub fn set(
         conn,
         &AuditEntry::by(caller, "retention.update", stamp).clinic(clinic.as_str()),
     )?;
-    Ok(Ok(row))
+    Ok(row)
 }
 
 /// What one purge pass deleted.

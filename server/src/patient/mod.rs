@@ -46,16 +46,14 @@ pub fn resolve(
 ) -> Outcome<PatientRef> {
     match (caller.role, access) {
         (Role::OrgAdmin, _) => {
-            return Ok(Err(Refusal::forbidden(
-                "Organisation admins do not read patient data.",
-            )));
+            return Err(Refusal::forbidden("Organisation admins do not read patient data.").into());
         }
         (Role::Patient, SelfAccess::StaffOnly) => {
-            return Ok(Err(Refusal::forbidden("Only clinic staff may do this.")));
+            return Err(Refusal::forbidden("Only clinic staff may do this.").into());
         }
         _ => {}
     }
-    let not_found = || Ok(Err(Refusal::not_found("patient")));
+    let not_found = || Err(Refusal::not_found("patient").into());
     let Some(id) = AccountId::parse(raw_id) else {
         return not_found();
     };
@@ -78,11 +76,11 @@ pub fn resolve(
     if caller.role.is_staff() && caller.clinic_id.as_ref() != Some(&clinic_id) {
         return not_found();
     }
-    Ok(Ok(PatientRef {
+    Ok(PatientRef {
         id,
         clinic_id,
         timezone,
-    }))
+    })
 }
 
 /// Runs `then` on the patient `raw_id` resolves to for `caller` (see [`resolve`]).
@@ -93,8 +91,6 @@ pub fn with_patient<T>(
     access: SelfAccess,
     then: impl FnOnce(&mut DbConnection, PatientRef) -> Outcome<T>,
 ) -> Outcome<T> {
-    match resolve(conn, caller, raw_id, access)? {
-        Ok(patient) => then(conn, patient),
-        Err(refused) => Ok(Err(refused)),
-    }
+    let patient = resolve(conn, caller, raw_id, access)?;
+    then(conn, patient)
 }

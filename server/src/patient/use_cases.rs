@@ -73,14 +73,14 @@ pub fn profile(
         SelfAccess::StaffOnly,
         |conn, patient| {
             let Some(row) = store::find(conn, patient.id.as_str())? else {
-                return Ok(Err(Refusal::not_found("patient")));
+                return Err(Refusal::not_found("patient").into());
             };
             audit::record(
                 conn,
                 &AuditEntry::by(caller, "patient_profile.read", now.naive_utc())
                     .patient(patient.id.as_str()),
             )?;
-            Ok(Ok(row))
+            Ok(row)
         },
     )
 }
@@ -106,16 +106,17 @@ pub fn update_profile(
         SelfAccess::StaffOnly,
         |conn, patient| {
             if change.status.is_some() && caller.role != Role::ClinicAdmin {
-                return Ok(Err(Refusal::forbidden(
+                return Err(Refusal::forbidden(
                     "Only a clinic admin may change a patient's status.",
-                )));
+                )
+                .into());
             }
             if !problems.is_empty() {
-                return Ok(Err(Refusal::validation(problems)));
+                return Err(Refusal::validation(problems).into());
             }
             let id = patient.id.as_str();
             let Some(before) = store::find(conn, id)? else {
-                return Ok(Err(Refusal::not_found("patient")));
+                return Err(Refusal::not_found("patient").into());
             };
             let taken = || {
                 Refusal::conflict(
@@ -126,10 +127,10 @@ pub fn update_profile(
             if let Some(Some(external)) = &change.fields.external_id
                 && store::external_id_taken(conn, patient.clinic_id.as_str(), external, id)?
             {
-                return Ok(Err(taken()));
+                return Err(taken().into());
             }
             match store::update(conn, id, &change.fields, now.naive_utc()) {
-                Err(e) if is_unique_violation(&e) => return Ok(Err(taken())),
+                Err(e) if is_unique_violation(&e) => return Err(taken().into()),
                 other => other?,
             }
             if change
@@ -144,17 +145,13 @@ pub fn update_profile(
                 && status != PatientStatus::of(&before)
             {
                 let disable = status == PatientStatus::Disabled;
-                if let Err(refused) = crate::account::use_cases::set_disabled(
-                    conn, caller, id, disable, now, horizon,
-                )? {
-                    return Ok(Err(refused));
-                }
+                crate::account::use_cases::set_disabled(conn, caller, id, disable, now, horizon)?;
             }
             audit::record(
                 conn,
                 &AuditEntry::by(caller, "patient_profile.update", now.naive_utc()).patient(id),
             )?;
-            Ok(store::find(conn, id)?.ok_or_else(|| Refusal::not_found("patient")))
+            Ok(store::find(conn, id)?.ok_or_else(|| Refusal::not_found("patient"))?)
         },
     )
 }

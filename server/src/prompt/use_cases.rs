@@ -136,7 +136,11 @@ pub fn open_prompts(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Outcome<Vec<PromptRow>> {
-    store::open_prompts(conn, caller.account_id.as_str(), now.naive_utc()).map(Ok)
+    Ok(store::open_prompts(
+        conn,
+        caller.account_id.as_str(),
+        now.naive_utc(),
+    )?)
 }
 
 /// A patient's prompts from 14 days ago to `horizon` ahead (at most 1,000): for staff of the
@@ -163,7 +167,7 @@ pub fn patient_prompts(
                     .clinic(patient.clinic_id.as_str())
                     .patient(patient.id.as_str()),
             )?;
-            Ok(Ok(rows))
+            Ok(rows)
         },
     )
 }
@@ -189,13 +193,13 @@ fn no_schedule() -> Refusal {
 pub fn preferences(conn: &mut DbConnection, caller: &Caller) -> Outcome<Preferences> {
     let id = caller.account_id.as_str();
     let Some(schedule) = store::find_schedule(conn, id)? else {
-        return Ok(Err(no_schedule()));
+        return Err(no_schedule().into());
     };
-    Ok(Ok(Preferences {
+    Ok(Preferences {
         timezone: accounts::timezone_of(conn, id)?,
         check_in_window: schedule.window(),
         quiet_hours: schedule.quiet(),
-    }))
+    })
 }
 
 /// A change of preferences, its zone already validated; fields left out keep their value.
@@ -219,15 +223,16 @@ pub fn set_preferences(
 ) -> Outcome<Preferences> {
     let id = caller.account_id.as_str();
     let Some(mut schedule) = store::find_schedule(conn, id)? else {
-        return Ok(Err(no_schedule()));
+        return Err(no_schedule().into());
     };
     let window = change.check_in_window.unwrap_or_else(|| schedule.window());
     let quiet = change.quiet_hours.unwrap_or_else(|| schedule.quiet());
     if !quiet.leaves_room_in(window) {
-        return Ok(Err(Refusal::invalid_field(
+        return Err(Refusal::invalid_field(
             "check_in_window",
             "lies entirely inside the quiet hours",
-        )));
+        )
+        .into());
     }
     schedule.window_start = window.start.to_string();
     schedule.window_end = window.end.to_string();
@@ -243,11 +248,11 @@ pub fn set_preferences(
         conn,
         &AuditEntry::by(caller, "preferences.update", now.naive_utc()).subject(id),
     )?;
-    Ok(Ok(Preferences {
+    Ok(Preferences {
         timezone: accounts::timezone_of(conn, id)?,
         check_in_window: window,
         quiet_hours: quiet,
-    }))
+    })
 }
 
 /// Where a patient's plan comes from.
@@ -311,7 +316,11 @@ pub fn patient_care_plan(
         raw_patient,
         SelfAccess::StaffOnly,
         |conn, patient| {
-            plan_in_force(conn, patient.id.as_str(), patient.clinic_id.as_str()).map(Ok)
+            Ok(plan_in_force(
+                conn,
+                patient.id.as_str(),
+                patient.clinic_id.as_str(),
+            )?)
         },
     )
 }
@@ -334,17 +343,17 @@ pub fn save_patient_plan(
         |conn, patient| {
             let (json, action) = match plan {
                 Some((_, problems)) if !problems.is_empty() => {
-                    return Ok(Err(Refusal::validation(problems)));
+                    return Err(Refusal::validation(problems).into());
                 }
                 Some((plan, _)) => match serde_json::to_string(&plan) {
                     Ok(json) => (Some(json), "care_plan.update"),
-                    Err(e) => return Ok(Err(Refusal::broken(&e))),
+                    Err(e) => return Err(Refusal::broken(&e).into()),
                 },
                 None => (None, "care_plan.reset"),
             };
             let id = patient.id.as_str();
             let Some(mut schedule) = store::find_schedule(conn, id)? else {
-                return Ok(Err(no_schedule()));
+                return Err(no_schedule().into());
             };
             schedule.care_plan = json;
             schedule.updated_at = now.naive_utc();
@@ -356,7 +365,7 @@ pub fn save_patient_plan(
                     .clinic(patient.clinic_id.as_str())
                     .patient(id),
             )?;
-            plan_in_force(conn, id, patient.clinic_id.as_str()).map(Ok)
+            Ok(plan_in_force(conn, id, patient.clinic_id.as_str())?)
         },
     )
 }
@@ -376,9 +385,9 @@ pub fn patient_adherence(
         |conn, patient| {
             let id = patient.id.to_string();
             let mut all = adherence_of(conn, vec![id.clone()], now)?;
-            Ok(Ok(all
+            Ok(all
                 .remove(&id)
-                .unwrap_or_else(|| adherence::summarise(&[], None))))
+                .unwrap_or_else(|| adherence::summarise(&[], None)))
         },
     )
 }

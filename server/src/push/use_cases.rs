@@ -22,7 +22,7 @@ pub fn register(
         account_id: caller.account_id.to_string(),
         ..device
     };
-    store::register(conn, device).map(Ok)
+    Ok(store::register(conn, device)?)
 }
 
 /// A page of the caller's devices, active or not, in registration order after the device id
@@ -33,26 +33,28 @@ pub fn my_devices(
     after: Option<&str>,
     limit: i64,
 ) -> Outcome<Vec<DeviceRow>> {
-    store::devices_page(conn, caller.account_id.as_str(), after, limit).map(Ok)
+    Ok(store::devices_page(
+        conn,
+        caller.account_id.as_str(),
+        after,
+        limit,
+    )?)
 }
 
 fn own_device(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<DeviceRow> {
     let Some(id) = DeviceId::parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("device")));
+        return Err(Refusal::not_found("device").into());
     };
     Ok(store::find_device(conn, id.as_str())?
         .filter(|d| d.account_id == caller.account_id.as_str())
-        .ok_or_else(|| Refusal::not_found("device")))
+        .ok_or_else(|| Refusal::not_found("device"))?)
 }
 
 /// Stops sending to one of the caller's devices.
 pub fn unregister(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<()> {
-    let device = match own_device(conn, caller, raw_id)? {
-        Ok(device) => device,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let device = own_device(conn, caller, raw_id)?;
     store::deactivate(conn, &device.id, "unregistered")?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Queues a test notification to one of the caller's active devices.
@@ -62,15 +64,13 @@ pub fn send_test(
     raw_id: &str,
     now: NaiveDateTime,
 ) -> Outcome<NotificationRow> {
-    let device = match own_device(conn, caller, raw_id)? {
-        Ok(device) => device,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let device = own_device(conn, caller, raw_id)?;
     if !device.active {
-        return Ok(Err(Refusal::conflict(
+        return Err(Refusal::conflict(
             "device_inactive",
             "This device is not registered for notifications.",
-        )));
+        )
+        .into());
     }
     let id = store::notify_device(
         conn,
@@ -90,12 +90,12 @@ pub fn notification(
     raw_id: &str,
 ) -> Outcome<NotificationRow> {
     let Some(id) = NotificationId::parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("notification")));
+        return Err(Refusal::not_found("notification").into());
     };
     Ok(store::find_notification(conn, id.as_str())?
         .map(|(n, _)| n)
         .filter(|n| n.account_id == caller.account_id.as_str())
-        .ok_or_else(|| Refusal::not_found("notification")))
+        .ok_or_else(|| Refusal::not_found("notification"))?)
 }
 
 /// Records that the caller opened one of their notifications (the first time counts).
@@ -105,10 +105,7 @@ pub fn mark_opened(
     raw_id: &str,
     now: NaiveDateTime,
 ) -> Outcome<NotificationRow> {
-    let found = match notification(conn, caller, raw_id)? {
-        Ok(found) => found,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let found = notification(conn, caller, raw_id)?;
     store::mark_opened(conn, &found.id, now)?;
     notification(conn, caller, &found.id)
 }

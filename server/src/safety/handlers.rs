@@ -46,7 +46,7 @@ pub async fn get_my_crisis_resources(
         .read_as(patient, move |conn, caller| {
             Ok(
                 super::store::for_patient(conn, caller.account_id.as_str(), &zones)?
-                    .ok_or_else(|| Refusal::broken(&"patient without a clinic")),
+                    .ok_or_else(|| Refusal::broken(&"patient without a clinic"))?,
             )
         })
         .await?;

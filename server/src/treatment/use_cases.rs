@@ -67,12 +67,9 @@ pub fn schedule(
         SelfAccess::StaffOnly,
         |conn, patient| {
             if !new.problems.is_empty() {
-                return Ok(Err(Refusal::validation(new.problems)));
+                return Err(Refusal::validation(new.problems).into());
             }
-            let observations = match json_of(new.observations.as_ref()) {
-                Ok(json) => json,
-                Err(refused) => return Ok(Err(refused)),
-            };
+            let observations = json_of(new.observations.as_ref())?;
             let row = SessionRow {
                 id: TreatmentSessionId::generate().into_string(),
                 patient_id: patient.id.to_string(),
@@ -88,7 +85,7 @@ pub fn schedule(
             store::insert(conn, &row)?;
             prompts::replan_patient(conn, &row.patient_id, now, horizon)?;
             audited(conn, caller, "session.create", &row, now.naive_utc())?;
-            Ok(Ok(row))
+            Ok(row)
         },
     )
 }
@@ -96,12 +93,12 @@ pub fn schedule(
 /// A session of the caller's clinic, or not found.
 fn staff_session(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome<SessionRow> {
     let Some(id) = TreatmentSessionId::parse(raw_id) else {
-        return Ok(Err(Refusal::not_found("session")));
+        return Err(Refusal::not_found("session").into());
     };
     let clinic = caller.clinic_id.as_ref().map(|c| c.as_str());
     Ok(store::find(conn, id.as_str())?
         .filter(|row| Some(row.clinic_id.as_str()) == clinic)
-        .ok_or_else(|| Refusal::not_found("session")))
+        .ok_or_else(|| Refusal::not_found("session"))?)
 }
 
 fn refused(refusal: model::Refusal) -> Refusal {
@@ -156,12 +153,9 @@ pub fn change(
     now: DateTime<Utc>,
     horizon: TimeDelta,
 ) -> Outcome<SessionRow> {
-    let mut row = match staff_session(conn, caller, raw_id)? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let mut row = staff_session(conn, caller, raw_id)?;
     if !change.problems.is_empty() {
-        return Ok(Err(Refusal::validation(change.problems)));
+        return Err(Refusal::validation(change.problems).into());
     }
     let allowed = status_of(&row).and_then(|status| {
         [
@@ -173,9 +167,7 @@ pub fn change(
         .flatten()
         .try_for_each(|c| may_change(status, c).map_err(refused))
     });
-    if let Err(refused) = allowed {
-        return Ok(Err(refused));
-    }
+    allowed?;
     if let Some(at) = change.scheduled_at {
         row.scheduled_at = at.naive_utc();
     }
@@ -183,14 +175,11 @@ pub fn change(
         row.status = SessionStatus::Completed.as_str().to_owned();
     }
     if change.observations.is_some() {
-        row.observations = match json_of(change.observations.as_ref()) {
-            Ok(json) => json,
-            Err(refused) => return Ok(Err(refused)),
-        };
+        row.observations = json_of(change.observations.as_ref())?;
     }
     row.updated_at = now.naive_utc();
     save(conn, caller, &row, "session.update", now, horizon)?;
-    Ok(Ok(row))
+    Ok(row)
 }
 
 /// Cancels a session of the caller's clinic; cancelling again changes nothing, a completed
@@ -202,23 +191,17 @@ pub fn cancel(
     now: DateTime<Utc>,
     horizon: TimeDelta,
 ) -> Outcome<SessionRow> {
-    let mut row = match staff_session(conn, caller, raw_id)? {
-        Ok(row) => row,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let status = match status_of(&row) {
-        Ok(status) => status,
-        Err(refused) => return Ok(Err(refused)),
-    };
+    let mut row = staff_session(conn, caller, raw_id)?;
+    let status = status_of(&row)?;
     if let Err(refusal) = may_change(status, Change::Cancel) {
-        return Ok(Err(refused(refusal)));
+        return Err(refused(refusal).into());
     }
     if status != SessionStatus::Cancelled {
         row.status = SessionStatus::Cancelled.as_str().to_owned();
         row.updated_at = now.naive_utc();
         save(conn, caller, &row, "session.cancel", now, horizon)?;
     }
-    Ok(Ok(row))
+    Ok(row)
 }
 
 /// A page of sessions: the caller's own (`raw_patient` none), or, for staff of the patient's
@@ -233,7 +216,13 @@ pub fn list(
     now: NaiveDateTime,
 ) -> Outcome<Vec<SessionRow>> {
     let Some(raw) = raw_patient else {
-        return store::list(conn, caller.account_id.as_str(), when, after, limit).map(Ok);
+        return Ok(store::list(
+            conn,
+            caller.account_id.as_str(),
+            when,
+            after,
+            limit,
+        )?);
     };
     patient::with_patient(conn, caller, raw, SelfAccess::StaffOnly, |conn, patient| {
         let rows = store::list(conn, patient.id.as_str(), when, after, limit)?;
@@ -243,6 +232,6 @@ pub fn list(
                 .clinic(patient.clinic_id.as_str())
                 .patient(patient.id.as_str()),
         )?;
-        Ok(Ok(rows))
+        Ok(rows)
     })
 }

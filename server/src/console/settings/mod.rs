@@ -61,15 +61,6 @@ struct SettingsPage {
     admin: bool,
 }
 
-macro_rules! step {
-    ($e:expr) => {
-        match $e? {
-            Ok(value) => value,
-            Err(refused) => return Ok(Err(refused)),
-        }
-    };
-}
-
 /// The page, answered with `status`; `created` is a webhook just added, whose secret it shows once.
 async fn settings_page(
     state: &AppState,
@@ -88,52 +79,39 @@ async fn settings_page(
     let loaded = state
         .read_as(user.bearer.clone(), move |conn, caller| {
             let id = own_clinic(caller);
-            let clinic = step!(clinics::get(conn, caller, &id));
-            let staff = step!(clinics::list_staff(conn, caller));
-            let policy = step!(settings::read_setting(
-                conn,
-                caller,
-                &id,
-                ClinicSetting::EscalationPolicy
-            ));
-            let thresholds = step!(settings::read_setting(
-                conn,
-                caller,
-                &id,
-                ClinicSetting::AlertThresholds
-            ));
-            let care_plan = step!(settings::read_setting(
-                conn,
-                caller,
-                &id,
-                ClinicSetting::CarePlan
-            ));
+            let clinic = clinics::get(conn, caller, &id)?;
+            let staff = clinics::list_staff(conn, caller)?;
+            let policy =
+                settings::read_setting(conn, caller, &id, ClinicSetting::EscalationPolicy)?;
+            let thresholds =
+                settings::read_setting(conn, caller, &id, ClinicSetting::AlertThresholds)?;
+            let care_plan = settings::read_setting(conn, caller, &id, ClinicSetting::CarePlan)?;
             let admin = caller.role == Role::ClinicAdmin;
             let webhooks = if admin {
-                Some(step!(crate::escalation::webhooks::list_endpoints(
+                Some(crate::escalation::webhooks::list_endpoints(
                     conn,
                     caller,
                     &id,
                     None,
                     webhooks::LIMIT,
-                    now
-                )))
+                    now,
+                )?)
             } else {
                 None
             };
             let system_clients = if admin {
-                Some(step!(crate::fhir::clients::list(
+                Some(crate::fhir::clients::list(
                     conn,
                     caller,
                     &id,
                     None,
                     system_clients::LIMIT,
-                    crate::time::utc(now)
-                )))
+                    crate::time::utc(now),
+                )?)
             } else {
                 None
             };
-            Ok(Ok(SettingsPage {
+            Ok(SettingsPage {
                 clinic,
                 staff,
                 policy,
@@ -144,7 +122,7 @@ async fn settings_page(
                 system_clients,
                 me: caller.account_id.to_string(),
                 admin,
-            }))
+            })
         })
         .await;
     match loaded {
