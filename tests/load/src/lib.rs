@@ -384,9 +384,9 @@ impl Drop for ServerProcess {
 }
 
 /// The release `companion` binary beside this tool (build it with
-/// `cargo build --release -p companion-server`), or `COMPANION_BIN`.
+/// `cargo build --release -p companion-server`), or `COMPANION_TEST_BIN` (a `COMPANION_TEST_*` name, which the server ignores).
 pub fn companion_binary() -> anyhow::Result<std::path::PathBuf> {
-    if let Ok(path) = std::env::var("COMPANION_BIN") {
+    if let Ok(path) = std::env::var("COMPANION_TEST_BIN") {
         return Ok(path.into());
     }
     let exe = std::env::current_exe()?;
