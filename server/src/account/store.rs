@@ -161,3 +161,14 @@ pub fn set_timezone(
         .execute(conn)
         .map(drop)
 }
+
+/// The clinic an account belongs to: `None` when there is no such account or it belongs to no
+/// clinic (an organisation admin).
+pub fn clinic_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    Ok(accounts::table
+        .find(id)
+        .select(accounts::clinic_id)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
