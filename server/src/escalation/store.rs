@@ -990,3 +990,16 @@ pub fn of_patient(
         .limit(limit)
         .load(conn)
 }
+
+/// When an alert of `patient_id` under `rule` was last resolved, or `None` if never.
+pub fn last_resolved_at(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    rule: &str,
+) -> QueryResult<Option<NaiveDateTime>> {
+    alerts::table
+        .filter(alerts::patient_id.eq(patient_id))
+        .filter(alerts::rule.eq(rule))
+        .select(diesel::dsl::max(alerts::resolved_at))
+        .first(conn)
+}

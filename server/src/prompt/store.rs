@@ -810,3 +810,24 @@ pub fn recent_outcomes(
     }
     Ok(out)
 }
+
+/// The statuses (`completed` or `expired`) of the latest `limit` finished prompts of
+/// `patient_id`, newest due first, counting only prompts that expire after `since` when given.
+pub fn recent_finished_statuses(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    since: Option<NaiveDateTime>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    let mut query = prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .filter(prompts::status.eq_any(["completed", "expired"]))
+        .order((prompts::due_at.desc(), prompts::id.desc()))
+        .select(prompts::status)
+        .limit(limit)
+        .into_boxed();
+    if let Some(since) = since {
+        query = query.filter(prompts::expires_at.gt(since));
+    }
+    query.load(conn)
+}
