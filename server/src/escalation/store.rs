@@ -2,7 +2,7 @@
 
 use chrono::NaiveDateTime;
 use companion_schema::ids::AlertId;
-use companion_schema::schema::{accounts, alert_events, alerts, clinics};
+use companion_schema::schema::{accounts, alert_deliveries, alert_events, alerts, clinics};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -1002,4 +1002,209 @@ pub fn last_resolved_at(
         .filter(alerts::rule.eq(rule))
         .select(diesel::dsl::max(alerts::resolved_at))
         .first(conn)
+}
+
+/// A delivery row to insert (see `reach::record`).
+#[derive(Debug, Clone, Copy)]
+pub struct NewDeliveryRow<'a> {
+    /// The alert.
+    pub alert_id: &'a str,
+    /// The alert's round and escalation step.
+    pub step: Step,
+    /// The tier it was for, or -1.
+    pub tier: i32,
+    /// `tier`, `last_resort` or `assignee`.
+    pub audience: &'a str,
+    /// `push`, `webhook` or `email`.
+    pub channel: &'a str,
+    /// The account or endpoint.
+    pub recipient: &'a str,
+    /// The notification id or the delivery job's dedupe key.
+    pub ref_id: &'a str,
+    /// The delivery's status name.
+    pub status: &'a str,
+}
+
+/// Inserts a delivery under a fresh id, created and updated `now`.
+pub fn insert_delivery(
+    conn: &mut DbConnection,
+    delivery: &NewDeliveryRow<'_>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(alert_deliveries::table)
+        .values((
+            alert_deliveries::id.eq(uuid::Uuid::now_v7().to_string()),
+            alert_deliveries::alert_id.eq(delivery.alert_id),
+            alert_deliveries::round.eq(delivery.step.round),
+            alert_deliveries::escalation.eq(delivery.step.escalation),
+            alert_deliveries::tier.eq(delivery.tier),
+            alert_deliveries::audience.eq(delivery.audience),
+            alert_deliveries::channel.eq(delivery.channel),
+            alert_deliveries::recipient.eq(delivery.recipient),
+            alert_deliveries::ref_id.eq(delivery.ref_id),
+            alert_deliveries::status.eq(delivery.status),
+            alert_deliveries::created_at.eq(now),
+            alert_deliveries::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Whether a delivery with this reference was recorded.
+pub fn delivery_exists(conn: &mut DbConnection, ref_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        alert_deliveries::table.filter(alert_deliveries::ref_id.eq(ref_id)),
+    ))
+    .get_result(conn)
+}
+
+/// Whether `recipient` has a push about `alert_id` held in `round`.
+pub fn holds_push_for(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    round: i32,
+    recipient: &str,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        alert_deliveries::table
+            .filter(alert_deliveries::alert_id.eq(alert_id))
+            .filter(alert_deliveries::round.eq(round))
+            .filter(alert_deliveries::recipient.eq(recipient))
+            .filter(alert_deliveries::channel.eq("push"))
+            .filter(alert_deliveries::status.eq("held")),
+    ))
+    .get_result(conn)
+}
+
+/// The delivery `ref_id`: its alert, round, escalation, audience and status.
+pub fn find_delivery(
+    conn: &mut DbConnection,
+    ref_id: &str,
+) -> QueryResult<Option<(String, i32, i32, String, String)>> {
+    alert_deliveries::table
+        .filter(alert_deliveries::ref_id.eq(ref_id))
+        .select((
+            alert_deliveries::alert_id,
+            alert_deliveries::round,
+            alert_deliveries::escalation,
+            alert_deliveries::audience,
+            alert_deliveries::status,
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Writes the status and detail of the delivery `ref_id`, stamping `updated_at`.
+pub fn set_delivery_outcome(
+    conn: &mut DbConnection,
+    ref_id: &str,
+    status: &str,
+    detail: Option<String>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(alert_deliveries::table.filter(alert_deliveries::ref_id.eq(ref_id)))
+        .set((
+            alert_deliveries::status.eq(status),
+            alert_deliveries::detail.eq(detail),
+            alert_deliveries::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Holds the alert's row until the transaction ends (PostgreSQL, `FOR UPDATE`; SQLite's writes
+/// already take turns).
+pub fn lock_alert(conn: &mut DbConnection, alert_id: &str) -> QueryResult<()> {
+    if let DbConnection::Pg(pg) = conn {
+        alerts::table
+            .find(alert_id)
+            .select(alerts::id)
+            .for_update()
+            .first::<String>(pg)
+            .optional()?;
+    }
+    Ok(())
+}
+
+/// The tier deliveries of one step of an alert: channel, status and recipient of each.
+pub fn tier_deliveries(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    step: Step,
+) -> QueryResult<Vec<(String, String, String)>> {
+    alert_deliveries::table
+        .filter(alert_deliveries::alert_id.eq(alert_id))
+        .filter(alert_deliveries::round.eq(step.round))
+        .filter(alert_deliveries::escalation.eq(step.escalation))
+        .filter(alert_deliveries::audience.eq("tier"))
+        .select((
+            alert_deliveries::channel,
+            alert_deliveries::status,
+            alert_deliveries::recipient,
+        ))
+        .load(conn)
+}
+
+/// Whether the last resort was told about the alert in `round`.
+pub fn last_resort_told(conn: &mut DbConnection, alert_id: &str, round: i32) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        alert_deliveries::table
+            .filter(alert_deliveries::alert_id.eq(alert_id))
+            .filter(alert_deliveries::round.eq(round))
+            .filter(alert_deliveries::audience.eq("last_resort")),
+    ))
+    .get_result(conn)
+}
+
+/// Marks the alert reached `now` (and no longer unreachable) if it is still in `round` and was
+/// not reached yet; returns how many rows changed (0 or 1).
+pub fn mark_reached(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    round: i32,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        alerts::table
+            .filter(alerts::id.eq(alert_id))
+            .filter(alerts::round.eq(round))
+            .filter(alerts::reached_at.is_null()),
+    )
+    .set((
+        alerts::reached_at.eq(now),
+        alerts::unreachable_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+}
+
+/// Marks the alert unreachable since `now`.
+pub fn set_unreachable(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(alerts::table.find(alert_id))
+        .set(alerts::unreachable_at.eq(now))
+        .execute(conn)
+        .map(drop)
+}
+
+/// An alert's status and when it was reached and marked unreachable, if it exists.
+pub fn reach_state(
+    conn: &mut DbConnection,
+    alert_id: &str,
+) -> QueryResult<Option<(String, Option<NaiveDateTime>, Option<NaiveDateTime>)>> {
+    alerts::table
+        .find(alert_id)
+        .select((alerts::status, alerts::reached_at, alerts::unreachable_at))
+        .first(conn)
+        .optional()
+}
+
+/// Moves the alert to `tier` (the tier the escalation policy could reach).
+pub fn set_tier(conn: &mut DbConnection, alert_id: &str, tier: i32) -> QueryResult<()> {
+    diesel::update(alerts::table.find(alert_id))
+        .set(alerts::tier.eq(tier))
+        .execute(conn)
+        .map(drop)
 }
