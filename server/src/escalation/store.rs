@@ -2,7 +2,9 @@
 
 use chrono::NaiveDateTime;
 use companion_schema::ids::AlertId;
-use companion_schema::schema::{accounts, alert_deliveries, alert_events, alerts, clinics};
+use companion_schema::schema::{
+    accounts, alert_deliveries, alert_events, alerts, clinics, webhook_endpoints,
+};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -1205,6 +1207,147 @@ pub fn reach_state(
 pub fn set_tier(conn: &mut DbConnection, alert_id: &str, tier: i32) -> QueryResult<()> {
     diesel::update(alerts::table.find(alert_id))
         .set(alerts::tier.eq(tier))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A stored endpoint.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct EndpointRow {
+    /// Id.
+    pub id: String,
+    /// The clinic.
+    pub clinic_id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// The signing secret.
+    pub secret: String,
+    /// The secret before the last rotation, still signing until `previous_expires_at`.
+    pub previous_secret: Option<String>,
+    /// When the previous secret stops signing.
+    pub previous_expires_at: Option<NaiveDateTime>,
+    /// Whether deliveries are made.
+    pub active: bool,
+    /// Created.
+    pub created_at: NaiveDateTime,
+}
+
+/// Records an endpoint's last outcome: `None` clears its failure and stamps its last success;
+/// a failure marks it failing since `now` (unless it already was) and keeps the reason.
+pub fn record_endpoint_health(
+    conn: &mut DbConnection,
+    endpoint_id: &str,
+    failure: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let target = webhook_endpoints::table.find(endpoint_id);
+    match failure {
+        None => diesel::update(target)
+            .set((
+                webhook_endpoints::last_success_at.eq(Some(now)),
+                webhook_endpoints::failing_since.eq(None::<NaiveDateTime>),
+                webhook_endpoints::last_failure.eq(None::<String>),
+            ))
+            .execute(conn)?,
+        Some(reason) => {
+            diesel::update(target.filter(webhook_endpoints::failing_since.is_null()))
+                .set(webhook_endpoints::failing_since.eq(Some(now)))
+                .execute(conn)?;
+            diesel::update(target)
+                .set(webhook_endpoints::last_failure.eq(Some(reason)))
+                .execute(conn)?
+        }
+    };
+    Ok(())
+}
+
+/// The id, failing-since and last failure of each of a clinic's active endpoints, in id order.
+pub fn endpoint_health(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> QueryResult<Vec<(String, Option<NaiveDateTime>, Option<String>)>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
+        .filter(webhook_endpoints::active.eq(true))
+        .select((
+            webhook_endpoints::id,
+            webhook_endpoints::failing_since,
+            webhook_endpoints::last_failure,
+        ))
+        .order(webhook_endpoints::id.asc())
+        .load(conn)
+}
+
+/// The ids of a clinic's active webhook endpoints.
+pub fn active_endpoints(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Vec<String>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
+        .filter(webhook_endpoints::active.eq(true))
+        .select(webhook_endpoints::id)
+        .load(conn)
+}
+
+/// The endpoint `id`, active or not.
+pub fn find_endpoint(conn: &mut DbConnection, id: &str) -> QueryResult<Option<EndpointRow>> {
+    webhook_endpoints::table
+        .find(id)
+        .select(EndpointRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Inserts an endpoint.
+pub fn insert_endpoint(conn: &mut DbConnection, row: &EndpointRow) -> QueryResult<()> {
+    diesel::insert_into(webhook_endpoints::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// A page of a clinic's active endpoints in id order after `after`, at most `limit`.
+pub fn endpoints_page(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<EndpointRow>> {
+    let mut query = webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
+        .filter(webhook_endpoints::active.eq(true))
+        .select(EndpointRow::as_select())
+        .order(webhook_endpoints::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(webhook_endpoints::id.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// Gives the endpoint `id` the signing secret `secret`; `previous` keeps signing until
+/// `previous_expires_at`.
+pub fn rotate_endpoint_secret(
+    conn: &mut DbConnection,
+    id: &str,
+    secret: &str,
+    previous: &str,
+    previous_expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(webhook_endpoints::table.find(id))
+        .set((
+            webhook_endpoints::secret.eq(secret),
+            webhook_endpoints::previous_secret.eq(Some(previous)),
+            webhook_endpoints::previous_expires_at.eq(Some(previous_expires_at)),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Stops deliveries to the endpoint `id`.
+pub fn deactivate_endpoint(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::update(webhook_endpoints::table.find(id))
+        .set(webhook_endpoints::active.eq(false))
         .execute(conn)
         .map(drop)
 }
