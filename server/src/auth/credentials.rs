@@ -38,13 +38,8 @@ pub fn change_own(
     now: DateTime<Utc>,
 ) -> Outcome<usize> {
     let at = now.naive_utc().trunc_subsecs(6);
-    let changed = sessions::replace_password_hash(
-        conn,
-        caller.account_id.as_str(),
-        expected,
-        new_hash,
-        at,
-    )?;
+    let changed =
+        sessions::replace_password_hash(conn, caller.account_id.as_str(), expected, new_hash, at)?;
     if changed == 0 {
         return Err(Refusal::conflict(
             "password_changed",
