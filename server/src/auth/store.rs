@@ -375,6 +375,9 @@ pub fn enabled_account_by_email(
         .optional()
 }
 
+/// A current reset code as found: the code's id, and its account's id, clinic and `disabled_at`.
+pub type ResetMatch = (String, String, Option<String>, Option<NaiveDateTime>);
+
 /// The unused reset code with digest `code_hash`, unexpired at `at`, of the account that uses
 /// `email`: the code's id, and the account's id, clinic and `disabled_at`.
 pub fn current_reset_code(
@@ -382,7 +385,7 @@ pub fn current_reset_code(
     code_hash: &str,
     email: &str,
     at: NaiveDateTime,
-) -> QueryResult<Option<(String, String, Option<String>, Option<NaiveDateTime>)>> {
+) -> QueryResult<Option<ResetMatch>> {
     password_resets::table
         .inner_join(accounts::table.on(accounts::id.eq(password_resets::account_id)))
         .filter(password_resets::code_hash.eq(code_hash))

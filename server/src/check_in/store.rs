@@ -401,6 +401,9 @@ pub fn recent_moods(
         .load(conn)
 }
 
+/// An earlier score: when it was completed, and its total.
+pub type ScoreAt = (NaiveDateTime, Option<i32>);
+
 /// The two earlier scores a questionnaire's baseline can come from, for a check-in of
 /// `instrument` by `patient_id` completed at `before` (the check-in `except_id` left out): the
 /// lowest score completed since `recent_since` (the earliest of equal ones), and the first score
@@ -412,10 +415,7 @@ pub fn baseline_candidates(
     before: NaiveDateTime,
     except_id: &str,
     recent_since: NaiveDateTime,
-) -> QueryResult<(
-    Option<(NaiveDateTime, Option<i32>)>,
-    Option<(NaiveDateTime, Option<i32>)>,
-)> {
+) -> QueryResult<(Option<ScoreAt>, Option<ScoreAt>)> {
     let earlier = || {
         check_ins::table
             .filter(check_ins::patient_id.eq(patient_id))

@@ -1078,11 +1078,11 @@ pub fn holds_push_for(
     .get_result(conn)
 }
 
+/// A delivery as found by its reference: its alert, round, escalation, audience and status.
+pub type DeliveryKey = (String, i32, i32, String, String);
+
 /// The delivery `ref_id`: its alert, round, escalation, audience and status.
-pub fn find_delivery(
-    conn: &mut DbConnection,
-    ref_id: &str,
-) -> QueryResult<Option<(String, i32, i32, String, String)>> {
+pub fn find_delivery(conn: &mut DbConnection, ref_id: &str) -> QueryResult<Option<DeliveryKey>> {
     alert_deliveries::table
         .filter(alert_deliveries::ref_id.eq(ref_id))
         .select((
@@ -1191,11 +1191,11 @@ pub fn set_unreachable(
         .map(drop)
 }
 
+/// An alert's status, and when it was reached and marked unreachable.
+pub type ReachState = (String, Option<NaiveDateTime>, Option<NaiveDateTime>);
+
 /// An alert's status and when it was reached and marked unreachable, if it exists.
-pub fn reach_state(
-    conn: &mut DbConnection,
-    alert_id: &str,
-) -> QueryResult<Option<(String, Option<NaiveDateTime>, Option<NaiveDateTime>)>> {
+pub fn reach_state(conn: &mut DbConnection, alert_id: &str) -> QueryResult<Option<ReachState>> {
     alerts::table
         .find(alert_id)
         .select((alerts::status, alerts::reached_at, alerts::unreachable_at))
@@ -1262,11 +1262,14 @@ pub fn record_endpoint_health(
     Ok(())
 }
 
+/// An endpoint's id, since when it has been failing, and its last failure.
+pub type EndpointHealth = (String, Option<NaiveDateTime>, Option<String>);
+
 /// The id, failing-since and last failure of each of a clinic's active endpoints, in id order.
 pub fn endpoint_health(
     conn: &mut DbConnection,
     clinic_id: &str,
-) -> QueryResult<Vec<(String, Option<NaiveDateTime>, Option<String>)>> {
+) -> QueryResult<Vec<EndpointHealth>> {
     webhook_endpoints::table
         .filter(webhook_endpoints::clinic_id.eq(clinic_id))
         .filter(webhook_endpoints::active.eq(true))
