@@ -161,3 +161,34 @@ pub fn set_timezone(
         .execute(conn)
         .map(drop)
 }
+
+/// The clinic an account belongs to: `None` when there is no such account or it belongs to no
+/// clinic (an organisation admin).
+pub fn clinic_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    Ok(accounts::table
+        .find(id)
+        .select(accounts::clinic_id)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// The email of the account `id` while it is enabled; `None` when it is disabled or gone.
+pub fn enabled_email(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    accounts::table
+        .find(id)
+        .filter(accounts::disabled_at.is_null())
+        .select(accounts::email)
+        .first::<String>(conn)
+        .optional()
+}
+
+/// The ids of the enabled organisation admins, in id order.
+pub fn enabled_org_admins(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    accounts::table
+        .filter(accounts::role.eq("org_admin"))
+        .filter(accounts::disabled_at.is_null())
+        .select(accounts::id)
+        .order(accounts::id.asc())
+        .load(conn)
+}

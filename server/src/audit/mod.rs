@@ -2,13 +2,15 @@
 //! the same transaction as the read or change they describe, so none is lost. The actor is an
 //! account or a system client (never the account that registered the client).
 
+mod store;
+
 use chrono::NaiveDateTime;
-use companion_schema::ids::AuditEventId;
-use companion_schema::schema::{accounts, audit_events};
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
+
+pub use store::purge_organisation_rows;
 
 /// Who acted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,51 +82,26 @@ impl AuditEntry {
 /// so that it is kept, purged and shown with that clinic's records.
 pub fn record(conn: &mut DbConnection, entry: &AuditEntry) -> QueryResult<()> {
     let (account, client) = match &entry.actor {
-        AuditActor::Account(id) => (Some(id), None),
-        AuditActor::SystemClient(id) => (None, Some(id)),
+        AuditActor::Account(id) => (Some(id.as_str()), None),
+        AuditActor::SystemClient(id) => (None, Some(id.as_str())),
     };
     let clinic = match &entry.patient_id {
-        Some(patient) => accounts::table
-            .find(patient)
-            .select(accounts::clinic_id)
-            .first::<Option<String>>(conn)
-            .optional()?
-            .flatten()
-            .or_else(|| entry.clinic_id.clone()),
+        Some(patient) => {
+            crate::account::clinic_of(conn, patient)?.or_else(|| entry.clinic_id.clone())
+        }
         None => entry.clinic_id.clone(),
     };
-    diesel::insert_into(audit_events::table)
-        .values((
-            audit_events::id.eq(AuditEventId::generate().into_string()),
-            audit_events::at.eq(entry.at),
-            audit_events::actor_id.eq(account),
-            audit_events::actor_client_id.eq(client),
-            audit_events::action.eq(entry.action),
-            audit_events::clinic_id.eq(&clinic),
-            audit_events::patient_id.eq(&entry.patient_id),
-            audit_events::subject_id.eq(&entry.subject_id),
-            audit_events::request_id.eq(&entry.request_id),
-        ))
-        .execute(conn)
-        .map(drop)
-}
-
-/// Deletes audit rows that belong to no clinic (organisation-level actions) written before
-/// `before`, up to `batch` of them (housekeeping, under `COMPANION_ORG_AUDIT_RETENTION_DAYS`;
-/// a clinic's own rows follow the clinic's retention policy). Returns how many went.
-pub fn purge_organisation_rows(
-    conn: &mut DbConnection,
-    before: NaiveDateTime,
-    batch: i64,
-) -> QueryResult<usize> {
-    let ids: Vec<String> = audit_events::table
-        .filter(audit_events::clinic_id.is_null())
-        .filter(audit_events::at.lt(before))
-        .select(audit_events::id)
-        .limit(batch)
-        .load(conn)?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&ids))).execute(conn)
+    store::insert(
+        conn,
+        &store::NewAuditEvent {
+            at: entry.at,
+            actor_id: account,
+            actor_client_id: client,
+            action: entry.action,
+            clinic_id: clinic.as_deref(),
+            patient_id: entry.patient_id.as_deref(),
+            subject_id: entry.subject_id.as_deref(),
+            request_id: entry.request_id.as_deref(),
+        },
+    )
 }

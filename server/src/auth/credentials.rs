@@ -6,8 +6,7 @@
 //! wrong, spent or expired code and a code for another email are refused alike.
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound as _, TimeDelta, Utc};
-use companion_schema::schema::{accounts, password_resets};
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 use crate::audit::{self, AuditActor, AuditEntry};
 use crate::auth::extract::Caller;
@@ -24,11 +23,7 @@ pub const EMAILED_RESET_LIFETIME: TimeDelta = TimeDelta::minutes(30);
 
 /// The caller's email and stored password hash (to check the current password against).
 pub fn own_credentials(conn: &mut DbConnection, caller: &Caller) -> Outcome<(String, String)> {
-    let found: Option<(String, String)> = accounts::table
-        .find(caller.account_id.as_str())
-        .select((accounts::email, accounts::password_hash))
-        .first(conn)
-        .optional()?;
+    let found = sessions::credentials_of(conn, caller.account_id.as_str())?;
     Ok(found.ok_or_else(|| Refusal::not_found("account"))?)
 }
 
@@ -43,16 +38,8 @@ pub fn change_own(
     now: DateTime<Utc>,
 ) -> Outcome<usize> {
     let at = now.naive_utc().trunc_subsecs(6);
-    let changed = diesel::update(
-        accounts::table
-            .find(caller.account_id.as_str())
-            .filter(accounts::password_hash.eq(expected)),
-    )
-    .set((
-        accounts::password_hash.eq(new_hash),
-        accounts::updated_at.eq(at),
-    ))
-    .execute(conn)?;
+    let changed =
+        sessions::replace_password_hash(conn, caller.account_id.as_str(), expected, new_hash, at)?;
     if changed == 0 {
         return Err(Refusal::conflict(
             "password_changed",
@@ -60,36 +47,19 @@ pub fn change_own(
         )
         .into());
     }
-    let ended = diesel::update(
-        companion_schema::schema::refresh_families::table
-            .filter(
-                companion_schema::schema::refresh_families::account_id
-                    .eq(caller.account_id.as_str()),
-            )
-            .filter(companion_schema::schema::refresh_families::id.ne(caller.session_id.as_str()))
-            .filter(companion_schema::schema::refresh_families::revoked_at.is_null()),
-    )
-    .set((
-        companion_schema::schema::refresh_families::revoked_at.eq(at),
-        companion_schema::schema::refresh_families::revoked_reason.eq("password_changed"),
-    ))
-    .execute(conn)?;
-    void_codes(conn, caller.account_id.as_str(), at)?;
+    let ended = sessions::revoke_other_sessions(
+        conn,
+        caller.account_id.as_str(),
+        caller.session_id.as_str(),
+        at,
+        "password_changed",
+    )?;
+    sessions::void_reset_codes(conn, caller.account_id.as_str(), at)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "password.change", at).subject(caller.account_id.as_str()),
     )?;
     Ok(ended)
-}
-
-fn void_codes(conn: &mut DbConnection, account_id: &str, at: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(
-        password_resets::table
-            .filter(password_resets::account_id.eq(account_id))
-            .filter(password_resets::used_at.is_null()),
-    )
-    .set(password_resets::used_at.eq(Some(at)))
-    .execute(conn)
 }
 
 /// A reset code just issued.
@@ -133,20 +103,18 @@ pub fn issue_reset(
         .into());
     }
     let at = now.naive_utc().trunc_subsecs(6);
-    void_codes(conn, &row.id, at)?;
+    sessions::void_reset_codes(conn, &row.id, at)?;
     let code = crate::invitation::code::generate();
     let normalised = crate::invitation::code::normalise(&code).unwrap_or_default();
     let expires_at = at + RESET_CODE_LIFETIME;
-    diesel::insert_into(password_resets::table)
-        .values((
-            password_resets::id.eq(uuid::Uuid::now_v7().to_string()),
-            password_resets::account_id.eq(&row.id),
-            password_resets::code_hash.eq(digest(&normalised)),
-            password_resets::issued_by.eq(caller.account_id.as_str()),
-            password_resets::issued_at.eq(at),
-            password_resets::expires_at.eq(expires_at),
-        ))
-        .execute(conn)?;
+    sessions::insert_reset_code(
+        conn,
+        &row.id,
+        &digest(&normalised),
+        caller.account_id.as_str(),
+        at,
+        expires_at,
+    )?;
     let mut entry = AuditEntry::by(caller, "password_reset.issue", at).subject(&row.id);
     entry.clinic_id = row.clinic_id.clone();
     audit::record(conn, &entry)?;
@@ -166,30 +134,23 @@ pub fn issue_emailed_reset(
     email: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<IssuedReset>> {
-    let found: Option<(String, Option<String>)> = accounts::table
-        .filter(accounts::email.eq(email))
-        .filter(accounts::disabled_at.is_null())
-        .select((accounts::id, accounts::clinic_id))
-        .first(conn)
-        .optional()?;
+    let found = sessions::enabled_account_by_email(conn, email)?;
     let Some((account_id, clinic_id)) = found else {
         return Ok(None);
     };
     let at = now.naive_utc().trunc_subsecs(6);
-    void_codes(conn, &account_id, at)?;
+    sessions::void_reset_codes(conn, &account_id, at)?;
     let code = crate::invitation::code::generate();
     let normalised = crate::invitation::code::normalise(&code).unwrap_or_default();
     let expires_at = at + EMAILED_RESET_LIFETIME;
-    diesel::insert_into(password_resets::table)
-        .values((
-            password_resets::id.eq(uuid::Uuid::now_v7().to_string()),
-            password_resets::account_id.eq(&account_id),
-            password_resets::code_hash.eq(digest(&normalised)),
-            password_resets::issued_by.eq(&account_id),
-            password_resets::issued_at.eq(at),
-            password_resets::expires_at.eq(expires_at),
-        ))
-        .execute(conn)?;
+    sessions::insert_reset_code(
+        conn,
+        &account_id,
+        &digest(&normalised),
+        &account_id,
+        at,
+        expires_at,
+    )?;
     audit::record(
         conn,
         &AuditEntry {
@@ -280,42 +241,17 @@ pub fn redeem_reset(
     now: DateTime<Utc>,
 ) -> Outcome<()> {
     let at = now.naive_utc().trunc_subsecs(6);
-    let found: Option<(String, String, Option<String>, Option<NaiveDateTime>)> =
-        password_resets::table
-            .inner_join(accounts::table.on(accounts::id.eq(password_resets::account_id)))
-            .filter(password_resets::code_hash.eq(digest(normalised_code)))
-            .filter(password_resets::used_at.is_null())
-            .filter(password_resets::expires_at.gt(at))
-            .filter(accounts::email.eq(email))
-            .select((
-                password_resets::id,
-                accounts::id,
-                accounts::clinic_id,
-                accounts::disabled_at,
-            ))
-            .first(conn)
-            .optional()?;
+    let found = sessions::current_reset_code(conn, &digest(normalised_code), email, at)?;
     let Some((reset_id, account_id, clinic_id, None)) = found else {
         return Err(invalid_code().into());
     };
-    let spent = diesel::update(
-        password_resets::table
-            .find(&reset_id)
-            .filter(password_resets::used_at.is_null()),
-    )
-    .set(password_resets::used_at.eq(Some(at)))
-    .execute(conn)?;
+    let spent = sessions::spend_reset_code(conn, &reset_id, at)?;
     if spent != 1 {
         return Err(invalid_code().into());
     }
-    diesel::update(accounts::table.find(&account_id))
-        .set((
-            accounts::password_hash.eq(new_hash),
-            accounts::updated_at.eq(at),
-        ))
-        .execute(conn)?;
+    sessions::set_password_hash(conn, &account_id, new_hash, at)?;
     sessions::revoke_all_sessions(conn, &account_id, at, "password_reset")?;
-    void_codes(conn, &account_id, at)?;
+    sessions::void_reset_codes(conn, &account_id, at)?;
     audit::record(
         conn,
         &AuditEntry {

@@ -1,8 +1,11 @@
 //! Sessions (refresh-token families) and their tokens. A family is one sign-in on one device;
-//! each refresh spends the presented token and issues the next one in the same family.
+//! each refresh spends the presented token and issues the next one in the same family. Also the
+//! password hashes of accounts and the reset codes (`password_resets`) of `credentials`.
 
 use chrono::NaiveDateTime;
-use companion_schema::schema::{accounts, clinics, refresh_families, refresh_tokens};
+use companion_schema::schema::{
+    accounts, clinics, password_resets, refresh_families, refresh_tokens,
+};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -249,4 +252,167 @@ where
         out.push_sql(r#" AND "refresh_tokens"."spent_at" IS NULL"#);
         Ok(())
     }
+}
+
+/// An account's email and stored password hash.
+pub fn credentials_of(
+    conn: &mut DbConnection,
+    account_id: &str,
+) -> QueryResult<Option<(String, String)>> {
+    accounts::table
+        .find(account_id)
+        .select((accounts::email, accounts::password_hash))
+        .first(conn)
+        .optional()
+}
+
+/// Stores `new_hash` as the account's password hash if the stored one is still `expected`,
+/// stamping `updated_at`; returns how many rows changed (0 when it was changed meanwhile).
+pub fn replace_password_hash(
+    conn: &mut DbConnection,
+    account_id: &str,
+    expected: &str,
+    new_hash: &str,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        accounts::table
+            .find(account_id)
+            .filter(accounts::password_hash.eq(expected)),
+    )
+    .set((
+        accounts::password_hash.eq(new_hash),
+        accounts::updated_at.eq(at),
+    ))
+    .execute(conn)
+}
+
+/// Stores `new_hash` as the account's password hash, stamping `updated_at`.
+pub fn set_password_hash(
+    conn: &mut DbConnection,
+    account_id: &str,
+    new_hash: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(accounts::table.find(account_id))
+        .set((
+            accounts::password_hash.eq(new_hash),
+            accounts::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Revokes every open session (refresh family) of the account except `keep`, for `reason`;
+/// returns how many ended.
+pub fn revoke_other_sessions(
+    conn: &mut DbConnection,
+    account_id: &str,
+    keep: &str,
+    at: NaiveDateTime,
+    reason: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        refresh_families::table
+            .filter(refresh_families::account_id.eq(account_id))
+            .filter(refresh_families::id.ne(keep))
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set((
+        refresh_families::revoked_at.eq(at),
+        refresh_families::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+}
+
+/// Marks every unused reset code of the account used at `at`; returns how many.
+pub fn void_reset_codes(
+    conn: &mut DbConnection,
+    account_id: &str,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        password_resets::table
+            .filter(password_resets::account_id.eq(account_id))
+            .filter(password_resets::used_at.is_null()),
+    )
+    .set(password_resets::used_at.eq(Some(at)))
+    .execute(conn)
+}
+
+/// Stores a reset code (its digest) for the account, issued by `issued_by` at `at`.
+pub fn insert_reset_code(
+    conn: &mut DbConnection,
+    account_id: &str,
+    code_hash: &str,
+    issued_by: &str,
+    at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(password_resets::table)
+        .values((
+            password_resets::id.eq(uuid::Uuid::now_v7().to_string()),
+            password_resets::account_id.eq(account_id),
+            password_resets::code_hash.eq(code_hash),
+            password_resets::issued_by.eq(issued_by),
+            password_resets::issued_at.eq(at),
+            password_resets::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The id and clinic of the enabled account that uses `email`.
+pub fn enabled_account_by_email(
+    conn: &mut DbConnection,
+    email: &str,
+) -> QueryResult<Option<(String, Option<String>)>> {
+    accounts::table
+        .filter(accounts::email.eq(email))
+        .filter(accounts::disabled_at.is_null())
+        .select((accounts::id, accounts::clinic_id))
+        .first(conn)
+        .optional()
+}
+
+/// A current reset code as found: the code's id, and its account's id, clinic and `disabled_at`.
+pub type ResetMatch = (String, String, Option<String>, Option<NaiveDateTime>);
+
+/// The unused reset code with digest `code_hash`, unexpired at `at`, of the account that uses
+/// `email`: the code's id, and the account's id, clinic and `disabled_at`.
+pub fn current_reset_code(
+    conn: &mut DbConnection,
+    code_hash: &str,
+    email: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Option<ResetMatch>> {
+    password_resets::table
+        .inner_join(accounts::table.on(accounts::id.eq(password_resets::account_id)))
+        .filter(password_resets::code_hash.eq(code_hash))
+        .filter(password_resets::used_at.is_null())
+        .filter(password_resets::expires_at.gt(at))
+        .filter(accounts::email.eq(email))
+        .select((
+            password_resets::id,
+            accounts::id,
+            accounts::clinic_id,
+            accounts::disabled_at,
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Spends the reset code `reset_id` at `at` if it is still unused; returns how many rows changed.
+pub fn spend_reset_code(
+    conn: &mut DbConnection,
+    reset_id: &str,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        password_resets::table
+            .find(reset_id)
+            .filter(password_resets::used_at.is_null()),
+    )
+    .set(password_resets::used_at.eq(Some(at)))
+    .execute(conn)
 }

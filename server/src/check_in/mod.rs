@@ -14,6 +14,6 @@ pub mod view;
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
 pub use store::{
-    CheckInRow, HistoryFilter, INCOMPLETE, find as find_check_in, history as check_in_history,
-    latest_completed,
+    CheckInRow, HistoryFilter, INCOMPLETE, baseline_candidates, find as find_check_in,
+    history as check_in_history, last_received_at, latest_completed, recent_moods,
 };

@@ -377,3 +377,75 @@ pub fn latest_completed(
         ))
         .load(conn)
 }
+
+/// The daily mood answers of `patient_id` completed in `[since, until]`, except the check-in
+/// `except_id`, newest first and at most `limit` of them: when each was completed and its mood.
+/// Read by the mood rules inside the new check-in's transaction.
+pub fn recent_moods(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    since: NaiveDateTime,
+    until: NaiveDateTime,
+    except_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<(NaiveDateTime, Option<f64>)>> {
+    check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .filter(check_ins::instrument.eq("daily_mood"))
+        .filter(check_ins::completed_at.le(until))
+        .filter(check_ins::completed_at.ge(since))
+        .filter(check_ins::id.ne(except_id))
+        .select((check_ins::completed_at, check_ins::mood))
+        .order(check_ins::completed_at.desc())
+        .limit(limit)
+        .load(conn)
+}
+
+/// An earlier score: when it was completed, and its total.
+pub type ScoreAt = (NaiveDateTime, Option<i32>);
+
+/// The two earlier scores a questionnaire's baseline can come from, for a check-in of
+/// `instrument` by `patient_id` completed at `before` (the check-in `except_id` left out): the
+/// lowest score completed since `recent_since` (the earliest of equal ones), and the first score
+/// ever. Each is one indexed row, `(completed_at, total)`, read in the caller's transaction.
+pub fn baseline_candidates(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    instrument: &str,
+    before: NaiveDateTime,
+    except_id: &str,
+    recent_since: NaiveDateTime,
+) -> QueryResult<(Option<ScoreAt>, Option<ScoreAt>)> {
+    let earlier = || {
+        check_ins::table
+            .filter(check_ins::patient_id.eq(patient_id))
+            .filter(check_ins::instrument.eq(instrument))
+            .filter(check_ins::completed_at.lt(before))
+            .filter(check_ins::id.ne(except_id))
+            .filter(check_ins::total.is_not_null())
+            .select((check_ins::completed_at, check_ins::total))
+            .into_boxed()
+    };
+    let lowest_recent = earlier()
+        .filter(check_ins::completed_at.ge(recent_since))
+        .order((check_ins::total.asc(), check_ins::completed_at.asc()))
+        .first(conn)
+        .optional()?;
+    let first = earlier()
+        .order(check_ins::completed_at.asc())
+        .first(conn)
+        .optional()?;
+    Ok((lowest_recent, first))
+}
+
+/// When the latest check-in of `patient_id` was received (any check-in, even one synced late),
+/// or `None` if there is none.
+pub fn last_received_at(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<Option<NaiveDateTime>> {
+    check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .select(diesel::dsl::max(check_ins::received_at))
+        .first(conn)
+}

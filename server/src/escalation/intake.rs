@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::TimeDelta;
-use companion_schema::schema::{check_ins, treatment_sessions};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde_json::Value;
 
 use crate::auth::extract::Caller;
@@ -50,16 +49,14 @@ pub fn on_check_in(
             "phq9" | "gad7" => (baseline_candidates(conn, row)?, Vec::new()),
             "daily_mood" => (
                 Vec::new(),
-                check_ins::table
-                    .filter(check_ins::patient_id.eq(&row.patient_id))
-                    .filter(check_ins::instrument.eq("daily_mood"))
-                    .filter(check_ins::completed_at.le(row.completed_at))
-                    .filter(check_ins::completed_at.ge(row.completed_at - TimeDelta::days(22)))
-                    .filter(check_ins::id.ne(&row.id))
-                    .select((check_ins::completed_at, check_ins::mood))
-                    .order(check_ins::completed_at.desc())
-                    .limit(MOOD_ROWS)
-                    .load(conn)?,
+                crate::check_in::recent_moods(
+                    conn,
+                    &row.patient_id,
+                    row.completed_at - TimeDelta::days(22),
+                    row.completed_at,
+                    &row.id,
+                    MOOD_ROWS,
+                )?,
             ),
             _ => (Vec::new(), Vec::new()),
         };
@@ -81,12 +78,7 @@ pub fn on_check_in(
         .collect();
     let still_detached = answers.get("still_detached").and_then(Value::as_bool);
     let last_session: Option<chrono::NaiveDateTime> = if still_detached == Some(true) {
-        treatment_sessions::table
-            .filter(treatment_sessions::patient_id.eq(&row.patient_id))
-            .filter(treatment_sessions::status.eq("completed"))
-            .filter(treatment_sessions::scheduled_at.le(row.completed_at))
-            .select(diesel::dsl::max(treatment_sessions::scheduled_at))
-            .first(conn)?
+        crate::treatment::last_completed_session_at(conn, &row.patient_id, row.completed_at)?
     } else {
         None
     };
@@ -162,25 +154,14 @@ fn baseline_candidates(
     conn: &mut DbConnection,
     row: &CheckInRow,
 ) -> QueryResult<Vec<ScoredAnswer>> {
-    let earlier = || {
-        check_ins::table
-            .filter(check_ins::patient_id.eq(&row.patient_id))
-            .filter(check_ins::instrument.eq(&row.instrument))
-            .filter(check_ins::completed_at.lt(row.completed_at))
-            .filter(check_ins::id.ne(&row.id))
-            .filter(check_ins::total.is_not_null())
-            .select((check_ins::completed_at, check_ins::total))
-            .into_boxed()
-    };
-    let lowest_recent: Option<(chrono::NaiveDateTime, Option<i32>)> = earlier()
-        .filter(check_ins::completed_at.ge(row.completed_at - TimeDelta::days(90)))
-        .order((check_ins::total.asc(), check_ins::completed_at.asc()))
-        .first(conn)
-        .optional()?;
-    let first: Option<(chrono::NaiveDateTime, Option<i32>)> = earlier()
-        .order(check_ins::completed_at.asc())
-        .first(conn)
-        .optional()?;
+    let (lowest_recent, first) = crate::check_in::baseline_candidates(
+        conn,
+        &row.patient_id,
+        &row.instrument,
+        row.completed_at,
+        &row.id,
+        row.completed_at - TimeDelta::days(90),
+    )?;
     Ok(lowest_recent
         .into_iter()
         .chain(first)
@@ -205,30 +186,17 @@ pub fn on_prompts_expired(
     clinic_id: &str,
     now: chrono::NaiveDateTime,
 ) -> QueryResult<Option<store::Raised>> {
-    use companion_schema::schema::{alerts, prompts};
     let thresholds: Thresholds =
         store::read_setting(conn, clinic_id, store::ClinicSetting::AlertThresholds)?;
-    let last_check_in: Option<chrono::NaiveDateTime> = check_ins::table
-        .filter(check_ins::patient_id.eq(patient_id))
-        .select(diesel::dsl::max(check_ins::received_at))
-        .first(conn)?;
-    let last_resolve: Option<chrono::NaiveDateTime> = alerts::table
-        .filter(alerts::patient_id.eq(patient_id))
-        .filter(alerts::rule.eq("missed_check_ins"))
-        .select(diesel::dsl::max(alerts::resolved_at))
-        .first(conn)?;
+    let last_check_in = crate::check_in::last_received_at(conn, patient_id)?;
+    let last_resolve = store::last_resolved_at(conn, patient_id, "missed_check_ins")?;
     let restart = last_check_in.max(last_resolve);
-    let mut query = prompts::table
-        .filter(prompts::patient_id.eq(patient_id))
-        .filter(prompts::status.eq_any(["completed", "expired"]))
-        .order((prompts::due_at.desc(), prompts::id.desc()))
-        .select(prompts::status)
-        .limit(i64::from(thresholds.missed_prompts))
-        .into_boxed();
-    if let Some(restart) = restart {
-        query = query.filter(prompts::expires_at.gt(restart));
-    }
-    let recent: Vec<String> = query.load(conn)?;
+    let recent = crate::prompt::recent_finished_statuses(
+        conn,
+        patient_id,
+        restart,
+        i64::from(thresholds.missed_prompts),
+    )?;
     let consecutive = recent.iter().take_while(|s| *s == "expired").count() as u32;
     match rules::missed_check_ins(consecutive, &thresholds) {
         Some(firing) => store::raise(

@@ -4,7 +4,6 @@
 //! whether the server accepted it, which counts as reaching that person.
 
 use chrono::NaiveDateTime;
-use companion_schema::schema::accounts;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -120,14 +119,7 @@ async fn send(app: &App, job: &Claimed, payload: Payload) -> JobResult {
     let account_id = payload.account_id.clone();
     let address: Option<String> = match app
         .db
-        .run(move |conn| {
-            accounts::table
-                .find(&account_id)
-                .filter(accounts::disabled_at.is_null())
-                .select(accounts::email)
-                .first::<String>(conn)
-                .optional()
-        })
+        .run(move |conn| crate::account::enabled_email(conn, &account_id))
         .await
     {
         Ok(address) => address,

@@ -9,8 +9,7 @@
 //!   resort (the organisation's admins, every channel) is told.
 
 use chrono::NaiveDateTime;
-use companion_schema::schema::{accounts, alert_deliveries, alerts};
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 use crate::db::DbConnection;
 use crate::push as push_store;
@@ -91,31 +90,26 @@ pub fn record(
         return Ok(false);
     }
     let (tier, audience) = delivery.audience.columns();
-    diesel::insert_into(alert_deliveries::table)
-        .values((
-            alert_deliveries::id.eq(uuid::Uuid::now_v7().to_string()),
-            alert_deliveries::alert_id.eq(delivery.alert_id),
-            alert_deliveries::round.eq(delivery.step.round),
-            alert_deliveries::escalation.eq(delivery.step.escalation),
-            alert_deliveries::tier.eq(tier),
-            alert_deliveries::audience.eq(audience),
-            alert_deliveries::channel.eq(delivery.channel.name()),
-            alert_deliveries::recipient.eq(delivery.recipient),
-            alert_deliveries::ref_id.eq(delivery.ref_id),
-            alert_deliveries::status.eq(delivery.status.name()),
-            alert_deliveries::created_at.eq(now),
-            alert_deliveries::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    store::insert_delivery(
+        conn,
+        &store::NewDeliveryRow {
+            alert_id: delivery.alert_id,
+            step: delivery.step,
+            tier,
+            audience,
+            channel: delivery.channel.name(),
+            recipient: delivery.recipient,
+            ref_id: delivery.ref_id,
+            status: delivery.status.name(),
+        },
+        now,
+    )?;
     Ok(true)
 }
 
 /// Whether a delivery with this reference was recorded.
 pub fn exists(conn: &mut DbConnection, ref_id: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        alert_deliveries::table.filter(alert_deliveries::ref_id.eq(ref_id)),
-    ))
-    .get_result(conn)
+    store::delivery_exists(conn, ref_id)
 }
 
 /// Whether `recipient` already has a push about `alert_id` held for their working hours in
@@ -126,15 +120,7 @@ pub fn holds_push_for(
     round: i32,
     recipient: &str,
 ) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        alert_deliveries::table
-            .filter(alert_deliveries::alert_id.eq(alert_id))
-            .filter(alert_deliveries::round.eq(round))
-            .filter(alert_deliveries::recipient.eq(recipient))
-            .filter(alert_deliveries::channel.eq("push"))
-            .filter(alert_deliveries::status.eq("held")),
-    ))
-    .get_result(conn)
+    store::holds_push_for(conn, alert_id, round, recipient)
 }
 
 /// A step's key, as a settled delivery names it.
@@ -156,53 +142,23 @@ pub fn settle(
     detail: Option<&str>,
     now: NaiveDateTime,
 ) -> QueryResult<Option<Settled>> {
-    let found: Option<(String, i32, i32, String, String)> = alert_deliveries::table
-        .filter(alert_deliveries::ref_id.eq(ref_id))
-        .select((
-            alert_deliveries::alert_id,
-            alert_deliveries::round,
-            alert_deliveries::escalation,
-            alert_deliveries::audience,
-            alert_deliveries::status,
-        ))
-        .first(conn)
-        .optional()?;
+    let found = store::find_delivery(conn, ref_id)?;
     let Some((alert_id, round, escalation, audience, current)) = found else {
         return Ok(None);
     };
     // Outcomes of one step arriving side by side are judged one after the other, each seeing the
     // ones before it: otherwise the last two could each see the other still queued.
-    lock_alert(conn, &alert_id)?;
+    store::lock_alert(conn, &alert_id)?;
     // A counted delivery stays counted (a late duplicate answer changes nothing).
     if current != Delivery::Counted.name() {
         let detail: Option<String> = detail.map(|d| d.chars().take(300).collect());
-        diesel::update(alert_deliveries::table.filter(alert_deliveries::ref_id.eq(ref_id)))
-            .set((
-                alert_deliveries::status.eq(status.name()),
-                alert_deliveries::detail.eq(detail),
-                alert_deliveries::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        store::set_delivery_outcome(conn, ref_id, status.name(), detail, now)?;
     }
     Ok(Some(Settled {
         alert_id,
         step: Step { round, escalation },
         tier: audience == "tier",
     }))
-}
-
-/// Holds the alert's row until the transaction ends (PostgreSQL; SQLite's writes already take
-/// turns).
-fn lock_alert(conn: &mut DbConnection, alert_id: &str) -> QueryResult<()> {
-    if let DbConnection::Pg(pg) = conn {
-        alerts::table
-            .find(alert_id)
-            .select(alerts::id)
-            .for_update()
-            .first::<String>(pg)
-            .optional()?;
-    }
-    Ok(())
 }
 
 /// What judging a step did, for the metrics recorded after the commit.
@@ -231,24 +187,14 @@ pub fn judge(
     channels: Channels,
     now: NaiveDateTime,
 ) -> QueryResult<Judged> {
-    lock_alert(conn, alert_id)?;
+    store::lock_alert(conn, alert_id)?;
     let Some(alert) = store::find(conn, alert_id)? else {
         return Ok(Judged::Nothing);
     };
     if alert.round != step.round {
         return Ok(Judged::Nothing);
     }
-    let rows: Vec<DeliveryRow> = alert_deliveries::table
-        .filter(alert_deliveries::alert_id.eq(alert_id))
-        .filter(alert_deliveries::round.eq(step.round))
-        .filter(alert_deliveries::escalation.eq(step.escalation))
-        .filter(alert_deliveries::audience.eq("tier"))
-        .select((
-            alert_deliveries::channel,
-            alert_deliveries::status,
-            alert_deliveries::recipient,
-        ))
-        .load(conn)?;
+    let rows: Vec<DeliveryRow> = store::tier_deliveries(conn, alert_id, step)?;
     let states: Vec<Delivery> = rows
         .iter()
         .filter_map(|(_, status, _)| Delivery::parse(status))
@@ -256,17 +202,7 @@ pub fn judge(
     match decide::step_verdict(&states) {
         StepVerdict::Waiting => Ok(Judged::Nothing),
         StepVerdict::Reached => {
-            let changed = diesel::update(
-                alerts::table
-                    .filter(alerts::id.eq(alert_id))
-                    .filter(alerts::round.eq(step.round))
-                    .filter(alerts::reached_at.is_null()),
-            )
-            .set((
-                alerts::reached_at.eq(now),
-                alerts::unreachable_at.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)?;
+            let changed = store::mark_reached(conn, alert_id, step.round, now)?;
             if changed == 0 {
                 return Ok(Judged::Nothing);
             }
@@ -371,9 +307,7 @@ pub fn mark_unreachable(
         store::event(conn, &alert.id, "still_unreachable", None, why, now)?;
         return Ok(Judged::Nothing);
     }
-    diesel::update(alerts::table.find(&alert.id))
-        .set(alerts::unreachable_at.eq(now))
-        .execute(conn)?;
+    store::set_unreachable(conn, &alert.id, now)?;
     let told = tell_last_resort(conn, alert, channels, now)?;
     store::event(
         conn,
@@ -402,22 +336,11 @@ fn tell_last_resort(
     channels: Channels,
     now: NaiveDateTime,
 ) -> QueryResult<String> {
-    let told_before: bool = diesel::select(diesel::dsl::exists(
-        alert_deliveries::table
-            .filter(alert_deliveries::alert_id.eq(&alert.id))
-            .filter(alert_deliveries::round.eq(alert.round))
-            .filter(alert_deliveries::audience.eq("last_resort")),
-    ))
-    .get_result(conn)?;
+    let told_before = store::last_resort_told(conn, &alert.id, alert.round)?;
     if told_before {
         return Ok("already told this round".to_owned());
     }
-    let admins: Vec<String> = accounts::table
-        .filter(accounts::role.eq("org_admin"))
-        .filter(accounts::disabled_at.is_null())
-        .select(accounts::id)
-        .order(accounts::id.asc())
-        .load(conn)?;
+    let admins = crate::account::enabled_org_admins(conn)?;
     let step = Step {
         round: alert.round,
         escalation: alert.escalations,
@@ -474,11 +397,7 @@ pub fn care_team_of(
     conn: &mut DbConnection,
     alert_id: &str,
 ) -> QueryResult<Option<decide::CareTeam>> {
-    let found: Option<(String, Option<NaiveDateTime>, Option<NaiveDateTime>)> = alerts::table
-        .find(alert_id)
-        .select((alerts::status, alerts::reached_at, alerts::unreachable_at))
-        .first(conn)
-        .optional()?;
+    let found = store::reach_state(conn, alert_id)?;
     Ok(found.map(|(status, reached, unreachable)| {
         decide::care_team(&status, reached.is_some(), unreachable.is_some())
     }))

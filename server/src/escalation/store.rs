@@ -2,7 +2,9 @@
 
 use chrono::NaiveDateTime;
 use companion_schema::ids::AlertId;
-use companion_schema::schema::{accounts, alert_events, alerts, clinics};
+use companion_schema::schema::{
+    accounts, alert_deliveries, alert_events, alerts, clinics, webhook_endpoints,
+};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -989,4 +991,366 @@ pub fn of_patient(
         .order((alerts::last_signal_at.desc(), alerts::id.desc()))
         .limit(limit)
         .load(conn)
+}
+
+/// When an alert of `patient_id` under `rule` was last resolved, or `None` if never.
+pub fn last_resolved_at(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    rule: &str,
+) -> QueryResult<Option<NaiveDateTime>> {
+    alerts::table
+        .filter(alerts::patient_id.eq(patient_id))
+        .filter(alerts::rule.eq(rule))
+        .select(diesel::dsl::max(alerts::resolved_at))
+        .first(conn)
+}
+
+/// A delivery row to insert (see `reach::record`).
+#[derive(Debug, Clone, Copy)]
+pub struct NewDeliveryRow<'a> {
+    /// The alert.
+    pub alert_id: &'a str,
+    /// The alert's round and escalation step.
+    pub step: Step,
+    /// The tier it was for, or -1.
+    pub tier: i32,
+    /// `tier`, `last_resort` or `assignee`.
+    pub audience: &'a str,
+    /// `push`, `webhook` or `email`.
+    pub channel: &'a str,
+    /// The account or endpoint.
+    pub recipient: &'a str,
+    /// The notification id or the delivery job's dedupe key.
+    pub ref_id: &'a str,
+    /// The delivery's status name.
+    pub status: &'a str,
+}
+
+/// Inserts a delivery under a fresh id, created and updated `now`.
+pub fn insert_delivery(
+    conn: &mut DbConnection,
+    delivery: &NewDeliveryRow<'_>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(alert_deliveries::table)
+        .values((
+            alert_deliveries::id.eq(uuid::Uuid::now_v7().to_string()),
+            alert_deliveries::alert_id.eq(delivery.alert_id),
+            alert_deliveries::round.eq(delivery.step.round),
+            alert_deliveries::escalation.eq(delivery.step.escalation),
+            alert_deliveries::tier.eq(delivery.tier),
+            alert_deliveries::audience.eq(delivery.audience),
+            alert_deliveries::channel.eq(delivery.channel),
+            alert_deliveries::recipient.eq(delivery.recipient),
+            alert_deliveries::ref_id.eq(delivery.ref_id),
+            alert_deliveries::status.eq(delivery.status),
+            alert_deliveries::created_at.eq(now),
+            alert_deliveries::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Whether a delivery with this reference was recorded.
+pub fn delivery_exists(conn: &mut DbConnection, ref_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        alert_deliveries::table.filter(alert_deliveries::ref_id.eq(ref_id)),
+    ))
+    .get_result(conn)
+}
+
+/// Whether `recipient` has a push about `alert_id` held in `round`.
+pub fn holds_push_for(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    round: i32,
+    recipient: &str,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        alert_deliveries::table
+            .filter(alert_deliveries::alert_id.eq(alert_id))
+            .filter(alert_deliveries::round.eq(round))
+            .filter(alert_deliveries::recipient.eq(recipient))
+            .filter(alert_deliveries::channel.eq("push"))
+            .filter(alert_deliveries::status.eq("held")),
+    ))
+    .get_result(conn)
+}
+
+/// A delivery as found by its reference: its alert, round, escalation, audience and status.
+pub type DeliveryKey = (String, i32, i32, String, String);
+
+/// The delivery `ref_id`: its alert, round, escalation, audience and status.
+pub fn find_delivery(conn: &mut DbConnection, ref_id: &str) -> QueryResult<Option<DeliveryKey>> {
+    alert_deliveries::table
+        .filter(alert_deliveries::ref_id.eq(ref_id))
+        .select((
+            alert_deliveries::alert_id,
+            alert_deliveries::round,
+            alert_deliveries::escalation,
+            alert_deliveries::audience,
+            alert_deliveries::status,
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Writes the status and detail of the delivery `ref_id`, stamping `updated_at`.
+pub fn set_delivery_outcome(
+    conn: &mut DbConnection,
+    ref_id: &str,
+    status: &str,
+    detail: Option<String>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(alert_deliveries::table.filter(alert_deliveries::ref_id.eq(ref_id)))
+        .set((
+            alert_deliveries::status.eq(status),
+            alert_deliveries::detail.eq(detail),
+            alert_deliveries::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Holds the alert's row until the transaction ends (PostgreSQL, `FOR UPDATE`; SQLite's writes
+/// already take turns).
+pub fn lock_alert(conn: &mut DbConnection, alert_id: &str) -> QueryResult<()> {
+    if let DbConnection::Pg(pg) = conn {
+        alerts::table
+            .find(alert_id)
+            .select(alerts::id)
+            .for_update()
+            .first::<String>(pg)
+            .optional()?;
+    }
+    Ok(())
+}
+
+/// The tier deliveries of one step of an alert: channel, status and recipient of each.
+pub fn tier_deliveries(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    step: Step,
+) -> QueryResult<Vec<(String, String, String)>> {
+    alert_deliveries::table
+        .filter(alert_deliveries::alert_id.eq(alert_id))
+        .filter(alert_deliveries::round.eq(step.round))
+        .filter(alert_deliveries::escalation.eq(step.escalation))
+        .filter(alert_deliveries::audience.eq("tier"))
+        .select((
+            alert_deliveries::channel,
+            alert_deliveries::status,
+            alert_deliveries::recipient,
+        ))
+        .load(conn)
+}
+
+/// Whether the last resort was told about the alert in `round`.
+pub fn last_resort_told(conn: &mut DbConnection, alert_id: &str, round: i32) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        alert_deliveries::table
+            .filter(alert_deliveries::alert_id.eq(alert_id))
+            .filter(alert_deliveries::round.eq(round))
+            .filter(alert_deliveries::audience.eq("last_resort")),
+    ))
+    .get_result(conn)
+}
+
+/// Marks the alert reached `now` (and no longer unreachable) if it is still in `round` and was
+/// not reached yet; returns how many rows changed (0 or 1).
+pub fn mark_reached(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    round: i32,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        alerts::table
+            .filter(alerts::id.eq(alert_id))
+            .filter(alerts::round.eq(round))
+            .filter(alerts::reached_at.is_null()),
+    )
+    .set((
+        alerts::reached_at.eq(now),
+        alerts::unreachable_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+}
+
+/// Marks the alert unreachable since `now`.
+pub fn set_unreachable(
+    conn: &mut DbConnection,
+    alert_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(alerts::table.find(alert_id))
+        .set(alerts::unreachable_at.eq(now))
+        .execute(conn)
+        .map(drop)
+}
+
+/// An alert's status, and when it was reached and marked unreachable.
+pub type ReachState = (String, Option<NaiveDateTime>, Option<NaiveDateTime>);
+
+/// An alert's status and when it was reached and marked unreachable, if it exists.
+pub fn reach_state(conn: &mut DbConnection, alert_id: &str) -> QueryResult<Option<ReachState>> {
+    alerts::table
+        .find(alert_id)
+        .select((alerts::status, alerts::reached_at, alerts::unreachable_at))
+        .first(conn)
+        .optional()
+}
+
+/// Moves the alert to `tier` (the tier the escalation policy could reach).
+pub fn set_tier(conn: &mut DbConnection, alert_id: &str, tier: i32) -> QueryResult<()> {
+    diesel::update(alerts::table.find(alert_id))
+        .set(alerts::tier.eq(tier))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A stored endpoint.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct EndpointRow {
+    /// Id.
+    pub id: String,
+    /// The clinic.
+    pub clinic_id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// The signing secret.
+    pub secret: String,
+    /// The secret before the last rotation, still signing until `previous_expires_at`.
+    pub previous_secret: Option<String>,
+    /// When the previous secret stops signing.
+    pub previous_expires_at: Option<NaiveDateTime>,
+    /// Whether deliveries are made.
+    pub active: bool,
+    /// Created.
+    pub created_at: NaiveDateTime,
+}
+
+/// Records an endpoint's last outcome: `None` clears its failure and stamps its last success;
+/// a failure marks it failing since `now` (unless it already was) and keeps the reason.
+pub fn record_endpoint_health(
+    conn: &mut DbConnection,
+    endpoint_id: &str,
+    failure: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let target = webhook_endpoints::table.find(endpoint_id);
+    match failure {
+        None => diesel::update(target)
+            .set((
+                webhook_endpoints::last_success_at.eq(Some(now)),
+                webhook_endpoints::failing_since.eq(None::<NaiveDateTime>),
+                webhook_endpoints::last_failure.eq(None::<String>),
+            ))
+            .execute(conn)?,
+        Some(reason) => {
+            diesel::update(target.filter(webhook_endpoints::failing_since.is_null()))
+                .set(webhook_endpoints::failing_since.eq(Some(now)))
+                .execute(conn)?;
+            diesel::update(target)
+                .set(webhook_endpoints::last_failure.eq(Some(reason)))
+                .execute(conn)?
+        }
+    };
+    Ok(())
+}
+
+/// An endpoint's id, since when it has been failing, and its last failure.
+pub type EndpointHealth = (String, Option<NaiveDateTime>, Option<String>);
+
+/// The id, failing-since and last failure of each of a clinic's active endpoints, in id order.
+pub fn endpoint_health(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+) -> QueryResult<Vec<EndpointHealth>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
+        .filter(webhook_endpoints::active.eq(true))
+        .select((
+            webhook_endpoints::id,
+            webhook_endpoints::failing_since,
+            webhook_endpoints::last_failure,
+        ))
+        .order(webhook_endpoints::id.asc())
+        .load(conn)
+}
+
+/// The ids of a clinic's active webhook endpoints.
+pub fn active_endpoints(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Vec<String>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
+        .filter(webhook_endpoints::active.eq(true))
+        .select(webhook_endpoints::id)
+        .load(conn)
+}
+
+/// The endpoint `id`, active or not.
+pub fn find_endpoint(conn: &mut DbConnection, id: &str) -> QueryResult<Option<EndpointRow>> {
+    webhook_endpoints::table
+        .find(id)
+        .select(EndpointRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Inserts an endpoint.
+pub fn insert_endpoint(conn: &mut DbConnection, row: &EndpointRow) -> QueryResult<()> {
+    diesel::insert_into(webhook_endpoints::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// A page of a clinic's active endpoints in id order after `after`, at most `limit`.
+pub fn endpoints_page(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<EndpointRow>> {
+    let mut query = webhook_endpoints::table
+        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
+        .filter(webhook_endpoints::active.eq(true))
+        .select(EndpointRow::as_select())
+        .order(webhook_endpoints::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(webhook_endpoints::id.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// Gives the endpoint `id` the signing secret `secret`; `previous` keeps signing until
+/// `previous_expires_at`.
+pub fn rotate_endpoint_secret(
+    conn: &mut DbConnection,
+    id: &str,
+    secret: &str,
+    previous: &str,
+    previous_expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(webhook_endpoints::table.find(id))
+        .set((
+            webhook_endpoints::secret.eq(secret),
+            webhook_endpoints::previous_secret.eq(Some(previous)),
+            webhook_endpoints::previous_expires_at.eq(Some(previous_expires_at)),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Stops deliveries to the endpoint `id`.
+pub fn deactivate_endpoint(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::update(webhook_endpoints::table.find(id))
+        .set(webhook_endpoints::active.eq(false))
+        .execute(conn)
+        .map(drop)
 }

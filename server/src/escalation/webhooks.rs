@@ -12,7 +12,6 @@
 use base64::Engine as _;
 use chrono::{NaiveDateTime, TimeDelta};
 use companion_schema::ids::ClinicId;
-use companion_schema::schema::webhook_endpoints;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -75,27 +74,7 @@ fn new_secret() -> String {
     )
 }
 
-/// A stored endpoint.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = webhook_endpoints)]
-pub struct EndpointRow {
-    /// Id.
-    pub id: String,
-    /// The clinic.
-    pub clinic_id: String,
-    /// Where deliveries go.
-    pub url: String,
-    /// The signing secret.
-    pub secret: String,
-    /// The secret before the last rotation, still signing until `previous_expires_at`.
-    pub previous_secret: Option<String>,
-    /// When the previous secret stops signing.
-    pub previous_expires_at: Option<NaiveDateTime>,
-    /// Whether deliveries are made.
-    pub active: bool,
-    /// Created.
-    pub created_at: NaiveDateTime,
-}
+pub use super::store::EndpointRow;
 
 /// The dedupe key of the delivery of step `step` of `alert_id` to `endpoint` (also its
 /// reference in the alert's deliveries).
@@ -231,25 +210,7 @@ fn record_health(
     failure: Option<&str>,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    let target = webhook_endpoints::table.find(endpoint_id);
-    match failure {
-        None => diesel::update(target)
-            .set((
-                webhook_endpoints::last_success_at.eq(Some(now)),
-                webhook_endpoints::failing_since.eq(None::<NaiveDateTime>),
-                webhook_endpoints::last_failure.eq(None::<String>),
-            ))
-            .execute(conn)?,
-        Some(reason) => {
-            diesel::update(target.filter(webhook_endpoints::failing_since.is_null()))
-                .set(webhook_endpoints::failing_since.eq(Some(now)))
-                .execute(conn)?;
-            diesel::update(target)
-                .set(webhook_endpoints::last_failure.eq(Some(reason)))
-                .execute(conn)?
-        }
-    };
-    Ok(())
+    super::store::record_endpoint_health(conn, endpoint_id, failure, now)
 }
 
 /// The health of a clinic's active endpoints, for the readiness check.
@@ -257,16 +218,7 @@ pub fn health_of(
     conn: &mut DbConnection,
     clinic_id: &str,
 ) -> QueryResult<Vec<super::readiness::WebhookHealth>> {
-    let rows: Vec<(String, Option<NaiveDateTime>, Option<String>)> = webhook_endpoints::table
-        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
-        .filter(webhook_endpoints::active.eq(true))
-        .select((
-            webhook_endpoints::id,
-            webhook_endpoints::failing_since,
-            webhook_endpoints::last_failure,
-        ))
-        .order(webhook_endpoints::id.asc())
-        .load(conn)?;
+    let rows = super::store::endpoint_health(conn, clinic_id)?;
     Ok(rows
         .into_iter()
         .map(
@@ -281,11 +233,7 @@ pub fn health_of(
 
 /// The clinic's active webhook endpoints.
 pub fn active_endpoints(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Vec<String>> {
-    webhook_endpoints::table
-        .filter(webhook_endpoints::clinic_id.eq(clinic_id))
-        .filter(webhook_endpoints::active.eq(true))
-        .select(webhook_endpoints::id)
-        .load(conn)
+    super::store::active_endpoints(conn, clinic_id)
 }
 
 /// The `webhook.deliver` job: the job's result, and whether anything was sent (false when the
@@ -295,11 +243,7 @@ pub async fn deliver(app: &App, job: &Claimed, payload: Payload) -> (JobResult, 
     let found = app
         .db
         .run(move |conn| {
-            let endpoint: Option<EndpointRow> = webhook_endpoints::table
-                .find(&endpoint_id)
-                .select(EndpointRow::as_select())
-                .first(conn)
-                .optional()?;
+            let endpoint = super::store::find_endpoint(conn, &endpoint_id)?;
             let alert = super::store::find(conn, &alert_id)?;
             Ok((endpoint, alert))
         })
@@ -410,9 +354,7 @@ pub fn create_endpoint(
         active: true,
         created_at: now,
     };
-    diesel::insert_into(webhook_endpoints::table)
-        .values(&row)
-        .execute(conn)?;
+    super::store::insert_endpoint(conn, &row)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "webhook.create", now)
@@ -480,17 +422,7 @@ pub fn list_endpoints(
     if crate::clinic::find_clinic(conn, clinic.as_str())?.is_none() {
         return Err(Refusal::not_found("clinic").into());
     }
-    let mut query = webhook_endpoints::table
-        .filter(webhook_endpoints::clinic_id.eq(clinic.as_str()))
-        .filter(webhook_endpoints::active.eq(true))
-        .select(EndpointRow::as_select())
-        .order(webhook_endpoints::id.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(webhook_endpoints::id.gt(after.to_owned()));
-    }
-    let rows = query.load(conn)?;
+    let rows = super::store::endpoints_page(conn, clinic.as_str(), after, limit)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "webhooks.read", now).clinic(clinic.as_str()),
@@ -503,11 +435,7 @@ fn own_endpoint(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outco
     let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
         return Err(Refusal::not_found("webhook").into());
     };
-    let row: Option<EndpointRow> = webhook_endpoints::table
-        .find(id.to_string())
-        .select(EndpointRow::as_select())
-        .first(conn)
-        .optional()?;
+    let row = super::store::find_endpoint(conn, &id.to_string())?;
     Ok(row
         .filter(|row| {
             caller
@@ -526,13 +454,13 @@ pub fn rotate_secret(
 ) -> Outcome<EndpointRow> {
     let row = own_endpoint(conn, caller, raw_id)?;
     let secret = new_secret();
-    diesel::update(webhook_endpoints::table.find(&row.id))
-        .set((
-            webhook_endpoints::secret.eq(&secret),
-            webhook_endpoints::previous_secret.eq(Some(&row.secret)),
-            webhook_endpoints::previous_expires_at.eq(Some(now + ROTATION_OVERLAP)),
-        ))
-        .execute(conn)?;
+    super::store::rotate_endpoint_secret(
+        conn,
+        &row.id,
+        &secret,
+        &row.secret,
+        now + ROTATION_OVERLAP,
+    )?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "webhook.rotate", now)
@@ -554,9 +482,7 @@ pub fn deactivate(
     now: NaiveDateTime,
 ) -> Outcome<()> {
     let row = own_endpoint(conn, caller, raw_id)?;
-    diesel::update(webhook_endpoints::table.find(&row.id))
-        .set(webhook_endpoints::active.eq(false))
-        .execute(conn)?;
+    super::store::deactivate_endpoint(conn, &row.id)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "webhook.delete", now)

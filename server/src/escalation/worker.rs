@@ -7,7 +7,6 @@
 //! nobody at all can be tried, the alert is marked unreachable, counted, logged by id, and the
 //! organisation's admins are told.
 
-use companion_schema::schema::alerts;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -339,9 +338,7 @@ fn notify_step(
         )?;
     }
     if reached != target {
-        diesel::update(alerts::table.find(&alert.id))
-            .set(alerts::tier.eq(reached as i32))
-            .execute(conn)?;
+        store::set_tier(conn, &alert.id, reached as i32)?;
     }
     let audience = Audience::Tier(reached as i32);
     let event = match (step.round, step.escalation) {

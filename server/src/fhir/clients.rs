@@ -9,8 +9,7 @@
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, SubsecRound as _, TimeDelta, Utc};
 use companion_schema::ids::{AccountId, ClinicId, SessionId};
-use companion_schema::schema::{client_assertions, system_clients, system_tokens};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -25,31 +24,7 @@ use crate::fhir::smart::{self, AssertionError};
 /// The prefix of every system access token (tells it apart from a staff JWT).
 pub const TOKEN_PREFIX: &str = "cst_";
 
-/// A registered system client.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = system_clients)]
-pub struct ClientRow {
-    /// The client id (`iss` and `sub` of its assertions).
-    pub id: String,
-    /// Its clinic: the only one whose data it reads.
-    pub clinic_id: String,
-    /// A name for people.
-    pub name: String,
-    /// Its public keys (JWK Set JSON).
-    pub jwks: String,
-    /// The scopes it may ask for.
-    pub scope: String,
-    /// The admin who registered it.
-    pub created_by: String,
-    /// Registered.
-    pub created_at: NaiveDateTime,
-    /// Set once disabled.
-    pub disabled_at: Option<NaiveDateTime>,
-    /// When a token was last issued to it or used (to the minute).
-    pub last_used_at: Option<NaiveDateTime>,
-    /// When its keys were last replaced.
-    pub keys_rotated_at: Option<NaiveDateTime>,
-}
+pub use super::store::ClientRow;
 
 /// How stale `last_used_at` may get before a use writes it again (a read does not write on
 /// every request).
@@ -96,9 +71,7 @@ pub fn register(
         last_used_at: None,
         keys_rotated_at: None,
     };
-    diesel::insert_into(system_clients::table)
-        .values(&row)
-        .execute(conn)?;
+    super::store::insert_client(conn, &row)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "system_client.create", at)
@@ -210,11 +183,7 @@ pub fn issue_token(
         Ok(id) => id,
         Err(reason) => return refused(reason),
     };
-    let client: Option<ClientRow> = system_clients::table
-        .find(&client_id)
-        .select(ClientRow::as_select())
-        .first(conn)
-        .optional()?;
+    let client = super::store::find_client(conn, &client_id)?;
     let Some(client) = client.filter(|c| c.disabled_at.is_none()) else {
         return refused(AssertionError::Signature);
     };
@@ -236,23 +205,10 @@ pub fn issue_token(
     };
     // The jti is one-time: spent here, kept until the assertion could no longer be used anyway.
     let at = now.naive_utc().trunc_subsecs(6);
-    diesel::delete(
-        client_assertions::table
-            .filter(client_assertions::client_id.eq(&client.id))
-            .filter(client_assertions::expires_at.lt(at)),
-    )
-    .execute(conn)?;
     let exp = DateTime::<Utc>::from_timestamp(claims.exp, 0)
         .map(|d| d.naive_utc())
         .unwrap_or(at);
-    let spent = crate::per_backend!(conn, |c| diesel::insert_into(client_assertions::table)
-        .values((
-            client_assertions::client_id.eq(&client.id),
-            client_assertions::jti.eq(&claims.jti),
-            client_assertions::expires_at.eq(exp),
-        ))
-        .on_conflict_do_nothing()
-        .execute(c)?);
+    let spent = super::store::spend_assertion(conn, &client.id, &claims.jti, exp, at)?;
     if spent != 1 {
         return Err(oauth(
             400,
@@ -268,19 +224,18 @@ pub fn issue_token(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
     let scope = smart::scopes_text(&granted);
-    diesel::update(system_clients::table.find(&client.id))
-        .set(system_clients::last_used_at.eq(Some(at)))
-        .execute(conn)?;
-    diesel::insert_into(system_tokens::table)
-        .values((
-            system_tokens::token_hash.eq(hash(&token)),
-            system_tokens::client_id.eq(&client.id),
-            system_tokens::clinic_id.eq(&client.clinic_id),
-            system_tokens::scope.eq(&scope),
-            system_tokens::issued_at.eq(at),
-            system_tokens::expires_at.eq(at + TimeDelta::seconds(smart::ACCESS_TOKEN_SECONDS)),
-        ))
-        .execute(conn)?;
+    super::store::touch_client(conn, &client.id, at)?;
+    super::store::insert_token(
+        conn,
+        &super::store::NewSystemToken {
+            token_hash: &hash(&token),
+            client_id: &client.id,
+            clinic_id: &client.clinic_id,
+            scope: &scope,
+            issued_at: at,
+            expires_at: at + TimeDelta::seconds(smart::ACCESS_TOKEN_SECONDS),
+        },
+    )?;
     Ok(Grant {
         access_token: token,
         expires_in: smart::ACCESS_TOKEN_SECONDS,
@@ -305,28 +260,7 @@ pub fn system_caller(
         )
         .into())
     };
-    type Found = (
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-    );
-    let found: Option<Found> = system_tokens::table
-        .inner_join(system_clients::table.on(system_clients::id.eq(system_tokens::client_id)))
-        .filter(system_tokens::token_hash.eq(hash(token)))
-        .filter(system_clients::clinic_id.eq(system_tokens::clinic_id))
-        .select((
-            system_tokens::client_id,
-            system_tokens::clinic_id,
-            system_tokens::scope,
-            system_tokens::expires_at,
-            system_clients::disabled_at,
-            system_clients::last_used_at,
-        ))
-        .first(conn)
-        .optional()?;
+    let found = super::store::find_token(conn, &hash(token))?;
     let Some((client_id, clinic_id, scope, expires_at, disabled_at, last_used_at)) = found else {
         return invalid();
     };
@@ -344,9 +278,7 @@ pub fn system_caller(
         .into());
     }
     if last_used_at.is_none_or(|last| last + LAST_USED_RESOLUTION <= at) {
-        diesel::update(system_clients::table.find(&client_id))
-            .set(system_clients::last_used_at.eq(Some(at)))
-            .execute(conn)?;
+        super::store::touch_client(conn, &client_id, at)?;
     }
     let (Some(account_id), Some(session_id)) =
         (AccountId::parse(&client_id), SessionId::parse(&client_id))
@@ -379,16 +311,7 @@ pub fn list(
         return Err(Refusal::not_found("clinic").into());
     };
     caller.ensure_admin_of(&clinic, "manage system clients")?;
-    let mut query = system_clients::table
-        .filter(system_clients::clinic_id.eq(clinic.as_str()))
-        .select(ClientRow::as_select())
-        .order(system_clients::id.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(system_clients::id.gt(after.to_owned()));
-    }
-    let rows = query.load(conn)?;
+    let rows = super::store::clients_page(conn, clinic.as_str(), after, limit)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "system_clients.read", now.naive_utc()).clinic(clinic.as_str()),
@@ -401,11 +324,7 @@ fn own_client(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome
     let Ok(id) = uuid::Uuid::try_parse(raw_id) else {
         return Err(Refusal::not_found("system client").into());
     };
-    let row: Option<ClientRow> = system_clients::table
-        .find(id.to_string())
-        .select(ClientRow::as_select())
-        .first(conn)
-        .optional()?;
+    let row = super::store::find_client(conn, &id.to_string())?;
     Ok(row
         .filter(|row| {
             caller
@@ -420,8 +339,7 @@ fn own_client(conn: &mut DbConnection, caller: &Caller, raw_id: &str) -> Outcome
 
 /// Ends every live token of a client.
 fn end_tokens(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
-    diesel::delete(system_tokens::table.filter(system_tokens::client_id.eq(client_id)))
-        .execute(conn)
+    super::store::delete_client_tokens(conn, client_id)
 }
 
 /// Disables a client: no token is issued to it any more, and its live tokens end now. Disabling
@@ -437,9 +355,7 @@ pub fn disable(
         return Ok(row);
     }
     let at = now.naive_utc().trunc_subsecs(6);
-    diesel::update(system_clients::table.find(&row.id))
-        .set(system_clients::disabled_at.eq(Some(at)))
-        .execute(conn)?;
+    super::store::set_client_disabled(conn, &row.id, at)?;
     end_tokens(conn, &row.id)?;
     audit::record(
         conn,
@@ -468,12 +384,7 @@ pub fn rotate_keys(
     }
     let at = now.naive_utc().trunc_subsecs(6);
     let text = jwks.to_string();
-    diesel::update(system_clients::table.find(&row.id))
-        .set((
-            system_clients::jwks.eq(&text),
-            system_clients::keys_rotated_at.eq(Some(at)),
-        ))
-        .execute(conn)?;
+    super::store::set_client_keys(conn, &row.id, &text, at)?;
     end_tokens(conn, &row.id)?;
     audit::record(
         conn,
@@ -490,21 +401,11 @@ pub fn rotate_keys(
 
 /// The scopes of a system access token (empty when unknown).
 pub fn scope_of_token(conn: &mut DbConnection, token: &str) -> QueryResult<String> {
-    Ok(system_tokens::table
-        .find(hash(token))
-        .select(system_tokens::scope)
-        .first(conn)
-        .optional()?
-        .unwrap_or_default())
+    Ok(super::store::token_scope(conn, &hash(token))?.unwrap_or_default())
 }
 
 /// Deletes system access tokens that have expired, and spent assertion ids whose assertions
 /// could no longer be used anyway (housekeeping). Returns how many rows went.
 pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
-    let tokens = diesel::delete(system_tokens::table.filter(system_tokens::expires_at.le(now)))
-        .execute(conn)?;
-    let assertions =
-        diesel::delete(client_assertions::table.filter(client_assertions::expires_at.lt(now)))
-            .execute(conn)?;
-    Ok(tokens + assertions)
+    super::store::purge_expired_tokens(conn, now)
 }

@@ -1,9 +1,11 @@
 //! The clinic-wide queries that FHIR search needs and the domain stores do not have (the domain
 //! stores list one patient's rows; a FHIR search may span a clinic). Single rows are read through
-//! the domain stores.
+//! the domain stores. Also the SMART system clients, their tokens and spent assertion ids.
 
 use chrono::NaiveDateTime;
-use companion_schema::schema::{accounts, alerts, check_ins};
+use companion_schema::schema::{
+    accounts, alerts, check_ins, client_assertions, system_clients, system_tokens,
+};
 use diesel::prelude::*;
 
 use crate::check_in::CheckInRow;
@@ -173,4 +175,222 @@ pub fn patients_of_clinic(
         q = q.filter(accounts::id.ge(from.to_owned()));
     }
     q.load(conn)
+}
+
+/// A registered system client.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = system_clients)]
+pub struct ClientRow {
+    /// The client id (`iss` and `sub` of its assertions).
+    pub id: String,
+    /// Its clinic: the only one whose data it reads.
+    pub clinic_id: String,
+    /// A name for people.
+    pub name: String,
+    /// Its public keys (JWK Set JSON).
+    pub jwks: String,
+    /// The scopes it may ask for.
+    pub scope: String,
+    /// The admin who registered it.
+    pub created_by: String,
+    /// Registered.
+    pub created_at: NaiveDateTime,
+    /// Set once disabled.
+    pub disabled_at: Option<NaiveDateTime>,
+    /// When a token was last issued to it or used (to the minute).
+    pub last_used_at: Option<NaiveDateTime>,
+    /// When its keys were last replaced.
+    pub keys_rotated_at: Option<NaiveDateTime>,
+}
+
+/// Inserts a system client.
+pub fn insert_client(conn: &mut DbConnection, row: &ClientRow) -> QueryResult<()> {
+    diesel::insert_into(system_clients::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// The system client `id`, enabled or not.
+pub fn find_client(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ClientRow>> {
+    system_clients::table
+        .find(id)
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Spends the assertion id `jti` of `client_id` (kept until `expires_at`), first dropping the
+/// client's spent ids that expired before `at`. Returns 1 when it was spent now, 0 when it had
+/// been used already.
+pub fn spend_assertion(
+    conn: &mut DbConnection,
+    client_id: &str,
+    jti: &str,
+    expires_at: NaiveDateTime,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::delete(
+        client_assertions::table
+            .filter(client_assertions::client_id.eq(client_id))
+            .filter(client_assertions::expires_at.lt(at)),
+    )
+    .execute(conn)?;
+    Ok(crate::per_backend!(conn, |c| diesel::insert_into(
+        client_assertions::table
+    )
+    .values((
+        client_assertions::client_id.eq(client_id),
+        client_assertions::jti.eq(jti),
+        client_assertions::expires_at.eq(expires_at),
+    ))
+    .on_conflict_do_nothing()
+    .execute(c)?))
+}
+
+/// Marks the client used at `at`.
+pub fn touch_client(
+    conn: &mut DbConnection,
+    client_id: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(system_clients::table.find(client_id))
+        .set(system_clients::last_used_at.eq(Some(at)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A system access token to store (by its hash).
+#[derive(Debug, Clone, Copy)]
+pub struct NewSystemToken<'a> {
+    /// SHA-256 of the token, hex.
+    pub token_hash: &'a str,
+    /// The client it was issued to.
+    pub client_id: &'a str,
+    /// The client's clinic.
+    pub clinic_id: &'a str,
+    /// The scopes granted.
+    pub scope: &'a str,
+    /// Issued.
+    pub issued_at: NaiveDateTime,
+    /// Expires.
+    pub expires_at: NaiveDateTime,
+}
+
+/// Stores an issued system access token.
+pub fn insert_token(conn: &mut DbConnection, token: &NewSystemToken<'_>) -> QueryResult<()> {
+    diesel::insert_into(system_tokens::table)
+        .values((
+            system_tokens::token_hash.eq(token.token_hash),
+            system_tokens::client_id.eq(token.client_id),
+            system_tokens::clinic_id.eq(token.clinic_id),
+            system_tokens::scope.eq(token.scope),
+            system_tokens::issued_at.eq(token.issued_at),
+            system_tokens::expires_at.eq(token.expires_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A token found by its hash with its client: client id, clinic, scope, expiry, and the
+/// client's `disabled_at` and `last_used_at`.
+pub type FoundToken = (
+    String,
+    String,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+);
+
+/// The token with hash `token_hash` and its client, when the client is still of the token's
+/// clinic.
+pub fn find_token(conn: &mut DbConnection, token_hash: &str) -> QueryResult<Option<FoundToken>> {
+    system_tokens::table
+        .inner_join(system_clients::table.on(system_clients::id.eq(system_tokens::client_id)))
+        .filter(system_tokens::token_hash.eq(token_hash))
+        .filter(system_clients::clinic_id.eq(system_tokens::clinic_id))
+        .select((
+            system_tokens::client_id,
+            system_tokens::clinic_id,
+            system_tokens::scope,
+            system_tokens::expires_at,
+            system_clients::disabled_at,
+            system_clients::last_used_at,
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// A page of a clinic's system clients in id order after `after`, at most `limit`.
+pub fn clients_page(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ClientRow>> {
+    let mut query = system_clients::table
+        .filter(system_clients::clinic_id.eq(clinic_id))
+        .select(ClientRow::as_select())
+        .order(system_clients::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(system_clients::id.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// Deletes every token of a client; returns how many.
+pub fn delete_client_tokens(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
+    diesel::delete(system_tokens::table.filter(system_tokens::client_id.eq(client_id)))
+        .execute(conn)
+}
+
+/// Marks a client disabled at `at`.
+pub fn set_client_disabled(
+    conn: &mut DbConnection,
+    client_id: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(system_clients::table.find(client_id))
+        .set(system_clients::disabled_at.eq(Some(at)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Replaces a client's keys (JWK Set JSON), stamping `keys_rotated_at`.
+pub fn set_client_keys(
+    conn: &mut DbConnection,
+    client_id: &str,
+    jwks: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(system_clients::table.find(client_id))
+        .set((
+            system_clients::jwks.eq(jwks),
+            system_clients::keys_rotated_at.eq(Some(at)),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The scopes of the token with hash `token_hash`, if it is stored.
+pub fn token_scope(conn: &mut DbConnection, token_hash: &str) -> QueryResult<Option<String>> {
+    system_tokens::table
+        .find(token_hash)
+        .select(system_tokens::scope)
+        .first(conn)
+        .optional()
+}
+
+/// Deletes expired system tokens (`expires_at <= now`) and spent assertion ids that expired
+/// before `now`; returns how many rows went.
+pub fn purge_expired_tokens(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    let tokens = diesel::delete(system_tokens::table.filter(system_tokens::expires_at.le(now)))
+        .execute(conn)?;
+    let assertions =
+        diesel::delete(client_assertions::table.filter(client_assertions::expires_at.lt(now)))
+            .execute(conn)?;
+    Ok(tokens + assertions)
 }

@@ -7,8 +7,6 @@ mod store;
 pub mod use_cases;
 
 use companion_schema::ids::{AccountId, ClinicId};
-use companion_schema::schema::accounts;
-use diesel::prelude::*;
 
 use crate::account::model::Role;
 use crate::auth::extract::Caller;
@@ -60,15 +58,7 @@ pub fn resolve(
     if caller.role == Role::Patient && id != caller.account_id {
         return not_found();
     }
-    let row: Option<(Option<String>, String)> = accounts::table
-        .filter(accounts::id.eq(id.as_str()))
-        .filter(accounts::role.eq(Role::Patient.as_str()))
-        // An erased patient's records (kept de-identified under the clinic's retention policy)
-        // are no longer anyone's to read through the patient routes.
-        .filter(accounts::erased_at.is_null())
-        .select((accounts::clinic_id, accounts::timezone))
-        .first(conn)
-        .optional()?;
+    let row = store::patient_clinic_and_zone(conn, id.as_str())?;
     let Some((Some(clinic_id), timezone)) = row else {
         return not_found();
     };

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use companion_schema::schema::accounts;
 use diesel::prelude::*;
 
+use crate::account::model::Role;
 use crate::db::DbConnection;
 
 /// A patient's profile.
@@ -88,4 +89,21 @@ pub fn update(
         .set((changes, accounts::updated_at.eq(now)))
         .execute(conn)
         .map(drop)
+}
+
+/// The clinic (if any) and the IANA zone of the patient account `id`, or `None` when `id` is not
+/// a patient's account or the patient has been erased.
+pub fn patient_clinic_and_zone(
+    conn: &mut DbConnection,
+    id: &str,
+) -> QueryResult<Option<(Option<String>, String)>> {
+    accounts::table
+        .filter(accounts::id.eq(id))
+        .filter(accounts::role.eq(Role::Patient.as_str()))
+        // An erased patient's records (kept de-identified under the clinic's retention policy)
+        // are no longer anyone's to read through the patient routes.
+        .filter(accounts::erased_at.is_null())
+        .select((accounts::clinic_id, accounts::timezone))
+        .first(conn)
+        .optional()
 }

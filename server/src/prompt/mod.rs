@@ -20,4 +20,4 @@ pub mod kinds {
 
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
-pub use store::PromptRow;
+pub use store::{PromptRow, recent_finished_statuses};

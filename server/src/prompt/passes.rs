@@ -8,8 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
-use companion_schema::schema::{accounts, devices, patient_schedules, prompts};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
@@ -20,7 +19,7 @@ use crate::push::content::PushMessage;
 use crate::push::{self as push_store, DeviceRow};
 
 use super::local_time::{self, DailySpan};
-use super::store::{self, PromptRow, ScheduleRow, status};
+use super::store::{self, Due, PromptRow, status};
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,27 +107,12 @@ async fn plan_lane(app: &App, batch: i64) -> anyhow::Result<usize> {
 /// patients. Returns how many expired.
 pub fn expire_due(conn: &mut DbConnection, now: DateTime<Utc>, batch: i64) -> QueryResult<usize> {
     let stamp = now.naive_utc();
-    let query = prompts::table
-        .filter(prompts::status.eq_any(status::OPEN))
-        .filter(prompts::expires_at.le(stamp))
-        .order(prompts::expires_at)
-        .select((prompts::id, prompts::patient_id, prompts::clinic_id))
-        .limit(batch);
-    let rows: Vec<(String, String, String)> = match conn {
-        DbConnection::Pg(pg) => query.for_update().skip_locked().load(pg)?,
-        DbConnection::Sqlite(sqlite) => query.load(sqlite)?,
-    };
+    let rows = store::take_expired(conn, stamp, batch)?;
     if rows.is_empty() {
         return Ok(0);
     }
     let ids: Vec<&String> = rows.iter().map(|(id, _, _)| id).collect();
-    diesel::update(prompts::table.filter(prompts::id.eq_any(ids)))
-        .set((
-            prompts::status.eq(status::EXPIRED),
-            prompts::closed_at.eq(Some(stamp)),
-            prompts::updated_at.eq(stamp),
-        ))
-        .execute(conn)?;
+    store::close_prompts(conn, &ids, status::EXPIRED, stamp)?;
     let patients: BTreeSet<(&String, &String)> = rows.iter().map(|(_, p, c)| (p, c)).collect();
     for (patient, clinic) in patients {
         crate::escalation::intake::on_prompts_expired(conn, patient, clinic, stamp)?;
@@ -143,6 +127,16 @@ pub enum Step {
     Send,
     /// The one reminder of a sent prompt.
     Remind,
+}
+
+impl Step {
+    /// The push of the prompt's stored lifecycle this step makes.
+    fn due(self) -> Due {
+        match self {
+            Step::Send => Due::Send,
+            Step::Remind => Due::Remind,
+        }
+    }
 }
 
 /// What a sending pass did.
@@ -167,30 +161,7 @@ pub fn send_due(
     step: Step,
 ) -> QueryResult<Sent> {
     let stamp = now.naive_utc();
-    // Built once per backend: the selected row type is tied to the backend it is loaded on.
-    macro_rules! take {
-        ($state:expr, $at:expr) => {{
-            macro_rules! query {
-                () => {
-                    prompts::table
-                        .filter(prompts::expires_at.gt(stamp))
-                        .filter(prompts::status.eq($state))
-                        .filter($at.le(stamp))
-                        .order($at)
-                        .select(PromptRow::as_select())
-                        .limit(batch)
-                };
-            }
-            match conn {
-                DbConnection::Pg(pg) => query!().for_update().skip_locked().load(pg)?,
-                DbConnection::Sqlite(sqlite) => query!().load(sqlite)?,
-            }
-        }};
-    }
-    let rows: Vec<PromptRow> = match step {
-        Step::Send => take!(status::SCHEDULED, prompts::due_at),
-        Step::Remind => take!(status::SENT, prompts::remind_at),
-    };
+    let rows = store::take_due(conn, stamp, batch, step.due())?;
     let mut out = Sent {
         taken: rows.len(),
         ..Sent::default()
@@ -214,13 +185,7 @@ pub fn send_due(
             .into_iter()
             .partition(|p| gated.contains(&p.patient_id));
         let ids: Vec<&String> = withheld.iter().map(|p| &p.id).collect();
-        diesel::update(prompts::table.filter(prompts::id.eq_any(ids)))
-            .set((
-                prompts::status.eq(status::CANCELLED),
-                prompts::closed_at.eq(Some(stamp)),
-                prompts::updated_at.eq(stamp),
-            ))
-            .execute(conn)?;
+        store::close_prompts(conn, &ids, status::CANCELLED, stamp)?;
         rows
     };
     let patients: Vec<String> = rows
@@ -231,12 +196,7 @@ pub fn send_due(
         .collect();
     let quiet = quiet_hours(conn, &patients)?;
     let mut devices: HashMap<String, Vec<DeviceRow>> = HashMap::new();
-    for device in devices::table
-        .filter(devices::account_id.eq_any(&patients))
-        .filter(devices::active.eq(true))
-        .select(DeviceRow::as_select())
-        .load::<DeviceRow>(conn)?
-    {
+    for device in push_store::active_devices_of(conn, &patients)? {
         devices
             .entry(device.account_id.clone())
             .or_default()
@@ -266,23 +226,7 @@ pub fn send_due(
     }
     push_store::notify_devices(conn, messages, stamp)?;
     if !pushed.is_empty() {
-        let target = prompts::table.filter(prompts::id.eq_any(&pushed));
-        match step {
-            Step::Send => diesel::update(target)
-                .set((
-                    prompts::status.eq(status::SENT),
-                    prompts::sent_at.eq(Some(stamp)),
-                    prompts::updated_at.eq(stamp),
-                ))
-                .execute(conn)?,
-            Step::Remind => diesel::update(target)
-                .set((
-                    prompts::status.eq(status::REMINDED),
-                    prompts::reminded_at.eq(Some(stamp)),
-                    prompts::updated_at.eq(stamp),
-                ))
-                .execute(conn)?,
-        };
+        store::mark_pushed(conn, &pushed, step.due(), stamp)?;
     }
     out.done = pushed.len();
     Ok(out)
@@ -296,34 +240,23 @@ fn postpone(
     expires: DateTime<Utc>,
     stamp: NaiveDateTime,
 ) -> QueryResult<()> {
-    let target = prompts::table.find(&prompt.id);
     match step {
         // A prompt not sent before it expires is left to expire (and counts as missed).
-        Step::Send => diesel::update(target)
-            .set((
-                prompts::due_at.eq(later.min(expires).naive_utc()),
-                prompts::updated_at.eq(stamp),
-            ))
-            .execute(conn)?,
-        Step::Remind => diesel::update(target)
-            .set((
-                prompts::remind_at.eq((later < expires).then(|| later.naive_utc())),
-                prompts::updated_at.eq(stamp),
-            ))
-            .execute(conn)?,
-    };
-    Ok(())
+        Step::Send => store::postpone_send(conn, &prompt.id, later.min(expires).naive_utc(), stamp),
+        Step::Remind => store::postpone_reminder(
+            conn,
+            &prompt.id,
+            (later < expires).then(|| later.naive_utc()),
+            stamp,
+        ),
+    }
 }
 
 fn quiet_hours(
     conn: &mut DbConnection,
     patients: &[String],
 ) -> QueryResult<HashMap<String, (Tz, DailySpan)>> {
-    let rows: Vec<(ScheduleRow, String)> = patient_schedules::table
-        .inner_join(accounts::table)
-        .filter(patient_schedules::patient_id.eq_any(patients))
-        .select((ScheduleRow::as_select(), accounts::timezone))
-        .load(conn)?;
+    let rows = store::schedules_with_zones(conn, patients)?;
     Ok(rows
         .into_iter()
         .map(|(schedule, zone)| {

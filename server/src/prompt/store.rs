@@ -810,3 +810,169 @@ pub fn recent_outcomes(
     }
     Ok(out)
 }
+
+/// The statuses (`completed` or `expired`) of the latest `limit` finished prompts of
+/// `patient_id`, newest due first, counting only prompts that expire after `since` when given.
+pub fn recent_finished_statuses(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    since: Option<NaiveDateTime>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    let mut query = prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .filter(prompts::status.eq_any(["completed", "expired"]))
+        .order((prompts::due_at.desc(), prompts::id.desc()))
+        .select(prompts::status)
+        .limit(limit)
+        .into_boxed();
+    if let Some(since) = since {
+        query = query.filter(prompts::expires_at.gt(since));
+    }
+    query.load(conn)
+}
+
+/// Takes up to `batch` open prompts whose window closed by `stamp`, earliest expiry first, and
+/// locks them (PostgreSQL skips rows another worker holds): id, patient and clinic of each.
+pub fn take_expired(
+    conn: &mut DbConnection,
+    stamp: NaiveDateTime,
+    batch: i64,
+) -> QueryResult<Vec<(String, String, String)>> {
+    let query = prompts::table
+        .filter(prompts::status.eq_any(status::OPEN))
+        .filter(prompts::expires_at.le(stamp))
+        .order(prompts::expires_at)
+        .select((prompts::id, prompts::patient_id, prompts::clinic_id))
+        .limit(batch);
+    match conn {
+        DbConnection::Pg(pg) => query.for_update().skip_locked().load(pg),
+        DbConnection::Sqlite(sqlite) => query.load(sqlite),
+    }
+}
+
+/// Closes the prompts `ids` with the final `state` (expired or cancelled) at `stamp`.
+pub fn close_prompts(
+    conn: &mut DbConnection,
+    ids: &[&String],
+    state: &str,
+    stamp: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(prompts::table.filter(prompts::id.eq_any(ids)))
+        .set((
+            prompts::status.eq(state),
+            prompts::closed_at.eq(Some(stamp)),
+            prompts::updated_at.eq(stamp),
+        ))
+        .execute(conn)
+}
+
+/// Which push of a prompt is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// The first push of a scheduled prompt (`due_at`).
+    Send,
+    /// The one reminder of a sent prompt (`remind_at`).
+    Remind,
+}
+
+/// Takes up to `batch` unexpired prompts whose push `due` is due by `stamp`, earliest first, and
+/// locks them (PostgreSQL skips rows another worker holds).
+pub fn take_due(
+    conn: &mut DbConnection,
+    stamp: NaiveDateTime,
+    batch: i64,
+    due: Due,
+) -> QueryResult<Vec<PromptRow>> {
+    // Built once per backend: the selected row type is tied to the backend it is loaded on.
+    macro_rules! take {
+        ($state:expr, $at:expr) => {{
+            macro_rules! query {
+                () => {
+                    prompts::table
+                        .filter(prompts::expires_at.gt(stamp))
+                        .filter(prompts::status.eq($state))
+                        .filter($at.le(stamp))
+                        .order($at)
+                        .select(PromptRow::as_select())
+                        .limit(batch)
+                };
+            }
+            match conn {
+                DbConnection::Pg(pg) => query!().for_update().skip_locked().load(pg),
+                DbConnection::Sqlite(sqlite) => query!().load(sqlite),
+            }
+        }};
+    }
+    match due {
+        Due::Send => take!(status::SCHEDULED, prompts::due_at),
+        Due::Remind => take!(status::SENT, prompts::remind_at),
+    }
+}
+
+/// Marks the prompts `ids` pushed at `stamp`: sent (for [`Due::Send`]) or reminded.
+pub fn mark_pushed(
+    conn: &mut DbConnection,
+    ids: &[String],
+    due: Due,
+    stamp: NaiveDateTime,
+) -> QueryResult<usize> {
+    let target = prompts::table.filter(prompts::id.eq_any(ids));
+    match due {
+        Due::Send => diesel::update(target)
+            .set((
+                prompts::status.eq(status::SENT),
+                prompts::sent_at.eq(Some(stamp)),
+                prompts::updated_at.eq(stamp),
+            ))
+            .execute(conn),
+        Due::Remind => diesel::update(target)
+            .set((
+                prompts::status.eq(status::REMINDED),
+                prompts::reminded_at.eq(Some(stamp)),
+                prompts::updated_at.eq(stamp),
+            ))
+            .execute(conn),
+    }
+}
+
+/// Moves a prompt's first push to `due_at`.
+pub fn postpone_send(
+    conn: &mut DbConnection,
+    id: &str,
+    due_at: NaiveDateTime,
+    stamp: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(prompts::table.find(id))
+        .set((prompts::due_at.eq(due_at), prompts::updated_at.eq(stamp)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Moves a prompt's reminder to `remind_at` (`None`: no reminder).
+pub fn postpone_reminder(
+    conn: &mut DbConnection,
+    id: &str,
+    remind_at: Option<NaiveDateTime>,
+    stamp: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(prompts::table.find(id))
+        .set((
+            prompts::remind_at.eq(remind_at),
+            prompts::updated_at.eq(stamp),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The schedules of `patients`, each with its patient's IANA zone.
+pub fn schedules_with_zones(
+    conn: &mut DbConnection,
+    patients: &[String],
+) -> QueryResult<Vec<(ScheduleRow, String)>> {
+    patient_schedules::table
+        .inner_join(accounts::table)
+        .filter(patient_schedules::patient_id.eq_any(patients))
+        .select((ScheduleRow::as_select(), accounts::timezone))
+        .load(conn)
+}

@@ -101,3 +101,18 @@ pub fn list(
     }
     query.load(conn)
 }
+
+/// When the latest completed session of `patient_id` scheduled at or before `at` was scheduled,
+/// or `None` if there is none.
+pub fn last_completed_at(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Option<NaiveDateTime>> {
+    treatment_sessions::table
+        .filter(treatment_sessions::patient_id.eq(patient_id))
+        .filter(treatment_sessions::status.eq("completed"))
+        .filter(treatment_sessions::scheduled_at.le(at))
+        .select(diesel::dsl::max(treatment_sessions::scheduled_at))
+        .first(conn)
+}
