@@ -2,7 +2,7 @@
 //! assign and resolve. Each reads and changes the alert on the request's connection, guarded by
 //! the state it read, and writes its audit row.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use companion_schema::ids::{AccountId, AlertId};
 
 use crate::audit::{self, AuditEntry};
@@ -33,8 +33,9 @@ pub fn list(
     filter: InboxFilter,
     after: Option<&InboxCursor>,
     limit: i64,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Vec<AlertRow>> {
+    let now = now.naive_utc();
     if let Some(status) = filter.status.as_deref()
         && !STATUSES.contains(&status)
     {
@@ -89,8 +90,9 @@ pub fn detail(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Detail> {
+    let now = now.naive_utc();
     let alert = clinic_alert(conn, caller, raw_id)?;
     let events = store::events_of(conn, &alert.id)?;
     // An erased patient's alert keeps the minimum needed to act on it: no check-ins.
@@ -160,8 +162,9 @@ pub fn acknowledge(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<(AlertRow, bool)> {
+    let now = now.naive_utc();
     let who = caller.account_id.to_string();
     act(
         conn,
@@ -198,8 +201,9 @@ pub fn assign(
     raw_id: &str,
     raw_assignee: &str,
     channels: Channels,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<AlertRow> {
+    let now = now.naive_utc();
     let not_staff = || Refusal::invalid_field("assignee_id", "is not staff of this clinic");
     let Some(assignee) = AccountId::parse(raw_assignee) else {
         return Err(not_staff().into());
@@ -306,8 +310,9 @@ pub fn resolve(
     raw_id: &str,
     note: &str,
     seen_signals: Option<i32>,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<AlertRow> {
+    let now = now.naive_utc();
     let note = note.trim();
     if note.is_empty() || note.chars().count() > 2000 {
         return Err(Refusal::invalid_field("note", "must be 1 to 2000 characters").into());
@@ -339,8 +344,9 @@ pub fn of_patient(
     caller: &Caller,
     raw_patient: &str,
     limit: i64,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Vec<AlertRow>> {
+    let now = now.naive_utc();
     crate::patient::with_patient(
         conn,
         caller,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use companion_schema::schema::{check_ins, treatment_sessions};
 use diesel::prelude::*;
 use serde_json::Value;
@@ -203,8 +203,9 @@ pub fn on_prompts_expired(
     conn: &mut DbConnection,
     patient_id: &str,
     clinic_id: &str,
-    now: chrono::NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<Option<store::Raised>> {
+    let now = now.naive_utc();
     use companion_schema::schema::{alerts, prompts};
     let thresholds: Thresholds =
         store::read_setting(conn, clinic_id, store::ClinicSetting::AlertThresholds)?;

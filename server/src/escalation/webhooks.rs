@@ -10,7 +10,7 @@
 //! acknowledgement) or `alert.escalated`.
 
 use base64::Engine as _;
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use companion_schema::ids::ClinicId;
 use companion_schema::schema::webhook_endpoints;
 use diesel::prelude::*;
@@ -383,8 +383,9 @@ pub fn create_endpoint(
     policy: &OutboundPolicy,
     raw_clinic: &str,
     raw_url: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<EndpointRow> {
+    let now = now.naive_utc();
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
         return Err(Refusal::not_found("clinic").into());
     };
@@ -471,8 +472,9 @@ pub fn list_endpoints(
     raw_clinic: &str,
     after: Option<&str>,
     limit: i64,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Vec<EndpointRow>> {
+    let now = now.naive_utc();
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
         return Err(Refusal::not_found("clinic").into());
     };
@@ -522,8 +524,9 @@ pub fn rotate_secret(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<EndpointRow> {
+    let now = now.naive_utc();
     let row = own_endpoint(conn, caller, raw_id)?;
     let secret = new_secret();
     diesel::update(webhook_endpoints::table.find(&row.id))
@@ -551,8 +554,9 @@ pub fn deactivate(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<()> {
+    let now = now.naive_utc();
     let row = own_endpoint(conn, caller, raw_id)?;
     diesel::update(webhook_endpoints::table.find(&row.id))
         .set(webhook_endpoints::active.eq(false))

@@ -500,7 +500,8 @@ pub fn scope_of_token(conn: &mut DbConnection, token: &str) -> QueryResult<Strin
 
 /// Deletes system access tokens that have expired, and spent assertion ids whose assertions
 /// could no longer be used anyway (housekeeping). Returns how many rows went.
-pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn purge_expired(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<usize> {
+    let now = now.naive_utc();
     let tokens = diesel::delete(system_tokens::table.filter(system_tokens::expires_at.le(now)))
         .execute(conn)?;
     let assertions =
