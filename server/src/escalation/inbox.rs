@@ -15,6 +15,7 @@ use crate::patient::SelfAccess;
 use diesel::QueryResult;
 
 use crate::push::content::PushMessage;
+use crate::time::utc;
 
 use super::decide::{Channels, Delivery};
 use super::reach::{self, Audience, Channel, NewDelivery};
@@ -182,7 +183,7 @@ pub fn acknowledge(
             let withdrawn =
                 crate::push::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
             // Acknowledged is not resolved: an urgent or high alert left so comes back.
-            super::worker::schedule_ack_lapse(conn, alert, now)?;
+            super::worker::schedule_ack_lapse(conn, alert, utc(now))?;
             let detail = match withdrawn {
                 0 => String::new(),
                 n => format!("{n} held push(es) withdrawn"),
@@ -269,7 +270,7 @@ fn tell_assignee(
                 ref_id: &id,
                 status: Delivery::Queued,
             },
-            now,
+            utc(now),
         )?;
         devices += 1;
     }
@@ -283,7 +284,7 @@ fn tell_assignee(
             Audience::Assignee,
             assignee,
             super::mail::Kind::Alert,
-            now,
+            utc(now),
         )?
     {
         emails += 1;

@@ -8,13 +8,14 @@
 //!   waiting out the delay, and when none is left the alert is marked unreachable and the last
 //!   resort (the organisation's admins, every channel) is told.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use companion_schema::schema::{accounts, alert_deliveries, alerts};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::push as push_store;
 use crate::push::content::PushMessage;
+use crate::time::utc;
 
 use super::decide::{self, Channels, Delivery, StepVerdict};
 use super::rules::Severity;
@@ -85,8 +86,9 @@ pub struct NewDelivery<'a> {
 pub fn record(
     conn: &mut DbConnection,
     delivery: &NewDelivery<'_>,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<bool> {
+    let now = now.naive_utc();
     if exists(conn, delivery.ref_id)? {
         return Ok(false);
     }
@@ -154,8 +156,9 @@ pub fn settle(
     ref_id: &str,
     status: Delivery,
     detail: Option<&str>,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<Option<Settled>> {
+    let now = now.naive_utc();
     let found: Option<(String, i32, i32, String, String)> = alert_deliveries::table
         .filter(alert_deliveries::ref_id.eq(ref_id))
         .select((
@@ -229,8 +232,9 @@ pub fn judge(
     alert_id: &str,
     step: Step,
     channels: Channels,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<Judged> {
+    let now = now.naive_utc();
     lock_alert(conn, alert_id)?;
     let Some(alert) = store::find(conn, alert_id)? else {
         return Ok(Judged::Nothing);
@@ -313,7 +317,7 @@ pub fn judge(
                         None => Ok(Judged::Nothing),
                     }
                 }
-                None => mark_unreachable(conn, &alert, channels, &outcomes, now),
+                None => mark_unreachable(conn, &alert, channels, &outcomes, utc(now)),
             }
         }
     }
@@ -350,8 +354,9 @@ pub fn mark_unreachable(
     alert: &AlertRow,
     channels: Channels,
     why: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<Judged> {
+    let now = now.naive_utc();
     if alert.reached_at.is_some() {
         let told = tell_last_resort(conn, alert, channels, now)?;
         store::event(
@@ -446,7 +451,7 @@ fn tell_last_resort(
                 ref_id: &id,
                 status: Delivery::Queued,
             },
-            now,
+            utc(now),
         )?;
         devices += 1;
     }
@@ -460,7 +465,7 @@ fn tell_last_resort(
                 Audience::LastResort,
                 admin,
                 super::mail::Kind::Unreachable,
-                now,
+                utc(now),
             )? {
                 emails += 1;
             }

@@ -28,6 +28,7 @@ use crate::http::outbound::{OutboundPolicy, Refused};
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::Claimed;
 use crate::jobs::{self, NewJob};
+use crate::time::utc;
 
 /// The job kind.
 pub const DELIVER: &str = "webhook.deliver";
@@ -117,8 +118,9 @@ pub fn enqueue_for_alert(
     event: &str,
     step: super::store::Step,
     audience: super::reach::Audience,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<usize> {
+    let now = now.naive_utc();
     let escalation = step.escalation;
     for endpoint in endpoints {
         let key = delivery_key(endpoint, alert_id, step.round, escalation);
@@ -133,7 +135,7 @@ pub fn enqueue_for_alert(
                 ref_id: &key,
                 status: super::decide::Delivery::Queued,
             },
-            now,
+            utc(now),
         )?;
         jobs::enqueue(
             conn,
