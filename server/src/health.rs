@@ -100,7 +100,7 @@ pub async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> R
             .into_response();
         }
     }
-    let now = state.now().naive_utc();
+    let now = state.now();
     let shared = match state
         .db
         .run(move |conn| crate::metrics::read_shared(conn, now))

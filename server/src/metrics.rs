@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 
@@ -241,7 +241,8 @@ struct KindCount {
 }
 
 /// Reads the shared state: three grouped queries.
-pub fn read_shared(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Shared> {
+pub fn read_shared(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<Shared> {
+    let now = now.naive_utc();
     let mut shared = Shared::default();
     let grouped =
         |conn: &mut DbConnection, sql: &'static str| diesel::sql_query(sql).load::<KindCount>(conn);

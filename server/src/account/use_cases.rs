@@ -1,6 +1,6 @@
 //! Account use cases: who I am, enabling and disabling accounts, the first organisation admin.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use companion_schema::ids::AccountId;
 
 use crate::account::model::Role;
@@ -91,8 +91,9 @@ pub fn insert_org_admin(
     conn: &mut DbConnection,
     email: &str,
     password_hash: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<String> {
+    let now = now.naive_utc();
     let id = AccountId::generate().into_string();
     let inserted = store::insert(
         conn,
@@ -132,7 +133,6 @@ pub async fn create_org_admin(
         .map_err(|p| anyhow::anyhow!("password {p}"))?;
     let hash = crate::auth::password::hash_blocking(password).await?;
     let stored_email = email.as_str().to_owned();
-    let now = now.naive_utc();
     db.write_or_refuse(move |conn| insert_org_admin(conn, &stored_email, &hash, now))
         .await?
         .map_err(|refused| anyhow::anyhow!("{}", refused.message()))

@@ -252,7 +252,7 @@ async fn history(
 ) -> ApiResult<Json<Paginated<CheckIn>>> {
     let (page, filter) = params.parse(state)?;
     let limit = i64::from(page.limit) + 1;
-    let now = state.now().naive_utc();
+    let now = state.now();
     let zones = state.zones.clone();
     let rows = state
         .read_as(access, move |conn, caller| {

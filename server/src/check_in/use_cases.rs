@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::QueryResult;
 use serde_json::Value;
 
@@ -150,8 +150,8 @@ pub fn submit(
                 &row.id,
                 &row.instrument,
                 row.prompt_id.as_deref(),
-                row.completed_at,
-                row.received_at,
+                utc(row.completed_at),
+                utc(row.received_at),
             )?;
             let mut enqueued = raise(conn, caller, &mut row, answers)?;
             if positive_screen(&row) {
@@ -272,7 +272,7 @@ pub fn history(
     raw_patient: Option<&str>,
     filter: &HistoryFilter,
     limit: i64,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Vec<CheckInRow>> {
     let Some(raw) = raw_patient else {
         return Ok(store::history(
@@ -286,7 +286,7 @@ pub fn history(
         let rows = store::history(conn, patient.id.as_str(), filter, limit)?;
         audit::record(
             conn,
-            &AuditEntry::by(caller, "check_ins.read", now)
+            &AuditEntry::by(caller, "check_ins.read", now.naive_utc())
                 .clinic(patient.clinic_id.as_str())
                 .patient(patient.id.as_str()),
         )?;

@@ -362,7 +362,7 @@ pub async fn update_clinic(
                 .map_err(|e| ApiError::internal(&e))?,
         );
     }
-    let now = state.now().naive_utc();
+    let now = state.now();
     state
         .write_as(bearer, move |conn, caller| {
             use_cases::update(conn, caller, &clinic_id, changes, problems, now)
@@ -524,7 +524,7 @@ pub async fn list_clinic_staff(
 ) -> ApiResult<Json<Paginated<StaffMember>>> {
     let page = params.parse()?;
     let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
-    let now = state.now().naive_utc();
+    let now = state.now();
     let rows = state
         .read_as(admin, move |conn, caller| {
             use_cases::staff(conn, caller, &clinic_id, after.as_deref(), limit, now)

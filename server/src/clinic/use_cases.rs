@@ -62,7 +62,7 @@ pub fn update(
     raw_clinic: &str,
     changes: ClinicChanges,
     problems: BTreeMap<String, String>,
-    now: chrono::NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<ClinicRow> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
         return Err(Refusal::not_found("clinic").into());
@@ -82,7 +82,7 @@ pub fn update(
     }
     audit::record(
         conn,
-        &AuditEntry::by(caller, "clinic.update", now).clinic(clinic.as_str()),
+        &AuditEntry::by(caller, "clinic.update", now.naive_utc()).clinic(clinic.as_str()),
     )?;
     Ok(store::find(conn, clinic.as_str())?.ok_or_else(|| Refusal::not_found("clinic"))?)
 }
@@ -290,7 +290,7 @@ pub fn staff(
     raw_clinic: &str,
     after: Option<&str>,
     limit: i64,
-    now: chrono::NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Vec<StaffRow>> {
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
         return Err(Refusal::not_found("clinic").into());
@@ -307,7 +307,7 @@ pub fn staff(
     let rows = store::staff(conn, clinic.as_str(), after, limit)?;
     audit::record(
         conn,
-        &AuditEntry::by(caller, "clinic_staff.read", now).clinic(clinic.as_str()),
+        &AuditEntry::by(caller, "clinic_staff.read", now.naive_utc()).clinic(clinic.as_str()),
     )?;
     Ok(rows)
 }

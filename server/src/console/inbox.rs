@@ -70,7 +70,7 @@ async fn load(
                 },
                 None,
                 PAGE + 1,
-                now.naive_utc(),
+                now,
             )?;
             let more = rows.len() as i64 > PAGE;
             rows.truncate(PAGE as usize);
@@ -318,7 +318,7 @@ async fn act(
         "resolved" => "resolved",
         _ => "open",
     };
-    let now = state.now().naive_utc();
+    let now = state.now();
     let seen_signals = form.signal_count.parse().ok();
     let (note, assignee) = (form.note, form.assignee_id);
     let channels = state.channels();

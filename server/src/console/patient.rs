@@ -83,15 +83,14 @@ pub async fn patient_page(
                 from: Some(since),
                 ..HistoryFilter::default()
             };
-            let n = now.naive_utc();
-            let phq9 = check_ins::history(conn, caller, Some(&raw), &filter("phq9"), 500, n)?;
-            let gad7 = check_ins::history(conn, caller, Some(&raw), &filter("gad7"), 500, n)?;
+            let phq9 = check_ins::history(conn, caller, Some(&raw), &filter("phq9"), 500, now)?;
+            let gad7 = check_ins::history(conn, caller, Some(&raw), &filter("gad7"), 500, now)?;
             let moods =
-                check_ins::history(conn, caller, Some(&raw), &filter("daily_mood"), 1000, n)?;
+                check_ins::history(conn, caller, Some(&raw), &filter("daily_mood"), 1000, now)?;
             let recent =
-                check_ins::history(conn, caller, Some(&raw), &HistoryFilter::default(), 30, n)?;
-            let sessions = sessions::list(conn, caller, Some(&raw), When::All, None, 200, n)?;
-            let alerts = inbox::of_patient(conn, caller, &raw, 50, n)?;
+                check_ins::history(conn, caller, Some(&raw), &HistoryFilter::default(), 30, now)?;
+            let sessions = sessions::list(conn, caller, Some(&raw), When::All, None, 200, now)?;
+            let alerts = inbox::of_patient(conn, caller, &raw, 50, now)?;
             let mut prompt_rows = prompts::patient_prompts(conn, caller, &raw, now, horizon)?;
             prompt_rows.sort_by_key(|p| std::cmp::Reverse(p.due_at));
             prompt_rows.truncate(PROMPTS_SHOWN);

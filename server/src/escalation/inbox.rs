@@ -2,7 +2,7 @@
 //! assign and resolve. Each reads and changes the alert on the request's connection, guarded by
 //! the state it read, and writes its audit row.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use companion_schema::ids::{AccountId, AlertId};
 
 use crate::audit::{self, AuditEntry};
@@ -15,6 +15,7 @@ use crate::patient::SelfAccess;
 use diesel::QueryResult;
 
 use crate::push::content::PushMessage;
+use crate::time::utc;
 
 use super::decide::{Channels, Delivery};
 use super::reach::{self, Audience, Channel, NewDelivery};
@@ -33,8 +34,9 @@ pub fn list(
     filter: InboxFilter,
     after: Option<&InboxCursor>,
     limit: i64,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Vec<AlertRow>> {
+    let now = now.naive_utc();
     if let Some(status) = filter.status.as_deref()
         && !STATUSES.contains(&status)
     {
@@ -89,8 +91,9 @@ pub fn detail(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Detail> {
+    let now = now.naive_utc();
     let alert = clinic_alert(conn, caller, raw_id)?;
     let events = store::events_of(conn, &alert.id)?;
     // An erased patient's alert keeps the minimum needed to act on it: no check-ins.
@@ -160,8 +163,9 @@ pub fn acknowledge(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<(AlertRow, bool)> {
+    let now = now.naive_utc();
     let who = caller.account_id.to_string();
     act(
         conn,
@@ -179,7 +183,7 @@ pub fn acknowledge(
             let withdrawn =
                 crate::push::withdraw_waiting(conn, "care_alert_routine", &alert.id, now)?;
             // Acknowledged is not resolved: an urgent or high alert left so comes back.
-            super::worker::schedule_ack_lapse(conn, alert, now)?;
+            super::worker::schedule_ack_lapse(conn, alert, utc(now))?;
             let detail = match withdrawn {
                 0 => String::new(),
                 n => format!("{n} held push(es) withdrawn"),
@@ -198,8 +202,9 @@ pub fn assign(
     raw_id: &str,
     raw_assignee: &str,
     channels: Channels,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<AlertRow> {
+    let now = now.naive_utc();
     let not_staff = || Refusal::invalid_field("assignee_id", "is not staff of this clinic");
     let Some(assignee) = AccountId::parse(raw_assignee) else {
         return Err(not_staff().into());
@@ -265,7 +270,7 @@ fn tell_assignee(
                 ref_id: &id,
                 status: Delivery::Queued,
             },
-            now,
+            utc(now),
         )?;
         devices += 1;
     }
@@ -279,7 +284,7 @@ fn tell_assignee(
             Audience::Assignee,
             assignee,
             super::mail::Kind::Alert,
-            now,
+            utc(now),
         )?
     {
         emails += 1;
@@ -306,8 +311,9 @@ pub fn resolve(
     raw_id: &str,
     note: &str,
     seen_signals: Option<i32>,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<AlertRow> {
+    let now = now.naive_utc();
     let note = note.trim();
     if note.is_empty() || note.chars().count() > 2000 {
         return Err(Refusal::invalid_field("note", "must be 1 to 2000 characters").into());
@@ -339,8 +345,9 @@ pub fn of_patient(
     caller: &Caller,
     raw_patient: &str,
     limit: i64,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Vec<AlertRow>> {
+    let now = now.naive_utc();
     crate::patient::with_patient(
         conn,
         caller,

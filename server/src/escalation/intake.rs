@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::QueryResult;
 use serde_json::Value;
 
@@ -184,8 +184,9 @@ pub fn on_prompts_expired(
     conn: &mut DbConnection,
     patient_id: &str,
     clinic_id: &str,
-    now: chrono::NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<Option<store::Raised>> {
+    let now = now.naive_utc();
     let thresholds: Thresholds =
         store::read_setting(conn, clinic_id, store::ClinicSetting::AlertThresholds)?;
     let last_check_in = crate::check_in::last_received_at(conn, patient_id)?;

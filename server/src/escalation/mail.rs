@@ -3,7 +3,7 @@
 //! nobody could be reached). The `alert.email` job sends it through the SMTP server and records
 //! whether the server accepted it, which counts as reaching that person.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,7 @@ use crate::email::{self, Sent};
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::{Claimed, NewJob, Priority};
 use crate::jobs::{self, Job, JobKind};
+use crate::time::utc;
 
 use super::decide::Delivery;
 use super::reach::{self, Audience, Channel, NewDelivery};
@@ -54,8 +55,9 @@ pub fn enqueue(
     audience: Audience,
     account_id: &str,
     kind: Kind,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<bool> {
+    let now = now.naive_utc();
     let scope = match audience {
         Audience::Tier(_) => "care".to_owned(),
         Audience::LastResort => "last".to_owned(),
@@ -74,7 +76,7 @@ pub fn enqueue(
             ref_id: &ref_id,
             status: Delivery::Queued,
         },
-        now,
+        utc(now),
     )?;
     if !recorded {
         return Ok(false);

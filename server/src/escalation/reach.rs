@@ -8,12 +8,13 @@
 //!   waiting out the delay, and when none is left the alert is marked unreachable and the last
 //!   resort (the organisation's admins, every channel) is told.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::QueryResult;
 
 use crate::db::DbConnection;
 use crate::push as push_store;
 use crate::push::content::PushMessage;
+use crate::time::utc;
 
 use super::decide::{self, Channels, Delivery, StepVerdict};
 use super::rules::Severity;
@@ -84,8 +85,9 @@ pub struct NewDelivery<'a> {
 pub fn record(
     conn: &mut DbConnection,
     delivery: &NewDelivery<'_>,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<bool> {
+    let now = now.naive_utc();
     if exists(conn, delivery.ref_id)? {
         return Ok(false);
     }
@@ -140,8 +142,9 @@ pub fn settle(
     ref_id: &str,
     status: Delivery,
     detail: Option<&str>,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<Option<Settled>> {
+    let now = now.naive_utc();
     let found = store::find_delivery(conn, ref_id)?;
     let Some((alert_id, round, escalation, audience, current)) = found else {
         return Ok(None);
@@ -185,8 +188,9 @@ pub fn judge(
     alert_id: &str,
     step: Step,
     channels: Channels,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<Judged> {
+    let now = now.naive_utc();
     store::lock_alert(conn, alert_id)?;
     let Some(alert) = store::find(conn, alert_id)? else {
         return Ok(Judged::Nothing);
@@ -249,7 +253,7 @@ pub fn judge(
                         None => Ok(Judged::Nothing),
                     }
                 }
-                None => mark_unreachable(conn, &alert, channels, &outcomes, now),
+                None => mark_unreachable(conn, &alert, channels, &outcomes, utc(now)),
             }
         }
     }
@@ -286,8 +290,9 @@ pub fn mark_unreachable(
     alert: &AlertRow,
     channels: Channels,
     why: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<Judged> {
+    let now = now.naive_utc();
     if alert.reached_at.is_some() {
         let told = tell_last_resort(conn, alert, channels, now)?;
         store::event(
@@ -369,7 +374,7 @@ fn tell_last_resort(
                 ref_id: &id,
                 status: Delivery::Queued,
             },
-            now,
+            utc(now),
         )?;
         devices += 1;
     }
@@ -383,7 +388,7 @@ fn tell_last_resort(
                 Audience::LastResort,
                 admin,
                 super::mail::Kind::Unreachable,
-                now,
+                utc(now),
             )? {
                 emails += 1;
             }

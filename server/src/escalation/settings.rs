@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use companion_schema::ids::ClinicId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,7 +55,7 @@ pub fn update_setting<T: Serialize>(
     caller: &Caller,
     raw_clinic: &str,
     change: SettingChange<T>,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<T> {
     let SettingChange {
         setting,
@@ -83,7 +83,7 @@ pub fn update_setting<T: Serialize>(
     }
     audit::record(
         conn,
-        &AuditEntry::by(caller, action, now).clinic(clinic.as_str()),
+        &AuditEntry::by(caller, action, now.naive_utc()).clinic(clinic.as_str()),
     )?;
     Ok(value)
 }
@@ -206,7 +206,7 @@ pub fn set_working_hours(
     caller: &Caller,
     hours: &WorkingHours,
     timezone: Option<&str>,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<String> {
     let mut problems = hours.problems();
     let timezone = match timezone
@@ -231,6 +231,6 @@ pub fn set_working_hours(
         caller.account_id.as_str(),
         &json,
         timezone.as_deref(),
-        now,
+        now.naive_utc(),
     )?)
 }

@@ -10,7 +10,7 @@
 //! acknowledgement) or `alert.escalated`.
 
 use base64::Engine as _;
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use companion_schema::ids::ClinicId;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
@@ -27,6 +27,7 @@ use crate::http::outbound::{OutboundPolicy, Refused};
 use crate::jobs::runner::JobResult;
 use crate::jobs::store::Claimed;
 use crate::jobs::{self, NewJob};
+use crate::time::utc;
 
 /// The job kind.
 pub const DELIVER: &str = "webhook.deliver";
@@ -96,8 +97,9 @@ pub fn enqueue_for_alert(
     event: &str,
     step: super::store::Step,
     audience: super::reach::Audience,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<usize> {
+    let now = now.naive_utc();
     let escalation = step.escalation;
     for endpoint in endpoints {
         let key = delivery_key(endpoint, alert_id, step.round, escalation);
@@ -112,7 +114,7 @@ pub fn enqueue_for_alert(
                 ref_id: &key,
                 status: super::decide::Delivery::Queued,
             },
-            now,
+            utc(now),
         )?;
         jobs::enqueue(
             conn,
@@ -327,8 +329,9 @@ pub fn create_endpoint(
     policy: &OutboundPolicy,
     raw_clinic: &str,
     raw_url: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<EndpointRow> {
+    let now = now.naive_utc();
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
         return Err(Refusal::not_found("clinic").into());
     };
@@ -413,8 +416,9 @@ pub fn list_endpoints(
     raw_clinic: &str,
     after: Option<&str>,
     limit: i64,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Vec<EndpointRow>> {
+    let now = now.naive_utc();
     let Some(clinic) = ClinicId::parse(raw_clinic) else {
         return Err(Refusal::not_found("clinic").into());
     };
@@ -450,8 +454,9 @@ pub fn rotate_secret(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<EndpointRow> {
+    let now = now.naive_utc();
     let row = own_endpoint(conn, caller, raw_id)?;
     let secret = new_secret();
     super::store::rotate_endpoint_secret(
@@ -479,8 +484,9 @@ pub fn deactivate(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<()> {
+    let now = now.naive_utc();
     let row = own_endpoint(conn, caller, raw_id)?;
     super::store::deactivate_endpoint(conn, &row.id)?;
     audit::record(

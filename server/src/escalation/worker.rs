@@ -142,7 +142,7 @@ pub async fn settle_outcome(
     status: Delivery,
     detail: Option<String>,
 ) -> Result<(), String> {
-    let now = app.now().naive_utc();
+    let now = app.now();
     let channels = app.channels();
     let judged = app
         .db
@@ -324,7 +324,8 @@ fn notify_step(
                 "not configured"
             }
         );
-        return reach::mark_unreachable(conn, &alert, channels, &summary, now).map(Outcome::from);
+        return reach::mark_unreachable(conn, &alert, channels, &summary, utc(now))
+            .map(Outcome::from);
     };
     for skipped in (target..reached).chain(reached + 1..=target) {
         let reach = tiers.load(conn, skipped)?.2;
@@ -393,7 +394,7 @@ fn notify_step(
                         Delivery::Queued
                     },
                 },
-                now,
+                now_utc,
             )?;
             sent += 1;
             if hold {
@@ -402,7 +403,7 @@ fn notify_step(
         }
     }
     let hooks = super::webhooks::enqueue_for_alert(
-        conn, &endpoints, &alert.id, event, step, audience, now,
+        conn, &endpoints, &alert.id, event, step, audience, now_utc,
     )?;
     let mut emails = 0;
     if channels.email && severity >= Severity::High {
@@ -420,7 +421,7 @@ fn notify_step(
                 audience,
                 &recipient,
                 super::mail::Kind::Alert,
-                now,
+                now_utc,
             )? {
                 emails += 1;
             }
@@ -439,7 +440,7 @@ fn notify_step(
         now,
     )?;
     // A step with nothing left to wait for (everything deduplicated) is judged now.
-    reach::judge(conn, &alert.id, step, channels, now).map(Outcome::from)
+    reach::judge(conn, &alert.id, step, channels, now_utc).map(Outcome::from)
 }
 
 /// `alert.notify`: push to the active devices of the tier the alert has reached (the next
@@ -568,8 +569,9 @@ pub struct AckLapsePayload {
 pub fn schedule_ack_lapse(
     conn: &mut DbConnection,
     alert: &AlertRow,
-    now: chrono::NaiveDateTime,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> QueryResult<()> {
+    let now = now.naive_utc();
     let Some(lapse) = ack_lapse(store::parse_severity(&alert.severity)) else {
         return Ok(());
     };

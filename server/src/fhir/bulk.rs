@@ -335,7 +335,8 @@ pub struct Swept {
 /// be downloaded (expired, failed, cancelled, invalidated) and every folder under `exports/`
 /// that no queued, running or downloadable export owns; then deletes rows that stopped being
 /// downloadable more than [`ROW_RETENTION_DAYS`] ago.
-pub async fn sweep(app: &App, now: NaiveDateTime) -> anyhow::Result<Swept> {
+pub async fn sweep(app: &App, now: DateTime<Utc>) -> anyhow::Result<Swept> {
+    let now = now.naive_utc();
     let root = app.config.data_dir.join("exports");
     let mut swept = Swept::default();
     let names: Vec<String> = match std::fs::read_dir(&root) {

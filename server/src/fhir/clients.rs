@@ -7,7 +7,7 @@
 //! its clinic's staff would; audit rows name the client itself.
 
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDateTime, SubsecRound as _, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use companion_schema::ids::{AccountId, ClinicId, SessionId};
 use diesel::QueryResult;
 use rand::RngCore;
@@ -406,6 +406,6 @@ pub fn scope_of_token(conn: &mut DbConnection, token: &str) -> QueryResult<Strin
 
 /// Deletes system access tokens that have expired, and spent assertion ids whose assertions
 /// could no longer be used anyway (housekeeping). Returns how many rows went.
-pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
-    super::store::purge_expired_tokens(conn, now)
+pub fn purge_expired(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<usize> {
+    super::store::purge_expired_tokens(conn, now.naive_utc())
 }

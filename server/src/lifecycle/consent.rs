@@ -148,7 +148,7 @@ pub fn publish(
         .iter()
         .filter(|p| standings.get(*p).is_some_and(|s| !s.prompted()))
         .collect();
-    prompt::use_cases::cancel_open_prompts(conn, &unconsented, stamp)?;
+    prompt::use_cases::cancel_open_prompts(conn, &unconsented, now)?;
     audit::record(
         conn,
         &AuditEntry::by(caller, "consent_document.publish", stamp)

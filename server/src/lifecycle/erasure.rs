@@ -170,7 +170,7 @@ pub fn erase(
             diesel::update(invitations::table.filter(invitations::accepted_account_id.eq(id)))
                 .set(invitations::email.eq(None::<String>))
                 .execute(conn)?;
-            super::erasure_traces::clear(conn, id, patient.clinic_id.as_str(), mode, stamp)?;
+            super::erasure_traces::clear(conn, id, patient.clinic_id.as_str(), mode, now)?;
             diesel::update(accounts::table.find(id))
                 .set((
                     accounts::email.eq(format!("erased-{id}@invalid")),

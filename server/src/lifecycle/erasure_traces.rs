@@ -7,7 +7,7 @@
 //! every Bulk Data export of the clinic made before the erasure is invalidated, its files deleted
 //! by housekeeping (and at once, after the erasure commits: see [`after_commit`]).
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use companion_schema::schema::{accounts, check_ins, invitations, password_resets};
 use diesel::prelude::*;
 
@@ -23,8 +23,9 @@ pub fn clear(
     id: &str,
     clinic_id: &str,
     mode: ErasureMode,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<()> {
+    let now = now.naive_utc();
     let email: Option<String> = accounts::table
         .find(id)
         .select(accounts::email)
@@ -81,7 +82,7 @@ pub fn without_free_text(answers: &str) -> Option<String> {
 /// After an erasure has committed: the files of the exports it invalidated are deleted now
 /// rather than at the next housekeeping pass. A failure is logged; housekeeping tries again.
 pub async fn after_commit(app: &App) {
-    if let Err(error) = crate::fhir::bulk::sweep(app, app.now().naive_utc()).await {
+    if let Err(error) = crate::fhir::bulk::sweep(app, app.now()).await {
         tracing::warn!(%error, "export files of an erased patient's clinic not yet deleted; housekeeping will");
     }
 }

@@ -197,8 +197,9 @@ fn cutoff(now: NaiveDateTime, days: Option<i32>) -> Option<NaiveDateTime> {
 pub fn purge_clinic(
     conn: &mut DbConnection,
     row: &LifecycleRow,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<Purged> {
+    let now = now.naive_utc();
     let mut purged = Purged::default();
     let clinic = row.clinic_id.as_str();
     if let Some(before) = cutoff(now, row.check_in_retention_days) {

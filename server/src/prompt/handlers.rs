@@ -403,7 +403,7 @@ pub async fn set_clinic_care_plan(
     ApiJson(body): ApiJson<CarePlan>,
 ) -> ApiResult<Json<CarePlan>> {
     let problems = body.problems(|key| state.catalogue.find(key, None).is_some());
-    let now = state.now().naive_utc();
+    let now = state.now();
     let plan = state
         .write_as(staff, move |conn, caller| {
             let change = settings::SettingChange {

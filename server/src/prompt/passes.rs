@@ -115,7 +115,7 @@ pub fn expire_due(conn: &mut DbConnection, now: DateTime<Utc>, batch: i64) -> Qu
     store::close_prompts(conn, &ids, status::EXPIRED, stamp)?;
     let patients: BTreeSet<(&String, &String)> = rows.iter().map(|(_, p, c)| (p, c)).collect();
     for (patient, clinic) in patients {
-        crate::escalation::intake::on_prompts_expired(conn, patient, clinic, stamp)?;
+        crate::escalation::intake::on_prompts_expired(conn, patient, clinic, now)?;
     }
     Ok(rows.len())
 }

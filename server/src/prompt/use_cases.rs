@@ -55,9 +55,9 @@ pub fn replan_patient(
 pub fn replan_clinic_later(
     conn: &mut DbConnection,
     clinic_id: &str,
-    now: chrono::NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> diesel::QueryResult<bool> {
-    store::enqueue_clinic_replan(conn, clinic_id, now)
+    store::enqueue_clinic_replan(conn, clinic_id, now.naive_utc())
 }
 
 /// Completes the prompt a stored check-in answers (the one it names, or the open one of its
@@ -69,8 +69,8 @@ pub fn complete_for_check_in(
     check_in_id: &str,
     instrument: &str,
     named: Option<&str>,
-    completed_at: chrono::NaiveDateTime,
-    now: chrono::NaiveDateTime,
+    completed_at: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> diesel::QueryResult<Option<String>> {
     store::complete_for_check_in(
         conn,
@@ -78,8 +78,8 @@ pub fn complete_for_check_in(
         check_in_id,
         instrument,
         named,
-        completed_at,
-        now,
+        completed_at.naive_utc(),
+        now.naive_utc(),
     )
 }
 
@@ -95,9 +95,9 @@ pub fn patients_with_open_prompts(
 pub fn cancel_open_prompts(
     conn: &mut DbConnection,
     patients: &[&String],
-    now: chrono::NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
-    store::cancel_open(conn, patients, now)
+    store::cancel_open(conn, patients, now.naive_utc())
 }
 
 /// Screening stays complete (CLINICAL.md, part 2): a positive PHQ-2 (`check_in_id`, stored in

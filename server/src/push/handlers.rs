@@ -439,7 +439,7 @@ pub async fn test_device(
     bearer: Bearer,
     Path(device_id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Notification>)> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     let row = state
         .write_as(bearer, move |conn, caller| {
             use_cases::send_test(conn, caller, &device_id, now)
@@ -512,7 +512,7 @@ pub async fn open_notification(
     bearer: Bearer,
     Path(notification_id): Path<String>,
 ) -> ApiResult<Json<Notification>> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     state
         .write_as(bearer, move |conn, caller| {
             use_cases::mark_opened(conn, caller, &notification_id, now)

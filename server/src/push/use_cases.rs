@@ -1,7 +1,7 @@
 //! Device and notification use cases: a caller registers and unregisters their devices, sends
 //! themself a test notification, reads a notification's delivery state and reports it opened.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use companion_schema::ids::{DeviceId, NotificationId};
 
 use crate::auth::extract::Caller;
@@ -62,8 +62,9 @@ pub fn send_test(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<NotificationRow> {
+    let now = now.naive_utc();
     let device = own_device(conn, caller, raw_id)?;
     if !device.active {
         return Err(Refusal::conflict(
@@ -103,10 +104,10 @@ pub fn mark_opened(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<NotificationRow> {
     let found = notification(conn, caller, raw_id)?;
-    store::mark_opened(conn, &found.id, now)?;
+    store::mark_opened(conn, &found.id, now.naive_utc())?;
     notification(conn, caller, &found.id)
 }
 

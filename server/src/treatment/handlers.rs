@@ -268,11 +268,11 @@ async fn list(
     }
     .parse()?;
     let after = page.after_time_key()?;
-    let now = state.now().naive_utc();
+    let now = state.now();
     let when = match params.when.as_deref() {
         None | Some("all") => When::All,
-        Some("upcoming") => When::Upcoming(now),
-        Some("past") => When::Past(now),
+        Some("upcoming") => When::Upcoming(now.naive_utc()),
+        Some("past") => When::Past(now.naive_utc()),
         Some(_) => {
             return Err(ApiError::invalid_field(
                 "when",

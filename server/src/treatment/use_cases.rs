@@ -213,7 +213,7 @@ pub fn list(
     when: When,
     after: Option<(NaiveDateTime, String)>,
     limit: i64,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Outcome<Vec<SessionRow>> {
     let Some(raw) = raw_patient else {
         return Ok(store::list(
@@ -228,7 +228,7 @@ pub fn list(
         let rows = store::list(conn, patient.id.as_str(), when, after, limit)?;
         audit::record(
             conn,
-            &AuditEntry::by(caller, "sessions.read", now)
+            &AuditEntry::by(caller, "sessions.read", now.naive_utc())
                 .clinic(patient.clinic_id.as_str())
                 .patient(patient.id.as_str()),
         )?;

@@ -137,14 +137,14 @@ pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
         }
     }
     purged += retention_purge(app, app.now()).await?.total();
-    let now = app.now().naive_utc();
+    let now = app.now();
     purged += app
         .db
         .write(move |conn| crate::fhir::clients::purge_expired(conn, now))
         .await?;
     let swept = crate::fhir::bulk::sweep(app, now).await?;
     purged += swept.folders + swept.rows;
-    let before = now - TimeDelta::days(i64::from(app.config.org_audit_retention_days));
+    let before = now.naive_utc() - TimeDelta::days(i64::from(app.config.org_audit_retention_days));
     loop {
         let n = app
             .db
@@ -164,7 +164,6 @@ pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
 /// an erasure kept while they were unresolved go once resolved (unless the clinic
 /// de-identifies). One transaction per clinic. Returns what was deleted in all.
 pub async fn retention_purge(app: &App, now: DateTime<Utc>) -> anyhow::Result<Purged> {
-    let stamp = now.naive_utc();
     let clinics = app.db.run(lifecycle_store::all_lifecycles).await?;
     let mut total = Purged {
         alerts: app.db.write(retention::purge_erased_alerts).await?,
@@ -177,7 +176,7 @@ pub async fn retention_purge(app: &App, now: DateTime<Utc>) -> anyhow::Result<Pu
     }) {
         let purged = app
             .db
-            .write(move |conn| retention::purge_clinic(conn, &clinic, stamp))
+            .write(move |conn| retention::purge_clinic(conn, &clinic, now))
             .await?;
         total.check_ins += purged.check_ins;
         total.alerts += purged.alerts;

@@ -80,7 +80,7 @@ pub async fn update_clinic(
         filled(&form.crisis_phone)
             .and_then(|p| check_field(&mut problems, "crisis_phone", parse_phone(p))),
     );
-    let now = state.now().naive_utc();
+    let now = state.now();
     match state
         .write_as(user.bearer, move |conn, caller| {
             let id = own_clinic(caller);

@@ -69,7 +69,7 @@ async fn settings_page(
     created: Option<NewWebhook>,
     status: StatusCode,
 ) -> Response {
-    let now = state.now().naive_utc();
+    let now = state.now();
     let instruments: Vec<(String, String)> = state
         .catalogue
         .current()
@@ -106,7 +106,7 @@ async fn settings_page(
                     &id,
                     None,
                     system_clients::LIMIT,
-                    crate::time::utc(now),
+                    now,
                 )?)
             } else {
                 None
@@ -196,7 +196,7 @@ where
     T: serde::Serialize + Send + 'static,
 {
     let replans = change.setting == ClinicSetting::CarePlan;
-    let now = state.now().naive_utc();
+    let now = state.now();
     let saved = state
         .write_as(user.bearer, move |conn, caller| {
             let id = own_clinic(caller);

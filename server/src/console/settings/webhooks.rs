@@ -77,7 +77,7 @@ pub async fn create_webhook(
     SignedForm { user, secure, form }: SignedForm<WebhookForm>,
 ) -> Response {
     let url = form.url;
-    let now = state.now().naive_utc();
+    let now = state.now();
     let policy = state.outbound.policy.clone();
     match state
         .write_as(user.bearer.clone(), move |conn, caller| {
@@ -103,7 +103,7 @@ pub async fn delete_webhook(
     Path(id): Path<String>,
     SignedForm { user, secure, .. }: SignedForm<NoFields>,
 ) -> Response {
-    let now = state.now().naive_utc();
+    let now = state.now();
     match state
         .write_as(user.bearer, move |conn, caller| {
             webhooks::deactivate(conn, caller, &id, now)

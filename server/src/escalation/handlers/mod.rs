@@ -244,7 +244,7 @@ pub async fn list_alerts(
         })
         .transpose()?;
     let limit = i64::from(page.limit) + 1;
-    let now = state.now().naive_utc();
+    let now = state.now();
     let filter = store::InboxFilter {
         status: params.status,
         patient_id: params.patient_id,
@@ -284,7 +284,7 @@ pub async fn get_alert(
     staff: Staff,
     Path(alert_id): Path<String>,
 ) -> ApiResult<Json<AlertDetail>> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     let detail = state
         .read_as(staff, move |conn, caller| {
             inbox::detail(conn, caller, &alert_id, now)
@@ -337,7 +337,7 @@ pub async fn acknowledge_alert(
     staff: Staff,
     Path(alert_id): Path<String>,
 ) -> ApiResult<Json<Alert>> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     let (row, changed) = state
         .write_as(staff, move |conn, caller| {
             inbox::acknowledge(conn, caller, &alert_id, now)
@@ -387,7 +387,7 @@ pub async fn assign_alert(
     Path(alert_id): Path<String>,
     ApiJson(body): ApiJson<AssignAlert>,
 ) -> ApiResult<Json<Alert>> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     let channels = state.channels();
     let row = state
         .write_as(staff, move |conn, caller| {
@@ -444,7 +444,7 @@ pub async fn resolve_alert(
     Path(alert_id): Path<String>,
     ApiJson(body): ApiJson<ResolveAlert>,
 ) -> ApiResult<Json<Alert>> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     let row = state
         .write_as(staff, move |conn, caller| {
             inbox::resolve(conn, caller, &alert_id, &body.note, body.signal_count, now)

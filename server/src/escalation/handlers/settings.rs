@@ -215,7 +215,7 @@ pub(crate) async fn update_clinic_setting<T: Serialize + Send + 'static>(
     problems: std::collections::BTreeMap<String, String>,
     value: T,
 ) -> ApiResult<Json<T>> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     state
         .write_as(staff, move |conn, caller| {
             let change = settings::SettingChange {
@@ -350,7 +350,7 @@ pub async fn set_my_working_hours(
     staff: Staff,
     ApiJson(body): ApiJson<SetWorkingHours>,
 ) -> ApiResult<Json<WorkingHoursView>> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     let hours = body.hours.clone();
     let zone = state
         .write_as(staff, move |conn, caller| {

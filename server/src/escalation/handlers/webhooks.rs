@@ -75,7 +75,7 @@ pub async fn create_webhook(
     Path(clinic_id): Path<String>,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> ApiResult<(StatusCode, Json<Webhook>)> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     let policy = state.outbound.policy.clone();
     let row = state
         .write_as(admin, move |conn, caller| {
@@ -117,7 +117,7 @@ pub async fn rotate_webhook_secret(
     admin: Admin,
     Path(webhook_id): Path<String>,
 ) -> ApiResult<Json<Webhook>> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     let row = state
         .write_as(admin, move |conn, caller| {
             webhooks::rotate_secret(conn, caller, &webhook_id, now)
@@ -153,7 +153,7 @@ pub async fn delete_webhook(
     admin: Admin,
     Path(webhook_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let now = state.now().naive_utc();
+    let now = state.now();
     state
         .write_as(admin, move |conn, caller| {
             webhooks::deactivate(conn, caller, &webhook_id, now)
@@ -203,7 +203,7 @@ pub async fn list_webhooks(
 ) -> ApiResult<Json<Paginated<WebhookEndpoint>>> {
     let page = params.parse()?;
     let (after, limit) = (page.after.clone(), i64::from(page.limit) + 1);
-    let now = state.now().naive_utc();
+    let now = state.now();
     let rows = state
         .read_as(admin, move |conn, caller| {
             webhooks::list_endpoints(conn, caller, &clinic_id, after.as_deref(), limit, now)
