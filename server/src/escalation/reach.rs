@@ -12,7 +12,6 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::QueryResult;
 
 use crate::db::DbConnection;
-use crate::push as push_store;
 use crate::push::content::PushMessage;
 use crate::time::utc;
 
@@ -351,11 +350,11 @@ fn tell_last_resort(
         escalation: alert.escalations,
     };
     let mut devices = 0;
-    for device in push_store::active_devices_of(conn, &admins)? {
+    for device in crate::push::active_devices_of(conn, &admins)? {
         if !channels.pushes(&device.platform) {
             continue;
         }
-        let id = push_store::notify_device(
+        let id = crate::push::notify_device(
             conn,
             &device,
             |_| PushMessage::UnreachableAlert {

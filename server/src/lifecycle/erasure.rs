@@ -23,10 +23,8 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
-use crate::escalation as escalation_store;
 use crate::escalation::policy::Audience;
 use crate::patient::{self, SelfAccess};
-use crate::push as push_store;
 use crate::push::content::PushMessage;
 
 /// The reason an erased patient's resolved alerts keep instead of the staff's notes.
@@ -222,16 +220,16 @@ fn keep_unresolved(
             alert_events::check_in_id.eq(None::<String>),
         ))
         .execute(conn)?;
-    let mut staff = escalation_store::audience(conn, clinic_id, Audience::Clinicians)?;
-    staff.extend(escalation_store::audience(
+    let mut staff = crate::escalation::audience(conn, clinic_id, Audience::Clinicians)?;
+    staff.extend(crate::escalation::audience(
         conn,
         clinic_id,
         Audience::ClinicAdmins,
     )?);
     let staff: Vec<String> = staff.into_iter().map(|m| m.id).collect();
-    let devices = push_store::active_devices_of(conn, &staff)?;
+    let devices = crate::push::active_devices_of(conn, &staff)?;
     for (alert, severity) in unresolved {
-        escalation_store::event(
+        crate::escalation::event(
             conn,
             alert,
             "patient_erased",
@@ -253,7 +251,7 @@ fn keep_unresolved(
                 )
             })
             .collect();
-        push_store::notify_devices(conn, pushes, stamp)?;
+        crate::push::notify_devices(conn, pushes, stamp)?;
     }
     Ok(())
 }

@@ -8,7 +8,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::auth as sessions;
-use crate::lifecycle as lifecycle_store;
 use crate::lifecycle::retention::{self, Purged};
 
 /// Every job kind the worker runs, one line each. A kind missing here is parked as dead with
@@ -164,7 +163,7 @@ pub async fn housekeeping(app: &App) -> anyhow::Result<usize> {
 /// an erasure kept while they were unresolved go once resolved (unless the clinic
 /// de-identifies). One transaction per clinic. Returns what was deleted in all.
 pub async fn retention_purge(app: &App, now: DateTime<Utc>) -> anyhow::Result<Purged> {
-    let clinics = app.db.run(lifecycle_store::all_lifecycles).await?;
+    let clinics = app.db.run(crate::lifecycle::all_lifecycles).await?;
     let mut total = Purged {
         alerts: app.db.write(retention::purge_erased_alerts).await?,
         ..Purged::default()
