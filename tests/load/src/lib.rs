@@ -360,6 +360,12 @@ impl CpuMark {
         (later.postgres - self.postgres).max(0.0)
     }
 
+    /// This tool's own CPU seconds from `self` to `later`, its exited children's (`pgbench`)
+    /// included.
+    pub fn own_until(&self, later: &CpuMark) -> f64 {
+        (later.own - self.own).max(0.0)
+    }
+
     /// The CPU seconds from `self` to `later`: (the rest of the machine, the server).
     pub fn until(&self, later: &CpuMark) -> (f64, f64) {
         let server = later.server - self.server;

@@ -115,6 +115,7 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
         "PG API/SQL",
     );
     let mut counters = Vec::new();
+    let mut stacks = Vec::new();
     for &clients in levels {
         let before = DbCounters::read(&mut conn)?;
         let replay = pgbench(
@@ -129,6 +130,14 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
         let run = measured(&server, &tokens, clients, seconds).await?;
         let api_counters = DbCounters::read(&mut conn)?.since(&before);
         counters.push((clients, api_counters, run.figures.requests, replay_counters));
+        stacks.push((
+            clients,
+            run.server_ms,
+            run.pg_ms,
+            run.tool_ms,
+            replay.pg_ms_per_tx,
+            replay.client_ms_per_tx,
+        ));
         let figures = &run.figures;
         println!(
             "{clients:>7}  {:>9.0} {:>8.2} {:>8.2}  {:>10.0}  {:>14.0}  {:>8.2}  {:>10.2}  {:>8.3}  {:>10.3}  {:>10.2}  {:>8.3}  {:>9.3}  {:>9.3}  {:>10.2}   RSS {:.1} MiB{}",
@@ -157,6 +166,33 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
          backends included, per check-in or transaction: the database's alone, without the \
          HTTP traffic between this tool and the server)"
     );
+    println!(
+        "CPU ms per check-in (API: server + PostgreSQL + this tool's HTTP clients) and per \
+         replayed transaction (same SQL: PostgreSQL + pgbench), on this run's machine:"
+    );
+    println!(
+        "{:>7}  {:>8} {:>8} {:>8} {:>9}   {:>8} {:>8} {:>9}   {:>11}  {:>14}",
+        "clients",
+        "server",
+        "PG",
+        "clients",
+        "API all",
+        "PG",
+        "pgbench",
+        "SQL all",
+        "API/SQL all",
+        "server+PG/PG"
+    );
+    for (clients, server, pg, tool, replay_pg, pgbench) in &stacks {
+        let api_all = server + pg + tool;
+        let sql_all = replay_pg + pgbench;
+        println!(
+            "{clients:>7}  {server:>8.3} {pg:>8.3} {tool:>8.3} {api_all:>9.3}   {replay_pg:>8.3} \
+             {pgbench:>8.3} {sql_all:>9.3}   {:>11.2}  {:>14.2}",
+            api_all / sql_all,
+            (server + pg) / replay_pg,
+        );
+    }
     println!(
         "PostgreSQL's own counters (pg_stat_database) per check-in (API) and per replayed \
          transaction (same SQL):"
@@ -231,6 +267,8 @@ struct Measured {
     db_ms: f64,
     pg_ms: f64,
     server_ms: f64,
+    /// This tool's own CPU per check-in (the HTTP clients).
+    tool_ms: f64,
 }
 
 async fn measured(
@@ -259,6 +297,7 @@ async fn measured(
     let after = CpuMark::now(Some(pid));
     let (db_secs, server_secs) = before.until(&after);
     let pg_secs = before.postgres_until(&after);
+    let tool_secs = before.own_until(&after);
     done.store(true, Ordering::Relaxed);
     let rss = sampler.await?.max(server.resident_mib().unwrap_or(0.0));
     let n = figures.requests.max(1) as f64;
@@ -266,6 +305,7 @@ async fn measured(
         db_ms: db_secs * 1e3 / n,
         pg_ms: pg_secs * 1e3 / n,
         server_ms: server_secs * 1e3 / n,
+        tool_ms: tool_secs * 1e3 / n,
         figures,
         rss,
     })
@@ -369,6 +409,8 @@ struct Pgbench {
     tps: f64,
     db_ms_per_tx: f64,
     pg_ms_per_tx: f64,
+    /// pgbench's own CPU per transaction.
+    client_ms_per_tx: f64,
 }
 
 /// `pgbench` running `script` with `clients` clients, as prepared statements (as the server
@@ -419,6 +461,7 @@ fn pgbench(
     let after = CpuMark::now(None);
     let (db_secs, _) = before.until(&after);
     let pg_secs = before.postgres_until(&after);
+    let client_secs = before.own_until(&after);
     let text = String::from_utf8_lossy(&output.stdout);
     let figure = |prefix: &str, word: usize| -> anyhow::Result<f64> {
         text.lines()
@@ -438,6 +481,7 @@ fn pgbench(
         tps,
         db_ms_per_tx: db_secs * 1e3 / transactions.max(1.0),
         pg_ms_per_tx: pg_secs * 1e3 / transactions.max(1.0),
+        client_ms_per_tx: client_secs * 1e3 / transactions.max(1.0),
     })
 }
 
