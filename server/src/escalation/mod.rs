@@ -2,6 +2,7 @@
 //! themselves, and the jobs that notify the care team and climb tiers until someone acknowledges.
 
 pub mod decide;
+pub mod erased;
 pub mod handlers;
 pub mod inbox;
 pub mod intake;
@@ -20,6 +21,7 @@ pub mod working_hours;
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
 pub use store::{
-    AlertRow, ClinicSetting, InboxFilter, Raised, Signal, audience, event, find as find_alert,
-    raise,
+    AlertRow, ClinicSetting, ExportedAlert, ExportedEvent, InboxFilter, Raised, Signal, audience,
+    changed_alerts_page, event, exported_alerts_of_patient, exported_events, find as find_alert,
+    purge_resolved_before, purge_resolved_of_erased, raise,
 };

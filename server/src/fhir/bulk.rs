@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound as _, TimeDelta, Utc};
-use companion_schema::schema::{alerts, bulk_exports};
+use companion_schema::schema::bulk_exports;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
@@ -18,7 +18,6 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
-use crate::escalation::AlertRow;
 use crate::fhir::resources::{self as res, Systems};
 use crate::fhir::search::{Range, ResourceType};
 use crate::fhir::store::{self, CheckInQuery};
@@ -682,7 +681,13 @@ fn write_page(
                 Position::Time(t, id) => Some((*t, id.clone())),
                 _ => None,
             };
-            let mut rows = alerts_page(conn, &export.clinic_id, export.since, from.as_ref())?;
+            let mut rows = crate::escalation::changed_alerts_page(
+                conn,
+                &export.clinic_id,
+                export.since,
+                from.as_ref(),
+                PAGE + 1,
+            )?;
             let next = if rows.len() as i64 > PAGE {
                 rows.pop()
                     .map_or(Position::End, |r| Position::Time(r.opened_at, r.id))
@@ -701,36 +706,6 @@ fn write_page(
         ResourceType::Questionnaire => Ok(Position::End),
     })();
     Ok(result.map(|next| (written, next)))
-}
-
-/// A page of alerts for an export: changed at or after `since` (any of their times).
-fn alerts_page(
-    conn: &mut DbConnection,
-    clinic_id: &str,
-    since: Option<NaiveDateTime>,
-    from: Option<&(NaiveDateTime, String)>,
-) -> QueryResult<Vec<AlertRow>> {
-    let mut q = alerts::table
-        .filter(alerts::clinic_id.eq(clinic_id.to_owned()))
-        .select(AlertRow::as_select())
-        .order((alerts::opened_at.desc(), alerts::id.desc()))
-        .limit(PAGE + 1)
-        .into_boxed();
-    if let Some(since) = since {
-        q = q.filter(
-            alerts::last_signal_at
-                .ge(since)
-                .or(alerts::acknowledged_at.ge(since))
-                .or(alerts::resolved_at.ge(since)),
-        );
-    }
-    if let Some((at, id)) = from {
-        // The leading `<=` lets the (clinic, opened, id) index seek to the position.
-        q = q
-            .filter(alerts::opened_at.le(*at))
-            .filter(alerts::opened_at.lt(*at).or(alerts::id.le(id.clone())));
-    }
-    q.load(conn)
 }
 
 #[cfg(test)]

@@ -273,6 +273,31 @@ pub fn purge_done(
     diesel::delete(jobs::table.filter(jobs::id.eq_any(&ids))).execute(conn)
 }
 
+/// Deletes the queued jobs whose dedupe key is `key` (their work is gone: a patient was erased).
+/// Returns how many.
+pub fn delete_queued_with_key(conn: &mut DbConnection, key: &str) -> QueryResult<usize> {
+    diesel::delete(
+        jobs::table
+            .filter(jobs::status.eq("queued"))
+            .filter(jobs::dedupe_key.eq(key)),
+    )
+    .execute(conn)
+}
+
+/// Deletes the queued jobs whose dedupe key contains `part` (every job about one alert, whatever
+/// its kind). Returns how many.
+pub fn delete_queued_with_key_containing(
+    conn: &mut DbConnection,
+    part: &str,
+) -> QueryResult<usize> {
+    diesel::delete(
+        jobs::table
+            .filter(jobs::status.eq("queued"))
+            .filter(jobs::dedupe_key.like(format!("%{part}%"))),
+    )
+    .execute(conn)
+}
+
 /// Marks a job done, if `worker` still holds it. False when the lease was lost meanwhile.
 pub fn complete(
     conn: &mut DbConnection,

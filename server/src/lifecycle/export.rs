@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, NaiveDateTime};
 use companion_schema::schema::{
-    accounts, alert_events, alerts, check_ins, devices, patient_schedules, prompts,
+    accounts, check_ins, devices, patient_schedules, prompts,
     refresh_families, treatment_sessions,
 };
 use diesel::prelude::*;
@@ -162,45 +162,9 @@ pub fn document(
             check_ins::timing,
         ))
         .load(conn)?;
-    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
-    let alert_rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<String>,
-        Option<String>,
-    )> = alerts::table
-        .filter(alerts::patient_id.eq(patient_id))
-        .order(alerts::opened_at)
-        .select((
-            alerts::id,
-            alerts::rule,
-            alerts::severity,
-            alerts::status,
-            alerts::explanation,
-            alerts::opened_at,
-            alerts::resolved_at,
-            alerts::resolution_note,
-            alerts::check_in_id,
-        ))
-        .load(conn)?;
-    let alert_ids: Vec<&String> = alert_rows.iter().map(|a| &a.0).collect();
-    let event_rows: Vec<(String, NaiveDateTime, String, Option<String>, String)> =
-        alert_events::table
-            .filter(alert_events::alert_id.eq_any(alert_ids))
-            .order((alert_events::at, alert_events::id))
-            .select((
-                alert_events::alert_id,
-                alert_events::at,
-                alert_events::kind,
-                alert_events::actor_id,
-                alert_events::detail,
-            ))
-            .load(conn)?;
+    let alert_rows = crate::escalation::exported_alerts_of_patient(conn, patient_id)?;
+    let alert_ids: Vec<&String> = alert_rows.iter().map(|a| &a.id).collect();
+    let event_rows = crate::escalation::exported_events(conn, &alert_ids)?;
     let consent = super::store::records(conn, patient_id)?;
     let help_requests = crate::help::of_patient(conn, patient_id)?;
     let (id, email, display_name, timezone, clinic_id, created_at) = profile;
@@ -236,14 +200,14 @@ pub fn document(
             "answers": parsed(&answers), "total": total, "severity": severity,
             "completed_at": t(completed), "received_at": t(received), "timing": timing,
         })).collect::<Vec<_>>(),
-        "alerts": alert_rows.into_iter().map(|(id, rule, severity, status, explanation, opened, resolved, note, check_in)| {
-            let events: Vec<Value> = event_rows.iter().filter(|e| e.0 == id).map(|(_, at, kind, actor, detail)| json!({
-                "at": t(*at), "kind": kind, "actor_id": actor, "detail": parsed(detail),
+        "alerts": alert_rows.into_iter().map(|a| {
+            let events: Vec<Value> = event_rows.iter().filter(|e| e.alert_id == a.id).map(|e| json!({
+                "at": t(e.at), "kind": e.kind, "actor_id": e.actor_id, "detail": parsed(&e.detail),
             })).collect();
             json!({
-                "id": id, "rule": rule, "severity": severity, "status": status,
-                "explanation": explanation, "opened_at": t(opened), "resolved_at": ot(resolved),
-                "resolution_note": note, "check_in_id": check_in, "events": events,
+                "id": a.id, "rule": a.rule, "severity": a.severity, "status": a.status,
+                "explanation": a.explanation, "opened_at": t(a.opened_at), "resolved_at": ot(a.resolved_at),
+                "resolution_note": a.resolution_note, "check_in_id": a.check_in_id, "events": events,
             })
         }).collect::<Vec<_>>(),
         "consent": consent.into_iter().map(|r| json!({

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use companion_schema::ids::ClinicId;
-use companion_schema::schema::{alert_events, alerts, audit_events, check_ins, clinic_lifecycle};
+use companion_schema::schema::{alert_events, alerts, audit_events, check_ins};
 use diesel::prelude::*;
 
 use crate::audit::{self, AuditEntry};
@@ -223,13 +223,7 @@ pub fn purge_clinic(
         .execute(conn)?;
     }
     if let Some(before) = cutoff(now, row.alert_retention_days) {
-        let old: Vec<String> = alerts::table
-            .filter(alerts::clinic_id.eq(clinic))
-            .filter(alerts::status.eq("resolved"))
-            .filter(alerts::resolved_at.lt(before))
-            .select(alerts::id)
-            .load(conn)?;
-        purged.alerts += delete_alerts(conn, &old)?;
+        purged.alerts += crate::escalation::purge_resolved_before(conn, clinic, before)?;
     }
     if let Some(before) = cutoff(now, row.audit_retention_days) {
         purged.audit_rows = diesel::delete(
@@ -242,29 +236,10 @@ pub fn purge_clinic(
     Ok(purged)
 }
 
-fn delete_alerts(conn: &mut DbConnection, ids: &[String]) -> QueryResult<usize> {
-    let mut deleted = 0;
-    for chunk in ids.chunks(500) {
-        diesel::delete(alert_events::table.filter(alert_events::alert_id.eq_any(chunk)))
-            .execute(conn)?;
-        deleted += diesel::delete(alerts::table.filter(alerts::id.eq_any(chunk))).execute(conn)?;
-    }
-    Ok(deleted)
-}
-
 /// Deletes the alerts an erasure kept because they were unresolved, once staff have resolved
 /// them, in every clinic whose erasure deletes records (the default); a de-identifying clinic
 /// keeps them until their retention period ends. Returns how many went. Run inside a write
 /// transaction.
 pub fn purge_erased_alerts(conn: &mut DbConnection) -> QueryResult<usize> {
-    let deidentifying = clinic_lifecycle::table
-        .filter(clinic_lifecycle::erasure_mode.eq(ErasureMode::Deidentify.as_stored()))
-        .select(clinic_lifecycle::clinic_id);
-    let done: Vec<String> = alerts::table
-        .filter(alerts::status.eq("resolved"))
-        .filter(alerts::patient_erased_at.is_not_null())
-        .filter(diesel::dsl::not(alerts::clinic_id.eq_any(deidentifying)))
-        .select(alerts::id)
-        .load(conn)?;
-    delete_alerts(conn, &done)
+    crate::escalation::purge_resolved_of_erased(conn, ErasureMode::Deidentify.as_stored())
 }
