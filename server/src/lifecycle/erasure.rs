@@ -12,9 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use companion_schema::schema::{
-    accounts, check_ins, consent_records, devices, invitations, jobs,
-    notification_attempts, notifications, patient_schedules, prompts, refresh_families,
-    refresh_tokens, treatment_sessions,
+    check_ins, consent_records, patient_schedules, prompts, treatment_sessions,
 };
 use diesel::prelude::*;
 
@@ -60,38 +58,8 @@ pub fn erase(
                     escalation::erased::deidentify_resolved(conn, &resolved)?;
                 }
             }
-            let pending_pushes: Vec<String> = notifications::table
-                .filter(notifications::account_id.eq(id))
-                .select(notifications::id)
-                .load(conn)?;
-            for push in &pending_pushes {
-                diesel::delete(
-                    jobs::table
-                        .filter(jobs::status.eq("queued"))
-                        .filter(jobs::dedupe_key.eq(format!("push:{push}"))),
-                )
-                .execute(conn)?;
-            }
-            let notification_ids = notifications::table
-                .filter(notifications::account_id.eq(id))
-                .select(notifications::id);
-            diesel::delete(
-                notification_attempts::table
-                    .filter(notification_attempts::notification_id.eq_any(notification_ids)),
-            )
-            .execute(conn)?;
-            diesel::delete(notifications::table.filter(notifications::account_id.eq(id)))
-                .execute(conn)?;
-            diesel::delete(devices::table.filter(devices::account_id.eq(id))).execute(conn)?;
-            let families = refresh_families::table
-                .filter(refresh_families::account_id.eq(id))
-                .select(refresh_families::id);
-            diesel::delete(
-                refresh_tokens::table.filter(refresh_tokens::family_id.eq_any(families)),
-            )
-            .execute(conn)?;
-            diesel::delete(refresh_families::table.filter(refresh_families::account_id.eq(id)))
-                .execute(conn)?;
+            crate::push::erase_account_devices(conn, id)?;
+            crate::auth::delete_sessions_of(conn, id)?;
             diesel::delete(prompts::table.filter(prompts::patient_id.eq(id))).execute(conn)?;
             diesel::delete(patient_schedules::table.filter(patient_schedules::patient_id.eq(id)))
                 .execute(conn)?;
@@ -115,22 +83,9 @@ pub fn erase(
             // Requests for help go in either mode: their notes are the patient's own words, and
             // the alerts they raised keep the signal (an unresolved one until staff resolve it).
             crate::help::delete_of_patient(conn, id)?;
-            diesel::update(invitations::table.filter(invitations::accepted_account_id.eq(id)))
-                .set(invitations::email.eq(None::<String>))
-                .execute(conn)?;
+            crate::invitation::forget_accepted_email(conn, id)?;
             super::erasure_traces::clear(conn, id, patient.clinic_id.as_str(), mode, now)?;
-            diesel::update(accounts::table.find(id))
-                .set((
-                    accounts::email.eq(format!("erased-{id}@invalid")),
-                    accounts::password_hash.eq("!"),
-                    accounts::display_name.eq(None::<String>),
-                    accounts::timezone.eq("UTC"),
-                    accounts::working_hours.eq(None::<String>),
-                    accounts::disabled_at.eq(Some(stamp)),
-                    accounts::erased_at.eq(Some(stamp)),
-                    accounts::updated_at.eq(stamp),
-                ))
-                .execute(conn)?;
+            crate::account::blank_erased(conn, id, stamp)?;
             audit::record(
                 conn,
                 &AuditEntry::by(caller, "patient.erase", stamp)

@@ -4,10 +4,7 @@
 //! stored rows here; another format (a FHIR Bundle) can be built from the same reads.
 
 use chrono::{DateTime, NaiveDateTime};
-use companion_schema::schema::{
-    accounts, check_ins, devices, patient_schedules, prompts,
-    refresh_families, treatment_sessions,
-};
+use companion_schema::schema::{check_ins, patient_schedules, prompts, treatment_sessions};
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
@@ -36,24 +33,7 @@ pub fn document(
     patient_id: &str,
     exported_at: DateTime<chrono::Utc>,
 ) -> QueryResult<Value> {
-    let profile: (
-        String,
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        NaiveDateTime,
-    ) = accounts::table
-        .find(patient_id)
-        .select((
-            accounts::id,
-            accounts::email,
-            accounts::display_name,
-            accounts::timezone,
-            accounts::clinic_id,
-            accounts::created_at,
-        ))
-        .first(conn)?;
+    let profile = crate::account::exported_profile(conn, patient_id)?;
     let preferences: Option<(String, String, String, String)> = patient_schedules::table
         .find(patient_id)
         .select((
@@ -64,37 +44,8 @@ pub fn document(
         ))
         .first(conn)
         .optional()?;
-    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
-    let device_rows: Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        bool,
-        NaiveDateTime,
-        NaiveDateTime,
-    )> = devices::table
-        .filter(devices::account_id.eq(patient_id))
-        .order(devices::created_at)
-        .select((
-            devices::id,
-            devices::platform,
-            devices::app_version,
-            devices::locale,
-            devices::active,
-            devices::created_at,
-            devices::last_seen_at,
-        ))
-        .load(conn)?;
-    let sign_ins: Vec<(String, NaiveDateTime, Option<NaiveDateTime>)> = refresh_families::table
-        .filter(refresh_families::account_id.eq(patient_id))
-        .order(refresh_families::created_at)
-        .select((
-            refresh_families::id,
-            refresh_families::created_at,
-            refresh_families::revoked_at,
-        ))
-        .load(conn)?;
+    let device_rows = crate::push::exported_devices_of(conn, patient_id)?;
+    let sign_ins = crate::auth::exported_sign_ins_of(conn, patient_id)?;
     let sessions: Vec<(
         String,
         String,
@@ -167,25 +118,25 @@ pub fn document(
     let event_rows = crate::escalation::exported_events(conn, &alert_ids)?;
     let consent = super::store::records(conn, patient_id)?;
     let help_requests = crate::help::of_patient(conn, patient_id)?;
-    let (id, email, display_name, timezone, clinic_id, created_at) = profile;
     Ok(json!({
         "format": "companion.patient-export",
         "format_version": 1,
         "exported_at": exported_at,
         "profile": {
-            "id": id, "email": email, "display_name": display_name, "timezone": timezone,
-            "clinic_id": clinic_id, "created_at": t(created_at),
+            "id": profile.id, "email": profile.email, "display_name": profile.display_name,
+            "timezone": profile.timezone, "clinic_id": profile.clinic_id,
+            "created_at": t(profile.created_at),
         },
         "preferences": preferences.map(|(ws, we, qs, qe)| json!({
             "check_in_window": {"start": ws, "end": we},
             "quiet_hours": {"start": qs, "end": qe},
         })),
-        "devices": device_rows.into_iter().map(|(id, platform, app_version, locale, active, created, seen)| json!({
-            "id": id, "platform": platform, "app_version": app_version, "locale": locale,
-            "active": active, "created_at": t(created), "last_seen_at": t(seen),
+        "devices": device_rows.into_iter().map(|d| json!({
+            "id": d.id, "platform": d.platform, "app_version": d.app_version, "locale": d.locale,
+            "active": d.active, "created_at": t(d.created_at), "last_seen_at": t(d.last_seen_at),
         })).collect::<Vec<_>>(),
-        "sign_in_sessions": sign_ins.into_iter().map(|(id, created, revoked)| json!({
-            "id": id, "created_at": t(created), "revoked_at": ot(revoked),
+        "sign_in_sessions": sign_ins.into_iter().map(|s| json!({
+            "id": s.id, "created_at": t(s.created_at), "revoked_at": ot(s.revoked_at),
         })).collect::<Vec<_>>(),
         "treatment_sessions": sessions.into_iter().map(|(id, modality, status, at, obs, created)| json!({
             "id": id, "modality": modality, "status": status, "scheduled_at": t(at),
