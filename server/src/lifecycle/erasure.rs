@@ -11,10 +11,6 @@
 //! that the erasure happened, and nothing of the data.
 
 use chrono::{DateTime, Utc};
-use companion_schema::schema::{
-    check_ins, consent_records, patient_schedules, prompts, treatment_sessions,
-};
-use diesel::prelude::*;
 
 use crate::account::model::Role;
 use crate::audit::{self, AuditEntry};
@@ -60,26 +56,19 @@ pub fn erase(
             }
             crate::push::erase_account_devices(conn, id)?;
             crate::auth::delete_sessions_of(conn, id)?;
-            diesel::delete(prompts::table.filter(prompts::patient_id.eq(id))).execute(conn)?;
-            diesel::delete(patient_schedules::table.filter(patient_schedules::patient_id.eq(id)))
-                .execute(conn)?;
+            crate::prompt::erase_patient(conn, id)?;
             match mode {
                 super::retention::ErasureMode::Delete => {
-                    diesel::delete(check_ins::table.filter(check_ins::patient_id.eq(id)))
-                        .execute(conn)?;
+                    crate::check_in::delete_of_patient(conn, id)?;
                 }
                 super::retention::ErasureMode::Deidentify => {
                     // The prompts they answered are gone; nothing else of a check-in names
                     // the patient.
-                    diesel::update(check_ins::table.filter(check_ins::patient_id.eq(id)))
-                        .set(check_ins::prompt_id.eq(None::<String>))
-                        .execute(conn)?;
+                    crate::check_in::unlink_prompts_of_patient(conn, id)?;
                 }
             }
-            diesel::delete(treatment_sessions::table.filter(treatment_sessions::patient_id.eq(id)))
-                .execute(conn)?;
-            diesel::delete(consent_records::table.filter(consent_records::patient_id.eq(id)))
-                .execute(conn)?;
+            crate::treatment::delete_of_patient(conn, id)?;
+            super::store::delete_records_of(conn, id)?;
             // Requests for help go in either mode: their notes are the patient's own words, and
             // the alerts they raised keep the signal (an unresolved one until staff resolve it).
             crate::help::delete_of_patient(conn, id)?;

@@ -8,8 +8,7 @@
 //! by housekeeping (and at once, after the erasure commits: see [`after_commit`]).
 
 use chrono::{DateTime, Utc};
-use companion_schema::schema::check_ins;
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 use crate::app::App;
 use crate::db::DbConnection;
@@ -32,21 +31,13 @@ pub fn clear(
     crate::auth::delete_reset_codes_of(conn, id)?;
     crate::account::clear_external_id(conn, id, now)?;
     if mode == ErasureMode::Deidentify {
-        let kept: Vec<(String, String)> = check_ins::table
-            .filter(check_ins::patient_id.eq(id))
-            .select((check_ins::id, check_ins::answers))
-            .load(conn)?;
-        for (check_in, answers) in kept {
+        for (check_in, answers) in crate::check_in::answers_of_patient(conn, id)? {
             if let Some(stripped) = without_free_text(&answers) {
-                diesel::update(check_ins::table.find(&check_in))
-                    .set(check_ins::answers.eq(stripped))
-                    .execute(conn)?;
+                crate::check_in::set_answers(conn, &check_in, &stripped)?;
             }
         }
         // Versions an amendment replaced keep their answers as sent, free text included.
-        diesel::update(check_ins::table.filter(check_ins::patient_id.eq(id)))
-            .set(check_ins::earlier_versions.eq(None::<String>))
-            .execute(conn)?;
+        crate::check_in::forget_earlier_versions_of_patient(conn, id)?;
     }
     crate::fhir::bulk::invalidate_clinic_exports(conn, clinic_id)?;
     Ok(())

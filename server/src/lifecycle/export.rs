@@ -4,8 +4,7 @@
 //! stored rows here; another format (a FHIR Bundle) can be built from the same reads.
 
 use chrono::{DateTime, NaiveDateTime};
-use companion_schema::schema::{check_ins, patient_schedules, prompts, treatment_sessions};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde_json::{Value, json};
 
 use crate::audit::{self, AuditEntry};
@@ -34,85 +33,12 @@ pub fn document(
     exported_at: DateTime<chrono::Utc>,
 ) -> QueryResult<Value> {
     let profile = crate::account::exported_profile(conn, patient_id)?;
-    let preferences: Option<(String, String, String, String)> = patient_schedules::table
-        .find(patient_id)
-        .select((
-            patient_schedules::window_start,
-            patient_schedules::window_end,
-            patient_schedules::quiet_start,
-            patient_schedules::quiet_end,
-        ))
-        .first(conn)
-        .optional()?;
+    let preferences = crate::prompt::exported_preferences_of(conn, patient_id)?;
     let device_rows = crate::push::exported_devices_of(conn, patient_id)?;
     let sign_ins = crate::auth::exported_sign_ins_of(conn, patient_id)?;
-    let sessions: Vec<(
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        Option<String>,
-        NaiveDateTime,
-    )> = treatment_sessions::table
-        .filter(treatment_sessions::patient_id.eq(patient_id))
-        .order(treatment_sessions::scheduled_at)
-        .select((
-            treatment_sessions::id,
-            treatment_sessions::modality,
-            treatment_sessions::status,
-            treatment_sessions::scheduled_at,
-            treatment_sessions::observations,
-            treatment_sessions::created_at,
-        ))
-        .load(conn)?;
-    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
-    let prompt_rows: Vec<(
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<String>,
-    )> = prompts::table
-        .filter(prompts::patient_id.eq(patient_id))
-        .order(prompts::due_at)
-        .select((
-            prompts::id,
-            prompts::instrument,
-            prompts::status,
-            prompts::due_at,
-            prompts::expires_at,
-            prompts::sent_at,
-            prompts::check_in_id,
-        ))
-        .load(conn)?;
-    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
-    let check_in_rows: Vec<(
-        String,
-        String,
-        i32,
-        String,
-        Option<i32>,
-        Option<String>,
-        NaiveDateTime,
-        NaiveDateTime,
-        String,
-    )> = check_ins::table
-        .filter(check_ins::patient_id.eq(patient_id))
-        .order(check_ins::completed_at)
-        .select((
-            check_ins::id,
-            check_ins::instrument,
-            check_ins::instrument_version,
-            check_ins::answers,
-            check_ins::total,
-            check_ins::severity,
-            check_ins::completed_at,
-            check_ins::received_at,
-            check_ins::timing,
-        ))
-        .load(conn)?;
+    let sessions = crate::treatment::exported_of_patient(conn, patient_id)?;
+    let prompt_rows = crate::prompt::exported_prompts_of(conn, patient_id)?;
+    let check_in_rows = crate::check_in::exported_of_patient(conn, patient_id)?;
     let alert_rows = crate::escalation::exported_alerts_of_patient(conn, patient_id)?;
     let alert_ids: Vec<&String> = alert_rows.iter().map(|a| &a.id).collect();
     let event_rows = crate::escalation::exported_events(conn, &alert_ids)?;
@@ -127,9 +53,9 @@ pub fn document(
             "timezone": profile.timezone, "clinic_id": profile.clinic_id,
             "created_at": t(profile.created_at),
         },
-        "preferences": preferences.map(|(ws, we, qs, qe)| json!({
-            "check_in_window": {"start": ws, "end": we},
-            "quiet_hours": {"start": qs, "end": qe},
+        "preferences": preferences.map(|p| json!({
+            "check_in_window": {"start": p.window_start, "end": p.window_end},
+            "quiet_hours": {"start": p.quiet_start, "end": p.quiet_end},
         })),
         "devices": device_rows.into_iter().map(|d| json!({
             "id": d.id, "platform": d.platform, "app_version": d.app_version, "locale": d.locale,
@@ -138,18 +64,18 @@ pub fn document(
         "sign_in_sessions": sign_ins.into_iter().map(|s| json!({
             "id": s.id, "created_at": t(s.created_at), "revoked_at": ot(s.revoked_at),
         })).collect::<Vec<_>>(),
-        "treatment_sessions": sessions.into_iter().map(|(id, modality, status, at, obs, created)| json!({
-            "id": id, "modality": modality, "status": status, "scheduled_at": t(at),
-            "observations": obs.as_deref().map(parsed), "created_at": t(created),
+        "treatment_sessions": sessions.into_iter().map(|s| json!({
+            "id": s.id, "modality": s.modality, "status": s.status, "scheduled_at": t(s.scheduled_at),
+            "observations": s.observations.as_deref().map(parsed), "created_at": t(s.created_at),
         })).collect::<Vec<_>>(),
-        "prompts": prompt_rows.into_iter().map(|(id, instrument, status, due, expires, sent, check_in)| json!({
-            "id": id, "instrument": instrument, "status": status, "due_at": t(due),
-            "expires_at": t(expires), "sent_at": ot(sent), "check_in_id": check_in,
+        "prompts": prompt_rows.into_iter().map(|p| json!({
+            "id": p.id, "instrument": p.instrument, "status": p.status, "due_at": t(p.due_at),
+            "expires_at": t(p.expires_at), "sent_at": ot(p.sent_at), "check_in_id": p.check_in_id,
         })).collect::<Vec<_>>(),
-        "check_ins": check_in_rows.into_iter().map(|(id, instrument, version, answers, total, severity, completed, received, timing)| json!({
-            "id": id, "instrument": instrument, "instrument_version": version,
-            "answers": parsed(&answers), "total": total, "severity": severity,
-            "completed_at": t(completed), "received_at": t(received), "timing": timing,
+        "check_ins": check_in_rows.into_iter().map(|c| json!({
+            "id": c.id, "instrument": c.instrument, "instrument_version": c.instrument_version,
+            "answers": parsed(&c.answers), "total": c.total, "severity": c.severity,
+            "completed_at": t(c.completed_at), "received_at": t(c.received_at), "timing": c.timing,
         })).collect::<Vec<_>>(),
         "alerts": alert_rows.into_iter().map(|a| {
             let events: Vec<Value> = event_rows.iter().filter(|e| e.alert_id == a.id).map(|e| json!({
