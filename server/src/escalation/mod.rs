@@ -23,5 +23,5 @@ pub mod working_hours;
 pub use store::{
     AlertRow, ClinicSetting, ExportedAlert, ExportedEvent, InboxFilter, Raised, Signal, audience,
     changed_alerts_page, event, exported_alerts_of_patient, exported_events, find as find_alert,
-    purge_resolved_before, purge_resolved_of_erased, raise,
+    open_by_severity, purge_resolved_before, purge_resolved_of_erased, raise,
 };

@@ -1584,3 +1584,21 @@ pub fn changed_alerts_page(
     }
     q.load(conn)
 }
+
+/// Open (unacknowledged) alerts of one severity, for metrics.
+#[derive(Debug, Clone, QueryableByName)]
+struct SeverityCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    key: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Open (unacknowledged) alerts of every clinic by severity name.
+pub fn open_by_severity(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    let rows: Vec<SeverityCount> = diesel::sql_query(
+        "SELECT severity AS key, COUNT(*) AS n, NULL AS oldest FROM alerts WHERE status = 'open' GROUP BY severity",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.key, r.n)).collect())
+}

@@ -420,3 +420,33 @@ pub fn dead_jobs(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<DeadJob
         .limit(limit)
         .load(conn)
 }
+
+/// Jobs of one kind in one status: how many, and when the oldest of them was due (for metrics).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct KindCount {
+    /// The kind.
+    #[diesel(sql_type = Text)]
+    pub key: String,
+    /// How many.
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+    /// When the oldest was due (queued jobs only).
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamp>)]
+    pub oldest: Option<NaiveDateTime>,
+}
+
+/// Queued jobs by kind, with when the oldest of each kind was due.
+pub fn queued_by_kind(conn: &mut DbConnection) -> QueryResult<Vec<KindCount>> {
+    diesel::sql_query(
+        "SELECT kind AS key, COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE status = 'queued' GROUP BY kind",
+    )
+    .load(conn)
+}
+
+/// Dead (parked) jobs by kind.
+pub fn dead_by_kind(conn: &mut DbConnection) -> QueryResult<Vec<KindCount>> {
+    diesel::sql_query(
+        "SELECT kind AS key, COUNT(*) AS n, NULL AS oldest FROM jobs WHERE status = 'dead' GROUP BY kind",
+    )
+    .load(conn)
+}
