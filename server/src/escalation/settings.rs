@@ -1,5 +1,5 @@
-//! Care-team settings use cases: a clinic's stored settings (alert thresholds, escalation policy,
-//! care plan), a clinic's readiness, and a staff member's on-call flag and working hours.
+//! Care-team settings use cases: a clinic's stored settings (alert thresholds, escalation policy),
+//! a clinic's readiness, and a staff member's on-call flag and working hours.
 
 use std::collections::BTreeMap;
 
@@ -48,8 +48,7 @@ pub struct SettingChange<T> {
     pub problems: BTreeMap<String, String>,
 }
 
-/// Replaces a clinic's setting (its admins only). A new care plan re-plans the clinic's
-/// patients. Audited.
+/// Replaces a clinic's setting (its admins only). Audited.
 pub fn update_setting<T: Serialize>(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -75,12 +74,8 @@ pub fn update_setting<T: Serialize>(
     let action = match setting {
         ClinicSetting::AlertThresholds => "alert_thresholds.update",
         ClinicSetting::EscalationPolicy => "escalation_policy.update",
-        ClinicSetting::CarePlan => "care_plan.update",
     };
     store::write_setting(conn, clinic.as_str(), setting, json)?;
-    if setting == ClinicSetting::CarePlan {
-        crate::prompt::use_cases::replan_clinic_later(conn, clinic.as_str(), now)?;
-    }
     audit::record(
         conn,
         &AuditEntry::by(caller, action, now.naive_utc()).clinic(clinic.as_str()),

@@ -625,8 +625,6 @@ pub enum ClinicSetting {
     AlertThresholds,
     /// [`policy::EscalationPolicy`].
     EscalationPolicy,
-    /// The clinic's default [`crate::prompt::plan::CarePlan`].
-    CarePlan,
 }
 
 /// Reads a clinic setting (validated when it was set), or its default.
@@ -639,7 +637,6 @@ pub fn read_setting<T: serde::de::DeserializeOwned + Default>(
     let stored: Option<Option<String>> = match setting {
         ClinicSetting::AlertThresholds => query.select(clinics::alert_thresholds).first(conn),
         ClinicSetting::EscalationPolicy => query.select(clinics::escalation_policy).first(conn),
-        ClinicSetting::CarePlan => query.select(clinics::care_plan).first(conn),
     }
     .optional()?;
     Ok(stored
@@ -662,9 +659,6 @@ pub fn write_setting(
             .execute(conn),
         ClinicSetting::EscalationPolicy => diesel::update(target)
             .set(clinics::escalation_policy.eq(Some(json)))
-            .execute(conn),
-        ClinicSetting::CarePlan => diesel::update(target)
-            .set(clinics::care_plan.eq(Some(json)))
             .execute(conn),
     }
     .map(drop)

@@ -977,6 +977,24 @@ pub fn schedules_with_zones(
         .load(conn)
 }
 
+/// A clinic's own default care plan (JSON), if it set one.
+pub fn clinic_plan_of(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Option<String>> {
+    clinics::table
+        .find(clinic_id)
+        .select(clinics::care_plan)
+        .first::<Option<String>>(conn)
+        .optional()
+        .map(Option::flatten)
+}
+
+/// Stores a clinic's default care plan (JSON, already validated).
+pub fn set_clinic_plan(conn: &mut DbConnection, clinic_id: &str, json: String) -> QueryResult<()> {
+    diesel::update(clinics::table.find(clinic_id))
+        .set(clinics::care_plan.eq(Some(json)))
+        .execute(conn)
+        .map(drop)
+}
+
 /// Deletes every prompt of `patient_id`, then their schedule (the patient is being erased).
 pub fn erase_patient(conn: &mut DbConnection, patient_id: &str) -> QueryResult<()> {
     diesel::delete(prompts::table.filter(prompts::patient_id.eq(patient_id))).execute(conn)?;

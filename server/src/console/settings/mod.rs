@@ -85,7 +85,7 @@ async fn settings_page(
                 settings::read_setting(conn, caller, &id, ClinicSetting::EscalationPolicy)?;
             let thresholds =
                 settings::read_setting(conn, caller, &id, ClinicSetting::AlertThresholds)?;
-            let care_plan = settings::read_setting(conn, caller, &id, ClinicSetting::CarePlan)?;
+            let care_plan = crate::prompt::use_cases::clinic_care_plan(conn, caller, &id)?;
             let admin = caller.role == Role::ClinicAdmin;
             let webhooks = if admin {
                 Some(crate::escalation::webhooks::list_endpoints(
@@ -183,8 +183,8 @@ fn text<'f>(form: &'f BTreeMap<String, String>, field: &str) -> Option<&'f str> 
     form.get(field).and_then(|v| filled(v))
 }
 
-/// Saves one of the clinic's settings through the API's use case, then back to its section of
-/// the page (a changed care plan wakes the worker to plan again).
+/// Saves one of the clinic's alerting settings through the API's use case, then back to its
+/// section of the page.
 async fn save_setting<T>(
     state: &AppState,
     user: ConsoleUser,
@@ -195,7 +195,6 @@ async fn save_setting<T>(
 where
     T: serde::Serialize + Send + 'static,
 {
-    let replans = change.setting == ClinicSetting::CarePlan;
     let now = state.now();
     let saved = state
         .write_as(user.bearer, move |conn, caller| {
@@ -204,12 +203,7 @@ where
         })
         .await;
     match saved {
-        Ok(_) => {
-            if replans {
-                state.jobs_enqueued();
-            }
-            page::done(section)
-        }
+        Ok(_) => page::done(section),
         Err(error) => page::failure(error, secure),
     }
 }
