@@ -618,9 +618,9 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<AlertRow>> 
         .optional()
 }
 
-/// A per-clinic setting stored as JSON on the clinic row.
+/// A clinic's alerting setting, stored as JSON on the clinic row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClinicSetting {
+pub enum AlertingSetting {
     /// [`super::rules::Thresholds`].
     AlertThresholds,
     /// [`policy::EscalationPolicy`].
@@ -631,12 +631,12 @@ pub enum ClinicSetting {
 pub fn read_setting<T: serde::de::DeserializeOwned + Default>(
     conn: &mut DbConnection,
     clinic_id: &str,
-    setting: ClinicSetting,
+    setting: AlertingSetting,
 ) -> QueryResult<T> {
     let query = clinics::table.find(clinic_id);
     let stored: Option<Option<String>> = match setting {
-        ClinicSetting::AlertThresholds => query.select(clinics::alert_thresholds).first(conn),
-        ClinicSetting::EscalationPolicy => query.select(clinics::escalation_policy).first(conn),
+        AlertingSetting::AlertThresholds => query.select(clinics::alert_thresholds).first(conn),
+        AlertingSetting::EscalationPolicy => query.select(clinics::escalation_policy).first(conn),
     }
     .optional()?;
     Ok(stored
@@ -649,15 +649,15 @@ pub fn read_setting<T: serde::de::DeserializeOwned + Default>(
 pub fn write_setting(
     conn: &mut DbConnection,
     clinic_id: &str,
-    setting: ClinicSetting,
+    setting: AlertingSetting,
     json: String,
 ) -> QueryResult<()> {
     let target = clinics::table.find(clinic_id);
     match setting {
-        ClinicSetting::AlertThresholds => diesel::update(target)
+        AlertingSetting::AlertThresholds => diesel::update(target)
             .set(clinics::alert_thresholds.eq(Some(json)))
             .execute(conn),
-        ClinicSetting::EscalationPolicy => diesel::update(target)
+        AlertingSetting::EscalationPolicy => diesel::update(target)
             .set(clinics::escalation_policy.eq(Some(json)))
             .execute(conn),
     }
@@ -669,7 +669,7 @@ pub fn clinic_policy(
     conn: &mut DbConnection,
     clinic_id: &str,
 ) -> QueryResult<policy::EscalationPolicy> {
-    read_setting(conn, clinic_id, ClinicSetting::EscalationPolicy)
+    read_setting(conn, clinic_id, AlertingSetting::EscalationPolicy)
 }
 
 /// Escalates an open alert whose deadline for `step` passed: the tier after the one last told

@@ -25,10 +25,10 @@ use crate::account::model::Role;
 use crate::app::AppState;
 use crate::clinic::ClinicRow;
 use crate::clinic::use_cases::{self as clinics, StaffMember};
-use crate::escalation::ClinicSetting;
+use crate::escalation::AlertingSetting;
+use crate::escalation::alerting::{self, AlertingChange};
 use crate::escalation::policy::EscalationPolicy;
 use crate::escalation::rules::Thresholds;
-use crate::escalation::settings::{self, SettingChange};
 use crate::escalation::webhooks::EndpointRow;
 use crate::prompt::plan::CarePlan;
 
@@ -82,9 +82,9 @@ async fn settings_page(
             let clinic = clinics::get(conn, caller, &id)?;
             let staff = clinics::list_staff(conn, caller)?;
             let policy =
-                settings::read_setting(conn, caller, &id, ClinicSetting::EscalationPolicy)?;
+                alerting::read_setting(conn, caller, &id, AlertingSetting::EscalationPolicy)?;
             let thresholds =
-                settings::read_setting(conn, caller, &id, ClinicSetting::AlertThresholds)?;
+                alerting::read_setting(conn, caller, &id, AlertingSetting::AlertThresholds)?;
             let care_plan = crate::prompt::use_cases::clinic_care_plan(conn, caller, &id)?;
             let admin = caller.role == Role::ClinicAdmin;
             let webhooks = if admin {
@@ -188,7 +188,7 @@ fn text<'f>(form: &'f BTreeMap<String, String>, field: &str) -> Option<&'f str> 
 async fn save_setting<T>(
     state: &AppState,
     user: ConsoleUser,
-    change: SettingChange<T>,
+    change: AlertingChange<T>,
     secure: bool,
     section: &'static str,
 ) -> Response
@@ -199,7 +199,7 @@ where
     let saved = state
         .write_as(user.bearer, move |conn, caller| {
             let id = own_clinic(caller);
-            settings::update_setting(conn, caller, &id, change, now)
+            alerting::update_setting(conn, caller, &id, change, now)
         })
         .await;
     match saved {
