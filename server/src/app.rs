@@ -13,7 +13,7 @@ use rand::RngCore;
 
 use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
-use crate::config::{Config, KeySource, PushSettings, Secret, SigningKey, VapidKeySource};
+use crate::config::{Config, KeySource, PushConfig, Secret, SigningKey, VapidKeySource};
 use crate::db::Db;
 use crate::http::rate_limit::RateLimiter;
 use crate::instrument::catalogue::Catalogue;
@@ -73,19 +73,19 @@ pub struct PushGateways {
 }
 
 impl PushGateways {
-    fn from_settings(
-        settings: &PushSettings,
+    fn from_config(
+        config: &PushConfig,
         outbound: &crate::http::outbound::Outbound,
     ) -> anyhow::Result<Self> {
-        let apns: Arc<dyn PushGateway> = match &settings.apns {
+        let apns: Arc<dyn PushGateway> = match &config.apns {
             Some(apns) => Arc::new(ApnsGateway::new(apns)?),
             None => Arc::new(LoggingGateway { platform: "apns" }),
         };
-        let fcm: Arc<dyn PushGateway> = match &settings.fcm {
+        let fcm: Arc<dyn PushGateway> = match &config.fcm {
             Some(fcm) => Arc::new(FcmGateway::new(fcm.clone())?),
             None => Arc::new(LoggingGateway { platform: "fcm" }),
         };
-        let vapid = match &settings.web {
+        let vapid = match &config.web {
             VapidKeySource::Configured(text) => Some(
                 VapidKey::parse(text.expose())
                     .map_err(|p| anyhow::anyhow!("COMPANION_VAPID_PRIVATE_KEY {p}"))?,
@@ -97,9 +97,9 @@ impl PushGateways {
         let web: Arc<dyn PushGateway> = match vapid {
             Some(key) => Arc::new(WebPushGateway::new(
                 key,
-                settings.vapid_subject.clone(),
+                config.vapid_subject.clone(),
                 crate::http::outbound::Outbound {
-                    timeout: settings.timeout,
+                    timeout: config.timeout,
                     ..outbound.clone()
                 },
             )),
@@ -110,7 +110,7 @@ impl PushGateways {
             fcm,
             web,
             web_public_key,
-            timeout: settings.timeout,
+            timeout: config.timeout,
             settler: Arc::default(),
         })
     }
@@ -174,7 +174,7 @@ impl App {
             resolver: Arc::new(crate::http::outbound::SystemResolver),
             timeout: std::time::Duration::from_secs(10),
         };
-        let push = PushGateways::from_settings(&config.push, &outbound)?;
+        let push = PushGateways::from_config(&config.push, &outbound)?;
         // Production refuses this unless COMPANION_ACCEPT_PUSH_NOT_CONFIGURED accepts the risk
         // (see `Config`); development says so at start.
         for (platform, missing) in [

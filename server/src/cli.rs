@@ -194,10 +194,10 @@ async fn serve(app: Arc<App>, with_workers: bool) -> anyhow::Result<()> {
     let router = crate::router::router(AppState(app.clone()));
     // On the signal the server stops accepting and lets in-flight requests finish, and the
     // workers let running jobs finish and hand back the jobs they claimed but did not start.
-    let settings = app.config.connections.clone();
+    let connections = app.config.connections.clone();
     let stop = shutdown.clone();
     let mut server = tokio::spawn(async move {
-        crate::http::serve::serve(listener, router, &settings, stop).await;
+        crate::http::serve::serve(listener, router, &connections, stop).await;
     });
     let finished_early = tokio::select! {
         result = &mut server => Some(result),

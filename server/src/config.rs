@@ -188,22 +188,22 @@ pub struct Config {
     /// `COMPANION_WORKER_INTERVAL` (seconds): how often housekeeping runs.
     pub worker_interval: Duration,
     /// The job queue.
-    pub jobs: JobSettings,
+    pub jobs: JobConfig,
     /// Push services.
-    pub push: PushSettings,
+    pub push: PushConfig,
     /// Check-in prompts.
-    pub prompts: PromptSettings,
+    pub prompts: PromptConfig,
     /// `COMPANION_SHUTDOWN_TIMEOUT` (seconds): after SIGTERM, how long in-flight requests and
     /// jobs may take before the process releases what it holds and exits.
     pub shutdown_timeout: Duration,
     /// `COMPANION_METRICS_TOKEN`: when set, `/metrics` requires it as a bearer token.
     pub metrics_token: Option<Secret<String>>,
     /// How `serve` accepts connections.
-    pub connections: ConnectionSettings,
-    /// The safety path's settings.
-    pub safety: SafetySettings,
+    pub connections: ConnectionConfig,
+    /// The safety path's configuration.
+    pub safety: SafetyConfig,
     /// Email, when `COMPANION_SMTP_URL` is set.
-    pub email: Option<EmailSettings>,
+    pub email: Option<EmailConfig>,
     /// `COMPANION_WEBHOOK_ALLOW`: internal hosts and networks webhooks may reach anyway.
     pub webhook_allow: Vec<crate::http::outbound::AllowEntry>,
     /// `COMPANION_ORG_AUDIT_RETENTION_DAYS`: how long audit rows of no clinic (organisation-level
@@ -215,9 +215,9 @@ pub struct Config {
     pub public_url: PublicUrl,
 }
 
-/// The safety path's settings.
+/// The safety path's configuration.
 #[derive(Clone, Debug)]
-pub struct SafetySettings {
+pub struct SafetyConfig {
     /// `COMPANION_SAFETY_ANSWER_WAIT_MS`: how long the answer to a check-in that raised an urgent
     /// or high alert may wait for the first delivery outcome, so that the patient is told
     /// `reached` or `unreachable` rather than `trying` (0: answer at once).
@@ -228,9 +228,9 @@ pub struct SafetySettings {
     pub accept_push_not_configured: bool,
 }
 
-/// Email settings.
+/// Email configuration.
 #[derive(Clone, Debug)]
-pub struct EmailSettings {
+pub struct EmailConfig {
     /// `COMPANION_SMTP_URL`: `smtp://host:port` (add `?tls=required` for STARTTLS) or
     /// `smtps://host:port`, with `user:password@` when the server asks for credentials.
     pub url: Secret<String>,
@@ -269,7 +269,7 @@ impl PublicUrl {
 
 /// Limits on the connections `serve` accepts, against clients that hold sockets open.
 #[derive(Clone, Debug)]
-pub struct ConnectionSettings {
+pub struct ConnectionConfig {
     /// `COMPANION_HEADER_TIMEOUT` (seconds): a request's headers must arrive within this long,
     /// or the connection is closed.
     pub header_timeout: Duration,
@@ -283,9 +283,9 @@ pub struct ConnectionSettings {
     pub max_connections_per_client: usize,
 }
 
-/// Check-in prompt settings.
+/// Check-in prompt configuration.
 #[derive(Clone, Debug)]
-pub struct PromptSettings {
+pub struct PromptConfig {
     /// `COMPANION_PROMPT_INTERVAL` (seconds): how often workers plan ahead, send due prompts and
     /// reminders, and expire missed ones.
     pub interval: Duration,
@@ -295,9 +295,9 @@ pub struct PromptSettings {
     pub batch: i64,
 }
 
-/// Job-queue settings.
+/// Job-queue configuration.
 #[derive(Clone, Debug)]
-pub struct JobSettings {
+pub struct JobConfig {
     /// `COMPANION_JOB_LEASE` (seconds): how long a claimed job is held before another worker may
     /// take it over.
     pub lease: Duration,
@@ -311,13 +311,13 @@ pub struct JobSettings {
     pub retry_cap: Duration,
 }
 
-/// Push-service settings; a service left unconfigured is replaced by a logging stand-in.
+/// Push-service configuration; a service left unconfigured is replaced by a logging stand-in.
 #[derive(Clone, Debug)]
-pub struct PushSettings {
+pub struct PushConfig {
     /// FCM, when `COMPANION_FCM_SERVICE_ACCOUNT_FILE` is set.
-    pub fcm: Option<crate::push::fcm::FcmSettings>,
+    pub fcm: Option<crate::push::fcm::FcmConfig>,
     /// APNs, when `COMPANION_APNS_KEY_FILE` is set.
-    pub apns: Option<crate::push::apns::ApnsSettings>,
+    pub apns: Option<crate::push::apns::ApnsConfig>,
     /// Web Push: where the VAPID key comes from.
     pub web: VapidKeySource,
     /// `COMPANION_VAPID_SUBJECT`: the contact push services see (`mailto:` or `https:`);
@@ -576,7 +576,7 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&log_filter)
             .map_err(|e| err("COMPANION_LOG", format!("not a log filter ({e})")))?;
         let worker_interval = seconds(get, "COMPANION_WORKER_INTERVAL", 60, 1, 86_400)?;
-        let jobs = JobSettings {
+        let jobs = JobConfig {
             lease: seconds(get, "COMPANION_JOB_LEASE", 60, 1, 3600)?,
             poll_interval: Duration::from_millis(number(
                 get,
@@ -595,7 +595,7 @@ impl Config {
             )?),
             retry_cap: Duration::from_secs(600),
         };
-        let mut push = push_settings(get)?;
+        let mut push = push_config(get)?;
         if jobs.lease <= push.timeout {
             // A delivery still waiting on the push service when its lease lapses would be
             // claimed and sent again.
@@ -607,7 +607,7 @@ impl Config {
                 ),
             ));
         }
-        let prompts = PromptSettings {
+        let prompts = PromptConfig {
             interval: seconds(get, "COMPANION_PROMPT_INTERVAL", 15, 1, 3600)?,
             horizon: chrono::TimeDelta::hours(number(
                 get,
@@ -629,8 +629,8 @@ impl Config {
             }
             Some(token) => Some(Secret::new(token.to_owned())),
         };
-        let connections = connection_settings(get, request_timeout)?;
-        let safety = SafetySettings {
+        let connections = connection_config(get, request_timeout)?;
+        let safety = SafetyConfig {
             answer_wait: Duration::from_millis(number(
                 get,
                 "COMPANION_SAFETY_ANSWER_WAIT_MS",
@@ -701,7 +701,7 @@ impl Config {
                         "must be an address or `Name <address>`",
                     ));
                 }
-                Some(EmailSettings {
+                Some(EmailConfig {
                     url: Secret::new(url.to_owned()),
                     from: from.to_owned(),
                 })
@@ -765,10 +765,10 @@ impl Config {
     }
 }
 
-fn connection_settings<'a>(
+fn connection_config<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
     request_timeout: Duration,
-) -> Result<ConnectionSettings, ConfigError> {
+) -> Result<ConnectionConfig, ConfigError> {
     let header_timeout = seconds(&get, "COMPANION_HEADER_TIMEOUT", 10, 1, 300)?;
     // Unset, it stays below a short COMPANION_REQUEST_TIMEOUT rather than refuse to start.
     let default_body = 10.min(request_timeout.as_secs().saturating_sub(1)).max(1);
@@ -798,7 +798,7 @@ fn connection_settings<'a>(
             format!("must not exceed COMPANION_MAX_CONNECTIONS ({max_connections})"),
         ));
     }
-    Ok(ConnectionSettings {
+    Ok(ConnectionConfig {
         header_timeout,
         body_timeout,
         max_connections,
@@ -848,7 +848,7 @@ fn boolean<'a>(
     }
 }
 
-fn push_settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<PushSettings, ConfigError> {
+fn push_config<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<PushConfig, ConfigError> {
     let timeout = seconds(&get, "COMPANION_PUSH_TIMEOUT", 10, 1, 120)?;
     let fcm = match get("COMPANION_FCM_SERVICE_ACCOUNT_FILE") {
         None => None,
@@ -874,7 +874,7 @@ fn push_settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<PushSettin
             ] {
                 url::Url::parse(value).map_err(|e| err(key, format!("not a URL ({e})")))?;
             }
-            Some(crate::push::fcm::FcmSettings {
+            Some(crate::push::fcm::FcmConfig {
                 account,
                 base_url,
                 token_url,
@@ -906,7 +906,7 @@ fn push_settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<PushSettin
                     ));
                 }
             };
-            Some(crate::push::apns::ApnsSettings {
+            Some(crate::push::apns::ApnsConfig {
                 key_pem: Secret::new(key_pem),
                 key_id: required("COMPANION_APNS_KEY_ID")?,
                 team_id: required("COMPANION_APNS_TEAM_ID")?,
@@ -942,7 +942,7 @@ fn push_settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<PushSettin
             subject.to_owned()
         }
     };
-    Ok(PushSettings {
+    Ok(PushConfig {
         fcm,
         apns,
         web,

@@ -9,9 +9,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Timestamp};
 
 use crate::db::DbConnection;
 
@@ -230,43 +229,22 @@ pub struct Shared {
     pub open_alerts: BTreeMap<String, i64>,
 }
 
-#[derive(QueryableByName)]
-struct KindCount {
-    #[diesel(sql_type = Text)]
-    key: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamp>)]
-    oldest: Option<NaiveDateTime>,
-}
-
 /// Reads the shared state: three grouped queries.
 pub fn read_shared(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<Shared> {
     let now = now.naive_utc();
     let mut shared = Shared::default();
-    let grouped =
-        |conn: &mut DbConnection, sql: &'static str| diesel::sql_query(sql).load::<KindCount>(conn);
-    for row in grouped(
-        conn,
-        "SELECT kind AS key, COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE status = 'queued' GROUP BY kind",
-    )? {
+    for row in crate::jobs::store::queued_by_kind(conn)? {
         let age = row
             .oldest
             .map(|t| (now - t).num_seconds().max(0))
             .unwrap_or(0);
         shared.queue.insert(row.key, (row.n, age));
     }
-    for row in grouped(
-        conn,
-        "SELECT kind AS key, COUNT(*) AS n, NULL AS oldest FROM jobs WHERE status = 'dead' GROUP BY kind",
-    )? {
+    for row in crate::jobs::store::dead_by_kind(conn)? {
         shared.dead.insert(row.key, row.n);
     }
-    for row in grouped(
-        conn,
-        "SELECT severity AS key, COUNT(*) AS n, NULL AS oldest FROM alerts WHERE status = 'open' GROUP BY severity",
-    )? {
-        shared.open_alerts.insert(row.key, row.n);
+    for (severity, n) in crate::escalation::open_by_severity(conn)? {
+        shared.open_alerts.insert(severity, n);
     }
     Ok(shared)
 }

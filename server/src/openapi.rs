@@ -141,18 +141,18 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(escalation::handlers::acknowledge_alert))
         .routes(routes!(escalation::handlers::assign_alert))
         .routes(routes!(escalation::handlers::resolve_alert))
-        .routes(routes!(escalation::handlers::settings::set_on_call))
+        .routes(routes!(escalation::handlers::alerting::set_on_call))
         .routes(routes!(
-            escalation::handlers::settings::get_my_working_hours,
-            escalation::handlers::settings::set_my_working_hours
+            escalation::handlers::alerting::get_my_working_hours,
+            escalation::handlers::alerting::set_my_working_hours
         ))
         .routes(routes!(
-            escalation::handlers::settings::get_clinic_readiness
+            escalation::handlers::alerting::get_clinic_readiness
         ))
         .routes(routes!(crate::safety::handlers::get_my_crisis_resources))
         .routes(routes!(
-            escalation::handlers::settings::get_escalation_policy,
-            escalation::handlers::settings::set_escalation_policy
+            escalation::handlers::alerting::get_escalation_policy,
+            escalation::handlers::alerting::set_escalation_policy
         ))
         .routes(routes!(
             escalation::handlers::webhooks::create_webhook,
@@ -163,8 +163,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(escalation::handlers::webhooks::delete_webhook))
         .routes(routes!(
-            escalation::handlers::settings::get_alert_thresholds,
-            escalation::handlers::settings::set_alert_thresholds
+            escalation::handlers::alerting::get_alert_thresholds,
+            escalation::handlers::alerting::set_alert_thresholds
         ))
         .routes(routes!(
             crate::lifecycle::handlers::list_consent_documents,

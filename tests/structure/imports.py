@@ -8,12 +8,13 @@ declarations and inline) to the file that defines the module, and prints:
 - every import cycle (strongly connected set of files) that passes through `app.rs` or `jobs/`;
 - every file that reaches into another domain's `store` (a domain owns its tables: others call
   its use cases or its public module, never its store);
-- the README's length;
-- which files outside a `store.rs` name database tables (for reading, not a finding: the rule is
-  that SQL lives in the stores, and these are the places where it does not yet).
+- every file outside a `store.rs` that names a database table, through the diesel schema
+  (`companion_schema::schema::…`) or in SQL text (`FROM jobs`, `UPDATE alerts`, …): SQL lives in
+  the stores;
+- the README's length.
 
     python3 tests/structure/imports.py            # the picture
-    python3 tests/structure/imports.py --check    # also exit 1 on any of the three findings
+    python3 tests/structure/imports.py --check    # also exit 1 on any of the four findings
     python3 tests/structure/imports.py --dot      # folder graph for graphviz (dot -Tsvg)
 
 Test modules (`#[cfg(test)] mod tests { … }`) are left out: they do not shape the build.
@@ -25,6 +26,7 @@ from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SRC = os.path.join(ROOT, "server", "src")
+SCHEMA = os.path.join(ROOT, "schema", "src", "schema.rs")
 README_LIMIT = 300
 # Folders that are infrastructure every domain may use through their store-level API: the job
 # queue (enqueue inside the caller's transaction) and the database helpers.
@@ -36,6 +38,32 @@ def module_of(path):
     if rel[-1] in ("mod", "lib", "main"):
         rel = rel[:-1]
     return tuple(rel)
+
+
+def table_names():
+    """The tables `schema/src/schema.rs` declares (`diesel::table! { name (key) { … } }`)."""
+    with open(SCHEMA, encoding="utf-8") as fh:
+        return set(re.findall(r"table!\s*\{\s*(\w+)\s*\(", fh.read()))
+
+
+def tables_named(text, tables):
+    """The tables `text` (a file without tests and comments) names: through the diesel schema
+    (`schema::{a, b}`, `schema::a`, or `schema::schema::*` for every table) or in SQL text inside
+    a string literal (a table after FROM, JOIN, INTO, UPDATE or TABLE, in capitals as the stores
+    write SQL)."""
+    named = set()
+    if re.search(r"schema::schema::\*", text):
+        named.update(tables)
+    for m in re.finditer(r"\bschema::\{([^}]*)\}", text):
+        named.update(t.strip() for t in m.group(1).split(",") if t.strip() in tables)
+    for m in re.finditer(r"\bschema::(\w+)", text):
+        if m.group(1) in tables:
+            named.add(m.group(1))
+    for literal in re.findall(r'"(?:[^"\\]|\\.)*"', text):
+        for m in re.finditer(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+(\w+)", literal):
+            if m.group(1) in tables:
+                named.add(m.group(1))
+    return named
 
 
 def strip_tests_and_comments(text):
@@ -219,17 +247,21 @@ def main(argv):
         print("none")
     findings += len(crossings)
 
-    print("\n== tables named outside a store (SQL that has not moved into its store yet)")
+    print("\n== tables named outside a store (SQL lives in the stores)")
+    tables = table_names()
+    outside = []
     for mod, p in sorted(modules.items()):
         if mod and mod[-1] == "store":
             continue
         with open(p, encoding="utf-8") as fh:
-            text = strip_tests_and_comments(fh.read())
-        tables = set()
-        for m in re.finditer(r"schema::schema::(\{[^}]*\}|\w+)", text):
-            tables.update(t.strip() for t in m.group(1).strip("{}").split(",") if t.strip())
-        if tables:
-            print(f"{name(mod)}: {', '.join(sorted(tables))}")
+            named = tables_named(strip_tests_and_comments(fh.read()), tables)
+        if named:
+            outside.append(f"{name(mod)}: {', '.join(sorted(named))}")
+    for line in outside:
+        print(line)
+    if not outside:
+        print("none")
+    findings += len(outside)
 
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
         lines = sum(1 for _ in fh)

@@ -9,7 +9,7 @@ pub mod use_cases;
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
 pub use store::{
-    NewAccount, clinic_of, enabled_email, enabled_org_admins, find_by_email,
-    insert as insert_account, set_on_call, set_timezone, set_working_hours, timezone_of,
-    working_hours_of,
+    ExportedProfile, NewAccount, blank_erased, clear_external_id, clinic_of, email_of,
+    enabled_email, enabled_org_admins, exported_profile, find_by_email, insert as insert_account,
+    set_on_call, set_timezone, set_working_hours, timezone_of, working_hours_of,
 };

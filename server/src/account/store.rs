@@ -192,3 +192,74 @@ pub fn enabled_org_admins(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
         .order(accounts::id.asc())
         .load(conn)
 }
+
+/// The email of the account `id`, enabled or not; `None` when there is no such account.
+pub fn email_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    accounts::table
+        .find(id)
+        .select(accounts::email)
+        .first(conn)
+        .optional()
+}
+
+/// Clears the record number (`external_id`) of the account `id`, so that the clinic may give it
+/// to someone else.
+pub fn clear_external_id(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(accounts::table.find(id))
+        .set((
+            accounts::external_id.eq(None::<String>),
+            accounts::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Leaves the erased account `id` as an empty, disabled mark: no email (a placeholder that
+/// cannot receive mail), password, name, zone or working hours; disabled and erased at `stamp`.
+pub fn blank_erased(conn: &mut DbConnection, id: &str, stamp: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(accounts::table.find(id))
+        .set((
+            accounts::email.eq(format!("erased-{id}@invalid")),
+            accounts::password_hash.eq("!"),
+            accounts::display_name.eq(None::<String>),
+            accounts::timezone.eq("UTC"),
+            accounts::working_hours.eq(None::<String>),
+            accounts::disabled_at.eq(Some(stamp)),
+            accounts::erased_at.eq(Some(stamp)),
+            accounts::updated_at.eq(stamp),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// An account as its owner's export shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportedProfile {
+    /// Id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Name.
+    pub display_name: Option<String>,
+    /// IANA zone.
+    pub timezone: String,
+    /// Clinic.
+    pub clinic_id: Option<String>,
+    /// Created.
+    pub created_at: NaiveDateTime,
+}
+
+/// The profile of the account `id` for its owner's export.
+pub fn exported_profile(conn: &mut DbConnection, id: &str) -> QueryResult<ExportedProfile> {
+    accounts::table
+        .find(id)
+        .select((
+            accounts::id,
+            accounts::email,
+            accounts::display_name,
+            accounts::timezone,
+            accounts::clinic_id,
+            accounts::created_at,
+        ))
+        .first(conn)
+}

@@ -10,7 +10,7 @@ use diesel::QueryResult;
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 
-pub use store::purge_organisation_rows;
+pub use store::{purge_clinic_rows, purge_organisation_rows};
 
 /// Who acted.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -65,3 +65,18 @@ pub fn purge_organisation_rows(
     }
     diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&ids))).execute(conn)
 }
+
+/// Deletes the audit rows of `clinic_id` written before `before` (the clinic's retention
+/// policy). Returns how many went.
+pub fn purge_clinic_rows(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    before: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::delete(
+        audit_events::table
+            .filter(audit_events::clinic_id.eq(clinic_id))
+            .filter(audit_events::at.lt(before)),
+    )
+    .execute(conn)
+}

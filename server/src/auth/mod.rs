@@ -14,4 +14,7 @@ pub mod work;
 
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
-pub use store::{purge_expired_tokens, revoke_all_sessions, revoke_session, start_session};
+pub use store::{
+    ExportedSignIn, delete_reset_codes_of, delete_sessions_of, exported_sign_ins_of,
+    purge_expired_tokens, revoke_all_sessions, revoke_session, start_session,
+};

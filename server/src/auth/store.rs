@@ -416,3 +416,48 @@ pub fn spend_reset_code(
     .set(password_resets::used_at.eq(Some(at)))
     .execute(conn)
 }
+
+/// Deletes every session of `account_id` with its refresh tokens (the account is being erased).
+pub fn delete_sessions_of(conn: &mut DbConnection, account_id: &str) -> QueryResult<()> {
+    let families = refresh_families::table
+        .filter(refresh_families::account_id.eq(account_id))
+        .select(refresh_families::id);
+    diesel::delete(refresh_tokens::table.filter(refresh_tokens::family_id.eq_any(families)))
+        .execute(conn)?;
+    diesel::delete(refresh_families::table.filter(refresh_families::account_id.eq(account_id)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes every password reset code of `account_id`, used or not (the account is being erased).
+pub fn delete_reset_codes_of(conn: &mut DbConnection, account_id: &str) -> QueryResult<usize> {
+    diesel::delete(password_resets::table.filter(password_resets::account_id.eq(account_id)))
+        .execute(conn)
+}
+
+/// A sign-in (a session) as its account's export shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportedSignIn {
+    /// Id.
+    pub id: String,
+    /// Signed in.
+    pub created_at: NaiveDateTime,
+    /// Signed out or revoked.
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// Every sign-in of `account_id`, oldest first, for its owner's export.
+pub fn exported_sign_ins_of(
+    conn: &mut DbConnection,
+    account_id: &str,
+) -> QueryResult<Vec<ExportedSignIn>> {
+    refresh_families::table
+        .filter(refresh_families::account_id.eq(account_id))
+        .order(refresh_families::created_at)
+        .select((
+            refresh_families::id,
+            refresh_families::created_at,
+            refresh_families::revoked_at,
+        ))
+        .load(conn)
+}

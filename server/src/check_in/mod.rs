@@ -14,6 +14,8 @@ pub mod view;
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
 pub use store::{
-    CheckInRow, HistoryFilter, INCOMPLETE, baseline_candidates, find as find_check_in,
-    history as check_in_history, last_received_at, latest_completed, recent_moods,
+    CheckInRow, ExportedCheckIn, HistoryFilter, INCOMPLETE, answers_of_patient,
+    baseline_candidates, delete_of_patient, exported_of_patient, find as find_check_in,
+    forget_earlier_versions_of_patient, history as check_in_history, last_received_at,
+    latest_completed, purge_completed_before, recent_moods, set_answers, unlink_prompts_of_patient,
 };

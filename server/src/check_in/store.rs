@@ -449,3 +449,119 @@ pub fn last_received_at(
         .select(diesel::dsl::max(check_ins::received_at))
         .first(conn)
 }
+
+/// Deletes every check-in of `patient_id` (the patient is being erased).
+pub fn delete_of_patient(conn: &mut DbConnection, patient_id: &str) -> QueryResult<usize> {
+    diesel::delete(check_ins::table.filter(check_ins::patient_id.eq(patient_id))).execute(conn)
+}
+
+/// Unlinks every check-in of `patient_id` from the prompt it answered (the patient is being
+/// erased, and their prompts go).
+pub fn unlink_prompts_of_patient(conn: &mut DbConnection, patient_id: &str) -> QueryResult<usize> {
+    diesel::update(check_ins::table.filter(check_ins::patient_id.eq(patient_id)))
+        .set(check_ins::prompt_id.eq(None::<String>))
+        .execute(conn)
+}
+
+/// Every check-in of `patient_id` as (id, answers JSON).
+pub fn answers_of_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<Vec<(String, String)>> {
+    check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .select((check_ins::id, check_ins::answers))
+        .load(conn)
+}
+
+/// Replaces the answers (JSON) of the check-in `id`.
+pub fn set_answers(conn: &mut DbConnection, id: &str, answers: &str) -> QueryResult<()> {
+    diesel::update(check_ins::table.find(id))
+        .set(check_ins::answers.eq(answers))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Forgets the versions amendments replaced, for every check-in of `patient_id`.
+pub fn forget_earlier_versions_of_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<usize> {
+    diesel::update(check_ins::table.filter(check_ins::patient_id.eq(patient_id)))
+        .set(check_ins::earlier_versions.eq(None::<String>))
+        .execute(conn)
+}
+
+/// Deletes the check-ins of `clinic_id` completed before `before`, except those an unresolved
+/// alert names (as the check-in that raised it last, or in one of its signal events: escalation's
+/// `alerts` and `alert_events`, read here in the same statement). Returns how many went.
+pub fn purge_completed_before(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    before: NaiveDateTime,
+) -> QueryResult<usize> {
+    use companion_schema::schema::{alert_events, alerts};
+    let unresolved = alerts::table
+        .filter(alerts::clinic_id.eq(clinic_id))
+        .filter(alerts::status.ne("resolved"));
+    let named_by_alert = unresolved
+        .filter(alerts::check_in_id.is_not_null())
+        .select(alerts::check_in_id.assume_not_null());
+    let named_by_signal = alert_events::table
+        .filter(alert_events::check_in_id.is_not_null())
+        .filter(alert_events::alert_id.eq_any(unresolved.select(alerts::id)))
+        .select(alert_events::check_in_id.assume_not_null());
+    diesel::delete(
+        check_ins::table
+            .filter(check_ins::clinic_id.eq(clinic_id))
+            .filter(check_ins::completed_at.lt(before))
+            .filter(diesel::dsl::not(check_ins::id.eq_any(named_by_alert)))
+            .filter(diesel::dsl::not(check_ins::id.eq_any(named_by_signal))),
+    )
+    .execute(conn)
+}
+
+/// A check-in as its patient's export shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportedCheckIn {
+    /// Id.
+    pub id: String,
+    /// Catalogue key.
+    pub instrument: String,
+    /// Catalogue version.
+    pub instrument_version: i32,
+    /// Answers, JSON.
+    pub answers: String,
+    /// Total score.
+    pub total: Option<i32>,
+    /// Severity band.
+    pub severity: Option<String>,
+    /// Completed.
+    pub completed_at: NaiveDateTime,
+    /// Received.
+    pub received_at: NaiveDateTime,
+    /// `on_time`, `clock_ahead` or `late`.
+    pub timing: String,
+}
+
+/// Every check-in of `patient_id`, by completion time, for their export.
+pub fn exported_of_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<Vec<ExportedCheckIn>> {
+    check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .order(check_ins::completed_at)
+        .select((
+            check_ins::id,
+            check_ins::instrument,
+            check_ins::instrument_version,
+            check_ins::answers,
+            check_ins::total,
+            check_ins::severity,
+            check_ins::completed_at,
+            check_ins::received_at,
+            check_ins::timing,
+        ))
+        .load(conn)
+}

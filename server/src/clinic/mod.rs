@@ -7,4 +7,4 @@ pub mod use_cases;
 
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
-pub use store::{ClinicChanges, ClinicRow, care_plan_of, find as find_clinic, roster};
+pub use store::{ClinicChanges, ClinicRow, find as find_clinic, roster};

@@ -156,16 +156,6 @@ pub fn open_alert_severities(
         .load(conn)
 }
 
-/// A clinic's own default care plan (JSON), if it set one.
-pub fn care_plan_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
-    clinics::table
-        .find(id)
-        .select(clinics::care_plan)
-        .first::<Option<String>>(conn)
-        .optional()
-        .map(Option::flatten)
-}
-
 /// (id, display name) of the given patients of a clinic; ids of other clinics are left out.
 pub fn patient_names(
     conn: &mut DbConnection,

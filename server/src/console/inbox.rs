@@ -86,7 +86,7 @@ async fn load(
                     .map(ToString::to_string)
                     .unwrap_or_default();
                 // Shown to those who may read it; a refusal leaves it out of the page.
-                match crate::escalation::settings::clinic_readiness(
+                match crate::escalation::alerting::clinic_readiness(
                     conn, caller, &clinic, &zones, channels,
                 ) {
                     Ok(readiness) => Some(readiness),

@@ -8,7 +8,7 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::EmailSettings;
+use crate::config::EmailConfig;
 
 /// A message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,13 +89,13 @@ impl std::fmt::Debug for Mailer {
 }
 
 impl Mailer {
-    /// A mailer for `settings` (validated by the configuration). Connects on first use.
-    pub fn new(settings: &EmailSettings) -> anyhow::Result<Self> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.url.expose())
+    /// A mailer for `config` (validated by the configuration). Connects on first use.
+    pub fn new(config: &EmailConfig) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.url.expose())
             .map_err(|e| anyhow::anyhow!("COMPANION_SMTP_URL: {e}"))?
             .timeout(Some(Duration::from_secs(10)))
             .build();
-        let from = settings
+        let from = config
             .from
             .parse::<Mailbox>()
             .map_err(|e| anyhow::anyhow!("COMPANION_SMTP_FROM: {e}"))?;

@@ -188,7 +188,7 @@ pub fn on_prompts_expired(
 ) -> QueryResult<Option<store::Raised>> {
     let now = now.naive_utc();
     let thresholds: Thresholds =
-        store::read_setting(conn, clinic_id, store::ClinicSetting::AlertThresholds)?;
+        store::read_setting(conn, clinic_id, store::AlertingSetting::AlertThresholds)?;
     let last_check_in = crate::check_in::last_received_at(conn, patient_id)?;
     let last_resolve = store::last_resolved_at(conn, patient_id, "missed_check_ins")?;
     let restart = last_check_in.max(last_resolve);

@@ -1,7 +1,9 @@
 //! Escalation: the rules that turn a patient's answers into alerts for the care team, the alerts
 //! themselves, and the jobs that notify the care team and climb tiers until someone acknowledges.
 
+pub mod alerting;
 pub mod decide;
+pub mod erased;
 pub mod handlers;
 pub mod inbox;
 pub mod intake;
@@ -10,7 +12,6 @@ pub mod policy;
 pub mod reach;
 pub mod readiness;
 pub mod rules;
-pub mod settings;
 mod store;
 pub mod wait;
 pub mod webhooks;
@@ -20,6 +21,7 @@ pub mod working_hours;
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
 pub use store::{
-    AlertRow, ClinicSetting, InboxFilter, Raised, Signal, audience, event, find as find_alert,
-    raise,
+    AlertRow, AlertingSetting, ExportedAlert, ExportedEvent, InboxFilter, Raised, Signal, audience,
+    changed_alerts_page, event, exported_alerts_of_patient, exported_events, find as find_alert,
+    open_by_severity, purge_resolved_before, purge_resolved_of_erased, raise,
 };

@@ -618,28 +618,25 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<AlertRow>> 
         .optional()
 }
 
-/// A per-clinic setting stored as JSON on the clinic row.
+/// A clinic's alerting setting, stored as JSON on the clinic row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClinicSetting {
+pub enum AlertingSetting {
     /// [`super::rules::Thresholds`].
     AlertThresholds,
     /// [`policy::EscalationPolicy`].
     EscalationPolicy,
-    /// The clinic's default [`crate::prompt::plan::CarePlan`].
-    CarePlan,
 }
 
 /// Reads a clinic setting (validated when it was set), or its default.
 pub fn read_setting<T: serde::de::DeserializeOwned + Default>(
     conn: &mut DbConnection,
     clinic_id: &str,
-    setting: ClinicSetting,
+    setting: AlertingSetting,
 ) -> QueryResult<T> {
     let query = clinics::table.find(clinic_id);
     let stored: Option<Option<String>> = match setting {
-        ClinicSetting::AlertThresholds => query.select(clinics::alert_thresholds).first(conn),
-        ClinicSetting::EscalationPolicy => query.select(clinics::escalation_policy).first(conn),
-        ClinicSetting::CarePlan => query.select(clinics::care_plan).first(conn),
+        AlertingSetting::AlertThresholds => query.select(clinics::alert_thresholds).first(conn),
+        AlertingSetting::EscalationPolicy => query.select(clinics::escalation_policy).first(conn),
     }
     .optional()?;
     Ok(stored
@@ -652,19 +649,16 @@ pub fn read_setting<T: serde::de::DeserializeOwned + Default>(
 pub fn write_setting(
     conn: &mut DbConnection,
     clinic_id: &str,
-    setting: ClinicSetting,
+    setting: AlertingSetting,
     json: String,
 ) -> QueryResult<()> {
     let target = clinics::table.find(clinic_id);
     match setting {
-        ClinicSetting::AlertThresholds => diesel::update(target)
+        AlertingSetting::AlertThresholds => diesel::update(target)
             .set(clinics::alert_thresholds.eq(Some(json)))
             .execute(conn),
-        ClinicSetting::EscalationPolicy => diesel::update(target)
+        AlertingSetting::EscalationPolicy => diesel::update(target)
             .set(clinics::escalation_policy.eq(Some(json)))
-            .execute(conn),
-        ClinicSetting::CarePlan => diesel::update(target)
-            .set(clinics::care_plan.eq(Some(json)))
             .execute(conn),
     }
     .map(drop)
@@ -675,7 +669,7 @@ pub fn clinic_policy(
     conn: &mut DbConnection,
     clinic_id: &str,
 ) -> QueryResult<policy::EscalationPolicy> {
-    read_setting(conn, clinic_id, ClinicSetting::EscalationPolicy)
+    read_setting(conn, clinic_id, AlertingSetting::EscalationPolicy)
 }
 
 /// Escalates an open alert whose deadline for `step` passed: the tier after the one last told
@@ -1353,4 +1347,252 @@ pub fn deactivate_endpoint(conn: &mut DbConnection, id: &str) -> QueryResult<()>
         .set(webhook_endpoints::active.eq(false))
         .execute(conn)
         .map(drop)
+}
+
+// A patient's erasure, the retention purge and the patient's export.
+
+/// The stored rule name of a patient's request for help.
+const HELP_REQUEST_RULE: &str = "patient_help_request";
+
+/// The unresolved alerts of `patient_id`, as (id, severity).
+pub fn unresolved_of_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<Vec<(String, String)>> {
+    alerts::table
+        .filter(alerts::patient_id.eq(patient_id))
+        .filter(alerts::status.ne("resolved"))
+        .select((alerts::id, alerts::severity))
+        .load(conn)
+}
+
+/// The ids of the resolved alerts of `patient_id`.
+pub fn resolved_of_patient(conn: &mut DbConnection, patient_id: &str) -> QueryResult<Vec<String>> {
+    alerts::table
+        .filter(alerts::patient_id.eq(patient_id))
+        .filter(alerts::status.eq("resolved"))
+        .select(alerts::id)
+        .load(conn)
+}
+
+/// Reduces the alerts `ids` of an erased patient to severity, rule and times: marked erased at
+/// `stamp`, `explanation` instead of theirs, no inputs, no link to a check-in, and their events'
+/// details and check-ins gone.
+pub fn strip_erased(
+    conn: &mut DbConnection,
+    ids: &[&String],
+    explanation: &str,
+    stamp: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(alerts::table.filter(alerts::id.eq_any(ids)))
+        .set((
+            alerts::patient_erased_at.eq(Some(stamp)),
+            alerts::explanation.eq(explanation),
+            alerts::inputs.eq("{}"),
+            alerts::check_in_id.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    diesel::update(alert_events::table.filter(alert_events::alert_id.eq_any(ids)))
+        .set((
+            alert_events::detail.eq(""),
+            alert_events::check_in_id.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes the alerts `ids` with their events; returns how many alerts went.
+pub fn delete_with_events(conn: &mut DbConnection, ids: &[String]) -> QueryResult<usize> {
+    diesel::delete(alert_events::table.filter(alert_events::alert_id.eq_any(ids))).execute(conn)?;
+    diesel::delete(alerts::table.filter(alerts::id.eq_any(ids))).execute(conn)
+}
+
+/// De-identifies the resolved alerts `ids` of an erased patient: the events' details and the
+/// resolution notes go (`note` instead), and so do the inputs of a request for help (the
+/// patient's own words). Rule, severity, times and the opaque id stay.
+pub fn deidentify_resolved(conn: &mut DbConnection, ids: &[String], note: &str) -> QueryResult<()> {
+    diesel::update(alert_events::table.filter(alert_events::alert_id.eq_any(ids)))
+        .set(alert_events::detail.eq(""))
+        .execute(conn)?;
+    diesel::update(alerts::table.filter(alerts::id.eq_any(ids)))
+        .set(alerts::resolution_note.eq(note))
+        .execute(conn)?;
+    diesel::update(
+        alerts::table
+            .filter(alerts::id.eq_any(ids))
+            .filter(alerts::rule.eq(HELP_REQUEST_RULE)),
+    )
+    .set(alerts::inputs.eq("{}"))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes the alerts `ids` with their events, 500 at a time; returns how many alerts went.
+fn delete_in_chunks(conn: &mut DbConnection, ids: &[String]) -> QueryResult<usize> {
+    let mut deleted = 0;
+    for chunk in ids.chunks(500) {
+        deleted += delete_with_events(conn, chunk)?;
+    }
+    Ok(deleted)
+}
+
+/// Deletes the alerts of `clinic_id` resolved before `before`, with their events; returns how
+/// many alerts went.
+pub fn purge_resolved_before(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    before: NaiveDateTime,
+) -> QueryResult<usize> {
+    let old: Vec<String> = alerts::table
+        .filter(alerts::clinic_id.eq(clinic_id))
+        .filter(alerts::status.eq("resolved"))
+        .filter(alerts::resolved_at.lt(before))
+        .select(alerts::id)
+        .load(conn)?;
+    delete_in_chunks(conn, &old)
+}
+
+/// Deletes the resolved alerts kept after their patient's erasure, with their events, except in
+/// the clinics whose stored erasure mode (in the lifecycle's `clinic_lifecycle`) is
+/// `kept_by_mode`; returns how many alerts went.
+pub fn purge_resolved_of_erased(conn: &mut DbConnection, kept_by_mode: &str) -> QueryResult<usize> {
+    use companion_schema::schema::clinic_lifecycle;
+    let keeping = clinic_lifecycle::table
+        .filter(clinic_lifecycle::erasure_mode.eq(kept_by_mode))
+        .select(clinic_lifecycle::clinic_id);
+    let done: Vec<String> = alerts::table
+        .filter(alerts::status.eq("resolved"))
+        .filter(alerts::patient_erased_at.is_not_null())
+        .filter(diesel::dsl::not(alerts::clinic_id.eq_any(keeping)))
+        .select(alerts::id)
+        .load(conn)?;
+    delete_in_chunks(conn, &done)
+}
+
+/// An alert as the patient's export shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportedAlert {
+    /// Id.
+    pub id: String,
+    /// Rule name.
+    pub rule: String,
+    /// Severity name.
+    pub severity: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: String,
+    /// Why.
+    pub explanation: String,
+    /// Opened.
+    pub opened_at: NaiveDateTime,
+    /// Resolved.
+    pub resolved_at: Option<NaiveDateTime>,
+    /// Resolution note.
+    pub resolution_note: Option<String>,
+    /// The check-in that raised it last.
+    pub check_in_id: Option<String>,
+}
+
+/// An alert's event as the patient's export shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportedEvent {
+    /// The alert.
+    pub alert_id: String,
+    /// When.
+    pub at: NaiveDateTime,
+    /// What happened.
+    pub kind: String,
+    /// Who, if a person.
+    pub actor_id: Option<String>,
+    /// Detail (JSON or text).
+    pub detail: String,
+}
+
+/// Every alert of `patient_id`, oldest first, for their export.
+pub fn exported_alerts_of_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<Vec<ExportedAlert>> {
+    alerts::table
+        .filter(alerts::patient_id.eq(patient_id))
+        .order(alerts::opened_at)
+        .select((
+            alerts::id,
+            alerts::rule,
+            alerts::severity,
+            alerts::status,
+            alerts::explanation,
+            alerts::opened_at,
+            alerts::resolved_at,
+            alerts::resolution_note,
+            alerts::check_in_id,
+        ))
+        .load(conn)
+}
+
+/// The events of the alerts `alert_ids`, oldest first, for a patient's export.
+pub fn exported_events(
+    conn: &mut DbConnection,
+    alert_ids: &[&String],
+) -> QueryResult<Vec<ExportedEvent>> {
+    alert_events::table
+        .filter(alert_events::alert_id.eq_any(alert_ids))
+        .order((alert_events::at, alert_events::id))
+        .select((
+            alert_events::alert_id,
+            alert_events::at,
+            alert_events::kind,
+            alert_events::actor_id,
+            alert_events::detail,
+        ))
+        .load(conn)
+}
+
+/// Up to `limit` alerts of `clinic_id`, newest first, starting at (opened_at, id) inclusive,
+/// changed at or after `since` (any of their times): a page of a Bulk Data export.
+pub fn changed_alerts_page(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    since: Option<NaiveDateTime>,
+    from: Option<&(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<AlertRow>> {
+    let mut q = alerts::table
+        .filter(alerts::clinic_id.eq(clinic_id.to_owned()))
+        .select(AlertRow::as_select())
+        .order((alerts::opened_at.desc(), alerts::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(since) = since {
+        q = q.filter(
+            alerts::last_signal_at
+                .ge(since)
+                .or(alerts::acknowledged_at.ge(since))
+                .or(alerts::resolved_at.ge(since)),
+        );
+    }
+    if let Some((at, id)) = from {
+        // The leading `<=` lets the (clinic, opened, id) index seek to the position.
+        q = q
+            .filter(alerts::opened_at.le(*at))
+            .filter(alerts::opened_at.lt(*at).or(alerts::id.le(id.clone())));
+    }
+    q.load(conn)
+}
+
+/// Open (unacknowledged) alerts of one severity, for metrics.
+#[derive(Debug, Clone, QueryableByName)]
+struct SeverityCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    key: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Open (unacknowledged) alerts of every clinic by severity name.
+pub fn open_by_severity(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    let rows: Vec<SeverityCount> = diesel::sql_query(
+        "SELECT severity AS key, COUNT(*) AS n, NULL AS oldest FROM alerts WHERE status = 'open' GROUP BY severity",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.key, r.n)).collect())
 }

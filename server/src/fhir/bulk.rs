@@ -9,7 +9,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound as _, TimeDelta, Utc};
-use companion_schema::schema::{alerts, bulk_exports};
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
@@ -18,9 +17,9 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
-use crate::escalation::AlertRow;
 use crate::fhir::resources::{self as res, Systems};
 use crate::fhir::search::{Range, ResourceType};
+pub use crate::fhir::store::ExportRow;
 use crate::fhir::store::{self, CheckInQuery};
 use crate::instrument::catalogue::Catalogue;
 use crate::jobs::runner::JobResult;
@@ -46,40 +45,6 @@ pub const EXPORTABLE: [ResourceType; 6] = [
     ResourceType::Flag,
     ResourceType::Task,
 ];
-
-/// An export as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = bulk_exports)]
-pub struct ExportRow {
-    /// Id.
-    pub id: String,
-    /// The clinic exported.
-    pub clinic_id: String,
-    /// The account or system client that asked: the only one that polls, downloads or cancels
-    /// it.
-    pub requested_by: String,
-    /// The kick-off URL.
-    pub request: String,
-    /// The installation's base URL at kick-off (for file URLs).
-    pub base_url: String,
-    /// Space-separated resource types.
-    pub types: String,
-    /// `_since`.
-    pub since: Option<NaiveDateTime>,
-    /// `queued`, `running`, `done`, `cancelled`, `failed` or `invalidated` (a patient of the
-    /// clinic was erased after it was asked for).
-    pub status: String,
-    /// Types written so far.
-    pub done_types: i32,
-    /// The manifest's `output` (JSON), once done.
-    pub output: Option<String>,
-    /// Kicked off.
-    pub created_at: NaiveDateTime,
-    /// Finished.
-    pub finished_at: Option<NaiveDateTime>,
-    /// Files deleted after.
-    pub expires_at: Option<NaiveDateTime>,
-}
 
 /// Parses `_type` (comma-separated); `None` means every exportable type.
 pub fn parse_types(raw: Option<&str>) -> Result<Vec<ResourceType>, String> {
@@ -147,9 +112,7 @@ pub fn kick_off(
         finished_at: None,
         expires_at: None,
     };
-    diesel::insert_into(bulk_exports::table)
-        .values(&row)
-        .execute(conn)?;
+    store::insert_export(conn, &row)?;
     crate::jobs::store::enqueue(
         conn,
         &crate::jobs::new_job::<BulkExport>(
@@ -169,14 +132,6 @@ pub fn kick_off(
             .subject(&row.id),
     )?;
     Ok(row)
-}
-
-fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ExportRow>> {
-    bulk_exports::table
-        .find(id)
-        .select(ExportRow::as_select())
-        .first(conn)
-        .optional()
 }
 
 /// The folder of an export's files.
@@ -205,7 +160,7 @@ fn visible(
     now: NaiveDateTime,
     data_dir: &Path,
 ) -> Outcome<ExportRow> {
-    let Some(row) = find(conn, id)? else {
+    let Some(row) = store::find_export(conn, id)? else {
         return Err(Refusal::not_found("export").into());
     };
     if caller.clinic_id.as_ref().map(|c| c.as_str()) != Some(row.clinic_id.as_str())
@@ -271,9 +226,7 @@ pub fn cancel(
     data_dir: &Path,
 ) -> Outcome<()> {
     let row = visible(conn, caller, id, now.naive_utc(), data_dir)?;
-    diesel::update(bulk_exports::table.find(&row.id))
-        .set(bulk_exports::status.eq("cancelled"))
-        .execute(conn)?;
+    store::cancel_export(conn, &row.id)?;
     let _ = std::fs::remove_dir_all(folder(data_dir, &row.id));
     audit::record(
         conn,
@@ -312,13 +265,7 @@ pub fn file(
 /// them answers 404 `export_invalidated`, a job still writing stops, and housekeeping deletes
 /// their files ([`sweep`], also run right after the erasure). Returns how many.
 pub fn invalidate_clinic_exports(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<usize> {
-    diesel::update(
-        bulk_exports::table
-            .filter(bulk_exports::clinic_id.eq(clinic_id))
-            .filter(bulk_exports::status.eq_any(["queued", "running", "done"])),
-    )
-    .set(bulk_exports::status.eq(INVALIDATED))
-    .execute(conn)
+    store::invalidate_clinic_exports(conn, clinic_id)
 }
 
 /// What a sweep removed.
@@ -351,19 +298,7 @@ pub async fn sweep(app: &App, now: DateTime<Utc>) -> anyhow::Result<Swept> {
         let lookup = names.clone();
         let live: std::collections::HashSet<String> = app
             .db
-            .run(move |conn| {
-                bulk_exports::table
-                    .filter(bulk_exports::id.eq_any(&lookup))
-                    .filter(
-                        bulk_exports::status
-                            .eq_any(["queued", "running"])
-                            .or(bulk_exports::status
-                                .eq("done")
-                                .and(bulk_exports::expires_at.gt(now))),
-                    )
-                    .select(bulk_exports::id)
-                    .load::<String>(conn)
-            })
+            .run(move |conn| store::live_exports_among(conn, &lookup, now))
             .await?
             .into_iter()
             .collect();
@@ -384,19 +319,7 @@ pub async fn sweep(app: &App, now: DateTime<Utc>) -> anyhow::Result<Swept> {
     let before = now - TimeDelta::days(ROW_RETENTION_DAYS);
     swept.rows = app
         .db
-        .write(move |conn| {
-            diesel::delete(
-                bulk_exports::table.filter(
-                    bulk_exports::status
-                        .eq("done")
-                        .and(bulk_exports::expires_at.lt(before))
-                        .or(bulk_exports::status
-                            .eq_any(["failed", "cancelled", INVALIDATED])
-                            .and(bulk_exports::created_at.lt(before))),
-                ),
-            )
-            .execute(conn)
-        })
+        .write(move |conn| store::delete_exports_finished_before(conn, before))
         .await?;
     Ok(swept)
 }
@@ -442,15 +365,7 @@ async fn run(app: &App, id: String) -> JobResult {
             let failed = id.clone();
             let _ = app
                 .db
-                .run(move |conn| {
-                    diesel::update(
-                        bulk_exports::table
-                            .find(&failed)
-                            .filter(bulk_exports::status.eq_any(["queued", "running"])),
-                    )
-                    .set(bulk_exports::status.eq("failed"))
-                    .execute(conn)
-                })
+                .run(move |conn| store::fail_export(conn, &failed))
                 .await;
             JobResult::Dead(reason)
         }
@@ -459,7 +374,10 @@ async fn run(app: &App, id: String) -> JobResult {
 
 async fn current(app: &App, id: &str) -> anyhow::Result<Option<ExportRow>> {
     let id = id.to_owned();
-    Ok(app.db.run(move |conn| find(conn, &id)).await?)
+    Ok(app
+        .db
+        .run(move |conn| store::find_export(conn, &id))
+        .await?)
 }
 
 async fn write_export(app: &App, id: &str) -> anyhow::Result<()> {
@@ -486,19 +404,8 @@ async fn write_export(app: &App, id: &str) -> anyhow::Result<()> {
         }
         let progress = (id.to_owned(), done as i32);
         app.db
-            .run(move |conn| {
-                // Never over a cancel that landed since the check above.
-                diesel::update(
-                    bulk_exports::table
-                        .find(&progress.0)
-                        .filter(bulk_exports::status.eq_any(["queued", "running"])),
-                )
-                .set((
-                    bulk_exports::status.eq("running"),
-                    bulk_exports::done_types.eq(progress.1),
-                ))
-                .execute(conn)
-            })
+            // Never over a cancel that landed since the check above.
+            .run(move |conn| store::export_progress(conn, &progress.0, progress.1))
             .await?;
         let path = dir.join(format!("{}.ndjson", resource.name()));
         let count = write_type(app, &row, *resource, &path).await?;
@@ -521,19 +428,14 @@ async fn write_export(app: &App, id: &str) -> anyhow::Result<()> {
     let updated = app
         .db
         .run(move |conn| {
-            diesel::update(
-                bulk_exports::table
-                    .find(&finished.0)
-                    .filter(bulk_exports::status.eq("running")),
+            store::finish_export(
+                conn,
+                &finished.0,
+                finished.2,
+                &finished.1,
+                now,
+                now + FILES_LIVE,
             )
-            .set((
-                bulk_exports::status.eq("done"),
-                bulk_exports::done_types.eq(finished.2),
-                bulk_exports::output.eq(Some(finished.1)),
-                bulk_exports::finished_at.eq(Some(now)),
-                bulk_exports::expires_at.eq(Some(now + FILES_LIVE)),
-            ))
-            .execute(conn)
         })
         .await?;
     if updated == 0 {
@@ -682,7 +584,13 @@ fn write_page(
                 Position::Time(t, id) => Some((*t, id.clone())),
                 _ => None,
             };
-            let mut rows = alerts_page(conn, &export.clinic_id, export.since, from.as_ref())?;
+            let mut rows = crate::escalation::changed_alerts_page(
+                conn,
+                &export.clinic_id,
+                export.since,
+                from.as_ref(),
+                PAGE + 1,
+            )?;
             let next = if rows.len() as i64 > PAGE {
                 rows.pop()
                     .map_or(Position::End, |r| Position::Time(r.opened_at, r.id))
@@ -701,36 +609,6 @@ fn write_page(
         ResourceType::Questionnaire => Ok(Position::End),
     })();
     Ok(result.map(|next| (written, next)))
-}
-
-/// A page of alerts for an export: changed at or after `since` (any of their times).
-fn alerts_page(
-    conn: &mut DbConnection,
-    clinic_id: &str,
-    since: Option<NaiveDateTime>,
-    from: Option<&(NaiveDateTime, String)>,
-) -> QueryResult<Vec<AlertRow>> {
-    let mut q = alerts::table
-        .filter(alerts::clinic_id.eq(clinic_id.to_owned()))
-        .select(AlertRow::as_select())
-        .order((alerts::opened_at.desc(), alerts::id.desc()))
-        .limit(PAGE + 1)
-        .into_boxed();
-    if let Some(since) = since {
-        q = q.filter(
-            alerts::last_signal_at
-                .ge(since)
-                .or(alerts::acknowledged_at.ge(since))
-                .or(alerts::resolved_at.ge(since)),
-        );
-    }
-    if let Some((at, id)) = from {
-        // The leading `<=` lets the (clinic, opened, id) index seek to the position.
-        q = q
-            .filter(alerts::opened_at.le(*at))
-            .filter(alerts::opened_at.lt(*at).or(alerts::id.le(id.clone())));
-    }
-    q.load(conn)
 }
 
 #[cfg(test)]

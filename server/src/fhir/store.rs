@@ -1,16 +1,18 @@
 //! The clinic-wide queries that FHIR search needs and the domain stores do not have (the domain
 //! stores list one patient's rows; a FHIR search may span a clinic). Single rows are read through
-//! the domain stores. Also the SMART system clients, their tokens and spent assertion ids.
+//! the domain stores. Also the SMART system clients, their tokens and spent assertion ids, and
+//! the Bulk Data exports.
 
 use chrono::NaiveDateTime;
 use companion_schema::schema::{
-    accounts, alerts, check_ins, client_assertions, system_clients, system_tokens,
+    accounts, alerts, bulk_exports, check_ins, client_assertions, system_clients, system_tokens,
 };
 use diesel::prelude::*;
 
 use crate::check_in::CheckInRow;
 use crate::db::DbConnection;
 use crate::escalation::AlertRow;
+use crate::fhir::bulk::INVALIDATED;
 use crate::fhir::search::Range;
 
 /// A page of check-ins: filters and position.
@@ -393,4 +395,165 @@ pub fn purge_expired_tokens(conn: &mut DbConnection, now: NaiveDateTime) -> Quer
         diesel::delete(client_assertions::table.filter(client_assertions::expires_at.lt(now)))
             .execute(conn)?;
     Ok(tokens + assertions)
+}
+
+/// An export as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = bulk_exports)]
+pub struct ExportRow {
+    /// Id.
+    pub id: String,
+    /// The clinic exported.
+    pub clinic_id: String,
+    /// The account or system client that asked: the only one that polls, downloads or cancels
+    /// it.
+    pub requested_by: String,
+    /// The kick-off URL.
+    pub request: String,
+    /// The installation's base URL at kick-off (for file URLs).
+    pub base_url: String,
+    /// Space-separated resource types.
+    pub types: String,
+    /// `_since`.
+    pub since: Option<NaiveDateTime>,
+    /// `queued`, `running`, `done`, `cancelled`, `failed` or `invalidated` (a patient of the
+    /// clinic was erased after it was asked for).
+    pub status: String,
+    /// Types written so far.
+    pub done_types: i32,
+    /// The manifest's `output` (JSON), once done.
+    pub output: Option<String>,
+    /// Kicked off.
+    pub created_at: NaiveDateTime,
+    /// Finished.
+    pub finished_at: Option<NaiveDateTime>,
+    /// Files deleted after.
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+/// Stores a new export.
+pub fn insert_export(conn: &mut DbConnection, row: &ExportRow) -> QueryResult<()> {
+    diesel::insert_into(bulk_exports::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Finds an export.
+pub fn find_export(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ExportRow>> {
+    bulk_exports::table
+        .find(id)
+        .select(ExportRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Marks the export `id` cancelled.
+pub fn cancel_export(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::update(bulk_exports::table.find(id))
+        .set(bulk_exports::status.eq("cancelled"))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Gives every export of `clinic_id` that is queued, running or done the status
+/// [`INVALIDATED`]; returns how many.
+pub fn invalidate_clinic_exports(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<usize> {
+    diesel::update(
+        bulk_exports::table
+            .filter(bulk_exports::clinic_id.eq(clinic_id))
+            .filter(bulk_exports::status.eq_any(["queued", "running", "done"])),
+    )
+    .set(bulk_exports::status.eq(INVALIDATED))
+    .execute(conn)
+}
+
+/// Of the exports `ids`, those still queued, running or downloadable (done and not expired at
+/// `now`).
+pub fn live_exports_among(
+    conn: &mut DbConnection,
+    ids: &[String],
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    bulk_exports::table
+        .filter(bulk_exports::id.eq_any(ids))
+        .filter(
+            bulk_exports::status
+                .eq_any(["queued", "running"])
+                .or(bulk_exports::status
+                    .eq("done")
+                    .and(bulk_exports::expires_at.gt(now))),
+        )
+        .select(bulk_exports::id)
+        .load::<String>(conn)
+}
+
+/// Deletes the exports that stopped being downloadable before `before`: done ones expired, and
+/// failed, cancelled or invalidated ones kicked off, before then. Returns how many.
+pub fn delete_exports_finished_before(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::delete(
+        bulk_exports::table.filter(
+            bulk_exports::status
+                .eq("done")
+                .and(bulk_exports::expires_at.lt(before))
+                .or(bulk_exports::status
+                    .eq_any(["failed", "cancelled", INVALIDATED])
+                    .and(bulk_exports::created_at.lt(before))),
+        ),
+    )
+    .execute(conn)
+}
+
+/// Marks the export `id` failed, unless it is no longer queued or running.
+pub fn fail_export(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    diesel::update(
+        bulk_exports::table
+            .find(id)
+            .filter(bulk_exports::status.eq_any(["queued", "running"])),
+    )
+    .set(bulk_exports::status.eq("failed"))
+    .execute(conn)
+}
+
+/// Records that the export `id` is running with `done_types` types written, unless it is no
+/// longer queued or running (cancelled meanwhile). Returns how many rows changed.
+pub fn export_progress(conn: &mut DbConnection, id: &str, done_types: i32) -> QueryResult<usize> {
+    diesel::update(
+        bulk_exports::table
+            .find(id)
+            .filter(bulk_exports::status.eq_any(["queued", "running"])),
+    )
+    .set((
+        bulk_exports::status.eq("running"),
+        bulk_exports::done_types.eq(done_types),
+    ))
+    .execute(conn)
+}
+
+/// Marks the running export `id` done at `now` with its manifest's `output`, its files kept
+/// until `expires_at`. Returns how many rows changed (none when it was cancelled meanwhile).
+pub fn finish_export(
+    conn: &mut DbConnection,
+    id: &str,
+    done_types: i32,
+    output: &str,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        bulk_exports::table
+            .find(id)
+            .filter(bulk_exports::status.eq("running")),
+    )
+    .set((
+        bulk_exports::status.eq("done"),
+        bulk_exports::done_types.eq(done_types),
+        bulk_exports::output.eq(Some(output)),
+        bulk_exports::finished_at.eq(Some(now)),
+        bulk_exports::expires_at.eq(Some(expires_at)),
+    ))
+    .execute(conn)
 }

@@ -33,7 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use crate::config::ConnectionSettings;
+use crate::config::ConnectionConfig;
 use crate::log_summary::{LogSummary, Report};
 
 /// How long a closing connection may keep reading and discarding what its client still sends.
@@ -47,12 +47,12 @@ const REFUSAL_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    settings: &ConnectionSettings,
+    config: &ConnectionConfig,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Slots::new(
-        settings.max_connections,
-        settings.max_connections_per_client,
+        config.max_connections,
+        config.max_connections_per_client,
     ));
     let refusals = LogSummary::new(REFUSAL_REPORT_INTERVAL);
     let accept_failures = LogSummary::new(REFUSAL_REPORT_INTERVAL);
@@ -60,7 +60,7 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout);
+        .header_read_timeout(config.header_timeout);
     // Every connection task holds a receiver; the server is drained when none is left.
     let (drained, connection_alive) = tokio::sync::watch::channel(());
     loop {
@@ -101,7 +101,7 @@ pub async fn serve(
         let io = TokioIo::new(Lingering::new(
             stream,
             slot,
-            settings.header_timeout,
+            config.header_timeout,
             requests.clone(),
         ));
         let router = router.clone();

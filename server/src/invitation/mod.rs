@@ -8,4 +8,4 @@ pub mod use_cases;
 
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
-pub use store::InvitationRow;
+pub use store::{InvitationRow, forget_accepted_email, forget_email_in_clinic};

@@ -131,3 +131,27 @@ pub fn revoke(
     .execute(conn)
     .map(|n| n == 1)
 }
+
+/// Removes the email from the invitation the account `account_id` accepted (the account is
+/// being erased).
+pub fn forget_accepted_email(conn: &mut DbConnection, account_id: &str) -> QueryResult<usize> {
+    diesel::update(invitations::table.filter(invitations::accepted_account_id.eq(account_id)))
+        .set(invitations::email.eq(None::<String>))
+        .execute(conn)
+}
+
+/// Removes `email` from every invitation of `clinic_id` that names it, accepted or not (its
+/// owner is being erased).
+pub fn forget_email_in_clinic(
+    conn: &mut DbConnection,
+    clinic_id: &str,
+    email: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        invitations::table
+            .filter(invitations::clinic_id.eq(clinic_id))
+            .filter(invitations::email.eq(email)),
+    )
+    .set(invitations::email.eq(None::<String>))
+    .execute(conn)
+}

@@ -1,4 +1,4 @@
-//! What the queue needs from the process it runs in: a database, the time, its settings, the
+//! What the queue needs from the process it runs in: a database, the time, its configuration, the
 //! registry of job kinds, a wake signal and a place to count failures. The process's `App`
 //! implements [`Context`] (in `worker`, beside the list of job kinds); the queue itself knows nothing else of it, so that `jobs/` sits below
 //! the domains and the application state rather than beside them.
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::config::JobSettings;
+use crate::config::JobConfig;
 use crate::db::Db;
 
 use super::registry::Registry;
@@ -19,8 +19,8 @@ pub trait Context: Send + Sync + Sized + 'static {
     fn db(&self) -> &Db;
     /// The current time (from the process's clock, never the wall clock directly).
     fn now(&self) -> DateTime<Utc>;
-    /// Lease, concurrency, retry and polling settings.
-    fn job_settings(&self) -> &JobSettings;
+    /// Lease, concurrency, retry and polling configuration.
+    fn job_config(&self) -> &JobConfig;
     /// The job kinds this process runs (built once per worker).
     fn registry() -> Registry<Self>;
     /// Notified when this process enqueued jobs.

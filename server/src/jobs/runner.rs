@@ -79,7 +79,7 @@ impl<C: Context> Runner<C> {
     /// Claims up to `limit` due jobs.
     async fn claim(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
         let now = self.app.now();
-        let lease_until = (now + TimeDelta::from_std(self.app.job_settings().lease)?).naive_utc();
+        let lease_until = (now + TimeDelta::from_std(self.app.job_config().lease)?).naive_utc();
         let worker = self.id.clone();
         let now_db = now.naive_utc();
         let limit = limit as i64;
@@ -92,7 +92,7 @@ impl<C: Context> Runner<C> {
 
     /// Claims one batch and runs it to the end; returns how many jobs were claimed.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let claimed = self.claim(self.app.job_settings().concurrency).await?;
+        let claimed = self.claim(self.app.job_config().concurrency).await?;
         let count = claimed.len();
         let mut tasks = tokio::task::JoinSet::new();
         for job in claimed {
@@ -127,7 +127,7 @@ impl<C: Context> Runner<C> {
         };
         let now = self.app.now();
         let (id, worker) = (job.id.clone(), self.id.clone());
-        let settings = self.app.job_settings();
+        let config = self.app.job_config();
         let saved = match result {
             JobResult::Completed => Ok(true),
             JobResult::Done => {
@@ -142,8 +142,8 @@ impl<C: Context> Runner<C> {
                 let delay = after.unwrap_or_else(|| {
                     backoff::delay(
                         job.attempts as u32,
-                        settings.retry_base,
-                        settings.retry_cap,
+                        config.retry_base,
+                        config.retry_cap,
                         rand::thread_rng().r#gen::<f64>(),
                     )
                 });
@@ -180,9 +180,9 @@ impl<C: Context> Runner<C> {
     pub async fn run(self, shutdown: CancellationToken) {
         let listening = shutdown.child_token();
         let listener = self.spawn_listener(listening.clone());
-        let settings = self.app.job_settings().clone();
-        let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
-        let low_water = u32::try_from((settings.concurrency / 4).max(1)).unwrap_or(1);
+        let config = self.app.job_config().clone();
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
+        let low_water = u32::try_from((config.concurrency / 4).max(1)).unwrap_or(1);
         tracing::info!(worker = %self.id, "worker started");
         loop {
             if shutdown.is_cancelled() {
@@ -218,12 +218,12 @@ impl<C: Context> Runner<C> {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = self.app.wake().notified() => {}
-                    () = tokio::time::sleep(settings.poll_interval) => {}
+                    () = tokio::time::sleep(config.poll_interval) => {}
                 }
             }
         }
         // Let running jobs finish, then hand back anything this worker still holds.
-        let all = u32::try_from(settings.concurrency).unwrap_or(u32::MAX);
+        let all = u32::try_from(config.concurrency).unwrap_or(u32::MAX);
         let _ = slots.acquire_many(all).await;
         let worker = self.id.clone();
         let now = self.app.now().naive_utc();

@@ -273,6 +273,31 @@ pub fn purge_done(
     diesel::delete(jobs::table.filter(jobs::id.eq_any(&ids))).execute(conn)
 }
 
+/// Deletes the queued jobs whose dedupe key is `key` (their work is gone: a patient was erased).
+/// Returns how many.
+pub fn delete_queued_with_key(conn: &mut DbConnection, key: &str) -> QueryResult<usize> {
+    diesel::delete(
+        jobs::table
+            .filter(jobs::status.eq("queued"))
+            .filter(jobs::dedupe_key.eq(key)),
+    )
+    .execute(conn)
+}
+
+/// Deletes the queued jobs whose dedupe key contains `part` (every job about one alert, whatever
+/// its kind). Returns how many.
+pub fn delete_queued_with_key_containing(
+    conn: &mut DbConnection,
+    part: &str,
+) -> QueryResult<usize> {
+    diesel::delete(
+        jobs::table
+            .filter(jobs::status.eq("queued"))
+            .filter(jobs::dedupe_key.like(format!("%{part}%"))),
+    )
+    .execute(conn)
+}
+
 /// Marks a job done, if `worker` still holds it. False when the lease was lost meanwhile.
 pub fn complete(
     conn: &mut DbConnection,
@@ -394,4 +419,34 @@ pub fn dead_jobs(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<DeadJob
         .order(jobs::finished_at.desc())
         .limit(limit)
         .load(conn)
+}
+
+/// Jobs of one kind in one status: how many, and when the oldest of them was due (for metrics).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct KindCount {
+    /// The kind.
+    #[diesel(sql_type = Text)]
+    pub key: String,
+    /// How many.
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+    /// When the oldest was due (queued jobs only).
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamp>)]
+    pub oldest: Option<NaiveDateTime>,
+}
+
+/// Queued jobs by kind, with when the oldest of each kind was due.
+pub fn queued_by_kind(conn: &mut DbConnection) -> QueryResult<Vec<KindCount>> {
+    diesel::sql_query(
+        "SELECT kind AS key, COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE status = 'queued' GROUP BY kind",
+    )
+    .load(conn)
+}
+
+/// Dead (parked) jobs by kind.
+pub fn dead_by_kind(conn: &mut DbConnection) -> QueryResult<Vec<KindCount>> {
+    diesel::sql_query(
+        "SELECT kind AS key, COUNT(*) AS n, NULL AS oldest FROM jobs WHERE status = 'dead' GROUP BY kind",
+    )
+    .load(conn)
 }

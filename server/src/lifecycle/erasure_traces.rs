@@ -8,8 +8,7 @@
 //! by housekeeping (and at once, after the erasure commits: see [`after_commit`]).
 
 use chrono::{DateTime, Utc};
-use companion_schema::schema::{accounts, check_ins, invitations, password_resets};
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 use crate::app::App;
 use crate::db::DbConnection;
@@ -26,44 +25,19 @@ pub fn clear(
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     let now = now.naive_utc();
-    let email: Option<String> = accounts::table
-        .find(id)
-        .select(accounts::email)
-        .first(conn)
-        .optional()?;
-    if let Some(email) = email {
-        diesel::update(
-            invitations::table
-                .filter(invitations::clinic_id.eq(clinic_id))
-                .filter(invitations::email.eq(email)),
-        )
-        .set(invitations::email.eq(None::<String>))
-        .execute(conn)?;
+    if let Some(email) = crate::account::email_of(conn, id)? {
+        crate::invitation::forget_email_in_clinic(conn, clinic_id, &email)?;
     }
-    diesel::delete(password_resets::table.filter(password_resets::account_id.eq(id)))
-        .execute(conn)?;
-    diesel::update(accounts::table.find(id))
-        .set((
-            accounts::external_id.eq(None::<String>),
-            accounts::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    crate::auth::delete_reset_codes_of(conn, id)?;
+    crate::account::clear_external_id(conn, id, now)?;
     if mode == ErasureMode::Deidentify {
-        let kept: Vec<(String, String)> = check_ins::table
-            .filter(check_ins::patient_id.eq(id))
-            .select((check_ins::id, check_ins::answers))
-            .load(conn)?;
-        for (check_in, answers) in kept {
+        for (check_in, answers) in crate::check_in::answers_of_patient(conn, id)? {
             if let Some(stripped) = without_free_text(&answers) {
-                diesel::update(check_ins::table.find(&check_in))
-                    .set(check_ins::answers.eq(stripped))
-                    .execute(conn)?;
+                crate::check_in::set_answers(conn, &check_in, &stripped)?;
             }
         }
         // Versions an amendment replaced keep their answers as sent, free text included.
-        diesel::update(check_ins::table.filter(check_ins::patient_id.eq(id)))
-            .set(check_ins::earlier_versions.eq(None::<String>))
-            .execute(conn)?;
+        crate::check_in::forget_earlier_versions_of_patient(conn, id)?;
     }
     crate::fhir::bulk::invalidate_clinic_exports(conn, clinic_id)?;
     Ok(())

@@ -4,11 +4,7 @@
 //! stored rows here; another format (a FHIR Bundle) can be built from the same reads.
 
 use chrono::{DateTime, NaiveDateTime};
-use companion_schema::schema::{
-    accounts, alert_events, alerts, check_ins, devices, patient_schedules, prompts,
-    refresh_families, treatment_sessions,
-};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde_json::{Value, json};
 
 use crate::audit::{self, AuditEntry};
@@ -36,214 +32,59 @@ pub fn document(
     patient_id: &str,
     exported_at: DateTime<chrono::Utc>,
 ) -> QueryResult<Value> {
-    let profile: (
-        String,
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        NaiveDateTime,
-    ) = accounts::table
-        .find(patient_id)
-        .select((
-            accounts::id,
-            accounts::email,
-            accounts::display_name,
-            accounts::timezone,
-            accounts::clinic_id,
-            accounts::created_at,
-        ))
-        .first(conn)?;
-    let preferences: Option<(String, String, String, String)> = patient_schedules::table
-        .find(patient_id)
-        .select((
-            patient_schedules::window_start,
-            patient_schedules::window_end,
-            patient_schedules::quiet_start,
-            patient_schedules::quiet_end,
-        ))
-        .first(conn)
-        .optional()?;
-    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
-    let device_rows: Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        bool,
-        NaiveDateTime,
-        NaiveDateTime,
-    )> = devices::table
-        .filter(devices::account_id.eq(patient_id))
-        .order(devices::created_at)
-        .select((
-            devices::id,
-            devices::platform,
-            devices::app_version,
-            devices::locale,
-            devices::active,
-            devices::created_at,
-            devices::last_seen_at,
-        ))
-        .load(conn)?;
-    let sign_ins: Vec<(String, NaiveDateTime, Option<NaiveDateTime>)> = refresh_families::table
-        .filter(refresh_families::account_id.eq(patient_id))
-        .order(refresh_families::created_at)
-        .select((
-            refresh_families::id,
-            refresh_families::created_at,
-            refresh_families::revoked_at,
-        ))
-        .load(conn)?;
-    let sessions: Vec<(
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        Option<String>,
-        NaiveDateTime,
-    )> = treatment_sessions::table
-        .filter(treatment_sessions::patient_id.eq(patient_id))
-        .order(treatment_sessions::scheduled_at)
-        .select((
-            treatment_sessions::id,
-            treatment_sessions::modality,
-            treatment_sessions::status,
-            treatment_sessions::scheduled_at,
-            treatment_sessions::observations,
-            treatment_sessions::created_at,
-        ))
-        .load(conn)?;
-    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
-    let prompt_rows: Vec<(
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<String>,
-    )> = prompts::table
-        .filter(prompts::patient_id.eq(patient_id))
-        .order(prompts::due_at)
-        .select((
-            prompts::id,
-            prompts::instrument,
-            prompts::status,
-            prompts::due_at,
-            prompts::expires_at,
-            prompts::sent_at,
-            prompts::check_in_id,
-        ))
-        .load(conn)?;
-    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
-    let check_in_rows: Vec<(
-        String,
-        String,
-        i32,
-        String,
-        Option<i32>,
-        Option<String>,
-        NaiveDateTime,
-        NaiveDateTime,
-        String,
-    )> = check_ins::table
-        .filter(check_ins::patient_id.eq(patient_id))
-        .order(check_ins::completed_at)
-        .select((
-            check_ins::id,
-            check_ins::instrument,
-            check_ins::instrument_version,
-            check_ins::answers,
-            check_ins::total,
-            check_ins::severity,
-            check_ins::completed_at,
-            check_ins::received_at,
-            check_ins::timing,
-        ))
-        .load(conn)?;
-    #[expect(clippy::type_complexity, reason = "one row of a fixed select")]
-    let alert_rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<String>,
-        Option<String>,
-    )> = alerts::table
-        .filter(alerts::patient_id.eq(patient_id))
-        .order(alerts::opened_at)
-        .select((
-            alerts::id,
-            alerts::rule,
-            alerts::severity,
-            alerts::status,
-            alerts::explanation,
-            alerts::opened_at,
-            alerts::resolved_at,
-            alerts::resolution_note,
-            alerts::check_in_id,
-        ))
-        .load(conn)?;
-    let alert_ids: Vec<&String> = alert_rows.iter().map(|a| &a.0).collect();
-    let event_rows: Vec<(String, NaiveDateTime, String, Option<String>, String)> =
-        alert_events::table
-            .filter(alert_events::alert_id.eq_any(alert_ids))
-            .order((alert_events::at, alert_events::id))
-            .select((
-                alert_events::alert_id,
-                alert_events::at,
-                alert_events::kind,
-                alert_events::actor_id,
-                alert_events::detail,
-            ))
-            .load(conn)?;
+    let profile = crate::account::exported_profile(conn, patient_id)?;
+    let preferences = crate::prompt::exported_preferences_of(conn, patient_id)?;
+    let device_rows = crate::push::exported_devices_of(conn, patient_id)?;
+    let sign_ins = crate::auth::exported_sign_ins_of(conn, patient_id)?;
+    let sessions = crate::treatment::exported_of_patient(conn, patient_id)?;
+    let prompt_rows = crate::prompt::exported_prompts_of(conn, patient_id)?;
+    let check_in_rows = crate::check_in::exported_of_patient(conn, patient_id)?;
+    let alert_rows = crate::escalation::exported_alerts_of_patient(conn, patient_id)?;
+    let alert_ids: Vec<&String> = alert_rows.iter().map(|a| &a.id).collect();
+    let event_rows = crate::escalation::exported_events(conn, &alert_ids)?;
     let consent = super::store::records(conn, patient_id)?;
     let help_requests = crate::help::of_patient(conn, patient_id)?;
-    let (id, email, display_name, timezone, clinic_id, created_at) = profile;
     Ok(json!({
         "format": "companion.patient-export",
         "format_version": 1,
         "exported_at": exported_at,
         "profile": {
-            "id": id, "email": email, "display_name": display_name, "timezone": timezone,
-            "clinic_id": clinic_id, "created_at": t(created_at),
+            "id": profile.id, "email": profile.email, "display_name": profile.display_name,
+            "timezone": profile.timezone, "clinic_id": profile.clinic_id,
+            "created_at": t(profile.created_at),
         },
-        "preferences": preferences.map(|(ws, we, qs, qe)| json!({
-            "check_in_window": {"start": ws, "end": we},
-            "quiet_hours": {"start": qs, "end": qe},
+        "preferences": preferences.map(|p| json!({
+            "check_in_window": {"start": p.window_start, "end": p.window_end},
+            "quiet_hours": {"start": p.quiet_start, "end": p.quiet_end},
         })),
-        "devices": device_rows.into_iter().map(|(id, platform, app_version, locale, active, created, seen)| json!({
-            "id": id, "platform": platform, "app_version": app_version, "locale": locale,
-            "active": active, "created_at": t(created), "last_seen_at": t(seen),
+        "devices": device_rows.into_iter().map(|d| json!({
+            "id": d.id, "platform": d.platform, "app_version": d.app_version, "locale": d.locale,
+            "active": d.active, "created_at": t(d.created_at), "last_seen_at": t(d.last_seen_at),
         })).collect::<Vec<_>>(),
-        "sign_in_sessions": sign_ins.into_iter().map(|(id, created, revoked)| json!({
-            "id": id, "created_at": t(created), "revoked_at": ot(revoked),
+        "sign_in_sessions": sign_ins.into_iter().map(|s| json!({
+            "id": s.id, "created_at": t(s.created_at), "revoked_at": ot(s.revoked_at),
         })).collect::<Vec<_>>(),
-        "treatment_sessions": sessions.into_iter().map(|(id, modality, status, at, obs, created)| json!({
-            "id": id, "modality": modality, "status": status, "scheduled_at": t(at),
-            "observations": obs.as_deref().map(parsed), "created_at": t(created),
+        "treatment_sessions": sessions.into_iter().map(|s| json!({
+            "id": s.id, "modality": s.modality, "status": s.status, "scheduled_at": t(s.scheduled_at),
+            "observations": s.observations.as_deref().map(parsed), "created_at": t(s.created_at),
         })).collect::<Vec<_>>(),
-        "prompts": prompt_rows.into_iter().map(|(id, instrument, status, due, expires, sent, check_in)| json!({
-            "id": id, "instrument": instrument, "status": status, "due_at": t(due),
-            "expires_at": t(expires), "sent_at": ot(sent), "check_in_id": check_in,
+        "prompts": prompt_rows.into_iter().map(|p| json!({
+            "id": p.id, "instrument": p.instrument, "status": p.status, "due_at": t(p.due_at),
+            "expires_at": t(p.expires_at), "sent_at": ot(p.sent_at), "check_in_id": p.check_in_id,
         })).collect::<Vec<_>>(),
-        "check_ins": check_in_rows.into_iter().map(|(id, instrument, version, answers, total, severity, completed, received, timing)| json!({
-            "id": id, "instrument": instrument, "instrument_version": version,
-            "answers": parsed(&answers), "total": total, "severity": severity,
-            "completed_at": t(completed), "received_at": t(received), "timing": timing,
+        "check_ins": check_in_rows.into_iter().map(|c| json!({
+            "id": c.id, "instrument": c.instrument, "instrument_version": c.instrument_version,
+            "answers": parsed(&c.answers), "total": c.total, "severity": c.severity,
+            "completed_at": t(c.completed_at), "received_at": t(c.received_at), "timing": c.timing,
         })).collect::<Vec<_>>(),
-        "alerts": alert_rows.into_iter().map(|(id, rule, severity, status, explanation, opened, resolved, note, check_in)| {
-            let events: Vec<Value> = event_rows.iter().filter(|e| e.0 == id).map(|(_, at, kind, actor, detail)| json!({
-                "at": t(*at), "kind": kind, "actor_id": actor, "detail": parsed(detail),
+        "alerts": alert_rows.into_iter().map(|a| {
+            let events: Vec<Value> = event_rows.iter().filter(|e| e.alert_id == a.id).map(|e| json!({
+                "at": t(e.at), "kind": e.kind, "actor_id": e.actor_id, "detail": parsed(&e.detail),
             })).collect();
             json!({
-                "id": id, "rule": rule, "severity": severity, "status": status,
-                "explanation": explanation, "opened_at": t(opened), "resolved_at": ot(resolved),
-                "resolution_note": note, "check_in_id": check_in, "events": events,
+                "id": a.id, "rule": a.rule, "severity": a.severity, "status": a.status,
+                "explanation": a.explanation, "opened_at": t(a.opened_at), "resolved_at": ot(a.resolved_at),
+                "resolution_note": a.resolution_note, "check_in_id": a.check_in_id, "events": events,
             })
         }).collect::<Vec<_>>(),
         "consent": consent.into_iter().map(|r| json!({

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use companion_schema::ids::ClinicId;
-use companion_schema::schema::{alert_events, alerts, audit_events, check_ins, clinic_lifecycle};
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
@@ -203,53 +202,15 @@ pub fn purge_clinic(
     let mut purged = Purged::default();
     let clinic = row.clinic_id.as_str();
     if let Some(before) = cutoff(now, row.check_in_retention_days) {
-        let unresolved = alerts::table
-            .filter(alerts::clinic_id.eq(clinic))
-            .filter(alerts::status.ne("resolved"));
-        let named_by_alert = unresolved
-            .filter(alerts::check_in_id.is_not_null())
-            .select(alerts::check_in_id.assume_not_null());
-        let named_by_signal = alert_events::table
-            .filter(alert_events::check_in_id.is_not_null())
-            .filter(alert_events::alert_id.eq_any(unresolved.select(alerts::id)))
-            .select(alert_events::check_in_id.assume_not_null());
-        purged.check_ins = diesel::delete(
-            check_ins::table
-                .filter(check_ins::clinic_id.eq(clinic))
-                .filter(check_ins::completed_at.lt(before))
-                .filter(diesel::dsl::not(check_ins::id.eq_any(named_by_alert)))
-                .filter(diesel::dsl::not(check_ins::id.eq_any(named_by_signal))),
-        )
-        .execute(conn)?;
+        purged.check_ins = crate::check_in::purge_completed_before(conn, clinic, before)?;
     }
     if let Some(before) = cutoff(now, row.alert_retention_days) {
-        let old: Vec<String> = alerts::table
-            .filter(alerts::clinic_id.eq(clinic))
-            .filter(alerts::status.eq("resolved"))
-            .filter(alerts::resolved_at.lt(before))
-            .select(alerts::id)
-            .load(conn)?;
-        purged.alerts += delete_alerts(conn, &old)?;
+        purged.alerts += crate::escalation::purge_resolved_before(conn, clinic, before)?;
     }
     if let Some(before) = cutoff(now, row.audit_retention_days) {
-        purged.audit_rows = diesel::delete(
-            audit_events::table
-                .filter(audit_events::clinic_id.eq(clinic))
-                .filter(audit_events::at.lt(before)),
-        )
-        .execute(conn)?;
+        purged.audit_rows = audit::purge_clinic_rows(conn, clinic, before)?;
     }
     Ok(purged)
-}
-
-fn delete_alerts(conn: &mut DbConnection, ids: &[String]) -> QueryResult<usize> {
-    let mut deleted = 0;
-    for chunk in ids.chunks(500) {
-        diesel::delete(alert_events::table.filter(alert_events::alert_id.eq_any(chunk)))
-            .execute(conn)?;
-        deleted += diesel::delete(alerts::table.filter(alerts::id.eq_any(chunk))).execute(conn)?;
-    }
-    Ok(deleted)
 }
 
 /// Deletes the alerts an erasure kept because they were unresolved, once staff have resolved
@@ -257,14 +218,5 @@ fn delete_alerts(conn: &mut DbConnection, ids: &[String]) -> QueryResult<usize> 
 /// keeps them until their retention period ends. Returns how many went. Run inside a write
 /// transaction.
 pub fn purge_erased_alerts(conn: &mut DbConnection) -> QueryResult<usize> {
-    let deidentifying = clinic_lifecycle::table
-        .filter(clinic_lifecycle::erasure_mode.eq(ErasureMode::Deidentify.as_stored()))
-        .select(clinic_lifecycle::clinic_id);
-    let done: Vec<String> = alerts::table
-        .filter(alerts::status.eq("resolved"))
-        .filter(alerts::patient_erased_at.is_not_null())
-        .filter(diesel::dsl::not(alerts::clinic_id.eq_any(deidentifying)))
-        .select(alerts::id)
-        .load(conn)?;
-    delete_alerts(conn, &done)
+    crate::escalation::purge_resolved_of_erased(conn, ErasureMode::Deidentify.as_stored())
 }

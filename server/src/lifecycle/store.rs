@@ -87,6 +87,12 @@ pub fn records(conn: &mut DbConnection, patient_id: &str) -> QueryResult<Vec<Rec
         .load(conn)
 }
 
+/// Deletes a patient's consent history (the patient is being erased).
+pub fn delete_records_of(conn: &mut DbConnection, patient_id: &str) -> QueryResult<usize> {
+    diesel::delete(consent_records::table.filter(consent_records::patient_id.eq(patient_id)))
+        .execute(conn)
+}
+
 /// Stores an acceptance or withdrawal.
 pub fn insert_record(conn: &mut DbConnection, row: &RecordRow) -> QueryResult<()> {
     diesel::insert_into(consent_records::table)

@@ -12,8 +12,6 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::auth::extract::{Bearer, PatientCaller, Staff};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::escalation::ClinicSetting;
-use crate::escalation::settings;
 use crate::http::extract::ApiJson;
 use crate::time::utc;
 
@@ -368,7 +366,7 @@ pub async fn get_clinic_care_plan(
 ) -> ApiResult<Json<CarePlan>> {
     state
         .read_as(staff, move |conn, caller| {
-            settings::read_setting(conn, caller, &clinic_id, ClinicSetting::CarePlan)
+            use_cases::clinic_care_plan(conn, caller, &clinic_id)
         })
         .await
         .map(Json)
@@ -406,13 +404,7 @@ pub async fn set_clinic_care_plan(
     let now = state.now();
     let plan = state
         .write_as(staff, move |conn, caller| {
-            let change = settings::SettingChange {
-                setting: ClinicSetting::CarePlan,
-                what: "change the clinic's care plan",
-                value: body,
-                problems,
-            };
-            settings::update_setting(conn, caller, &clinic_id, change, now)
+            use_cases::set_clinic_care_plan(conn, caller, &clinic_id, body, problems, now)
         })
         .await?;
     state.jobs_enqueued();

@@ -20,4 +20,7 @@ pub mod kinds {
 
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
-pub use store::{PromptRow, recent_finished_statuses};
+pub use store::{
+    ExportedPreferences, ExportedPrompt, PromptRow, erase_patient, exported_preferences_of,
+    exported_prompts_of, recent_finished_statuses,
+};

@@ -40,8 +40,8 @@ pub struct TickReport {
 /// expired is sent), then sending, reminders and planning ahead, batch after batch until each
 /// step runs dry.
 pub async fn tick(app: &App) -> anyhow::Result<TickReport> {
-    let settings = app.config.prompts.clone();
-    let batch = settings.batch;
+    let config = app.config.prompts.clone();
+    let batch = config.batch;
     let mut report = TickReport::default();
     loop {
         let now = app.now();

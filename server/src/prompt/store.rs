@@ -976,3 +976,98 @@ pub fn schedules_with_zones(
         .select((ScheduleRow::as_select(), accounts::timezone))
         .load(conn)
 }
+
+/// A clinic's own default care plan (JSON), if it set one.
+pub fn clinic_plan_of(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Option<String>> {
+    clinics::table
+        .find(clinic_id)
+        .select(clinics::care_plan)
+        .first::<Option<String>>(conn)
+        .optional()
+        .map(Option::flatten)
+}
+
+/// Stores a clinic's default care plan (JSON, already validated).
+pub fn set_clinic_plan(conn: &mut DbConnection, clinic_id: &str, json: String) -> QueryResult<()> {
+    diesel::update(clinics::table.find(clinic_id))
+        .set(clinics::care_plan.eq(Some(json)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Deletes every prompt of `patient_id`, then their schedule (the patient is being erased).
+pub fn erase_patient(conn: &mut DbConnection, patient_id: &str) -> QueryResult<()> {
+    diesel::delete(prompts::table.filter(prompts::patient_id.eq(patient_id))).execute(conn)?;
+    diesel::delete(patient_schedules::table.filter(patient_schedules::patient_id.eq(patient_id)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A patient's check-in window and quiet hours as their export shows them (local clock times).
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportedPreferences {
+    /// Check-in window start.
+    pub window_start: String,
+    /// Check-in window end.
+    pub window_end: String,
+    /// Quiet hours start.
+    pub quiet_start: String,
+    /// Quiet hours end.
+    pub quiet_end: String,
+}
+
+/// The preferences of `patient_id` for their export, if they have a schedule.
+pub fn exported_preferences_of(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<Option<ExportedPreferences>> {
+    patient_schedules::table
+        .find(patient_id)
+        .select((
+            patient_schedules::window_start,
+            patient_schedules::window_end,
+            patient_schedules::quiet_start,
+            patient_schedules::quiet_end,
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// A prompt as its patient's export shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportedPrompt {
+    /// Id.
+    pub id: String,
+    /// Catalogue key.
+    pub instrument: String,
+    /// Status name.
+    pub status: String,
+    /// Due.
+    pub due_at: NaiveDateTime,
+    /// Expires.
+    pub expires_at: NaiveDateTime,
+    /// Sent.
+    pub sent_at: Option<NaiveDateTime>,
+    /// The check-in that answered it.
+    pub check_in_id: Option<String>,
+}
+
+/// Every prompt of `patient_id`, by due time, for their export.
+pub fn exported_prompts_of(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<Vec<ExportedPrompt>> {
+    prompts::table
+        .filter(prompts::patient_id.eq(patient_id))
+        .order(prompts::due_at)
+        .select((
+            prompts::id,
+            prompts::instrument,
+            prompts::status,
+            prompts::due_at,
+            prompts::expires_at,
+            prompts::sent_at,
+            prompts::check_in_id,
+        ))
+        .load(conn)
+}

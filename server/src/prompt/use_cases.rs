@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use companion_schema::ids::ClinicId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -112,6 +113,54 @@ pub fn follow_up_positive_screen(
     store::schedule_follow_up(conn, patient_id, check_in_id, now)
 }
 
+/// A clinic's default care plan (the built-in default until one is set), for its staff.
+pub fn clinic_care_plan(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+) -> Outcome<CarePlan> {
+    let clinic = clinic_of(raw_clinic).and_then(|c| caller.ensure_staff_of(&c).map(|()| c))?;
+    Ok(store::clinic_plan_of(conn, clinic.as_str())?
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default())
+}
+
+/// Replaces a clinic's default care plan (its admins only); `problems` is the plan's own
+/// validation, answered after the role check. The clinic's patients who follow it are planned
+/// again in the background. Audited.
+pub fn set_clinic_care_plan(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    raw_clinic: &str,
+    plan: CarePlan,
+    problems: BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> Outcome<CarePlan> {
+    let clinic = clinic_of(raw_clinic).and_then(|c| {
+        caller
+            .ensure_admin_of(&c, "change the clinic's care plan")
+            .map(|()| c)
+    })?;
+    if !problems.is_empty() {
+        return Err(Refusal::validation(problems).into());
+    }
+    let json = match serde_json::to_string(&plan) {
+        Ok(json) => json,
+        Err(e) => return Err(Refusal::broken(&e).into()),
+    };
+    store::set_clinic_plan(conn, clinic.as_str(), json)?;
+    replan_clinic_later(conn, clinic.as_str(), now)?;
+    audit::record(
+        conn,
+        &AuditEntry::by(caller, "care_plan.update", now.naive_utc()).clinic(clinic.as_str()),
+    )?;
+    Ok(plan)
+}
+
+fn clinic_of(raw: &str) -> Result<ClinicId, Refusal> {
+    ClinicId::parse(raw).ok_or_else(|| Refusal::not_found("clinic"))
+}
+
 /// Care plans of a clinic that never ask PHQ-9 item 9: whether the clinic's default plan does
 /// not (its own, or the built-in default), and the patients whose own plan does not.
 pub fn plans_without_item9(
@@ -119,7 +168,7 @@ pub fn plans_without_item9(
     clinic_id: &str,
 ) -> diesel::QueryResult<(bool, Vec<String>)> {
     let parse = |text: &str| serde_json::from_str::<CarePlan>(text).unwrap_or_default();
-    let default = crate::clinic::care_plan_of(conn, clinic_id)?
+    let default = store::clinic_plan_of(conn, clinic_id)?
         .map(|text| parse(&text))
         .unwrap_or_default();
     let patients = store::own_plans(conn, clinic_id)?
@@ -290,7 +339,7 @@ fn plan_in_force(
             plan,
         });
     }
-    let clinic = crate::clinic::care_plan_of(conn, clinic_id)?
+    let clinic = store::clinic_plan_of(conn, clinic_id)?
         .and_then(|text| serde_json::from_str::<CarePlan>(&text).ok());
     Ok(match clinic {
         Some(plan) => PatientCarePlan {

@@ -14,9 +14,9 @@ use serde_json::Value;
 use super::content::{PushMessage, apns_body};
 use super::gateway::{Attempt, Outcome, PushGateway, Target};
 
-/// APNs settings.
+/// APNs configuration.
 #[derive(Clone)]
-pub struct ApnsSettings {
+pub struct ApnsConfig {
     /// The .p8 key (PKCS#8 PEM).
     pub key_pem: crate::config::Secret<String>,
     /// Key id.
@@ -31,9 +31,9 @@ pub struct ApnsSettings {
     pub timeout: Duration,
 }
 
-impl std::fmt::Debug for ApnsSettings {
+impl std::fmt::Debug for ApnsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApnsSettings")
+        f.debug_struct("ApnsConfig")
             .field("key_id", &self.key_id)
             .field("team_id", &self.team_id)
             .field("topic", &self.topic)
@@ -173,24 +173,24 @@ impl std::fmt::Debug for ApnsGateway {
 
 impl ApnsGateway {
     /// Builds the client; fails on an unreadable key.
-    pub fn new(settings: &ApnsSettings) -> anyhow::Result<Self> {
-        let endpoint = if settings.sandbox {
+    pub fn new(apns: &ApnsConfig) -> anyhow::Result<Self> {
+        let endpoint = if apns.sandbox {
             a2::Endpoint::Sandbox
         } else {
             a2::Endpoint::Production
         };
         let mut config = a2::ClientConfig::new(endpoint);
-        config.request_timeout_secs = Some(settings.timeout.as_secs().max(1));
+        config.request_timeout_secs = Some(apns.timeout.as_secs().max(1));
         let client = a2::Client::token(
-            settings.key_pem.expose().as_bytes(),
-            settings.key_id.clone(),
-            settings.team_id.clone(),
+            apns.key_pem.expose().as_bytes(),
+            apns.key_id.clone(),
+            apns.team_id.clone(),
             config,
         )
         .map_err(|e| anyhow::anyhow!("the APNs key cannot be used: {e}"))?;
         Ok(Self {
             client,
-            topic: settings.topic.clone(),
+            topic: apns.topic.clone(),
         })
     }
 }

@@ -39,9 +39,9 @@ impl std::fmt::Debug for ServiceAccount {
     }
 }
 
-/// FCM settings.
+/// FCM configuration.
 #[derive(Debug, Clone)]
-pub struct FcmSettings {
+pub struct FcmConfig {
     /// The service account.
     pub account: ServiceAccount,
     /// API base URL (default `https://fcm.googleapis.com`).
@@ -54,7 +54,7 @@ pub struct FcmSettings {
 
 /// The FCM gateway.
 pub struct FcmGateway {
-    settings: FcmSettings,
+    config: FcmConfig,
     key: EncodingKey,
     /// Messages: one multiplexed HTTP/2 connection.
     client: reqwest::Client,
@@ -66,8 +66,8 @@ pub struct FcmGateway {
 impl std::fmt::Debug for FcmGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FcmGateway")
-            .field("project", &self.settings.account.project_id)
-            .field("base_url", &self.settings.base_url)
+            .field("project", &self.config.account.project_id)
+            .field("base_url", &self.config.base_url)
             .finish_non_exhaustive()
     }
 }
@@ -89,17 +89,17 @@ struct TokenReply {
 
 impl FcmGateway {
     /// Builds the gateway; fails on an unreadable private key.
-    pub fn new(settings: FcmSettings) -> anyhow::Result<Self> {
-        let key = EncodingKey::from_rsa_pem(settings.account.private_key.as_bytes())
+    pub fn new(config: FcmConfig) -> anyhow::Result<Self> {
+        let key = EncodingKey::from_rsa_pem(config.account.private_key.as_bytes())
             .context("the FCM service account's private_key is not an RSA PEM key")?;
         let token_client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Self {
-            client: message_client(&settings)?,
-            settings,
+            client: message_client(&config)?,
+            config,
             key,
             token_client,
             token: tokio::sync::Mutex::new(None),
@@ -117,9 +117,9 @@ impl FcmGateway {
         let assertion = jsonwebtoken::encode(
             &Header::new(Algorithm::RS256),
             &Assertion {
-                iss: &self.settings.account.client_email,
+                iss: &self.config.account.client_email,
                 scope: SCOPE,
-                aud: &self.settings.token_url,
+                aud: &self.config.token_url,
                 iat: now,
                 exp: now + 3600,
             },
@@ -128,7 +128,7 @@ impl FcmGateway {
         .map_err(|e| format!("cannot sign the OAuth assertion: {e}"))?;
         let reply = self
             .token_client
-            .post(&self.settings.token_url)
+            .post(&self.config.token_url)
             .form(&[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ("assertion", assertion.as_str()),
@@ -160,15 +160,15 @@ impl FcmGateway {
 /// negotiated (ALPN), and a cleartext base URL (a local stand-in) gets HTTP/2 by prior knowledge
 /// (h2c). The connection is kept alive with pings so an idle one is found dead before a
 /// delivery waits on it.
-fn message_client(settings: &FcmSettings) -> anyhow::Result<reqwest::Client> {
+fn message_client(config: &FcmConfig) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .connect_timeout(settings.timeout)
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .http2_keep_alive_timeout(settings.timeout)
+        .http2_keep_alive_timeout(config.timeout)
         .http2_keep_alive_while_idle(true)
         .http2_adaptive_window(true);
-    if settings.base_url.starts_with("http://") {
+    if config.base_url.starts_with("http://") {
         builder = builder.http2_prior_knowledge();
     }
     builder.build().context("cannot build the HTTP client")
@@ -255,8 +255,8 @@ impl PushGateway for FcmGateway {
         };
         let url = format!(
             "{}/v1/projects/{}/messages:send",
-            self.settings.base_url.trim_end_matches('/'),
-            self.settings.account.project_id
+            self.config.base_url.trim_end_matches('/'),
+            self.config.account.project_id
         );
         let response = self
             .client

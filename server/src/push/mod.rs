@@ -43,6 +43,6 @@ pub mod kinds {
 // What other domains use of this one's tables: the rows it hands out and the operations
 // that run inside another domain's transaction. Its store is private to it.
 pub use store::{
-    DeviceRow, active_devices, active_devices_of, notify_device, notify_device_at, notify_devices,
-    withdraw_waiting,
+    DeviceRow, ExportedDevice, active_devices, active_devices_of, erase_account_devices,
+    exported_devices_of, notify_device, notify_device_at, notify_devices, withdraw_waiting,
 };

@@ -539,3 +539,66 @@ pub fn mark_opened(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Que
 pub fn new_device_id() -> String {
     DeviceId::generate().into_string()
 }
+
+/// Deletes every device of the account `account_id` with its notifications, their attempts and
+/// their queued delivery jobs (the account is being erased).
+pub fn erase_account_devices(conn: &mut DbConnection, account_id: &str) -> QueryResult<()> {
+    let pending: Vec<String> = notifications::table
+        .filter(notifications::account_id.eq(account_id))
+        .select(notifications::id)
+        .load(conn)?;
+    for push in &pending {
+        jobs::store::delete_queued_with_key(conn, &format!("push:{push}"))?;
+    }
+    let notification_ids = notifications::table
+        .filter(notifications::account_id.eq(account_id))
+        .select(notifications::id);
+    diesel::delete(
+        notification_attempts::table
+            .filter(notification_attempts::notification_id.eq_any(notification_ids)),
+    )
+    .execute(conn)?;
+    diesel::delete(notifications::table.filter(notifications::account_id.eq(account_id)))
+        .execute(conn)?;
+    diesel::delete(devices::table.filter(devices::account_id.eq(account_id))).execute(conn)?;
+    Ok(())
+}
+
+/// A device as its owner's export shows it (never its push token).
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportedDevice {
+    /// Id.
+    pub id: String,
+    /// `ios`, `android` or `web`.
+    pub platform: String,
+    /// The app's version, as reported.
+    pub app_version: Option<String>,
+    /// Locale, as reported.
+    pub locale: Option<String>,
+    /// Still receiving pushes.
+    pub active: bool,
+    /// Registered.
+    pub created_at: NaiveDateTime,
+    /// Last seen.
+    pub last_seen_at: NaiveDateTime,
+}
+
+/// Every device of `account_id`, oldest first, for its owner's export.
+pub fn exported_devices_of(
+    conn: &mut DbConnection,
+    account_id: &str,
+) -> QueryResult<Vec<ExportedDevice>> {
+    devices::table
+        .filter(devices::account_id.eq(account_id))
+        .order(devices::created_at)
+        .select((
+            devices::id,
+            devices::platform,
+            devices::app_version,
+            devices::locale,
+            devices::active,
+            devices::created_at,
+            devices::last_seen_at,
+        ))
+        .load(conn)
+}

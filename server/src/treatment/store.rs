@@ -116,3 +116,45 @@ pub fn last_completed_at(
         .select(diesel::dsl::max(treatment_sessions::scheduled_at))
         .first(conn)
 }
+
+/// Deletes every session of `patient_id` (the patient is being erased).
+pub fn delete_of_patient(conn: &mut DbConnection, patient_id: &str) -> QueryResult<usize> {
+    diesel::delete(treatment_sessions::table.filter(treatment_sessions::patient_id.eq(patient_id)))
+        .execute(conn)
+}
+
+/// A session as its patient's export shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportedSession {
+    /// Id.
+    pub id: String,
+    /// Modality name.
+    pub modality: String,
+    /// Status name.
+    pub status: String,
+    /// When it is (or was) planned.
+    pub scheduled_at: NaiveDateTime,
+    /// Observations, JSON.
+    pub observations: Option<String>,
+    /// Created.
+    pub created_at: NaiveDateTime,
+}
+
+/// Every session of `patient_id`, by scheduled time, for their export.
+pub fn exported_of_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+) -> QueryResult<Vec<ExportedSession>> {
+    treatment_sessions::table
+        .filter(treatment_sessions::patient_id.eq(patient_id))
+        .order(treatment_sessions::scheduled_at)
+        .select((
+            treatment_sessions::id,
+            treatment_sessions::modality,
+            treatment_sessions::status,
+            treatment_sessions::scheduled_at,
+            treatment_sessions::observations,
+            treatment_sessions::created_at,
+        ))
+        .load(conn)
+}

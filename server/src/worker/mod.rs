@@ -35,7 +35,7 @@ impl crate::jobs::Context for App {
         self.clock.now()
     }
 
-    fn job_settings(&self) -> &crate::config::JobSettings {
+    fn job_config(&self) -> &crate::config::JobConfig {
         &self.config.jobs
     }
 

@@ -11,11 +11,10 @@ use maud::{Markup, html};
 
 use crate::app::AppState;
 use crate::console::form::SignedForm;
-use crate::escalation::ClinicSetting;
-use crate::escalation::settings::SettingChange;
+use crate::console::page;
 use crate::prompt::plan::{Anchor, CarePlan, PromptRule, WeekdayName};
 
-use super::{save_setting, text};
+use super::{own_clinic, text};
 
 /// Rules a care plan may hold (the plan's own limit).
 const MAX_RULES: usize = 20;
@@ -401,13 +400,20 @@ pub async fn set_care_plan(
             .entry(by_form_row(&field, &rows))
             .or_insert(problem);
     }
-    let change = SettingChange {
-        setting: ClinicSetting::CarePlan,
-        what: "change the clinic's care plan",
-        value: plan,
-        problems,
-    };
-    save_setting(&state, user, change, secure, "/console/settings#plan-h").await
+    let now = state.now();
+    let saved = state
+        .write_as(user.bearer, move |conn, caller| {
+            let id = own_clinic(caller);
+            crate::prompt::use_cases::set_clinic_care_plan(conn, caller, &id, plan, problems, now)
+        })
+        .await;
+    match saved {
+        Ok(_) => {
+            state.jobs_enqueued();
+            page::done("/console/settings#plan-h")
+        }
+        Err(error) => page::failure(error, secure),
+    }
 }
 
 #[cfg(test)]

@@ -25,10 +25,10 @@ use crate::account::model::Role;
 use crate::app::AppState;
 use crate::clinic::ClinicRow;
 use crate::clinic::use_cases::{self as clinics, StaffMember};
-use crate::escalation::ClinicSetting;
+use crate::escalation::AlertingSetting;
+use crate::escalation::alerting::{self, AlertingChange};
 use crate::escalation::policy::EscalationPolicy;
 use crate::escalation::rules::Thresholds;
-use crate::escalation::settings::{self, SettingChange};
 use crate::escalation::webhooks::EndpointRow;
 use crate::prompt::plan::CarePlan;
 
@@ -82,10 +82,10 @@ async fn settings_page(
             let clinic = clinics::get(conn, caller, &id)?;
             let staff = clinics::list_staff(conn, caller)?;
             let policy =
-                settings::read_setting(conn, caller, &id, ClinicSetting::EscalationPolicy)?;
+                alerting::read_setting(conn, caller, &id, AlertingSetting::EscalationPolicy)?;
             let thresholds =
-                settings::read_setting(conn, caller, &id, ClinicSetting::AlertThresholds)?;
-            let care_plan = settings::read_setting(conn, caller, &id, ClinicSetting::CarePlan)?;
+                alerting::read_setting(conn, caller, &id, AlertingSetting::AlertThresholds)?;
+            let care_plan = crate::prompt::use_cases::clinic_care_plan(conn, caller, &id)?;
             let admin = caller.role == Role::ClinicAdmin;
             let webhooks = if admin {
                 Some(crate::escalation::webhooks::list_endpoints(
@@ -183,33 +183,27 @@ fn text<'f>(form: &'f BTreeMap<String, String>, field: &str) -> Option<&'f str> 
     form.get(field).and_then(|v| filled(v))
 }
 
-/// Saves one of the clinic's settings through the API's use case, then back to its section of
-/// the page (a changed care plan wakes the worker to plan again).
+/// Saves one of the clinic's alerting settings through the API's use case, then back to its
+/// section of the page.
 async fn save_setting<T>(
     state: &AppState,
     user: ConsoleUser,
-    change: SettingChange<T>,
+    change: AlertingChange<T>,
     secure: bool,
     section: &'static str,
 ) -> Response
 where
     T: serde::Serialize + Send + 'static,
 {
-    let replans = change.setting == ClinicSetting::CarePlan;
     let now = state.now();
     let saved = state
         .write_as(user.bearer, move |conn, caller| {
             let id = own_clinic(caller);
-            settings::update_setting(conn, caller, &id, change, now)
+            alerting::update_setting(conn, caller, &id, change, now)
         })
         .await;
     match saved {
-        Ok(_) => {
-            if replans {
-                state.jobs_enqueued();
-            }
-            page::done(section)
-        }
+        Ok(_) => page::done(section),
         Err(error) => page::failure(error, secure),
     }
 }

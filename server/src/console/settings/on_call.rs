@@ -12,7 +12,7 @@ use crate::clinic::use_cases::StaffMember;
 use crate::console::form::SignedForm;
 use crate::console::page;
 use crate::error::Refusal;
-use crate::escalation::settings;
+use crate::escalation::alerting;
 
 /// The section: each member of staff, whether they are on call, and `me`'s own switch.
 pub(super) fn section(staff: &[StaffMember], me: &str, csrf: &str) -> Markup {
@@ -68,7 +68,7 @@ pub async fn set_on_call(
     };
     match state
         .write_as(user.bearer, move |conn, caller| {
-            settings::set_on_call(conn, caller, on_call)
+            alerting::set_on_call(conn, caller, on_call)
         })
         .await
     {

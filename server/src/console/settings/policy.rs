@@ -10,9 +10,9 @@ use maud::{Markup, html};
 
 use crate::app::AppState;
 use crate::console::form::SignedForm;
-use crate::escalation::ClinicSetting;
+use crate::escalation::AlertingSetting;
+use crate::escalation::alerting::AlertingChange;
 use crate::escalation::policy::{Audience, EscalationPolicy, SeverityDelays, Tier};
-use crate::escalation::settings::SettingChange;
 
 use super::{save_setting, text};
 
@@ -160,8 +160,8 @@ pub async fn set_policy(
     SignedForm { user, secure, form }: SignedForm,
 ) -> Response {
     let (policy, problems) = policy_of(&form);
-    let change = SettingChange {
-        setting: ClinicSetting::EscalationPolicy,
+    let change = AlertingChange {
+        setting: AlertingSetting::EscalationPolicy,
         what: "change the escalation policy",
         value: policy,
         problems,

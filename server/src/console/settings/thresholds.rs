@@ -10,9 +10,9 @@ use maud::{Markup, html};
 
 use crate::app::AppState;
 use crate::console::form::SignedForm;
-use crate::escalation::ClinicSetting;
+use crate::escalation::AlertingSetting;
+use crate::escalation::alerting::AlertingChange;
 use crate::escalation::rules::Thresholds;
-use crate::escalation::settings::SettingChange;
 
 use super::{save_setting, text};
 
@@ -143,8 +143,8 @@ pub async fn set_thresholds(
     SignedForm { user, secure, form }: SignedForm,
 ) -> Response {
     let (thresholds, problems) = thresholds_of(&form);
-    let change = SettingChange {
-        setting: ClinicSetting::AlertThresholds,
+    let change = AlertingChange {
+        setting: AlertingSetting::AlertThresholds,
         what: "change alert thresholds",
         value: thresholds,
         problems,

@@ -1,6 +1,7 @@
 //! The care team's alert inbox: list, read (with the explanation, history and recent check-ins),
-//! acknowledge, assign, resolve (use cases in `escalation::inbox`). Clinic settings, readiness,
-//! on call and working hours are in [`settings`], webhook endpoints in [`webhooks`].
+//! acknowledge, assign, resolve (use cases in `escalation::inbox`). A clinic's alert thresholds and
+//! escalation policy, its readiness, on call and working hours are in [`alerting`], webhook
+//! endpoints in [`webhooks`].
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -20,7 +21,7 @@ use super::decide::CareTeam;
 use super::inbox;
 use super::store::{self, AlertRow};
 
-pub mod settings;
+pub mod alerting;
 pub mod webhooks;
 
 /// An alert.

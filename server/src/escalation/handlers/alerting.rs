@@ -1,6 +1,6 @@
-//! Care-team settings over HTTP: a clinic's alert thresholds and escalation policy, its
-//! readiness, and a staff member's on-call flag and working hours (use cases in
-//! `escalation::settings`).
+//! How a clinic's alerts reach its care team, over HTTP: a clinic's alert thresholds and
+//! escalation policy, its readiness, and a staff member's on-call flag and working hours (use
+//! cases in `escalation::alerting`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -10,11 +10,11 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::auth::extract::{Bearer, Staff};
 use crate::error::{ApiResult, ErrorBody};
+use crate::escalation::alerting;
 use crate::escalation::policy::EscalationPolicy;
 use crate::escalation::readiness::Readiness;
 use crate::escalation::rules::Thresholds;
-use crate::escalation::settings;
-use crate::escalation::store::ClinicSetting;
+use crate::escalation::store::AlertingSetting;
 use crate::escalation::working_hours;
 use crate::http::extract::ApiJson;
 
@@ -51,7 +51,7 @@ pub async fn set_on_call(
 ) -> ApiResult<Json<OnCall>> {
     let on_call = state
         .write_as(staff, move |conn, caller| {
-            settings::set_on_call(conn, caller, body.on_call)
+            alerting::set_on_call(conn, caller, body.on_call)
         })
         .await?;
     Ok(Json(OnCall { on_call }))
@@ -78,7 +78,7 @@ pub async fn get_alert_thresholds(
     staff: Staff,
     Path(clinic_id): Path<String>,
 ) -> ApiResult<Json<Thresholds>> {
-    read_clinic_setting(&state, staff, clinic_id, ClinicSetting::AlertThresholds).await
+    read_clinic_setting(&state, staff, clinic_id, AlertingSetting::AlertThresholds).await
 }
 
 /// Change a clinic's alert thresholds
@@ -114,7 +114,7 @@ pub async fn set_alert_thresholds(
         &state,
         staff,
         clinic_id,
-        ClinicSetting::AlertThresholds,
+        AlertingSetting::AlertThresholds,
         "change alert thresholds",
         problems,
         body,
@@ -143,7 +143,7 @@ pub async fn get_escalation_policy(
     staff: Staff,
     Path(clinic_id): Path<String>,
 ) -> ApiResult<Json<EscalationPolicy>> {
-    read_clinic_setting(&state, staff, clinic_id, ClinicSetting::EscalationPolicy).await
+    read_clinic_setting(&state, staff, clinic_id, AlertingSetting::EscalationPolicy).await
 }
 
 /// Change a clinic's escalation policy
@@ -179,7 +179,7 @@ pub async fn set_escalation_policy(
         &state,
         staff,
         clinic_id,
-        ClinicSetting::EscalationPolicy,
+        AlertingSetting::EscalationPolicy,
         "change the escalation policy",
         problems,
         body,
@@ -192,14 +192,14 @@ pub(crate) async fn read_clinic_setting<T>(
     state: &AppState,
     staff: Staff,
     clinic_id: String,
-    setting: ClinicSetting,
+    setting: AlertingSetting,
 ) -> ApiResult<Json<T>>
 where
     T: serde::de::DeserializeOwned + Default + Send + 'static,
 {
     state
         .read_as(staff, move |conn, caller| {
-            settings::read_setting(conn, caller, &clinic_id, setting)
+            alerting::read_setting(conn, caller, &clinic_id, setting)
         })
         .await
         .map(Json)
@@ -210,7 +210,7 @@ pub(crate) async fn update_clinic_setting<T: Serialize + Send + 'static>(
     state: &AppState,
     staff: Staff,
     clinic_id: String,
-    setting: ClinicSetting,
+    setting: AlertingSetting,
     what: &'static str,
     problems: std::collections::BTreeMap<String, String>,
     value: T,
@@ -218,13 +218,13 @@ pub(crate) async fn update_clinic_setting<T: Serialize + Send + 'static>(
     let now = state.now();
     state
         .write_as(staff, move |conn, caller| {
-            let change = settings::SettingChange {
+            let change = alerting::AlertingChange {
                 setting,
                 what,
                 value,
                 problems,
             };
-            settings::update_setting(conn, caller, &clinic_id, change, now)
+            alerting::update_setting(conn, caller, &clinic_id, change, now)
         })
         .await
         .map(Json)
@@ -259,7 +259,7 @@ pub async fn get_clinic_readiness(
     let channels = state.channels();
     state
         .read_as(bearer, move |conn, caller| {
-            settings::clinic_readiness(conn, caller, &clinic_id, &zones, channels)
+            alerting::clinic_readiness(conn, caller, &clinic_id, &zones, channels)
         })
         .await
         .map(Json)
@@ -323,7 +323,7 @@ pub async fn get_my_working_hours(
     State(state): State<AppState>,
     staff: Staff,
 ) -> ApiResult<Json<WorkingHoursView>> {
-    let (timezone, hours) = state.read_as(staff, settings::working_hours).await?;
+    let (timezone, hours) = state.read_as(staff, alerting::working_hours).await?;
     Ok(Json(hours_view(timezone, &hours)))
 }
 
@@ -354,7 +354,7 @@ pub async fn set_my_working_hours(
     let hours = body.hours.clone();
     let zone = state
         .write_as(staff, move |conn, caller| {
-            settings::set_working_hours(conn, caller, &hours, body.timezone.as_deref(), now)
+            alerting::set_working_hours(conn, caller, &hours, body.timezone.as_deref(), now)
         })
         .await?;
     Ok(Json(hours_view(zone, &body.hours)))

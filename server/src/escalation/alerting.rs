@@ -1,5 +1,6 @@
-//! Care-team settings use cases: a clinic's stored settings (alert thresholds, escalation policy,
-//! care plan), a clinic's readiness, and a staff member's on-call flag and working hours.
+//! How a clinic's alerts reach its care team, as use cases: the alert thresholds and escalation
+//! policy its admins set (stored on the clinic's row), the clinic's readiness, and a staff
+//! member's on-call flag and working hours.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +18,7 @@ use crate::error::{Outcome, Refusal};
 use crate::safety::zones::ZoneCountries;
 
 use super::readiness::{self, Readiness};
-use super::store::{self, ClinicSetting};
+use super::store::{self, AlertingSetting};
 use super::working_hours::WorkingHours;
 
 fn clinic_of(raw: &str) -> Result<ClinicId, Refusal> {
@@ -29,7 +30,7 @@ pub fn read_setting<T: DeserializeOwned + Default>(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_clinic: &str,
-    setting: ClinicSetting,
+    setting: AlertingSetting,
 ) -> Outcome<T> {
     let clinic = clinic_of(raw_clinic).and_then(|c| caller.ensure_staff_of(&c).map(|()| c))?;
     Ok(store::read_setting(conn, clinic.as_str(), setting)?)
@@ -37,9 +38,9 @@ pub fn read_setting<T: DeserializeOwned + Default>(
 
 /// A new value for a clinic setting.
 #[derive(Debug)]
-pub struct SettingChange<T> {
+pub struct AlertingChange<T> {
     /// Which setting.
-    pub setting: ClinicSetting,
+    pub setting: AlertingSetting,
     /// What changing it is called, for the refusal ("change alert thresholds").
     pub what: &'static str,
     /// The value.
@@ -48,16 +49,15 @@ pub struct SettingChange<T> {
     pub problems: BTreeMap<String, String>,
 }
 
-/// Replaces a clinic's setting (its admins only). A new care plan re-plans the clinic's
-/// patients. Audited.
+/// Replaces a clinic's setting (its admins only). Audited.
 pub fn update_setting<T: Serialize>(
     conn: &mut DbConnection,
     caller: &Caller,
     raw_clinic: &str,
-    change: SettingChange<T>,
+    change: AlertingChange<T>,
     now: DateTime<Utc>,
 ) -> Outcome<T> {
-    let SettingChange {
+    let AlertingChange {
         setting,
         what,
         value,
@@ -73,14 +73,10 @@ pub fn update_setting<T: Serialize>(
         Err(e) => return Err(Refusal::broken(&e).into()),
     };
     let action = match setting {
-        ClinicSetting::AlertThresholds => "alert_thresholds.update",
-        ClinicSetting::EscalationPolicy => "escalation_policy.update",
-        ClinicSetting::CarePlan => "care_plan.update",
+        AlertingSetting::AlertThresholds => "alert_thresholds.update",
+        AlertingSetting::EscalationPolicy => "escalation_policy.update",
     };
     store::write_setting(conn, clinic.as_str(), setting, json)?;
-    if setting == ClinicSetting::CarePlan {
-        crate::prompt::use_cases::replan_clinic_later(conn, clinic.as_str(), now)?;
-    }
     audit::record(
         conn,
         &AuditEntry::by(caller, action, now.naive_utc()).clinic(clinic.as_str()),
