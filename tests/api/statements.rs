@@ -7,6 +7,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::harness::{Backend, TestApp};
+use companion::clock::Clock;
 use companion::db::{Db, StatementLog};
 
 const REPLAY: &str = include_str!("../load/replay/daily_mood_check_in.sql");
@@ -222,5 +223,33 @@ async fn in_steady_state_sign_in_refresh_and_the_workers_claims_are_prepared_sta
             work.is_empty(),
             "{backend:?}: the workers' claims were not kept prepared: {work:#?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn planning_ahead_inserts_prompts_with_one_prepared_statement_on_postgres() {
+    let (app, log) = logged_app(Backend::Postgres).await;
+    app.world().await;
+    let inserts = |sent: &[String]| -> Vec<String> {
+        sent.iter()
+            .filter(|s| {
+                s.starts_with("INSERT INTO prompts") || s.starts_with("INSERT INTO \"prompts\"")
+            })
+            .cloned()
+            .collect()
+    };
+    app.run_workers().await;
+    let first = inserts(&log.take());
+    assert!(!first.is_empty(), "the first pass planned nothing");
+    // A day later every patient's plan runs short and is extended: the same statement again,
+    // kept prepared, whatever the number of rows.
+    app.clock.set(app.clock.now() + chrono::TimeDelta::days(1));
+    app.run_workers().await;
+    let second = inserts(&log.take());
+    assert!(!second.is_empty(), "the second pass planned nothing");
+    let shapes: std::collections::BTreeSet<&String> = first.iter().chain(&second).collect();
+    assert_eq!(shapes.len(), 1, "more than one statement text: {shapes:#?}");
+    for sql in &second {
+        assert!(log.was_prepared(sql), "not kept prepared: {sql}");
     }
 }

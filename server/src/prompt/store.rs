@@ -162,7 +162,7 @@ impl PromptRow {
             instrument: p.instrument.clone(),
             session_id: p.session_id.clone(),
             status: status::SCHEDULED.into(),
-            local_time: p.local_time.format("%Y-%m-%dT%H:%M").to_string(),
+            local_time: minute_text(p.local_time),
             due_at: p.due_at.naive_utc(),
             remind_at: p.remind_at.map(|r| r.naive_utc()),
             expires_at: p.expires_at.naive_utc(),
@@ -182,6 +182,20 @@ impl PromptRow {
             && self.remind_at == p.remind_at.map(|r| r.naive_utc())
             && self.instrument == p.instrument
     }
+}
+
+/// `YYYY-MM-DDTHH:MM`, as stored: written field by field, since a day's planning writes one for
+/// every prompt and `format` parses its pattern each time.
+fn minute_text(at: NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
 }
 
 /// Inserts a new patient's schedule (on enrolment).
@@ -549,13 +563,129 @@ pub fn own_plans(conn: &mut DbConnection, clinic_id: &str) -> QueryResult<Vec<(S
 /// Inserts prompts, skipping any whose slot already has a live (or finished) prompt.
 fn insert_new(conn: &mut DbConnection, rows: &[PromptRow]) -> QueryResult<usize> {
     let mut added = 0;
-    for chunk in rows.chunks(500) {
-        added += crate::per_backend!(conn, |c| diesel::insert_into(prompts::table)
-            .values(chunk)
-            .on_conflict_do_nothing()
-            .execute(c)?);
+    match conn {
+        DbConnection::Pg(pg) => {
+            for chunk in rows.chunks(5000) {
+                added += insert_new_pg(pg, chunk)?;
+            }
+        }
+        DbConnection::Sqlite(sqlite) => {
+            for chunk in rows.chunks(500) {
+                added += diesel::insert_into(prompts::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(sqlite)?;
+            }
+        }
     }
     Ok(added)
+}
+
+/// [`insert_new`] on PostgreSQL: the rows go as one array per column through `unnest`, so the
+/// statement has the same text and 18 parameters whatever the number of rows, and each
+/// connection prepares it once. A multi-row `VALUES` list is a statement of its own for every
+/// row count (18 parameters a row: a day's planning batch bound 9,000 of them, parsed and
+/// planned anew each time).
+fn insert_new_pg(conn: &mut diesel::PgConnection, rows: &[PromptRow]) -> QueryResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let text = |f: fn(&PromptRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let maybe_text =
+        |f: fn(&PromptRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<Option<&str>>>();
+    let time = |f: fn(&PromptRow) -> NaiveDateTime| rows.iter().map(f).collect::<Vec<_>>();
+    let maybe_time =
+        |f: fn(&PromptRow) -> Option<NaiveDateTime>| rows.iter().map(f).collect::<Vec<_>>();
+    InsertPrompts {
+        text: [
+            text(|r| &r.id),
+            text(|r| &r.patient_id),
+            text(|r| &r.clinic_id),
+            text(|r| &r.slot),
+            text(|r| &r.rule),
+            text(|r| &r.instrument),
+        ],
+        session_id: maybe_text(|r| r.session_id.as_deref()),
+        status: text(|r| &r.status),
+        local_time: text(|r| &r.local_time),
+        due_at: time(|r| r.due_at),
+        remind_at: maybe_time(|r| r.remind_at),
+        expires_at: time(|r| r.expires_at),
+        closed: [
+            maybe_time(|r| r.sent_at),
+            maybe_time(|r| r.reminded_at),
+            maybe_time(|r| r.closed_at),
+        ],
+        check_in_id: maybe_text(|r| r.check_in_id.as_deref()),
+        stamps: [time(|r| r.created_at), time(|r| r.updated_at)],
+    }
+    .execute(conn)
+}
+
+/// The statement of [`insert_new_pg`], written out by hand: diesel never keeps `sql_query` text
+/// as a prepared statement, and this one has a single text and 18 binds whatever the row count.
+struct InsertPrompts<'a> {
+    /// id, patient_id, clinic_id, slot, rule, instrument.
+    text: [Vec<&'a str>; 6],
+    session_id: Vec<Option<&'a str>>,
+    status: Vec<&'a str>,
+    local_time: Vec<&'a str>,
+    due_at: Vec<NaiveDateTime>,
+    remind_at: Vec<Option<NaiveDateTime>>,
+    expires_at: Vec<NaiveDateTime>,
+    /// sent_at, reminded_at, closed_at.
+    closed: [Vec<Option<NaiveDateTime>>; 3],
+    check_in_id: Vec<Option<&'a str>>,
+    /// created_at, updated_at.
+    stamps: [Vec<NaiveDateTime>; 2],
+}
+
+impl diesel::query_builder::QueryId for InsertPrompts<'_> {
+    type QueryId = InsertPrompts<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Conn> RunQueryDsl<Conn> for InsertPrompts<'_> {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertPrompts<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+        out.push_sql(
+            "INSERT INTO prompts (id, patient_id, clinic_id, slot, rule, instrument, session_id, \
+             status, local_time, due_at, remind_at, expires_at, sent_at, reminded_at, closed_at, \
+             check_in_id, created_at, updated_at) SELECT * FROM unnest(",
+        );
+        for column in &self.text {
+            out.push_bind_param::<Array<Text>, _>(column)?;
+            out.push_sql("::text[], ");
+        }
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.session_id)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.status)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.local_time)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.due_at)?;
+        out.push_sql("::timestamp[], ");
+        out.push_bind_param::<Array<Nullable<Timestamp>>, _>(&self.remind_at)?;
+        out.push_sql("::timestamp[], ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.expires_at)?;
+        out.push_sql("::timestamp[], ");
+        for column in &self.closed {
+            out.push_bind_param::<Array<Nullable<Timestamp>>, _>(column)?;
+            out.push_sql("::timestamp[], ");
+        }
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.check_in_id)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.stamps[0])?;
+        out.push_sql("::timestamp[], ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.stamps[1])?;
+        out.push_sql("::timestamp[]) ON CONFLICT DO NOTHING");
+        Ok(())
+    }
 }
 
 /// Plans ahead for up to `batch` patients whose plans end within three quarters of `horizon`
@@ -1070,4 +1200,22 @@ pub fn exported_prompts_of(
             prompts::check_in_id,
         ))
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDateTime;
+
+    #[test]
+    fn minute_text_is_the_stored_local_time() {
+        for text in ["2026-03-08T03:30", "0999-01-02T00:00", "2026-12-31T23:59"] {
+            let at =
+                NaiveDateTime::parse_from_str(&format!("{text}:00"), "%Y-%m-%dT%H:%M:%S").unwrap();
+            assert_eq!(super::minute_text(at), text);
+            assert_eq!(
+                super::minute_text(at),
+                at.format("%Y-%m-%dT%H:%M").to_string()
+            );
+        }
+    }
 }

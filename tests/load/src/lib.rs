@@ -1,6 +1,11 @@
 //! Shared pieces of the load tools: an in-process server, enrolment over HTTP, and a check-in
 //! load driver.
 
+/// The server binary's allocator (`server/src/main.rs`), so that what runs in-process here
+/// (the in-process app of `prompt-load`, `push-load` and `backlog-load`) allocates as the server does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,8 +4,10 @@
 //! over HTTP. PostgreSQL first, then SQLite.
 //!
 //! ```sh
-//! cargo run --release -p companion-load --bin prompt-load -- [PATIENTS]
+//! cargo run --release -p companion-load --bin prompt-load -- [PATIENTS] [plan]
 //! ```
+//! With `plan`, each backend stops after planning the day (no delivery), and planning is timed
+//! three times on fresh databases.
 //! Prints: the fake FCM's own ceiling (a bare client over one HTTP/2 connection, same run),
 //! seeding time, planning time (and prompts planned), the simulated day's wall time with pushes
 //! delivered, pushes per second and their share of the ceiling, and the process's peak resident
@@ -208,18 +210,28 @@ async fn count(app: &App, sql: &'static str) -> anyhow::Result<i64> {
         .n)
 }
 
-async fn measure(label: &str, database_url: &str, patients: usize) -> anyhow::Result<()> {
+async fn measure(
+    label: &str,
+    database_url: &str,
+    patients: usize,
+    plan_only: bool,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // As many requests in flight as the worker runs jobs.
     let in_flight = 64;
-    let ceiling = FakeFcm::start()
-        .await?
-        .ceiling(20_000, in_flight, true)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    println!(
-        "{label:<10} fake FCM ceiling (bare client, {in_flight} in flight, HTTP/2): {ceiling:.0}/s"
-    );
+    let ceiling = if plan_only {
+        0.0
+    } else {
+        let ceiling = FakeFcm::start()
+            .await?
+            .ceiling(20_000, in_flight, true)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!(
+            "{label:<10} fake FCM ceiling (bare client, {in_flight} in flight, HTTP/2): {ceiling:.0}/s"
+        );
+        ceiling
+    };
     let fake = FakeFcm::start().await?;
     // Saturday 7 March 2026, 00:00 UTC: New York springs forward the next morning.
     let start: DateTime<Utc> = "2026-03-07T00:00:00Z".parse()?;
@@ -239,6 +251,9 @@ async fn measure(label: &str, database_url: &str, patients: usize) -> anyhow::Re
         report.planned,
         peak_memory_mib()
     );
+    if plan_only {
+        return Ok(());
+    }
 
     // The day, fast-forwarded in 10-minute steps, with one worker delivering as it goes. The
     // worker keeps real time two days ahead, so that every push the day enqueues is due for it
@@ -342,6 +357,8 @@ async fn main() -> anyhow::Result<()> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(100_000);
+    let plan_only = std::env::args().nth(2).as_deref() == Some("plan");
+    let rounds = if plan_only { 3 } else { 1 };
     println!(
         "prompt load: {patients} patients in {} zones, 3 clinic plans, one device each, 10% with a session; \
          fake FCM (h2c) on loopback; one worker (64 jobs at once)",
@@ -349,19 +366,25 @@ async fn main() -> anyhow::Result<()> {
     );
     let server_url = std::env::var("COMPANION_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("companion_prompt_load_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::establish(&server_url).context("connect to PostgreSQL")?;
-    admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
-    let mut url = reqwest::Url::parse(&server_url)?;
-    url.set_path(&format!("/{name}"));
-    let result = measure("PostgreSQL", url.as_str(), patients).await;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-    result?;
-    let dir = tempfile::tempdir()?;
-    measure(
-        "SQLite",
-        &format!("sqlite://{}", dir.path().join("prompts.db").display()),
-        patients,
-    )
-    .await
+    for _ in 0..rounds {
+        let name = format!("companion_prompt_load_{}", uuid::Uuid::new_v4().simple());
+        admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let mut url = reqwest::Url::parse(&server_url)?;
+        url.set_path(&format!("/{name}"));
+        let result = measure("PostgreSQL", url.as_str(), patients, plan_only).await;
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        result?;
+    }
+    for _ in 0..rounds {
+        let dir = tempfile::tempdir()?;
+        measure(
+            "SQLite",
+            &format!("sqlite://{}", dir.path().join("prompts.db").display()),
+            patients,
+            plan_only,
+        )
+        .await?;
+    }
+    Ok(())
 }
