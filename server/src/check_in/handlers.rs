@@ -198,6 +198,7 @@ pub async fn get_my_check_in(
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// Only this instrument (catalogue key).
+    #[param(value_type = Option<crate::instrument::catalogue::InstrumentKey>)]
     pub instrument: Option<String>,
     /// Completed at or after this instant.
     pub from: Option<DateTime<Utc>>,

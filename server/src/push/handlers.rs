@@ -14,6 +14,7 @@ use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{PageParams, Paginated};
 use crate::time::utc;
 
+use super::registration::Platform;
 use super::store::{DeviceRow, NotificationRow};
 use super::use_cases;
 
@@ -197,7 +198,7 @@ pub(super) fn parse_registration(
                 }
             };
             Registration {
-                platform: "web",
+                platform: Platform::Web.as_str(),
                 token: endpoint,
                 web: p256dh.zip(auth),
                 app_version: body.app_version,
@@ -224,9 +225,9 @@ pub(super) fn parse_registration(
             }
             Registration {
                 platform: if matches!(body.platform, NativePlatform::Ios) {
-                    "ios"
+                    Platform::Ios.as_str()
                 } else {
-                    "android"
+                    Platform::Android.as_str()
                 },
                 token,
                 web: None,
@@ -251,6 +252,7 @@ pub struct Device {
     /// Id.
     pub id: String,
     /// `ios`, `android` or `web`.
+    #[schema(value_type = Platform)]
     pub platform: String,
     /// App version.
     pub app_version: Option<String>,
