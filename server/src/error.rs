@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::DbError;
+use crate::db::{DbError, UseCaseResult};
 
 /// The error body of every failed request.
 #[derive(Debug, Serialize, ToSchema)]
@@ -292,6 +292,19 @@ impl From<Refusal> for Failure {
 
 /// The result of a use case: its value, or the [`Failure`] that stopped it.
 pub type Outcome<T, R = Refusal> = Result<T, Failure<R>>;
+
+impl<T: Send + 'static, R: Send + 'static> UseCaseResult for Outcome<T, R> {
+    type Value = T;
+    type Refusal = R;
+
+    fn refusal_inside(self) -> diesel::QueryResult<Result<T, R>> {
+        match self {
+            Ok(value) => Ok(Ok(value)),
+            Err(Failure::Refused(refusal)) => Ok(Err(refusal)),
+            Err(Failure::Db(error)) => Err(error),
+        }
+    }
+}
 
 impl Refusal {
     fn new(kind: RefusalKind, code: &'static str, message: impl Into<String>) -> Self {

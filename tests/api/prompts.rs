@@ -26,6 +26,14 @@ fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
 }
 
+/// The instant an answer's timestamp names: RFC 3339 writes one instant in more than one way
+/// (`.326Z`, `.326000Z`), so answers are compared as instants, not as text.
+fn instant(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().expect("a timestamp"))
+        .expect("an RFC 3339 timestamp")
+        .with_timezone(&Utc)
+}
+
 fn daily_mood_only() -> Value {
     json!({"rules": [{"id": "mood", "instrument": "daily_mood", "anchor": {"kind": "daily"}}]})
 }
@@ -127,24 +135,19 @@ async fn a_patient_crossing_daylight_saving_gets_the_prompt_at_nine_local_on_bot
     assert_eq!(fcm.delivered_count(), 3);
 
     let all = prompts_of(&app, &world.clinician_a, patient).await;
-    let sent: Vec<(&str, &str)> = all
+    let sent: Vec<(&str, DateTime<Utc>)> = all
         .iter()
         .filter(|p| {
             ["sent", "reminded", "expired", "completed"].contains(&p["status"].as_str().unwrap())
         })
-        .map(|p| {
-            (
-                p["local_time"].as_str().unwrap(),
-                p["due_at"].as_str().unwrap(),
-            )
-        })
+        .map(|p| (p["local_time"].as_str().unwrap(), instant(&p["due_at"])))
         .collect();
     assert_eq!(
         sent,
         [
-            ("2026-03-07T09:00", "2026-03-07T14:00:00Z"),
-            ("2026-03-08T09:00", "2026-03-08T13:00:00Z"),
-            ("2026-03-09T09:00", "2026-03-09T13:00:00Z"),
+            ("2026-03-07T09:00", at("2026-03-07T14:00:00Z")),
+            ("2026-03-08T09:00", at("2026-03-08T13:00:00Z")),
+            ("2026-03-09T09:00", at("2026-03-09T13:00:00Z")),
         ]
     );
     // Each push names the prompt by id and says nothing about health.
@@ -173,14 +176,14 @@ async fn moving_a_session_replaces_its_prompts_and_cancelling_withdraws_them(bac
         .as_str()
         .unwrap()
         .to_owned();
-    let before_session = |prompts: &[Value]| -> Vec<(String, String)> {
+    let before_session = |prompts: &[Value]| -> Vec<(String, DateTime<Utc>)> {
         prompts
             .iter()
             .filter(|p| p["session_id"] == json!(session))
             .map(|p| {
                 (
                     p["status"].as_str().unwrap().to_owned(),
-                    p["due_at"].as_str().unwrap().to_owned(),
+                    instant(&p["due_at"]),
                 )
             })
             .collect()
@@ -188,7 +191,7 @@ async fn moving_a_session_replaces_its_prompts_and_cancelling_withdraws_them(bac
     let prompts = prompts_of(&app, staff, patient).await;
     assert_eq!(
         before_session(&prompts),
-        [("scheduled".to_owned(), "2026-06-01T15:00:00Z".to_owned())]
+        [("scheduled".to_owned(), at("2026-06-01T15:00:00Z"))]
     );
     assert!(
         prompts
@@ -211,8 +214,8 @@ async fn moving_a_session_replaces_its_prompts_and_cancelling_withdraws_them(bac
     assert_eq!(
         before_session(&prompts),
         [
-            ("cancelled".to_owned(), "2026-06-01T15:00:00Z".to_owned()),
-            ("scheduled".to_owned(), "2026-06-02T15:00:00Z".to_owned()),
+            ("cancelled".to_owned(), at("2026-06-01T15:00:00Z")),
+            ("scheduled".to_owned(), at("2026-06-02T15:00:00Z")),
         ]
     );
     assert_no_duplicates(&prompts);
@@ -287,7 +290,10 @@ async fn the_reminder_and_the_expiry_happen_once(backend: Backend) {
         .filter(|p| p["status"] == "expired")
         .collect();
     assert_eq!(expired.len(), 1);
-    assert_eq!(expired[0]["closed_at"], "2026-06-01T21:00:00Z");
+    assert_eq!(
+        instant(&expired[0]["closed_at"]),
+        at("2026-06-01T21:00:00Z")
+    );
     assert_eq!(fcm.delivered_count(), 2, "nothing more was sent");
     let adherence = app
         .get(
@@ -386,7 +392,10 @@ async fn a_check_in_completes_its_prompt_and_counts_toward_adherence(backend: Ba
     assert_eq!(adherence["expired"], 0);
     assert_eq!(adherence["completion_rate"], 1.0);
     assert_eq!(adherence["current_streak"], 3);
-    assert_eq!(adherence["last_check_in_at"], "2026-06-03T09:30:00Z");
+    assert_eq!(
+        instant(&adherence["last_check_in_at"]),
+        at("2026-06-03T09:30:00Z")
+    );
 }
 
 async fn three_missed_prompts_open_one_low_alert_for_the_care_team(backend: Backend) {

@@ -12,7 +12,11 @@ pub const CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
 pub const LATE_AFTER: TimeDelta = TimeDelta::days(30);
 
 /// How a check-in's time was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = CheckInTiming)]
 pub enum Timing {
     /// As the device said.
     OnTime,
@@ -149,5 +153,16 @@ mod tests {
             Some("device clock 2 hours ahead, filed at receipt")
         );
         assert_eq!(Timing::parse(Timing::Late.as_str()), Timing::Late);
+    }
+
+    #[test]
+    fn the_stored_names_are_the_documented_values() {
+        for timing in [Timing::OnTime, Timing::ClockAhead, Timing::Late] {
+            assert_eq!(
+                serde_json::to_value(timing).unwrap(),
+                serde_json::json!(timing.as_str())
+            );
+            assert_eq!(Timing::parse(timing.as_str()), timing);
+        }
     }
 }

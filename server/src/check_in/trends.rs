@@ -53,6 +53,7 @@ pub struct ScorePoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InstrumentTrend {
     /// Catalogue key.
+    #[schema(value_type = crate::instrument::catalogue::InstrumentKey)]
     pub instrument: String,
     /// Check-ins of this instrument considered.
     pub count: usize,

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::QueryResult;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::account::model::{Role, parse_timezone};
 use crate::audit::{self, AuditEntry};
 use crate::auth::extract::Caller;
 use crate::check_in::resend::{self, Resend};
 use crate::check_in::store::{self, CheckInRow, HistoryFilter};
+use crate::check_in::submission::{self, Parsed, Submission};
 use crate::check_in::trends::{self, DailyMood, InstrumentTrend, Record};
 use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
@@ -19,6 +20,7 @@ use crate::escalation::Raised;
 use crate::escalation::decide::{CareTeam, OnSignal};
 use crate::escalation::reach;
 use crate::escalation::rules::Severity;
+use crate::instrument::catalogue::Catalogue;
 use crate::patient::{self, PatientRef, SelfAccess};
 use crate::safety::crisis::CrisisResources;
 use crate::safety::zones::ZoneCountries;
@@ -111,8 +113,27 @@ pub struct Submitted {
 /// Attempts at storing a submission whose id another request stores at the same moment.
 const ATTEMPTS: usize = 3;
 
-/// Stores the caller's check-in once: `row` is the parsed submission (its patient and clinic
-/// are the caller's), `answers` the answers kept. With it, in the same transaction: the prompt
+/// Reads a check-in as the app sent it (the JSON object `POST /v1/check-ins` receives), received
+/// at `now`, against the catalogue. A body that is not a well-formed submission is refused with
+/// the field at fault, unless it carries a safety answer: then it is read as well as it can be,
+/// and what was wrong is listed with the check-in (see [`submission::lenient`]). Invalid answers
+/// without a safety answer are refused, each problem named (`answers.q3`). Pure: nothing is
+/// read or written.
+pub fn read_submission(
+    body: Map<String, Value>,
+    catalogue: &Catalogue,
+    now: DateTime<Utc>,
+) -> Result<Parsed, Refusal> {
+    let (sent, envelope) =
+        match crate::http::extract::read_value::<Submission>(Value::Object(body.clone())) {
+            Ok(sent) => (sent, Default::default()),
+            Err(refused) => submission::lenient(&body, catalogue, now).ok_or(refused)?,
+        };
+    submission::parse_with(&sent, envelope, catalogue, now).map_err(Refusal::validation)
+}
+
+/// Stores the caller's check-in once: `parsed` is the submission [`read_submission`] read (its
+/// patient and clinic are the caller's). With it, in the same transaction: the prompt
 /// it completes, the alerts its answers raise (and the jobs that notify the care team), the
 /// PHQ-9 a positive PHQ-2 calls for and, on a safety signal, the crisis resources to show. A
 /// replay (or identical answers re-sent under a new id within minutes) returns the stored
@@ -121,10 +142,11 @@ const ATTEMPTS: usize = 3;
 pub fn submit(
     conn: &mut DbConnection,
     caller: &Caller,
-    row: CheckInRow,
-    answers: &BTreeMap<String, Value>,
+    parsed: Parsed,
     zones: &ZoneCountries,
 ) -> Outcome<Submitted> {
+    let Parsed { row, answers } = parsed;
+    let answers = &answers;
     let clinic_id = caller.own_clinic()?.to_string();
     let mut row = CheckInRow {
         patient_id: caller.account_id.to_string(),

@@ -9,8 +9,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::check_in::store::{CheckInRow, INCOMPLETE};
+use crate::check_in::timing::Timing;
 use crate::escalation::decide::CareTeam;
-use crate::instrument::catalogue::Catalogue;
+use crate::instrument::catalogue::{Catalogue, InstrumentKey};
 use crate::safety::crisis::CrisisResources;
 use crate::time::utc;
 
@@ -22,6 +23,7 @@ pub struct CheckIn {
     /// The patient.
     pub patient_id: String,
     /// Catalogue key.
+    #[schema(value_type = InstrumentKey)]
     pub instrument: String,
     /// Catalogue version answered.
     pub instrument_version: i32,
@@ -36,7 +38,7 @@ pub struct CheckIn {
     /// `on_time`; `clock_ahead` (the device's time was more than 5 minutes ahead of the server:
     /// filed at receipt, the device's time in `device_completed_at`); or `late` (completed more
     /// than 30 days before it arrived).
-    #[schema(example = "on_time")]
+    #[schema(value_type = Timing, example = "on_time")]
     pub timing: String,
     /// The device's own `completed_at`, when it was not believed.
     pub device_completed_at: Option<DateTime<Utc>>,

@@ -15,7 +15,6 @@ use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
 
 use crate::config::DatabaseTarget;
-use crate::error::Failure;
 
 pub mod batch;
 mod connection;
@@ -413,29 +412,27 @@ impl Db {
 
     /// Like [`Db::run`], for a use case: its value, or its refusal (`Ok(Err(refusal))`), or the
     /// database's failure, reported as [`Db::run`] reports it.
-    pub async fn run_or_refuse<T, R, F>(&self, f: F) -> Result<Result<T, R>, DbError>
+    pub async fn run_or_refuse<O, F>(&self, f: F) -> Result<Result<O::Value, O::Refusal>, DbError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, Failure<R>> + Send + 'static,
-        T: Send + 'static,
-        R: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> O + Send + 'static,
+        O: UseCaseResult,
     {
-        self.run(move |conn| refusal_inside(f(conn))).await
+        self.run(move |conn| f(conn).refusal_inside()).await
     }
 
-    /// Like [`Db::write`], for a use case that may refuse: `Err(Failure::Refused(refusal))` from
-    /// `f` rolls the transaction back (nothing it wrote stays) and is handed back as
-    /// `Ok(Err(refusal))`, so a use case can decide on what it reads and still leave no trace
-    /// when it says no. `Err(Failure::Db(error))` rolls back and fails as in [`Db::write`].
-    pub async fn write_or_refuse<T, R, F>(&self, f: F) -> Result<Result<T, R>, DbError>
+    /// Like [`Db::write`], for a use case that may refuse: a refusal from `f` rolls the
+    /// transaction back (nothing it wrote stays) and is handed back as `Ok(Err(refusal))`, so a
+    /// use case can decide on what it reads and still leave no trace when it says no. The
+    /// database's own failure rolls back and fails as in [`Db::write`].
+    pub async fn write_or_refuse<O, F>(&self, f: F) -> Result<Result<O::Value, O::Refusal>, DbError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, Failure<R>> + Send + 'static,
-        T: Send + 'static,
-        R: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> O + Send + 'static,
+        O: UseCaseResult,
     {
         let _turn = self.writer_turn().await?;
         self.run(move |conn| {
             let mut refused = None;
-            let result = write_transaction(conn, |c| match refusal_inside(f(c))? {
+            let result = write_transaction(conn, |c| match f(c).refusal_inside()? {
                 Ok(value) => Ok(value),
                 Err(refusal) => {
                     refused = Some(refusal);
@@ -465,17 +462,21 @@ impl Db {
     }
 }
 
-/// A use case's result in the nested shape the pool and the transaction take: the database's own
-/// failure outside, where [`Db::run`] sees it (to tell a lost connection from a failed query, and
-/// to report an outage) and a transaction aborts on it, the refusal inside, where it is an answer
-/// and not a failure of the database. Only here, between a use case and the pool: everywhere
-/// else a use case's result is flat.
-fn refusal_inside<T, R>(outcome: Result<T, Failure<R>>) -> QueryResult<Result<T, R>> {
-    match outcome {
-        Ok(value) => Ok(Ok(value)),
-        Err(Failure::Refused(refusal)) => Ok(Err(refusal)),
-        Err(Failure::Db(error)) => Err(error),
-    }
+/// What a use case run by [`Db::run_or_refuse`] or [`Db::write_or_refuse`] returns: its value,
+/// its refusal, or the database's own failure, in one flat type (`crate::error::Outcome`, which
+/// implements this beside its definition, so that this module knows nothing of it).
+pub trait UseCaseResult: Send + 'static {
+    /// The use case's value.
+    type Value: Send + 'static;
+    /// How it says no.
+    type Refusal: Send + 'static;
+
+    /// The result in the nested shape the pool and the transaction take: the database's own
+    /// failure outside, where [`Db::run`] sees it (to tell a lost connection from a failed
+    /// query, and to report an outage) and a transaction aborts on it, the refusal inside, where
+    /// it is an answer and not a failure of the database. Only between a use case and the pool:
+    /// everywhere else a use case's result is flat.
+    fn refusal_inside(self) -> QueryResult<Result<Self::Value, Self::Refusal>>;
 }
 
 /// See [`Db::write`]; usable where a connection is already at hand.

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AlertSeverity)]
 pub enum Severity {
     /// Missing data.
     Low,
@@ -28,7 +29,7 @@ pub enum Severity {
     Urgent,
 }
 
-/// The rules.
+/// The rule that raised an alert.
 #[derive(
     Debug,
     Clone,
@@ -43,6 +44,7 @@ pub enum Severity {
     utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AlertRule)]
 pub enum Rule {
     /// PHQ-9 item 9 answered 1 or more.
     SafetyItem9,

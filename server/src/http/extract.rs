@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Refusal};
 
 /// A JSON request body. Malformed JSON is a 400 `malformed_json`; a wrong type, a missing field or
 /// an unknown field is a 422 naming the field; a body over the size limit is a 413.
@@ -76,6 +76,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Reads `T` from a JSON value already read by [`ApiJson`], with the same error mapping (a wrong
 /// type, a missing field or an unknown field is a 422 naming the field).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    read_value(value).map_err(ApiError::from)
+}
+
+/// [`from_value`] for a use case that reads a body itself (a check-in, a device registration):
+/// the problem is a [`Refusal`] naming the field, answered as [`from_value`]'s 422.
+pub fn read_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Refusal> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
@@ -116,9 +122,9 @@ fn malformed(error: &serde_json::Error) -> ApiError {
     )
 }
 
-/// Builds a 422 for a serde data error. serde reports missing and unknown fields against the
-/// enclosing object, so the field name is recovered from the message.
-fn field_error(path: &str, message: &str) -> ApiError {
+/// Names the field of a serde data error (a 422). serde reports missing and unknown fields
+/// against the enclosing object, so the field name is recovered from the message.
+fn field_error(path: &str, message: &str) -> Refusal {
     // serde's own messages carry the position ("at line 1 column 9"): drop it.
     let message = message
         .split(" at line ")
@@ -138,7 +144,7 @@ fn field_error(path: &str, message: &str) -> ApiError {
     } else {
         path.to_owned()
     };
-    ApiError::validation(BTreeMap::from([(field, message)]))
+    Refusal::validation(BTreeMap::from([(field, message)]))
 }
 
 /// A query string; problems are a 422 naming the parameter.
@@ -161,7 +167,7 @@ where
             .map_err(|error| {
                 let path = error.path().to_string();
                 let message = error.into_inner().to_string();
-                field_error(&path, &message)
+                ApiError::from(field_error(&path, &message))
             })
     }
 }

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Instrument {
     /// Catalogue key used in submissions (`phq9`, `phq2`, `gad7`, `daily_mood`).
+    #[schema(value_type = InstrumentKey)]
     pub key: String,
     /// Definition version; a submission names the version it answered.
     pub version: i32,
@@ -585,5 +586,9 @@ mod tests {
         })
         .collect();
         assert_eq!(keys, documented, "the documented keys are the catalogue's");
+        assert!(
+            catalogue.all().all(|i| keys.contains(&i.key.as_str())),
+            "every version's key is documented"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! What the derive macros cannot say, added to the generated document so that it states every
 //! constraint the server enforces:
+//! - a page of a list (`Paginated_<Item>`) refers to its item's component, which the derive
+//!   copies inline for a generic type's parameter;
 //! - tagged unions (`#[serde(tag = "...")]` enums) become `oneOf` of named variants with a
 //!   `discriminator`, each variant closed (`additionalProperties: false`);
 //! - every `timezone` is one of the IANA names the server accepts (a shared `TimeZone` enum);
@@ -16,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 /// Applies every rewrite to the document (as JSON).
 pub fn apply(document: &mut Value) {
+    page_items(document);
     tagged_unions(document);
     time_zones(document);
     item_constraints(document);
@@ -35,6 +38,43 @@ fn pascal(text: &str) -> String {
                 .unwrap_or_default()
         })
         .collect()
+}
+
+/// The name under which `Paginated<T>` appears (`Paginated_Alert`), followed by `T`'s.
+const PAGE_PREFIX: &str = "Paginated_";
+
+/// Every page's `items` refers to its item's component: utoipa composes a generic type's
+/// parameter inline, so each page held a copy of the item's schema (which generated clients
+/// turned into a second type per list). The copy is replaced only where it is the component,
+/// word for word; a test checks that no page keeps one.
+fn page_items(document: &mut Value) {
+    let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let pages: Vec<(String, String)> = schemas
+        .keys()
+        .filter_map(|name| {
+            let item = name.strip_prefix(PAGE_PREFIX)?;
+            Some((name.clone(), item.to_owned()))
+        })
+        .collect();
+    for (page, item) in pages {
+        let Some(component) = schemas.get(&item).cloned() else {
+            continue;
+        };
+        let Some(items) = schemas
+            .get_mut(&page)
+            .and_then(|p| p.pointer_mut("/properties/items/items"))
+        else {
+            continue;
+        };
+        if *items == component {
+            *items = json!({"$ref": format!("#/components/schemas/{item}")});
+        }
+    }
 }
 
 /// The property that tags every variant of `one_of` (a required string with one value), with
@@ -189,14 +229,9 @@ fn item_constraints(document: &mut Value) {
             "/components/schemas/SubmitCheckIn/properties/answers",
             json!({"additionalProperties": {"type": ["number", "boolean", "string"]}}),
         ),
-        // A stored check-in's answers are those that validated: numbers, booleans or text too
-        // (the list of check-ins holds a copy of the check-in's schema).
+        // A stored check-in's answers are those that validated: numbers, booleans or text too.
         (
             "/components/schemas/CheckIn/properties/answers",
-            json!({"additionalProperties": {"type": ["number", "boolean", "string"]}}),
-        ),
-        (
-            "/components/schemas/Paginated_CheckIn/properties/items/items/properties/answers",
             json!({"additionalProperties": {"type": ["number", "boolean", "string"]}}),
         ),
         (

@@ -28,6 +28,7 @@ pub struct Prompt {
     /// Id; send it as `prompt_id` with the check-in that answers it.
     pub id: String,
     /// The instrument to answer (catalogue key).
+    #[schema(value_type = crate::instrument::catalogue::InstrumentKey)]
     pub instrument: String,
     /// `scheduled`, `sent`, `reminded`, `completed`, `expired` or `cancelled`.
     pub status: String,

@@ -9,6 +9,7 @@ pub mod deliver;
 pub mod fcm;
 pub mod gateway;
 pub mod handlers;
+pub mod registration;
 pub mod settle;
 pub mod store;
 pub mod use_cases;

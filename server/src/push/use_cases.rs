@@ -9,18 +9,33 @@ use crate::db::DbConnection;
 use crate::error::{Outcome, Refusal};
 
 use super::content::PushMessage;
+use super::registration::{self, Registration};
 use super::store::{self, DeviceRow, NotificationRow};
 
-/// Registers `device` (already validated) for the caller; the same token registered again
-/// moves to the caller and is active again. True when new.
+/// Registers a device for the caller, received at `now`; a token (or subscription endpoint)
+/// registered again moves to the caller and is active again. True when new.
 pub fn register(
     conn: &mut DbConnection,
     caller: &Caller,
-    device: DeviceRow,
+    registration: Registration,
+    now: DateTime<Utc>,
 ) -> Outcome<(DeviceRow, bool)> {
+    let now = now.naive_utc();
+    let (web_p256dh, web_auth) = registration.web.unzip();
     let device = DeviceRow {
+        id: store::new_device_id(),
         account_id: caller.account_id.to_string(),
-        ..device
+        platform: registration.platform.as_str().to_owned(),
+        token: registration.token,
+        app_version: registration.app_version,
+        locale: registration.locale,
+        active: true,
+        invalid_argument_count: 0,
+        deactivated_reason: None,
+        created_at: now,
+        last_seen_at: now,
+        web_p256dh,
+        web_auth,
     };
     Ok(store::register(conn, device)?)
 }
@@ -119,26 +134,11 @@ pub async fn register_from(
     bearer: crate::auth::extract::Bearer,
     body: serde_json::Value,
 ) -> crate::error::ApiResult<(DeviceRow, bool)> {
-    let registration = super::handlers::parse_registration(body, &state.outbound.policy)?;
-    let now = state.now().naive_utc();
-    let (web_p256dh, web_auth) = registration.web.unzip();
-    let device = DeviceRow {
-        id: store::new_device_id(),
-        account_id: String::new(),
-        platform: registration.platform.to_owned(),
-        token: registration.token,
-        app_version: registration.app_version,
-        locale: registration.locale,
-        active: true,
-        invalid_argument_count: 0,
-        deactivated_reason: None,
-        created_at: now,
-        last_seen_at: now,
-        web_p256dh,
-        web_auth,
-    };
-    let (row, created) = state
-        .write_as(bearer, move |conn, caller| register(conn, caller, device))
-        .await?;
-    Ok((row, created))
+    let registration = registration::parse(body, &state.outbound.policy)?;
+    let now = state.now();
+    state
+        .write_as(bearer, move |conn, caller| {
+            register(conn, caller, registration, now)
+        })
+        .await
 }

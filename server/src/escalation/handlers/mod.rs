@@ -32,10 +32,13 @@ pub struct Alert {
     /// The patient.
     pub patient_id: String,
     /// The rule that raised it (e.g. `safety_item9`, `phq9_deterioration`).
+    #[schema(value_type = super::rules::Rule)]
     pub rule: String,
     /// `urgent`, `high`, `medium` or `low`.
+    #[schema(value_type = super::rules::Severity)]
     pub severity: String,
     /// `open`, `acknowledged` or `resolved`.
+    #[schema(value_type = AlertStatus)]
     pub status: String,
     /// Why, from the latest signal (e.g. "PHQ-9 17, baseline 9, +8 >= 5"); when the check-in
     /// was answered well before it arrived, it says so ("answered 41 days ago, received now").
@@ -183,16 +186,14 @@ pub enum AlertStatus {
 #[into_params(parameter_in = Query)]
 pub struct AlertListParams {
     /// `open`, `acknowledged` or `resolved` (default: all).
-    #[param(value_type = Option<AlertStatus>, inline)]
+    #[param(value_type = Option<AlertStatus>)]
     pub status: Option<String>,
     /// Only this patient's alerts.
     #[param(format = "uuid")]
     pub patient_id: Option<String>,
     /// Only alerts of this severity.
-    #[param(inline)]
     pub severity: Option<super::rules::Severity>,
     /// Only alerts raised by this rule.
-    #[param(inline)]
     pub rule: Option<super::rules::Rule>,
     /// Items per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -452,4 +453,36 @@ pub async fn resolve_alert(
         })
         .await?;
     Ok(Json(row.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rules::Severity;
+    use super::*;
+
+    /// An alert's `severity` and `status` are stored as text and shown as stored; the document
+    /// states them as the enums of `Severity` and `AlertStatus`, so each stored name is one of
+    /// their values (the rule is stored by its serde name, `store::rule_name`).
+    #[test]
+    fn the_stored_names_are_the_documented_values() {
+        for severity in [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Urgent,
+        ] {
+            assert_eq!(
+                serde_json::to_value(severity).unwrap(),
+                serde_json::json!(store::severity_name(severity))
+            );
+            assert_eq!(
+                store::parse_severity(store::severity_name(severity)),
+                severity
+            );
+        }
+        for status in ["open", "acknowledged", "resolved"] {
+            let parsed: AlertStatus = serde_json::from_value(serde_json::json!(status)).unwrap();
+            assert_eq!(serde_json::to_value(parsed).unwrap(), status);
+        }
+    }
 }
