@@ -253,3 +253,117 @@ async fn planning_ahead_inserts_prompts_with_one_prepared_statement_on_postgres(
         assert!(log.was_prepared(sql), "not kept prepared: {sql}");
     }
 }
+
+#[tokio::test]
+async fn only_a_job_that_can_run_now_wakes_other_processes_workers() {
+    let (app, log) = logged_app(Backend::Postgres).await;
+    let now = app.clock.now().naive_utc();
+    let job = |key: &str, run_at: chrono::NaiveDateTime| companion::jobs::NewJob {
+        kind: "prompt.replan_clinic",
+        payload: json!({}),
+        dedupe_key: Some(key.to_owned()),
+        run_at,
+        max_attempts: 3,
+        priority: Default::default(),
+    };
+    let notifies = |sent: Vec<String>| sent.iter().filter(|s| s.contains("pg_notify")).count();
+    let later = job("later", now + chrono::TimeDelta::hours(1));
+    let enqueued = app
+        .app
+        .db
+        .write(move |conn| companion::jobs::enqueue(conn, &later, now))
+        .await
+        .unwrap();
+    assert!(enqueued);
+    assert_eq!(
+        notifies(log.take()),
+        0,
+        "a job due in an hour woke the workers"
+    );
+    let due = job("due", now);
+    app.app
+        .db
+        .write(move |conn| companion::jobs::enqueue(conn, &due, now))
+        .await
+        .unwrap();
+    assert_eq!(
+        notifies(log.take()),
+        1,
+        "a job due now did not wake the workers"
+    );
+}
+
+#[tokio::test]
+async fn delivered_pushes_settle_with_one_prepared_statement_on_postgres() {
+    use companion::push::content::PushMessage;
+    use companion::push::store as push_store;
+    let (app, log) = logged_app(Backend::Postgres).await;
+    let world = app.world().await;
+    let device = app
+        .post(
+            "/v1/devices",
+            &world.patient_a.access,
+            json!({"platform": "android", "token": "settle-phone"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let device_id = device.body["id"].as_str().unwrap().to_owned();
+    let now = app.clock.now().naive_utc();
+    let held = app
+        .app
+        .db
+        .run(move |conn| {
+            let device = push_store::find_device(conn, &device_id)?.expect("device");
+            let mut held = Vec::new();
+            // Two settles of different sizes: one statement text, kept prepared.
+            for size in [1, 3] {
+                let delivered: Vec<push_store::Delivered> = (0..size)
+                    .map(|_| {
+                        let id = push_store::notify_device(
+                            conn,
+                            &device,
+                            |id| PushMessage::CheckInPrompt {
+                                prompt_id: id.to_owned(),
+                            },
+                            now,
+                        )?;
+                        Ok(push_store::Delivered {
+                            record: push_store::AttemptRecord {
+                                notification_id: id,
+                                attempt: 1,
+                                at: now,
+                                outcome: "delivered",
+                                provider_status: Some(200),
+                                provider_reason: None,
+                                latency_ms: 3,
+                            },
+                            job_id: "no-such-job".to_owned(),
+                            worker: "w".to_owned(),
+                            now,
+                        })
+                    })
+                    .collect::<diesel::QueryResult<_>>()?;
+                let companion::db::DbConnection::Pg(pg) = conn else {
+                    unreachable!("PostgreSQL")
+                };
+                held.extend(push_store::settle_delivered_pg(pg, &delivered)?);
+            }
+            Ok(held)
+        })
+        .await
+        .unwrap();
+    // No job was held by worker `w`: each settle says so, and still records its attempts.
+    assert_eq!(held, vec![false; 4]);
+    let settles: Vec<String> = log
+        .take()
+        .into_iter()
+        .filter(|s| s.starts_with("WITH input AS (SELECT * FROM unnest("))
+        .collect();
+    assert_eq!(settles.len(), 2, "{settles:#?}");
+    assert_eq!(settles[0], settles[1], "two statement texts");
+    assert!(
+        log.was_prepared(&settles[1]),
+        "not kept prepared: {}",
+        settles[1]
+    );
+}

@@ -53,7 +53,8 @@ impl Priority {
 
 /// Enqueues a job on `conn`, normally inside the caller's transaction so that it commits with
 /// the write that causes it. Returns false when a job with the same dedupe key exists. On
-/// PostgreSQL a `NOTIFY` wakes workers in other processes as soon as the transaction commits.
+/// PostgreSQL a `NOTIFY` wakes workers in other processes as soon as the transaction commits,
+/// if the job can run now.
 pub fn enqueue(conn: &mut DbConnection, job: &NewJob, now: NaiveDateTime) -> QueryResult<bool> {
     let id = JobId::generate().into_string();
     let payload = job.payload.to_string();
@@ -74,7 +75,10 @@ pub fn enqueue(conn: &mut DbConnection, job: &NewJob, now: NaiveDateTime) -> Que
         .values(row)
         .on_conflict_do_nothing()
         .execute(c)?);
+    // A job due later is found by the workers' next poll after it falls due: waking them now
+    // would only have them look and find nothing to run.
     if inserted == 1
+        && job.run_at <= now
         && let DbConnection::Pg(pg) = conn
     {
         diesel::sql_query("SELECT pg_notify('companion_jobs', '')").execute(pg)?;
@@ -115,6 +119,7 @@ pub fn enqueue_many(
             .execute(c)?);
     }
     if inserted > 0
+        && batch.iter().any(|job| job.run_at <= now)
         && let DbConnection::Pg(pg) = conn
     {
         diesel::sql_query("SELECT pg_notify('companion_jobs', '')").execute(pg)?;
