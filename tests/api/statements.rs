@@ -294,7 +294,7 @@ async fn only_a_job_that_can_run_now_wakes_other_processes_workers() {
 }
 
 #[tokio::test]
-async fn delivered_pushes_settle_with_one_prepared_statement_on_postgres() {
+async fn delivered_pushes_settle_with_a_statement_planned_for_its_values_on_postgres() {
     use companion::push::content::PushMessage;
     use companion::push::store as push_store;
     let (app, log) = logged_app(Backend::Postgres).await;
@@ -315,7 +315,7 @@ async fn delivered_pushes_settle_with_one_prepared_statement_on_postgres() {
         .run(move |conn| {
             let device = push_store::find_device(conn, &device_id)?.expect("device");
             let mut held = Vec::new();
-            // Two settles of different sizes: one statement text, kept prepared.
+            // Two settles of different sizes: one statement text.
             for size in [1, 3] {
                 let delivered: Vec<push_store::Delivered> = (0..size)
                     .map(|_| {
@@ -361,9 +361,11 @@ async fn delivered_pushes_settle_with_one_prepared_statement_on_postgres() {
         .collect();
     assert_eq!(settles.len(), 2, "{settles:#?}");
     assert_eq!(settles[0], settles[1], "two statement texts");
+    // Planned on every run: a generic plan made while the tables are small keeps scanning them
+    // whole once they have grown (see `push::store::settle_delivered_pg`).
     assert!(
-        log.was_prepared(&settles[1]),
-        "not kept prepared: {}",
+        !log.was_prepared(&settles[1]),
+        "kept prepared, so planned once for small tables: {}",
         settles[1]
     );
 }
