@@ -585,7 +585,8 @@ fn insert_new(conn: &mut DbConnection, rows: &[PromptRow]) -> QueryResult<usize>
 /// statement has the same text and 18 parameters whatever the number of rows, and each
 /// connection prepares it once. A multi-row `VALUES` list is a statement of its own for every
 /// row count (18 parameters a row: a day's planning batch bound 9,000 of them, parsed and
-/// planned anew each time).
+/// planned anew each time). Its plan joins nothing, so the generic plan PostgreSQL settles on
+/// cannot go stale as tables grow (the trap `push::store::settle_delivered_pg` avoids).
 fn insert_new_pg(conn: &mut diesel::PgConnection, rows: &[PromptRow]) -> QueryResult<usize> {
     if rows.is_empty() {
         return Ok(0);
