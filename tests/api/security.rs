@@ -2490,7 +2490,7 @@ mod erasure {
         assert!(
             missing.is_empty(),
             "columns erasure does not account for (add them to INVENTORY, and handle them in \
-             lifecycle/erasure.rs): {missing:?}"
+             the owning domain's store, called from lifecycle/erasure.rs): {missing:?}"
         );
         assert!(
             stale.is_empty(),

@@ -202,6 +202,15 @@ def sccs(nodes, edges):
     return out
 
 
+
+def report(lines):
+    """Prints one finding a line, or "none"; returns how many."""
+    for line in lines:
+        print(line)
+    if not lines:
+        print("none")
+    return len(lines)
+
 def main(argv):
     modules, edges = load()
     if "--dot" in argv:
@@ -229,11 +238,9 @@ def main(argv):
     watched = [c for c in sccs(modules.keys(), edges)
                if any(m == ("app",) for m in c)
                or (any(m[:1] == ("jobs",) for m in c) and any(m[:1] != ("jobs",) for m in c))]
-    for c in watched:
-        findings += 1
-        print(f"cycle of {len(c)} files: {', '.join(name(m) for m in c)}")
-    if not watched:
-        print("none")
+    findings += report(
+        [f"cycle of {len(c)} files: {', '.join(name(m) for m in c)}" for c in watched]
+    )
 
     print("\n== files reaching into another domain's store")
     crossings = []
@@ -241,11 +248,7 @@ def main(argv):
         for b in sorted(ts):
             if len(b) >= 2 and b[1] == "store" and folder(a) != b[0] and b[0] not in SHARED_STORES:
                 crossings.append(f"{name(a)} -> {name(b)}")
-    for line in crossings:
-        print(line)
-    if not crossings:
-        print("none")
-    findings += len(crossings)
+    findings += report(crossings)
 
     print("\n== tables named outside a store (SQL lives in the stores)")
     tables = table_names()
@@ -257,11 +260,7 @@ def main(argv):
             named = tables_named(strip_tests_and_comments(fh.read()), tables)
         if named:
             outside.append(f"{name(mod)}: {', '.join(sorted(named))}")
-    for line in outside:
-        print(line)
-    if not outside:
-        print("none")
-    findings += len(outside)
+    findings += report(outside)
 
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
         lines = sum(1 for _ in fh)
