@@ -18,6 +18,7 @@ use crate::config::DatabaseTarget;
 
 pub mod batch;
 mod connection;
+mod writer;
 
 pub use connection::DbConnection;
 
@@ -228,10 +229,10 @@ pub struct Db {
     pool: Pool,
     backend: Backend,
     /// SQLite has one writer at a time: write transactions of this process queue here, in order,
-    /// before they take a connection, instead of in SQLite's busy handler, which sleeps and
-    /// retries (tens of milliseconds of tail latency under load). The busy timeout still covers
-    /// other processes on the same file.
-    writer: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// for one thread with a connection of its own ([`writer`]), instead of in SQLite's busy
+    /// handler, which sleeps and retries (tens of milliseconds of tail latency under load). The
+    /// busy timeout still covers other processes on the same file.
+    writer: Option<std::sync::Arc<writer::Writer>>,
     /// While the database cannot be reached, every query fails: one line when that starts, one
     /// per interval with the count of failures, one when it answers again (not one per query).
     outage: std::sync::Arc<crate::log_summary::LogSummary>,
@@ -250,7 +251,8 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Builds a pool; no connection is opened until first use (see [`Db::check`]).
+    /// Builds a pool (and, for SQLite, its writer thread); no connection is opened until first
+    /// use.
     pub fn new(target: &DatabaseTarget, size: usize) -> Result<Self, String> {
         Self::build(target, size, None)
     }
@@ -275,7 +277,7 @@ impl Db {
         };
         let pool = Pool::builder(ConnectionManager {
             target: target.clone(),
-            log,
+            log: log.clone(),
         })
         .max_size(size)
         .runtime(Runtime::Tokio1)
@@ -284,8 +286,13 @@ impl Db {
         .recycle_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|e| format!("cannot build the connection pool: {e}"))?;
-        let writer = (backend == Backend::Sqlite)
-            .then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1)));
+        let writer = match target {
+            DatabaseTarget::Sqlite(_) => Some(std::sync::Arc::new(writer::Writer::start(
+                target.clone(),
+                log,
+            )?)),
+            DatabaseTarget::Postgres(_) => None,
+        };
         Ok(Self {
             pool,
             backend,
@@ -308,6 +315,11 @@ impl Db {
         T: Send + 'static,
     {
         let result = self.run_on_pool(f).await;
+        self.reported(result)
+    }
+
+    /// `result`, after noting whether it shows the database unreachable (see `outage`).
+    fn reported<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
         let now = std::time::Instant::now();
         match &result {
             Err(DbError::Unavailable(cause)) => self.report_unavailable(cause, now),
@@ -394,19 +406,20 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let _turn = self.writer_turn().await?;
-        self.run(move |conn| write_transaction(conn, f)).await
+        self.run_writing(move |conn| write_transaction(conn, f))
+            .await
     }
 
-    /// Waits for this process's turn to write (SQLite only).
-    async fn writer_turn(&self) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, DbError> {
+    /// Runs `f`, which writes, where this backend's writes run: on PostgreSQL a pooled
+    /// connection, on SQLite the writer thread, after the writes asked for before it.
+    async fn run_writing<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
         match &self.writer {
-            None => Ok(None),
-            Some(writer) => writer
-                .acquire()
-                .await
-                .map(Some)
-                .map_err(|_| DbError::Unavailable("the writer queue is closed".into())),
+            None => self.run(f).await,
+            Some(writer) => self.reported(writer.run(f).await),
         }
     }
 
@@ -429,8 +442,7 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> O + Send + 'static,
         O: UseCaseResult,
     {
-        let _turn = self.writer_turn().await?;
-        self.run(move |conn| {
+        self.run_writing(move |conn| {
             let mut refused = None;
             let result = write_transaction(conn, |c| match f(c).refusal_inside()? {
                 Ok(value) => Ok(value),
@@ -579,7 +591,109 @@ pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::with_connect_timeout;
+    use super::{Db, DbError, with_connect_timeout};
+    use crate::config::DatabaseTarget;
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::BigInt;
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn count(conn: &mut super::DbConnection, sql: &str) -> diesel::QueryResult<i64> {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(sql)
+            .get_result::<Count>(conn)
+            .map(|row| row.n)
+    }
+
+    /// A use case's result: a refusal, or the database's failure.
+    struct Said(diesel::QueryResult<Result<(), &'static str>>);
+
+    impl super::UseCaseResult for Said {
+        type Value = ();
+        type Refusal = &'static str;
+
+        fn refusal_inside(self) -> diesel::QueryResult<Result<(), &'static str>> {
+            self.0
+        }
+    }
+
+    async fn sqlite(dir: &tempfile::TempDir) -> Db {
+        let db = Db::new(&DatabaseTarget::Sqlite(dir.path().join("t.db")), 4).unwrap();
+        db.write(|c| c.batch_execute("CREATE TABLE t (n INTEGER NOT NULL UNIQUE)"))
+            .await
+            .unwrap();
+        db
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_writes_from_many_tasks_each_commit_once_and_get_their_own_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..200 {
+            let db = db.clone();
+            tasks.spawn(async move {
+                // Reads the highest and writes the next: two writes at once would collide on
+                // the unique column, so every one committing shows they ran one at a time.
+                db.write(|c| {
+                    let next = count(c, "SELECT COALESCE(MAX(n), 0) + 1 AS n FROM t")?;
+                    c.batch_execute(&format!("INSERT INTO t (n) VALUES ({next})"))?;
+                    Ok(next)
+                })
+                .await
+                .unwrap()
+            });
+        }
+        let mut answers = Vec::new();
+        while let Some(answer) = tasks.join_next().await {
+            answers.push(answer.unwrap());
+        }
+        answers.sort_unstable();
+        assert_eq!(answers, (1..=200).collect::<Vec<i64>>());
+        let rows = db.run(|c| count(c, "SELECT COUNT(*) AS n FROM t")).await;
+        assert_eq!(rows.unwrap(), 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sqlite_write_that_panics_leaves_nothing_and_the_next_write_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let failed = db
+            .write(|c| {
+                c.batch_execute("INSERT INTO t (n) VALUES (1)")?;
+                if count(c, "SELECT COUNT(*) AS n FROM t")? == 1 {
+                    panic!("a bug in a use case");
+                }
+                Ok(())
+            })
+            .await;
+        assert!(
+            matches!(&failed, Err(DbError::Unavailable(why)) if why.contains("panicked")),
+            "{failed:?}"
+        );
+        let written = db
+            .write(|c| {
+                c.batch_execute("INSERT INTO t (n) VALUES (2)")?;
+                count(c, "SELECT COUNT(*) AS n FROM t")
+            })
+            .await;
+        assert_eq!(written.unwrap(), 1, "the panicked write's row stayed");
+        let refused = db
+            .write_or_refuse(|c| {
+                Said(
+                    c.batch_execute("INSERT INTO t (n) VALUES (3)")
+                        .map(|()| Err("no")),
+                )
+            })
+            .await;
+        assert!(matches!(refused, Ok(Err("no"))));
+        let rows = db.run(|c| count(c, "SELECT COUNT(*) AS n FROM t")).await;
+        assert_eq!(rows.unwrap(), 1, "a refused write's row stayed");
+    }
 
     #[test]
     fn postgres_urls_get_a_connect_timeout_unless_they_set_one() {
