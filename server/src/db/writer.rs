@@ -43,7 +43,11 @@ impl Writer {
                     conn: None,
                 };
                 while let Ok(next) = work.recv() {
-                    next(&mut slot);
+                    // A write's own panic is caught inside it (`Slot::run`); this keeps the
+                    // thread, and every write after, alive whatever else might panic.
+                    if std::panic::catch_unwind(AssertUnwindSafe(|| next(&mut slot))).is_err() {
+                        slot.conn = None;
+                    }
                 }
             })
             .map_err(|e| format!("cannot start the SQLite writer thread: {e}"))?;
