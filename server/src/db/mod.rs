@@ -623,7 +623,7 @@ mod tests {
 
     async fn sqlite(dir: &tempfile::TempDir) -> Db {
         let db = Db::new(&DatabaseTarget::Sqlite(dir.path().join("t.db")), 4).unwrap();
-        db.write(|c| c.batch_execute("CREATE TABLE t (n INTEGER NOT NULL UNIQUE)"))
+        db.write(|c| c.batch_execute("CREATE TABLE t (n INTEGER NOT NULL UNIQUE, who INTEGER)"))
             .await
             .unwrap();
         db
@@ -634,26 +634,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sqlite(&dir).await;
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..200 {
+        for who in 0..200 {
             let db = db.clone();
             tasks.spawn(async move {
                 // Reads the highest and writes the next: two writes at once would collide on
                 // the unique column, so every one committing shows they ran one at a time.
-                db.write(|c| {
-                    let next = count(c, "SELECT COALESCE(MAX(n), 0) + 1 AS n FROM t")?;
-                    c.batch_execute(&format!("INSERT INTO t (n) VALUES ({next})"))?;
-                    Ok(next)
-                })
-                .await
-                .unwrap()
+                let next = db
+                    .write(move |c| {
+                        let next = count(c, "SELECT COALESCE(MAX(n), 0) + 1 AS n FROM t")?;
+                        c.batch_execute(&format!("INSERT INTO t (n, who) VALUES ({next}, {who})"))?;
+                        Ok(next)
+                    })
+                    .await
+                    .unwrap();
+                (who, next)
             });
         }
         let mut answers = Vec::new();
         while let Some(answer) = tasks.join_next().await {
             answers.push(answer.unwrap());
         }
-        answers.sort_unstable();
-        assert_eq!(answers, (1..=200).collect::<Vec<i64>>());
+        // Each caller's answer is the row its own write stored.
+        for &(who, next) in &answers {
+            let stored = db
+                .run(move |c| count(c, &format!("SELECT who AS n FROM t WHERE n = {next}")))
+                .await;
+            assert_eq!(stored.unwrap(), who, "row {next}");
+        }
+        let mut numbers: Vec<i64> = answers.iter().map(|&(_, next)| next).collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=200).collect::<Vec<i64>>());
         let rows = db.run(|c| count(c, "SELECT COUNT(*) AS n FROM t")).await;
         assert_eq!(rows.unwrap(), 200);
     }
