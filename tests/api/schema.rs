@@ -5,7 +5,10 @@ use diesel::RunQueryDsl;
 use crate::both;
 use crate::harness::{Backend, TestApp};
 
-both!(constraints_behave_the_same_on_both_backends);
+both!(
+    constraints_behave_the_same_on_both_backends,
+    text_compares_byte_by_byte_on_both_backends
+);
 
 async fn constraints_behave_the_same_on_both_backends(backend: Backend) {
     let app = TestApp::new(backend).await;
@@ -65,4 +68,74 @@ async fn constraints_behave_the_same_on_both_backends(backend: Backend) {
     for sql in refused {
         assert!(run(sql).await.is_err(), "{backend:?} accepted: {sql}");
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Text {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    v: String,
+}
+
+/// Text sorts and compares by its bytes on both backends, whatever locale the PostgreSQL
+/// database was created with: ORDER BY and the keyset cursors give Rust's own order of the
+/// strings, and PostgreSQL's btrees on ids compare with memcmp rather than strcoll.
+async fn text_compares_byte_by_byte_on_both_backends(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let ids = ["b", "B", "\u{e9}", "Z", "_x", "a-1", "a1", "A", "a"];
+    let stored: Vec<String> = {
+        let db = app.app.db.clone();
+        db.run(move |conn| {
+            for id in ids {
+                diesel::sql_query(format!(
+                    "INSERT INTO clinics (id, name, timezone, created_at) \
+                     VALUES ('{id}', 'C', 'UTC', '2026-01-01 00:00:00')"
+                ))
+                .execute(conn)?;
+            }
+            diesel::sql_query("SELECT id AS v FROM clinics ORDER BY id").load::<Text>(conn)
+        })
+        .await
+        .expect("clinics in order")
+        .into_iter()
+        .map(|t| t.v)
+        .collect()
+    };
+    let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        stored, expected,
+        "{backend:?} orders text by something else than its bytes"
+    );
+
+    // No column compares otherwise: on PostgreSQL each text column is declared COLLATE "C"
+    // (the database's default collation is the locale's); SQLite compares bytes unless a
+    // column asks for another collation.
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT CAST(c.table_name || '.' || c.column_name AS TEXT) AS v \
+             FROM information_schema.columns c \
+             JOIN information_schema.tables t \
+               ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+             WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' \
+               AND c.table_name <> '__diesel_schema_migrations' \
+               AND c.collation_name IS DISTINCT FROM 'C' \
+               AND c.data_type IN ('text', 'character varying', 'character')"
+        }
+        Backend::Sqlite => {
+            "SELECT name AS v FROM sqlite_master \
+             WHERE sql LIKE '%COLLATE%' AND name <> '__diesel_schema_migrations'"
+        }
+    };
+    let db = app.app.db.clone();
+    let other: Vec<String> = db
+        .run(move |conn| diesel::sql_query(sql).load::<Text>(conn))
+        .await
+        .expect("the schema's columns")
+        .into_iter()
+        .map(|t| t.v)
+        .collect();
+    assert!(
+        other.is_empty(),
+        "{backend:?}: these text columns do not compare byte by byte (declare them TEXT COLLATE \"C\"): {other:?}"
+    );
 }
