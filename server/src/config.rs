@@ -295,6 +295,12 @@ pub struct PromptConfig {
     pub batch: i64,
 }
 
+/// Jobs one worker runs at once unless `COMPANION_WORKER_CONCURRENCY` says otherwise. Against
+/// a gateway across the internet a worker sends about this many pushes per round trip, so more
+/// drain a backlog faster; on a machine the worker saturates, each job more in flight also delays
+/// an urgent push behind the backlog (docs/BENCHMARKS.md, "How many jobs a worker runs at once").
+pub const DEFAULT_WORKER_CONCURRENCY: usize = 64;
+
 /// Job-queue configuration.
 #[derive(Clone, Debug)]
 pub struct JobConfig {
@@ -585,7 +591,13 @@ impl Config {
                 10,
                 60_000,
             )?),
-            concurrency: number(get, "COMPANION_WORKER_CONCURRENCY", 32, 1, 1024)? as usize,
+            concurrency: number(
+                get,
+                "COMPANION_WORKER_CONCURRENCY",
+                DEFAULT_WORKER_CONCURRENCY as u64,
+                1,
+                1024,
+            )? as usize,
             retry_base: Duration::from_millis(number(
                 get,
                 "COMPANION_JOB_RETRY_BASE",

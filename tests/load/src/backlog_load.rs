@@ -7,7 +7,10 @@
 //! ```
 //! Defaults: 100,000 prompt pushes, 10 signals (one every 250 ms), PostgreSQL at
 //! `COMPANION_TEST_PG_URL` (or 127.0.0.1:5432). Prints figures only; the aim is an urgent push
-//! within one second of its check-in whatever the backlog.
+//! within one second of its check-in whatever the backlog. The worker runs the server's default
+//! number of jobs at once unless `LOAD_CONCURRENCY` says otherwise; `LOAD_GATEWAY_LATENCY_MS`
+//! (default 0) makes the fake answer each message that much later, as a gateway across the
+//! internet does (a message counts as arrived when it arrives, before that wait).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -16,7 +19,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use companion::jobs::runner::Runner;
 use companion::push::content::PushMessage;
-use companion_fake_push::FakeFcm;
+use companion_fake_push::{FakeFcm, FakeOptions};
 use companion_load::{PASSWORD, post, start_app};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -146,7 +149,12 @@ async fn run(
     signals: usize,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let fake = FakeFcm::start().await?;
+    let latency = std::env::var("LOAD_GATEWAY_LATENCY_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or_default();
+    let fake = FakeFcm::start_with(FakeOptions { latency }).await?;
     let key_file = dir.path().join("service-account.json");
     std::fs::write(&key_file, json!({"project_id": "load", "client_email": "load@example.iam", "private_key": KEY, "token_uri": fake.token_url()}).to_string())?;
     let settings = BTreeMap::from([
@@ -165,6 +173,10 @@ async fn run(
         ),
         ("COMPANION_FCM_BASE_URL".to_owned(), fake.base_url()),
     ]);
+    let mut settings = settings;
+    if let Ok(concurrency) = std::env::var("LOAD_CONCURRENCY") {
+        settings.insert("COMPANION_WORKER_CONCURRENCY".to_owned(), concurrency);
+    }
     let (addr, app) = start_app(settings).await?;
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
@@ -266,12 +278,13 @@ async fn run(
         )
     };
     println!(
-        "backlog, {label}: item-9 check-in -> on-call push, {signals} signals each\n  \
+        "backlog, {label}: item-9 check-in -> on-call push, {signals} signals each, one worker ({} jobs at once), the gateway answering after {latency:?}\n  \
          no backlog:                       {}\n  \
          behind {backlog} prompt pushes:   {}\n  \
          ratio (p99 behind / p99 without): {:.2}; aim: under 1,000 ms behind the backlog\n  \
          (backlog queued in {queue_seconds:.1} s; {} of its pushes went out while the signals were measured, \
          {} still waiting when the last urgent push arrived)",
+        app.config.jobs.concurrency,
         show(&quiet),
         show(&busy),
         pct(&busy, 0.99) / pct(&quiet, 0.99).max(0.001),

@@ -11,6 +11,10 @@
 //! flight as the worker runs jobs (and over HTTP/1.1 with a connection each, for reference).
 //! Throughput: COUNT notifications (default 10,000) enqueued first, then drained by one worker,
 //! printed as a share of the HTTP/2 ceiling.
+//! The worker runs the server's default number of jobs at once unless `LOAD_CONCURRENCY` says
+//! otherwise. `LOAD_GATEWAY_LATENCY_MS` (default 0) makes the fake answer each message that much
+//! later, as a gateway across the internet does; the ceiling is then measured with the same
+//! latency.
 //! Latency: notifications enqueued one per transaction at PACED_PER_SECOND (default 200, below
 //! capacity) for 10 s while the worker runs; enqueue-to-gateway p50/p99. Prints figures only.
 
@@ -25,7 +29,7 @@ use companion::config::Config;
 use companion::jobs::runner::Runner;
 use companion::push::content::PushMessage;
 use companion::push::store::{self as push_store, DeviceRow};
-use companion_fake_push::FakeFcm;
+use companion_fake_push::{FakeFcm, FakeOptions};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
@@ -51,7 +55,7 @@ async fn app_on(
         ),
         (
             "COMPANION_WORKER_CONCURRENCY".to_owned(),
-            std::env::var("LOAD_CONCURRENCY").unwrap_or_else(|_| "64".into()),
+            concurrency().to_string(),
         ),
         ("COMPANION_LOG".to_owned(), "warn".to_owned()),
         (
@@ -147,12 +151,23 @@ fn concurrency() -> usize {
     std::env::var("LOAD_CONCURRENCY")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(64)
+        .unwrap_or(companion::config::DEFAULT_WORKER_CONCURRENCY)
+}
+
+/// The fake's added latency per message: `LOAD_GATEWAY_LATENCY_MS`, default none.
+fn gateway() -> FakeOptions {
+    let millis = std::env::var("LOAD_GATEWAY_LATENCY_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    FakeOptions {
+        latency: Duration::from_millis(millis),
+    }
 }
 
 async fn measure(label: &str, database_url: &str, count: usize, paced: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let fake = FakeFcm::start().await?;
+    let fake = FakeFcm::start_with(gateway()).await?;
     let h1 = fake
         .ceiling(count, concurrency(), false)
         .await
@@ -165,7 +180,7 @@ async fn measure(label: &str, database_url: &str, count: usize, paced: u64) -> a
         "{label:<10} fake FCM ceiling (bare client, {} in flight): {h2:>7.0}/s over HTTP/2, {h1:>7.0}/s over HTTP/1.1",
         concurrency()
     );
-    let fake = FakeFcm::start().await?;
+    let fake = FakeFcm::start_with(gateway()).await?;
     let app = app_on(database_url, dir.path(), &fake).await?;
     let device = device(&app).await?;
 
@@ -239,7 +254,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(10_000);
     let paced: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(200);
     println!(
-        "push load: fake FCM (h2c) on loopback, one worker ({} jobs at once), all on this machine",
+        "push load: fake FCM (h2c) on loopback answering after {:?}, one worker ({} jobs at once), all on this machine",
+        gateway().latency,
         concurrency()
     );
     let server_url = std::env::var("COMPANION_TEST_PG_URL")
