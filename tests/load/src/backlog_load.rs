@@ -157,7 +157,7 @@ async fn run(
     let fake = FakeFcm::start_with(FakeOptions { latency }).await?;
     let key_file = dir.path().join("service-account.json");
     std::fs::write(&key_file, json!({"project_id": "load", "client_email": "load@example.iam", "private_key": KEY, "token_uri": fake.token_url()}).to_string())?;
-    let settings = BTreeMap::from([
+    let mut settings = BTreeMap::from([
         ("DATABASE_URL".to_owned(), database_url.to_owned()),
         (
             "COMPANION_DATA_DIR".to_owned(),
@@ -173,7 +173,6 @@ async fn run(
         ),
         ("COMPANION_FCM_BASE_URL".to_owned(), fake.base_url()),
     ]);
-    let mut settings = settings;
     if let Ok(concurrency) = std::env::var("LOAD_CONCURRENCY") {
         settings.insert("COMPANION_WORKER_CONCURRENCY".to_owned(), concurrency);
     }
