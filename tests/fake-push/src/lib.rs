@@ -31,6 +31,7 @@ use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use serde_json::{Value, json};
 
 /// A message the fake accepted or refused.
@@ -90,6 +91,12 @@ impl FakeFcm {
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        // As the real gateways' servers do: without TCP_NODELAY an answer's second segment waits
+        // for the client's delayed ACK (40 ms on Linux) whenever the client has nothing else to
+        // send, which added 38 ms on average to every answer of a worker's deliveries.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             axum::serve(listener, router).await.ok();
         });

@@ -21,6 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
@@ -110,6 +111,10 @@ impl FakeWebPush {
         let router = Router::new()
             .route("/push/{id}", post(receive))
             .with_state(inner.clone());
+        // No delayed-ACK stalls on answers, as in `FakeFcm`.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, router).await.ok() });
         Ok(Self { addr, inner })
     }
