@@ -171,6 +171,15 @@ impl StatementLog {
     }
 }
 
+/// Opens a connection for the pool or the SQLite writer, with the statement log attached if any.
+fn open(target: &DatabaseTarget, log: Option<&StatementLog>) -> Result<DbConnection, DbError> {
+    let mut conn = establish(target).map_err(DbError::Unavailable)?;
+    if let Some(log) = log {
+        log.attach(&mut conn);
+    }
+    Ok(conn)
+}
+
 /// Creates pooled connections for deadpool.
 #[derive(Debug)]
 pub struct ConnectionManager {
@@ -185,14 +194,7 @@ impl managed::Manager for ConnectionManager {
     async fn create(&self) -> Result<Self::Type, Self::Error> {
         let target = self.target.clone();
         let log = self.log.clone();
-        SyncWrapper::new(Runtime::Tokio1, move || {
-            let mut conn = establish(&target).map_err(DbError::Unavailable)?;
-            if let Some(log) = &log {
-                log.attach(&mut conn);
-            }
-            Ok(conn)
-        })
-        .await
+        SyncWrapper::new(Runtime::Tokio1, move || open(&target, log.as_ref())).await
     }
 
     async fn recycle(&self, conn: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {

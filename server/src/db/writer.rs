@@ -91,13 +91,7 @@ impl Slot {
     ) -> Result<T, DbError> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            empty => {
-                let mut opened = super::establish(&self.target).map_err(DbError::Unavailable)?;
-                if let Some(log) = &self.log {
-                    log.attach(&mut opened);
-                }
-                empty.insert(opened)
-            }
+            empty => empty.insert(super::open(&self.target, self.log.as_ref())?),
         };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)));
         let broken = result.is_err()

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use companion::jobs::runner::Runner;
 use companion::push::content::PushMessage;
-use companion_fake_push::{FakeFcm, FakeOptions};
+use companion_fake_push::FakeFcm;
 use companion_load::{PASSWORD, post, start_app};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -149,12 +149,9 @@ async fn run(
     signals: usize,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let latency = std::env::var("LOAD_GATEWAY_LATENCY_MS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or_default();
-    let fake = FakeFcm::start_with(FakeOptions { latency }).await?;
+    let gateway = companion_load::gateway_options()?;
+    let latency = gateway.latency;
+    let fake = FakeFcm::start_with(gateway).await?;
     let key_file = dir.path().join("service-account.json");
     std::fs::write(&key_file, json!({"project_id": "load", "client_email": "load@example.iam", "private_key": KEY, "token_uri": fake.token_url()}).to_string())?;
     let mut settings = BTreeMap::from([
@@ -173,9 +170,10 @@ async fn run(
         ),
         ("COMPANION_FCM_BASE_URL".to_owned(), fake.base_url()),
     ]);
-    if let Ok(concurrency) = std::env::var("LOAD_CONCURRENCY") {
-        settings.insert("COMPANION_WORKER_CONCURRENCY".to_owned(), concurrency);
-    }
+    settings.insert(
+        "COMPANION_WORKER_CONCURRENCY".to_owned(),
+        companion_load::worker_concurrency()?.to_string(),
+    );
     let (addr, app) = start_app(settings).await?;
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();

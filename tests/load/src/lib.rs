@@ -21,6 +21,30 @@ use serde_json::{Value, json};
 /// The password of every account the tools create.
 pub const PASSWORD: &str = "load test passphrase";
 
+/// Jobs one worker runs at once: `LOAD_CONCURRENCY`, else the server's default.
+pub fn worker_concurrency() -> anyhow::Result<usize> {
+    match std::env::var("LOAD_CONCURRENCY") {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .with_context(|| format!("LOAD_CONCURRENCY must be 1 to 1024, not {text:?}")),
+        Err(_) => Ok(companion::config::DEFAULT_WORKER_CONCURRENCY),
+    }
+}
+
+/// The fake gateway's added latency per message: `LOAD_GATEWAY_LATENCY_MS`, else none.
+pub fn gateway_options() -> anyhow::Result<companion_fake_push::FakeOptions> {
+    let latency = match std::env::var("LOAD_GATEWAY_LATENCY_MS") {
+        Ok(text) => Duration::from_millis(text.trim().parse().with_context(|| {
+            format!("LOAD_GATEWAY_LATENCY_MS must be milliseconds, not {text:?}")
+        })?),
+        Err(_) => Duration::ZERO,
+    };
+    Ok(companion_fake_push::FakeOptions { latency })
+}
+
 /// Figures of one load run.
 pub struct Figures {
     /// Check-ins stored.

@@ -40,6 +40,7 @@ async fn app_on(
     database_url: &str,
     dir: &std::path::Path,
     fake: &FakeFcm,
+    concurrency: usize,
 ) -> anyhow::Result<Arc<App>> {
     let account = serde_json::json!({
         "project_id": "load", "client_email": "load@example.iam", "private_key": KEY, "token_uri": fake.token_url(),
@@ -55,7 +56,7 @@ async fn app_on(
         ),
         (
             "COMPANION_WORKER_CONCURRENCY".to_owned(),
-            concurrency().to_string(),
+            concurrency.to_string(),
         ),
         ("COMPANION_LOG".to_owned(), "warn".to_owned()),
         (
@@ -147,41 +148,35 @@ async fn wait_for(fake: &FakeFcm, count: usize, limit: Duration) -> anyhow::Resu
     Ok(())
 }
 
-fn concurrency() -> usize {
-    std::env::var("LOAD_CONCURRENCY")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(companion::config::DEFAULT_WORKER_CONCURRENCY)
+/// What the run is against: jobs the worker runs at once, and how the fake answers.
+struct Load {
+    concurrency: usize,
+    gateway: FakeOptions,
 }
 
-/// The fake's added latency per message: `LOAD_GATEWAY_LATENCY_MS`, default none.
-fn gateway() -> FakeOptions {
-    let millis = std::env::var("LOAD_GATEWAY_LATENCY_MS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    FakeOptions {
-        latency: Duration::from_millis(millis),
-    }
-}
-
-async fn measure(label: &str, database_url: &str, count: usize, paced: u64) -> anyhow::Result<()> {
+async fn measure(
+    label: &str,
+    database_url: &str,
+    count: usize,
+    paced: u64,
+    load: &Load,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let fake = FakeFcm::start_with(gateway()).await?;
+    let concurrency = load.concurrency;
+    let fake = FakeFcm::start_with(load.gateway.clone()).await?;
     let h1 = fake
-        .ceiling(count, concurrency(), false)
+        .ceiling(count, concurrency, false)
         .await
         .map_err(anyhow::Error::msg)?;
     let h2 = fake
-        .ceiling(count, concurrency(), true)
+        .ceiling(count, concurrency, true)
         .await
         .map_err(anyhow::Error::msg)?;
     println!(
-        "{label:<10} fake FCM ceiling (bare client, {} in flight): {h2:>7.0}/s over HTTP/2, {h1:>7.0}/s over HTTP/1.1",
-        concurrency()
+        "{label:<10} fake FCM ceiling (bare client, {concurrency} in flight): {h2:>7.0}/s over HTTP/2, {h1:>7.0}/s over HTTP/1.1"
     );
-    let fake = FakeFcm::start_with(gateway()).await?;
-    let app = app_on(database_url, dir.path(), &fake).await?;
+    let fake = FakeFcm::start_with(load.gateway.clone()).await?;
+    let app = app_on(database_url, dir.path(), &fake, concurrency).await?;
     let device = device(&app).await?;
 
     // Throughput: a backlog of `count`, drained by one worker.
@@ -253,10 +248,13 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(10_000);
     let paced: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(200);
+    let load = Load {
+        concurrency: companion_load::worker_concurrency()?,
+        gateway: companion_load::gateway_options()?,
+    };
     println!(
         "push load: fake FCM (h2c) on loopback answering after {:?}, one worker ({} jobs at once), all on this machine",
-        gateway().latency,
-        concurrency()
+        load.gateway.latency, load.concurrency
     );
     let server_url = std::env::var("COMPANION_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
@@ -265,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
     admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
     let mut url = reqwest::Url::parse(&server_url)?;
     url.set_path(&format!("/{name}"));
-    let result = measure("PostgreSQL", url.as_str(), count, paced).await;
+    let result = measure("PostgreSQL", url.as_str(), count, paced, &load).await;
     admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
     result?;
     let dir = tempfile::tempdir()?;
@@ -274,6 +272,7 @@ async fn main() -> anyhow::Result<()> {
         &format!("sqlite://{}", dir.path().join("push.db").display()),
         count,
         paced,
+        &load,
     )
     .await
 }
