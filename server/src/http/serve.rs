@@ -302,6 +302,11 @@ impl http_body::Body for Answering {
 /// being handled, a read that waits longer than the header timeout since the last byte read
 /// or written fails, and hyper closes the connection.
 ///
+/// Writes go out at once (`TCP_NODELAY`). Otherwise the kernel holds a small write back while an
+/// earlier one waits for its acknowledgement, which a client may delay by up to 40 ms: an
+/// HTTP/2 answer (its headers and data are separate frames) or the tail of a large answer would
+/// then wait for nothing.
+///
 /// When hyper drops it, a connection that was answered is closed gracefully (see the module
 /// documentation) on a task of its own; one that never was is closed at once. Its slot is
 /// given back only once it is closed.
@@ -319,6 +324,10 @@ struct Lingering {
 
 impl Lingering {
     fn new(stream: TcpStream, slot: Slot, idle_timeout: Duration, requests: Arc<Requests>) -> Self {
+        if let Err(error) = stream.set_nodelay(true) {
+            // The connection still works, only slower to answer: not worth refusing it.
+            tracing::debug!(%error, "could not turn off delayed sending on a connection");
+        }
         let now = tokio::time::Instant::now();
         Self {
             stream: Some(stream),
@@ -516,6 +525,12 @@ mod tests {
             "the idle clock restarted after the request: {:?}",
             resumed.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn an_accepted_connection_sends_each_write_at_once() {
+        let (mut io, _client, _) = wrapped(Duration::from_secs(5)).await;
+        assert!(io.stream().unwrap().nodelay().unwrap());
     }
 
     #[test]
