@@ -92,6 +92,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr} (COMPANION_WORKER_ADDR)"))?;
+                // As `companion serve` does (`http/serve.rs`): each write goes out at once.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let router = crate::router::operations_router(AppState(app.clone()));
                 let stop = shutdown.clone();
                 tracing::info!(%addr, "serving health and metrics");
