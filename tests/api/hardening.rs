@@ -3,8 +3,8 @@
 //! `COMPANION_HEADER_TIMEOUT`; connections past the per-client and overall caps are closed at
 //! once; a body over the limit is answered 413 and the client reads that answer rather than a
 //! reset, whether the length was declared or the body chunked; a trickled body is answered 408
-//! and its connection freed; and a database outage under load is logged as a summary, not one
-//! line per refused request.
+//! and its connection freed; a database outage under load is logged as a summary, not one
+//! line per refused request; and a proxy that speaks HTTP/2 without TLS is served.
 
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -375,6 +375,55 @@ fn a_trickled_body_gets_a_408_and_its_connection_is_freed() {
     let (status, _) = request(&mut next, "GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
         .expect("the connection was freed");
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_speaking_http2_without_tls_is_served_many_requests_on_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = serve(dir.path(), &[]);
+    let base = format!("http://{addr}");
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let h1 = reqwest::Client::builder().http1_only().build().unwrap();
+
+    let live = h2.get(format!("{base}/health/live")).send().await.unwrap();
+    assert_eq!(live.version(), reqwest::Version::HTTP_2);
+    assert_eq!(live.status(), 200);
+
+    // A large answer arrives whole, the same as over HTTP/1.1.
+    let document = |client: reqwest::Client| {
+        let url = format!("{base}/openapi.json");
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            let version = response.version();
+            (version, response.bytes().await.unwrap())
+        }
+    };
+    let (version, over_h2) = document(h2.clone()).await;
+    assert_eq!(version, reqwest::Version::HTTP_2);
+    let (_, over_h1) = document(h1).await;
+    assert!(over_h2.len() > 100_000, "{} bytes", over_h2.len());
+    assert_eq!(over_h2, over_h1);
+
+    // Requests side by side share the connection, and each gets its own answer.
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (client, base) = (h2.clone(), base.clone());
+        requests.spawn(async move {
+            let response = if n % 2 == 0 {
+                client.get(format!("{base}/health/live")).send().await
+            } else {
+                client.get(format!("{base}/v1/me")).send().await
+            };
+            (n, response.unwrap().status().as_u16())
+        });
+    }
+    while let Some(joined) = requests.join_next().await {
+        let (n, status) = joined.unwrap();
+        assert_eq!(status, if n % 2 == 0 { 200 } else { 401 }, "request {n}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
