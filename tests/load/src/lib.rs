@@ -231,6 +231,49 @@ pub async fn drive(
             (latencies, errors)
         }));
     }
+    gather(started, tasks).await
+}
+
+/// `GET {base}{path}` from `clients` concurrent clients for `seconds`, each on a kept-alive
+/// connection of its own: the HTTP floor under any request (no token, no database for
+/// `/health/live`).
+pub async fn drive_get(
+    base: &str,
+    path: &str,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<Figures> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let url = format!("{base}{path}");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        latencies.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    gather(started, tasks).await
+}
+
+/// The figures of client tasks started at `started`, each answering (its latencies, its
+/// failed requests).
+async fn gather(
+    started: Instant,
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
+) -> anyhow::Result<Figures> {
     let mut latencies = Vec::new();
     let mut errors = 0;
     for task in tasks {

@@ -8,6 +8,10 @@
 //! - a `pgbench` of a single-row insert into a table shaped like `check_ins` (same indexes), the
 //!   cheapest write a check-in could be.
 //!
+//! And the HTTP floor beside them: `GET /health/live` from as many clients (no token, no
+//! database), with the server's and this tool's CPU per request, against what the API may spend
+//! on HTTP to reach 0.85 of the same SQL's rate on these shared cores.
+//!
 //! Then the growth: the median latency of a patient's check-in with 0 and with 2,000 earlier
 //! check-ins, measured alternately in the same run. And the server's resident memory during
 //! each run.
@@ -32,7 +36,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use companion_load::{
-    CpuMark, Figures, ServerProcess, check_in_once, drive, enrol, enrol_as, median,
+    CpuMark, Figures, ServerProcess, check_in_once, drive, drive_get, enrol, enrol_as, median,
     peak_resident_mib, resident_mib, spawn_server,
 };
 
@@ -116,6 +120,7 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
     );
     let mut counters = Vec::new();
     let mut stacks = Vec::new();
+    let mut floors = Vec::new();
     for &clients in levels {
         let before = DbCounters::read(&mut conn)?;
         let replay = pgbench(
@@ -129,6 +134,7 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
         let before = DbCounters::read(&mut conn)?;
         let run = measured(&server, &tokens, clients, seconds).await?;
         let api_counters = DbCounters::read(&mut conn)?.since(&before);
+        floors.push((clients, floor(&server, clients, seconds).await?));
         counters.push((clients, api_counters, run.figures.requests, replay_counters));
         stacks.push((
             clients,
@@ -191,6 +197,32 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
              {pgbench:>8.3} {sql_all:>9.3}   {:>11.2}  {:>14.2}",
             api_all / sql_all,
             (server + pg) / replay_pg,
+        );
+    }
+    println!(
+        "What the API may spend on HTTP to reach {TARGET} of the same SQL on these shared cores \
+         (budget: SQL all / {TARGET} - PG per check-in, CPU ms), against the HTTP floor measured \
+         on the same server (GET /health/live from as many clients: no token, no database; the \
+         server's CPU and this tool's clients' per request):"
+    );
+    println!(
+        "{:>7}  {:>8}  {:>10} {:>8} {:>8} {:>8}  {:>12}",
+        "clients", "budget", "floor/s", "server", "clients", "floor", "floor/budget"
+    );
+    for ((clients, _, pg, _, replay_pg, pgbench), (_, floor)) in stacks.iter().zip(&floors) {
+        let budget = (replay_pg + pgbench) / TARGET - pg;
+        let http = floor.server_ms + floor.tool_ms;
+        println!(
+            "{clients:>7}  {budget:>8.3}  {:>10.0} {:>8.3} {:>8.3} {http:>8.3}  {:>12}{}",
+            floor.figures.throughput(),
+            floor.server_ms,
+            floor.tool_ms,
+            if budget > 0.0 {
+                format!("{:.2}", http / budget)
+            } else {
+                "no budget".to_owned()
+            },
+            errors(&floor.figures),
         );
     }
     println!(
@@ -271,6 +303,22 @@ struct Measured {
     tool_ms: f64,
 }
 
+impl Measured {
+    /// The CPU from `before` to `after` shared out over the run's requests.
+    fn per_request(figures: Figures, rss: f64, before: &CpuMark, after: &CpuMark) -> Self {
+        let (db_secs, server_secs) = before.until(after);
+        let n = figures.requests.max(1) as f64;
+        Self {
+            db_ms: db_secs * 1e3 / n,
+            pg_ms: before.postgres_until(after) * 1e3 / n,
+            server_ms: server_secs * 1e3 / n,
+            tool_ms: before.own_until(after) * 1e3 / n,
+            figures,
+            rss,
+        }
+    }
+}
+
 async fn measured(
     server: &ServerProcess,
     tokens: &[String],
@@ -295,20 +343,23 @@ async fn measured(
     let before = CpuMark::now(Some(pid));
     let figures = drive(&server.base, tokens, clients, seconds).await?;
     let after = CpuMark::now(Some(pid));
-    let (db_secs, server_secs) = before.until(&after);
-    let pg_secs = before.postgres_until(&after);
-    let tool_secs = before.own_until(&after);
     done.store(true, Ordering::Relaxed);
     let rss = sampler.await?.max(server.resident_mib().unwrap_or(0.0));
-    let n = figures.requests.max(1) as f64;
-    Ok(Measured {
-        db_ms: db_secs * 1e3 / n,
-        pg_ms: pg_secs * 1e3 / n,
-        server_ms: server_secs * 1e3 / n,
-        tool_ms: tool_secs * 1e3 / n,
-        figures,
-        rss,
-    })
+    Ok(Measured::per_request(figures, rss, &before, &after))
+}
+
+/// The API's aim as a share of the same SQL's rate (docs/BENCHMARKS.md, "Check-in load").
+const TARGET: f64 = 0.85;
+
+/// The HTTP floor: `GET /health/live` from `clients` for `seconds`, with the server's and this
+/// tool's CPU per request.
+async fn floor(server: &ServerProcess, clients: usize, seconds: u64) -> anyhow::Result<Measured> {
+    let pid = server.pid();
+    let before = CpuMark::now(Some(pid));
+    let figures = drive_get(&server.base, "/health/live", clients, seconds).await?;
+    let after = CpuMark::now(Some(pid));
+    let rss = server.resident_mib().unwrap_or(0.0);
+    Ok(Measured::per_request(figures, rss, &before, &after))
 }
 
 /// The median check-in of a new patient and of one with [`HISTORY`] earlier check-ins (a year
