@@ -10,7 +10,8 @@
 //!
 //! And the HTTP floor beside them: `GET /health/live` from as many clients (no token, no
 //! database), with the server's and this tool's CPU per request, against what the API may spend
-//! on HTTP to reach 0.85 of the same SQL's rate on these shared cores.
+//! beyond PostgreSQL (server and clients) to reach 0.85 of the same SQL's rate on these shared
+//! cores.
 //!
 //! Then the growth: the median latency of a patient's check-in with 0 and with 2,000 earlier
 //! check-ins, measured alternately in the same run. And the server's resident memory during
@@ -200,8 +201,9 @@ async fn run(db_url: &str, seconds: u64, levels: &[usize]) -> anyhow::Result<()>
         );
     }
     println!(
-        "What the API may spend on HTTP to reach {TARGET} of the same SQL on these shared cores \
-         (budget: SQL all / {TARGET} - PG per check-in, CPU ms), against the HTTP floor measured \
+        "What the API may spend beyond PostgreSQL (server and clients) to reach {TARGET} of the \
+         same SQL on these shared cores (budget: SQL all / {TARGET} - PG per check-in, CPU ms), \
+         against the HTTP floor measured \
          on the same server (GET /health/live from as many clients: no token, no database; the \
          server's CPU and this tool's clients' per request):"
     );
