@@ -184,54 +184,25 @@ pub async fn drive(
     clients: usize,
     seconds: u64,
 ) -> anyhow::Result<Figures> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
+    let clients = clients.min(tokens.len());
+    let tokens: Arc<[String]> = tokens.into();
+    let url = format!("{base}/v1/check-ins");
     // Each client speaks for several patients in turn, as a real population of patients who each
-    // check in a few times a day would.
-    for first in 0..clients.min(tokens.len()) {
-        let patients: Vec<String> = tokens
-            .iter()
-            .skip(first)
-            .step_by(clients)
-            .cloned()
-            .collect();
-        let url = format!("{base}/v1/check-ins");
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut latencies = Vec::new();
-            let mut errors = 0usize;
-            let mut mood = 0;
-            let mut turn = 0usize;
-            while Instant::now() < deadline {
-                mood = (mood + 1) % 11;
-                let token = &patients[turn % patients.len()];
-                turn += 1;
-                let body = json!({
-                    "id": uuid::Uuid::new_v4().to_string(),
-                    "instrument": "daily_mood",
-                    "answers": {"mood": mood, "sleep_hours": sleep_hours(), "anxiety": 3},
-                    "completed_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-                });
-                let t = Instant::now();
-                match client
-                    .post(&url)
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                {
-                    Ok(r) if r.status().as_u16() == 201 => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    gather(started, tasks).await
+    // check in a few times a day would: client `c` for patients c, c + clients, c + 2 clients...
+    let share = move |client: usize, turn: usize| {
+        let own = (tokens.len() - client).div_ceil(clients);
+        tokens[client + (turn % own) * clients].clone()
+    };
+    load(clients, seconds, 201, move |http, client, turn| {
+        let body = json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "instrument": "daily_mood",
+            "answers": {"mood": (turn + 1) % 11, "sleep_hours": sleep_hours(), "anxiety": 3},
+            "completed_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+        });
+        http.post(&url).bearer_auth(share(client, turn)).json(&body)
+    })
+    .await
 }
 
 /// `GET {base}{path}` from `clients` concurrent clients for `seconds`, each on a kept-alive
@@ -243,19 +214,33 @@ pub async fn drive_get(
     clients: usize,
     seconds: u64,
 ) -> anyhow::Result<Figures> {
+    let url = format!("{base}{path}");
+    load(clients, seconds, 200, move |http, _, _| http.get(&url)).await
+}
+
+/// `clients` tasks, each with an HTTP client of its own, sending the request `next` builds (for
+/// that client and its turn) back to back for `seconds`; an answer with status `expected` counts.
+async fn load<F>(clients: usize, seconds: u64, expected: u16, next: F) -> anyhow::Result<Figures>
+where
+    F: Fn(&reqwest::Client, usize, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let next = Arc::new(next);
     let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let url = format!("{base}{path}");
+    for client in 0..clients {
+        let next = next.clone();
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let http = reqwest::Client::new();
             let mut latencies = Vec::new();
             let mut errors = 0usize;
+            let mut turn = 0usize;
             while Instant::now() < deadline {
+                let request = next(&http, client, turn);
+                turn += 1;
                 let t = Instant::now();
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
+                match request.send().await {
+                    Ok(r) if r.status().as_u16() == expected => {
                         let _ = r.bytes().await;
                         latencies.push(t.elapsed());
                     }
