@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zoneinfo
 
 from playwright.sync_api import sync_playwright
 
@@ -61,6 +62,11 @@ class Api:
             "code": code, "email": email, "password": PASSWORD, "display_name": name,
             "timezone": "America/Chicago"})
         return tokens["access_token"]
+
+
+def chicago_now():
+    """The wall-clock time of the patient's zone (America/Chicago), daylight saving included."""
+    return dt.datetime.now(zoneinfo.ZoneInfo("America/Chicago"))
 
 
 def main():
@@ -332,7 +338,7 @@ def main():
             # A daily prompt due now: the check-in window moved to start in a minute, and the
             # server's own workers plan and send it.
             token = patient_token()
-            chicago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)  # December: CST
+            chicago = chicago_now()
             start = (chicago + dt.timedelta(minutes=1)).strftime("%H:%M")
             end = (chicago + dt.timedelta(hours=3)).strftime("%H:%M")
             api.call("PUT", "/v1/me/preferences", token, {
@@ -395,12 +401,17 @@ def main():
             view("settings")
             page.click("button:has-text('Show who read my data')")
             page.wait_for_selector("#access-log, p:has-text('Nobody on the staff')")
-            page.fill("#quiet-start", "22:00")
-            page.fill("#quiet-end", "07:30")
+            # Quiet hours after the check-in window set above (now to three hours on), whatever
+            # the time of day: a window entirely inside the quiet hours is refused.
+            later = chicago_now()
+            quiet = {"start": (later + dt.timedelta(hours=4)).strftime("%H:%M"),
+                     "end": (later + dt.timedelta(hours=5, minutes=30)).strftime("%H:%M")}
+            page.fill("#quiet-start", quiet["start"])
+            page.fill("#quiet-end", quiet["end"])
             page.click("button:has-text('Save preferences')")
             page.wait_for_selector("#status:has-text('Preferences saved')")
             prefs = api.call("GET", "/v1/me/preferences", patient_token())
-            assert prefs["quiet_hours"] == {"start": "22:00", "end": "07:30"}, prefs
+            assert prefs["quiet_hours"] == quiet, prefs
             with page.expect_download() as download:
                 page.click("button:has-text('Download my data')")
             exported = json.loads(open(download.value.path(), encoding="utf-8").read())
