@@ -16,8 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use companion_load::{PASSWORD, spawn_server};
-use serde_json::json;
+use companion_load::{percentile, sign_in_admin, spawn_server};
 
 /// A request that took longer than this waited on something other than the server.
 const STALL: Duration = Duration::from_millis(30);
@@ -41,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         ("COMPANION_LOG".to_owned(), "warn".to_owned()),
     ]);
     let server = spawn_server(&settings).await?;
-    let token = sign_in(&server.base).await?;
+    let token = sign_in_admin(&reqwest::Client::new(), &server.base).await?;
     let paths = [
         ("/health/live", false),
         ("/v1/me", true),
@@ -115,22 +114,6 @@ impl Protocol {
     }
 }
 
-async fn sign_in(base: &str) -> anyhow::Result<String> {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({"email": "load-admin@example.org", "password": PASSWORD}))
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!("signing in failed: {}", response.status());
-    }
-    let body: serde_json::Value = response.json().await?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no access token in the answer")
-}
-
 /// One request; the answer's length.
 async fn fetch(client: &reqwest::Client, url: &str, token: Option<&str>) -> anyhow::Result<usize> {
     let mut request = client.get(url);
@@ -165,8 +148,7 @@ struct Samples(Vec<Duration>);
 
 impl Samples {
     fn percentile(&self, p: f64) -> Duration {
-        let index = ((self.0.len() as f64 * p).ceil() as usize).clamp(1, self.0.len()) - 1;
-        self.0[index]
+        percentile(&self.0, p)
     }
 
     fn max(&self) -> Duration {

@@ -177,17 +177,7 @@ async fn run(
     let (addr, app) = start_app(settings).await?;
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
-    let (_, admin) = post(
-        &client,
-        format!("{base}/v1/auth/login"),
-        None,
-        json!({"email": "load-admin@example.org", "password": PASSWORD}),
-    )
-    .await?;
-    let admin = admin["access_token"]
-        .as_str()
-        .context("admin login")?
-        .to_owned();
+    let admin = companion_load::sign_in_admin(&client, &base).await?;
     let (_, clinic) = post(
         &client,
         format!("{base}/v1/clinics"),

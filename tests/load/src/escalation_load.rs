@@ -90,17 +90,7 @@ async fn run(database_url: &str, signals: usize, load_clients: usize) -> anyhow:
     let (addr, app) = start_app(settings).await?;
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
-    let (_, admin) = post(
-        &client,
-        format!("{base}/v1/auth/login"),
-        None,
-        json!({"email": "load-admin@example.org", "password": PASSWORD}),
-    )
-    .await?;
-    let admin = admin["access_token"]
-        .as_str()
-        .context("admin login")?
-        .to_owned();
+    let admin = companion_load::sign_in_admin(&client, &base).await?;
     let (_, clinic) = post(
         &client,
         format!("{base}/v1/clinics"),
@@ -200,12 +190,7 @@ async fn run(database_url: &str, signals: usize, load_clients: usize) -> anyhow:
         })
         .collect();
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
+    let pct = |p: f64| companion_load::percentile(&latencies, p);
     println!(
         "escalation, PostgreSQL: {} item-9 check-ins -> on-call push: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
          meanwhile {load_clients} clients stored {:.0} check-ins/s",

@@ -116,6 +116,22 @@ pub async fn post(
     Ok((status, body))
 }
 
+/// Signs in as the load tools' organisation admin (created by [`spawn_server`] and
+/// [`start_app`]); returns the access token.
+pub async fn sign_in_admin(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let (_, admin) = post(
+        client,
+        format!("{base}/v1/auth/login"),
+        None,
+        json!({"email": "load-admin@example.org", "password": PASSWORD}),
+    )
+    .await?;
+    Ok(admin["access_token"]
+        .as_str()
+        .context("admin login")?
+        .to_owned())
+}
+
 /// Creates a clinic and `count` enrolled patients; returns their access tokens.
 pub async fn enrol(
     client: &reqwest::Client,
@@ -133,17 +149,7 @@ pub async fn enrol_as(
     count: usize,
     prefix: &str,
 ) -> anyhow::Result<Vec<String>> {
-    let (_, admin) = post(
-        client,
-        format!("{base}/v1/auth/login"),
-        None,
-        json!({"email": "load-admin@example.org", "password": PASSWORD}),
-    )
-    .await?;
-    let admin = admin["access_token"]
-        .as_str()
-        .context("admin login")?
-        .to_owned();
+    let admin = sign_in_admin(client, base).await?;
     let (_, clinic) = post(
         client,
         format!("{base}/v1/clinics"),
@@ -268,19 +274,21 @@ async fn gather(
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
     Ok(Figures {
         requests: latencies.len(),
         errors,
         elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
     })
+}
+
+/// The `p` quantile (0 to 1) of `sorted` latencies; zero when there are none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
+        .copied()
+        .unwrap_or_default()
 }
 
 /// The `companion` server running as its own process (so that its memory is its own).

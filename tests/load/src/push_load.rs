@@ -30,6 +30,7 @@ use companion::jobs::runner::Runner;
 use companion::push::content::PushMessage;
 use companion::push::store::{self as push_store, DeviceRow};
 use companion_fake_push::{FakeFcm, FakeOptions};
+use companion_load::percentile;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
@@ -126,13 +127,6 @@ async fn enqueue(app: &App, device: &DeviceRow, count: usize) -> anyhow::Result<
         .await?;
     app.jobs_enqueued();
     Ok(ids)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted
-        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
-        .copied()
-        .unwrap_or_default()
 }
 
 async fn wait_for(fake: &FakeFcm, count: usize, limit: Duration) -> anyhow::Result<()> {
